@@ -1,0 +1,152 @@
+"""The ``chartledger`` command: local administration of a practice's ledger.
+
+Exit status 0: success; 1: the store failed verification; 2: misuse, with one line saying what
+is wrong. Nothing here prints PHI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from uuid import UUID
+
+from domain.practice import Practice
+from events.config import ConfigError, StoreConfig
+from events.keys import KeyError_
+from events.ledger import (
+    AlreadyInitialised,
+    Ledger,
+    NotInitialised,
+    create_practice_files,
+    record_genesis_key,
+    remove_practice_files,
+)
+from events.rotation import rotate_signing_key
+from events.verification import verify_configured_store
+from verify.__main__ import print_report, progress_printer
+
+EXIT_OK, EXIT_INVALID, EXIT_MISUSE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Misuse: reported as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        print(f"chartledger: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_MISUSE)
+
+
+def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
+    practice, signing_key = create_practice_files(config, options.name)
+    try:
+        ledger = Ledger(config)
+        try:
+            record_genesis_key(ledger, signing_key)
+            ledger.save(Practice(practice_id=UUID(practice["practice_id"]), name=options.name))
+            checkpoint = ledger.checkpointer.issue()
+        finally:
+            ledger.close()
+    except BaseException:
+        # Leave no half-made practice behind: the next init must start clean.
+        remove_practice_files(config)
+        raise
+    print(f"Initialised practice {practice['name']!r} ({practice['practice_id']})")
+    print(f"  store:        {config.display_location()}")
+    print(f"  master key:   {config.master_key_path} (mode 0600)")
+    print(f"  signing key:  {config.signing_key_path(signing_key.key_id)} (mode 0600)")
+    print(f"  key id:       {signing_key.key_id}")
+    print(f"  origin:       {practice['origin']}")
+    print(f"  checkpoint:   size {checkpoint.size}")
+    print(
+        "Back up the keys folder now and keep it apart from the database: without the master "
+        "key no record can be read, and anyone holding it can read them all. Publish the key id "
+        "above so that verifiers can check bundles against it."
+    )
+    return EXIT_OK
+
+
+def cmd_checkpoint(config: StoreConfig, options: argparse.Namespace) -> int:
+    ledger = Ledger(config)
+    try:
+        checkpoint = ledger.checkpointer.issue()
+        with ledger.db.read() as c:
+            c.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (checkpoint.size,))
+            row = c.fetchone()
+    finally:
+        ledger.close()
+    assert row is not None
+    sys.stdout.write(bytes(row[0]).decode())
+    return EXIT_OK
+
+
+def cmd_verify(config: StoreConfig, options: argparse.Namespace) -> int:
+    ledger = Ledger(config)
+    try:
+        report, opened, disposed = verify_configured_store(
+            ledger, options.trusted_key, progress_printer("verifying")
+        )
+    finally:
+        ledger.close()
+    code = print_report(config.display_location(), report)
+    print(f"payloads: {opened} opened and matching their commitments, {disposed} disposed")
+    return code
+
+
+def cmd_rotate_key(config: StoreConfig, options: argparse.Namespace) -> int:
+    ledger = Ledger(config)
+    try:
+        statement = rotate_signing_key(ledger)
+        ledger.checkpointer.issue()
+    finally:
+        ledger.close()
+    print(f"New signing key {statement.key_id} in force from tree size {statement.from_size}")
+    print(f"  file: {config.signing_key_path(statement.key_id)} (mode 0600); back it up.")
+    return EXIT_OK
+
+
+def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(config)
+    print(f"Chartledger API on http://{options.host}:{options.port}/docs", flush=True)
+    uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chartledger", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    init = commands.add_parser("init", help="create a practice, its keys and its store")
+    init.add_argument("--name", default="My Practice", help="the practice's name")
+    init.set_defaults(run=cmd_init)
+    checkpoint = commands.add_parser("checkpoint", help="issue a signed checkpoint and print it")
+    checkpoint.set_defaults(run=cmd_checkpoint)
+    verify = commands.add_parser("verify", help="check the configured store, payloads included")
+    verify.add_argument("--trusted-key", help="key id the key history must start with")
+    verify.set_defaults(run=cmd_verify)
+    rotate = commands.add_parser("rotate-key", help="rotate the checkpoint signing key")
+    rotate.set_defaults(run=cmd_rotate_key)
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+    return parser
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    options = build_parser().parse_args(args)
+    try:
+        config = StoreConfig.from_env()
+        return options.run(config, options)
+    except (ConfigError, NotInitialised, AlreadyInitialised, KeyError_, UsageError) as e:
+        print(f"chartledger: error: {e}", file=sys.stderr)
+        return EXIT_MISUSE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

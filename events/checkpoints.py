@@ -1,0 +1,97 @@
+"""Issuing signed checkpoints (§8): every N events, every T seconds, and on demand."""
+
+from __future__ import annotations
+
+import time as clock
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from events.db import Cursor, Database
+from events.keys import SigningKey
+from events.log import MerkleLog, subject_heads, subject_heads_root, tree_size
+from verify.canonical import format_timestamp
+from verify.checkpoint import UnverifiedCheckpoint, format_body, format_note, parse_note
+from verify.keyhistory import parse_statement
+
+DEFAULT_EVERY_EVENTS = 1000
+DEFAULT_EVERY_SECONDS = 60.0
+
+
+def latest_checkpoint(cursor: Cursor) -> UnverifiedCheckpoint | None:
+    cursor.execute("SELECT note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
+    row = cursor.fetchone()
+    return None if row is None else parse_note(bytes(row[0]))
+
+
+def checkpoint_at(cursor: Cursor, size: int) -> UnverifiedCheckpoint | None:
+    cursor.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (size,))
+    row = cursor.fetchone()
+    return None if row is None else parse_note(bytes(row[0]))
+
+
+def current_key_id(cursor: Cursor) -> str:
+    cursor.execute("SELECT statement FROM ledger_keys ORDER BY seq DESC LIMIT 1")
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the key history is empty: run chartledger init")
+    return parse_statement(bytes(row[0])).key_id
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        db: Database,
+        origin: str,
+        load_key: Callable[[str], SigningKey],
+        every_events: int = DEFAULT_EVERY_EVENTS,
+        every_seconds: float = DEFAULT_EVERY_SECONDS,
+    ) -> None:
+        self._db = db
+        self.origin = origin
+        self._load_key = load_key
+        self.every_events = every_events
+        self.every_seconds = every_seconds
+        self._log = MerkleLog(db)
+        self._last_size: int | None = None
+        self._last_time = clock.monotonic()
+
+    def issue(self, at: datetime | None = None) -> UnverifiedCheckpoint:
+        """Sign the log as it stands now (or return the checkpoint already at this size)."""
+        with self._db.read() as c:
+            size = tree_size(c)
+            existing = checkpoint_at(c, size)
+            if existing is not None:
+                self._note_issued(size)
+                return existing
+            # The key in force is read in the same snapshot as the size, so a rotation
+            # committed by another process is either wholly before or wholly after.
+            key = self._load_key(current_key_id(c))
+            root = self._log.root_at(c, size)
+            heads_root = subject_heads_root(subject_heads(c, size))
+        moment = format_timestamp(at or datetime.now(UTC))
+        body = format_body(self.origin, size, root, heads_root, moment, key.key_id)
+        note = format_note(body, self.origin, key.note_key_hash(self.origin), key.sign(body))
+        with self._db.write(lock=False) as c:
+            insert = "INSERT INTO ledger_checkpoints (size, note) VALUES (?, ?)"
+            c.execute(insert + " ON CONFLICT (size) DO NOTHING", (size, note))
+        self._note_issued(size)
+        with self._db.read() as c:
+            stored = checkpoint_at(c, size)
+        assert stored is not None
+        return stored
+
+    def maybe_issue(self, size: int) -> UnverifiedCheckpoint | None:
+        """Issue when N events or T seconds have passed since the last checkpoint."""
+        if self._last_size is None:
+            with self._db.read() as c:
+                last = latest_checkpoint(c)
+            self._last_size = last.size if last else 0
+        due_by_count = size - self._last_size >= self.every_events
+        due_by_time = clock.monotonic() - self._last_time >= self.every_seconds
+        if size > self._last_size and (due_by_count or due_by_time):
+            return self.issue()
+        return None
+
+    def _note_issued(self, size: int) -> None:
+        self._last_size = max(size, self._last_size or 0)
+        self._last_time = clock.monotonic()

@@ -1,0 +1,127 @@
+"""One small SQL interface over eventsourcing's SQLite and PostgreSQL datastores.
+
+Ledger SQL is written once with ``?`` placeholders and tuple rows; the PostgreSQL side rewrites
+the placeholders. Writes take the store's writer lock at BEGIN, so positions are handed out in
+commit order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, Protocol
+
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
+
+Dialect = Literal["sqlite", "postgres"]
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+class _PgCursor:
+    """A psycopg cursor that takes ``?`` placeholders."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        # No params means no placeholder parsing, so DDL may contain a literal %.
+        return self._cursor.execute(sql.replace("?", "%s") if params else sql, params or None)
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
+        return self._cursor.executemany(sql.replace("?", "%s"), params)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall()
+
+
+class Database:
+    """Transactions on the ledger's store, whichever it is."""
+
+    def __init__(self, datastore: SQLiteDatastore | PostgresDatastore) -> None:
+        self.datastore = datastore
+        self.dialect: Dialect = "sqlite" if isinstance(datastore, SQLiteDatastore) else "postgres"
+
+    @property
+    def schema(self) -> str:
+        return getattr(self.datastore, "schema", "main")
+
+    @contextmanager
+    def write(self, lock: bool = True) -> Iterator[Cursor]:
+        """A transaction holding the writer lock (when ``lock``): commit on success."""
+        if self.dialect == "sqlite":
+            with self._sqlite(writer=True, begin="BEGIN IMMEDIATE" if lock else "BEGIN") as c:
+                yield c
+        else:
+            with self._postgres(lock=lock) as c:
+                yield c
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """A read-only transaction: one consistent snapshot."""
+        if self.dialect == "sqlite":
+            with self._sqlite(writer=False, begin="BEGIN") as c:
+                yield c
+        else:
+            with self._postgres(lock=False, read_only=True) as c:
+                yield c
+
+    @contextmanager
+    def _sqlite(self, writer: bool, begin: str) -> Iterator[Cursor]:
+        assert isinstance(self.datastore, SQLiteDatastore)
+        with self.datastore.get_connection(commit=writer) as conn:
+            raw = conn._sqlite_conn
+            cursor = raw.cursor()
+            cursor.execute(begin)
+            try:
+                yield cursor
+            except BaseException:
+                raw.rollback()
+                raise
+            if writer:
+                raw.commit()
+            else:
+                raw.rollback()
+
+    @contextmanager
+    def _postgres(self, lock: bool, read_only: bool = False) -> Iterator[Cursor]:
+        assert isinstance(self.datastore, PostgresDatastore)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(force_rollback=read_only),
+            conn.cursor(row_factory=tuple_row) as cursor,
+        ):
+            if lock:
+                lock_pg_writer(cursor, self.datastore)
+            else:
+                use_schema(cursor, self.datastore)
+            yield _PgCursor(cursor)
+
+
+def use_schema(cursor: Any, datastore: PostgresDatastore) -> None:
+    """Ledger SQL names tables unqualified; this transaction resolves them in the store's schema."""
+    cursor.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(datastore.schema)))
+
+
+def lock_pg_writer(cursor: Any, datastore: PostgresDatastore) -> None:
+    """eventsourcing's writer lock: serialises inserts so positions follow commit order.
+
+    Sent as one simple query, so the lock costs one round trip like eventsourcing's own.
+    """
+    cursor.execute(
+        SQL(
+            "SET LOCAL lock_timeout = '{0}s'; SET LOCAL search_path TO {1}; "
+            "LOCK TABLE {1}.{2} IN EXCLUSIVE MODE"
+        ).format(datastore.lock_timeout, Identifier(datastore.schema), Identifier("stored_events"))
+    )

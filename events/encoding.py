@@ -1,0 +1,159 @@
+"""Domain events ↔ stored records (LEDGER_FORMAT.md §4): header, commitment, sealed payload.
+
+The bytes produced here are the bytes hashed, stored and later produced; reading never rewrites
+them. Old event versions are upcast in memory only (eventsourcing's ``upcast_vN_vN+1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic, resolve_topic
+
+from events import context
+from events.sealing import DataKeys, SealError, seal, unseal
+from verify.canonical import decode, encode, format_timestamp, parse_timestamp
+from verify.hashing import commitment, event_digest, sha256
+from verify.records import PRACTICE_KEY, parse_header, split_record
+
+TYPE, DATA = "_type_", "_data_"
+
+
+class CanonicalTranscoder(Transcoder):
+    """Canonical msgpack with tagged UUID, Decimal, datetime, date and tuple values (§4.2)."""
+
+    def encode(self, obj: Any) -> bytes:
+        return encode(_to_plain(obj))
+
+    def decode(self, data: bytes) -> Any:
+        return _from_plain(decode(data))
+
+
+def _to_plain(obj: Any) -> Any:
+    kind = type(obj)
+    if kind is dict:
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if kind is list:
+        return [_to_plain(v) for v in obj]
+    if kind is tuple:
+        return {TYPE: "tuple", DATA: [_to_plain(v) for v in obj]}
+    if isinstance(obj, UUID):
+        return {TYPE: "uuid", DATA: str(obj)}
+    if kind is Decimal:
+        return {TYPE: "decimal", DATA: str(obj)}
+    if kind is datetime:
+        return {TYPE: "datetime", DATA: format_timestamp(obj)}
+    if kind is date:
+        return {TYPE: "date", DATA: obj.isoformat()}
+    return obj
+
+
+_DECODERS = {
+    "tuple": lambda d: tuple(_from_plain(v) for v in d),
+    "uuid": UUID,
+    "decimal": Decimal,
+    "datetime": parse_timestamp,
+    "date": date.fromisoformat,
+}
+
+
+def _from_plain(obj: Any) -> Any:
+    if type(obj) is dict:
+        if len(obj) == 2 and TYPE in obj and DATA in obj:
+            return _DECODERS[obj[TYPE]](obj[DATA])
+        return {k: _from_plain(v) for k, v in obj.items()}
+    if type(obj) is list:
+        return [_from_plain(v) for v in obj]
+    return obj
+
+
+@dataclass(frozen=True)
+class LedgerStoredEvent(StoredEvent):
+    """A stored event plus what the recorder needs to build its leaf without re-decoding."""
+
+    subjects: tuple[str, ...] = ()
+    digest: bytes = b""
+
+
+def subjects_of(event: Any) -> tuple[str, ...]:
+    """The subjects an event concerns: its ``ledger_subjects()`` or ``subjects``, sorted."""
+    hook = getattr(event, "ledger_subjects", None)
+    found = hook() if callable(hook) else getattr(event, "subjects", ())
+    return tuple(sorted(set(found), key=str.encode))
+
+
+class LedgerMapper(Mapper[UUID]):
+    def __init__(self, transcoder: Transcoder, data_keys: DataKeys) -> None:
+        super().__init__(transcoder=transcoder)
+        self.data_keys = data_keys
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> LedgerStoredEvent:
+        state = dict(vars(domain_event))
+        stream = str(state.pop("originator_id"))
+        version = state.pop("originator_version")
+        recorded = format_timestamp(state.pop("timestamp"))
+        original = state.pop("original_time", None)
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        subjects = subjects_of(domain_event)
+        key_subject = subjects[0] if subjects else PRACTICE_KEY
+        payload = self.transcoder.encode(state)
+        bound, sealed = seal(self.data_keys.get_or_create(key_subject), stream, version, payload)
+        acting = context.current()
+        topic = get_topic(type(domain_event))
+        header = encode(
+            {
+                "key": key_subject,
+                "type": topic,
+                "actor": acting.actor,
+                "format": 1,
+                "sealed": sha256(sealed),
+                "stream": stream,
+                "session": acting.session,
+                "version": version,
+                "original": original,
+                "recorded": recorded,
+                "subjects": list(subjects),
+                "commitment": bound,
+            }
+        )
+        return LedgerStoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=version,
+            topic=topic,
+            state=encode({"header": header, "sealed": sealed}),
+            subjects=subjects,
+            digest=event_digest(header),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        header_bytes, sealed = split_record(stored_event.state)
+        header = parse_header(header_bytes)
+        if sha256(sealed) != header.sealed:
+            raise SealError(f"sealed payload of {header.stream} v{header.version} was altered")
+        data_key = self.data_keys.get(header.key)
+        salt, payload = unseal(data_key, header.stream, header.version, sealed)
+        if commitment(salt, payload) != header.commitment:
+            raise SealError(f"payload of {header.stream} v{header.version} breaks its commitment")
+        state: dict[str, Any] = self.transcoder.decode(payload)
+        cls = resolve_topic(stored_event.topic)
+        state["originator_id"] = UUID(header.stream)
+        state["originator_version"] = header.version
+        state["timestamp"] = parse_timestamp(header.recorded)
+        if header.original is not None:
+            state["original_time"] = header.original
+        class_version = getattr(cls, "class_version", 1)
+        from_version = state.pop("class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event

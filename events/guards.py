@@ -1,0 +1,92 @@
+"""Database-level refusal of UPDATE, DELETE and TRUNCATE on ledger tables (DESIGN rule 1).
+
+The application never issues them; the triggers make the database refuse them too, so only
+someone who first drops the triggers (the schema owner, not the writer role) can tamper, and
+the hashes catch that.
+"""
+
+from __future__ import annotations
+
+from events.db import Cursor, Dialect
+from events.schema import APPEND_ONLY_TABLES
+
+WRITER_ROLE = "chartledger_writer"
+
+
+def _sqlite_statements() -> list[str]:
+    statements = []
+    for table in APPEND_ONLY_TABLES:
+        for action in ("UPDATE", "DELETE"):
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_{action.lower()} "
+                f"BEFORE {action} ON {table} BEGIN "
+                f"SELECT RAISE(ABORT, 'chartledger: {table} is append-only, {action} refused'); "
+                f"END"
+            )
+    statements.append(
+        "CREATE TRIGGER IF NOT EXISTS ledger_data_keys_refuse_update "
+        "BEFORE UPDATE ON ledger_data_keys BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: data keys are never rewritten, UPDATE refused'); END"
+    )
+    statements.append(
+        "CREATE TRIGGER IF NOT EXISTS stored_events_require_leaf "
+        "BEFORE INSERT ON stored_events WHEN NOT EXISTS (SELECT 1 FROM ledger_leaves "
+        "WHERE stream = NEW.originator_id AND version = NEW.originator_version) BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: an event without its ledger leaf is refused'); END"
+    )
+    return statements
+
+
+def _postgres_statements(schema: str) -> list[str]:
+    s = f'"{schema}"'
+    statements = [
+        f"CREATE OR REPLACE FUNCTION {s}.chartledger_refuse() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
+        "'chartledger: % is append-only, % refused', TG_TABLE_NAME, TG_OP "
+        "USING ERRCODE = 'insufficient_privilege'; END $$",
+        f"CREATE OR REPLACE FUNCTION {s}.chartledger_require_leaf() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NOT EXISTS (SELECT 1 FROM {s}.ledger_leaves WHERE stream = NEW.originator_id "
+        "AND version = NEW.originator_version) THEN RAISE EXCEPTION "
+        "'chartledger: an event without its ledger leaf is refused' "
+        "USING ERRCODE = 'integrity_constraint_violation'; END IF; RETURN NEW; END $$",
+    ]
+    for table in APPEND_ONLY_TABLES:
+        statements.append(
+            f"CREATE OR REPLACE TRIGGER {table}_refuse_change BEFORE UPDATE OR DELETE "
+            f"ON {s}.{table} FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse()"
+        )
+        statements.append(
+            f"CREATE OR REPLACE TRIGGER {table}_refuse_truncate BEFORE TRUNCATE "
+            f"ON {s}.{table} FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()"
+        )
+    statements += [
+        f"CREATE OR REPLACE TRIGGER ledger_data_keys_refuse_update BEFORE UPDATE "
+        f"ON {s}.ledger_data_keys FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse()",
+        f"CREATE OR REPLACE TRIGGER stored_events_require_leaf BEFORE INSERT "
+        f"ON {s}.stored_events FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_require_leaf()",
+    ]
+    return statements
+
+
+def writer_role_statements(schema: str) -> list[str]:
+    """The role the application writes as: it owns nothing, so it cannot drop the triggers."""
+    s = f'"{schema}"'
+    return [
+        f"DO $$ BEGIN CREATE ROLE {WRITER_ROLE} NOLOGIN; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+        f"GRANT USAGE ON SCHEMA {s} TO {WRITER_ROLE}",
+        # UPDATE only because LOCK TABLE ... IN EXCLUSIVE MODE demands it; the triggers refuse it.
+        f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {s} TO {WRITER_ROLE}",
+        f"GRANT DELETE ON {s}.ledger_data_keys TO {WRITER_ROLE}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {WRITER_ROLE}",
+    ]
+
+
+def install_guards(cursor: Cursor, dialect: Dialect, schema: str) -> None:
+    if dialect == "sqlite":
+        for statement in _sqlite_statements():
+            cursor.execute(statement)
+    else:
+        for statement in _postgres_statements(schema) + writer_role_statements(schema):
+            cursor.execute(statement)

@@ -1,0 +1,105 @@
+"""Key material: the master key, Ed25519 signing keys, and the primitives that use them.
+
+Only this module and verify/signing.py import cryptography.hazmat. Key files are written with
+mode 0600 and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from verify.signing import key_id, note_key_hash
+
+KEY_SIZE = 32
+
+
+class KeyError_(ValueError):
+    """Key material is missing, malformed, or does not fit."""
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 from the start (never world-readable, even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def new_master_key() -> bytes:
+    return os.urandom(KEY_SIZE)
+
+
+def read_master_key(path: Path) -> bytes:
+    data = path.read_bytes()
+    if len(data) != KEY_SIZE:
+        raise KeyError_(f"master key file {path} is {len(data)} bytes, want {KEY_SIZE}")
+    return data
+
+
+def wrap_key(master_key: bytes, data_key: bytes) -> bytes:
+    """AES Key Wrap (RFC 3394)."""
+    return aes_key_wrap(master_key, data_key)
+
+
+def unwrap_key(master_key: bytes, wrapped: bytes) -> bytes:
+    try:
+        return aes_key_unwrap(master_key, wrapped)
+    except InvalidUnwrap:
+        raise KeyError_("a data key does not unwrap under this master key") from None
+
+
+def aead_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    return AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def aead_open(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes | None:
+    """The plaintext, or None when the ciphertext, nonce or aad were altered."""
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, aad)
+    except InvalidTag:
+        return None
+
+
+class SigningKey:
+    """An Ed25519 key that signs checkpoints and key statements for one origin."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._private = private_key
+        self.public_key = private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.key_id = key_id(self.public_key)
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def load(cls, path: Path) -> SigningKey:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyError_(f"{path} is not an Ed25519 private key")
+        return cls(key)
+
+    def save(self, path: Path) -> None:
+        write_secret(
+            path,
+            self._private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        return self._private.sign(message)
+
+    def note_key_hash(self, origin: str) -> bytes:
+        return note_key_hash(origin, self.public_key)

@@ -1,0 +1,149 @@
+"""The ledger application: eventsourcing's Application wired to the ledger's mapper and recorders.
+
+Everything appended through ``Ledger.save`` is sealed, hashed, linked and logged in one
+transaction; checkpoints follow on the configured cadence.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper
+
+from events.checkpoints import Checkpointer
+from events.config import StoreConfig
+from events.db import Cursor, Database
+from events.encoding import CanonicalTranscoder, LedgerMapper
+from events.keys import SigningKey, new_master_key, read_master_key, write_secret
+from events.sealing import DataKeys
+from verify.canonical import format_timestamp
+from verify.keyhistory import KeyStatement, parse_statement, statement_bytes
+
+
+class NotInitialised(LookupError):
+    """No practice has been initialised at the configured home."""
+
+
+class AlreadyInitialised(FileExistsError):
+    """``init`` would overwrite an existing practice or store."""
+
+
+class Ledger(Application):
+    name = "Chartledger"
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        every_events: int | None = None,
+        every_seconds: float | None = None,
+    ) -> None:
+        self.config = config
+        if not config.practice_path.exists():
+            raise NotInitialised(f"no practice at {config.home}: run `chartledger init` first")
+        self.practice = json.loads(config.practice_path.read_text())
+        self.origin: str = self.practice["origin"]
+        self.master_key = read_master_key(config.master_key_path)
+        super().__init__(env=config.eventsourcing_env())
+        self.db = Database(self.factory.datastore)  # type: ignore[attr-defined]
+        self.checkpointer = Checkpointer(
+            self.db,
+            self.origin,
+            self.signing_key,
+            **{
+                k: v
+                for k, v in (("every_events", every_events), ("every_seconds", every_seconds))
+                if v is not None
+            },
+        )
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        db = Database(self.factory.datastore)  # type: ignore[attr-defined]
+        self.data_keys = DataKeys(db, self.master_key)
+        return LedgerMapper(CanonicalTranscoder(), self.data_keys)
+
+    def signing_key(self, key_id: str) -> SigningKey:
+        path = self.config.signing_key_path(key_id)
+        if not path.exists():
+            raise NotInitialised(f"signing key {key_id[:16]}… is not in {self.config.keys_dir}")
+        return SigningKey.load(path)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Append, then issue a checkpoint if one is due."""
+        positions: list[int] = []
+        inner: Callable[[Cursor, list[int]], None] | None = kwargs.pop("after_append", None)
+
+        def after_append(cursor: Cursor, appended: list[int]) -> None:
+            positions.extend(appended)
+            if inner is not None:
+                inner(cursor, appended)
+
+        recordings = super().save(*objs, after_append=after_append, **kwargs)
+        if positions:
+            self.checkpointer.maybe_issue(positions[-1] + 1)
+        return recordings
+
+    def key_history(self) -> list[KeyStatement]:
+        with self.db.read() as c:
+            c.execute("SELECT statement FROM ledger_keys ORDER BY seq")
+            return [parse_statement(bytes(row[0])) for row in c.fetchall()]
+
+
+def create_practice_files(config: StoreConfig, name: str) -> tuple[dict[str, str], SigningKey]:
+    """Create the home, the master key, the first signing key and practice.json (all 0600)."""
+    if config.practice_path.exists() or config.master_key_path.exists():
+        raise AlreadyInitialised(f"a practice already exists at {config.home}")
+    config.home.mkdir(parents=True, exist_ok=True)
+    practice_id = str(uuid.uuid4())
+    practice = {
+        "practice_id": practice_id,
+        "name": name,
+        "origin": f"chartledger.local/{practice_id}",
+        "created": format_timestamp(datetime.now(UTC)),
+        "store": "postgresql" if config.database_url else "sqlite",
+    }
+    write_secret(config.master_key_path, new_master_key())
+    signing_key = SigningKey.generate()
+    signing_key.save(config.signing_key_path(signing_key.key_id))
+    write_secret(config.practice_path, json.dumps(practice, indent=2).encode() + b"\n")
+    return practice, signing_key
+
+
+def record_genesis_key(ledger: Ledger, signing_key: SigningKey) -> KeyStatement:
+    """Statement 0 of the key history: the first key, self-signed, in force from size 0."""
+    statement = KeyStatement(
+        seq=0,
+        key_id=signing_key.key_id,
+        public_key=signing_key.public_key,
+        previous=None,
+        from_size=0,
+        time=format_timestamp(datetime.now(UTC)),
+        origin=ledger.origin,
+    )
+    data = statement_bytes(statement)
+    with ledger.db.write() as c:
+        c.execute("SELECT COUNT(*) FROM ledger_keys")
+        row = c.fetchone()
+        if row is not None and row[0] > 0:
+            raise AlreadyInitialised("this database already holds a practice's key history")
+        c.execute(
+            "INSERT INTO ledger_keys (seq, statement, signature_self, signature_prev) "
+            "VALUES (?, ?, ?, NULL)",
+            (0, data, signing_key.sign(data)),
+        )
+    return statement
+
+
+def remove_practice_files(config: StoreConfig) -> None:
+    """Undo ``create_practice_files`` after a failed init (the SQLite file included)."""
+    for path in [config.practice_path, config.master_key_path, config.sqlite_path]:
+        path.unlink(missing_ok=True)
+    for path in config.keys_dir.glob("signing-*.pem"):
+        path.unlink()
+    for suffix in ("-wal", "-shm"):
+        config.sqlite_path.with_name(config.sqlite_path.name + suffix).unlink(missing_ok=True)

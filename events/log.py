@@ -1,0 +1,76 @@
+"""Reading the global Merkle log: sizes, roots, subject heads and proofs (§6, §7)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from events.db import Cursor, Database
+from verify.compact import CompactRange
+from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
+from verify.records import head_bytes
+
+BATCH = 10_000
+
+
+def tree_size(cursor: Cursor) -> int:
+    cursor.execute("SELECT MAX(position) FROM ledger_leaves")
+    row = cursor.fetchone()
+    return 0 if row is None or row[0] is None else row[0] + 1
+
+
+def iter_leaves(cursor: Cursor, start: int, stop: int) -> Iterator[bytes]:
+    """Leaf bytes for positions [start, stop), in batches to bound memory."""
+    while start < stop:
+        end = min(stop, start + BATCH)
+        cursor.execute(
+            "SELECT leaf FROM ledger_leaves WHERE position >= ? AND position < ? ORDER BY position",
+            (start, end),
+        )
+        for (leaf,) in cursor.fetchall():
+            yield bytes(leaf)
+        start = end
+
+
+def subject_heads(cursor: Cursor, size: int) -> list[tuple[str, int, int]]:
+    """Every subject's [subject, seq, position] below ``size``, sorted by UTF-8 bytes."""
+    cursor.execute(
+        "SELECT subject, MAX(seq), MAX(position) FROM ledger_links WHERE position < ? "
+        "GROUP BY subject",
+        (size,),
+    )
+    heads = [(s, seq, pos) for s, seq, pos in cursor.fetchall()]
+    heads.sort(key=lambda h: h[0].encode())
+    return heads
+
+
+def subject_heads_root(heads: list[tuple[str, int, int]]) -> bytes:
+    return root_from_leaf_hashes([leaf_hash(head_bytes(*h)) for h in heads])
+
+
+class MerkleLog:
+    """Roots of the log at growing sizes, extended incrementally from a cached compact range."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._range = CompactRange()
+        self._lock = threading.Lock()
+
+    def root_at(self, cursor: Cursor, size: int) -> bytes:
+        with self._lock:
+            if size < self._range.size:
+                # An older size than we have cached: recompute from scratch (rare).
+                return root_from_leaf_hashes(
+                    [leaf_hash(leaf) for leaf in iter_leaves(cursor, 0, size)]
+                )
+            for leaf in iter_leaves(cursor, self._range.size, size):
+                self._range.append(leaf_hash(leaf))
+            return self._range.root()
+
+
+def leaf_hashes(cursor: Cursor, size: int) -> list[bytes]:
+    return [leaf_hash(leaf) for leaf in iter_leaves(cursor, 0, size)]
+
+
+def inclusion_proof(cursor: Cursor, position: int, size: int) -> list[bytes]:
+    return inclusion_proof_from_hashes(position, leaf_hashes(cursor, size))

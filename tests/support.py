@@ -1,0 +1,56 @@
+"""Small aggregates for exercising the ledger without the clinical domain."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from eventsourcing.domain import Aggregate, event
+
+from api.cli import main as cli_main
+from events.config import StoreConfig
+from events.ledger import Ledger
+
+
+class Chart(Aggregate):
+    """A stand-in record: each event concerns the subjects it names."""
+
+    @event("Opened")
+    def __init__(self, subjects: tuple[str, ...], text: str) -> None:
+        self.texts = [text]
+
+    @event("Noted")
+    def note(self, subjects: tuple[str, ...], text: str) -> None:
+        self.texts.append(text)
+
+
+def patient() -> str:
+    return f"patient:{uuid4()}"
+
+
+def user() -> str:
+    return f"user:{uuid4()}"
+
+
+def init_practice(config: StoreConfig, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Run `chartledger init` for ``config`` exactly as a user would."""
+    set_env(config, monkeypatch)
+    assert cli_main(["init", "--name", "Test Practice"]) == 0
+
+
+def set_env(config: StoreConfig, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CHARTLEDGER_HOME", str(config.home))
+    if config.database_url:
+        monkeypatch.setenv("CHARTLEDGER_DATABASE_URL", config.database_url)
+    else:
+        monkeypatch.delenv("CHARTLEDGER_DATABASE_URL", raising=False)
+
+
+def append_charts(ledger: Ledger, subjects: list[str], events_per_chart: int = 3) -> list[Chart]:
+    charts = []
+    for subject in subjects:
+        chart = Chart(subjects=(subject,), text="opened")
+        for i in range(events_per_chart - 1):
+            chart.note(subjects=(subject,), text=f"note {i}")
+        ledger.save(chart)
+        charts.append(chart)
+    return charts

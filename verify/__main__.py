@@ -1,0 +1,79 @@
+"""python -m verify: check a Chartledger store against docs/LEDGER_FORMAT.md.
+
+Exit status 0: valid; 1: invalid; 2: misuse (bad arguments, unreadable input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from verify.errors import VerificationError
+from verify.hashing import short
+from verify.store import StoreReport, check_store, open_store
+
+EXIT_OK, EXIT_INVALID, EXIT_MISUSE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_MISUSE)
+
+
+def progress_printer(label: str, stream=sys.stderr):  # type: ignore[no-untyped-def]
+    """A progress line on a terminal; nothing when output is redirected."""
+    if not stream.isatty():
+        return None
+    step = {"last": -1}
+
+    def show(done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        if percent != step["last"]:
+            step["last"] = percent
+            end = "\n" if done >= total else ""
+            stream.write(f"\r{label}: {done}/{total} leaves ({percent}%){end}")
+            stream.flush()
+
+    return show
+
+
+def print_report(location: str, report: StoreReport) -> int:
+    for problem in report.problems:
+        print(problem.line())
+    if report.ok:
+        print(
+            f"OK: {location}: {report.size} leaves, {report.events} events, "
+            f"{report.checkpoints} checkpoints, {report.keys} keys, root {short(report.root)}"
+        )
+        return EXIT_OK
+    print(f"FAIL: {location}: {len(report.problems)} problems")
+    return EXIT_INVALID
+
+
+def main(args: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m verify", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    store = commands.add_parser("store", help="check a live store from its raw tables")
+    where = store.add_mutually_exclusive_group(required=True)
+    where.add_argument("--database-url", help="postgresql://user@host/db[?schema=s]")
+    where.add_argument("--sqlite", help="path of a Chartledger SQLite file")
+    store.add_argument("--trusted-key", help="key id (hex) the key history must start with")
+    options = parser.parse_args(args)
+
+    location = options.database_url or options.sqlite
+    try:
+        raw = open_store(location)
+    except VerificationError as e:
+        print(f"python -m verify: error: {e}", file=sys.stderr)
+        return EXIT_MISUSE
+    try:
+        report = check_store(raw, options.trusted_key, progress_printer("verifying"))
+    finally:
+        raw.close()
+    shown = location if options.sqlite else "postgresql store"
+    return print_report(shown, report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

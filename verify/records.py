@@ -1,0 +1,137 @@
+"""Parse and check the shapes of §4 and §5: stored records, headers and leaves.
+
+Parsed values are plain tuples and dicts; ``unverified_`` names what has been parsed but whose
+hashes have not yet been checked against anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from verify.canonical import decode, encode, parse_timestamp
+from verify.errors import MalformedInput
+
+FORMAT_VERSION = 1
+HEADER_KEYS = (
+    "key", "type", "actor", "format", "sealed", "stream", "session",
+    "version", "original", "recorded", "subjects", "commitment",
+)  # fmt: skip
+SUBJECT_RE = re.compile(r"\A(patient|user):[0-9a-z-]{1,64}\Z")
+STREAM_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+PRACTICE_KEY = "practice"
+
+Link = tuple[str, int, int | None]
+
+
+class Header(NamedTuple):
+    type: str
+    stream: str
+    version: int
+    actor: str | None
+    session: str | None
+    recorded: str
+    original: str | None
+    subjects: tuple[str, ...]
+    key: str
+    commitment: bytes
+    sealed: bytes
+
+
+class Leaf(NamedTuple):
+    event: bytes
+    links: tuple[Link, ...]
+
+
+def split_record(state: bytes) -> tuple[bytes, bytes]:
+    """The stored record (§4.4) → (header bytes, sealed payload)."""
+    record = decode(state)
+    if type(record) is not dict or list(record) != ["header", "sealed"]:
+        raise MalformedInput("stored record is not a map of exactly header and sealed")
+    header, sealed = record["header"], record["sealed"]
+    if type(header) is not bytes or type(sealed) is not bytes:
+        raise MalformedInput("stored record's header and sealed must be bytes")
+    return header, sealed
+
+
+def _hash32(value: Any, name: str) -> bytes:
+    if type(value) is not bytes or len(value) != 32:
+        raise MalformedInput(f"header {name} must be 32 bytes")
+    return value
+
+
+def _optional_text(value: Any, name: str) -> str | None:
+    if value is not None and type(value) is not str:
+        raise MalformedInput(f"header {name} must be text or nil")
+    return value
+
+
+def parse_header(header_bytes: bytes) -> Header:
+    """Header bytes (§4.1) → Header, refusing any other shape."""
+    h = decode(header_bytes)
+    if type(h) is not dict or tuple(h) != HEADER_KEYS:
+        raise MalformedInput("header does not have exactly the twelve keys of format 1")
+    if h["format"] != FORMAT_VERSION:
+        raise MalformedInput(f"header format {h['format']!r} is not {FORMAT_VERSION}")
+    if type(h["type"]) is not str or not h["type"]:
+        raise MalformedInput("header type must be non-empty text")
+    if type(h["stream"]) is not str or not STREAM_RE.match(h["stream"]):
+        raise MalformedInput(f"header stream {h['stream']!r} is not a lowercase UUID")
+    if type(h["version"]) is not int or h["version"] < 1:
+        raise MalformedInput(f"header version {h['version']!r} is not a positive integer")
+    parse_timestamp(h["recorded"])
+    subjects = h["subjects"]
+    if type(subjects) is not list or not all(
+        type(s) is str and SUBJECT_RE.match(s) for s in subjects
+    ):
+        raise MalformedInput("header subjects must be a list of patient:/user: identifiers")
+    if [s.encode() for s in subjects] != sorted({s.encode() for s in subjects}):
+        raise MalformedInput("header subjects must be distinct and in ascending order")
+    if h["key"] != PRACTICE_KEY and h["key"] not in subjects:
+        raise MalformedInput(f"header key {h['key']!r} is neither practice nor a subject")
+    return Header(
+        type=h["type"],
+        stream=h["stream"],
+        version=h["version"],
+        actor=_optional_text(h["actor"], "actor"),
+        session=_optional_text(h["session"], "session"),
+        recorded=h["recorded"],
+        original=_optional_text(h["original"], "original"),
+        subjects=tuple(subjects),
+        key=h["key"],
+        commitment=_hash32(h["commitment"], "commitment"),
+        sealed=_hash32(h["sealed"], "sealed"),
+    )
+
+
+def parse_leaf(leaf_bytes: bytes) -> Leaf:
+    """Leaf bytes (§5) → Leaf."""
+    leaf = decode(leaf_bytes)
+    if type(leaf) is not dict or list(leaf) != ["event", "links"]:
+        raise MalformedInput("leaf is not a map of exactly event and links")
+    event = leaf["event"]
+    if type(event) is not bytes or len(event) != 32:
+        raise MalformedInput("leaf event must be a 32-byte digest")
+    links: list[Link] = []
+    for link in leaf["links"] if type(leaf["links"]) is list else [None]:
+        if (
+            type(link) is not list
+            or len(link) != 3
+            or type(link[0]) is not str
+            or type(link[1]) is not int
+            or link[1] < 1
+            or not (link[2] is None or (type(link[2]) is int and link[2] >= 0))
+        ):
+            raise MalformedInput("leaf links must be [subject, seq >= 1, position or nil]")
+        links.append((link[0], link[1], link[2]))
+    return Leaf(event=event, links=tuple(links))
+
+
+def leaf_bytes(event: bytes, links: tuple[Link, ...] | list[Link]) -> bytes:
+    """The canonical leaf for an event digest and its links (what a writer appends)."""
+    return encode({"event": event, "links": [list(link) for link in links]})
+
+
+def head_bytes(subject: str, seq: int, position: int) -> bytes:
+    """One subject-heads tree leaf (§7)."""
+    return encode([subject, seq, position])
