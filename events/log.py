@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 
 from events.db import Cursor, Database
+from verify.chain import CompletenessProof, ProvenLeaf
 from verify.compact import CompactRange
 from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
 from verify.records import head_bytes
@@ -74,3 +75,33 @@ def leaf_hashes(cursor: Cursor, size: int) -> list[bytes]:
 
 def inclusion_proof(cursor: Cursor, position: int, size: int) -> list[bytes]:
     return inclusion_proof_from_hashes(position, leaf_hashes(cursor, size))
+
+
+def completeness_proof(cursor: Cursor, subject: str, size: int) -> CompletenessProof:
+    """Every leaf of ``subject`` below ``size``, each with its inclusion proof, plus the subject's
+    head and its proof in the subject-heads tree at ``size`` (§7)."""
+    heads = subject_heads(cursor, size)
+    index = next((i for i, h in enumerate(heads) if h[0] == subject), None)
+    if index is None:
+        raise LookupError(f"{subject} has no events below size {size}")
+    _, seq, last = heads[index]
+    head_hashes = [leaf_hash(head_bytes(*h)) for h in heads]
+    cursor.execute(
+        "SELECT position FROM ledger_links WHERE subject = ? AND position < ? ORDER BY seq",
+        (subject, size),
+    )
+    positions = [row[0] for row in cursor.fetchall()]
+    hashes = leaf_hashes(cursor, size)
+    leaves = []
+    for position in positions:
+        leaf = next(iter_leaves(cursor, position, position + 1))
+        leaves.append(ProvenLeaf(position, leaf, inclusion_proof_from_hashes(position, hashes)))
+    return CompletenessProof(
+        subject=subject,
+        seq=seq,
+        last_position=last,
+        head_index=index,
+        heads_size=len(heads),
+        head_proof=inclusion_proof_from_hashes(index, head_hashes),
+        leaves=leaves,
+    )
