@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from events.db import Cursor, Database
 from events.keys import SigningKey
-from events.log import MerkleLog, subject_heads, subject_heads_root, tree_size
+from events.log import LogState, tree_size
 from verify.canonical import format_timestamp
 from verify.checkpoint import UnverifiedCheckpoint, format_body, format_note, parse_note
 from verify.keyhistory import parse_statement
@@ -51,7 +51,7 @@ class Checkpointer:
         self._load_key = load_key
         self.every_events = every_events
         self.every_seconds = every_seconds
-        self._log = MerkleLog(db)
+        self._state = LogState()
         self._last_size: int | None = None
         self._last_time = clock.monotonic()
 
@@ -66,8 +66,7 @@ class Checkpointer:
             # The key in force is read in the same snapshot as the size, so a rotation
             # committed by another process is either wholly before or wholly after.
             key = self._load_key(current_key_id(c))
-            root = self._log.root_at(c, size)
-            heads_root = subject_heads_root(subject_heads(c, size))
+            root, heads_root = self._state.roots_at(c, size)
         moment = format_timestamp(at or datetime.now(UTC))
         body = format_body(self.origin, size, root, heads_root, moment, key.key_id)
         note = format_note(body, self.origin, key.note_key_hash(self.origin), key.sign(body))

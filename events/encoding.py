@@ -18,7 +18,14 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from events import context
 from events.sealing import DataKeys, SealError, seal, unseal
-from verify.canonical import decode, encode, format_timestamp, parse_timestamp
+from verify.canonical import (
+    EncodeError,
+    decode,
+    format_timestamp,
+    key_order,
+    pack_ordered,
+    parse_timestamp,
+)
 from verify.hashing import commitment, event_digest, sha256
 from verify.records import PRACTICE_KEY, parse_header, split_record
 
@@ -29,29 +36,44 @@ class CanonicalTranscoder(Transcoder):
     """Canonical msgpack with tagged UUID, Decimal, datetime, date and tuple values (§4.2)."""
 
     def encode(self, obj: Any) -> bytes:
-        return encode(_to_plain(obj))
+        try:
+            return pack_ordered(_to_plain(obj))
+        except (OverflowError, UnicodeEncodeError) as e:
+            raise EncodeError(str(e)) from None
 
     def decode(self, data: bytes) -> Any:
         return _from_plain(decode(data))
 
 
+def _tagged(name: str, data: Any) -> dict[str, Any]:
+    return {DATA: data, TYPE: name}  # canonical order: "_data_" < "_type_"
+
+
 def _to_plain(obj: Any) -> Any:
+    """Tag the types msgpack lacks and put map keys in canonical order, in one walk."""
     kind = type(obj)
+    if kind is str or kind is int or kind is bytes or kind is bool or obj is None:
+        return obj
     if kind is dict:
-        return {k: _to_plain(v) for k, v in obj.items()}
+        for key in obj:
+            if type(key) is not str:
+                raise EncodeError(f"map keys must be text, not {type(key).__name__}")
+        return {k: _to_plain(obj[k]) for k in sorted(obj, key=key_order)}
     if kind is list:
         return [_to_plain(v) for v in obj]
     if kind is tuple:
-        return {TYPE: "tuple", DATA: [_to_plain(v) for v in obj]}
+        return _tagged("tuple", [_to_plain(v) for v in obj])
     if isinstance(obj, UUID):
-        return {TYPE: "uuid", DATA: str(obj)}
+        return _tagged("uuid", str(obj))
     if kind is Decimal:
-        return {TYPE: "decimal", DATA: str(obj)}
+        return _tagged("decimal", str(obj))
     if kind is datetime:
-        return {TYPE: "datetime", DATA: format_timestamp(obj)}
+        return _tagged("datetime", format_timestamp(obj))
     if kind is date:
-        return {TYPE: "date", DATA: obj.isoformat()}
-    return obj
+        return _tagged("date", obj.isoformat())
+    if kind is float:
+        raise EncodeError("floats are not allowed: use a decimal string next to its unit")
+    raise EncodeError(f"{kind.__name__} has no canonical encoding")
 
 
 _DECODERS = {
@@ -108,7 +130,8 @@ class LedgerMapper(Mapper[UUID]):
         bound, sealed = seal(self.data_keys.get_or_create(key_subject), stream, version, payload)
         acting = context.current()
         topic = get_topic(type(domain_event))
-        header = encode(
+        # Built in the canonical key order of §4.1, so it can be packed without sorting.
+        header = pack_ordered(
             {
                 "key": key_subject,
                 "type": topic,
@@ -120,7 +143,7 @@ class LedgerMapper(Mapper[UUID]):
                 "version": version,
                 "original": original,
                 "recorded": recorded,
-                "subjects": list(subjects),
+                "subjects": list(subjects),  # already sorted by subjects_of
                 "commitment": bound,
             }
         )
@@ -128,7 +151,7 @@ class LedgerMapper(Mapper[UUID]):
             originator_id=domain_event.originator_id,
             originator_version=version,
             topic=topic,
-            state=encode({"header": header, "sealed": sealed}),
+            state=pack_ordered({"header": header, "sealed": sealed}),
             subjects=subjects,
             digest=event_digest(header),
         )

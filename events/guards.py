@@ -31,7 +31,8 @@ def _sqlite_statements() -> list[str]:
     statements.append(
         "CREATE TRIGGER IF NOT EXISTS stored_events_require_leaf "
         "BEFORE INSERT ON stored_events WHEN NOT EXISTS (SELECT 1 FROM ledger_leaves "
-        "WHERE stream = NEW.originator_id AND version = NEW.originator_version) BEGIN "
+        "WHERE position = NEW.position AND stream = NEW.originator_id "
+        "AND version = NEW.originator_version) BEGIN "
         "SELECT RAISE(ABORT, 'chartledger: an event without its ledger leaf is refused'); END"
     )
     return statements
@@ -46,8 +47,8 @@ def _postgres_statements(schema: str) -> list[str]:
         "USING ERRCODE = 'insufficient_privilege'; END $$",
         f"CREATE OR REPLACE FUNCTION {s}.chartledger_require_leaf() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ BEGIN "
-        f"IF NOT EXISTS (SELECT 1 FROM {s}.ledger_leaves WHERE stream = NEW.originator_id "
-        "AND version = NEW.originator_version) THEN RAISE EXCEPTION "
+        f"IF NOT EXISTS (SELECT 1 FROM {s}.ledger_leaves WHERE position = NEW.position "
+        "AND stream = NEW.originator_id AND version = NEW.originator_version) THEN RAISE EXCEPTION "
         "'chartledger: an event without its ledger leaf is refused' "
         "USING ERRCODE = 'integrity_constraint_violation'; END IF; RETURN NEW; END $$",
     ]

@@ -7,6 +7,7 @@ mode 0600 and never logged.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -55,14 +56,20 @@ def unwrap_key(master_key: bytes, wrapped: bytes) -> bytes:
         raise KeyError_("a data key does not unwrap under this master key") from None
 
 
+@lru_cache(maxsize=4096)
+def _aead(key: bytes) -> AESGCM:
+    # Building the AES key schedule costs as much as sealing a small payload; reuse it.
+    return AESGCM(key)
+
+
 def aead_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    return AESGCM(key).encrypt(nonce, plaintext, aad)
+    return _aead(key).encrypt(nonce, plaintext, aad)
 
 
 def aead_open(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes | None:
     """The plaintext, or None when the ciphertext, nonce or aad were altered."""
     try:
-        return AESGCM(key).decrypt(nonce, ciphertext, aad)
+        return _aead(key).decrypt(nonce, ciphertext, aad)
     except InvalidTag:
         return None
 

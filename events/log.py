@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from events.db import Cursor, Database
+from events.db import Cursor
 from verify.chain import CompletenessProof, ProvenLeaf
 from verify.compact import CompactRange
 from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
-from verify.records import head_bytes
+from verify.records import head_bytes, parse_leaf
 
 BATCH = 10_000
 
@@ -49,24 +49,40 @@ def subject_heads_root(heads: list[tuple[str, int, int]]) -> bytes:
     return root_from_leaf_hashes([leaf_hash(head_bytes(*h)) for h in heads])
 
 
-class MerkleLog:
-    """Roots of the log at growing sizes, extended incrementally from a cached compact range."""
+class LogState:
+    """The log's root and subject-heads root at growing sizes.
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._range = CompactRange()
+    Each call reads only the leaves added since the last one: the compact range extends the
+    tree, and each leaf's own links advance the subjects' heads.
+    """
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._reset()
 
-    def root_at(self, cursor: Cursor, size: int) -> bytes:
+    def _reset(self) -> None:
+        self._range = CompactRange()
+        self._heads: dict[str, tuple[int, int]] = {}
+        self._hashes: dict[str, bytes] = {}
+
+    def roots_at(self, cursor: Cursor, size: int) -> tuple[bytes, bytes]:
+        """(root, subject-heads root) of the first ``size`` leaves."""
         with self._lock:
-            if size < self._range.size:
-                # An older size than we have cached: recompute from scratch (rare).
-                return root_from_leaf_hashes(
-                    [leaf_hash(leaf) for leaf in iter_leaves(cursor, 0, size)]
-                )
-            for leaf in iter_leaves(cursor, self._range.size, size):
+            if size < self._range.size:  # an older size: start over (rare)
+                self._reset()
+            position = self._range.size
+            for leaf in iter_leaves(cursor, position, size):
                 self._range.append(leaf_hash(leaf))
-            return self._range.root()
+                for subject, seq, _ in parse_leaf(leaf).links:
+                    self._heads[subject] = (seq, position)
+                    self._hashes.pop(subject, None)
+                position += 1
+            for subject, (seq, last) in self._heads.items():
+                if subject not in self._hashes:
+                    self._hashes[subject] = leaf_hash(head_bytes(subject, seq, last))
+            ordered = sorted(self._hashes, key=str.encode)
+            heads_root = root_from_leaf_hashes([self._hashes[s] for s in ordered])
+            return self._range.root(), heads_root
 
 
 def leaf_hashes(cursor: Cursor, size: int) -> list[bytes]:

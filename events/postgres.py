@@ -22,7 +22,7 @@ from psycopg.sql import SQL, Identifier
 from events.db import Database, _PgCursor, lock_pg_writer
 from events.guards import install_guards
 from events.schema import create_tables
-from events.store import AfterAppend, append_leaves
+from events.store import AfterAppend, HeadCache, append_leaves, commit_to
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -30,6 +30,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # eventsourcing's PostgreSQL factory would name it "<app>_events"; the ledger format
         # (and the verifier) name it stored_events on both stores.
         super().__init__(datastore, events_table_name="stored_events")
+        self.head_cache = HeadCache()
+        # eventsourcing's table plus the event's log position (see events/sqlite.py).
+        self.sql_create_statements[self.create_table_statement_index] = SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.stored_events ("
+            "originator_id uuid NOT NULL, originator_version bigint NOT NULL, topic text, "
+            "state bytea, notification_id bigserial, position bigint NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))"
+        ).format(schema=Identifier(self.datastore.schema))
+        self.insert_with_positions = SQL(
+            "INSERT INTO {schema}.stored_events "
+            "(originator_id, originator_version, topic, state, position) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], "
+            "%s::bigint[]) RETURNING notification_id"
+        ).format(schema=Identifier(self.datastore.schema))
 
     def create_table(self) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -52,10 +66,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
-        pg_events = [
-            self.construct_pg_stored_event(s.originator_id, s.originator_version, s.topic, s.state)
-            for s in stored_events
-        ]
         try:
             with (
                 self.datastore.get_connection() as conn,
@@ -64,14 +74,24 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ):
                 lock_pg_writer(curs, self.datastore)
                 cursor = _PgCursor(curs)
-                positions = append_leaves(cursor, stored_events, lambda oid: oid)
+                appended = append_leaves(cursor, stored_events, lambda oid: oid, self.head_cache)
                 self._notify_channel(curs)
-                curs.execute(self.insert_events_statement, (pg_events,))
+                curs.execute(
+                    self.insert_with_positions,
+                    (
+                        [s.originator_id for s in stored_events],
+                        [s.originator_version for s in stored_events],
+                        [s.topic for s in stored_events],
+                        [s.state for s in stored_events],
+                        appended.positions,
+                    ),
+                )
                 ids = [row[0] for row in curs.fetchall()]
                 if after_append is not None:
-                    after_append(cursor, positions)
+                    after_append(cursor, appended.positions)
         except psycopg.IntegrityError as e:
             raise IntegrityError(str(e)) from e
         except psycopg.errors.LockNotAvailable as e:
             raise OperationalError(str(e)) from e
+        commit_to(self.head_cache, appended)
         return ids

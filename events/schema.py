@@ -17,15 +17,15 @@ def table_statements(dialect: Dialect) -> list[str]:
     blob = "BLOB" if dialect == "sqlite" else "bytea"
     big = "INTEGER" if dialect == "sqlite" else "bigint"
     stream = "TEXT" if dialect == "sqlite" else "uuid"
+    # One b-tree instead of a table plus its primary-key index.
+    without_rowid = " WITHOUT ROWID" if dialect == "sqlite" else ""
     return [
         f"CREATE TABLE IF NOT EXISTS ledger_leaves ("
         f"position {big} PRIMARY KEY, stream {stream} NOT NULL, version {big} NOT NULL, "
         f"leaf {blob} NOT NULL)",
-        "CREATE UNIQUE INDEX IF NOT EXISTS ledger_leaves_event ON ledger_leaves (stream, version)",
         f"CREATE TABLE IF NOT EXISTS ledger_links ("
         f"subject TEXT NOT NULL, seq {big} NOT NULL, position {big} NOT NULL, "
-        f"PRIMARY KEY (subject, seq))",
-        "CREATE INDEX IF NOT EXISTS ledger_links_position ON ledger_links (position)",
+        f"PRIMARY KEY (subject, seq)){without_rowid}",
         f"CREATE TABLE IF NOT EXISTS ledger_checkpoints (size {big} PRIMARY KEY, "
         f"note {blob} NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS ledger_keys (seq {big} PRIMARY KEY, "

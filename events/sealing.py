@@ -11,7 +11,7 @@ import threading
 
 from events.db import Database
 from events.keys import KEY_SIZE, KeyError_, aead_open, aead_seal, unwrap_key, wrap_key
-from verify.canonical import decode, encode
+from verify.canonical import decode, pack_ordered
 from verify.hashing import commitment
 
 NONCE_SIZE = 12
@@ -27,7 +27,7 @@ class SealError(ValueError):
 
 
 def aad(stream: str, version: int) -> bytes:
-    return encode({"stream": stream, "version": version})
+    return pack_ordered({"stream": stream, "version": version})  # canonical key order
 
 
 class DataKeys:
@@ -87,9 +87,9 @@ class DataKeys:
 
 def seal(data_key: bytes, stream: str, version: int, payload: bytes) -> tuple[bytes, bytes]:
     """Return (commitment, sealed bytes) for canonical payload bytes."""
-    salt = os.urandom(SALT_SIZE)
-    nonce = os.urandom(NONCE_SIZE)
-    plaintext = encode({"salt": salt, "payload": payload})
+    fresh = os.urandom(SALT_SIZE + NONCE_SIZE)
+    salt, nonce = fresh[:SALT_SIZE], fresh[SALT_SIZE:]
+    plaintext = pack_ordered({"salt": salt, "payload": payload})  # canonical key order
     sealed = nonce + aead_seal(data_key, nonce, plaintext, aad(stream, version))
     return commitment(salt, payload), sealed
 

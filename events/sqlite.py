@@ -12,7 +12,12 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from events.db import Database
 from events.guards import install_guards
 from events.schema import create_tables
-from events.store import AfterAppend, append_leaves
+from events.store import AfterAppend, HeadCache, append_leaves, commit_to
+
+INSERT_EVENT = (
+    "INSERT INTO stored_events (originator_id, originator_version, topic, state, position) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def _hex(originator_id: Any) -> str:
@@ -21,6 +26,19 @@ def _hex(originator_id: Any) -> str:
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_cache = HeadCache()
+
+    def construct_create_table_statements(self) -> list[str]:
+        # eventsourcing's table plus the event's log position, so the database can check the
+        # leaf by its primary key instead of keeping a second index over random stream ids.
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.events_table_name} ("
+            "originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+            "position INTEGER NOT NULL, PRIMARY KEY (originator_id, originator_version))"
+        ]
+
     def create_table(self) -> None:
         super().create_table()
         db = Database(self.datastore)
@@ -43,16 +61,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         try:
             # BEGIN IMMEDIATE is the writer lock: no other writer can read a stale tip.
             with db.write() as c:
-                positions = append_leaves(c, stored_events, _hex)
+                appended = append_leaves(c, stored_events, _hex, self.head_cache)
                 ids = []
-                for s in stored_events:
+                for s, position in zip(stored_events, appended.positions, strict=True):
                     c.execute(
-                        self.insert_events_statement,
-                        (_hex(s.originator_id), s.originator_version, s.topic, s.state),
+                        INSERT_EVENT,
+                        (_hex(s.originator_id), s.originator_version, s.topic, s.state, position),
                     )
                     ids.append(c.lastrowid)
                 if after_append is not None:
-                    after_append(c, positions)
+                    after_append(c, appended.positions)
         except sqlite3.IntegrityError as e:
             raise IntegrityError(e) from e
+        commit_to(self.head_cache, appended)
         return ids

@@ -17,23 +17,55 @@ from verify.records import Link, leaf_bytes
 # Work that must commit or fail together with the events (e.g. a key statement), given
 # the cursor and the positions the events received.
 AfterAppend = Callable[[Cursor, list[int]], None]
+HEADS_CHUNK = 500  # well under SQLite's limit on bound parameters
 
 
 class NotALedgerEvent(TypeError):
     """A stored event that did not come through the ledger's mapper."""
 
 
+class HeadCache:
+    """Subjects' (seq, position) as of the tip this writer last committed.
+
+    Valid only while the log's tip is still that tip: if any other writer appended since, the
+    cache is dropped and heads are read from ``ledger_links``. Updated only after a commit, so a
+    rolled-back append can never leave it ahead of the store.
+    """
+
+    MAX_SUBJECTS = 200_000  # bounds memory; past it the cache starts over
+
+    def __init__(self) -> None:
+        self.tip: int | None = None  # the next position, as of our last commit
+        self.heads: dict[str, tuple[int, int]] = {}
+
+
+class Appended:
+    """What one append produced, for the recorder to apply once the transaction commits."""
+
+    def __init__(self, positions: list[int], heads: dict[str, tuple[int, int]]) -> None:
+        self.positions = positions
+        self.heads = heads
+
+
 def append_leaves(
-    cursor: Cursor, events: Sequence[Any], stream_column: Callable[[Any], Any]
-) -> list[int]:
-    """Insert the leaves and links of ``events``; return their positions."""
+    cursor: Cursor,
+    events: Sequence[Any],
+    stream_column: Callable[[Any], Any],
+    cache: HeadCache,
+) -> Appended:
+    """Insert the leaves and links of ``events``; after the commit, call ``commit_to``."""
     for event in events:
         if not isinstance(event, LedgerStoredEvent) or len(event.digest) != 32:
             raise NotALedgerEvent("only events encoded by LedgerMapper can be appended")
     cursor.execute("SELECT MAX(position) FROM ledger_leaves")
     row = cursor.fetchone()
     position = 0 if row is None or row[0] is None else row[0] + 1
-    heads = _heads(cursor, {s for event in events for s in event.subjects})
+    if cache.tip != position:
+        cache.tip, cache.heads = None, {}  # another writer appended: start over
+    subjects = {s for event in events for s in event.subjects}
+    missing = {s for s in subjects if s not in cache.heads} if cache.tip is not None else subjects
+    heads = {s: cache.heads[s] for s in subjects - missing}
+    heads.update(_read_heads(cursor, missing))
     leaf_rows, link_rows, positions = [], [], []
     for event in events:
         links: list[Link] = []
@@ -60,17 +92,32 @@ def append_leaves(
         cursor.executemany(
             "INSERT INTO ledger_links (subject, seq, position) VALUES (?, ?, ?)", link_rows
         )
-    return positions
+    return Appended(positions, heads)
 
 
-def _heads(cursor: Cursor, subjects: set[str]) -> dict[str, tuple[int, int]]:
+def commit_to(cache: HeadCache, appended: Appended) -> None:
+    """After the commit: the cache now describes the store up to the new tip."""
+    if len(cache.heads) > cache.MAX_SUBJECTS:
+        cache.heads = {}
+    cache.tip = appended.positions[-1] + 1
+    cache.heads.update(appended.heads)
+
+
+def _read_heads(cursor: Cursor, subjects: set[str]) -> dict[str, tuple[int, int]]:
+    """Each subject's latest (seq, position), one query per chunk of subjects.
+
+    seq and position grow together, so MAX(position) is the position of MAX(seq).
+    """
     heads = {}
-    for subject in subjects:
+    pending = sorted(subjects)
+    for start in range(0, len(pending), HEADS_CHUNK):
+        chunk = pending[start : start + HEADS_CHUNK]
+        marks = ", ".join("?" * len(chunk))
         cursor.execute(
-            "SELECT seq, position FROM ledger_links WHERE subject = ? ORDER BY seq DESC LIMIT 1",
-            (subject,),
+            "SELECT subject, MAX(seq), MAX(position) FROM ledger_links "
+            f"WHERE subject IN ({marks}) GROUP BY subject",
+            chunk,
         )
-        row = cursor.fetchone()
-        if row is not None:
-            heads[subject] = (row[0], row[1])
+        for subject, seq, position in cursor.fetchall():
+            heads[subject] = (seq, position)
     return heads

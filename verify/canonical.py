@@ -22,6 +22,8 @@ __all__ = [
     "decode",
     "encode",
     "format_timestamp",
+    "key_order",
+    "pack_ordered",
     "parse_timestamp",
 ]
 
@@ -35,7 +37,7 @@ class EncodeError(TypeError):
     """A value outside the canonical profile was given to ``encode`` (a programming error)."""
 
 
-def _key_order(key: str) -> tuple[int, bytes]:
+def key_order(key: str) -> tuple[int, bytes]:
     # Encoded msgpack str headers grow with the byte length, so "sorted by encoded bytes"
     # is "sorted by (UTF-8 length, UTF-8 bytes)", computed without packing every key.
     raw = key.encode("utf-8")
@@ -55,7 +57,7 @@ def _prepare(value: Any) -> Any:
             if type(key) is not str:
                 raise EncodeError(f"map keys must be text, not {type(key).__name__}")
         try:
-            ordered = sorted(value, key=_key_order)
+            ordered = sorted(value, key=key_order)
         except UnicodeEncodeError as e:
             raise EncodeError("map key is not valid UTF-8 text") from e
         return {key: _prepare(value[key]) for key in ordered}
@@ -72,6 +74,16 @@ def encode(value: Any) -> bytes:
         return _packb(_prepare(value))
     except UnicodeEncodeError as e:
         raise EncodeError("text is not valid UTF-8") from e
+
+
+def pack_ordered(value: Any) -> bytes:
+    """Pack a value whose maps were built with their keys already in canonical order.
+
+    For the ledger's fixed-shape records (header, leaf, stored record), which are built field by
+    field in the order of LEDGER_FORMAT.md; tests check the result equals ``encode``'s. It skips
+    the sorting walk, which otherwise dominates the cost of appending an event.
+    """
+    return _packb(value)
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
@@ -112,7 +124,9 @@ def format_timestamp(moment: datetime) -> str:
     """The one timestamp form: UTC, six fractional digits, ``Z``."""
     if moment.tzinfo is None:
         raise EncodeError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+    # isoformat is several times faster than strftime and gives the same digits.
+    utc = (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:

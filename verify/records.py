@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from verify.canonical import decode, encode, parse_timestamp
+from verify.canonical import decode, pack_ordered, parse_timestamp
 from verify.errors import MalformedInput
 
 FORMAT_VERSION = 1
@@ -129,9 +129,9 @@ def parse_leaf(leaf_bytes: bytes) -> Leaf:
 
 def leaf_bytes(event: bytes, links: tuple[Link, ...] | list[Link]) -> bytes:
     """The canonical leaf for an event digest and its links (what a writer appends)."""
-    return encode({"event": event, "links": [list(link) for link in links]})
+    return pack_ordered({"event": event, "links": [list(link) for link in links]})
 
 
 def head_bytes(subject: str, seq: int, position: int) -> bytes:
     """One subject-heads tree leaf (§7)."""
-    return encode([subject, seq, position])
+    return pack_ordered([subject, seq, position])

@@ -210,7 +210,7 @@ def _leaf_batches(store: RawStore) -> Iterator[list[tuple[Any, ...]]]:
     start = 0
     while True:
         rows = store.rows(
-            "SELECT l.position, l.stream, l.version, l.leaf, e.topic, e.state "
+            "SELECT l.position, l.stream, l.version, l.leaf, e.topic, e.state, e.position "
             "FROM ledger_leaves l LEFT JOIN stored_events e "
             "ON e.originator_id = l.stream AND e.originator_version = l.version "
             "WHERE l.position >= ? ORDER BY l.position LIMIT ?",
@@ -245,7 +245,7 @@ class _Walk:
         self._check_checkpoints_due()
 
     def batch(self, rows: list[tuple[Any, ...]]) -> None:
-        for position, stream, version, leaf, topic, state in rows:
+        for position, stream, version, leaf, topic, state, event_position in rows:
             if position != self.size:
                 self.report.fail(
                     f"position {self.size}",
@@ -257,6 +257,11 @@ class _Walk:
                 self.size = position
             leaf = bytes(leaf)
             self.range.append(leaf_hash(leaf))
+            if state is not None and event_position != position:
+                self.report.fail(
+                    f"position {position}",
+                    ChainBroken(f"the event row says position {event_position}"),
+                )
             self._check_event(position, _stream_hex(stream), version, leaf, topic, state)
             self.size += 1
             self._check_checkpoints_due()
