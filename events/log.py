@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from events.db import Cursor
 from verify.chain import CompletenessProof, ProvenLeaf
-from verify.compact import CompactRange
+from verify.compact import CompactRange, HeadsTree
 from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
 from verify.records import head_bytes, parse_leaf
 
@@ -63,7 +63,7 @@ class LogState:
     def _reset(self) -> None:
         self._range = CompactRange()
         self._heads: dict[str, tuple[int, int]] = {}
-        self._hashes: dict[str, bytes] = {}
+        self._tree = HeadsTree()
 
     def roots_at(self, cursor: Cursor, size: int) -> tuple[bytes, bytes]:
         """(root, subject-heads root) of the first ``size`` leaves."""
@@ -71,18 +71,15 @@ class LogState:
             if size < self._range.size:  # an older size: start over (rare)
                 self._reset()
             position = self._range.size
+            changed = {}
             for leaf in iter_leaves(cursor, position, size):
                 self._range.append(leaf_hash(leaf))
                 for subject, seq, _ in parse_leaf(leaf).links:
-                    self._heads[subject] = (seq, position)
-                    self._hashes.pop(subject, None)
+                    changed[subject] = (seq, position)
                 position += 1
-            for subject, (seq, last) in self._heads.items():
-                if subject not in self._hashes:
-                    self._hashes[subject] = leaf_hash(head_bytes(subject, seq, last))
-            ordered = sorted(self._hashes, key=str.encode)
-            heads_root = root_from_leaf_hashes([self._hashes[s] for s in ordered])
-            return self._range.root(), heads_root
+            for subject, (seq, last) in changed.items():
+                self._tree.set(subject, leaf_hash(head_bytes(subject, seq, last)))
+            return self._range.root(), self._tree.root()
 
 
 def leaf_hashes(cursor: Cursor, size: int) -> list[bytes]:

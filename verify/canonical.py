@@ -20,6 +20,7 @@ from verify.errors import MalformedInput, NotCanonical
 __all__ = [
     "EncodeError",
     "decode",
+    "decode_fixed_map",
     "encode",
     "format_timestamp",
     "key_order",
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-_TIMESTAMP_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
+TIMESTAMP_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
 
 _packb = msgpack.Packer(use_bin_type=True, strict_types=True, autoreset=True).pack
 
@@ -120,6 +121,34 @@ def decode(data: bytes) -> Any:
     return value
 
 
+def decode_fixed_map(data: bytes, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """Decode a map that must have exactly ``keys``, in that (canonical) order.
+
+    The caller then checks every value's type, so no float can hide in it; with the order fixed,
+    repacking in C and comparing bytes is the whole canonical check, without the sorting walk
+    of ``decode``. This is what lets the store check run at hundreds of thousands of events/s.
+    """
+    if type(data) is not bytes:
+        raise MalformedInput(f"{what}: expected bytes, got {type(data).__name__}")
+    try:
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_refuse_ext)
+    except NotCanonical as e:
+        raise NotCanonical(f"{what}: {e}") from None
+    except msgpack.ExtraData as e:
+        raise NotCanonical(f"{what}: {len(e.extra)} trailing bytes after the value") from None
+    except (ValueError, msgpack.UnpackException, TypeError) as e:
+        raise MalformedInput(f"{what}: not msgpack: {e}") from None
+    if type(value) is not dict or tuple(value) != keys:
+        raise MalformedInput(f"{what} does not have exactly the keys {', '.join(keys)}")
+    try:
+        again = _packb(value)
+    except (TypeError, ValueError, OverflowError):
+        raise NotCanonical(f"{what}: holds a value with no canonical encoding") from None
+    if again != data:
+        raise NotCanonical(f"{what}: bytes are not the canonical encoding of their value")
+    return value
+
+
 def format_timestamp(moment: datetime) -> str:
     """The one timestamp form: UTC, six fractional digits, ``Z``."""
     if moment.tzinfo is None:
@@ -131,9 +160,10 @@ def format_timestamp(moment: datetime) -> str:
 
 def parse_timestamp(text: str) -> datetime:
     """Parse the timestamp form, refusing every other spelling of the same instant."""
-    if type(text) is not str or not _TIMESTAMP_RE.match(text):
+    if type(text) is not str or not TIMESTAMP_RE.match(text):
         raise MalformedInput(f"not a timestamp of the form YYYY-MM-DDTHH:MM:SS.ffffffZ: {text!r}")
     try:
-        return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        # The regex fixed the form; fromisoformat (C) checks the calendar far faster than strptime.
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
     except ValueError:
         raise MalformedInput(f"not a valid date and time: {text!r}") from None

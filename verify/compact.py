@@ -25,6 +25,24 @@ class CompactRange:
         nodes.append((count, leaf_hash))
         self.size += 1
 
+    def nodes(self) -> list[tuple[int, bytes]]:
+        return list(self._nodes)
+
+    def extend(self, nodes: list[tuple[int, bytes]]) -> None:
+        """Append another range's subtrees. Sound when that range starts at a multiple of a
+        power of two at least as large as itself, so each subtree is aligned in the whole tree."""
+        for count, hash_ in nodes:
+            while self._nodes and self._nodes[-1][0] == count:
+                hash_ = hashlib.sha256(b"\x01" + self._nodes.pop()[1] + hash_).digest()
+                count *= 2
+            self._nodes.append((count, hash_))
+        self.size += sum(count for count, _ in nodes)
+
+    def copy(self) -> CompactRange:
+        twin = CompactRange()
+        twin.size, twin._nodes = self.size, list(self._nodes)
+        return twin
+
     def root(self) -> bytes:
         """RFC 9162 MTH of the leaves so far: fold the subtrees from the right."""
         if not self._nodes:
@@ -33,3 +51,74 @@ class CompactRange:
         for _, left in reversed(self._nodes[:-1]):
             acc = hashlib.sha256(b"\x01" + left + acc).digest()
         return acc
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class HeadsTree:
+    """The subject-heads tree (§7) kept between checkpoints: a changed head rehashes one path.
+
+    Subjects are leaves in UTF-8 order; a new subject shifts the order, so it triggers a rebuild
+    (rare once a practice has its patients). Levels follow RFC 9162: an odd last node is
+    promoted unchanged, which gives the same root as the split rule.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, bytes] = {}
+        self._index: dict[str, int] = {}
+        self._levels: list[list[bytes]] = []
+        self._dirty: set[str] = set()
+        self._reshaped = True
+
+    def set(self, subject: str, leaf_hash: bytes) -> None:
+        known = self._hashes.get(subject)
+        if known == leaf_hash:
+            return
+        if known is None:
+            self._reshaped = True
+        else:
+            self._dirty.add(subject)
+        self._hashes[subject] = leaf_hash
+
+    def root(self) -> bytes:
+        if self._reshaped:
+            self._rebuild()
+        elif self._dirty:
+            self._update()
+        if not self._levels or not self._levels[0]:
+            return _EMPTY_ROOT
+        return self._levels[-1][0]
+
+    def _rebuild(self) -> None:
+        order = sorted(self._hashes, key=str.encode)
+        self._index = {subject: i for i, subject in enumerate(order)}
+        level = [self._hashes[s] for s in order]
+        self._levels = [level]
+        while len(level) > 1:
+            pairs = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                pairs.append(level[-1])
+            level = pairs
+            self._levels.append(level)
+        self._dirty.clear()
+        self._reshaped = False
+
+    def _update(self) -> None:
+        levels = self._levels
+        changed = set()
+        for subject in self._dirty:
+            i = self._index[subject]
+            levels[0][i] = self._hashes[subject]
+            changed.add(i // 2)
+        for depth in range(1, len(levels)):
+            below, here = levels[depth - 1], levels[depth]
+            parents = set()
+            for j in changed:
+                left = 2 * j
+                has_right = left + 1 < len(below)
+                here[j] = _node(below[left], below[left + 1]) if has_right else below[left]
+                parents.add(j // 2)
+            changed = parents
+        self._dirty.clear()

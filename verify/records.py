@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from verify.canonical import decode, pack_ordered, parse_timestamp
+from verify.canonical import decode_fixed_map, pack_ordered, parse_timestamp
 from verify.errors import MalformedInput
 
 FORMAT_VERSION = 1
@@ -20,6 +20,8 @@ HEADER_KEYS = (
 SUBJECT_RE = re.compile(r"\A(patient|user):[0-9a-z-]{1,64}\Z")
 STREAM_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 PRACTICE_KEY = "practice"
+RECORD_KEYS = ("header", "sealed")
+LEAF_KEYS = ("event", "links")
 
 Link = tuple[str, int, int | None]
 
@@ -45,9 +47,7 @@ class Leaf(NamedTuple):
 
 def split_record(state: bytes) -> tuple[bytes, bytes]:
     """The stored record (§4.4) → (header bytes, sealed payload)."""
-    record = decode(state)
-    if type(record) is not dict or list(record) != ["header", "sealed"]:
-        raise MalformedInput("stored record is not a map of exactly header and sealed")
+    record = decode_fixed_map(state, RECORD_KEYS, "stored record")
     header, sealed = record["header"], record["sealed"]
     if type(header) is not bytes or type(sealed) is not bytes:
         raise MalformedInput("stored record's header and sealed must be bytes")
@@ -68,10 +68,8 @@ def _optional_text(value: Any, name: str) -> str | None:
 
 def parse_header(header_bytes: bytes) -> Header:
     """Header bytes (§4.1) → Header, refusing any other shape."""
-    h = decode(header_bytes)
-    if type(h) is not dict or tuple(h) != HEADER_KEYS:
-        raise MalformedInput("header does not have exactly the twelve keys of format 1")
-    if h["format"] != FORMAT_VERSION:
+    h = decode_fixed_map(header_bytes, HEADER_KEYS, "header")
+    if type(h["format"]) is not int or h["format"] != FORMAT_VERSION:
         raise MalformedInput(f"header format {h['format']!r} is not {FORMAT_VERSION}")
     if type(h["type"]) is not str or not h["type"]:
         raise MalformedInput("header type must be non-empty text")
@@ -85,7 +83,8 @@ def parse_header(header_bytes: bytes) -> Header:
         type(s) is str and SUBJECT_RE.match(s) for s in subjects
     ):
         raise MalformedInput("header subjects must be a list of patient:/user: identifiers")
-    if [s.encode() for s in subjects] != sorted({s.encode() for s in subjects}):
+    encoded = [s.encode() for s in subjects]
+    if len(subjects) > 1 and encoded != sorted(set(encoded)):
         raise MalformedInput("header subjects must be distinct and in ascending order")
     if h["key"] != PRACTICE_KEY and h["key"] not in subjects:
         raise MalformedInput(f"header key {h['key']!r} is neither practice nor a subject")
@@ -106,9 +105,7 @@ def parse_header(header_bytes: bytes) -> Header:
 
 def parse_leaf(leaf_bytes: bytes) -> Leaf:
     """Leaf bytes (§5) → Leaf."""
-    leaf = decode(leaf_bytes)
-    if type(leaf) is not dict or list(leaf) != ["event", "links"]:
-        raise MalformedInput("leaf is not a map of exactly event and links")
+    leaf = decode_fixed_map(leaf_bytes, LEAF_KEYS, "leaf")
     event = leaf["event"]
     if type(event) is not bytes or len(event) != 32:
         raise MalformedInput("leaf event must be a 32-byte digest")

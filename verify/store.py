@@ -7,42 +7,29 @@ expected and the actual value; checking goes on after a problem so one run shows
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
-from uuid import UUID
 
 from verify.checkpoint import UnverifiedCheckpoint, parse_note, verify_checkpoint
-from verify.compact import CompactRange
+from verify.compact import CompactRange, HeadsTree
 from verify.errors import (
     ChainBroken,
-    HashMismatch,
     MalformedInput,
-    NotCanonical,
     ProofInvalid,
     VerificationError,
 )
-from verify.hashing import sha256, short
+from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
-from verify.merkle import leaf_hash, root_from_leaf_hashes
-from verify.records import (
-    Header,
-    Link,
-    head_bytes,
-    leaf_bytes,
-    parse_header,
-    parse_leaf,
-    split_record,
-)
+from verify.ranges import RANGE_SIZE, RangeResult, check_range, link_term, stream_hex
 
-BATCH = 5_000
 MAX_PROBLEMS = 10_000
 
 Progress = Callable[[int, int], None]
-# Called for every event whose header parsed: (position, header, sealed payload).
-OnEvent = Callable[[int, Header, bytes], None]
 
 
 class Problem(NamedTuple):
@@ -74,9 +61,10 @@ class StoreReport:
 class RawStore:
     """A read-only snapshot of the ledger tables, SQLite or PostgreSQL, with ``?`` placeholders."""
 
-    def __init__(self, connection: Any, dialect: str) -> None:
+    def __init__(self, connection: Any, dialect: str, location: str) -> None:
         self.connection = connection
         self.dialect = dialect
+        self.location = location
         self._cursor = connection.cursor()
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -103,7 +91,7 @@ def open_store(location: str) -> RawStore:
         connection.execute("SELECT 1 FROM ledger_leaves LIMIT 1")
     except sqlite3.Error as e:
         raise MalformedInput(f"cannot read a ledger at {path}: {e}") from None
-    return RawStore(connection, "sqlite")
+    return RawStore(connection, "sqlite", location)
 
 
 def _open_postgres(url: str) -> RawStore:
@@ -128,36 +116,75 @@ def _open_postgres(url: str) -> RawStore:
     except psycopg.Error as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise MalformedInput(f"cannot read a ledger at that PostgreSQL URL: {first_line}") from None
-    return RawStore(connection, "postgres")
-
-
-def _stream_hex(value: Any) -> str:
-    return value.hex if isinstance(value, UUID) else str(value)
+    return RawStore(connection, "postgres", url)
 
 
 def check_store(
     store: RawStore,
     trusted_key: str | None = None,
     progress: Progress | None = None,
-    on_event: OnEvent | None = None,
+    workers: int = 1,
 ) -> StoreReport:
-    """Recompute everything; the report's ``problems`` are empty exactly when the store is valid."""
+    """Recompute everything; the report's ``problems`` are empty exactly when the store is valid.
+
+    With ``workers`` > 1 the log's ranges are checked by that many processes, each reading its
+    own rows; the results are stitched together here in log order.
+    """
     report = StoreReport()
     history = _check_keys(store, report, trusted_key)
     checkpoints = _load_checkpoints(store, report)
-    total = store.rows("SELECT COUNT(*) FROM ledger_leaves")[0][0]
-    walk = _Walk(report, history, checkpoints, on_event)
-    for rows in _leaf_batches(store):
-        walk.batch(rows)
+    size = store.rows("SELECT COALESCE(MAX(position) + 1, 0) FROM ledger_leaves")[0][0]
+    stitch = _Stitch(report, history, checkpoints)
+    spans = [(a, min(a + RANGE_SIZE, size)) for a in range(0, size, RANGE_SIZE)]
+    sizes = [c.size for c in checkpoints]
+    results = _check_ranges(store, spans, sizes, workers)
+    links_sum = _links_index_sum(store)  # while the workers, if any, check the ranges
+    for result in results:
+        stitch.add(result)
         if progress is not None:
-            progress(walk.size, total)
-    walk.finish()
-    _check_unleafed_events(store, report, walk.events)
-    _check_links_index(store, report, walk.links)
-    report.size = walk.size
-    report.root = walk.range.root()
-    report.events = walk.events
+            progress(result.stop, size)
+    stitch.finish(size)
+    _check_unleafed_events(store, report, stitch.events)
+    if links_sum != stitch.links_sum:
+        report.fail(
+            "ledger_links",
+            ChainBroken("the links index does not hold exactly the links the leaves carry"),
+        )
+    report.size = size
+    report.root = stitch.range.root()
+    report.events = stitch.events
     return report
+
+
+def _check_ranges(
+    store: RawStore, spans: list[tuple[int, int]], sizes: list[int], workers: int
+) -> Iterator[RangeResult]:
+    """Range results in log order; with workers, every range is already submitted on return."""
+    if workers <= 1 or len(spans) <= 1:
+        return (check_range(store, a, b, sizes) for a, b in spans)
+    # forkserver: workers start clean, never sharing the parent's database connections.
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
+    )
+    futures = [pool.submit(_range_job, (store.location, a, b, sizes)) for a, b in spans]
+
+    def in_order() -> Iterator[RangeResult]:
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return in_order()
+
+
+def _range_job(job: tuple[str, int, int, list[int]]) -> RangeResult:
+    location, a, b, sizes = job
+    store = open_store(location)
+    try:
+        return check_range(store, a, b, sizes)
+    finally:
+        store.close()
 
 
 def verify_store(location: str, trusted_key: str | None = None) -> StoreReport:
@@ -206,156 +233,58 @@ def _load_checkpoints(store: RawStore, report: StoreReport) -> list[UnverifiedCh
     return checkpoints
 
 
-def _leaf_batches(store: RawStore) -> Iterator[list[tuple[Any, ...]]]:
-    start = 0
-    while True:
-        rows = store.rows(
-            "SELECT l.position, l.stream, l.version, l.leaf, e.topic, e.state, e.position "
-            "FROM ledger_leaves l LEFT JOIN stored_events e "
-            "ON e.originator_id = l.stream AND e.originator_version = l.version "
-            "WHERE l.position >= ? ORDER BY l.position LIMIT ?",
-            (start, BATCH),
-        )
-        if not rows:
-            return
-        yield rows
-        start = rows[-1][0] + 1
-
-
-class _Walk:
-    """The state carried along the log: expected position, subject heads, the tree so far."""
+class _Stitch:
+    """Joins range results in log order: chains across range edges, roots at checkpoints."""
 
     def __init__(
         self,
         report: StoreReport,
         history: list[KeyStatement],
         checkpoints: list[UnverifiedCheckpoint],
-        on_event: OnEvent | None,
     ) -> None:
         self.report = report
         self.history = history
-        self.pending = list(reversed(checkpoints))  # smallest last, popped as the walk passes
-        self.on_event = on_event
+        self.checkpoints = {c.size: c for c in checkpoints}
         self.range = CompactRange()
         self.heads: dict[str, tuple[int, int]] = {}
-        self.head_hashes: dict[str, bytes] = {}
-        self.links: set[tuple[str, int, int]] = set()
-        self.size = 0
+        self.tree = HeadsTree()
         self.events = 0
-        self._check_checkpoints_due()
+        self.links_sum = 0
+        if 0 in self.checkpoints:
+            self._check_checkpoint(self.checkpoints.pop(0), self.range.root(), self.tree.root())
 
-    def batch(self, rows: list[tuple[Any, ...]]) -> None:
-        for position, stream, version, leaf, topic, state, event_position in rows:
-            if position != self.size:
-                self.report.fail(
-                    f"position {self.size}",
-                    ChainBroken(
-                        f"positions {self.size}..{position - 1} are missing "
-                        f"(the next leaf is at position {position})"
-                    ),
-                )
-                self.size = position
-            leaf = bytes(leaf)
-            self.range.append(leaf_hash(leaf))
-            if state is not None and event_position != position:
+    def add(self, result: RangeResult) -> None:
+        for where, error in result.problems:
+            self.report.fail(where, error)
+        self.events += result.events
+        self.links_sum = (self.links_sum + result.links_sum) % (1 << 256)
+        for subject, (seq, prev, position) in result.first_links.items():
+            known_seq, known_position = self.heads.get(subject, (0, None))
+            if (seq, prev) != (known_seq + 1, known_position):
                 self.report.fail(
                     f"position {position}",
-                    ChainBroken(f"the event row says position {event_position}"),
+                    ChainBroken(
+                        f"link for {subject} is [#{seq}, prev {prev}], "
+                        f"expected [#{known_seq + 1}, prev {known_position}]"
+                    ),
                 )
-            self._check_event(position, _stream_hex(stream), version, leaf, topic, state)
-            self.size += 1
-            self._check_checkpoints_due()
+        for size in sorted(result.at_sizes):
+            nodes, changed = result.at_sizes[size]
+            for subject, head_hash in changed.items():
+                self.tree.set(subject, head_hash)
+            partial = self.range.copy()
+            partial.extend(nodes)
+            checkpoint = self.checkpoints.pop(size, None)
+            if checkpoint is not None:
+                self._check_checkpoint(checkpoint, partial.root(), self.tree.root())
+        for subject, head_hash in result.tail_heads.items():
+            self.tree.set(subject, head_hash)
+        self.heads.update(result.heads)
+        self.range.extend(result.nodes)
 
-    def _check_event(
-        self, position: int, stream: str, version: int, leaf: bytes, topic: Any, state: Any
+    def _check_checkpoint(
+        self, checkpoint: UnverifiedCheckpoint, root: bytes, heads_root: bytes
     ) -> None:
-        where = f"position {position}"
-        fail = self.report.fail
-        if state is None:
-            fail(where, ChainBroken(f"leaf names event {stream} v{version}, which is missing"))
-            self._follow_leaf(position, leaf)
-            return
-        self.events += 1
-        try:
-            header_bytes, sealed = split_record(bytes(state))
-            header = parse_header(header_bytes)
-        except VerificationError as e:
-            fail(f"{where} ({stream} v{version})", e)
-            self._follow_leaf(position, leaf)
-            return
-        if header.stream.replace("-", "") != stream or header.version != version:
-            fail(
-                where,
-                ChainBroken(
-                    f"header names {header.stream} v{header.version}, "
-                    f"the row is {stream} v{version}"
-                ),
-            )
-        if header.type != topic:
-            fail(where, HashMismatch(f"row topic is {topic!r}, header type is {header.type!r}"))
-        sealed_hash = sha256(sealed)
-        if sealed_hash != header.sealed:
-            fail(
-                where,
-                HashMismatch(
-                    f"sealed payload hashes to {short(sealed_hash)}, "
-                    f"header says {short(header.sealed)}"
-                ),
-            )
-        digest = sha256(header_bytes)
-        links = self._advance(header.subjects, position)
-        if leaf != leaf_bytes(digest, links):
-            self._diagnose_leaf(where, leaf, digest, links)
-        if self.on_event is not None:
-            self.on_event(position, header, sealed)
-
-    def _advance(self, subjects: Sequence[str], position: int) -> list[Link]:
-        links: list[Link] = []
-        for subject in subjects:
-            seq, prev = self.heads.get(subject, (0, None))
-            links.append((subject, seq + 1, prev))
-            self.heads[subject] = (seq + 1, position)
-            self.head_hashes.pop(subject, None)
-            self.links.add((subject, seq + 1, position))
-        return links
-
-    def _follow_leaf(self, position: int, leaf: bytes) -> None:
-        # Without a readable event, keep the chains going from what the leaf itself claims,
-        # so one bad event is one problem rather than one per later event of its subjects.
-        try:
-            parsed = parse_leaf(leaf)
-        except VerificationError as e:
-            self.report.fail(f"position {position}", e)
-            return
-        self._advance([subject for subject, _, _ in parsed.links], position)
-
-    def _diagnose_leaf(self, where: str, leaf: bytes, digest: bytes, links: list[Link]) -> None:
-        try:
-            parsed = parse_leaf(leaf)
-        except VerificationError as e:
-            self.report.fail(where, e)
-            return
-        if parsed.event != digest:
-            self.report.fail(
-                where,
-                HashMismatch(
-                    f"leaf commits to event {short(parsed.event)}, "
-                    f"the header hashes to {short(digest)}"
-                ),
-            )
-        elif list(parsed.links) != links:
-            self.report.fail(
-                where,
-                ChainBroken(f"leaf links are {list(parsed.links)}, expected {links}"),
-            )
-        else:
-            self.report.fail(where, NotCanonical("leaf bytes are not canonical"))
-
-    def _check_checkpoints_due(self) -> None:
-        while self.pending and self.pending[-1].size == self.size:
-            self._check_checkpoint(self.pending.pop())
-
-    def _check_checkpoint(self, checkpoint: UnverifiedCheckpoint) -> None:
         where = f"checkpoint at size {checkpoint.size}"
         if self.history:
             key = key_for_size(self.history, checkpoint.size)
@@ -367,13 +296,11 @@ class _Walk:
                 verify_checkpoint(checkpoint, key.public_key)
             except VerificationError as e:
                 self.report.fail(where, e)
-        root = self.range.root()
         if checkpoint.root != root:
             self.report.fail(
                 where,
                 ProofInvalid(f"root is {short(checkpoint.root)}, the leaves give {short(root)}"),
             )
-        heads_root = self._heads_root()
         if checkpoint.subjects_root != heads_root:
             self.report.fail(
                 where,
@@ -383,21 +310,12 @@ class _Walk:
                 ),
             )
 
-    def _heads_root(self) -> bytes:
-        hashes = self.head_hashes
-        for subject, (seq, position) in self.heads.items():
-            if subject not in hashes:
-                hashes[subject] = leaf_hash(head_bytes(subject, seq, position))
-        ordered = sorted(hashes, key=str.encode)
-        return root_from_leaf_hashes([hashes[s] for s in ordered])
-
-    def finish(self) -> None:
-        for checkpoint in self.pending:
+    def finish(self, size: int) -> None:
+        for checkpoint in self.checkpoints.values():
             self.report.fail(
                 f"checkpoint at size {checkpoint.size}",
                 ChainBroken(
-                    f"the log has only {self.size} leaves: events after position "
-                    f"{self.size - 1} were deleted"
+                    f"the log has only {size} leaves: events after position {size - 1} were deleted"
                 ),
             )
 
@@ -413,26 +331,16 @@ def _check_unleafed_events(store: RawStore, report: StoreReport, seen: int) -> N
     )
     for stream, version in orphans:
         report.fail(
-            f"event {_stream_hex(stream)} v{version}",
+            f"event {stream_hex(stream)} v{version}",
             ChainBroken("stored event has no leaf in the log"),
         )
     if not orphans:
         report.fail("stored_events", ChainBroken(f"{count} events, {seen} with leaves"))
 
 
-def _check_links_index(
-    store: RawStore, report: StoreReport, expected: set[tuple[str, int, int]]
-) -> None:
-    stored = {
-        (s, q, p) for s, q, p in store.rows("SELECT subject, seq, position FROM ledger_links")
-    }
-    for subject, seq, position in sorted(stored - expected, key=lambda r: r[2])[:20]:
-        report.fail(
-            f"position {position}",
-            ChainBroken(f"ledger_links has {subject} #{seq} here, which no leaf carries"),
-        )
-    for subject, seq, position in sorted(expected - stored, key=lambda r: r[2])[:20]:
-        report.fail(
-            f"position {position}",
-            ChainBroken(f"ledger_links lacks {subject} #{seq}, which the leaf carries"),
-        )
+def _links_index_sum(store: RawStore) -> int:
+    """The multiset hash of ``ledger_links``, to compare with the links the leaves carry."""
+    total = 0
+    for subject, seq, position in store.rows("SELECT subject, seq, position FROM ledger_links"):
+        total += link_term(subject, seq, position)
+    return total % (1 << 256)
