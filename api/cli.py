@@ -18,6 +18,7 @@ from events.ledger import (
     AlreadyInitialised,
     Ledger,
     NotInitialised,
+    StoreMismatch,
     create_practice_files,
     record_genesis_key,
     remove_practice_files,
@@ -143,7 +144,14 @@ def main(args: Sequence[str] | None = None) -> int:
     try:
         config = StoreConfig.from_env()
         return options.run(config, options)
-    except (ConfigError, NotInitialised, AlreadyInitialised, KeyError_, UsageError) as e:
+    except (
+        ConfigError,
+        NotInitialised,
+        AlreadyInitialised,
+        StoreMismatch,
+        KeyError_,
+        UsageError,
+    ) as e:
         print(f"chartledger: error: {e}", file=sys.stderr)
         return EXIT_MISUSE
 

@@ -29,6 +29,10 @@ class NotInitialised(LookupError):
     """No practice has been initialised at the configured home."""
 
 
+class StoreMismatch(LookupError):
+    """CHARTLEDGER_DATABASE_URL names a different kind of store than the practice uses."""
+
+
 class AlreadyInitialised(FileExistsError):
     """``init`` would overwrite an existing practice or store."""
 
@@ -48,6 +52,7 @@ class Ledger(Application):
             raise NotInitialised(f"no practice at {config.home}: run `chartledger init` first")
         self.practice = json.loads(config.practice_path.read_text())
         self.origin: str = self.practice["origin"]
+        _check_store_kind(config, self.practice)
         self.master_key = read_master_key(config.master_key_path)
         super().__init__(env=config.eventsourcing_env())
         self.db = Database(self.factory.datastore)  # type: ignore[attr-defined]
@@ -92,6 +97,22 @@ class Ledger(Application):
         with self.db.read() as c:
             c.execute("SELECT statement FROM ledger_keys ORDER BY seq")
             return [parse_statement(bytes(row[0])) for row in c.fetchall()]
+
+
+def _check_store_kind(config: StoreConfig, practice: dict[str, str]) -> None:
+    """Refuse to open (and so create) an empty store of the other kind by mistake."""
+    configured = "postgresql" if config.database_url else "sqlite"
+    recorded = practice.get("store", "sqlite")
+    if configured != recorded and recorded == "postgresql":
+        raise StoreMismatch(
+            f"the practice at {config.home} keeps its ledger in PostgreSQL: "
+            "set CHARTLEDGER_DATABASE_URL"
+        )
+    if configured != recorded:
+        raise StoreMismatch(
+            f"the practice at {config.home} keeps its ledger in {config.sqlite_path}: "
+            "unset CHARTLEDGER_DATABASE_URL"
+        )
 
 
 def create_practice_files(config: StoreConfig, name: str) -> tuple[dict[str, str], SigningKey]:

@@ -1,18 +1,24 @@
-"""``chartledger verify``: the independent store check, plus opening every sealed payload.
+"""``chartledger verify``: the independent store check, then opening every sealed payload.
 
-The structural check is verify/'s, unchanged; with the practice's keys this also proves each
-payload still matches the commitment its header carries, which a database-only attacker cannot
-forge without the master key.
+The structural check is verify/'s, unchanged and keyless. With the practice's keys this also
+proves each payload still matches the commitment its header carries, which a database-only
+attacker cannot forge without the master key (a forged event at the tip, not yet under any
+checkpoint, is caught here).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 from events.ledger import Ledger
 from events.sealing import DataKeyDestroyed, SealError, unseal
-from verify.errors import HashMismatch
+from verify.errors import HashMismatch, VerificationError
 from verify.hashing import commitment
-from verify.records import Header
+from verify.records import parse_header, split_record
 from verify.store import Progress, StoreReport, check_store, open_store
+
+BATCH = 5_000
 
 
 def store_location(ledger: Ledger) -> str:
@@ -21,39 +27,61 @@ def store_location(ledger: Ledger) -> str:
 
 
 def verify_configured_store(
-    ledger: Ledger, trusted_key: str | None = None, progress: Progress | None = None
+    ledger: Ledger,
+    trusted_key: str | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> tuple[StoreReport, int, int]:
     """Return (report, payloads opened, payloads disposed)."""
-    counts = {"opened": 0, "disposed": 0}
-    failures: list[tuple[str, Exception]] = []
-
-    def open_payload(position: int, header: Header, sealed: bytes) -> None:
+    store = open_store(store_location(ledger))
+    try:
+        report = check_store(store, trusted_key, progress, workers=workers or os.cpu_count() or 1)
+    finally:
+        store.close()
+    opened = disposed = 0
+    for position, state in _stored_records(ledger):
+        try:
+            header_bytes, sealed = split_record(state)
+            header = parse_header(header_bytes)
+        except VerificationError:
+            continue  # the structural check has reported it
         try:
             key = ledger.data_keys.get(header.key)
         except DataKeyDestroyed:
-            counts["disposed"] += 1
-            return
+            disposed += 1
+            continue
         try:
             salt, payload = unseal(key, header.stream, header.version, sealed)
         except SealError as e:
-            failures.append((f"position {position}", HashMismatch(str(e))))
-            return
+            report.fail(f"position {position}", HashMismatch(str(e)))
+            continue
         if commitment(salt, payload) != header.commitment:
-            failures.append(
-                (f"position {position}", HashMismatch("payload does not match its commitment"))
+            report.fail(
+                f"position {position}", HashMismatch("payload does not match its commitment")
             )
-            return
-        counts["opened"] += 1
-
-    store = open_store(store_location(ledger))
-    try:
-        report = check_store(store, trusted_key, progress, on_event=open_payload)
-    finally:
-        store.close()
-    for where, error in failures:
-        report.fail(where, error)  # type: ignore[arg-type]
+            continue
+        opened += 1
     report.problems.sort(key=lambda p: _order(p.where))
-    return report, counts["opened"], counts["disposed"]
+    return report, opened, disposed
+
+
+def _stored_records(ledger: Ledger) -> Iterator[tuple[int, bytes]]:
+    """Every stored record in commit order, in batches (rowid / notification_id order)."""
+    order = "rowid" if ledger.db.dialect == "sqlite" else "notification_id"
+    last = -1
+    while True:
+        with ledger.db.read() as c:
+            c.execute(
+                f"SELECT {order}, position, state FROM stored_events WHERE {order} > ? "
+                f"ORDER BY {order} LIMIT {BATCH}",
+                (last,),
+            )
+            rows = c.fetchall()
+        if not rows:
+            return
+        for _, position, state in rows:
+            yield position, bytes(state)
+        last = rows[-1][0]
 
 
 def _order(where: str) -> tuple[int, int]:

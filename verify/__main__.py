@@ -6,6 +6,7 @@ Exit status 0: valid; 1: invalid; 2: misuse (bad arguments, unreadable input).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from verify.errors import VerificationError
@@ -59,6 +60,12 @@ def main(args: list[str] | None = None) -> int:
     where.add_argument("--database-url", help="postgresql://user@host/db[?schema=s]")
     where.add_argument("--sqlite", help="path of a Chartledger SQLite file")
     store.add_argument("--trusted-key", help="key id (hex) the key history must start with")
+    store.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes checking ranges of the log at once (default: one per core)",
+    )
     options = parser.parse_args(args)
 
     location = options.database_url or options.sqlite
@@ -68,7 +75,9 @@ def main(args: list[str] | None = None) -> int:
         print(f"python -m verify: error: {e}", file=sys.stderr)
         return EXIT_MISUSE
     try:
-        report = check_store(raw, options.trusted_key, progress_printer("verifying"))
+        report = check_store(
+            raw, options.trusted_key, progress_printer("verifying"), workers=max(1, options.workers)
+        )
     finally:
         raw.close()
     shown = location if options.sqlite else "postgresql store"

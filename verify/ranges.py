@@ -236,7 +236,8 @@ class _RangeWalk:
         # All checks passed: record the links exactly as the slow path would.
         self.result.events += 1
         self._link(
-            position, [(subject, link[1], link[2]) for subject, link in zip(subjects, links)]
+            position,
+            [(subject, link[1], link[2]) for subject, link in zip(subjects, links, strict=True)],
         )
         return True
 
