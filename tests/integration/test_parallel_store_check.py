@@ -8,6 +8,7 @@ from events.config import StoreConfig
 from events.ledger import Ledger
 from events.verification import store_location
 from tests.support import Chart, init_practice
+from tests.tamper_tools import rewrite_leaf_link
 from verify.ranges import RANGE_SIZE
 from verify.store import check_store, open_store
 
@@ -52,8 +53,6 @@ def test_two_workers_and_one_agree_on_a_valid_store(big_ledger: Ledger) -> None:
 def test_a_chain_broken_across_a_range_edge_is_found_by_the_workers(big_ledger: Ledger) -> None:
     # Re-point one later leaf's link, in the third range, to a wrong previous position:
     # only stitching across ranges can see it.
-    from tests.tamper_tools import rewrite_leaf_link  # noqa: PLC0415
-
     position = 2 * RANGE_SIZE + 3
     rewrite_leaf_link(big_ledger, position)
     for workers in (1, 2):
