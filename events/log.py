@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from events.db import Cursor
 from verify.chain import CompletenessProof, ProvenLeaf
-from verify.compact import CompactRange, HeadsTree
+from verify.compact import CompactRange, HeadsTree, TreeLevels
 from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
 from verify.records import head_bytes, parse_leaf
 
@@ -104,11 +104,11 @@ def completeness_proof(cursor: Cursor, subject: str, size: int) -> CompletenessP
         (subject, size),
     )
     positions = [row[0] for row in cursor.fetchall()]
-    hashes = leaf_hashes(cursor, size)
+    tree = TreeLevels(leaf_hashes(cursor, size))
     leaves = []
     for position in positions:
         leaf = next(iter_leaves(cursor, position, position + 1))
-        leaves.append(ProvenLeaf(position, leaf, inclusion_proof_from_hashes(position, hashes)))
+        leaves.append(ProvenLeaf(position, leaf, tree.inclusion_proof(position)))
     return CompletenessProof(
         subject=subject,
         seq=seq,

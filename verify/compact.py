@@ -122,3 +122,32 @@ class HeadsTree:
                 parents.add(j // 2)
             changed = parents
         self._dirty.clear()
+
+
+class TreeLevels:
+    """Every level of an RFC 9162 tree, built once, so many inclusion proofs cost a walk each.
+
+    With an odd last node promoted unchanged, a leaf's audit path is its sibling at each level
+    where it has one: the same path as RFC 9162 §2.1.3.1 PATH.
+    """
+
+    def __init__(self, leaf_hashes: list[bytes]) -> None:
+        level = list(leaf_hashes)
+        self.levels = [level]
+        while len(level) > 1:
+            pairs = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                pairs.append(level[-1])
+            level = pairs
+            self.levels.append(level)
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        if not 0 <= index < len(self.levels[0]):
+            raise ValueError(f"index {index} is outside tree of size {len(self.levels[0])}")
+        proof = []
+        for level in self.levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                proof.append(level[sibling])
+            index //= 2
+        return proof

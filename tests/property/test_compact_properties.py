@@ -7,8 +7,8 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify.compact import CompactRange, HeadsTree
-from verify.merkle import leaf_hash, root_from_leaf_hashes
+from verify.compact import CompactRange, HeadsTree, TreeLevels
+from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
 
 
 def mth(data: list[bytes]) -> bytes:
@@ -75,3 +75,14 @@ def test_heads_tree_root_equals_recomputing_over_sorted_subjects(
             current[subject] = value
         ordered = sorted(current, key=str.encode)
         assert tree.root() == root_from_leaf_hashes([current[s] for s in ordered])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 700), st.integers(0, 10**6), st.data())
+def test_proofs_from_prebuilt_levels_equal_the_rfc_paths(
+    n: int, seed: int, data: st.DataObject
+) -> None:
+    hashes = [leaf_hash(x) for x in _leaves(n, seed)]
+    tree = TreeLevels(hashes)
+    for index in data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=8)):
+        assert tree.inclusion_proof(index) == inclusion_proof_from_hashes(index, hashes)
