@@ -69,12 +69,17 @@ def _prepare(value: Any) -> Any:
     raise EncodeError(f"{kind.__name__} has no canonical encoding")
 
 
+TOO_DEEP = "value is nested too deeply"
+
+
 def encode(value: Any) -> bytes:
     """Return the one canonical encoding of ``value`` (nil, bool, int, str, bytes, list, dict)."""
     try:
         return _packb(_prepare(value))
     except UnicodeEncodeError as e:
         raise EncodeError("text is not valid UTF-8") from e
+    except RecursionError:
+        raise EncodeError(TOO_DEEP) from None
 
 
 def pack_ordered(value: Any) -> bytes:
@@ -112,7 +117,9 @@ def decode(data: bytes) -> Any:
     try:
         again = encode(value)
     except EncodeError as e:
-        raise NotCanonical(str(e)) from None
+        # Valid msgpack nested deeper than Python can walk is malformed input, not a crash.
+        kind = MalformedInput if str(e) == TOO_DEEP else NotCanonical
+        raise kind(str(e)) from None
     if again != data:
         raise NotCanonical(
             "bytes are not the canonical encoding of their value "
@@ -151,7 +158,7 @@ def decode_fixed_map(data: bytes, keys: tuple[str, ...], what: str) -> dict[str,
 
 def format_timestamp(moment: datetime) -> str:
     """The one timestamp form: UTC, six fractional digits, ``Z``."""
-    if moment.tzinfo is None:
+    if moment.utcoffset() is None:
         raise EncodeError("timestamps must be timezone-aware")
     # isoformat is several times faster than strftime and gives the same digits.
     utc = (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).replace(tzinfo=None)

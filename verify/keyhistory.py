@@ -43,8 +43,12 @@ def statement_bytes(statement: KeyStatement) -> bytes:
 
 def parse_statement(data: bytes) -> KeyStatement:
     s = decode(data)
-    if type(s) is not dict or tuple(s) != STATEMENT_KEYS or s["format"] != 1:
+    if type(s) is not dict or tuple(s) != STATEMENT_KEYS or type(s["format"]) is not int:
         raise MalformedInput("key statement does not have the keys of format 1")
+    if s["format"] != 1:
+        raise MalformedInput("key statement does not have the keys of format 1")
+    if type(s["origin"]) is not str:
+        raise MalformedInput("key statement origin must be text")
     if type(s["public_key"]) is not bytes or len(s["public_key"]) != 32:
         raise MalformedInput("key statement public_key must be 32 bytes")
     for name in ("seq", "from_size"):
