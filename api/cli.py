@@ -11,6 +11,9 @@ import sys
 from collections.abc import Sequence
 from uuid import UUID
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from domain.practice import Practice
 from events.config import ConfigError, StoreConfig
 from events.keys import KeyError_
@@ -86,8 +89,9 @@ def cmd_checkpoint(config: StoreConfig, options: argparse.Namespace) -> int:
 def cmd_verify(config: StoreConfig, options: argparse.Namespace) -> int:
     ledger = Ledger(config)
     try:
+        trusted_key = options.trusted_key or ledger.practice.get("genesis_key_id")
         report, opened, disposed = verify_configured_store(
-            ledger, options.trusted_key, progress_printer("verifying")
+            ledger, trusted_key, progress_printer("verifying")
         )
     finally:
         ledger.close()
@@ -128,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint = commands.add_parser("checkpoint", help="issue a signed checkpoint and print it")
     checkpoint.set_defaults(run=cmd_checkpoint)
     verify = commands.add_parser("verify", help="check the configured store, payloads included")
-    verify.add_argument("--trusted-key", help="key id the key history must start with")
+    verify.add_argument(
+        "--trusted-key",
+        help="key id the key history must start with (default: the practice's first key)",
+    )
     verify.set_defaults(run=cmd_verify)
     rotate = commands.add_parser("rotate-key", help="rotate the checkpoint signing key")
     rotate.set_defaults(run=cmd_rotate_key)
@@ -153,6 +160,11 @@ def main(args: Sequence[str] | None = None) -> int:
         UsageError,
     ) as e:
         print(f"chartledger: error: {e}", file=sys.stderr)
+        return EXIT_MISUSE
+    except (OperationalError, InterfaceError, psycopg.OperationalError) as e:
+        where = config.display_location()
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"chartledger: error: cannot use the database at {where}: {reason}", file=sys.stderr)
         return EXIT_MISUSE
 
 

@@ -112,6 +112,7 @@ class StoreConfig:
             "POSTGRES_USER": pg.user,
             "POSTGRES_PASSWORD": pg.password,
             "POSTGRES_SCHEMA": pg.schema,
+            "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "10",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # it would skip the writer lock

@@ -101,6 +101,7 @@ class LedgerStoredEvent(StoredEvent):
 
     subjects: tuple[str, ...] = ()
     digest: bytes = b""
+    key_name: str = ""
 
 
 def subjects_of(event: Any) -> tuple[str, ...]:
@@ -125,15 +126,15 @@ class LedgerMapper(Mapper[UUID]):
         if class_version > 1:
             state["class_version"] = class_version
         subjects = subjects_of(domain_event)
-        key_subject = subjects[0] if subjects else PRACTICE_KEY
+        key_name, data_key = self.data_keys.current(subjects[0] if subjects else PRACTICE_KEY)
         payload = self.transcoder.encode(state)
-        bound, sealed = seal(self.data_keys.get_or_create(key_subject), stream, version, payload)
+        bound, sealed = seal(data_key, stream, version, payload)
         acting = context.current()
         topic = get_topic(type(domain_event))
         # Built in the canonical key order of §4.1, so it can be packed without sorting.
         header = pack_ordered(
             {
-                "key": key_subject,
+                "key": key_name,
                 "type": topic,
                 "actor": acting.actor,
                 "format": 1,
@@ -154,6 +155,7 @@ class LedgerMapper(Mapper[UUID]):
             state=pack_ordered({"header": header, "sealed": sealed}),
             subjects=subjects,
             digest=event_digest(header),
+            key_name=key_name,
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import Mapper, Recording
 
 from events.checkpoints import Checkpointer
 from events.config import StoreConfig
@@ -21,6 +21,7 @@ from events.db import Cursor, Database
 from events.encoding import CanonicalTranscoder, LedgerMapper
 from events.keys import SigningKey, new_master_key, read_master_key, write_secret
 from events.sealing import DataKeys
+from events.store import StaleDataKey
 from verify.canonical import format_timestamp
 from verify.keyhistory import KeyStatement, parse_statement, statement_bytes
 
@@ -84,7 +85,7 @@ class Ledger(Application):
         inner: Callable[[Cursor, list[int]], None] | None = kwargs.pop("after_append", None)
 
         def after_append(cursor: Cursor, appended: list[int]) -> None:
-            positions.extend(appended)
+            positions[:] = appended
             if inner is not None:
                 inner(cursor, appended)
 
@@ -92,6 +93,16 @@ class Ledger(Application):
         if positions:
             self.checkpointer.maybe_issue(positions[-1] + 1)
         return recordings
+
+    def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> list[Recording[uuid.UUID]]:
+        try:
+            return super()._record(processing_event)
+        except StaleDataKey as stale:
+            # Disposed of by another process since this one cached it: the failed append left
+            # nothing behind, so seal again (the mapper runs again) under the owner's new key.
+            for name in stale.names:
+                self.data_keys.forget(name)
+            return super()._record(processing_event)
 
     def key_history(self) -> list[KeyStatement]:
         with self.db.read() as c:
@@ -119,6 +130,11 @@ def create_practice_files(config: StoreConfig, name: str) -> tuple[dict[str, str
     """Create the home, the master key, the first signing key and practice.json (all 0600)."""
     if config.practice_path.exists() or config.master_key_path.exists():
         raise AlreadyInitialised(f"a practice already exists at {config.home}")
+    if config.database_url is None and config.sqlite_path.exists():
+        raise AlreadyInitialised(
+            f"a ledger already exists at {config.sqlite_path} without its practice files: "
+            "restore the keys folder and practice.json from backup"
+        )
     config.home.mkdir(parents=True, exist_ok=True)
     practice_id = str(uuid.uuid4())
     practice = {
@@ -130,6 +146,9 @@ def create_practice_files(config: StoreConfig, name: str) -> tuple[dict[str, str
     }
     write_secret(config.master_key_path, new_master_key())
     signing_key = SigningKey.generate()
+    # What `chartledger verify` pins the key history to: kept beside the keys, out of the
+    # database, so an attacker holding only the database cannot swap the whole history.
+    practice["genesis_key_id"] = signing_key.key_id
     signing_key.save(config.signing_key_path(signing_key.key_id))
     write_secret(config.practice_path, json.dumps(practice, indent=2).encode() + b"\n")
     return practice, signing_key

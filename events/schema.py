@@ -30,8 +30,8 @@ def table_statements(dialect: Dialect) -> list[str]:
         f"note {blob} NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS ledger_keys (seq {big} PRIMARY KEY, "
         f"statement {blob} NOT NULL, signature_self {blob} NOT NULL, signature_prev {blob})",
-        f"CREATE TABLE IF NOT EXISTS ledger_data_keys (subject TEXT PRIMARY KEY, "
-        f"wrapped {blob} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS ledger_data_keys (name TEXT PRIMARY KEY, "
+        f"subject TEXT NOT NULL UNIQUE, wrapped {blob} NOT NULL)",
     ]
 
 

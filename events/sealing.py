@@ -6,10 +6,11 @@ A subject's payloads can be made unreadable for good by destroying its one wrapp
 
 from __future__ import annotations
 
+import hmac
 import os
 import threading
 
-from events.db import Database
+from events.db import Cursor, Database
 from events.keys import KEY_SIZE, KeyError_, aead_open, aead_seal, unwrap_key, wrap_key
 from verify.canonical import decode, pack_ordered
 from verify.hashing import commitment
@@ -31,58 +32,114 @@ def aad(stream: str, version: int) -> bytes:
 
 
 class DataKeys:
-    """Find or create each subject's data key; keys are cached unwrapped in memory only."""
+    """Each subject's data key, found or created by name; unwrapped keys are cached in memory.
+
+    A key is named ``<owner>#<32 hex digits>`` (§4.3): disposal deletes the named row, and a
+    later event about the same owner is sealed under a new key with a new name, so the events
+    sealed before stay disposed and the ones after stay readable.
+
+    The cache cannot see a deletion made by another process, so reads re-check that the row
+    still exists, and ``EventStore`` checks every key an append used inside its transaction,
+    under the writer lock that disposal also takes (``missing``).
+    """
 
     def __init__(self, db: Database, master_key: bytes) -> None:
         self._db = db
         self._master_key = master_key
-        self._cache: dict[str, bytes] = {}
+        self._by_name: dict[str, bytes] = {}
+        self._current: dict[str, tuple[str, bytes]] = {}
         self._lock = threading.Lock()
 
-    def get(self, subject: str) -> bytes:
-        """The existing key; DataKeyDestroyed when it is gone (never silently re-created)."""
-        key = self._cache.get(subject)
+    def get(self, name: str) -> bytes:
+        """The named key; DataKeyDestroyed when it is gone (never silently re-created)."""
+        with self._db.read() as c:
+            c.execute("SELECT wrapped FROM ledger_data_keys WHERE name = ?", (name,))
+            row = c.fetchone()
+        if row is None:
+            self.forget(name)
+            raise DataKeyDestroyed(f"no data key for {name.partition('#')[0]}")
+        key = self._by_name.get(name)
         if key is None:
-            key = self._load(subject)
-            if key is None:
-                raise DataKeyDestroyed(f"no data key for {subject}")
+            key = self._by_name[name] = self._unwrap(name, bytes(row[0]))
         return key
 
-    def get_or_create(self, subject: str) -> bytes:
-        key = self._cache.get(subject)
-        if key is not None:
-            return key
+    def all_keys(self) -> dict[str, bytes]:
+        """Every key the store holds now, unwrapped: one query, for whole-log passes."""
+        with self._db.read() as c:
+            c.execute("SELECT name, wrapped FROM ledger_data_keys")
+            rows = c.fetchall()
+        return {name: self._unwrap(name, bytes(wrapped)) for name, wrapped in rows}
+
+    def current(self, owner: str) -> tuple[str, bytes]:
+        """(name, key) to seal ``owner``'s next event under, creating the key if it has none."""
+        found = self._current.get(owner)
+        if found is not None:
+            return found
         with self._lock:
-            key = self._load(subject)
-            if key is None:
+            found = self._load_current(owner)
+            if found is None:
+                name = mint_key_name(self._master_key, owner)
                 wrapped = wrap_key(self._master_key, os.urandom(KEY_SIZE))
                 with self._db.write(lock=False) as c:
                     c.execute(
-                        "INSERT INTO ledger_data_keys (subject, wrapped) VALUES (?, ?) "
+                        "INSERT INTO ledger_data_keys (name, subject, wrapped) VALUES (?, ?, ?) "
                         "ON CONFLICT (subject) DO NOTHING",
-                        (subject, wrapped),
+                        (name, owner, wrapped),
                     )
-                key = self._load(subject)
-                assert key is not None
-            return key
+                found = self._load_current(owner)
+                assert found is not None
+            return found
 
-    def forget(self, subject: str) -> None:
-        self._cache.pop(subject, None)
+    def forget(self, name: str) -> None:
+        self._by_name.pop(name, None)
+        owner = name.partition("#")[0]
+        if self._current.get(owner, ("",))[0] == name:
+            self._current.pop(owner, None)
 
-    def _load(self, subject: str) -> bytes | None:
+    def _load_current(self, owner: str) -> tuple[str, bytes] | None:
         with self._db.read() as c:
-            c.execute("SELECT wrapped FROM ledger_data_keys WHERE subject = ?", (subject,))
+            c.execute("SELECT name, wrapped FROM ledger_data_keys WHERE subject = ?", (owner,))
             row = c.fetchone()
         if row is None:
             return None
+        name, key = row[0], self._unwrap(row[0], bytes(row[1]))
+        self._by_name[name] = key
+        self._current[owner] = (name, key)
+        return name, key
+
+    def _unwrap(self, name: str, wrapped: bytes) -> bytes:
         try:
-            key = unwrap_key(self._master_key, bytes(row[0]))
+            return unwrap_key(self._master_key, wrapped)
         except KeyError_:
             raise SealError(
-                f"data key of {subject} does not unwrap under this master key"
+                f"data key {name.partition('#')[0]} does not unwrap under this master key"
             ) from None
-        self._cache[subject] = key
-        return key
+
+
+def mint_key_name(master_key: bytes, owner: str) -> str:
+    """``<owner>#<16 hex random><16 hex tag>``: the tag, an HMAC under the master key, lets
+    ``chartledger verify`` tell a key this practice made (and may since have disposed of) from
+    one a forger names to pass a forged event off as disposed (§4.3)."""
+    nonce = os.urandom(8).hex()
+    return f"{owner}#{nonce}{key_name_tag(master_key, owner, nonce)}"
+
+
+def key_name_minted_here(master_key: bytes, name: str) -> bool:
+    owner, _, rest = name.rpartition("#")
+    nonce, tag = rest[:16], rest[16:]
+    return hmac.compare_digest(tag, key_name_tag(master_key, owner, nonce))
+
+
+def key_name_tag(master_key: bytes, owner: str, nonce: str) -> str:
+    message = f"chartledger data key name\0{owner}#{nonce}".encode()
+    return hmac.new(master_key, message, "sha256").hexdigest()[:16]
+
+
+def missing_keys(cursor: Cursor, names: set[str]) -> set[str]:
+    """Which of ``names`` the store no longer holds (disposed since they were cached)."""
+    marks = ", ".join("?" * len(names))
+    cursor.execute(f"SELECT name FROM ledger_data_keys WHERE name IN ({marks})", sorted(names))
+    return names - {row[0] for row in cursor.fetchall()}
 
 
 def seal(data_key: bytes, stream: str, version: int, payload: bytes) -> tuple[bytes, bytes]:

@@ -24,6 +24,14 @@ class NotALedgerEvent(TypeError):
     """A stored event that did not come through the ledger's mapper."""
 
 
+class StaleDataKey(LookupError):
+    """An event was sealed under a cached data key that has since been disposed of."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__("a data key was disposed of while the append was prepared")
+        self.names = names
+
+
 class HeadCache:
     """Subjects' (seq, position) as of the tip this writer last committed.
 
@@ -57,9 +65,20 @@ def append_leaves(
     for event in events:
         if not isinstance(event, LedgerStoredEvent) or len(event.digest) != 32:
             raise NotALedgerEvent("only events encoded by LedgerMapper can be appended")
-    cursor.execute("SELECT MAX(position) FROM ledger_leaves")
+    # One round trip: the next position, and whether every data key used is still there
+    # (disposal deletes keys under the same writer lock, so none can vanish after this).
+    names = sorted({event.key_name for event in events})
+    marks = ", ".join("?" * len(names))
+    cursor.execute(
+        "SELECT (SELECT MAX(position) FROM ledger_leaves), "
+        f"(SELECT COUNT(*) FROM ledger_data_keys WHERE name IN ({marks}))",
+        names,
+    )
     row = cursor.fetchone()
-    position = 0 if row is None or row[0] is None else row[0] + 1
+    assert row is not None
+    if row[1] != len(names):
+        raise StaleDataKey(set(names))
+    position = 0 if row[0] is None else row[0] + 1
     if cache.tip != position:
         cache.tip, cache.heads = None, {}  # another writer appended: start over
     subjects = {s for event in events for s in event.subjects}

@@ -32,6 +32,7 @@ from verify.records import (
     SUBJECT_RE,
     Link,
     head_bytes,
+    key_owner,
     leaf_bytes,
     parse_header,
     parse_leaf,
@@ -195,8 +196,8 @@ class _RangeWalk:
             or type(recorded) is not str
             or not TIMESTAMP_RE.match(recorded)
             or type(subjects) is not list
-            or type(key) is not str
-            or (key != PRACTICE_KEY and key not in subjects)
+            or (owner := key_owner(key)) is None
+            or (owner != PRACTICE_KEY and owner not in subjects)
             or not _optional_texts(h["actor"], h["session"], h["original"])
             or type(h["commitment"]) is not bytes
             or len(h["commitment"]) != 32

@@ -20,6 +20,7 @@ HEADER_KEYS = (
 SUBJECT_RE = re.compile(r"\A(patient|user):[0-9a-z-]{1,64}\Z")
 STREAM_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 PRACTICE_KEY = "practice"
+KEY_NAME_RE = re.compile(r"\A(.+)#[0-9a-f]{32}\Z")
 RECORD_KEYS = ("header", "sealed")
 LEAF_KEYS = ("event", "links")
 
@@ -86,8 +87,9 @@ def parse_header(header_bytes: bytes) -> Header:
     encoded = [s.encode() for s in subjects]
     if len(subjects) > 1 and encoded != sorted(set(encoded)):
         raise MalformedInput("header subjects must be distinct and in ascending order")
-    if h["key"] != PRACTICE_KEY and h["key"] not in subjects:
-        raise MalformedInput(f"header key {h['key']!r} is neither practice nor a subject")
+    owner = key_owner(h["key"])
+    if owner != PRACTICE_KEY and owner not in subjects:
+        raise MalformedInput("header key belongs neither to the practice nor to a subject")
     return Header(
         type=h["type"],
         stream=h["stream"],
@@ -132,3 +134,9 @@ def leaf_bytes(event: bytes, links: tuple[Link, ...] | list[Link]) -> bytes:
 def head_bytes(subject: str, seq: int, position: int) -> bytes:
     """One subject-heads tree leaf (§7)."""
     return pack_ordered([subject, seq, position])
+
+
+def key_owner(name: object) -> str | None:
+    """Whose data key a header's ``key`` names (§4.3): ``<owner>#<32 hex digits>``."""
+    found = KEY_NAME_RE.match(name) if type(name) is str else None
+    return found.group(1) if found else None
