@@ -7,6 +7,7 @@ the events, so the trigger that refuses an event without its leaf can see them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,12 +46,23 @@ class HeadCache:
     def __init__(self) -> None:
         self.tip: int | None = None  # the next position, as of our last commit
         self.heads: dict[str, tuple[int, int]] = {}
+        # Threads sharing one ledger call commit_to after their commits, in any order.
+        self.lock = threading.Lock()
+
+    def lookup(self, tip: int, subjects: set[str]) -> dict[str, tuple[int, int]]:
+        """The cached heads of ``subjects``, if the cache describes the log up to ``tip``."""
+        with self.lock:
+            if self.tip != tip:
+                self.tip, self.heads = None, {}  # another writer appended: start over
+                return {}
+            return {s: self.heads[s] for s in subjects if s in self.heads}
 
 
 class Appended:
     """What one append produced, for the recorder to apply once the transaction commits."""
 
-    def __init__(self, positions: list[int], heads: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, start: int, positions: list[int], heads: dict[str, tuple[int, int]]) -> None:
+        self.start = start
         self.positions = positions
         self.heads = heads
 
@@ -78,13 +90,10 @@ def append_leaves(
     assert row is not None
     if row[1] != len(names):
         raise StaleDataKey(set(names))
-    position = 0 if row[0] is None else row[0] + 1
-    if cache.tip != position:
-        cache.tip, cache.heads = None, {}  # another writer appended: start over
+    position = start = 0 if row[0] is None else row[0] + 1
     subjects = {s for event in events for s in event.subjects}
-    missing = {s for s in subjects if s not in cache.heads} if cache.tip is not None else subjects
-    heads = {s: cache.heads[s] for s in subjects - missing}
-    heads.update(_read_heads(cursor, missing))
+    heads = cache.lookup(position, subjects)
+    heads.update(_read_heads(cursor, subjects - heads.keys()))
     leaf_rows, link_rows, positions = [], [], []
     for event in events:
         links: list[Link] = []
@@ -111,15 +120,23 @@ def append_leaves(
         cursor.executemany(
             "INSERT INTO ledger_links (subject, seq, position) VALUES (?, ?, ?)", link_rows
         )
-    return Appended(positions, heads)
+    return Appended(start, positions, heads)
 
 
 def commit_to(cache: HeadCache, appended: Appended) -> None:
-    """After the commit: the cache now describes the store up to the new tip."""
-    if len(cache.heads) > cache.MAX_SUBJECTS:
-        cache.heads = {}
-    cache.tip = appended.positions[-1] + 1
-    cache.heads.update(appended.heads)
+    """After the commit: the cache now describes the store up to the new tip.
+
+    Only if it described the store up to where this append started (or was empty): a later
+    append's commit_to may run first, and then the cache can no longer vouch for anything.
+    """
+    with cache.lock:
+        if cache.tip is not None and cache.tip != appended.start:
+            cache.tip, cache.heads = None, {}
+            return
+        if len(cache.heads) > cache.MAX_SUBJECTS:
+            cache.heads = {}
+        cache.heads.update(appended.heads)
+        cache.tip = appended.positions[-1] + 1
 
 
 def _read_heads(cursor: Cursor, subjects: set[str]) -> dict[str, tuple[int, int]]:

@@ -37,7 +37,9 @@ class Problem(NamedTuple):
     error: VerificationError
 
     def line(self) -> str:
-        return f"FAIL: {self.where}: {self.error}"
+        # Checks shared with other callers name their place themselves; say it once.
+        message = str(self.error).removeprefix(f"{self.where}: ")
+        return f"FAIL: {self.where}: {message}"
 
 
 @dataclass

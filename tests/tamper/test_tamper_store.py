@@ -12,6 +12,7 @@ import base64
 import hashlib
 import itertools
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,8 @@ def flip(data: bytes, index: int) -> bytes:
 def assert_fails(verdict: Verdict, *where: str, because: str = "") -> None:
     """Exit status 1 and a FAIL line for each place; the first one says ``because``."""
     assert verdict.code == 1, verdict.out
+    for line in verdict.out.splitlines():  # each line names its place once
+        assert not re.match(r"FAIL: (\S+ \S+ \S+ \d+|\S+ \d+): \1:", line), line
     for i, place in enumerate(where):
         reason = because if i == 0 else ""
         assert verdict.fails_at(place, reason), (
