@@ -1,0 +1,301 @@
+"""Append throughput: the full ledger path divided by plain eventsourcing on the same database.
+
+Four cases, {SQLite file, PostgreSQL} x {1 event per transaction, 100 per transaction}. Each case
+gets a fresh practice (its own CHARTLEDGER_HOME and, on PostgreSQL, its own schema) and a fresh
+plain eventsourcing application (its own SQLite file or schema), both warmed up with one event
+per subject of the pool so every subject already has its data key. Then the two sides run the
+same picks of subjects in alternating order for a few rounds; the medians are compared.
+
+    python bench/append.py                 # the four cases, ~2-3 minutes
+    python bench/append.py --quick         # smaller counts, for a smoke run
+    python bench/append.py --cases sqlite-100 --profile   # cProfile the ledger side
+    python bench/append.py --breakdown     # also: where each side's time goes, us/event
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import (
+    DEFAULT_PG_URL,
+    NOTE_TEXT,
+    Chart,
+    create_schema,
+    fresh_schema_name,
+    header,
+    median,
+    new_practice,
+    plain_postgres_app,
+    plain_sqlite_app,
+    postgres_reachable,
+    profile_call,
+    schemas,
+    subject_pool,
+    with_schema,
+)
+
+TARGET = 0.75
+CASES = ("sqlite-1", "sqlite-100", "pg-1", "pg-100")
+WARM_BATCH = 100
+
+
+class Side:
+    """One application with one Chart per subject of the pool, already saved once."""
+
+    def __init__(self, name: str, app: Any, subjects: list[str]) -> None:
+        self.name = name
+        self.app = app
+        self.subjects = [(s,) for s in subjects]
+        self.charts: list[Chart] = []
+        self.timers: dict[str, float] = defaultdict(float)
+        self.written = 0  # bytes this process wrote during run(), from /proc/self/io
+        self.events = 0  # events appended by run()
+        self.seconds = 0.0  # time spent in run()
+
+    def time_calls(self) -> None:
+        """Wrap the stages of each save() on this side's instances with timers (--breakdown)."""
+        stages: list[tuple[Any, str, str]] = [
+            (self.app.mapper, "to_stored_event", "mapper.to_stored_event"),
+            (self.app.recorder, "insert_events", "recorder.insert_events (one transaction)"),
+        ]
+        if hasattr(self.app, "checkpointer"):
+            stages.append((self.app.checkpointer, "maybe_issue", "checkpointer.maybe_issue"))
+        for owner, attr, label in stages:
+            setattr(owner, attr, self._timed(getattr(owner, attr), label))
+
+    def _timed(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        timers = self.timers
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timers[label] += time.perf_counter() - started
+
+        return timed
+
+    def warm_up(self) -> None:
+        for start in range(0, len(self.subjects), WARM_BATCH):
+            batch = [
+                Chart(subjects=s, text=NOTE_TEXT) for s in self.subjects[start : start + WARM_BATCH]
+            ]
+            self.app.save(*batch)
+            self.charts.extend(batch)
+
+    def run(self, picks: list[list[int]]) -> float:
+        """Append one save() per pick (one note per picked chart); return events per second."""
+        gc.collect()
+        charts, subjects, save = self.charts, self.subjects, self.app.save
+        events = 0
+        written = _bytes_written()
+        started = time.perf_counter()
+        for pick in picks:
+            batch = []
+            for i in pick:
+                chart = charts[i]
+                chart.note(subjects=subjects[i], text=NOTE_TEXT)
+                batch.append(chart)
+            save(*batch)
+            events += len(batch)
+        seconds = time.perf_counter() - started
+        self.written += _bytes_written() - written
+        self.events += events
+        self.seconds += seconds
+        return events / seconds
+
+    def breakdown(self) -> list[str]:
+        """Lines of microseconds per event by stage, over every run()."""
+        us = 1e6 / max(1, self.events)
+        lines = [f"{self.name}: {self.seconds * us:6.1f} us/event in all"]
+        for label, seconds in self.timers.items():
+            lines.append(f"  {label:<46}{seconds * us:6.1f} us/event")
+        rest = self.seconds - sum(self.timers.values())
+        lines.append(
+            f"  {'rest: events, save(), collect_events, loop':<46}{rest * us:6.1f} us/event"
+        )
+        if self.written:
+            per_event = self.written / max(1, self.events)
+            label = "written by this process (/proc/self/io)"
+            lines.append(f"  {label:<46}{per_event:6,.0f} B/event")
+        return lines
+
+
+def _bytes_written() -> int:
+    """Bytes this process has written (SQLite's WAL and database; 0 for PostgreSQL's server)."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class Result:
+    case: str
+    plain: list[float] = field(default_factory=list)
+    ledger: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    breakdown: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return median(self.ledger) / median(self.plain)
+
+
+def make_picks(rng: random.Random, pool: int, per_tx: int, events: int) -> list[list[int]]:
+    return [rng.sample(range(pool), per_tx) for _ in range(max(1, events // per_tx))]
+
+
+def run_case(case: str, args: argparse.Namespace, made_schemas: list[str]) -> Result:
+    store, per_tx_text = case.split("-")
+    per_tx = int(per_tx_text)
+    events = args.events_single if per_tx == 1 else args.events_batch
+    subjects = subject_pool(args.pool, seed=7)
+    result = Result(case)
+    with tempfile.TemporaryDirectory(prefix=f"chartledger-bench-{case}-") as tmp:
+        root = Path(tmp)
+        (root / "plain").mkdir()
+        if store == "sqlite":
+            plain_app = plain_sqlite_app(root / "plain" / "plain.sqlite3")
+            ledger, _ = new_practice(root / "ledger")
+        else:
+            plain_schema = fresh_schema_name("plain")
+            ledger_schema = fresh_schema_name("ledger")
+            for schema in (plain_schema, ledger_schema):
+                made_schemas.append(schema)
+                create_schema(args.database_url, schema)
+            plain_app = plain_postgres_app(args.database_url, plain_schema)
+            ledger, _ = new_practice(root / "ledger", with_schema(args.database_url, ledger_schema))
+        sides = {
+            "plain": Side("plain", plain_app, subjects),
+            "ledger": Side("ledger", ledger, subjects),
+        }
+        try:
+            for side in sides.values():
+                side.warm_up()
+            if args.profile:
+                picks = make_picks(random.Random(1), args.pool, per_tx, events)
+                print(f"-- profiling the ledger side of {case}: {events} events, {per_tx}/save")
+                rate = profile_call(sides["ledger"].run, picks, top=args.top)
+                print(f"(under the profiler: {rate:,.0f} ev/s)")
+                return result
+            if args.breakdown:
+                for side in sides.values():
+                    side.time_calls()
+            for r in range(args.rounds):
+                picks = make_picks(random.Random(1000 + r), args.pool, per_tx, events)
+                order = ("plain", "ledger") if r % 2 == 0 else ("ledger", "plain")
+                for name in order:
+                    rate = sides[name].run(picks)
+                    getattr(result, name).append(rate)
+            with ledger.db.read() as c:
+                c.execute("SELECT COUNT(*) FROM stored_events")
+                (stored,) = c.fetchone() or (0,)
+                c.execute("SELECT COUNT(*) FROM ledger_checkpoints")
+                (checkpoints,) = c.fetchone() or (0,)
+            result.notes.append(f"{stored} events stored, {checkpoints} checkpoints")
+            if args.breakdown:
+                result.breakdown = [line for side in sides.values() for line in side.breakdown()]
+        finally:
+            plain_app.close()
+            ledger.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events-single", type=int, default=2000, help="events per run, 1/tx")
+    parser.add_argument("--events-batch", type=int, default=20000, help="events per run, 100/tx")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per case")
+    parser.add_argument("--pool", type=int, default=1000, help="patients in the subject pool")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"subset of {','.join(CASES)}")
+    parser.add_argument("--database-url", default=DEFAULT_PG_URL, help="PostgreSQL database")
+    parser.add_argument("--quick", action="store_true", help="200 / 2,000 events per run")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile one ledger run per case, no table"
+    )
+    parser.add_argument("--top", type=int, default=25, help="profile lines to print")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time each side's stages (adds ~1 us/call)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events_single, args.events_batch = 200, 2000
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown cases {unknown}: choose from {', '.join(CASES)}")
+    if args.pool < 100:
+        parser.error("--pool must be at least 100 (a 100-event save names 100 patients)")
+
+    pg_version = None
+    if any(c.startswith("pg-") for c in cases):
+        pg_version = postgres_reachable(args.database_url)
+        if pg_version is None:
+            print(f"PostgreSQL unreachable at {args.database_url}: skipping its cases")
+            cases = [c for c in cases if not c.startswith("pg-")]
+    header("append throughput: full ledger path vs plain eventsourcing", pg_version)
+    print(
+        f"workload: Chart.note() on a pool of {args.pool} patients; before timing, each side "
+        f"appended one event per patient ({WARM_BATCH}/save), so every data key already exists"
+    )
+    print(
+        f"          {args.events_single} events per run at 1/tx, {args.events_batch} at 100/tx; "
+        f"{args.rounds} alternating rounds, median reported; checkpoints at the default cadence"
+    )
+    print(
+        "          plain = eventsourcing.application.Application (JSON transcoder), "
+        "same database, same process"
+    )
+    print(flush=True)
+
+    results = []
+    with schemas(args.database_url) as made:
+        for case in cases:
+            started = time.perf_counter()
+            result = run_case(case, args, made)
+            if not args.profile:
+                rounds = ", ".join(
+                    f"{p:,.0f}/{q:,.0f}" for p, q in zip(result.plain, result.ledger, strict=True)
+                )
+                print(
+                    f"{case:<11} rounds plain/ledger ev/s: {rounds}  "
+                    f"({'; '.join(result.notes)}; {time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
+            results.append(result)
+    if args.profile:
+        return 0
+
+    print()
+    print(f"{'case':<12}{'plain ev/s':>12}{'ledger ev/s':>13}{'ratio':>8}{'target':>8}")
+    for r in results:
+        verdict = "ok" if r.ratio >= TARGET else "BELOW"
+        print(
+            f"{r.case:<12}{median(r.plain):>12,.0f}{median(r.ledger):>13,.0f}"
+            f"{r.ratio:>8.2f}{TARGET:>8.2f}  {verdict}"
+        )
+    if args.breakdown:
+        print("\nwhere the time goes (mean over all rounds, with the timers' own overhead):")
+        for r in results:
+            print(f"[{r.case}]")
+            for line in r.breakdown:
+                print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
