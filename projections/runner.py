@@ -1,0 +1,213 @@
+"""Follow the log in position order and keep read models up to date, exactly once.
+
+Each projection's rows and its position (the next log position it has not applied) are written
+in one transaction, and the position moves only from the value this runner read: two runners
+racing on one store cannot both apply a batch. Views are disposable: ``rebuild`` drops a view's
+tables and replays it from position 0, and must come out identical to the live one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from events.db import Cursor, Database, Dialect
+from events.encoding import CanonicalTranscoder, LedgerMapper
+from events.ledger import Ledger
+from events.sealing import DataKeyDestroyed
+from verify.records import Header, parse_header, split_record
+
+BATCH = 2_000
+Progress = Callable[[int, int], None]  # (applied up to position, log size)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event as projections see it: its log position, its header, and its content.
+
+    ``event`` is None when the payload was disposed of (its data key destroyed): the header,
+    and so the audit trail, outlives the content.
+    """
+
+    position: int
+    header: Header
+    event: Any | None
+
+
+class Projection:
+    """A read model: its tables, and how a batch of entries changes them."""
+
+    name: str = ""
+    tables: tuple[str, ...] = ()
+
+    def create(self, cursor: Cursor, dialect: Dialect) -> None:
+        raise NotImplementedError
+
+    def apply(self, cursor: Cursor, entries: Sequence[Entry]) -> None:
+        raise NotImplementedError
+
+    def drop(self, cursor: Cursor) -> None:
+        for table in reversed(self.tables):
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+class PositionMoved(RuntimeError):
+    """Another runner applied this batch first; this one's transaction was rolled back."""
+
+
+POSITIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_positions "
+    "(name TEXT PRIMARY KEY, position {big} NOT NULL)"
+)
+
+
+class Runner:
+    """Keeps ``projections`` caught up with ``ledger``'s log."""
+
+    def __init__(self, ledger: Ledger, projections: Iterable[Projection]) -> None:
+        self.ledger = ledger
+        self.db: Database = ledger.db
+        self.projections = {p.name: p for p in projections}
+        with self.db.write(lock=False) as c:
+            big = "INTEGER" if self.db.dialect == "sqlite" else "bigint"
+            c.execute(POSITIONS_DDL.format(big=big))
+            for projection in self.projections.values():
+                projection.create(c, self.db.dialect)
+                c.execute(
+                    "INSERT INTO projection_positions (name, position) VALUES (?, 0) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    (projection.name,),
+                )
+
+    def positions(self) -> dict[str, int]:
+        with self.db.read() as c:
+            c.execute("SELECT name, position FROM projection_positions")
+            return {name: pos for name, pos in c.fetchall() if name in self.projections}
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        """Apply everything appended since each projection's position; return the new position."""
+        while True:
+            positions = self.positions()
+            start = min(positions.values(), default=0)
+            entries = list(read_entries(self.ledger, start, BATCH))
+            if not entries:
+                return start
+            self._apply(positions, entries)
+            if progress is not None:
+                progress(entries[-1].position + 1, log_size(self.db))
+
+    def rebuild(self, names: Sequence[str] | None = None, progress: Progress | None = None) -> int:
+        """Drop the named views (all by default) and replay them from the start of the log."""
+        chosen = [self.projections[n] for n in (names or list(self.projections))]
+        with self.db.write(lock=False) as c:
+            for projection in chosen:
+                projection.drop(c)
+                projection.create(c, self.db.dialect)
+                c.execute(
+                    "UPDATE projection_positions SET position = 0 WHERE name = ?",
+                    (projection.name,),
+                )
+        return self.catch_up(progress)
+
+    def _apply(self, positions: Mapping[str, int], entries: Sequence[Entry]) -> None:
+        end = entries[-1].position + 1
+        with self.db.write(lock=False) as c:
+            for name, position in positions.items():
+                if position >= end:
+                    continue
+                due = [e for e in entries if e.position >= position]
+                self.projections[name].apply(c, due)
+                c.execute(
+                    "UPDATE projection_positions SET position = ? WHERE name = ? AND position = ?",
+                    (end, name, position),
+                )
+                c.execute("SELECT position FROM projection_positions WHERE name = ?", (name,))
+                row = c.fetchone()
+                if row is None or row[0] != end:
+                    raise PositionMoved(f"projection {name} was moved by another runner")
+
+
+class _KeyRing:
+    """The data keys as they stood when a batch was read: one query per batch, not per event."""
+
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        self._keys = keys
+
+    def get(self, name: str) -> bytes:
+        key = self._keys.get(name)
+        if key is None:
+            raise DataKeyDestroyed(f"no data key for {name.partition('#')[0]}")
+        return key
+
+
+def log_size(db: Database) -> int:
+    with db.read() as c:
+        c.execute("SELECT MAX(position) FROM ledger_leaves")
+        row = c.fetchone()
+    return 0 if row is None or row[0] is None else row[0] + 1
+
+
+def read_records(db: Database, start: int, limit: int) -> list[tuple[Any, ...]]:
+    """Raw (position, stream, version, topic, state) rows from ``start``, in log order."""
+    with db.read() as c:
+        c.execute(
+            "SELECT l.position, e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM ledger_leaves l JOIN stored_events e "
+            "ON e.originator_id = l.stream AND e.originator_version = l.version "
+            f"WHERE l.position >= ? ORDER BY l.position LIMIT {int(limit)}",
+            (start,),
+        )
+        return c.fetchall()
+
+
+def read_entries(ledger: Ledger, start: int, limit: int = BATCH) -> Iterator[Entry]:
+    """Up to ``limit`` entries from ``start``, decoded and opened with the practice's keys."""
+    rows = read_records(ledger.db, start, limit)
+    if not rows:
+        return
+    mapper = LedgerMapper(CanonicalTranscoder(), _KeyRing(ledger.data_keys.all_keys()))  # type: ignore[arg-type]
+    for position, stream, version, topic, state in rows:
+        yield decode_entry(mapper, position, stream, version, topic, bytes(state))
+
+
+def entries_at(ledger: Ledger, positions: Sequence[int]) -> list[Entry]:
+    """The entries at the given positions (e.g. one subject's chain), in that order."""
+    if not positions:
+        return []
+    mapper = LedgerMapper(CanonicalTranscoder(), _KeyRing(ledger.data_keys.all_keys()))  # type: ignore[arg-type]
+    found: list[Entry] = []
+    for chunk_start in range(0, len(positions), 500):
+        chunk = list(positions[chunk_start : chunk_start + 500])
+        marks = ", ".join("?" * len(chunk))
+        with ledger.db.read() as c:
+            c.execute(
+                "SELECT l.position, e.originator_id, e.originator_version, e.topic, e.state "
+                "FROM ledger_leaves l JOIN stored_events e "
+                "ON e.originator_id = l.stream AND e.originator_version = l.version "
+                f"WHERE l.position IN ({marks}) ORDER BY l.position",
+                chunk,
+            )
+            rows = c.fetchall()
+        found.extend(decode_entry(mapper, p, s, v, t, bytes(state)) for p, s, v, t, state in rows)
+    return found
+
+
+def decode_entry(
+    mapper: LedgerMapper, position: int, stream: Any, version: int, topic: str, state: bytes
+) -> Entry:
+    header = parse_header(split_record(state)[0])
+    stored = StoredEvent(
+        originator_id=stream if isinstance(stream, UUID) else UUID(str(stream)),
+        originator_version=version,
+        topic=topic,
+        state=state,
+    )
+    try:
+        event = mapper.to_domain_event(stored)
+    except DataKeyDestroyed:
+        event = None
+    return Entry(position, header, event)
