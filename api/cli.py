@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -28,6 +29,8 @@ from events.ledger import (
 )
 from events.rotation import rotate_signing_key
 from events.verification import verify_configured_store
+from projections.rebuild import UnknownProjection, all_projections, rebuild, runner_for
+from projections.runner import log_size
 from verify.__main__ import print_report, progress_printer
 
 EXIT_OK, EXIT_INVALID, EXIT_MISUSE = 0, 1, 2
@@ -112,6 +115,33 @@ def cmd_rotate_key(config: StoreConfig, options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_projections_rebuild(config: StoreConfig, options: argparse.Namespace) -> int:
+    ledger = Ledger(config)
+    try:
+        names = [options.name] if options.name else []
+        started = time.perf_counter()
+        size = rebuild(ledger, names, progress_printer("rebuilding", unit="events"))
+        seconds = time.perf_counter() - started
+    finally:
+        ledger.close()
+    which = options.name or ", ".join(p.name for p in all_projections())
+    print(f"Rebuilt {which} from {size} events in {seconds:.1f} s")
+    return EXIT_OK
+
+
+def cmd_projections_status(config: StoreConfig, options: argparse.Namespace) -> int:
+    ledger = Ledger(config)
+    try:
+        runner = runner_for(ledger)
+        positions = runner.positions()
+        size = log_size(ledger.db)
+    finally:
+        ledger.close()
+    for name, position in sorted(positions.items()):
+        print(f"{name}: {position} of {size} events applied")
+    return EXIT_OK
+
+
 def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
     import uvicorn
 
@@ -139,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=cmd_verify)
     rotate = commands.add_parser("rotate-key", help="rotate the checkpoint signing key")
     rotate.set_defaults(run=cmd_rotate_key)
+    projections = commands.add_parser("projections", help="the read models built from the log")
+    views = projections.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    rebuild_views = views.add_parser("rebuild", help="drop a view (or all) and replay the log")
+    rebuild_views.add_argument("name", nargs="?", help="the view to rebuild (default: all)")
+    rebuild_views.set_defaults(run=cmd_projections_rebuild)
+    status = views.add_parser("status", help="how far each view has applied the log")
+    status.set_defaults(run=cmd_projections_status)
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -158,6 +195,7 @@ def main(args: Sequence[str] | None = None) -> int:
         StoreMismatch,
         KeyError_,
         UsageError,
+        UnknownProjection,
     ) as e:
         print(f"chartledger: error: {e}", file=sys.stderr)
         return EXIT_MISUSE

@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_MISUSE)
 
 
-def progress_printer(label: str, stream=sys.stderr):  # type: ignore[no-untyped-def]
+def progress_printer(label: str, stream=sys.stderr, unit: str = "leaves"):  # type: ignore[no-untyped-def]
     """A progress line on a terminal; nothing when output is redirected."""
     if not stream.isatty():
         return None
@@ -33,7 +33,7 @@ def progress_printer(label: str, stream=sys.stderr):  # type: ignore[no-untyped-
         if percent != step["last"]:
             step["last"] = percent
             end = "\n" if done >= total else ""
-            stream.write(f"\r{label}: {done}/{total} leaves ({percent}%){end}")
+            stream.write(f"\r{label}: {done}/{total} {unit} ({percent}%){end}")
             stream.flush()
 
     return show
