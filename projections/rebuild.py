@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from events.ledger import Ledger
 from projections.access_report import DisclosuresView
 from projections.audit import AuditView
+from projections.chart import ChartView
 from projections.runner import Progress, Projection, Runner
 
 
@@ -15,7 +16,7 @@ class UnknownProjection(LookupError):
 
 
 def all_projections() -> list[Projection]:
-    return [AuditView(), DisclosuresView()]
+    return [AuditView(), ChartView(), DisclosuresView()]
 
 
 def runner_for(ledger: Ledger) -> Runner:
