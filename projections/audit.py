@@ -11,10 +11,12 @@ asks for a report over any period, sortable by every field: ``audit_report``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from events.db import Cursor, Database, Dialect
 from projections.runner import Entry, Projection
+from verify.canonical import format_timestamp
 from verify.records import Header
 
 READ_ACTIONS = ("query", "access", "print", "copy", "export", "disclose")
@@ -34,18 +36,18 @@ COLUMNS = (
 # Where an event type does not say it itself, its module names the data category.
 CATEGORIES = {
     "domain.practice": "practice",
-    "domain.users": "user accounts",
+    "domain.users": "users",
     "domain.patients": "demographics",
-    "domain.notes": "clinical notes",
-    "domain.problems": "problem list",
+    "domain.notes": "notes",
+    "domain.problems": "problems",
     "domain.medications": "medications",
     "domain.allergies": "allergies",
-    "domain.vitals": "vital signs",
-    "domain.labs": "laboratory results",
-    "domain.amendments": "amendment requests",
+    "domain.vitals": "vitals",
+    "domain.labs": "labs",
+    "domain.amendments": "amendments",
     "domain.documents": "documents",
     "domain.messages": "messages",
-    "domain.appointments": "scheduling",
+    "domain.appointments": "appointments",
     "domain.access": "disclosures",
     "events.rotation": "ledger keys",
 }
@@ -106,10 +108,14 @@ def audit_row(entry: Entry) -> tuple[Any, ...]:
         purpose = event.purpose_of_use
     elif event is not None and module == "domain.access" and qualname.startswith("Disclosure."):
         action, purpose = "disclose", event.purpose
+    # The activity's own time: what the event says (a read, a check-in), else what its source
+    # said, else when it was recorded.
+    at = getattr(event, "at", None) if event is not None else None
+    activity = format_timestamp(at) if isinstance(at, datetime) else header.original
     return (
         entry.position,
         header.recorded,
-        header.original or header.recorded,
+        activity or header.recorded,
         " ".join(patients) or None,
         header.actor.removeprefix("user:") if header.actor else None,
         action,

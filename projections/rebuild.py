@@ -9,6 +9,7 @@ from projections.access_report import DisclosuresView
 from projections.audit import AuditView
 from projections.chart import ChartView
 from projections.runner import Progress, Projection, Runner
+from projections.schedule import ScheduleView
 
 
 class UnknownProjection(LookupError):
@@ -16,7 +17,7 @@ class UnknownProjection(LookupError):
 
 
 def all_projections() -> list[Projection]:
-    return [AuditView(), ChartView(), DisclosuresView()]
+    return [AuditView(), ChartView(), DisclosuresView(), ScheduleView()]
 
 
 def runner_for(ledger: Ledger) -> Runner:
