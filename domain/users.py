@@ -1,0 +1,72 @@
+"""Users of the practice and their roles, as domain facts (authentication comes later)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from eventsourcing.domain import event
+
+from domain.base import Record, user_subject
+from domain.checks import moment, text
+from domain.errors import UnknownRole, UserStateError
+
+ROLES = ("owner", "clinician", "staff", "risk_manager", "auditor")
+
+
+def check_role(role: object) -> str:
+    if type(role) is not str or role not in ROLES:
+        raise UnknownRole(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+class User(Record):
+    @classmethod
+    def register(cls, *, name: str, role: str) -> User:
+        return cls(name=text(name, "name"), role=check_role(role))
+
+    @event("Registered")
+    def __init__(self, name: str, role: str) -> None:
+        self.name = name
+        self.roles: tuple[str, ...] = (role,)
+        self.active = True
+        self.deactivated_at: datetime | None = None
+
+    def ledger_subjects(self) -> Iterable[str]:
+        return (user_subject(self.id),)
+
+    def has_role(self, role: str) -> bool:
+        return self.active and role in self.roles
+
+    def grant_role(self, role: str) -> None:
+        self._check_active()
+        if check_role(role) in self.roles:
+            raise UserStateError(f"user {self.id} already has role {role}")
+        self._grant_role(role=role)
+
+    @event("RoleGranted")
+    def _grant_role(self, role: str) -> None:
+        self.roles = (*self.roles, role)
+
+    def revoke_role(self, role: str) -> None:
+        self._check_active()
+        if check_role(role) not in self.roles:
+            raise UserStateError(f"user {self.id} does not have role {role}")
+        self._revoke_role(role=role)
+
+    @event("RoleRevoked")
+    def _revoke_role(self, role: str) -> None:
+        self.roles = tuple(r for r in self.roles if r != role)
+
+    def deactivate(self, *, reason: str, at: datetime) -> None:
+        self._check_active()
+        self._deactivate(reason=text(reason, "reason"), at=moment(at, "at"))
+
+    @event("Deactivated")
+    def _deactivate(self, reason: str, at: datetime) -> None:
+        self.active = False
+        self.deactivated_at = at
+
+    def _check_active(self) -> None:
+        if not self.active:
+            raise UserStateError(f"user {self.id} is deactivated")
