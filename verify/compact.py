@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 _EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
 
 
 class CompactRange:
@@ -97,30 +98,37 @@ class HeadsTree:
         level = [self._hashes[s] for s in order]
         self._levels = [level]
         while len(level) > 1:
-            pairs = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            pairs = iter(level)
+            upper = [_sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
             if len(level) % 2:
-                pairs.append(level[-1])
-            level = pairs
+                upper.append(level[-1])
+            level = upper
             self._levels.append(level)
         self._dirty.clear()
         self._reshaped = False
 
     def _update(self) -> None:
-        levels = self._levels
+        # Called once per checkpoint with ~a checkpoint's worth of changed heads: rehash each
+        # changed node once, level by level, rather than each changed leaf's whole path.
+        levels, hashes, index = self._levels, self._hashes, self._index
+        bottom = levels[0]
         changed = set()
         for subject in self._dirty:
-            i = self._index[subject]
-            levels[0][i] = self._hashes[subject]
-            changed.add(i // 2)
+            i = index[subject]
+            bottom[i] = hashes[subject]
+            changed.add(i >> 1)
+        sha = _sha256
         for depth in range(1, len(levels)):
             below, here = levels[depth - 1], levels[depth]
-            parents = set()
+            last = len(below) - 1
             for j in changed:
                 left = 2 * j
-                has_right = left + 1 < len(below)
-                here[j] = _node(below[left], below[left + 1]) if has_right else below[left]
-                parents.add(j // 2)
-            changed = parents
+                here[j] = (
+                    sha(b"\x01" + below[left] + below[left + 1]).digest()
+                    if left < last
+                    else below[left]
+                )
+            changed = {j >> 1 for j in changed}
         self._dirty.clear()
 
 

@@ -4,24 +4,27 @@ A range is checked from its own rows only: each event (§4), each leaf (§5), an
 links whose previous leaf lies inside the range. What crosses the range's edge (each subject's
 first link in it, the heads it leaves behind, its Merkle subtrees) is returned for
 ``verify.store`` to stitch together in order. That is what lets both cores check a store at once.
+
+Every event goes first through ``_RangeWalk._fast_event``, which only answers "all checks pass";
+any doubt sends it to ``_check_event``, which finds and words each problem. The two must agree
+on what passes: tests/property/test_range_paths_properties.py holds them to it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import methodcaller
 from typing import Any
 from uuid import UUID
 
 import msgpack
 
 from verify.canonical import TIMESTAMP_RE
-from verify.compact import CompactRange
 from verify.errors import ChainBroken, HashMismatch, NotCanonical, VerificationError
 from verify.hashing import short
-from verify.merkle import leaf_hash
 from verify.records import (
     FORMAT_VERSION,
     HEADER_KEYS,
@@ -31,7 +34,6 @@ from verify.records import (
     STREAM_RE,
     SUBJECT_RE,
     Link,
-    head_bytes,
     key_owner,
     leaf_bytes,
     parse_header,
@@ -40,8 +42,10 @@ from verify.records import (
 )
 
 _sha256 = hashlib.sha256
+_digest = methodcaller("digest")
 _unpackb = msgpack.unpackb
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_fromisoformat = datetime.fromisoformat
 
 RANGE_SIZE = 8192  # a power of two, so every range's subtrees align with the prefix before it
 FETCH = 4096
@@ -49,6 +53,34 @@ _MOD = 1 << 256
 
 Heads = dict[str, tuple[int, int]]  # subject -> (seq, position) of its latest leaf
 HeadHashes = dict[str, bytes]  # subject -> leaf hash of its head in the subject-heads tree
+Row = tuple[int, str, Any, bytes, Any, Any, Any]  # see _RangeWalk.rows
+
+# The rows of one window of positions. On SQLite, two scans in storage order replace the JOIN's
+# random lookup of every event by its key: events are stored in commit order, so the events of
+# a window of positions sit in a window of rowids. Each event found there is the row the JOIN
+# would have given only if its stream and version are the leaf's (the key is unique); any leaf
+# without such a row is looked up by key, exactly as the JOIN does.
+LEAVES_SQL = (
+    "SELECT position, stream, version, leaf FROM ledger_leaves "
+    "WHERE position >= ? AND position < ? ORDER BY position"
+)
+EVENTS_BY_ROWID_SQL = (
+    "SELECT originator_id, originator_version, topic, state, position FROM stored_events "
+    "WHERE rowid >= ? AND rowid < ?"
+)
+EVENT_ROWID_SQL = (
+    "SELECT rowid FROM stored_events WHERE originator_id = ? AND originator_version = ?"
+)
+EVENT_SQL = (
+    "SELECT topic, state, position FROM stored_events "
+    "WHERE originator_id = ? AND originator_version = ?"
+)
+JOIN_SQL = (
+    "SELECT l.position, l.stream, l.version, l.leaf, e.topic, e.state, e.position "
+    "FROM ledger_leaves l LEFT JOIN stored_events e "
+    "ON e.originator_id = l.stream AND e.originator_version = l.version "
+    "WHERE l.position >= ? AND l.position < ? ORDER BY l.position"
+)
 
 
 @dataclass
@@ -68,14 +100,24 @@ class RangeResult:
     links_sum: int = 0  # multiset hash of every (subject, seq, position) the leaves carry
 
 
+def link_text(subject: str, seq: int, position: int) -> str:
+    """One link as the multiset hash takes it; the links index query spells it the same way."""
+    return f"{subject}\n{seq}\n{position}"
+
+
+def links_sum(texts: Iterator[str] | Sequence[str]) -> int:
+    """The multiset hash of links (as ``link_text``): the sum of their SHA-256s, mod 2^256.
+
+    Order does not matter, so the leaves' links (in log order) and the ``ledger_links`` table
+    (in any order) can be compared without sorting either. Each step is a C call over the whole
+    sequence: no Python runs per link.
+    """
+    return sum(map(int.from_bytes, map(_digest, map(_sha256, map(str.encode, texts))))) % _MOD
+
+
 def link_term(subject: str, seq: int, position: int) -> int:
     """One link's share of the multiset hash compared with the ``ledger_links`` table."""
-    data = f"{subject}\n{seq}\n{position}".encode()
-    return int.from_bytes(hashlib.sha256(data).digest(), "big")
-
-
-def _optional_texts(*values: Any) -> bool:
-    return all(v is None or type(v) is str for v in values)
+    return links_sum([link_text(subject, seq, position)])
 
 
 def stream_hex(value: Any) -> str:
@@ -87,92 +129,159 @@ def check_range(store: Any, start: int, stop: int, checkpoint_sizes: list[int]) 
     """Check positions [start, stop) of ``store`` (a verify.store.RawStore)."""
     result = RangeResult(start=start, stop=start)
     walk = _RangeWalk(result, sorted(s for s in checkpoint_sizes if start < s <= stop))
-    position = start
-    while position < stop:
-        rows = store.rows(
-            "SELECT l.position, l.stream, l.version, l.leaf, e.topic, e.state, e.position "
-            "FROM ledger_leaves l LEFT JOIN stored_events e "
-            "ON e.originator_id = l.stream AND e.originator_version = l.version "
-            "WHERE l.position >= ? AND l.position < ? ORDER BY l.position",
-            (position, min(stop, position + FETCH)),
-        )
-        for row in rows:
-            walk.row(*row)
-        position = min(stop, position + FETCH)
+    reader = _sqlite_rows if store.dialect == "sqlite" else _joined_rows
+    for a in range(start, stop, FETCH):
+        walk.rows(reader(store, a, min(stop, a + FETCH)))
     walk.finish(stop)
     return result
+
+
+def _joined_rows(store: Any, a: int, b: int) -> list[Row]:
+    return [
+        (p, stream_hex(s), v, leaf, topic, state, ep)
+        for p, s, v, leaf, topic, state, ep in store.rows(JOIN_SQL, (a, b))
+    ]
+
+
+def _sqlite_rows(store: Any, a: int, b: int) -> list[Row]:
+    leaves = store.rows(LEAVES_SQL, (a, b))
+    if not leaves:
+        return []
+    try:
+        found = store.rows(EVENT_ROWID_SQL, (leaves[0][1], leaves[0][2]))
+        offset = found[0][0] - leaves[0][0] if found else 1
+        window = store.rows(EVENTS_BY_ROWID_SQL, (a + offset, b + offset))
+    except Exception:  # no rowid (another table layout): the JOIN still answers
+        return _joined_rows(store, a, b)
+    by_position = {row[4]: row for row in window}
+    rows: list[Row] = []
+    append = rows.append
+    for position, stream, version, leaf in leaves:
+        event = by_position.get(position)
+        if event is not None and event[0] == stream and event[1] == version:
+            append((position, stream, version, leaf, event[2], event[3], position))
+            continue
+        keyed = store.rows(EVENT_SQL, (stream, version))
+        topic, state, event_position = keyed[0] if keyed else (None, None, None)
+        append((position, stream, version, leaf, topic, state, event_position))
+    return rows
+
+
+# Values that repeat from event to event, each checked once per process and kept across ranges:
+# header stream -> its hex form (how SQLite keeps it); key name -> its owner; subjects and
+# topics found well formed. Facts about a value alone, never about a store.
+_STREAMS: dict[str, str] = {}
+_OWNERS: dict[str, str] = {}
+_SUBJECTS: set[str] = set()
+_TOPICS: set[str] = set()
+_CACHE_LIMIT = 1_000_000
+
+
+def _levels(hashes: list[bytes]) -> list[list[bytes]]:
+    """Every perfect subtree of the range, level by level (a ragged end is left out)."""
+    levels = [hashes]
+    level = hashes
+    while len(level) > 1:
+        pairs = iter(level)
+        level = [_sha256(b"\x01" + x + y).digest() for x, y in zip(pairs, pairs, strict=False)]
+        levels.append(level)
+    return levels
+
+
+def _compact_nodes(levels: list[list[bytes]], count: int) -> list[tuple[int, bytes]]:
+    """The compact range of the first ``count`` leaves: one perfect subtree per bit of count."""
+    nodes = []
+    offset = 0
+    for height in range(len(levels) - 1, -1, -1):
+        width = 1 << height
+        if count & width:
+            nodes.append((width, levels[height][offset >> height]))
+            offset += width
+    return nodes
 
 
 class _RangeWalk:
     def __init__(self, result: RangeResult, checkpoint_sizes: list[int]) -> None:
         self.result = result
         self.pending = list(reversed(checkpoint_sizes))
-        self.range = CompactRange()
+        self.hashes: list[bytes] = []  # leaf hashes, in the order read
+        self.snapshots: list[tuple[int, int]] = []  # (checkpoint size, leaf hashes by then)
         self.next = result.start
         self.heads: Heads = {}  # every subject's latest leaf in this range
         self.changed: Heads = {}  # heads changed since the last snapshot
+        self.links: list[str] = []  # every link the leaves carry, as link_text
+        if len(_STREAMS) + len(_OWNERS) + len(_SUBJECTS) + len(_TOPICS) > _CACHE_LIMIT:
+            for cache in (_STREAMS, _OWNERS, _SUBJECTS, _TOPICS):
+                cache.clear()
+        self._streams = _STREAMS
+        self._owners = _OWNERS
+        self._subjects = _SUBJECTS
+        self._topics = _TOPICS
 
     def fail(self, where: str, error: VerificationError) -> None:
         self.result.problems.append((where, error))
 
-    def row(
-        self,
-        position: int,
-        stream: Any,
-        version: int,
-        leaf: Any,
-        topic: Any,
-        state: Any,
-        event_position: Any,
-    ) -> None:
-        if position != self.next:
-            self.fail(
-                f"position {self.next}",
-                ChainBroken(
-                    f"positions {self.next}..{position - 1} are missing "
-                    f"(the next leaf is at position {position})"
-                ),
-            )
-            self._advance_to(position)
-        leaf = bytes(leaf)
-        self.range.append(_sha256(b"\x00" + leaf).digest())
-        stream = stream_hex(stream)
-        if (
-            state is not None
-            and event_position == position
-            and self._fast_event(position, stream, version, leaf, topic, bytes(state))
-        ):
+    def rows(self, rows: list[Row]) -> None:
+        """Rows of (position, stream (hex), version, leaf, topic, state, event position); the
+        last three are None when no event has the leaf's stream and version."""
+        fast = self._fast_event
+        append_hash = self.hashes.append
+        pending = self.pending
+        for position, stream, version, leaf, topic, state, event_position in rows:
+            if position != self.next:
+                self.fail(
+                    f"position {self.next}",
+                    ChainBroken(
+                        f"positions {self.next}..{position - 1} are missing "
+                        f"(the next leaf is at position {position})"
+                    ),
+                )
+                # Missing positions still count towards the tree size, so roots will not
+                # match: the problem is reported once here, and at every checkpoint after it.
+            leaf = bytes(leaf)
+            append_hash(_sha256(b"\x00" + leaf).digest())
             self.next = position + 1
-            if self.pending and self.pending[-1] == self.next:
+            if not (
+                state is not None
+                and event_position == position
+                and fast(position, stream, version, leaf, topic, bytes(state))
+            ):
+                self._slow_event(position, stream, version, leaf, topic, state, event_position)
+            if pending and pending[-1] == self.next:
                 self._checkpoints_due()
-            return
+
+    def _slow_event(
+        self, position: int, stream: str, version: Any, leaf: bytes, topic: Any, state: Any,
+        event_position: Any,
+    ) -> None:  # fmt: skip
         where = f"position {position}"
+        stream = stream_hex(stream)
         if state is None:
             self.fail(where, ChainBroken(f"leaf names event {stream} v{version}, which is missing"))
             self._follow_leaf(position, leaf)
-        else:
-            if event_position != position:
-                self.fail(where, ChainBroken(f"the event row says position {event_position}"))
-            self._check_event(position, where, stream, version, leaf, topic, bytes(state))
-        self.next = position + 1
-        self._checkpoints_due()
+            return
+        if event_position != position:
+            self.fail(where, ChainBroken(f"the event row says position {event_position}"))
+        self._check_event(position, where, stream, version, leaf, topic, bytes(state))
 
     def _fast_event(
-        self, position: int, stream: str, version: int, leaf: bytes, topic: Any, state: bytes
+        self, position: int, stream: str, version: Any, leaf: bytes, topic: Any, state: bytes
     ) -> bool:
-        """Every check of ``_check_event`` as plain C calls with early exits; True when all pass.
+        """Every check of ``_check_event``, with early exits; True (links recorded) when all pass.
 
         False sends the event down ``_check_event``, which finds and words the problem. Most of
-        the store check's time is here, so it trades a little repetition for speed.
+        the store check's time is here, so it trades a little repetition for speed. Any value
+        of an unexpected type either fails a test here or raises, which also means False.
         """
         try:
             record = _unpackb(state)
-            if type(record) is not dict or tuple(record) != RECORD_KEYS:
-                return False
             header_bytes, sealed = record["header"], record["sealed"]
-            if type(header_bytes) is not bytes or type(sealed) is not bytes:
-                return False
-            if _packb(record) != state:
+            if (
+                type(header_bytes) is not bytes
+                or type(sealed) is not bytes
+                or tuple(record) != RECORD_KEYS
+                or _packb(record) != state
+            ):
                 return False
             h = _unpackb(header_bytes)
             if type(h) is not dict or tuple(h) != HEADER_KEYS or _packb(h) != header_bytes:
@@ -180,66 +289,88 @@ class _RangeWalk:
             claimed = _unpackb(leaf)
             if type(claimed) is not dict or tuple(claimed) != LEAF_KEYS or _packb(claimed) != leaf:
                 return False
+            s = h["stream"]
+            if self._streams.get(s) != stream:
+                if type(s) is not str or not STREAM_RE.match(s) or s.replace("-", "") != stream:
+                    return False
+                self._streams[s] = stream
+            if h["type"] != topic or topic not in self._topics:
+                if type(topic) is not str or not topic or h["type"] != topic:
+                    return False
+                self._topics.add(topic)
+            v, f = h["version"], h["format"]
+            if type(v) is not int or v != version or v < 1:
+                return False
+            if type(f) is not int or f != FORMAT_VERSION:
+                return False
+            recorded = h["recorded"]
+            if type(recorded) is not str or not TIMESTAMP_RE.match(recorded):
+                return False
+            _fromisoformat(recorded[:-1])  # the calendar: raises ValueError for Feb 30
+            subjects = h["subjects"]
+            if type(subjects) is not list:
+                return False
+            known_subjects = self._subjects
+            previous = ""
+            for subject in subjects:
+                if subject not in known_subjects:
+                    if type(subject) is not str or not SUBJECT_RE.match(subject):
+                        return False
+                    known_subjects.add(subject)
+                # ASCII (the pattern says so), so text order is UTF-8 byte order
+                if subject <= previous:
+                    return False
+                previous = subject
+            key = h["key"]
+            owner = self._owners.get(key)
+            if owner is None:
+                owner = key_owner(key)
+                if owner is None:
+                    return False
+                self._owners[key] = owner
+            if owner != PRACTICE_KEY and owner not in subjects:
+                return False
+            a, se, o, c = h["actor"], h["session"], h["original"], h["commitment"]
+            if (
+                (a is not None and type(a) is not str)
+                or (se is not None and type(se) is not str)
+                or (o is not None and type(o) is not str)
+                or type(c) is not bytes
+                or len(c) != 32
+                or _sha256(sealed).digest() != h["sealed"]
+            ):
+                return False
+            links = claimed["links"]
+            if claimed["event"] != _sha256(header_bytes).digest() or type(links) is not list:
+                return False
+            if len(links) != len(subjects):
+                return False
+            heads = self.heads
+            for subject, link in zip(subjects, links, strict=True):
+                if type(link) is not list or len(link) != 3 or link[0] != subject:
+                    return False
+                seq, prev = link[1], link[2]
+                if type(seq) is not int:
+                    return False
+                known = heads.get(subject)
+                if known is None:
+                    if seq < 1 or (prev is None) != (seq == 1):
+                        return False
+                    if prev is not None and (type(prev) is not int or not 0 <= prev < position):
+                        return False
+                elif seq != known[0] + 1 or type(prev) is not int or prev != known[1]:
+                    return False
         except Exception:
             return False
-        s, subjects, key, recorded = h["stream"], h["subjects"], h["key"], h["recorded"]
-        if (
-            type(h["format"]) is not int
-            or h["format"] != FORMAT_VERSION
-            or h["type"] != topic
-            or type(topic) is not str
-            or type(s) is not str
-            or s.replace("-", "") != stream
-            or not STREAM_RE.match(s)
-            or type(h["version"]) is not int
-            or h["version"] != version
-            or type(recorded) is not str
-            or not TIMESTAMP_RE.match(recorded)
-            or type(subjects) is not list
-            or (owner := key_owner(key)) is None
-            or (owner != PRACTICE_KEY and owner not in subjects)
-            or not _optional_texts(h["actor"], h["session"], h["original"])
-            or type(h["commitment"]) is not bytes
-            or len(h["commitment"]) != 32
-            or _sha256(sealed).digest() != h["sealed"]
-        ):
-            return False
-        previous = b""
-        for subject in subjects:
-            if type(subject) is not str or not SUBJECT_RE.match(subject):
-                return False
-            encoded = subject.encode()
-            if encoded <= previous:
-                return False
-            previous = encoded
-        try:
-            datetime.fromisoformat(recorded[:-1])
-        except ValueError:
-            return False
-        links = claimed["links"]
-        if claimed["event"] != _sha256(header_bytes).digest() or type(links) is not list:
-            return False
-        if len(links) != len(subjects):
-            return False
-        heads = self.heads
-        for subject, link in zip(subjects, links, strict=True):
-            if type(link) is not list or len(link) != 3 or link[0] != subject:
-                return False
-            seq, prev = link[1], link[2]
-            known = heads.get(subject)
-            if known is None:
-                if type(seq) is not int or seq < 1 or (prev is None) != (seq == 1):
-                    return False
-                if prev is not None and (type(prev) is not int or not 0 <= prev < position):
-                    return False
-            elif seq != known[0] + 1 or prev != known[1]:
-                return False
         # All checks passed: record the links exactly as the slow path would.
         self.result.events += 1
-        self._link(
-            position,
-            [(subject, link[1], link[2]) for subject, link in zip(subjects, links, strict=True)],
-        )
+        first_links, changed, texts = self.result.first_links, self.changed, self.links
+        for subject, link in zip(subjects, links, strict=True):
+            seq = link[1]
+            if subject not in heads:
+                first_links.setdefault(subject, (seq, link[2], position))
+            heads[subject] = changed[subject] = (seq, position)
+            texts.append(f"{subject}\n{seq}\n{position}")
         return True
 
     def _check_event(
@@ -317,8 +448,7 @@ class _RangeWalk:
                     ),
                 )
             heads[subject] = self.changed[subject] = (seq, position)
-            term = link_term(subject, seq, position)
-            self.result.links_sum = (self.result.links_sum + term) % _MOD
+            self.links.append(link_text(subject, seq, position))
 
     def _follow_leaf(self, position: int, leaf: bytes) -> None:
         # Without a readable event, keep the chains going from what the leaf itself claims,
@@ -328,25 +458,27 @@ class _RangeWalk:
         except VerificationError as e:
             self.fail(f"position {position}", e)
 
-    def _advance_to(self, position: int) -> None:
-        # Missing positions still count towards the tree size, so roots will not match: the
-        # problem is reported once here, and at every checkpoint that covers it.
-        self.next = position
-
     def _checkpoints_due(self) -> None:
         while self.pending and self.pending[-1] == self.next:
             size = self.pending.pop()
-            self.result.at_sizes[size] = (self.range.nodes(), self._head_hashes())
+            self.snapshots.append((size, len(self.hashes)))
+            self.result.at_sizes[size] = ([], self._head_hashes())
             self.changed = {}
 
     def finish(self, stop: int) -> None:
-        self.result.stop = self.next
-        self.result.nodes = self.range.nodes()
-        self.result.tail_heads = self._head_hashes()
-        self.result.heads = self.heads
+        result = self.result
+        levels = _levels(self.hashes)
+        for size, count in self.snapshots:
+            result.at_sizes[size][0].extend(_compact_nodes(levels, count))
+        result.stop = self.next
+        result.nodes = _compact_nodes(levels, len(self.hashes))
+        result.tail_heads = self._head_hashes()
+        result.heads = self.heads
+        result.links_sum = links_sum(self.links)
 
     def _head_hashes(self) -> HeadHashes:
+        # leaf_hash(head_bytes(subject, seq, position)), inlined: one per changed head
         return {
-            subject: leaf_hash(head_bytes(subject, seq, position))
+            subject: _sha256(b"\x00" + _packb([subject, seq, position])).digest()
             for subject, (seq, position) in self.changed.items()
         }
