@@ -12,6 +12,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -181,8 +182,14 @@ def _check_ranges(
 
     def in_order() -> Iterator[RangeResult]:
         try:
-            for future in futures:
-                yield future.result()
+            for i, future in enumerate(futures):
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    # e.g. a script without the __main__ guard: check the rest in this process
+                    for a, b in spans[i:]:
+                        yield check_range(store, a, b, sizes)
+                    return
         finally:
             pool.shutdown(cancel_futures=True)
 
