@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgpack
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
@@ -20,14 +21,14 @@ from events import context
 from events.sealing import DataKeys, SealError, seal, unseal
 from verify.canonical import (
     EncodeError,
-    decode,
     format_timestamp,
     key_order,
     pack_ordered,
     parse_timestamp,
 )
+from verify.errors import MalformedInput
 from verify.hashing import commitment, event_digest, sha256
-from verify.records import PRACTICE_KEY, parse_header, split_record
+from verify.records import PRACTICE_KEY, Header, parse_header, split_record
 
 TYPE, DATA = "_type_", "_data_"
 
@@ -42,7 +43,17 @@ class CanonicalTranscoder(Transcoder):
             raise EncodeError(str(e)) from None
 
     def decode(self, data: bytes) -> Any:
-        return _from_plain(decode(data))
+        # No canonical re-encoding check here: the payload opened under AES-GCM and matched its
+        # commitment, so these are the bytes the writer encoded; the check belongs to verifiers.
+        try:
+            value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext)
+        except (ValueError, msgpack.UnpackException, TypeError) as e:
+            raise MalformedInput(f"payload is not msgpack: {e}") from None
+        return _from_plain(value)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise MalformedInput(f"extension type {code} is not allowed")
 
 
 def _tagged(name: str, data: Any) -> dict[str, Any]:
@@ -76,22 +87,40 @@ def _to_plain(obj: Any) -> Any:
     raise EncodeError(f"{kind.__name__} has no canonical encoding")
 
 
+_uuids: dict[str, UUID] = {}
+
+
+def _uuid(text: str) -> UUID:
+    # The same few ids (patients, users) recur in most events: parsing each once saves a
+    # large share of decoding time when views are rebuilt. UUIDs are immutable, so sharing is safe.
+    found = _uuids.get(text)
+    if found is None:
+        if len(_uuids) > 100_000:
+            _uuids.clear()
+        found = _uuids[text] = UUID(text)
+    return found
+
+
 _DECODERS = {
     "tuple": lambda d: tuple(_from_plain(v) for v in d),
-    "uuid": UUID,
+    "uuid": _uuid,
     "decimal": Decimal,
     "datetime": parse_timestamp,
     "date": date.fromisoformat,
 }
 
 
+_LEAVES = frozenset({str, int, bytes, bool, type(None)})
+
+
 def _from_plain(obj: Any) -> Any:
-    if type(obj) is dict:
+    kind = type(obj)
+    if kind is dict:
         if len(obj) == 2 and TYPE in obj and DATA in obj:
             return _DECODERS[obj[TYPE]](obj[DATA])
-        return {k: _from_plain(v) for k, v in obj.items()}
-    if type(obj) is list:
-        return [_from_plain(v) for v in obj]
+        return {k: v if type(v) in _LEAVES else _from_plain(v) for k, v in obj.items()}
+    if kind is list:
+        return [v if type(v) in _LEAVES else _from_plain(v) for v in obj]
     return obj
 
 
@@ -159,6 +188,10 @@ class LedgerMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        return self.open(stored_event)[1]
+
+    def open(self, stored_event: StoredEvent) -> tuple[Header, DomainEventProtocol[UUID]]:
+        """The event's header and the event: for readers that need both, parsed once."""
         header_bytes, sealed = split_record(stored_event.state)
         header = parse_header(header_bytes)
         if sha256(sealed) != header.sealed:
@@ -169,7 +202,7 @@ class LedgerMapper(Mapper[UUID]):
             raise SealError(f"payload of {header.stream} v{header.version} breaks its commitment")
         state: dict[str, Any] = self.transcoder.decode(payload)
         cls = resolve_topic(stored_event.topic)
-        state["originator_id"] = UUID(header.stream)
+        state["originator_id"] = _uuid(header.stream)
         state["originator_version"] = header.version
         state["timestamp"] = parse_timestamp(header.recorded)
         if header.original is not None:
@@ -181,4 +214,4 @@ class LedgerMapper(Mapper[UUID]):
             from_version += 1
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
-        return event
+        return header, event

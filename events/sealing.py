@@ -12,7 +12,7 @@ import threading
 
 from events.db import Cursor, Database
 from events.keys import KEY_SIZE, KeyError_, aead_open, aead_seal, unwrap_key, wrap_key
-from verify.canonical import decode, pack_ordered
+from verify.canonical import decode_fixed_map, pack_ordered
 from verify.hashing import commitment
 
 NONCE_SIZE = 12
@@ -156,5 +156,8 @@ def unseal(data_key: bytes, stream: str, version: int, sealed: bytes) -> tuple[b
     plaintext = aead_open(data_key, sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad(stream, version))
     if plaintext is None:
         raise SealError(f"sealed payload of {stream} v{version} does not open")
-    opened = decode(plaintext)
-    return opened["salt"], opened["payload"]
+    opened = decode_fixed_map(plaintext, ("salt", "payload"), "sealed plaintext")
+    salt, payload = opened["salt"], opened["payload"]
+    if type(salt) is not bytes or type(payload) is not bytes:
+        raise SealError(f"sealed payload of {stream} v{version} does not hold salt and payload")
+    return salt, payload

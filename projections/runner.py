@@ -199,7 +199,6 @@ def entries_at(ledger: Ledger, positions: Sequence[int]) -> list[Entry]:
 def decode_entry(
     mapper: LedgerMapper, position: int, stream: Any, version: int, topic: str, state: bytes
 ) -> Entry:
-    header = parse_header(split_record(state)[0])
     stored = StoredEvent(
         originator_id=stream if isinstance(stream, UUID) else UUID(str(stream)),
         originator_version=version,
@@ -207,7 +206,7 @@ def decode_entry(
         state=state,
     )
     try:
-        event = mapper.to_domain_event(stored)
+        header, event = mapper.open(stored)
     except DataKeyDestroyed:
-        event = None
+        return Entry(position, parse_header(split_record(state)[0]), None)
     return Entry(position, header, event)
