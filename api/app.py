@@ -12,6 +12,8 @@ from events.checkpoints import latest_checkpoint
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import tree_size
+from projections.rebuild import runner_for
+from projections.runner import follow
 
 
 def _checkpoint_every(ledger: Ledger, stop: threading.Event) -> None:
@@ -30,6 +32,8 @@ def create_app(config: StoreConfig) -> FastAPI:
         stop = threading.Event()
         timer = threading.Thread(target=_checkpoint_every, args=(ledger, stop), daemon=True)
         timer.start()
+        views = threading.Thread(target=follow, args=(runner_for(ledger), stop), daemon=True)
+        views.start()
         yield
         stop.set()
         ledger.close()

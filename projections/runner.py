@@ -8,6 +8,8 @@ tables and replays it from position 0, and must come out identical to the live o
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from events.sealing import DataKeyDestroyed
 from verify.records import Header, parse_header, split_record
 
 BATCH = 2_000
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (applied up to position, log size)
 
 
@@ -129,6 +132,16 @@ class Runner:
                 row = c.fetchone()
                 if row is None or row[0] != end:
                     raise PositionMoved(f"projection {name} was moved by another runner")
+
+
+def follow(runner: Runner, stop: threading.Event, every_seconds: float = 1.0) -> None:
+    """Keep the views caught up until ``stop`` is set. SQLite has no notifications, so this
+    polls; a failed round is logged by its type only (messages could name records) and retried."""
+    while not stop.wait(every_seconds):
+        try:
+            runner.catch_up()
+        except Exception as e:
+            log.warning("projections: catching up failed (%s); retrying", type(e).__name__)
 
 
 class _KeyRing:

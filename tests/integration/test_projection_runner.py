@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
 from projections.audit import COLUMNS, AuditView, audit_report
-from projections.runner import Runner
+from projections.runner import Runner, follow
 from tests.integration.test_ledger_store import QUIET, raw
 from tests.support import Chart, init_practice, patient, user
 
@@ -151,3 +152,20 @@ def test_the_audit_report_keeps_to_its_period(ledger: Ledger) -> None:
 def test_an_unknown_sort_field_is_refused(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match=r"^cannot sort by 'name; DROP TABLE x'"):
         audit_report(ledger.db, sort_by="name; DROP TABLE x")
+
+
+def test_a_follower_keeps_the_views_caught_up_until_stopped(ledger: Ledger) -> None:
+    runner = Runner(ledger, [AuditView()])
+    stop = threading.Event()
+    follower = threading.Thread(target=follow, args=(runner, stop, 0.01))
+    follower.start()
+    try:
+        append_some(ledger, 3)
+        deadline = time.monotonic() + 30
+        while runner.positions()["audit"] < size(ledger) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert runner.positions() == {"audit": size(ledger)}
+    finally:
+        stop.set()
+        follower.join(timeout=30)
+    assert not follower.is_alive()
