@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from events.db import Cursor, Database
 from events.keys import SigningKey
-from events.log import LogState, tree_size
+from events.log import LogState, leaf_feed, tree_size
 from verify.canonical import format_timestamp
 from verify.checkpoint import UnverifiedCheckpoint, format_body, format_note, parse_note
 from verify.keyhistory import parse_statement
@@ -51,7 +51,7 @@ class Checkpointer:
         self._load_key = load_key
         self.every_events = every_events
         self.every_seconds = every_seconds
-        self._state = LogState()
+        self._state = LogState(leaf_feed(db.datastore))
         self._last_size: int | None = None
         self._last_time = clock.monotonic()
 

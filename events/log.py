@@ -3,15 +3,65 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 from events.db import Cursor
 from verify.chain import CompletenessProof, ProvenLeaf
 from verify.compact import CompactRange, HeadsTree, TreeLevels
 from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
-from verify.records import head_bytes, parse_leaf
+from verify.records import Link, head_bytes, parse_leaf
 
 BATCH = 10_000
+
+
+class LeafFeed:
+    """Leaves this process has committed, so the checkpointer need not read them back and parse
+    them again. Only ever a contiguous run of positions; anything else is read from the store.
+
+    Fed only after a commit, with the very bytes that were committed.
+    """
+
+    LIMIT = 100_000  # leaves kept when nobody takes them (no checkpointer on this store)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._start = 0
+        self._leaves: list[tuple[bytes, list[Link]]] = []
+
+    def add(self, start: int, leaves: list[tuple[bytes, list[Link]]]) -> None:
+        with self._lock:
+            end = self._start + len(self._leaves)
+            # Another writer's leaves in between, or commits reported out of order: the run
+            # restarts here and the checkpointer reads what it lacks.
+            if start != end or len(self._leaves) > self.LIMIT:
+                self._start, self._leaves = start, []
+            self._leaves.extend(leaves)
+
+    def take(self, start: int, stop: int) -> list[tuple[bytes, list[Link]]] | None:
+        """The leaves at [start, stop) if all are here (dropping those below ``stop``)."""
+        with self._lock:
+            end = self._start + len(self._leaves)
+            found = None
+            if self._start <= start and stop <= end:
+                found = self._leaves[start - self._start : stop - self._start]
+            keep = max(0, min(stop, end) - self._start)
+            self._start, self._leaves = self._start + keep, self._leaves[keep:]
+            return found
+
+
+_feeds: weakref.WeakKeyDictionary[Any, LeafFeed] = weakref.WeakKeyDictionary()
+_feeds_lock = threading.Lock()
+
+
+def leaf_feed(datastore: Any) -> LeafFeed:
+    """The one feed of a datastore, shared by its recorder (which adds) and checkpointer."""
+    with _feeds_lock:
+        feed = _feeds.get(datastore)
+        if feed is None:
+            feed = _feeds[datastore] = LeafFeed()
+        return feed
 
 
 def tree_size(cursor: Cursor) -> int:
@@ -56,8 +106,9 @@ class LogState:
     tree, and each leaf's own links advance the subjects' heads.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, feed: LeafFeed | None = None) -> None:
         self._lock = threading.Lock()
+        self._feed = feed
         self._reset()
 
     def _reset(self) -> None:
@@ -72,6 +123,13 @@ class LogState:
                 self._reset()
             position = self._range.size
             changed = {}
+            fed = None if self._feed is None else self._feed.take(position, size)
+            if fed is not None:
+                for leaf, links in fed:
+                    self._range.append(leaf_hash(leaf))
+                    for subject, seq, _ in links:
+                        changed[subject] = (seq, position)
+                    position += 1
             for leaf in iter_leaves(cursor, position, size):
                 self._range.append(leaf_hash(leaf))
                 for subject, seq, _ in parse_leaf(leaf).links:

@@ -11,6 +11,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from events.db import Database
 from events.guards import install_guards
+from events.log import leaf_feed
 from events.schema import create_tables
 from events.store import AfterAppend, HeadCache, append_leaves, commit_to
 
@@ -29,6 +30,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head_cache = HeadCache()
+        self.leaf_feed = leaf_feed(self.datastore)
 
     def construct_create_table_statements(self) -> list[str]:
         # eventsourcing's table plus the event's log position, so the database can check the
@@ -62,16 +64,22 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             # BEGIN IMMEDIATE is the writer lock: no other writer can read a stale tip.
             with db.write() as c:
                 appended = append_leaves(c, stored_events, _hex, self.head_cache)
-                ids = []
-                for s, position in zip(stored_events, appended.positions, strict=True):
-                    c.execute(
-                        INSERT_EVENT,
-                        (_hex(s.originator_id), s.originator_version, s.topic, s.state, position),
-                    )
-                    ids.append(c.lastrowid)
+                c.executemany(
+                    INSERT_EVENT,
+                    [
+                        (_hex(s.originator_id), s.originator_version, s.topic, s.state, position)
+                        for s, position in zip(stored_events, appended.positions, strict=True)
+                    ],
+                )
+                # Under the writer lock nothing else inserts, and a rowid table hands out
+                # MAX(rowid) + 1, so the rows just inserted have consecutive rowids.
+                c.execute("SELECT last_insert_rowid()")
+                (last,) = c.fetchone()
+                ids = list(range(last - len(stored_events) + 1, last + 1))
                 if after_append is not None:
                     after_append(c, appended.positions)
         except sqlite3.IntegrityError as e:
             raise IntegrityError(e) from e
         commit_to(self.head_cache, appended)
+        self.leaf_feed.add(appended.start, appended.leaves)
         return ids

@@ -8,7 +8,7 @@ the events, so the trigger that refuses an event without its leaf can see them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from events.db import Cursor
@@ -19,6 +19,7 @@ from verify.records import Link, leaf_bytes
 # the cursor and the positions the events received.
 AfterAppend = Callable[[Cursor, list[int]], None]
 HEADS_CHUNK = 500  # well under SQLite's limit on bound parameters
+Heads = dict[str, tuple[int, int]]
 
 
 class NotALedgerEvent(TypeError):
@@ -45,11 +46,11 @@ class HeadCache:
 
     def __init__(self) -> None:
         self.tip: int | None = None  # the next position, as of our last commit
-        self.heads: dict[str, tuple[int, int]] = {}
+        self.heads: Heads = {}
         # Threads sharing one ledger call commit_to after their commits, in any order.
         self.lock = threading.Lock()
 
-    def lookup(self, tip: int, subjects: set[str]) -> dict[str, tuple[int, int]]:
+    def lookup(self, tip: int, subjects: set[str]) -> Heads:
         """The cached heads of ``subjects``, if the cache describes the log up to ``tip``."""
         with self.lock:
             if self.tip != tip:
@@ -57,14 +58,80 @@ class HeadCache:
                 return {}
             return {s: self.heads[s] for s in subjects if s in self.heads}
 
+    def likely_missing(self, subjects: set[str]) -> set[str]:
+        """The subjects a lookup will not find if no other writer has appended: a guess that
+        lets a caller read their heads before it knows the tip (``lookup`` still decides)."""
+        with self.lock:
+            if self.tip is None:
+                return set(subjects)
+            return {s for s in subjects if s not in self.heads}
+
 
 class Appended:
     """What one append produced, for the recorder to apply once the transaction commits."""
 
-    def __init__(self, start: int, positions: list[int], heads: dict[str, tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        start: int,
+        positions: list[int],
+        heads: Heads,
+        leaves: list[tuple[bytes, list[Link]]] | None = None,
+    ) -> None:
         self.start = start
         self.positions = positions
         self.heads = heads
+        self.leaves = leaves or []  # (leaf bytes, links) by position, for the checkpointer
+        self.leaf_rows: list[tuple[Any, ...]] = []
+        self.link_rows: list[tuple[str, int, int]] = []
+
+
+def key_names(events: Sequence[Any]) -> list[str]:
+    """The data keys ``events`` were sealed under, refusing events the mapper did not make."""
+    for event in events:
+        if not isinstance(event, LedgerStoredEvent) or len(event.digest) != 32:
+            raise NotALedgerEvent("only events encoded by LedgerMapper can be appended")
+    return sorted({event.key_name for event in events})
+
+
+def start_position(last: int | None, keys_found: int, names: list[str]) -> int:
+    """The first position of this append, once every data key it used is known to be there.
+
+    Disposal deletes keys under the same writer lock, so none can vanish after this check.
+    """
+    if keys_found != len(names):
+        raise StaleDataKey(set(names))
+    return 0 if last is None else last + 1
+
+
+def build_leaves(
+    events: Sequence[Any], start: int, heads: Heads, stream_column: Callable[[Any], Any]
+) -> Appended:
+    """Each event's leaf and links, as rows for ``ledger_leaves`` and ``ledger_links``.
+
+    ``heads`` holds the heads before ``start`` of exactly the events' subjects (and of no
+    others: it becomes ``Appended.heads``); it is advanced in place.
+    """
+    position = start
+    leaves: list[tuple[bytes, list[Link]]] = []
+    leaf_rows: list[tuple[Any, ...]] = []
+    link_rows: list[tuple[str, int, int]] = []
+    for event in events:
+        links: list[Link] = []
+        for subject in event.subjects:
+            seq, prev = heads.get(subject, (0, None))
+            seq += 1
+            links.append((subject, seq, prev))
+            heads[subject] = (seq, position)
+            link_rows.append((subject, seq, position))
+        leaf = leaf_bytes(event.digest, links)
+        leaves.append((leaf, links))
+        leaf_rows.append(
+            (position, stream_column(event.originator_id), event.originator_version, leaf)
+        )
+        position += 1
+    appended = Appended(start, list(range(start, position)), heads, leaves)
+    appended.leaf_rows, appended.link_rows = leaf_rows, link_rows
+    return appended
 
 
 def append_leaves(
@@ -74,13 +141,9 @@ def append_leaves(
     cache: HeadCache,
 ) -> Appended:
     """Insert the leaves and links of ``events``; after the commit, call ``commit_to``."""
-    for event in events:
-        if not isinstance(event, LedgerStoredEvent) or len(event.digest) != 32:
-            raise NotALedgerEvent("only events encoded by LedgerMapper can be appended")
-    # One round trip: the next position, and whether every data key used is still there
-    # (disposal deletes keys under the same writer lock, so none can vanish after this).
-    names = sorted({event.key_name for event in events})
+    names = key_names(events)
     marks = ", ".join("?" * len(names))
+    # One statement: the next position, and whether every data key used is still there.
     cursor.execute(
         "SELECT (SELECT MAX(position) FROM ledger_leaves), "
         f"(SELECT COUNT(*) FROM ledger_data_keys WHERE name IN ({marks}))",
@@ -88,39 +151,21 @@ def append_leaves(
     )
     row = cursor.fetchone()
     assert row is not None
-    if row[1] != len(names):
-        raise StaleDataKey(set(names))
-    position = start = 0 if row[0] is None else row[0] + 1
+    start = start_position(row[0], row[1], names)
     subjects = {s for event in events for s in event.subjects}
-    heads = cache.lookup(position, subjects)
-    heads.update(_read_heads(cursor, subjects - heads.keys()))
-    leaf_rows, link_rows, positions = [], [], []
-    for event in events:
-        links: list[Link] = []
-        for subject in event.subjects:
-            seq, prev = heads.get(subject, (0, None))
-            links.append((subject, seq + 1, prev))
-            heads[subject] = (seq + 1, position)
-            link_rows.append((subject, seq + 1, position))
-        leaf_rows.append(
-            (
-                position,
-                stream_column(event.originator_id),
-                event.originator_version,
-                leaf_bytes(event.digest, links),
-            )
-        )
-        positions.append(position)
-        position += 1
+    heads = cache.lookup(start, subjects)
+    heads.update(read_heads(cursor, subjects - heads.keys()))
+    appended = build_leaves(events, start, heads, stream_column)
     cursor.executemany(
         "INSERT INTO ledger_leaves (position, stream, version, leaf) VALUES (?, ?, ?, ?)",
-        leaf_rows,
+        appended.leaf_rows,
     )
-    if link_rows:
+    if appended.link_rows:
         cursor.executemany(
-            "INSERT INTO ledger_links (subject, seq, position) VALUES (?, ?, ?)", link_rows
+            "INSERT INTO ledger_links (subject, seq, position) VALUES (?, ?, ?)",
+            appended.link_rows,
         )
-    return Appended(start, positions, heads)
+    return appended
 
 
 def commit_to(cache: HeadCache, appended: Appended) -> None:
@@ -139,7 +184,7 @@ def commit_to(cache: HeadCache, appended: Appended) -> None:
         cache.tip = appended.positions[-1] + 1
 
 
-def _read_heads(cursor: Cursor, subjects: set[str]) -> dict[str, tuple[int, int]]:
+def read_heads(cursor: Cursor, subjects: Iterable[str]) -> Heads:
     """Each subject's latest (seq, position), one query per chunk of subjects.
 
     seq and position grow together, so MAX(position) is the position of MAX(seq).
