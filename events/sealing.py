@@ -68,7 +68,13 @@ class DataKeys:
         with self._db.read() as c:
             c.execute("SELECT name, wrapped FROM ledger_data_keys")
             rows = c.fetchall()
-        return {name: self._unwrap(name, bytes(wrapped)) for name, wrapped in rows}
+        keys = {}
+        for name, wrapped in rows:
+            key = self._by_name.get(name)
+            if key is None:
+                key = self._by_name[name] = self._unwrap(name, bytes(wrapped))
+            keys[name] = key
+        return keys
 
     def current(self, owner: str) -> tuple[str, bytes]:
         """(name, key) to seal ``owner``'s next event under, creating the key if it has none."""

@@ -20,10 +20,11 @@ from eventsourcing.persistence import StoredEvent
 from events.db import Cursor, Database, Dialect
 from events.encoding import CanonicalTranscoder, LedgerMapper
 from events.ledger import Ledger
-from events.sealing import DataKeyDestroyed
+from events.sealing import DataKeyDestroyed, DataKeys
 from verify.records import Header, parse_header, split_record
 
 BATCH = 2_000
+PRELOAD_AFTER = 20_000  # events behind: past this, fetch every data key in one query
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (applied up to position, log size)
 
@@ -93,10 +94,13 @@ class Runner:
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Apply everything appended since each projection's position; return the new position."""
+        keys = KeyRing(self.ledger.data_keys)
+        if log_size(self.db) - min(self.positions().values(), default=0) > PRELOAD_AFTER:
+            keys.preload()
         while True:
             positions = self.positions()
             start = min(positions.values(), default=0)
-            entries = list(read_entries(self.ledger, start, BATCH))
+            entries = list(read_entries(self.ledger, start, BATCH, keys))
             if not entries:
                 return start
             self._apply(positions, entries)
@@ -144,17 +148,34 @@ def follow(runner: Runner, stop: threading.Event, every_seconds: float = 1.0) ->
             log.warning("projections: catching up failed (%s); retrying", type(e).__name__)
 
 
-class _KeyRing:
-    """The data keys as they stood when a batch was read: one query per batch, not per event."""
+class KeyRing:
+    """The data keys one pass over the log needs, each fetched once by name.
 
-    def __init__(self, keys: Mapping[str, bytes]) -> None:
-        self._keys = keys
+    A pass (a catch-up, an ``as_of``) takes minutes at most; a key disposed of while it runs
+    is treated as disposed after the pass. Disposal rebuilds the views it touches anyway.
+    """
+
+    def __init__(self, data_keys: DataKeys) -> None:
+        self._data_keys = data_keys
+        self._keys: dict[str, bytes | None] = {}
+
+    def preload(self) -> None:
+        """Every key at once: for long passes, one query instead of one per key."""
+        self._keys.update(self._data_keys.all_keys())
 
     def get(self, name: str) -> bytes:
-        key = self._keys.get(name)
+        if name not in self._keys:
+            try:
+                self._keys[name] = self._data_keys.get(name)
+            except DataKeyDestroyed:
+                self._keys[name] = None
+        key = self._keys[name]
         if key is None:
             raise DataKeyDestroyed(f"no data key for {name.partition('#')[0]}")
         return key
+
+    def mapper(self) -> LedgerMapper:
+        return LedgerMapper(CanonicalTranscoder(), self)  # type: ignore[arg-type]
 
 
 def log_size(db: Database) -> int:
@@ -177,12 +198,14 @@ def read_records(db: Database, start: int, limit: int) -> list[tuple[Any, ...]]:
         return c.fetchall()
 
 
-def read_entries(ledger: Ledger, start: int, limit: int = BATCH) -> Iterator[Entry]:
+def read_entries(
+    ledger: Ledger, start: int, limit: int = BATCH, keys: KeyRing | None = None
+) -> Iterator[Entry]:
     """Up to ``limit`` entries from ``start``, decoded and opened with the practice's keys."""
     rows = read_records(ledger.db, start, limit)
     if not rows:
         return
-    mapper = LedgerMapper(CanonicalTranscoder(), _KeyRing(ledger.data_keys.all_keys()))  # type: ignore[arg-type]
+    mapper = (keys or KeyRing(ledger.data_keys)).mapper()
     for position, stream, version, topic, state in rows:
         yield decode_entry(mapper, position, stream, version, topic, bytes(state))
 
@@ -191,7 +214,7 @@ def entries_at(ledger: Ledger, positions: Sequence[int]) -> list[Entry]:
     """The entries at the given positions (e.g. one subject's chain), in that order."""
     if not positions:
         return []
-    mapper = LedgerMapper(CanonicalTranscoder(), _KeyRing(ledger.data_keys.all_keys()))  # type: ignore[arg-type]
+    mapper = KeyRing(ledger.data_keys).mapper()
     found: list[Entry] = []
     for chunk_start in range(0, len(positions), 500):
         chunk = list(positions[chunk_start : chunk_start + 500])
