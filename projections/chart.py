@@ -76,9 +76,10 @@ class _Fold:
 
     def __init__(self, modules: frozenset[str]) -> None:
         self.modules = modules
-        self.aggregates: dict[UUID, Any] = {}
-        self.first: dict[UUID, str] = {}
-        self.last: dict[UUID, str] = {}
+        # Keyed by the stream id as text, as headers and rows carry it.
+        self.aggregates: dict[str, Any] = {}
+        self.first: dict[str, str] = {}
+        self.last: dict[str, str] = {}
 
     def concerns(self, entry: Entry) -> bool:
         return (
@@ -87,18 +88,18 @@ class _Fold:
             and bool(patients_of(entry))
         )
 
-    def apply(self, entry: Entry) -> UUID:
-        stream = UUID(entry.header.stream)
+    def apply(self, entry: Entry) -> str:
+        stream = entry.header.stream
         aggregate = self.aggregates.get(stream)
         self.aggregates[stream] = entry.event.mutate(aggregate)  # type: ignore[union-attr]
         self.first.setdefault(stream, entry.header.recorded)
         self.last[stream] = entry.header.recorded
         return stream
 
-    def entry(self, stream: UUID) -> ChartEntry:
+    def entry(self, stream: str) -> ChartEntry:
         aggregate = self.aggregates[stream]
         return ChartEntry(
-            entry_id=stream,
+            entry_id=UUID(stream),
             kind=type(aggregate).__name__,
             version=aggregate.version,
             first_recorded=self.first[stream],
@@ -133,7 +134,7 @@ class ChartView(Projection):
         if not relevant:
             return
         self._load(cursor, fold, {e.header.stream for e in relevant})
-        patient: dict[UUID, str] = {}
+        patient: dict[str, str] = {}
         for entry in relevant:
             stream = fold.apply(entry)
             patient.setdefault(stream, patients_of(entry)[0])
@@ -142,7 +143,7 @@ class ChartView(Projection):
             aggregate = fold.aggregates[stream]
             rows.append(
                 (
-                    str(stream),
+                    stream,
                     patient[stream],
                     type(aggregate).__name__,
                     get_topic(type(aggregate)),
@@ -171,7 +172,7 @@ class ChartView(Projection):
                 chunk,
             )
             for entry_id, topic, first, last, state in cursor.fetchall():
-                stream = UUID(entry_id)
+                stream = entry_id
                 fold.aggregates[stream] = decode_state(topic, bytes(state))
                 fold.first[stream], fold.last[stream] = first, last
 

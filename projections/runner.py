@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
@@ -236,7 +235,7 @@ def decode_entry(
     mapper: LedgerMapper, position: int, stream: Any, version: int, topic: str, state: bytes
 ) -> Entry:
     stored = StoredEvent(
-        originator_id=stream if isinstance(stream, UUID) else UUID(str(stream)),
+        originator_id=stream,  # open() takes the stream from the header it checked
         originator_version=version,
         topic=topic,
         state=state,
