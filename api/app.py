@@ -1,4 +1,5 @@
-"""The HTTP API. This first cut serves the ledger's public state; issue 4 adds the rest."""
+"""The HTTP API: ``create_app(settings)`` wires the ledger, its views, authentication, the error
+mapping (``api/errors.py``) and one router per resource (``api/routers/``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 
-from events.checkpoints import latest_checkpoint
+from api import errors
+from api.deps import Services
+from api.settings import Settings
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import tree_size
-from projections.rebuild import runner_for
 from projections.runner import follow
 
 
@@ -24,45 +26,40 @@ def _checkpoint_every(ledger: Ledger, stop: threading.Event) -> None:
         ledger.checkpointer.maybe_issue(size)
 
 
-def create_app(config: StoreConfig) -> FastAPI:
-    ledger = Ledger(config)
+def create_app(settings: Settings | StoreConfig) -> FastAPI:
+    if isinstance(settings, StoreConfig):
+        settings = Settings(store=settings)
+    services = Services.open(settings)
+    ledger = services.ledger
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        timer = threading.Thread(target=_checkpoint_every, args=(ledger, stop), daemon=True)
-        timer.start()
-        views = threading.Thread(target=follow, args=(runner_for(ledger), stop), daemon=True)
-        views.start()
+        if settings.background:
+            timer = threading.Thread(target=_checkpoint_every, args=(ledger, stop), daemon=True)
+            timer.start()
+            views = threading.Thread(target=follow, args=(services.runner, stop), daemon=True)
+            views.start()
         yield
         stop.set()
         ledger.close()
 
-    app = FastAPI(title="Chartledger", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Chartledger",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Every write is a ledger event; every read of PHI is recorded first.",
+    )
+    app.state.services = services
+    errors.install(app)
+    from api.routers import all_routers
 
-    @app.get("/health")
+    for router in all_routers():
+        app.include_router(router)
+
+    @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/checkpoints/latest", responses={200: {"content": {"text/plain": {}}}})
-    def latest() -> Response:
-        """The newest signed checkpoint, as a C2SP signed note (docs/LEDGER_FORMAT.md §8)."""
-        with ledger.db.read() as c:
-            checkpoint = latest_checkpoint(c)
-        if checkpoint is None:
-            checkpoint = ledger.checkpointer.issue()
-        with ledger.db.read() as c:
-            c.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (checkpoint.size,))
-            row = c.fetchone()
-        assert row is not None
-        return Response(bytes(row[0]), media_type="text/plain; charset=utf-8")
-
-    @app.get("/keys")
-    def keys() -> list[dict[str, object]]:
-        """The signing key history (§9): each key, its predecessor and the size it starts at."""
-        return [
-            {"seq": k.seq, "key_id": k.key_id, "previous": k.previous, "from_size": k.from_size}
-            for k in ledger.key_history()
-        ]
-
+    app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
     return app

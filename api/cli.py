@@ -146,8 +146,9 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.settings import Settings
 
-    app = create_app(config)
+    app = create_app(Settings.from_env())
     print(f"Chartledger API on http://{options.host}:{options.port}/docs", flush=True)
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
     return EXIT_OK

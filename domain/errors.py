@@ -65,3 +65,11 @@ class ContentMismatch(ChartError):
 
 class DuplicateIdentifier(ChartError):
     """A patient already holds this identifier."""
+
+
+class NotPermitted(ChartError):
+    """The acting user may not do this to that record (e.g. a non-owner touching an owner)."""
+
+
+class AccountStateError(ChartError):
+    """A login account step its state does not allow (a used recovery code, no TOTP enrolled)."""

@@ -1,0 +1,205 @@
+"""Every error the API returns is an RFC 9457 problem document (``application/problem+json``).
+
+The domain raises plain-worded errors (``domain/errors.py``); this module alone maps them to HTTP
+status codes (``STATUS``). Details name fields and ids, never values: a request body may hold PHI,
+so a validation problem lists where and what kind of error, never the input, and unexpected
+failures are logged by their type only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain import errors as domain
+from projections.reads import PatientNotFound
+
+log = logging.getLogger("chartledger.api")
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:chartledger:problem:"
+
+
+class ApiError(Exception):
+    """An error raised at the HTTP edge (authentication, roles, unknown ids)."""
+
+
+class Unauthenticated(ApiError):
+    """No valid session, or wrong credentials: the reason is never more specific than that."""
+
+
+class Forbidden(ApiError):
+    """The session's user lacks the role this route needs."""
+
+
+class TooManyAttempts(ApiError):
+    """The account is locked for a while after repeated failed logins."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotFound(ApiError):
+    """No record of that kind with that id."""
+
+
+# One place: an error class (the nearest in its MRO wins) -> (status, problem type slug, title).
+STATUS: dict[type[BaseException], tuple[int, str, str]] = {
+    domain.ChartError: (400, "domain-rule", "Refused by a domain rule"),
+    domain.InvalidEntry: (422, "invalid-entry", "Invalid entry"),
+    domain.InvalidQuantity: (422, "invalid-quantity", "Invalid quantity"),
+    domain.UnknownRole: (422, "unknown-role", "Unknown role"),
+    domain.ConversionNotDefined: (422, "conversion-not-defined", "Conversion not defined"),
+    domain.ContentMismatch: (422, "content-mismatch", "Content does not match its hash"),
+    domain.NoteAlreadySigned: (409, "note-already-signed", "Note already signed"),
+    domain.NoteNotSigned: (409, "note-not-signed", "Note not signed"),
+    domain.AmendmentStateError: (409, "amendment-state", "Amendment request state"),
+    domain.AppointmentStateError: (409, "appointment-state", "Appointment state"),
+    domain.DoubleBooking: (409, "double-booking", "Double booking"),
+    domain.EntryStateError: (409, "entry-state", "Chart entry state"),
+    domain.UserStateError: (409, "user-state", "User state"),
+    domain.AccountStateError: (409, "account-state", "Account state"),
+    domain.ThreadStateError: (409, "thread-state", "Thread state"),
+    domain.DuplicateIdentifier: (409, "duplicate-identifier", "Duplicate identifier"),
+    domain.NotPermitted: (403, "not-permitted", "Not permitted"),
+    IntegrityError: (409, "conflict", "Conflicting change: reload and try again"),
+    PatientNotFound: (404, "not-found", "Not found"),
+    AggregateNotFoundError: (404, "not-found", "Not found"),
+    NotFound: (404, "not-found", "Not found"),
+    Unauthenticated: (401, "unauthenticated", "Authentication required"),
+    Forbidden: (403, "forbidden", "Forbidden"),
+    TooManyAttempts: (429, "too-many-attempts", "Too many failed attempts"),
+}
+
+
+def status_of(error: BaseException) -> tuple[int, str, str]:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500, "internal", "Internal server error"
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _detail(error: BaseException) -> str:
+    if isinstance(error, AggregateNotFoundError):
+        return "no record with that id"
+    if isinstance(error, IntegrityError):
+        return "the record changed since it was read"
+    return str(error)
+
+
+async def _known(request: Request, error: Exception) -> JSONResponse:
+    status, slug, title = status_of(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(error, TooManyAttempts):
+        headers = {"Retry-After": str(error.retry_after)}
+    return problem(status, slug, title, _detail(error), headers)
+
+
+async def _validation(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    # Never echo the input (it may be PHI): where, and what kind of error, only.
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e["type"]}
+        for e in error.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
+    where = ", ".join(".".join(e["loc"]) for e in errors[:5])
+    return problem(422, "validation", "Invalid request", f"invalid fields: {where}", errors=errors)
+
+
+async def _http(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
+        error.status_code, "http"
+    )
+    title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "HTTP error")
+    detail = error.detail if isinstance(error.detail, str) else None
+    return problem(error.status_code, slug, title, detail, dict(error.headers or {}) or None)
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)
+    return problem(500, "internal", "Internal server error")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers: domain and edge errors, validation, HTTP errors, the rest."""
+    for cls in STATUS:
+        app.add_exception_handler(cls, _known)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with a 413 problem, before any handler runs."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body, sent = b"".join(chunks), False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        detail = f"the body is larger than {self.limit} bytes"
+        response = problem(413, "too-large", "Request body too large", detail)
+        await response(scope, receive, send)

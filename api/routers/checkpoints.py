@@ -1,0 +1,37 @@
+"""The ledger's public state: the newest signed checkpoint and the signing key history.
+
+Neither reveals PHI (a checkpoint is a size, a root and a signature), so neither needs a session.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api.deps import LedgerDep
+from api.schemas import KeyOut
+from events.checkpoints import latest_checkpoint
+
+router = APIRouter(tags=["checkpoints"])
+
+
+@router.get("/checkpoints/latest", responses={200: {"content": {"text/plain": {}}}})
+def latest(ledger: LedgerDep) -> Response:
+    """The newest signed checkpoint, as a C2SP signed note (docs/LEDGER_FORMAT.md §8)."""
+    with ledger.db.read() as c:
+        checkpoint = latest_checkpoint(c)
+    if checkpoint is None:
+        checkpoint = ledger.checkpointer.issue()
+    with ledger.db.read() as c:
+        c.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (checkpoint.size,))
+        row = c.fetchone()
+    assert row is not None
+    return Response(bytes(row[0]), media_type="text/plain; charset=utf-8")
+
+
+@router.get("/keys")
+def keys(ledger: LedgerDep) -> list[KeyOut]:
+    """The signing key history (§9): each key, its predecessor and the size it starts at."""
+    return [
+        KeyOut(seq=k.seq, key_id=k.key_id, previous=k.previous, from_size=k.from_size)
+        for k in ledger.key_history()
+    ]
