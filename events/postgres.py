@@ -3,8 +3,14 @@ transaction.
 
 eventsourcing 9.5.6's ``insert_events`` catches an exception raised after its INSERT inside the
 transaction block, so the rows would commit anyway. This recorder owns the whole transaction
-instead: any exception while building leaves rolls everything back, and the trigger
-``stored_events_require_leaf`` refuses an event row that arrives without its leaf.
+instead: any exception while building leaves rolls everything back, COMMIT is only sent once
+every row is in place, and the trigger ``stored_events_require_leaf`` refuses an event row that
+arrives without its leaf.
+
+The transaction is pipelined, so an append costs two round trips like eventsourcing's own
+(which takes its lock, notifies and inserts in one, and commits in another): the first takes
+the writer lock and reads the tip, the data keys and any heads the cache lacks; the second
+inserts leaves, links and events (one statement each, from arrays) and commits.
 """
 
 from __future__ import annotations
@@ -19,10 +25,37 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from events.db import Database, _PgCursor, lock_pg_writer
+from events.db import Database, _PgCursor
 from events.guards import install_guards
+from events.log import leaf_feed
 from events.schema import create_tables
-from events.store import AfterAppend, HeadCache, append_leaves, commit_to
+from events.store import (
+    AfterAppend,
+    Appended,
+    HeadCache,
+    build_leaves,
+    commit_to,
+    key_names,
+    start_position,
+)
+
+# Arrays are sent in binary (%b): the text form quotes and escapes every element in Python.
+TIP_AND_KEYS = (
+    "SELECT (SELECT MAX(position) FROM ledger_leaves), "
+    "(SELECT COUNT(*) FROM ledger_data_keys WHERE name = ANY(%b))"
+)
+HEADS = (
+    "SELECT subject, MAX(seq), MAX(position) FROM ledger_links "
+    "WHERE subject = ANY(%b) GROUP BY subject"
+)
+INSERT_LEAVES = (
+    "INSERT INTO ledger_leaves (position, stream, version, leaf) "
+    "SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::bigint[], %b::bytea[])"
+)
+INSERT_LINKS = (
+    "INSERT INTO ledger_links (subject, seq, position) "
+    "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[])"
+)
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -31,19 +64,29 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # (and the verifier) name it stored_events on both stores.
         super().__init__(datastore, events_table_name="stored_events")
         self.head_cache = HeadCache()
+        self.leaf_feed = leaf_feed(self.datastore)
+        schema = Identifier(self.datastore.schema)
         # eventsourcing's table plus the event's log position (see events/sqlite.py).
         self.sql_create_statements[self.create_table_statement_index] = SQL(
             "CREATE TABLE IF NOT EXISTS {schema}.stored_events ("
             "originator_id uuid NOT NULL, originator_version bigint NOT NULL, topic text, "
             "state bytea, notification_id bigserial, position bigint NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))"
-        ).format(schema=Identifier(self.datastore.schema))
+        ).format(schema=schema)
         self.insert_with_positions = SQL(
             "INSERT INTO {schema}.stored_events "
             "(originator_id, originator_version, topic, state, position) "
-            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], "
-            "%s::bigint[]) RETURNING notification_id"
-        ).format(schema=Identifier(self.datastore.schema))
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], "
+            "%b::bigint[]) RETURNING notification_id"
+        ).format(schema=schema)
+        # The writer lock as eventsourcing takes it, with the ledger's tables resolved in the
+        # store's schema; one statement each, as a pipeline sends them.
+        self.begin_statements = [
+            SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout),
+            SQL("SET LOCAL search_path TO {0}").format(schema),
+            SQL("LOCK TABLE {0}.stored_events IN EXCLUSIVE MODE").format(schema),
+            SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
+        ]
 
     def create_table(self) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -67,31 +110,95 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         try:
-            with (
-                self.datastore.get_connection() as conn,
-                conn.transaction(),
-                conn.cursor(row_factory=tuple_row) as curs,
-            ):
-                lock_pg_writer(curs, self.datastore)
-                cursor = _PgCursor(curs)
-                appended = append_leaves(cursor, stored_events, lambda oid: oid, self.head_cache)
-                self._notify_channel(curs)
-                curs.execute(
-                    self.insert_with_positions,
-                    (
-                        [s.originator_id for s in stored_events],
-                        [s.originator_version for s in stored_events],
-                        [s.topic for s in stored_events],
-                        [s.state for s in stored_events],
-                        appended.positions,
-                    ),
-                )
-                ids = [row[0] for row in curs.fetchall()]
-                if after_append is not None:
-                    after_append(cursor, appended.positions)
+            with self.datastore.get_connection() as conn:
+                ids, appended = self._append(conn, stored_events, after_append)
         except psycopg.IntegrityError as e:
             raise IntegrityError(str(e)) from e
         except psycopg.errors.LockNotAvailable as e:
             raise OperationalError(str(e)) from e
         commit_to(self.head_cache, appended)
+        self.leaf_feed.add(appended.start, appended.leaves)
         return ids
+
+    def _append(
+        self,
+        conn: psycopg.Connection[Any],
+        events: Sequence[Any],
+        after_append: AfterAppend | None,
+    ) -> tuple[list[int], Appended]:
+        names = key_names(events)
+        subjects = {s for event in events for s in event.subjects}
+        # Heads the cache will not have, read in the first round trip on the guess that no
+        # other writer appended since our last commit (if one did, the rest are read after).
+        guessed = sorted(self.head_cache.likely_missing(subjects))
+        with (
+            conn.pipeline() as pipeline,
+            conn.cursor(row_factory=tuple_row) as curs,
+            conn.cursor(row_factory=tuple_row) as probe,
+            conn.cursor(row_factory=tuple_row) as heads_read,
+            conn.cursor(row_factory=tuple_row) as inserted,
+        ):
+            # The connection is in autocommit mode: BEGIN and COMMIT are ours to send, so
+            # nothing commits unless every step below succeeded.
+            curs.execute("BEGIN")
+            try:
+                for statement in self.begin_statements:
+                    curs.execute(statement, prepare=True)
+                probe.execute(TIP_AND_KEYS, (names,), prepare=True)
+                if guessed:
+                    heads_read.execute(HEADS, (guessed,), prepare=True)
+                row = probe.fetchone()  # the first round trip
+                assert row is not None
+                start = start_position(row[0], row[1], names)
+                heads = _heads(heads_read) if guessed else {}
+                heads.update(self.head_cache.lookup(start, subjects))
+                missing = sorted(subjects - heads.keys() - set(guessed))
+                if missing:  # another writer appended, so the cache was dropped
+                    heads_read.execute(HEADS, (missing,), prepare=True)
+                    heads.update(_heads(heads_read))
+                appended = build_leaves(events, start, heads, lambda oid: oid)
+                leaf_columns = [list(c) for c in zip(*appended.leaf_rows, strict=True)]
+                curs.execute(INSERT_LEAVES, leaf_columns, prepare=True)
+                if appended.link_rows:
+                    link_columns = [list(c) for c in zip(*appended.link_rows, strict=True)]
+                    curs.execute(INSERT_LINKS, link_columns, prepare=True)
+                inserted.execute(
+                    self.insert_with_positions,
+                    (
+                        [s.originator_id for s in events],
+                        [s.originator_version for s in events],
+                        [s.topic for s in events],
+                        [s.state for s in events],
+                        appended.positions,
+                    ),
+                    prepare=True,
+                )
+                if after_append is not None:
+                    after_append(_PgCursor(curs), appended.positions)
+                curs.execute("COMMIT")
+                pipeline.sync()  # the second round trip: raises the first error, if any
+            except BaseException:
+                _rollback(conn, pipeline)
+                raise
+            ids = [row[0] for row in inserted.fetchall()]
+        return ids, appended
+
+
+def _heads(cursor: Any) -> dict[str, tuple[int, int]]:
+    return {subject: (seq, position) for subject, seq, position in cursor.fetchall()}
+
+
+def _rollback(conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> None:
+    """End the failed transaction, so the connection goes back to the pool idle.
+
+    After an error the server skips everything up to the next sync, a ROLLBACK included, so
+    it may take a second one.
+    """
+    for _ in range(2):
+        if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            return
+        try:
+            conn.execute("ROLLBACK")
+            pipeline.sync()
+        except psycopg.Error:
+            pass  # the error on its way up says what went wrong; the pool resets the rest
