@@ -7,6 +7,8 @@ is wrong. Nothing here prints PHI.
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -15,8 +17,14 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 
+from api.auth import base32, check_password, new_account, totp_uri
+from api.settings import Settings
+from domain.base import user_subject
+from domain.credentials import check_username
+from domain.errors import InvalidEntry
 from domain.practice import Practice
 from events.config import ConfigError, StoreConfig
+from events.context import acting
 from events.keys import KeyError_
 from events.ledger import (
     AlreadyInitialised,
@@ -46,13 +54,55 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_MISUSE)
 
 
+def owner_details(options: argparse.Namespace) -> tuple[str, str, str] | None:
+    """The first owner's username, name and password: from the options and
+    CHARTLEDGER_OWNER_PASSWORD, else asked for on a terminal, else none (said on stdout)."""
+    interactive = sys.stdin.isatty()
+    username = options.owner
+    if username is None and not interactive:
+        return None
+    if username is None:
+        username = input("First owner's username: ").strip()
+    name = options.owner_name or (input("First owner's full name: ").strip() if interactive else "")
+    password = os.environ.get("CHARTLEDGER_OWNER_PASSWORD") or ""
+    if not password and interactive:
+        password = getpass.getpass("First owner's password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UsageError("the two passwords differ")
+    if not name:
+        raise UsageError("give the first owner's name with --owner-name")
+    if not password:
+        raise UsageError("set CHARTLEDGER_OWNER_PASSWORD or run init on a terminal to be asked")
+    try:
+        check_username(username)
+        check_password(password)
+    except InvalidEntry as e:
+        raise UsageError(str(e)) from None
+    return username, name, password
+
+
 def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
+    owner = owner_details(options)
+    settings = Settings.from_env()
     practice, signing_key = create_practice_files(config, options.name)
+    made = None
     try:
         ledger = Ledger(config)
         try:
             record_genesis_key(ledger, signing_key)
             ledger.save(Practice(practice_id=UUID(practice["practice_id"]), name=options.name))
+            if owner is not None:
+                username, name, password = owner
+                made = new_account(
+                    settings,
+                    username=username,
+                    name=name,
+                    role="owner",
+                    password=password,
+                    with_recovery_codes=True,
+                )
+                with acting(user_subject(made.user.id), "init"):
+                    ledger.save(made.user, made.account)
             checkpoint = ledger.checkpointer.issue()
         finally:
             ledger.close()
@@ -72,6 +122,16 @@ def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
         "key no record can be read, and anyone holding it can read them all. Publish the key id "
         "above so that verifiers can check bundles against it."
     )
+    if made is None:
+        print("No owner was created (no --owner and no terminal to ask on).")
+        return EXIT_OK
+    assert made.totp_secret is not None
+    print(f"First owner {made.account.username!r} (user {made.user.id})")
+    print(f"  totp secret:  {base32(made.totp_secret)}")
+    print(f"  totp uri:     {totp_uri(made.totp_secret, made.account.username)}")
+    print("  recovery codes (each works once; keep them offline, apart from the keys):")
+    for code in made.recovery_codes:
+        print(f"    {code}")
     return EXIT_OK
 
 
@@ -146,7 +206,6 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
-    from api.settings import Settings
 
     app = create_app(Settings.from_env())
     print(f"Chartledger API on http://{options.host}:{options.port}/docs", flush=True)
@@ -159,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     init = commands.add_parser("init", help="create a practice, its keys and its store")
     init.add_argument("--name", default="My Practice", help="the practice's name")
+    init.add_argument(
+        "--owner",
+        metavar="USERNAME",
+        help="the first owner's username (password from CHARTLEDGER_OWNER_PASSWORD or asked)",
+    )
+    init.add_argument("--owner-name", metavar="NAME", help="the first owner's full name")
     init.set_defaults(run=cmd_init)
     checkpoint = commands.add_parser("checkpoint", help="issue a signed checkpoint and print it")
     checkpoint.set_defaults(run=cmd_checkpoint)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import Principal, authenticate
+from api.errors import Unauthenticated
 from api.settings import Settings
 from events.ledger import Ledger
 from projections.rebuild import all_projections
@@ -65,4 +67,20 @@ def get_runner(services: ServicesDep) -> SerialRunner:
 
 RunnerDep = Annotated[SerialRunner, Depends(get_runner)]
 
-Dependency = Callable[..., Any]
+
+_bearer = HTTPBearer(auto_error=False, description="the token from POST /auth/login")
+
+
+def current_user(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, checked against the ledger on every request (so revocation is immediate)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("no valid session")
+    return authenticate(
+        services.ledger, services.settings, credentials.credentials, services.last_seen
+    )
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]

@@ -1,4 +1,9 @@
-"""Users of the practice and their roles, as domain facts (authentication comes later)."""
+"""Users of the practice and their roles, as domain facts.
+
+Their login accounts are ``domain/credentials.py``; their sessions ``domain/sessions.py``. A
+session started before the user's ``sessions_ended_at`` is over: deactivating a user, or changing
+their credentials for them, ends every session they hold at once.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ class User(Record):
         self.roles: tuple[str, ...] = (role,)
         self.active = True
         self.deactivated_at: datetime | None = None
+        self.sessions_ended_at: datetime | None = None
 
     def ledger_subjects(self) -> Iterable[str]:
         return (user_subject(self.id),)
@@ -66,6 +72,19 @@ class User(Record):
     def _deactivate(self, reason: str, at: datetime) -> None:
         self.active = False
         self.deactivated_at = at
+        self.sessions_ended_at = at
+
+    def end_sessions(self, *, reason: str, at: datetime) -> None:
+        """End every session the user holds now (e.g. after someone else set their password)."""
+        self._end_sessions(reason=text(reason, "reason"), at=moment(at, "at"))
+
+    @event("SessionsEnded")
+    def _end_sessions(self, reason: str, at: datetime) -> None:
+        self.sessions_ended_at = at
+
+    def session_is_current(self, started_at: datetime) -> bool:
+        ended = self.sessions_ended_at
+        return self.active and (ended is None or started_at >= ended)
 
     def _check_active(self) -> None:
         if not self.active:

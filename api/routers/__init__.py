@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from api.routers import checkpoints
+    from api.routers import auth, checkpoints, users
 
-    return [checkpoints.router]
+    return [auth.router, users.router, checkpoints.router]

@@ -1,0 +1,397 @@
+"""Authentication: password hashes, TOTP codes, session tokens, and the login services.
+
+- Passwords: PBKDF2-HMAC-SHA-256 (FIPS 140-2 approved) with a 16-byte salt, at
+  ``Settings.pbkdf2_iterations`` (OWASP: 600,000); the stored string names its own count, so a
+  lower count from the past still verifies.
+- TOTP: RFC 6238 over HOTP (RFC 4226), 30-second steps, 6 digits, HMAC-SHA-1 by default (what
+  authenticator apps use), one step of drift either way, and a code is accepted once.
+- Sessions: the token is ``clt_<session id>.<32 random bytes>``; only its SHA-256 is recorded.
+  Every request loads the session and its user from the ledger, so an ended session, a
+  deactivated user or one whose sessions were ended is refused on the very next request.
+- Recovery codes: 10 random codes of 20 base32 characters (100 bits), kept as SHA-256 hashes.
+
+Logins, failures, lockouts, logouts and recoveries are events (``domain/credentials.py``,
+``domain/sessions.py``); errors say no more than "wrong credentials" to the caller.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from api.errors import TooManyAttempts, Unauthenticated
+from api.settings import Settings
+from domain.base import user_subject
+from domain.credentials import Account, account_id, check_username
+from domain.errors import AccountStateError, InvalidEntry
+from domain.sessions import Session
+from domain.users import User
+from events.context import acting
+from events.ledger import Ledger
+
+PBKDF2 = "pbkdf2_sha256"
+MIN_PASSWORD, MAX_PASSWORD = 12, 1024
+TOTP_STEP, TOTP_DIGITS = 30, 6
+TOKEN_PREFIX = "clt_"
+RECOVERY_CODES = 10
+
+
+# -- passwords ----------------------------------------------------------------------------------
+
+
+def check_password(password: object) -> str:
+    if type(password) is not str or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidEntry(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
+
+
+def hash_password(password: str, iterations: int) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return f"{PBKDF2}${iterations}${_b64(salt)}${_b64(digest)}"
+
+
+def password_matches(password: str, stored: str) -> bool:
+    try:
+        scheme, count, salt, digest = stored.split("$")
+        iterations = int(count)
+    except ValueError:
+        return False
+    if scheme != PBKDF2 or iterations < 1:
+        return False
+    computed = hashlib.pbkdf2_hmac("sha256", password.encode(), _unb64(salt), iterations)
+    return hmac.compare_digest(computed, _unb64(digest))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode())
+
+
+# -- TOTP (RFC 6238) --------------------------------------------------------------------------
+
+
+def hotp(secret: bytes, counter: int, digits: int = TOTP_DIGITS, algorithm: str = "sha1") -> str:
+    """RFC 4226 §5.3: HMAC the 8-byte counter, truncate dynamically, keep ``digits`` digits."""
+    mac = hmac.new(secret, struct.pack(">Q", counter), algorithm).digest()
+    offset = mac[-1] & 0x0F
+    code = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF
+    return str(code % 10**digits).zfill(digits)
+
+
+def totp(
+    secret: bytes,
+    unix_time: int,
+    digits: int = TOTP_DIGITS,
+    algorithm: str = "sha1",
+    step: int = TOTP_STEP,
+) -> str:
+    """RFC 6238 §4.2: HOTP with the counter T = floor(unix time / step)."""
+    return hotp(secret, unix_time // step, digits, algorithm)
+
+
+def matching_totp_step(secret: bytes, code: str, at: datetime, window: int = 1) -> int | None:
+    """The time step whose code ``code`` is, within ``window`` steps of ``at``; else None."""
+    if type(code) is not str or len(code) != TOTP_DIGITS or not code.isdigit():
+        return None
+    now = int(at.timestamp()) // TOTP_STEP
+    found = None
+    for counter in range(now - window, now + window + 1):
+        if hmac.compare_digest(hotp(secret, counter), code):
+            found = counter
+    return found
+
+
+def new_totp_secret() -> bytes:
+    return secrets.token_bytes(20)
+
+
+def totp_uri(secret: bytes, username: str, issuer: str = "Chartledger") -> str:
+    """The ``otpauth://`` URI an authenticator app reads (as a QR code or typed in)."""
+    label = quote(f"{issuer}:{username}")
+    return f"otpauth://totp/{label}?secret={base32(secret)}&issuer={quote(issuer)}"
+
+
+def base32(secret: bytes) -> str:
+    return base64.b32encode(secret).decode().rstrip("=")
+
+
+def from_base32(text: str) -> bytes:
+    return base64.b32decode(text + "=" * (-len(text) % 8))
+
+
+# -- tokens and recovery codes -------------------------------------------------------------
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def new_token(session_id: UUID) -> str:
+    return f"{TOKEN_PREFIX}{session_id.hex}.{secrets.token_urlsafe(32)}"
+
+
+def session_id_of(token: str) -> UUID | None:
+    head, dot, secret = token.partition(".")
+    if not head.startswith(TOKEN_PREFIX) or not dot or not secret:
+        return None
+    try:
+        return UUID(hex=head.removeprefix(TOKEN_PREFIX))
+    except ValueError:
+        return None
+
+
+def new_recovery_codes() -> list[str]:
+    """Codes as people copy them: ``ABCDE-FGHIJ-KLMNO-PQRST`` (100 random bits each)."""
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        raw = base64.b32encode(secrets.token_bytes(15)).decode()[:20]
+        codes.append("-".join(raw[i : i + 5] for i in range(0, 20, 5)))
+    return codes
+
+
+def recovery_code_hash(code: str) -> str:
+    return sha256_hex(code.strip().upper().replace(" ", ""))
+
+
+# -- the services ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user, their roles now, and the session."""
+
+    user_id: UUID
+    roles: tuple[str, ...]
+    session_id: UUID
+
+    @property
+    def subject(self) -> str:
+        return user_subject(self.user_id)
+
+    def acting(self) -> Any:
+        return acting(self.subject, str(self.session_id))
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    user: User
+    account: Account
+    totp_secret: bytes | None
+    recovery_codes: list[str]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load(ledger: Ledger, aggregate_id: UUID, kind: type[Any]) -> Any:
+    """The aggregate with that id if it is a ``kind``; else ``AggregateNotFoundError``."""
+    found = ledger.repository.get(aggregate_id)
+    if not isinstance(found, kind):
+        raise AggregateNotFoundError(f"no {kind.__name__} {aggregate_id}")
+    return found
+
+
+def new_account(
+    settings: Settings,
+    *,
+    username: str,
+    name: str,
+    role: str,
+    password: str,
+    with_recovery_codes: bool = False,
+) -> NewAccount:
+    """A user and their account, unsaved: TOTP enrolled when the role requires it (or always
+    for owners), and recovery codes if asked (the practice's owners get them)."""
+    at = now()
+    user = User.register(name=name, role=role)
+    account = Account.open(
+        username=check_username(username),
+        user_id=user.id,
+        password_hash=hash_password(check_password(password), settings.pbkdf2_iterations),
+        at=at,
+    )
+    secret = None
+    if role in settings.totp_required_roles:
+        secret = new_totp_secret()
+        account.enroll_totp(secret=secret, by=user.id, at=at)
+    codes: list[str] = []
+    if with_recovery_codes:
+        codes = new_recovery_codes()
+        account.issue_recovery_codes(code_hashes=[recovery_code_hash(c) for c in codes], at=at)
+    return NewAccount(user, account, secret, codes)
+
+
+def _account(ledger: Ledger, username: object) -> Account:
+    if type(username) is not str or not username:
+        raise Unauthenticated("wrong credentials")
+    try:
+        return load(ledger, account_id(username), Account)
+    except AggregateNotFoundError:
+        # Spend the time a real check would, so timing does not tell which usernames exist.
+        password_matches("x", f"{PBKDF2}$1000$AAAA$AAAA")
+        raise Unauthenticated("wrong credentials") from None
+
+
+def _refuse(ledger: Ledger, settings: Settings, account: Account, reason: str) -> None:
+    """Record the failure (and any lockout it causes), then refuse."""
+    at = now()
+    for attempt in range(3):
+        try:
+            account.record_failure(
+                reason=reason, at=at, max_failures=settings.max_failures, lockout=settings.lockout
+            )
+            with acting(None):
+                ledger.save(account)
+            break
+        except IntegrityError:
+            # Another attempt on the same account was recorded first: count on top of it.
+            if attempt == 2:
+                raise
+            account = load(ledger, account.id, Account)
+    if account.is_locked(at):
+        raise TooManyAttempts("too many failed attempts", retry_after=_retry_after(account, at))
+    raise Unauthenticated("wrong credentials")
+
+
+def _retry_after(account: Account, at: datetime) -> int:
+    assert account.locked_until is not None
+    return max(1, int((account.locked_until - at).total_seconds()) + 1)
+
+
+def _start_session(
+    ledger: Ledger,
+    account: Account,
+    user: User,
+    method: str,
+    totp_step: int | None = None,
+    also: tuple[Any, ...] = (),
+) -> tuple[str, Session]:
+    at = now()
+    session_id = uuid4()
+    token = new_token(session_id)
+    session = Session.start(
+        session_id=session_id, user_id=user.id, token_hash=sha256_hex(token), at=at, method=method
+    )
+    account.record_login(session_id=session.id, at=at, method=method, totp_step=totp_step)
+    with acting(user_subject(user.id), str(session.id)):
+        ledger.save(*also, account, session)
+    return token, session
+
+
+def log_in(
+    ledger: Ledger, settings: Settings, username: object, password: object, code: object
+) -> tuple[str, Session]:
+    account = _account(ledger, username)
+    at = now()
+    if account.is_locked(at):
+        raise TooManyAttempts("too many failed attempts", retry_after=_retry_after(account, at))
+    user = load(ledger, account.user_id, User)
+    if type(password) is not str or not password_matches(password, account.password_hash):
+        _refuse(ledger, settings, account, "password")
+    if not user.active:
+        _refuse(ledger, settings, account, "inactive")
+    step = None
+    needs_totp = account.totp_secret is not None or any(
+        r in settings.totp_required_roles for r in user.roles
+    )
+    if needs_totp:
+        secret = account.totp_secret
+        step = None if secret is None else matching_totp_step(secret, str(code or ""), at)
+        if step is None or step <= account.last_totp_step:
+            _refuse(ledger, settings, account, "totp")
+    method = "password+totp" if needs_totp else "password"
+    try:
+        return _start_session(ledger, account, user, method, step)
+    except AccountStateError:
+        _refuse(ledger, settings, account, "totp")
+        raise
+
+
+def recover(
+    ledger: Ledger, settings: Settings, username: object, code: object, new_password: object
+) -> tuple[str, Session]:
+    """An owner (or anyone holding recovery codes) sets a new password with one code.
+
+    Works through a lockout: a code has 100 random bits. Every other session of the user ends.
+    """
+    account = _account(ledger, username)
+    user = load(ledger, account.user_id, User)
+    password = check_password(new_password)
+    if type(code) is not str or not user.active:
+        _refuse(ledger, settings, account, "recovery_code")
+    at = now()
+    try:
+        account.use_recovery_code(
+            code_hash=recovery_code_hash(str(code)),
+            password_hash=hash_password(password, settings.pbkdf2_iterations),
+            at=at,
+        )
+    except AccountStateError:
+        _refuse(ledger, settings, account, "recovery_code")
+    user.end_sessions(reason="credentials recovered with a recovery code", at=at)
+    return _start_session(ledger, account, user, "recovery_code", also=(user,))
+
+
+def authenticate(
+    ledger: Ledger, settings: Settings, token: str, last_seen: dict[str, float]
+) -> Principal:
+    """The principal behind ``token``, checked against the ledger now; else ``Unauthenticated``."""
+    session_id = session_id_of(token)
+    if session_id is None:
+        raise Unauthenticated("no valid session")
+    try:
+        session = load(ledger, session_id, Session)
+    except AggregateNotFoundError:
+        raise Unauthenticated("no valid session") from None
+    if not hmac.compare_digest(session.token_hash, sha256_hex(token)) or not session.is_open:
+        raise Unauthenticated("no valid session")
+    at = now()
+    key = str(session_id)
+    seen = last_seen.get(key, session.started_at.timestamp())
+    expired = (
+        "idle"
+        if at.timestamp() - seen > settings.idle_timeout.total_seconds()
+        else "expired"
+        if at - session.started_at > settings.session_lifetime
+        else None
+    )
+    user = load(ledger, session.user_id, User)
+    if not user.session_is_current(session.started_at):
+        expired = "revoked"
+    if expired is not None:
+        last_seen.pop(key, None)
+        _end(ledger, session, expired, at)
+        raise Unauthenticated("no valid session")
+    last_seen[key] = at.timestamp()
+    return Principal(user_id=user.id, roles=tuple(user.roles), session_id=session.id)
+
+
+def _end(ledger: Ledger, session: Session, reason: str, at: datetime) -> None:
+    try:
+        session.end(reason=reason, at=at)
+        with acting(user_subject(session.user_id), str(session.id)):
+            ledger.save(session)
+    except (IntegrityError, AccountStateError):
+        pass  # ended by a concurrent request: it is over either way
+
+
+def log_out(ledger: Ledger, principal: Principal, last_seen: dict[str, float]) -> None:
+    session = load(ledger, principal.session_id, Session)
+    last_seen.pop(str(session.id), None)
+    _end(ledger, session, "logout", now())

@@ -1,0 +1,188 @@
+"""A thin, typed client for the Chartledger API, on httpx. It checks status codes itself and
+raises a typed error carrying the RFC 9457 problem body (STYLE.md §1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from api import schemas
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """A 4xx or 5xx answer; ``problem`` is its problem document (type, title, status, detail)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}")
+        self.status = status
+        self.problem = problem
+
+    @property
+    def type(self) -> str:
+        return str(self.problem.get("type", ""))
+
+
+class BadRequest(ApiError):
+    """400: malformed JSON, or a domain rule refused the request."""
+
+
+class Unauthorized(ApiError):
+    """401: no session, an ended one, or wrong credentials."""
+
+
+class Forbidden(ApiError):
+    """403: the user's roles do not allow this."""
+
+
+class NotFound(ApiError):
+    """404: no such record or route."""
+
+
+class Conflict(ApiError):
+    """409: the record's state does not allow this (e.g. a signed note edited)."""
+
+
+class PayloadTooLarge(ApiError):
+    """413: the body is over the server's limit."""
+
+
+class Unprocessable(ApiError):
+    """422: a field is missing or malformed."""
+
+
+class TooManyRequests(ApiError):
+    """429: locked out after repeated failures; retry after ``Retry-After`` seconds."""
+
+
+class ServerError(ApiError):
+    """5xx."""
+
+
+ERRORS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Unprocessable,
+    429: TooManyRequests,
+}
+
+
+class Client:
+    """``Client("http://127.0.0.1:8000")``, or ``Client(http=...)`` over any httpx.Client."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        http: httpx.Client | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
+        self.token = token
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.token is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        response = self.http.request(method, path, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"status": response.status_code, "title": response.reason_phrase}
+            if not isinstance(problem, dict):
+                problem = {"status": response.status_code}
+            kind = ERRORS.get(response.status_code)
+            if kind is None:
+                kind = ServerError if response.status_code >= 500 else ApiError
+            raise kind(response.status_code, problem)
+        return response
+
+    def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
+        return model.model_validate(self.request("GET", path, **kwargs).json())
+
+    def _send(self, model: type[M], method: str, path: str, body: BaseModel | None = None) -> M:
+        json = None if body is None else body.model_dump(mode="json", exclude_none=True)
+        return model.model_validate(self.request(method, path, json=json).json())
+
+    def _list(self, model: type[M], path: str, **kwargs: Any) -> list[M]:
+        return TypeAdapter(list[model]).validate_python(self.request("GET", path, **kwargs).json())  # type: ignore[valid-type]
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def login(self, username: str, password: str, totp_code: str | None = None) -> UUID:
+        """Start a session; this client then uses its token. Returns the session id."""
+        body = schemas.LoginIn(username=username, password=password, totp_code=totp_code)
+        session = self._send(schemas.SessionOut, "POST", "/auth/login", body)
+        self.token = session.token
+        return session.session_id
+
+    def recover(self, username: str, recovery_code: str, new_password: str) -> UUID:
+        body = schemas.RecoverIn(
+            username=username, recovery_code=recovery_code, new_password=new_password
+        )
+        session = self._send(schemas.SessionOut, "POST", "/auth/recover", body)
+        self.token = session.token
+        return session.session_id
+
+    def logout(self) -> None:
+        self.request("POST", "/auth/logout")
+        self.token = None
+
+    def me(self) -> schemas.MeOut:
+        return self._get(schemas.MeOut, "/auth/me")
+
+    # -- users (owners) ------------------------------------------------------------------------
+
+    def create_user(self, username: str, name: str, role: str, password: str) -> schemas.NewUserOut:
+        body = schemas.UserIn(username=username, name=name, role=role, password=password)
+        return self._send(schemas.NewUserOut, "POST", "/users", body)
+
+    def users(self) -> list[schemas.UserOut]:
+        return self._list(schemas.UserOut, "/users")
+
+    def grant_role(self, user_id: UUID, role: str) -> schemas.UserOut:
+        return self._send(
+            schemas.UserOut, "POST", f"/users/{user_id}/roles", schemas.RoleIn(role=role)
+        )
+
+    def revoke_role(self, user_id: UUID, role: str) -> schemas.UserOut:
+        return self._send(schemas.UserOut, "DELETE", f"/users/{user_id}/roles/{role}")
+
+    def deactivate_user(self, user_id: UUID, reason: str) -> schemas.UserOut:
+        body = schemas.ReasonIn(reason=reason)
+        return self._send(schemas.UserOut, "POST", f"/users/{user_id}/deactivate", body)
+
+    def set_password(self, user_id: UUID, password: str) -> None:
+        body = schemas.PasswordIn(password=password).model_dump()
+        self.request("PUT", f"/users/{user_id}/password", json=body)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def latest_checkpoint(self) -> str:
+        return self.request("GET", "/checkpoints/latest").text
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat()

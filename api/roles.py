@@ -1,0 +1,36 @@
+"""Who may use which route. An owner may use every route; the others only their own.
+
+- clinician: charts (patients, labs, notes, chart reads)
+- staff: schedule and demographics (register and search patients), no chart
+- risk_manager: audit views (holds and productions come later)
+- auditor: audit views only
+- owner: users, keys, everything
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends
+
+from api.auth import Principal
+from api.deps import CurrentUser
+from api.errors import Forbidden
+
+
+def require_role(*roles: str) -> Any:
+    """A dependency passing callers who hold one of ``roles`` (or are an owner)."""
+
+    def check(principal: CurrentUser) -> Principal:
+        if "owner" in principal.roles or any(r in principal.roles for r in roles):
+            return principal
+        raise Forbidden(f"this needs the role {' or '.join(roles)}")
+
+    check.__name__ = f"require_{'_or_'.join(roles)}"
+    return Depends(check)
+
+
+Clinician = Annotated[Principal, require_role("clinician")]
+FrontDesk = Annotated[Principal, require_role("clinician", "staff")]
+AuditReader = Annotated[Principal, require_role("auditor", "risk_manager")]
+Owner = Annotated[Principal, require_role("owner")]

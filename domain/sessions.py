@@ -1,0 +1,67 @@
+"""Login sessions: started at login, ended by logout, idleness, or the user's revocation.
+
+The token itself is never recorded: ``Started`` holds its SHA-256 (``api/auth.py``). A session is
+its own stream, so checking one on a request reads two events at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import Record, user_subject
+from domain.checks import choice, identifier, moment, text
+from domain.errors import AccountStateError
+
+END_REASONS = ("logout", "idle", "expired", "revoked")
+
+
+class Session(Record):
+    @classmethod
+    def start(
+        cls, *, session_id: UUID, user_id: UUID, token_hash: str, at: datetime, method: str
+    ) -> Session:
+        """``session_id`` is chosen by the caller: the token names it, and the token's hash is
+        part of the starting event."""
+        return cls(
+            session_id=identifier(session_id, "session_id"),
+            user_id=identifier(user_id, "user_id"),
+            token_hash=text(token_hash, "token_hash"),
+            started_at=moment(at, "at"),
+            method=text(method, "method"),
+        )
+
+    @staticmethod
+    def create_id(session_id: UUID) -> UUID:
+        return session_id
+
+    @event("Started")
+    def __init__(
+        self, session_id: UUID, user_id: UUID, token_hash: str, started_at: datetime, method: str
+    ) -> None:
+        self.user_id = user_id
+        self.token_hash = token_hash
+        self.started_at = started_at
+        self.method = method
+        self.ended_at: datetime | None = None
+        self.end_reason: str | None = None
+
+    def ledger_subjects(self) -> Iterable[str]:
+        return (user_subject(self.user_id),)
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+    def end(self, *, reason: str, at: datetime) -> None:
+        if not self.is_open:
+            raise AccountStateError(f"session {self.id} has already ended")
+        self._end(reason=choice(reason, "reason", END_REASONS), at=moment(at, "at"))
+
+    @event("Ended")
+    def _end(self, reason: str, at: datetime) -> None:
+        self.ended_at = at
+        self.end_reason = reason

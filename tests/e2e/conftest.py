@@ -1,0 +1,87 @@
+"""A practice initialised by `chartledger init` with its first owner, served in process, on
+SQLite and on PostgreSQL; clients reach it over HTTP through ``api/client.py``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import auth
+from api.app import create_app
+from api.cli import main as chartledger
+from api.client import Client
+from api.settings import Settings
+from events.config import StoreConfig
+from tests.support import set_env
+
+OWNER, OWNER_PASSWORD = "olive", "owner-password-1"
+ITERATIONS = 1_000  # OWASP's 600,000 in production; low here so logins are quick
+
+
+@dataclass
+class Practice:
+    settings: Settings
+    http: TestClient
+    owner_id: str
+    totp_secret: bytes
+    recovery_codes: list[str]
+
+    def client(self) -> Client:
+        return Client(http=self.http_client())
+
+    def http_client(self) -> TestClient:
+        # A client of its own (its own headers), on the same app.
+        return TestClient(self.http.app, raise_server_exceptions=False)
+
+    def owner(self) -> Client:
+        client = self.client()
+        client.login(OWNER, OWNER_PASSWORD, code_now(self.totp_secret))
+        return client
+
+    def leaves(self) -> int:
+        ledger = self.http.app.state.services.ledger  # type: ignore[attr-defined]
+        with ledger.db.read() as c:
+            c.execute("SELECT COUNT(*) FROM ledger_leaves")
+            row = c.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+_used_steps: set[tuple[bytes, int]] = set()
+
+
+def code_now(secret: bytes) -> str:
+    """A TOTP code not yet used with ``secret`` (a code is accepted once; drift allows ±1 step)."""
+    step = int(datetime.now(UTC).timestamp()) // auth.TOTP_STEP
+    for candidate in (step, step + 1):
+        if (secret, candidate) not in _used_steps:
+            _used_steps.add((secret, candidate))
+            return auth.hotp(secret, candidate)
+    raise AssertionError("more than two TOTP logins within one step for one user")
+
+
+@pytest.fixture
+def practice(
+    store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Practice]:
+    set_env(store_config, monkeypatch)
+    monkeypatch.setenv("CHARTLEDGER_PBKDF2_ITERATIONS", str(ITERATIONS))
+    monkeypatch.setenv("CHARTLEDGER_OWNER_PASSWORD", OWNER_PASSWORD)
+    capsys.readouterr()
+    code = chartledger(
+        ["init", "--name", "E2E Practice", "--owner", OWNER, "--owner-name", "Olive"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    owner_id = re.search(r"First owner 'olive' \(user ([0-9a-f-]+)\)", out)
+    secret = re.search(r"totp secret:  ([A-Z2-7]+)", out)
+    codes = re.findall(r"^    ([A-Z2-7]{5}(?:-[A-Z2-7]{5}){3})$", out, re.MULTILINE)
+    assert owner_id and secret and len(codes) == 10, out
+    settings = Settings(store=store_config, pbkdf2_iterations=ITERATIONS, background=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        yield Practice(settings, http, owner_id.group(1), auth.from_base32(secret.group(1)), codes)
