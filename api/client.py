@@ -178,11 +178,56 @@ class Client:
         body = schemas.PasswordIn(password=password).model_dump()
         self.request("PUT", f"/users/{user_id}/password", json=body)
 
+    # -- patients, labs, notes, chart ---------------------------------------------------------
+
+    def register_patient(self, patient: schemas.PatientIn) -> schemas.PatientOut:
+        return self._send(schemas.PatientOut, "POST", "/patients", patient)
+
+    def search_patients(self, text: str, purpose: str = "TREAT") -> list[schemas.PatientOut]:
+        return self._list(schemas.PatientOut, "/patients", params={"q": text, "purpose": purpose})
+
+    def record_lab(self, lab: schemas.LabIn) -> schemas.LabOut:
+        return self._send(schemas.LabOut, "POST", "/labs", lab)
+
+    def convert_lab(self, lab_id: UUID, to_unit: str) -> schemas.ConversionOut:
+        body = schemas.ConversionIn(to_unit=to_unit)
+        return self._send(schemas.ConversionOut, "POST", f"/labs/{lab_id}/conversions", body)
+
+    def draft_note(self, patient_id: UUID, kind: str, text: str) -> schemas.NoteOut:
+        body = schemas.NoteIn(patient_id=patient_id, kind=kind, text=text)
+        return self._send(schemas.NoteOut, "POST", "/notes", body)
+
+    def edit_note(self, note_id: UUID, text: str) -> schemas.NoteOut:
+        body = schemas.NoteEditIn(text=text)
+        return self._send(schemas.NoteOut, "PUT", f"/notes/{note_id}", body)
+
+    def sign_note(self, note_id: UUID) -> schemas.NoteOut:
+        return self._send(schemas.NoteOut, "POST", f"/notes/{note_id}/sign")
+
+    def amend_note(self, note_id: UUID, text: str, reason: str) -> schemas.NoteOut:
+        body = schemas.AddendumIn(text=text, reason=reason)
+        return self._send(schemas.NoteOut, "POST", f"/notes/{note_id}/addenda", body)
+
+    def chart(
+        self, patient_id: UUID, as_of: datetime | None = None, purpose: str = "TREAT"
+    ) -> schemas.ChartOut:
+        params = {"purpose": purpose}
+        if as_of is not None:
+            params["as_of"] = as_of.isoformat()
+        return self._get(schemas.ChartOut, f"/patients/{patient_id}/chart", params=params)
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def audit(self, **filters: Any) -> list[schemas.AuditRowOut]:
+        """The audit view; ``filters``: since, until, sort_by, descending, patient_id, user_id,
+        action, purpose."""
+        params = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in filters.items()}
+        return self._list(schemas.AuditRowOut, "/audit", params=params)
+
+    def access_report(self, patient_id: UUID) -> list[schemas.AccessRowOut]:
+        return self._list(schemas.AccessRowOut, f"/patients/{patient_id}/access-report")
+
     # -- checkpoints ---------------------------------------------------------------------------
 
     def latest_checkpoint(self) -> str:
         return self.request("GET", "/checkpoints/latest").text
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat()

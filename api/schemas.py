@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import base64
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from verify.canonical import format_timestamp
 
 
 class Model(BaseModel):
@@ -73,3 +79,146 @@ class ReasonIn(Model):
 
 class PasswordIn(Model):
     password: str = Field(min_length=1, max_length=1024)
+
+
+# -- clinical --------------------------------------------------------------------------------
+
+Purpose = Literal["TREAT", "HPAYMT", "HOPERAT", "PATRQT", "HLEGAL", "HRESCH", "PUBHLTH", "HCOMPL"]
+
+
+class IdentifierIn(Model):
+    system: str = Field(min_length=1, max_length=200)
+    value: str = Field(min_length=1, max_length=200)
+
+
+class PatientIn(Model):
+    mrn: str = Field(min_length=1, max_length=64)
+    given_name: str = Field(min_length=1, max_length=200)
+    family_name: str = Field(min_length=1, max_length=200)
+    birth_date: date
+    sex: str = Field(description="female, male, other or unknown")
+    identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=20)
+
+
+class PatientOut(Model):
+    patient_id: UUID
+    mrn: str
+    given_name: str
+    family_name: str
+    birth_date: date
+    sex: str
+
+
+class LabIn(Model):
+    patient_id: UUID
+    loinc_code: str = Field(min_length=1, max_length=20)
+    test_name: str = Field(min_length=1, max_length=200)
+    value: str = Field(min_length=1, max_length=40, description='a decimal string: "5.2"')
+    unit: str = Field(min_length=1, max_length=40, description='a UCUM unit: "mg/dL"')
+    performing_lab: str = Field(min_length=1, max_length=200)
+    reference_range: str | None = Field(default=None, max_length=100)
+    abnormal_flag: str | None = Field(default=None, max_length=10)
+    collected_at: str | None = Field(default=None, max_length=40)
+    source_format: str = Field(default="manual", min_length=1, max_length=40)
+    source_message: str | None = Field(
+        default=None, max_length=100_000, description="the original message, as text"
+    )
+
+
+class LabOut(Model):
+    lab_id: UUID
+    patient_id: UUID
+    value: str
+    unit: str
+    value_version: int
+
+
+class ConversionIn(Model):
+    to_unit: str = Field(min_length=1, max_length=40)
+
+
+class ConversionOut(Model):
+    lab_id: UUID
+    from_value: str
+    from_unit: str
+    converted_value: str
+    to_unit: str
+    factor: str
+    rule: str
+
+
+class NoteIn(Model):
+    patient_id: UUID
+    kind: str = Field(min_length=1, max_length=60)
+    text: str = Field(min_length=1, max_length=100_000)
+
+
+class NoteEditIn(Model):
+    text: str = Field(min_length=1, max_length=100_000)
+
+
+class AddendumIn(Model):
+    text: str = Field(min_length=1, max_length=100_000)
+    reason: str = Field(min_length=1, max_length=1_000)
+
+
+class NoteOut(Model):
+    note_id: UUID
+    patient_id: UUID
+    signed: bool
+    addenda: int
+
+
+class ChartEntryOut(Model):
+    entry_id: UUID
+    kind: str
+    version: int
+    first_recorded: str
+    last_recorded: str
+    state: dict[str, Any] = Field(
+        description="the entry's fields; bytes as base64, decimals and quantities as strings"
+    )
+
+
+class ChartOut(Model):
+    patient_id: UUID
+    as_of: datetime | None
+    entries: list[ChartEntryOut]
+
+
+class AuditRowOut(Model):
+    position: int
+    event_time: str
+    activity_time: str
+    patient_id: str | None
+    user_id: str | None
+    action: str
+    data_category: str
+    outcome: str
+    source: str
+    purpose: str | None
+    event_type: str
+
+
+class AccessRowOut(Model):
+    event_time: str
+    user_id: str | None
+    action: str
+    data_category: str
+    purpose: str | None
+    outcome: str
+
+
+def jsonable(value: Any) -> Any:
+    """A chart entry's state as JSON: no floats ever appear (the ledger has none)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, UUID | Decimal | date):
+        return str(value)
+    return value

@@ -6,6 +6,15 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from api.routers import auth, checkpoints, users
+    from api.routers import audit, auth, chart, checkpoints, labs, notes, patients, users
 
-    return [auth.router, users.router, checkpoints.router]
+    return [
+        auth.router,
+        users.router,
+        patients.router,
+        chart.router,
+        labs.router,
+        notes.router,
+        audit.router,
+        checkpoints.router,
+    ]

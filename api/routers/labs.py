@@ -1,0 +1,68 @@
+"""Lab results: recorded exactly as received (a decimal string and its UCUM unit), and
+converted by the table, each conversion its own event beside the original value."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, status
+
+from api.auth import load
+from api.deps import LedgerDep
+from api.roles import Clinician
+from api.schemas import ConversionIn, ConversionOut, LabIn, LabOut
+from domain.labs import LabResult
+from domain.patients import Patient
+from domain.quantities import Quantity
+
+router = APIRouter(prefix="/labs", tags=["labs"])
+
+
+def _out(lab: LabResult) -> LabOut:
+    return LabOut(
+        lab_id=lab.id,
+        patient_id=lab.patient_id,
+        value=lab.value,
+        unit=lab.unit,
+        value_version=lab.value_version,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def record(body: LabIn, principal: Clinician, ledger: LedgerDep) -> LabOut:
+    load(ledger, body.patient_id, Patient)
+    source = body.source_message if body.source_message is not None else body.model_dump_json()
+    lab = LabResult.receive(
+        patient_id=body.patient_id,
+        loinc_code=body.loinc_code,
+        test_name=body.test_name,
+        quantity=Quantity(body.value, body.unit),
+        performing_lab=body.performing_lab,
+        source_message=source.encode(),
+        source_format=body.source_format,
+        reference_range=body.reference_range,
+        abnormal_flag=body.abnormal_flag,
+        collected_at=body.collected_at,
+    )
+    with principal.acting():
+        ledger.save(lab)
+    return _out(lab)
+
+
+@router.post("/{lab_id}/conversions", status_code=status.HTTP_201_CREATED)
+def convert(
+    lab_id: UUID, body: ConversionIn, principal: Clinician, ledger: LedgerDep
+) -> ConversionOut:
+    lab = load(ledger, lab_id, LabResult)
+    conversion = lab.record_conversion(body.to_unit)
+    with principal.acting():
+        ledger.save(lab)
+    return ConversionOut(
+        lab_id=lab.id,
+        from_value=conversion.original.value,
+        from_unit=conversion.original.unit,
+        converted_value=conversion.converted.value,
+        to_unit=conversion.converted.unit,
+        factor=conversion.factor,
+        rule=conversion.rule,
+    )

@@ -1,0 +1,208 @@
+"""The issue's story over HTTP with the thin client, on both stores: log in with TOTP, create a
+patient, record a lab, sign a note, amend it, read the chart, and find the read in the audit view
+and the patient's access report. Bad input gets a 4xx problem and writes nothing."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, date, datetime
+from uuid import UUID, uuid4
+
+import pytest
+
+from api.auth import from_base32
+from api.client import ApiError, Client, Conflict, Forbidden, NotFound, Unprocessable
+from api.schemas import LabIn, PatientIn
+from tests.e2e.conftest import Practice, code_now
+
+HL7 = "MSH|^~\\&|LAB|ACME\rOBX|1|NM|2345-7^Glucose^LN||5.2|mg/dL|3.9-5.5\r"
+
+
+def ada() -> PatientIn:
+    return PatientIn(
+        mrn="MRN-7",
+        given_name="Ada",
+        family_name="Quill",
+        birth_date=date(1970, 1, 2),
+        sex="female",
+    )
+
+
+def glucose(patient_id: UUID) -> LabIn:
+    return LabIn(
+        patient_id=patient_id,
+        loinc_code="2345-7",
+        test_name="Glucose",
+        value="5.2",
+        unit="mg/dL",
+        performing_lab="ACME",
+        reference_range="3.9-5.5",
+        source_format="HL7v2",
+        source_message=HL7,
+    )
+
+
+def staffed(practice: Practice) -> tuple[Client, Client, Client]:
+    """The owner, a clinician and a risk manager (TOTP), each logged in."""
+    owner = practice.owner()
+    owner.create_user("casey", "Dr. Casey", "clinician", "clinician-pass-1")
+    rm = owner.create_user("rita", "Rita", "risk_manager", "risk-manager-pass")
+    clinician, risk = practice.client(), practice.client()
+    clinician.login("casey", "clinician-pass-1")
+    risk.login("rita", "risk-manager-pass", code_now(from_base32(rm.totp_secret or "")))
+    return owner, clinician, risk
+
+
+def test_the_clinical_story_end_to_end(practice: Practice) -> None:
+    owner, clinician, risk = staffed(practice)
+    patient = clinician.register_patient(ada())
+    assert [p.patient_id for p in clinician.search_patients("quill")] == [patient.patient_id]
+
+    lab = clinician.record_lab(glucose(patient.patient_id))
+    assert (lab.value, lab.unit) == ("5.2", "mg/dL")
+    conversion = clinician.convert_lab(lab.lab_id, "mmol/L")
+    assert (conversion.converted_value, conversion.factor) == ("0.28860", "0.0555")
+
+    note = clinician.draft_note(patient.patient_id, "progress", "BP fine")
+    clinician.edit_note(note.note_id, "BP fine, glucose normal")
+    assert clinician.sign_note(note.note_id).signed
+    with pytest.raises(Conflict) as signed:
+        clinician.edit_note(note.note_id, "BP high")
+    assert signed.value.type.endswith("note-already-signed")
+    before_addendum = datetime.now(UTC)
+    assert clinician.amend_note(note.note_id, "BP recheck 150/95", "late entry").addenda == 1
+
+    chart = clinician.chart(patient.patient_id)
+    by_kind = {e.kind: e.state for e in chart.entries}
+    assert by_kind["LabResult"]["value"] == "5.2" and by_kind["LabResult"]["unit"] == "mg/dL"
+    assert base64.b64decode(by_kind["LabResult"]["source_message"]).decode() == HL7
+    assert by_kind["LabResult"]["conversions"][0]["converted_value"] == "0.28860"
+    assert by_kind["Note"]["text"] == "BP fine, glucose normal"
+    assert by_kind["Note"]["addenda"][0]["text"] == "BP recheck 150/95"
+    then = clinician.chart(patient.patient_id, as_of=before_addendum)
+    assert {e.kind: e.state for e in then.entries}["Note"]["addenda"] == []
+
+    me = str(clinician.me().user_id)
+    report = risk.access_report(patient.patient_id)
+    assert [(r.user_id, r.action, r.data_category) for r in report if r.user_id == me] == [
+        (me, "query", "demographics"),
+        (me, "access", "chart"),
+        (me, "access", "chart"),
+    ]
+    audited = risk.audit(patient_id=patient.patient_id, user_id=me)
+    assert [r.action for r in audited] == [
+        "create",  # registered
+        "query",
+        "create",  # the lab
+        "change",  # its conversion
+        "create",  # the draft
+        "change",
+        "change",  # signed
+        "change",  # amended
+        "access",
+        "access",
+    ]
+    assert {r.source for r in audited} == {str(clinician.me().session_id)}
+    assert owner.audit(action="access")  # owners see everything
+
+
+def test_each_role_reaches_only_its_routes(practice: Practice) -> None:
+    owner, clinician, risk = staffed(practice)
+    owner.create_user("sam", "Sam", "staff", "staff-password-1")
+    owner.create_user("abe", "Abe", "auditor", "auditor-password")
+    staff, auditor = practice.client(), practice.client()
+    staff.login("sam", "staff-password-1")
+    auditor.login("abe", "auditor-password")
+    patient = staff.register_patient(ada())  # demographics: yes
+    assert staff.search_patients("MRN-7")
+    for reader in (staff, auditor, risk):
+        with pytest.raises(Forbidden):
+            reader.chart(patient.patient_id)
+        with pytest.raises(Forbidden):
+            reader.record_lab(glucose(patient.patient_id))
+    with pytest.raises(Forbidden):
+        auditor.register_patient(ada())
+    for reader in (staff, clinician):
+        with pytest.raises(Forbidden):
+            reader.audit()
+    assert auditor.audit()
+    report = auditor.access_report(patient.patient_id)
+    assert [(r.action, r.data_category) for r in report] == [
+        ("query", "demographics"),  # staff's search
+        ("access", "audit"),  # the auditor reading this very report
+    ]
+    with pytest.raises(Forbidden):
+        clinician.users()
+
+
+def test_bad_input_gets_a_problem_and_writes_nothing(practice: Practice) -> None:
+    owner, clinician, _ = staffed(practice)
+    patient = clinician.register_patient(ada())
+    note = clinician.draft_note(patient.patient_id, "progress", "x")
+    clinician.sign_note(note.note_id)
+    lab = clinician.record_lab(glucose(patient.patient_id))
+    good = glucose(patient.patient_id).model_dump(mode="json")
+    raw = practice.http_client()
+    raw.headers["Authorization"] = f"Bearer {clinician.token}"
+    cases = [
+        ("POST", "/labs", {"content": b'{"patient_id": ', "headers": JSON}, 400),
+        ("POST", "/labs", {"json": {**good, "value": 5.2}}, 422),  # a float, not a string
+        ("POST", "/labs", {"json": {**good, "value": "5,2"}}, 422),
+        ("POST", "/labs", {"json": {**good, "unit": "mg dL"}}, 422),  # not UCUM syntax
+        ("POST", "/labs", {"json": {**good, "patient_id": str(uuid4())}}, 404),
+        ("POST", "/labs", {"json": {**good, "extra": "field"}}, 422),
+        ("POST", "/labs", {"json": {**good, "source_message": "x" * 2_000_000}}, 413),
+        ("POST", f"/labs/{uuid4()}/conversions", {"json": {"to_unit": "mmol/L"}}, 404),
+        ("POST", f"/labs/{lab.lab_id}/conversions", {"json": {"to_unit": "[ft_i]"}}, 422),
+        ("POST", f"/labs/{note.note_id}/conversions", {"json": {"to_unit": "mmol/L"}}, 404),
+        ("POST", "/patients", {"json": {**ada().model_dump(mode="json"), "sex": "x"}}, 422),
+        ("POST", "/patients", {"json": {**ada().model_dump(mode="json"), "birth_date": 1}}, 422),
+        ("POST", f"/notes/{note.note_id}/sign", {}, 409),
+        ("PUT", f"/notes/{note.note_id}", {"json": {"text": "changed"}}, 409),
+        ("POST", f"/notes/{uuid4()}/sign", {}, 404),
+        ("POST", f"/notes/{note.note_id}/addenda", {"json": {"text": "y"}}, 422),
+        ("GET", "/patients/not-a-uuid/chart", {}, 422),
+        ("POST", "/users", {"json": {"username": "x"}}, 403),
+        ("GET", "/nowhere", {}, 404),
+    ]
+    before = practice.leaves()
+    for method, path, kwargs, status in cases:
+        response = raw.request(method, path, **kwargs)
+        assert response.status_code == status, (method, path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["status"] == status and body["title"]
+        assert "Quill" not in response.text
+    assert practice.leaves() == before
+    with pytest.raises(NotFound):
+        clinician.chart(uuid4())  # a failed read is recorded as a failure: one event
+    assert practice.leaves() == before + 1
+    with pytest.raises(Unprocessable):
+        owner.create_user("bad name", "X", "clinician", "long-enough-pass")
+    with pytest.raises(ApiError):
+        owner.create_user("casey", "Again", "clinician", "long-enough-pass")  # taken
+
+
+JSON = {"content-type": "application/json"}
+
+
+def test_a_read_returns_nothing_when_its_access_event_cannot_be_written(
+    practice: Practice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, clinician, _ = staffed(practice)
+    patient = clinician.register_patient(ada())
+    ledger = practice.http.app.state.services.ledger  # type: ignore[attr-defined]
+    original = type(ledger).save
+
+    def failing_save(self, *objs, **kwargs):  # type: ignore[no-untyped-def]
+        if any(type(o).__name__ == "Access" for o in objs):
+            raise RuntimeError("the store refused the write")
+        return original(self, *objs, **kwargs)
+
+    monkeypatch.setattr(type(ledger), "save", failing_save)
+    response = practice.http_client().get(
+        f"/patients/{patient.patient_id}/chart",
+        headers={"Authorization": f"Bearer {clinician.token}"},
+    )
+    assert response.status_code == 500 and "Quill" not in response.text
+    assert "entries" not in response.json()
