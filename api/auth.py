@@ -178,6 +178,14 @@ class Principal:
     user_id: UUID
     roles: tuple[str, ...]
     session_id: UUID
+    # break-glass held by the session: (patient id, emergency access id, until)
+    emergencies: tuple[tuple[UUID, UUID, datetime], ...] = ()
+
+    def emergency_access(self, patient_id: UUID, at: datetime) -> UUID | None:
+        for patient, access_id, until in self.emergencies:
+            if patient == patient_id and at < until:
+                return access_id
+        return None
 
     @property
     def subject(self) -> str:
@@ -379,7 +387,13 @@ def authenticate(
         _end(ledger, session, expired, at)
         raise Unauthenticated("no valid session")
     last_seen[key] = at.timestamp()
-    return Principal(user_id=user.id, roles=tuple(user.roles), session_id=session.id)
+    emergencies = tuple(
+        (patient, access_id, until)
+        for patient, (access_id, until) in getattr(session, "emergencies", {}).items()
+    )
+    return Principal(
+        user_id=user.id, roles=tuple(user.roles), session_id=session.id, emergencies=emergencies
+    )
 
 
 def _end(ledger: Ledger, session: Session, reason: str, at: datetime) -> None:

@@ -216,6 +216,34 @@ class Client:
             params["as_of"] = as_of.isoformat()
         return self._get(schemas.ChartOut, f"/patients/{patient_id}/chart", params=params)
 
+    # -- break-glass ---------------------------------------------------------------------------
+
+    def break_glass(
+        self, patient_id: UUID, reason: str, minutes: int = 60
+    ) -> schemas.BreakGlassOut:
+        body = schemas.BreakGlassIn(reason=reason, minutes=minutes)
+        return self._send(
+            schemas.BreakGlassOut, "POST", f"/patients/{patient_id}/break-glass", body
+        )
+
+    def break_glass_queue(self, reviewed: bool | None = None) -> list[schemas.BreakGlassOut]:
+        params = {} if reviewed is None else {"reviewed": str(reviewed).lower()}
+        return self._list(schemas.BreakGlassOut, "/break-glass", params=params)
+
+    def review_break_glass(
+        self, emergency_access_id: UUID, outcome: str, note: str | None = None
+    ) -> schemas.BreakGlassOut:
+        body = schemas.ReviewIn(outcome=outcome, note=note)  # type: ignore[arg-type]
+        path = f"/break-glass/{emergency_access_id}/review"
+        return self._send(schemas.BreakGlassOut, "POST", path, body)
+
+    def alerts(self, acknowledged: bool | None = None) -> list[schemas.AlertOut]:
+        params = {} if acknowledged is None else {"acknowledged": str(acknowledged).lower()}
+        return self._list(schemas.AlertOut, "/alerts", params=params)
+
+    def acknowledge_alert(self, alert_id: UUID) -> schemas.AlertOut:
+        return self._send(schemas.AlertOut, "POST", f"/alerts/{alert_id}/acknowledge")
+
     # -- audit ---------------------------------------------------------------------------------
 
     def audit(self, **filters: Any) -> list[schemas.AuditRowOut]:

@@ -39,6 +39,10 @@ class Forbidden(ApiError):
     """The session's user lacks the role this route needs."""
 
 
+class BreakGlassRequired(Forbidden):
+    """A clinician without a care relationship with the patient: break-glass is needed."""
+
+
 class TooManyAttempts(ApiError):
     """The account is locked for a while after repeated failed logins."""
 
@@ -76,6 +80,7 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     NotFound: (404, "not-found", "Not found"),
     Unauthenticated: (401, "unauthenticated", "Authentication required"),
     Forbidden: (403, "forbidden", "Forbidden"),
+    BreakGlassRequired: (403, "break-glass-required", "No care relationship with the patient"),
     TooManyAttempts: (429, "too-many-attempts", "Too many failed attempts"),
 }
 

@@ -222,3 +222,41 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, UUID | Decimal | date):
         return str(value)
     return value
+
+
+# -- break-glass ------------------------------------------------------------------------------
+
+
+class BreakGlassIn(Model):
+    reason: str = Field(min_length=10, max_length=1_000, description="why this is an emergency")
+    minutes: int = Field(default=60, ge=1, le=240, description="how long access lasts")
+
+
+class BreakGlassOut(Model):
+    emergency_access_id: UUID
+    user_id: UUID
+    patient_id: UUID
+    session_id: UUID
+    reason: str
+    declared_at: datetime
+    until: datetime
+    reviewed_by: UUID | None = None
+    reviewed_at: datetime | None = None
+    outcome: str | None = None
+    review_note: str | None = None
+
+
+class ReviewIn(Model):
+    outcome: Literal["appropriate", "inappropriate"]
+    note: str | None = Field(default=None, min_length=1, max_length=2_000)
+
+
+class AlertOut(Model):
+    alert_id: UUID
+    kind: str
+    about: UUID
+    user_id: UUID
+    patient_id: UUID | None
+    raised_at: datetime
+    acknowledged_by: UUID | None
+    acknowledged_at: datetime | None

@@ -48,6 +48,8 @@ class Session(Record):
         self.method = method
         self.ended_at: datetime | None = None
         self.end_reason: str | None = None
+        # patient id -> (emergency access id, until): break-glass held in this session
+        self.emergencies: dict[UUID, tuple[UUID, datetime]] = {}
 
     def ledger_subjects(self) -> Iterable[str]:
         return (user_subject(self.user_id),)
@@ -65,3 +67,31 @@ class Session(Record):
     def _end(self, reason: str, at: datetime) -> None:
         self.ended_at = at
         self.end_reason = reason
+
+    def start_emergency_access(
+        self, *, access_id: UUID, patient_id: UUID, at: datetime, until: datetime
+    ) -> None:
+        """Flag the session: it holds break-glass access to the patient until ``until``."""
+        if not self.is_open:
+            raise AccountStateError(f"session {self.id} has already ended")
+        self._start_emergency_access(
+            access_id=identifier(access_id, "access_id"),
+            patient_id=identifier(patient_id, "patient_id"),
+            at=moment(at, "at"),
+            until=moment(until, "until"),
+        )
+
+    @event("EmergencyAccessStarted")
+    def _start_emergency_access(
+        self, access_id: UUID, patient_id: UUID, at: datetime, until: datetime
+    ) -> None:
+        if not hasattr(self, "emergencies"):
+            self.emergencies = {}
+        self.emergencies[patient_id] = (access_id, until)
+
+    def emergency_access(self, patient_id: UUID, at: datetime) -> UUID | None:
+        """The emergency access this session holds to the patient at ``at``, if any."""
+        held = getattr(self, "emergencies", {}).get(patient_id)
+        if held is None or at >= held[1]:
+            return None
+        return held[0]

@@ -37,6 +37,9 @@ COLUMNS = (
 CATEGORIES = {
     "domain.practice": "practice",
     "domain.users": "users",
+    "domain.credentials": "users",
+    "domain.sessions": "users",
+    "domain.emergency": "break-glass",
     "domain.patients": "demographics",
     "domain.notes": "notes",
     "domain.problems": "problems",

@@ -6,7 +6,17 @@ from fastapi import APIRouter
 
 
 def all_routers() -> list[APIRouter]:
-    from api.routers import audit, auth, chart, checkpoints, labs, notes, patients, users
+    from api.routers import (
+        audit,
+        auth,
+        chart,
+        checkpoints,
+        emergency,
+        labs,
+        notes,
+        patients,
+        users,
+    )
 
     return [
         auth.router,
@@ -16,5 +26,6 @@ def all_routers() -> list[APIRouter]:
         labs.router,
         notes.router,
         audit.router,
+        emergency.router,
         checkpoints.router,
     ]

@@ -8,10 +8,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException
 
+from api.care import chart_access
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.schemas import ChartEntryOut, ChartOut, Purpose, jsonable
-from projections.reads import Reader, open_chart, open_chart_as_of
+from projections.reads import open_chart, open_chart_as_of
 
 router = APIRouter(prefix="/patients", tags=["chart"])
 
@@ -25,7 +26,7 @@ def read_chart(
     as_of: datetime | None = None,
     purpose: Purpose = "TREAT",
 ) -> ChartOut:
-    reader = Reader(principal.user_id, purpose, str(principal.session_id))
+    reader = chart_access(ledger, runner, principal, patient_id).reader(purpose)
     if as_of is None:
         entries = open_chart(ledger, runner, reader, patient_id)
     else:

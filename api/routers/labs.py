@@ -8,7 +8,8 @@ from uuid import UUID
 from fastapi import APIRouter, status
 
 from api.auth import load
-from api.deps import LedgerDep
+from api.care import chart_access
+from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.schemas import ConversionIn, ConversionOut, LabIn, LabOut
 from domain.labs import LabResult
@@ -29,7 +30,8 @@ def _out(lab: LabResult) -> LabOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def record(body: LabIn, principal: Clinician, ledger: LedgerDep) -> LabOut:
+def record(body: LabIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep) -> LabOut:
+    access = chart_access(ledger, runner, principal, body.patient_id)
     load(ledger, body.patient_id, Patient)
     source = body.source_message if body.source_message is not None else body.model_dump_json()
     lab = LabResult.receive(
@@ -44,18 +46,19 @@ def record(body: LabIn, principal: Clinician, ledger: LedgerDep) -> LabOut:
         abnormal_flag=body.abnormal_flag,
         collected_at=body.collected_at,
     )
-    with principal.acting():
+    with access.acting():
         ledger.save(lab)
     return _out(lab)
 
 
 @router.post("/{lab_id}/conversions", status_code=status.HTTP_201_CREATED)
 def convert(
-    lab_id: UUID, body: ConversionIn, principal: Clinician, ledger: LedgerDep
+    lab_id: UUID, body: ConversionIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep
 ) -> ConversionOut:
     lab = load(ledger, lab_id, LabResult)
+    access = chart_access(ledger, runner, principal, lab.patient_id)
     conversion = lab.record_conversion(body.to_unit)
-    with principal.acting():
+    with access.acting():
         ledger.save(lab)
     return ConversionOut(
         lab_id=lab.id,

@@ -7,7 +7,8 @@ from uuid import UUID
 from fastapi import APIRouter, status
 
 from api.auth import load, now
-from api.deps import LedgerDep
+from api.care import chart_access
+from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.schemas import AddendumIn, NoteEditIn, NoteIn, NoteOut
 from domain.notes import Note
@@ -26,38 +27,46 @@ def _out(note: Note) -> NoteOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def draft(body: NoteIn, principal: Clinician, ledger: LedgerDep) -> NoteOut:
+def draft(body: NoteIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep) -> NoteOut:
+    access = chart_access(ledger, runner, principal, body.patient_id)
     load(ledger, body.patient_id, Patient)
     note = Note.draft(
         patient_id=body.patient_id, author_id=principal.user_id, kind=body.kind, text=body.text
     )
-    with principal.acting():
+    with access.acting():
         ledger.save(note)
     return _out(note)
 
 
 @router.put("/{note_id}")
-def edit(note_id: UUID, body: NoteEditIn, principal: Clinician, ledger: LedgerDep) -> NoteOut:
+def edit(
+    note_id: UUID, body: NoteEditIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep
+) -> NoteOut:
     note = load(ledger, note_id, Note)
+    access = chart_access(ledger, runner, principal, note.patient_id)
     note.edit(body.text)
-    with principal.acting():
+    with access.acting():
         ledger.save(note)
     return _out(note)
 
 
 @router.post("/{note_id}/sign")
-def sign(note_id: UUID, principal: Clinician, ledger: LedgerDep) -> NoteOut:
+def sign(note_id: UUID, principal: Clinician, ledger: LedgerDep, runner: RunnerDep) -> NoteOut:
     note = load(ledger, note_id, Note)
+    access = chart_access(ledger, runner, principal, note.patient_id)
     note.sign(signed_by=principal.user_id, at=now())
-    with principal.acting():
+    with access.acting():
         ledger.save(note)
     return _out(note)
 
 
 @router.post("/{note_id}/addenda", status_code=status.HTTP_201_CREATED)
-def amend(note_id: UUID, body: AddendumIn, principal: Clinician, ledger: LedgerDep) -> NoteOut:
+def amend(
+    note_id: UUID, body: AddendumIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep
+) -> NoteOut:
     note = load(ledger, note_id, Note)
+    access = chart_access(ledger, runner, principal, note.patient_id)
     note.add_addendum(text=body.text, reason=body.reason, author_id=principal.user_id, at=now())
-    with principal.acting():
+    with access.acting():
         ledger.save(note)
     return _out(note)
