@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from legal_hold.holds import Hold
@@ -108,3 +109,62 @@ def due(hold: Hold, *, at: datetime) -> list[Due]:
         if custodian.escalated_at is None and at >= escalate_at:
             found.append(Due(hold.id, custodian.custodian_id, version, "escalation", escalate_at))
     return found
+
+
+@dataclass(frozen=True)
+class HoldReport:
+    """A hold's scope and its changes over time, who was sent what and when, who acknowledged
+    which version when, and what is outstanding (and due) at the time asked about."""
+
+    hold_id: UUID
+    matter_id: UUID
+    name: str
+    silent: bool
+    active: bool
+    placed_at: datetime
+    released_at: datetime | None
+    release_reason: str | None
+    scope_history: list[dict[str, Any]]
+    notices: list[dict[str, Any]]
+    deliveries: list[dict[str, Any]]
+    acknowledgements: list[dict[str, Any]]
+    custodians: list[CustodianStatus]
+    outstanding: list[UUID]
+    due: list[Due]
+
+
+def report(hold: Hold, *, at: datetime) -> HoldReport:
+    history = [
+        {
+            "at": change.at,
+            "by": change.by,
+            "change": change.change,
+            "reason": change.reason,
+            "scope": change.scope.to_payload(),
+        }
+        for change in hold.history
+    ]
+    custodians = status(hold)
+    return HoldReport(
+        hold_id=hold.id,
+        matter_id=hold.matter_id,
+        name=hold.name,
+        silent=hold.silent,
+        active=hold.active,
+        placed_at=hold.placed_at,
+        released_at=hold.released_at,
+        release_reason=hold.release_reason,
+        scope_history=history,
+        notices=[{"version": n.version, "at": n.at, "by": n.by} for n in hold.notices],
+        deliveries=[
+            {"custodian_id": d.custodian_id, "version": d.version, "kind": d.kind, "at": d.at}
+            for d in hold.deliveries
+        ],
+        acknowledgements=[
+            {"custodian_id": a.custodian_id, "version": a.version, "at": a.at}
+            for a in hold.acknowledgements
+        ],
+        custodians=custodians,
+        outstanding=[c.custodian_id for c in custodians if c.outstanding] if hold.active else [],
+        due=due(hold, at=at),
+    )

@@ -14,19 +14,26 @@ can find every hold without scanning the log.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import event
+from eventsourcing.persistence import IntegrityError
 
 from domain.base import Record, user_subject
 from domain.checks import day, identifier, moment
 from domain.checks import text as nonempty
-from legal_hold.errors import HoldStateError, InvalidHoldEntry, NoticeStateError
-from legal_hold.matters import _checked
+from legal_hold.errors import (
+    HoldStateError,
+    InvalidHoldEntry,
+    MatterStateError,
+    NoticeStateError,
+)
+from legal_hold.matters import Matter, _checked
 
 # What a hold may name as record categories: the audit view's categories of chart data.
 CATEGORIES = (
@@ -436,3 +443,170 @@ class HoldRegister(Record):
     @event("HoldListed")
     def _list_hold(self, hold_id: UUID, matter_id: UUID) -> None:
         self.holds.append((hold_id, matter_id))
+
+
+# -- Commands through the ledger ---------------------------------------------------------------
+# The edge (API or CLI) sets who is acting (``events.context.acting``); these load, command and
+# save. Matters and holds are listed in the register in the same save, so two risk managers
+# placing holds at once conflict on the register and the second one is tried again.
+
+RETRIES = 5
+
+
+def load_register(ledger: Application) -> HoldRegister:
+    try:
+        return ledger.repository.get(REGISTER_ID)  # type: ignore[no-any-return]
+    except AggregateNotFoundError:
+        return HoldRegister()
+
+
+def _save_listed(ledger: Application, make: Callable[[HoldRegister], Record]) -> Any:
+    for attempt in range(RETRIES):
+        register = load_register(ledger)
+        made = make(register)
+        try:
+            ledger.save(made, register)
+        except IntegrityError:
+            if attempt == RETRIES - 1:
+                raise
+            continue
+        return made
+    raise AssertionError("unreachable")
+
+
+def open_matter(
+    ledger: Application, *, name: str, number: str, forum: str | None, at: datetime, by: UUID
+) -> Matter:
+    Matter.open(name=name, number=number, forum=forum, at=at, by=by)  # checks, before any I/O
+
+    def make(register: HoldRegister) -> Matter:
+        matter = Matter.open(name=name, number=number, forum=forum, at=at, by=by)
+        register.list_matter(matter.id)
+        return matter
+
+    return _save_listed(ledger, make)  # type: ignore[no-any-return]
+
+
+def get_matter(ledger: Application, matter_id: UUID) -> Matter:
+    matter = ledger.repository.get(matter_id)
+    if not isinstance(matter, Matter):
+        raise AggregateNotFoundError(f"no matter {matter_id}")
+    return matter
+
+
+def get_hold(ledger: Application, hold_id: UUID) -> Hold:
+    hold = ledger.repository.get(hold_id)
+    if not isinstance(hold, Hold):
+        raise AggregateNotFoundError(f"no hold {hold_id}")
+    return hold
+
+
+def matters(ledger: Application) -> list[Matter]:
+    return [get_matter(ledger, m) for m in load_register(ledger).matters]
+
+
+def all_holds(ledger: Application, matter_id: UUID | None = None) -> list[Hold]:
+    return [
+        get_hold(ledger, h)
+        for h, m in load_register(ledger).holds
+        if matter_id is None or m == matter_id
+    ]
+
+
+def holds_covering(ledger: Application, patient_id: UUID) -> list[Hold]:
+    """The active holds whose scope covers ``patient_id`` (by name or practice-wide)."""
+    return [h for h in all_holds(ledger) if h.covers(patient_id)]
+
+
+def place_hold(
+    ledger: Application,
+    *,
+    matter_id: UUID,
+    name: str,
+    scope: Scope,
+    at: datetime,
+    by: UUID,
+    silent: bool = False,
+    reminder_days: int = 7,
+    escalation_days: int = 14,
+    notice: str | None = None,
+) -> Hold:
+    """Place a hold on an open matter, and issue its first notice if one is given (a silent
+    hold takes none). The notice goes out with the next ``send_due`` (``holds remind``)."""
+    if not get_matter(ledger, matter_id).is_open:
+        raise MatterStateError(f"matter {matter_id} is closed")
+    if notice is not None and silent:
+        raise HoldStateError("a silent hold sends no notice")
+
+    def make(register: HoldRegister) -> Hold:
+        hold = Hold.place(
+            matter_id=matter_id,
+            name=name,
+            scope=scope,
+            at=at,
+            by=by,
+            silent=silent,
+            reminder_days=reminder_days,
+            escalation_days=escalation_days,
+        )
+        if notice is not None:
+            hold.issue_notice(text=notice, at=at, by=by)
+        register.list_hold(hold.id, matter_id)
+        return hold
+
+    return _save_listed(ledger, make)  # type: ignore[no-any-return]
+
+
+def change_scope(
+    ledger: Application, hold_id: UUID, *, scope: Scope, reason: str, at: datetime, by: UUID
+) -> Hold:
+    hold = get_hold(ledger, hold_id)
+    hold.change_scope(scope=scope, reason=reason, at=at, by=by)
+    ledger.save(hold)
+    return hold
+
+
+def release_hold(
+    ledger: Application,
+    hold_id: UUID,
+    *,
+    reason: str,
+    at: datetime,
+    by: UUID,
+    patients: Iterable[UUID] = (),
+    custodians: Iterable[UUID] = (),
+) -> Hold:
+    hold = get_hold(ledger, hold_id)
+    hold.release(reason=reason, at=at, by=by, patients=patients, custodians=custodians)
+    ledger.save(hold)
+    return hold
+
+
+def issue_notice(ledger: Application, hold_id: UUID, *, text: str, at: datetime, by: UUID) -> int:
+    hold = get_hold(ledger, hold_id)
+    version = hold.issue_notice(text=text, at=at, by=by)
+    ledger.save(hold)
+    return version
+
+
+def acknowledge(
+    ledger: Application, hold_id: UUID, *, custodian_id: UUID, version: int, at: datetime
+) -> Hold:
+    hold = get_hold(ledger, hold_id)
+    hold.acknowledge(custodian_id=custodian_id, version=version, at=at)
+    ledger.save(hold)
+    return hold
+
+
+def close_matter(
+    ledger: Application, matter_id: UUID, *, reason: str, at: datetime, by: UUID
+) -> Matter:
+    active = [h.id for h in all_holds(ledger, matter_id) if h.active]
+    if active:
+        raise MatterStateError(
+            f"matter {matter_id} has {len(active)} active hold(s): release them first"
+        )
+    matter = get_matter(ledger, matter_id)
+    matter.close(reason=reason, at=at, by=by)
+    ledger.save(matter)
+    return matter
