@@ -37,6 +37,7 @@ from events.ledger import (
 )
 from events.rotation import rotate_signing_key
 from events.verification import verify_configured_store
+from legal_hold.cli import add_commands as add_legal_hold_commands
 from projections.rebuild import UnknownProjection, all_projections, rebuild, runner_for
 from projections.runner import log_size
 from verify.__main__ import print_report, progress_printer
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=cmd_serve)
+    add_legal_hold_commands(commands)
     return parser
 
 

@@ -1,0 +1,268 @@
+"""``chartledger matters|holds|retention ...``: legal holds as local administration commands.
+
+Each command that changes something names the acting user with ``--by`` (a risk manager or an
+owner); its events carry that user as their actor. Exit status 0: done; 2: misuse or refused,
+with one line saying why (ids only, never a name or chart content).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from domain.base import user_subject
+from domain.errors import ChartError
+from events.config import StoreConfig
+from events.context import acting
+from events.ledger import Ledger
+from legal_hold import holds as lh
+from legal_hold.custodians import report
+from legal_hold.holds import Scope
+from legal_hold.notices import outbox_from_env, send_due
+from legal_hold.retention import Policy, disposal_run, dispose
+from projections.rebuild import rebuild
+
+EXIT_OK, EXIT_REFUSED = 0, 2
+ALLOWED_ROLES = ("risk_manager", "owner")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _acting_user(ledger: Ledger, by: UUID) -> None:
+    try:
+        user = ledger.repository.get(by)
+    except (AggregateNotFoundError, LookupError):
+        raise ChartError(f"no user {by}") from None
+    roles = getattr(user, "roles", ())
+    if not getattr(user, "active", False) or not any(r in roles for r in ALLOWED_ROLES):
+        raise ChartError(f"user {by} is not an active risk manager or owner")
+
+
+def _run(needs_by: bool, body: Callable[[Ledger, argparse.Namespace], int]) -> Any:
+    def run(config: StoreConfig, options: argparse.Namespace) -> int:
+        ledger = Ledger(config)
+        try:
+            if needs_by:
+                _acting_user(ledger, options.by)
+                with acting(user_subject(options.by), "cli"):
+                    return body(ledger, options)
+            return body(ledger, options)
+        except (ChartError, AggregateNotFoundError) as e:
+            print(f"chartledger: refused: {e}", file=sys.stderr)
+            return EXIT_REFUSED
+        finally:
+            ledger.close()
+
+    return run
+
+
+def _scope(options: argparse.Namespace) -> Scope:
+    return Scope.of(
+        patients=options.patient,
+        custodians=options.custodian,
+        all_patients=options.all_patients,
+        start=options.start,
+        end=options.end,
+        categories=options.category,
+    )
+
+
+def _policy(options: argparse.Namespace) -> Policy:
+    return Policy.simple(options.policy, options.adult_years, options.minor_years, options.majority)
+
+
+def matters_open(ledger: Ledger, o: argparse.Namespace) -> int:
+    matter = lh.open_matter(ledger, name=o.name, number=o.number, forum=o.forum, at=_now(), by=o.by)
+    print(f"Opened matter {matter.id}")
+    return EXIT_OK
+
+
+def matters_close(ledger: Ledger, o: argparse.Namespace) -> int:
+    lh.close_matter(ledger, o.matter, reason=o.reason, at=_now(), by=o.by)
+    print(f"Closed matter {o.matter}")
+    return EXIT_OK
+
+
+def matters_list(ledger: Ledger, o: argparse.Namespace) -> int:
+    for matter in lh.matters(ledger):
+        state = "open" if matter.is_open else f"closed {matter.closed_at}"
+        print(f"{matter.id}  {matter.number}  {state}")
+    return EXIT_OK
+
+
+def holds_place(ledger: Ledger, o: argparse.Namespace) -> int:
+    hold = lh.place_hold(
+        ledger,
+        matter_id=o.matter,
+        name=o.name,
+        scope=_scope(o),
+        at=_now(),
+        by=o.by,
+        silent=o.silent,
+        reminder_days=o.reminder_days,
+        escalation_days=o.escalation_days,
+        notice=o.notice,
+    )
+    print(f"Placed hold {hold.id}" + (" (silent)" if hold.silent else ""))
+    return EXIT_OK
+
+
+def holds_notice(ledger: Ledger, o: argparse.Namespace) -> int:
+    version = lh.issue_notice(ledger, o.hold, text=o.text, at=_now(), by=o.by)
+    print(f"Issued notice version {version} of hold {o.hold}")
+    return EXIT_OK
+
+
+def holds_ack(ledger: Ledger, o: argparse.Namespace) -> int:
+    with acting(user_subject(o.custodian), "cli"):
+        lh.acknowledge(ledger, o.hold, custodian_id=o.custodian, version=o.version, at=_now())
+    print(f"Acknowledged notice version {o.version} of hold {o.hold}")
+    return EXIT_OK
+
+
+def holds_release(ledger: Ledger, o: argparse.Namespace) -> int:
+    hold = lh.release_hold(
+        ledger,
+        o.hold,
+        reason=o.reason,
+        at=_now(),
+        by=o.by,
+        patients=o.patient,
+        custodians=o.custodian,
+    )
+    print(f"{'Released' if not hold.active else 'Partly released'} hold {o.hold}")
+    return EXIT_OK
+
+
+def holds_remind(ledger: Ledger, o: argparse.Namespace) -> int:
+    sent = send_due(ledger, outbox_from_env(ledger.config.home), at=_now())
+    for item in sent:
+        d = item.due
+        print(f"sent {d.kind} v{d.version} of hold {d.hold_id} about custodian {d.custodian_id}")
+    print(f"{len(sent)} sent")
+    return EXIT_OK
+
+
+def holds_report(ledger: Ledger, o: argparse.Namespace) -> int:
+    seen = report(lh.get_hold(ledger, o.hold), at=_now())
+    print(
+        f"hold {seen.hold_id} on matter {seen.matter_id}: {'active' if seen.active else 'released'}"
+    )
+    for change in seen.scope_history:
+        scope = change["scope"]
+        print(
+            f"  {change['at']}  {change['change']} by {change['by']}: "
+            f"{len(scope['patients'])} patient(s), {len(scope['custodians'])} custodian(s)"
+        )
+    for custodian in seen.custodians:
+        print(
+            f"  custodian {custodian.custodian_id}: version {custodian.version}, notified "
+            f"{custodian.notified_at}, acknowledged {custodian.acknowledged_at}"
+        )
+    print(f"  outstanding: {len(seen.outstanding)}; due now: {len(seen.due)}")
+    return EXIT_OK
+
+
+def retention_run(ledger: Ledger, o: argparse.Namespace) -> int:
+    for c in disposal_run(ledger, _policy(o), at=_now()):
+        state = "disposable" if c.disposable else ("held" if c.held_by else "kept")
+        print(f"{c.patient_id}  {state}  kept until {c.retain_until}")
+    return EXIT_OK
+
+
+def retention_dispose(ledger: Ledger, o: argparse.Namespace) -> int:
+    disposal = dispose(ledger, o.patient, policy=_policy(o), by=o.by, at=_now())
+    rebuild(ledger)
+    print(f"Patient {o.patient}: {disposal.describe()}; views rebuilt")
+    return EXIT_OK
+
+
+def add_commands(commands: Any) -> None:
+    """Add the ``matters``, ``holds`` and ``retention`` commands to chartledger's parser."""
+
+    def by(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--by", type=UUID, required=True, help="the acting user's id")
+
+    def scope(p: argparse.ArgumentParser, full: bool) -> None:
+        p.add_argument("--patient", type=UUID, action="append", default=[])
+        p.add_argument("--custodian", type=UUID, action="append", default=[])
+        if full:
+            p.add_argument("--all-patients", action="store_true")
+            p.add_argument("--start", type=date.fromisoformat)
+            p.add_argument("--end", type=date.fromisoformat)
+            p.add_argument("--category", action="append", default=[])
+
+    def policy(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--policy", required=True, help="the policy's name")
+        p.add_argument("--adult-years", type=int, required=True)
+        p.add_argument("--minor-years", type=int, required=True)
+        p.add_argument("--majority", type=int, default=18)
+
+    matters = commands.add_parser("matters", help="legal matters")
+    m = matters.add_subparsers(dest="action", required=True)
+    p = m.add_parser("open", help="open a matter")
+    p.add_argument("--name", required=True)
+    p.add_argument("--number", required=True)
+    p.add_argument("--forum")
+    by(p)
+    p.set_defaults(run=_run(True, matters_open))
+    p = m.add_parser("close", help="close a matter (its holds released)")
+    p.add_argument("matter", type=UUID)
+    p.add_argument("--reason", required=True)
+    by(p)
+    p.set_defaults(run=_run(True, matters_close))
+    p = m.add_parser("list", help="every matter")
+    p.set_defaults(run=_run(False, matters_list))
+
+    holds = commands.add_parser("holds", help="legal holds, notices and reminders")
+    h = holds.add_subparsers(dest="action", required=True)
+    p = h.add_parser("place", help="place a hold on a matter")
+    p.add_argument("matter", type=UUID)
+    p.add_argument("--name", required=True)
+    scope(p, full=True)
+    p.add_argument("--silent", action="store_true", help="send no notices")
+    p.add_argument("--notice", help="the notice's text (not for silent holds)")
+    p.add_argument("--reminder-days", type=int, default=7)
+    p.add_argument("--escalation-days", type=int, default=14)
+    by(p)
+    p.set_defaults(run=_run(True, holds_place))
+    p = h.add_parser("notice", help="issue or re-issue a hold's notice")
+    p.add_argument("hold", type=UUID)
+    p.add_argument("--text", required=True)
+    by(p)
+    p.set_defaults(run=_run(True, holds_notice))
+    p = h.add_parser("ack", help="record a custodian's acknowledgement")
+    p.add_argument("hold", type=UUID)
+    p.add_argument("--custodian", type=UUID, required=True)
+    p.add_argument("--version", type=int, required=True)
+    p.set_defaults(run=_run(False, holds_ack))
+    p = h.add_parser("release", help="release a hold, or only the patients/custodians named")
+    p.add_argument("hold", type=UUID)
+    p.add_argument("--reason", required=True)
+    scope(p, full=False)
+    by(p)
+    p.set_defaults(run=_run(True, holds_release))
+    p = h.add_parser("remind", help="send every notice, reminder and escalation due now")
+    p.set_defaults(run=_run(False, holds_remind))
+    p = h.add_parser("report", help="a hold's scope over time, notices and acknowledgements")
+    p.add_argument("hold", type=UUID)
+    p.set_defaults(run=_run(False, holds_report))
+
+    retention = commands.add_parser("retention", help="retention runs and disposal")
+    r = retention.add_subparsers(dest="action", required=True)
+    p = r.add_parser("run", help="list each patient's retention and whether it is disposable")
+    policy(p)
+    p.set_defaults(run=_run(False, retention_run))
+    p = r.add_parser("dispose", help="dispose of a patient's record (refused under a hold)")
+    p.add_argument("patient", type=UUID)
+    policy(p)
+    by(p)
+    p.set_defaults(run=_run(True, retention_dispose))
