@@ -41,6 +41,7 @@ from eventsourcing.domain import event
 from eventsourcing.persistence import IntegrityError
 
 from domain.base import Record, patient_subject, user_subject
+from domain.categories import RECORD_CATEGORIES
 from domain.checks import identifier, moment
 from events.db import Cursor
 from events.ledger import Ledger
@@ -52,20 +53,7 @@ from verify.records import parse_header, split_record
 
 DISPOSAL_REGISTER_ID = uuid.uuid5(uuid.NAMESPACE_URL, "urn:chartledger:disposal-register")
 # The record category of each event type, by module (reads are their own category).
-CATEGORY_OF_MODULE = {
-    "domain.patients": "demographics",
-    "domain.notes": "notes",
-    "domain.problems": "problems",
-    "domain.medications": "medications",
-    "domain.allergies": "allergies",
-    "domain.vitals": "vitals",
-    "domain.labs": "labs",
-    "domain.amendments": "amendments",
-    "domain.documents": "documents",
-    "domain.messages": "messages",
-    "domain.appointments": "appointments",
-    "domain.access": "access",
-}
+CATEGORY_OF_MODULE = {**RECORD_CATEGORIES, "domain.access": "access"}
 NOT_ENCOUNTERS = {"domain.access:Access.Recorded"}  # reading a chart is not an encounter
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from domain.categories import RECORD_CATEGORIES
 from events.db import Cursor, Database, Dialect
 from projections.runner import Entry, Projection
 from verify.canonical import format_timestamp
@@ -35,26 +36,18 @@ COLUMNS = (
 )
 # Where an event type does not say it itself, its module names the data category.
 CATEGORIES = {
+    **RECORD_CATEGORIES,
     "domain.practice": "practice",
     "domain.users": "users",
     "domain.credentials": "users",
     "domain.sessions": "users",
     "domain.emergency": "break-glass",
-    "domain.patients": "demographics",
-    "domain.notes": "notes",
-    "domain.problems": "problems",
-    "domain.medications": "medications",
-    "domain.allergies": "allergies",
-    "domain.vitals": "vitals",
-    "domain.labs": "labs",
-    "domain.amendments": "amendments",
-    "domain.documents": "documents",
-    "domain.messages": "messages",
-    "domain.appointments": "appointments",
     "domain.access": "disclosures",
     "events.rotation": "ledger keys",
 }
 # Event names (the part after the last dot of the type) that withdraw what came before.
+# Event names that record something refused or failed.
+FAILED = {"Refused", "LoginFailed", "LockedOut"}
 VOIDING = {"Cancelled", "EnteredInError", "Deactivated", "Stopped", "Inactivated", "RoleRevoked"}
 
 
@@ -102,7 +95,8 @@ def audit_row(entry: Entry) -> tuple[Any, ...]:
     event_name = qualname.rpartition(".")[2]
     patients = patients_of(header)
     action = "void" if event_name in VOIDING else "create" if header.version == 1 else "change"
-    category, outcome, purpose = CATEGORIES.get(module, "other"), "success", None
+    category, purpose = CATEGORIES.get(module, "other"), None
+    outcome = "failure" if event_name in FAILED else "success"
     if event is not None and module == "domain.access" and qualname.startswith("Access."):
         # A read: it says itself what was done, to which data, why, and how it ended.
         action = str(event.action)
