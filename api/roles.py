@@ -5,6 +5,7 @@
 - risk_manager: audit views (holds and productions come later)
 - auditor: audit views only
 - owner: users, keys, everything
+- user_admin (granted by an owner, e.g. to an office manager): non-owner users only
 """
 
 from __future__ import annotations
@@ -34,3 +35,4 @@ Clinician = Annotated[Principal, require_role("clinician")]
 FrontDesk = Annotated[Principal, require_role("clinician", "staff")]
 AuditReader = Annotated[Principal, require_role("auditor", "risk_manager")]
 Owner = Annotated[Principal, require_role("owner")]
+UserAdmin = Annotated[Principal, require_role("user_admin")]

@@ -21,7 +21,7 @@ from eventsourcing.domain import event
 from domain.base import Record, user_subject
 from domain.checks import identifier, moment, text
 from domain.errors import AccountStateError, InvalidEntry, NotPermitted
-from domain.users import User
+from domain.users import OWNER_GRANTED, User
 
 ACCOUNT_NAMESPACE = UUID("6f0c1f6e-3c3b-4d59-9d55-6b1c2f1e8a01")
 FAILURE_REASONS = ("password", "totp", "recovery_code", "inactive")
@@ -162,16 +162,59 @@ class Account(Record):
 
 
 def check_may_administer(actor: User, target: User) -> None:
-    """Only an owner removes, demotes or changes the credentials of an owner."""
+    """Only an owner removes, demotes or changes the credentials of an owner (or of a user
+    administrator); a non-owner never changes their own roles."""
     if not actor.active:
         raise NotPermitted(f"user {actor.id} is deactivated")
-    if "owner" in target.roles and not actor.has_role("owner"):
-        raise NotPermitted(f"only an owner may change owner {target.id}")
+    if actor.has_role("owner"):
+        return
+    if any(r in target.roles for r in OWNER_GRANTED):
+        raise NotPermitted(f"only an owner may change user {target.id}")
 
 
-def check_may_grant(actor: User, role: str) -> None:
-    if role == "owner" and not actor.has_role("owner"):
-        raise NotPermitted("only an owner may make another owner")
+def check_may_grant(actor: User, role: str, target: User | None = None) -> None:
+    if role in OWNER_GRANTED and not actor.has_role("owner"):
+        raise NotPermitted(f"only an owner may grant the role {role}")
+    if target is not None and target.id == actor.id and not actor.has_role("owner"):
+        raise NotPermitted("only an owner may change their own roles")
+
+
+ADMIN_ACTIONS = ("create_user", "grant_role", "revoke_role", "deactivate", "set_password")
+
+
+class RefusedAttempt(Record):
+    """An administrative action the domain refused (e.g. a user administrator setting an owner's
+    password): the attempt itself is evidence, in the actor's and the target's chains."""
+
+    @classmethod
+    def record(
+        cls, *, actor_id: UUID, target_id: UUID | None, action: str, reason: str, at: datetime
+    ) -> RefusedAttempt:
+        if action not in ADMIN_ACTIONS:
+            raise InvalidEntry(f"action must be one of {', '.join(ADMIN_ACTIONS)}")
+        return cls(
+            actor_id=identifier(actor_id, "actor_id"),
+            target_id=None if target_id is None else identifier(target_id, "target_id"),
+            action=action,
+            reason=text(reason, "reason"),
+            at=moment(at, "at"),
+        )
+
+    @event("Refused")
+    def __init__(
+        self, actor_id: UUID, target_id: UUID | None, action: str, reason: str, at: datetime
+    ) -> None:
+        self.actor_id = actor_id
+        self.target_id = target_id
+        self.action = action
+        self.reason = reason
+        self.at = at
+
+    def ledger_subjects(self) -> Iterable[str]:
+        subjects = [user_subject(self.actor_id)]
+        if self.target_id is not None:
+            subjects.append(user_subject(self.target_id))
+        return subjects
 
 
 def check_owners_remain(active_owners_after: int) -> None:

@@ -16,7 +16,10 @@ from domain.base import Record, user_subject
 from domain.checks import moment, text
 from domain.errors import UnknownRole, UserStateError
 
-ROLES = ("owner", "clinician", "staff", "risk_manager", "auditor")
+ROLES = ("owner", "clinician", "staff", "risk_manager", "auditor", "user_admin")
+# Granted by owners only; user_admin (e.g. an office manager, on top of staff) administers
+# non-owner users and never an owner.
+OWNER_GRANTED = ("owner", "user_admin")
 
 
 def check_role(role: object) -> str:

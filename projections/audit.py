@@ -45,9 +45,9 @@ CATEGORIES = {
     "domain.access": "disclosures",
     "events.rotation": "ledger keys",
 }
-# Event names (the part after the last dot of the type) that withdraw what came before.
 # Event names that record something refused or failed.
 FAILED = {"Refused", "LoginFailed", "LockedOut"}
+# Event names (the part after the last dot of the type) that withdraw what came before.
 VOIDING = {"Cancelled", "EnteredInError", "Deactivated", "Stopped", "Inactivated", "RoleRevoked"}
 
 

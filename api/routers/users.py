@@ -1,26 +1,34 @@
 """The practice's users: create, list, grant and revoke roles, deactivate, set passwords.
 
-Owners only. Every change is a ledger event under the acting owner's session; the domain also
-refuses any non-owner touching an owner, and removing or demoting the last active owner.
+Owners, and user administrators (role ``user_admin``, granted by an owner: an office manager,
+say). Every change is a ledger event under the acting user's session. The domain refuses any
+non-owner touching an owner or a user administrator, granting those roles, or changing their own
+roles, and removing or demoting the last active owner; each refusal is recorded as a
+``RefusedAttempt`` event before the 403 is returned.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
 from fastapi import APIRouter, status
 
 from api import auth
+from api.auth import Principal
 from api.deps import LedgerDep, ServicesDep
 from api.errors import NotFound
-from api.roles import Owner
+from api.roles import UserAdmin
 from api.schemas import NewUserOut, PasswordIn, ReasonIn, RoleIn, UserIn, UserOut
 from domain.credentials import (
     Account,
+    RefusedAttempt,
     check_may_administer,
     check_may_grant,
     check_owners_remain,
 )
+from domain.errors import NotPermitted
 from domain.users import User, check_role
 from events.ledger import Ledger
 
@@ -56,20 +64,41 @@ def _out(account: Account, user: User) -> UserOut:
     )
 
 
+@contextmanager
+def refusals_recorded(
+    ledger: Ledger, principal: Principal, action: str, target_id: UUID | None
+) -> Iterator[None]:
+    """Record a refused administrative action as a ledger event, then refuse (403)."""
+    try:
+        yield
+    except NotPermitted as refused:
+        attempt = RefusedAttempt.record(
+            actor_id=principal.user_id,
+            target_id=target_id,
+            action=action,
+            reason=str(refused),
+            at=auth.now(),
+        )
+        with principal.acting():
+            ledger.save(attempt)
+        raise
+
+
 def _owners_after(ledger: Ledger, leaving: UUID) -> int:
     return sum(1 for _, u in accounts(ledger) if u.has_role("owner") and u.id != leaving)
 
 
 @router.get("")
-def list_users(principal: Owner, ledger: LedgerDep) -> list[UserOut]:
+def list_users(principal: UserAdmin, ledger: LedgerDep) -> list[UserOut]:
     return [_out(a, u) for a, u in accounts(ledger)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_user(body: UserIn, principal: Owner, services: ServicesDep) -> NewUserOut:
+def create_user(body: UserIn, principal: UserAdmin, services: ServicesDep) -> NewUserOut:
     """A new user and login account; the TOTP secret (owners, risk managers) is shown once."""
     ledger = services.ledger
-    check_may_grant(auth.load(ledger, principal.user_id, User), check_role(body.role))
+    with refusals_recorded(ledger, principal, "create_user", None):
+        check_may_grant(auth.load(ledger, principal.user_id, User), check_role(body.role))
     made = auth.new_account(
         services.settings,
         username=body.username,
@@ -88,11 +117,12 @@ def create_user(body: UserIn, principal: Owner, services: ServicesDep) -> NewUse
 
 
 @router.post("/{user_id}/roles")
-def grant_role(user_id: UUID, body: RoleIn, principal: Owner, ledger: LedgerDep) -> UserOut:
+def grant_role(user_id: UUID, body: RoleIn, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
-    check_may_administer(actor, user)
-    check_may_grant(actor, check_role(body.role))
+    with refusals_recorded(ledger, principal, "grant_role", user.id):
+        check_may_administer(actor, user)
+        check_may_grant(actor, check_role(body.role), user)
     user.grant_role(body.role)
     with principal.acting():
         ledger.save(user)
@@ -100,11 +130,14 @@ def grant_role(user_id: UUID, body: RoleIn, principal: Owner, ledger: LedgerDep)
 
 
 @router.delete("/{user_id}/roles/{role}")
-def revoke_role(user_id: UUID, role: str, principal: Owner, ledger: LedgerDep) -> UserOut:
+def revoke_role(user_id: UUID, role: str, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
     account, user = account_of(ledger, user_id)
-    check_may_administer(auth.load(ledger, principal.user_id, User), user)
-    if check_role(role) == "owner" and user.has_role("owner"):
-        check_owners_remain(_owners_after(ledger, user.id))
+    actor = auth.load(ledger, principal.user_id, User)
+    with refusals_recorded(ledger, principal, "revoke_role", user.id):
+        check_may_administer(actor, user)
+        check_may_grant(actor, check_role(role), user)
+        if role == "owner" and user.has_role("owner"):
+            check_owners_remain(_owners_after(ledger, user.id))
     user.revoke_role(role)
     with principal.acting():
         ledger.save(user)
@@ -112,12 +145,13 @@ def revoke_role(user_id: UUID, role: str, principal: Owner, ledger: LedgerDep) -
 
 
 @router.post("/{user_id}/deactivate")
-def deactivate(user_id: UUID, body: ReasonIn, principal: Owner, ledger: LedgerDep) -> UserOut:
+def deactivate(user_id: UUID, body: ReasonIn, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
     """Revoke the user: every session they hold ends now (the next request gets 401)."""
     account, user = account_of(ledger, user_id)
-    check_may_administer(auth.load(ledger, principal.user_id, User), user)
-    if user.has_role("owner"):
-        check_owners_remain(_owners_after(ledger, user.id))
+    with refusals_recorded(ledger, principal, "deactivate", user.id):
+        check_may_administer(auth.load(ledger, principal.user_id, User), user)
+        if user.has_role("owner"):
+            check_owners_remain(_owners_after(ledger, user.id))
     user.deactivate(reason=body.reason, at=auth.now())
     with principal.acting():
         ledger.save(user)
@@ -125,11 +159,14 @@ def deactivate(user_id: UUID, body: ReasonIn, principal: Owner, ledger: LedgerDe
 
 
 @router.put("/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
-def set_password(user_id: UUID, body: PasswordIn, principal: Owner, services: ServicesDep) -> None:
+def set_password(
+    user_id: UUID, body: PasswordIn, principal: UserAdmin, services: ServicesDep
+) -> None:
     """Set a user's password. Set for someone else, it ends all of their sessions."""
     ledger = services.ledger
     account, user = account_of(ledger, user_id)
-    check_may_administer(auth.load(ledger, principal.user_id, User), user)
+    with refusals_recorded(ledger, principal, "set_password", user.id):
+        check_may_administer(auth.load(ledger, principal.user_id, User), user)
     at = auth.now()
     account.change_password(
         password_hash=auth.hash_password(

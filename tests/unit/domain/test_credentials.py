@@ -80,12 +80,29 @@ def test_an_accounts_and_a_sessions_events_concern_the_user_and_replay(memory: M
 
 def test_only_an_owner_changes_an_owner_or_makes_one() -> None:
     owner, staff = User.register(name="o", role="owner"), User.register(name="s", role="staff")
-    with pytest.raises(NotPermitted, match="only an owner may change owner"):
+    with pytest.raises(NotPermitted, match="only an owner may change user"):
         check_may_administer(staff, owner)
-    with pytest.raises(NotPermitted, match="only an owner may make another owner"):
+    with pytest.raises(NotPermitted, match="only an owner may grant the role owner"):
         check_may_grant(staff, "owner")
     check_may_administer(owner, staff)
     check_may_grant(owner, "owner")
+
+
+def test_a_user_administrator_never_touches_owners_admins_or_their_own_roles() -> None:
+    owner = User.register(name="o", role="owner")
+    admin, other = User.register(name="m", role="staff"), User.register(name="a", role="staff")
+    admin.grant_role("user_admin")
+    other.grant_role("user_admin")
+    clinician = User.register(name="c", role="clinician")
+    check_may_administer(admin, clinician)
+    check_may_grant(admin, "staff", clinician)
+    for target in (owner, other):
+        with pytest.raises(NotPermitted, match="only an owner may change user"):
+            check_may_administer(admin, target)
+    with pytest.raises(NotPermitted, match="grant the role user_admin"):
+        check_may_grant(admin, "user_admin", clinician)
+    with pytest.raises(NotPermitted, match="their own roles"):
+        check_may_grant(admin, "clinician", admin)
     with pytest.raises(NotPermitted, match="at least one active owner"):
         check_owners_remain(0)
 

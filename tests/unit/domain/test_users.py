@@ -9,7 +9,7 @@ from tests.unit.domain.memory import AT, Memory, assert_round_trips, subjects
 
 
 def test_the_roles_are_the_five_of_the_issue() -> None:
-    assert ROLES == ("owner", "clinician", "staff", "risk_manager", "auditor")
+    assert ROLES == ("owner", "clinician", "staff", "risk_manager", "auditor", "user_admin")
 
 
 def test_a_user_is_registered_with_one_known_role() -> None:

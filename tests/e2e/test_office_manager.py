@@ -1,0 +1,92 @@
+"""The office-manager story, over HTTP with the thin client, on both stores.
+
+An owner makes a staff member a user administrator. The office manager may create and
+deactivate non-owner users, but setting an owner's password, deactivating or demoting an owner
+and promoting themselves are refused (403), each attempt a ledger event. Failing the owner's
+login until it locks does lock it, and the owner gets back in with a recovery code and revokes
+the office manager: their session ends at once. The audit view tells the whole story.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from api.client import Forbidden, TooManyRequests, Unauthorized
+from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now
+
+
+def test_a_user_administrator_cannot_take_the_practice_from_its_owners(
+    practice: Practice,
+) -> None:
+    owner = practice.owner()
+    olive = owner.me().user_id
+    morgan = owner.create_user("morgan", "Morgan Manager", "staff", "office-manager-1")
+    owner.grant_role(morgan.user_id, "user_admin")
+    manager = practice.client()
+    manager.login("morgan", "office-manager-1")
+
+    # What a user administrator is for: non-owner users.
+    casey = manager.create_user("casey", "Dr. Casey", "clinician", "clinician-pass-1")
+    manager.grant_role(casey.user_id, "staff")
+    manager.set_password(casey.user_id, "a-new-password-1")
+    assert not manager.deactivate_user(casey.user_id, "left the practice").active
+    assert {u.username for u in manager.users()} == {"olive", "morgan", "casey"}
+
+    # What it is not for: owners, and its own powers.
+    attempts = [
+        lambda: manager.set_password(olive, "taken-over-pass-1"),
+        lambda: manager.deactivate_user(olive, "owner retired"),
+        lambda: manager.revoke_role(olive, "owner"),
+        lambda: manager.grant_role(morgan.user_id, "owner"),
+        lambda: manager.create_user("mallory", "Mallory", "owner", "another-owner-1"),
+        lambda: manager.create_user("max", "Max", "user_admin", "another-admin-1"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(Forbidden) as refused:
+            attempt()
+        assert refused.value.type.endswith("not-permitted")
+
+    # Locking the owner out by failing their login does work for a while...
+    intruder = practice.client()
+    for _ in range(4):
+        with pytest.raises(Unauthorized):
+            intruder.login(OWNER, "guessed-password", "000000")
+    with pytest.raises(TooManyRequests):
+        intruder.login(OWNER, "guessed-password", "000000")
+    with pytest.raises(TooManyRequests):
+        practice.client().login(OWNER, OWNER_PASSWORD, "000000")  # refused before the code
+
+    # ...until the owner comes back with a recovery code and revokes the office manager.
+    back = practice.client()
+    back.recover(OWNER, practice.recovery_codes[0], "owner-password-2")
+    assert back.me().user_id == olive
+    with pytest.raises(Unauthorized):
+        owner.me()  # the owner's older sessions ended with the recovery
+    assert not back.deactivate_user(morgan.user_id, "tried to take over the practice").active
+    with pytest.raises(Unauthorized):
+        manager.users()  # the very next request
+    with pytest.raises(Unauthorized):
+        practice.client().login("morgan", "office-manager-1")
+    fresh = practice.client()
+    fresh.login(OWNER, "owner-password-2", code_now(practice.totp_secret))
+
+    # The whole story, in the audit view.
+    story = [
+        (r.user_id, r.event_type.partition(":")[2], r.outcome)
+        for r in fresh.audit(sort_by="position")
+        if r.data_category == "users"
+    ]
+    m, o = str(morgan.user_id), str(olive)
+    refusals = [s for s in story if s[1] == "RefusedAttempt.Refused"]
+    assert refusals == [(m, "RefusedAttempt.Refused", "failure")] * len(attempts)
+    assert (o, "User.RoleGranted", "success") in story  # olive made morgan a user admin
+    assert (m, "User.Deactivated", "success") in story  # morgan deactivated casey
+    assert ("None", "Account.LockedOut", "failure") in [(str(u), e, x) for u, e, x in story]
+    assert (o, "Account.RecoveryCodeUsed", "success") in story
+    assert story.index((o, "Account.RecoveryCodeUsed", "success")) < story.index(
+        (o, "User.Deactivated", "success")
+    )
+    rows = fresh.audit(user_id=morgan.user_id, sort_by="position")
+    assert [r.event_type for r in rows if r.outcome == "failure"] == [
+        "domain.credentials:RefusedAttempt.Refused"
+    ] * len(attempts)
