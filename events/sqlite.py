@@ -101,18 +101,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             # BEGIN IMMEDIATE is the writer lock: no other writer can read a stale tip.
             with db.write() as c:
                 appended = append_leaves(c, stored_events, _hex, self.head_cache)
-                c.executemany(
-                    INSERT_EVENT,
-                    [
-                        (_hex(s.originator_id), s.originator_version, s.topic, s.state, position)
-                        for s, position in zip(stored_events, appended.positions, strict=True)
-                    ],
-                )
-                # Under the writer lock nothing else inserts, and a rowid table hands out
-                # MAX(rowid) + 1, so the rows just inserted have consecutive rowids.
-                c.execute("SELECT last_insert_rowid()")
-                (last,) = c.fetchone()
-                ids = list(range(last - len(stored_events) + 1, last + 1))
+                # The leaf rows already hold each stream as the column spells it.
+                rows = [
+                    (leaf[1], s.originator_version, s.topic, s.state, leaf[0])
+                    for s, leaf in zip(stored_events, appended.leaf_rows, strict=True)
+                ]
+                if len(rows) == 1:
+                    c.execute(INSERT_EVENT, rows[0])
+                    ids = [c.lastrowid]
+                else:
+                    c.executemany(INSERT_EVENT, rows)
+                    # Under the writer lock nothing else inserts, and a rowid table hands out
+                    # MAX(rowid) + 1, so the rows just inserted have consecutive rowids.
+                    c.execute("SELECT last_insert_rowid()")
+                    (last,) = c.fetchone()
+                    ids = list(range(last - len(rows) + 1, last + 1))
                 if after_append is not None:
                     after_append(c, appended.positions)
         except sqlite3.IntegrityError as e:
