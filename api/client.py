@@ -3,7 +3,7 @@ raises a typed error carrying the RFC 9457 problem body (STYLE.md §1)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -216,6 +216,113 @@ class Client:
             params["as_of"] = as_of.isoformat()
         return self._get(schemas.ChartOut, f"/patients/{patient_id}/chart", params=params)
 
+    # -- problems, medications, allergies, vitals ----------------------------------------------
+
+    def record_problem(self, problem: schemas.ProblemIn) -> schemas.EntryOut:
+        return self._send(schemas.EntryOut, "POST", "/problems", problem)
+
+    def resolve_problem(self, problem_id: UUID, body: schemas.ResolveIn) -> schemas.EntryOut:
+        return self._send(schemas.EntryOut, "POST", f"/problems/{problem_id}/resolve", body)
+
+    def start_medication(self, medication: schemas.MedicationIn) -> schemas.EntryOut:
+        return self._send(schemas.EntryOut, "POST", "/medications", medication)
+
+    def change_dose(self, medication_id: UUID, body: schemas.DoseChangeIn) -> schemas.EntryOut:
+        return self._send(schemas.EntryOut, "POST", f"/medications/{medication_id}/dose", body)
+
+    def stop_medication(self, medication_id: UUID, body: schemas.StopIn) -> schemas.EntryOut:
+        return self._send(schemas.EntryOut, "POST", f"/medications/{medication_id}/stop", body)
+
+    def record_allergy(self, allergy: schemas.AllergyIn) -> schemas.EntryOut:
+        return self._send(schemas.EntryOut, "POST", "/allergies", allergy)
+
+    def record_vital(self, vital: schemas.VitalIn) -> schemas.EntryOut:
+        return self._send(schemas.EntryOut, "POST", "/vitals", vital)
+
+    # -- appointments and the schedule ---------------------------------------------------------
+
+    def book(self, appointment: schemas.AppointmentIn) -> schemas.AppointmentOut:
+        return self._send(schemas.AppointmentOut, "POST", "/appointments", appointment)
+
+    def reschedule(
+        self, appointment_id: UUID, start: datetime, end: datetime
+    ) -> schemas.AppointmentOut:
+        body = schemas.RescheduleIn(start=start, end=end)
+        path = f"/appointments/{appointment_id}/reschedule"
+        return self._send(schemas.AppointmentOut, "POST", path, body)
+
+    def cancel_appointment(self, appointment_id: UUID, reason: str) -> schemas.AppointmentOut:
+        body = schemas.ReasonIn(reason=reason)
+        path = f"/appointments/{appointment_id}/cancel"
+        return self._send(schemas.AppointmentOut, "POST", path, body)
+
+    def check_in(self, appointment_id: UUID) -> schemas.AppointmentOut:
+        path = f"/appointments/{appointment_id}/check-in"
+        return self._send(schemas.AppointmentOut, "POST", path)
+
+    def no_show(self, appointment_id: UUID) -> schemas.AppointmentOut:
+        return self._send(schemas.AppointmentOut, "POST", f"/appointments/{appointment_id}/no-show")
+
+    def schedule(self, provider_id: UUID, day: date) -> schemas.ScheduleOut:
+        return self._get(schemas.ScheduleOut, f"/schedule/{provider_id}/{day.isoformat()}")
+
+    # -- documents and messages ----------------------------------------------------------------
+
+    def upload_document(
+        self,
+        content: bytes,
+        filename: str,
+        media_type: str = "application/octet-stream",
+        patient_id: UUID | None = None,
+    ) -> schemas.DocumentOut:
+        params = {"filename": filename, "media_type": media_type}
+        if patient_id is not None:
+            params["patient_id"] = str(patient_id)
+        headers = {"Content-Type": "application/octet-stream"}
+        response = self.request(
+            "POST", "/documents", content=content, params=params, headers=headers
+        )
+        return schemas.DocumentOut.model_validate(response.json())
+
+    def document(self, document_id: UUID) -> bytes:
+        return self.request("GET", f"/documents/{document_id}").content
+
+    def start_thread(self, thread: schemas.ThreadIn) -> schemas.ThreadOut:
+        return self._send(schemas.ThreadOut, "POST", "/threads", thread)
+
+    def post_message(self, thread_id: UUID, body: str) -> schemas.ThreadOut:
+        path = f"/threads/{thread_id}/messages"
+        return self._send(schemas.ThreadOut, "POST", path, schemas.PostIn(body=body))
+
+    def ingest_email(self, thread_id: UUID, raw: bytes) -> schemas.ThreadOut:
+        headers = {"Content-Type": "message/rfc822"}
+        response = self.request("POST", f"/threads/{thread_id}/email", content=raw, headers=headers)
+        return schemas.ThreadOut.model_validate(response.json())
+
+    def ingest_sms(self, thread_id: UUID, sms: schemas.SmsIn) -> schemas.ThreadOut:
+        return self._send(schemas.ThreadOut, "POST", f"/threads/{thread_id}/sms", sms)
+
+    def thread(self, thread_id: UUID) -> schemas.ThreadReadOut:
+        return self._get(schemas.ThreadReadOut, f"/threads/{thread_id}")
+
+    # -- amendments and disclosures ------------------------------------------------------------
+
+    def request_amendment(self, body: schemas.AmendmentIn) -> schemas.AmendmentOut:
+        return self._send(schemas.AmendmentOut, "POST", "/amendment-requests", body)
+
+    def decide_amendment(
+        self, request_id: UUID, action: str, body: BaseModel
+    ) -> schemas.AmendmentOut:
+        """``action``: accept, deny, disagreement or rebuttal."""
+        path = f"/amendment-requests/{request_id}/{action}"
+        return self._send(schemas.AmendmentOut, "POST", path, body)
+
+    def record_disclosure(self, body: schemas.DisclosureIn) -> schemas.EntryOut:
+        return self._send(schemas.EntryOut, "POST", "/disclosures", body)
+
+    def disclosures(self, patient_id: UUID) -> list[schemas.DisclosureRowOut]:
+        return self._list(schemas.DisclosureRowOut, f"/patients/{patient_id}/disclosures")
+
     # -- break-glass ---------------------------------------------------------------------------
 
     def break_glass(
@@ -259,3 +366,9 @@ class Client:
 
     def latest_checkpoint(self) -> str:
         return self.request("GET", "/checkpoints/latest").text
+
+    def issue_checkpoint(self) -> schemas.CheckpointOut:
+        return self._send(schemas.CheckpointOut, "POST", "/checkpoints")
+
+    def verify_store(self) -> schemas.VerificationOut:
+        return self._get(schemas.VerificationOut, "/store/verification")

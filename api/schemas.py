@@ -260,3 +260,239 @@ class AlertOut(Model):
     raised_at: datetime
     acknowledged_by: UUID | None
     acknowledged_at: datetime | None
+
+
+# -- chart entries, schedule, documents, messages, amendments, disclosures ------------------
+
+
+class EntryOut(Model):
+    entry_id: UUID
+    patient_id: UUID | None
+    kind: str
+    version: int
+
+
+class ProblemIn(Model):
+    patient_id: UUID
+    description: str = Field(min_length=1, max_length=1_000)
+    code_system: str | None = Field(default=None, min_length=1, max_length=200)
+    code: str | None = Field(default=None, min_length=1, max_length=60)
+    onset: str | None = Field(default=None, min_length=1, max_length=60)
+
+
+class ResolveIn(Model):
+    resolved_on: date | None = None
+    note: str | None = Field(default=None, min_length=1, max_length=1_000)
+
+
+class MedicationIn(Model):
+    patient_id: UUID
+    drug: str = Field(min_length=1, max_length=200)
+    dose_value: str = Field(min_length=1, max_length=40, description='a decimal string: "500"')
+    dose_unit: str = Field(min_length=1, max_length=40, description='a UCUM unit: "mg"')
+    started_on: date
+    code_system: str | None = Field(default=None, min_length=1, max_length=200)
+    code: str | None = Field(default=None, min_length=1, max_length=60)
+    route: str | None = Field(default=None, min_length=1, max_length=60)
+    frequency: str | None = Field(default=None, min_length=1, max_length=60)
+
+
+class DoseChangeIn(Model):
+    dose_value: str = Field(min_length=1, max_length=40)
+    dose_unit: str = Field(min_length=1, max_length=40)
+    changed_on: date
+    reason: str = Field(min_length=1, max_length=1_000)
+    frequency: str | None = Field(default=None, min_length=1, max_length=60)
+
+
+class StopIn(Model):
+    stopped_on: date
+    reason: str = Field(min_length=1, max_length=1_000)
+
+
+class AllergyIn(Model):
+    patient_id: UUID
+    substance: str = Field(min_length=1, max_length=200)
+    code_system: str | None = Field(default=None, min_length=1, max_length=200)
+    code: str | None = Field(default=None, min_length=1, max_length=60)
+    reaction: str | None = Field(default=None, min_length=1, max_length=500)
+    severity: Literal["mild", "moderate", "severe"] | None = None
+
+
+class VitalIn(Model):
+    patient_id: UUID
+    loinc_code: str = Field(min_length=1, max_length=20)
+    name: str = Field(min_length=1, max_length=200)
+    value: str = Field(min_length=1, max_length=40)
+    unit: str = Field(min_length=1, max_length=40)
+    measured_at: datetime
+
+
+class AppointmentIn(Model):
+    patient_id: UUID
+    provider_id: UUID
+    start: datetime
+    end: datetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RescheduleIn(Model):
+    start: datetime
+    end: datetime
+
+
+class AppointmentOut(Model):
+    appointment_id: UUID
+    patient_id: UUID
+    provider_id: UUID
+    start: datetime
+    end: datetime
+    status: str
+
+
+class ScheduleRowOut(Model):
+    appointment_id: str
+    provider_id: str
+    patient_id: str
+    starts: str
+    ends: str
+    status: str
+    reason: str | None
+    booked_at: str
+    changed_at: str
+
+
+class ScheduleOut(Model):
+    provider_id: UUID
+    day: date
+    appointments: list[ScheduleRowOut]
+    conflicts: list[list[str]]
+
+
+class DocumentOut(Model):
+    document_id: UUID
+    patient_id: UUID | None
+    sha256: str
+    size: int
+    media_type: str
+    original_filename: str
+
+
+class ThreadIn(Model):
+    kind: Literal["secure", "email", "sms"]
+    topic: str = Field(min_length=1, max_length=300)
+    patient_ids: list[UUID] = Field(default_factory=list, max_length=20)
+    user_ids: list[UUID] = Field(default_factory=list, max_length=20)
+
+
+class ThreadOut(Model):
+    thread_id: UUID
+    kind: str
+    topic: str
+    patient_ids: list[UUID]
+    user_ids: list[UUID]
+    messages: int
+
+
+class PostIn(Model):
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+class SmsIn(Model):
+    from_number: str = Field(min_length=1, max_length=40)
+    to_number: str = Field(min_length=1, max_length=40)
+    body: str = Field(max_length=10_000)
+    sent_at: str | None = Field(default=None, min_length=1, max_length=60)
+    provider_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class MessageOut(Model):
+    message_id: UUID
+    kind: str
+    fields: dict[str, Any] = Field(description="the event's fields; bytes as base64")
+
+
+class ThreadReadOut(ThreadOut):
+    entries: list[MessageOut]
+
+
+class AmendmentIn(Model):
+    patient_id: UUID
+    target_type: Literal[
+        "note",
+        "lab_result",
+        "problem",
+        "medication",
+        "allergy",
+        "vital_sign",
+        "patient",
+        "document",
+    ]
+    target_id: UUID
+    requested_change: str = Field(min_length=1, max_length=10_000)
+    reason: str = Field(min_length=1, max_length=10_000)
+    received_at: datetime
+
+
+class AcceptIn(Model):
+    amendment_id: UUID = Field(description="the addendum_id or correction_id made")
+    note: str | None = Field(default=None, min_length=1, max_length=2_000)
+
+
+class DenyIn(Model):
+    basis: Literal[
+        "not_created_by_covered_entity",
+        "not_in_designated_record_set",
+        "not_available_for_inspection",
+        "accurate_and_complete",
+    ]
+    denial_text: str = Field(min_length=1, max_length=10_000)
+
+
+class StatementIn(Model):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class AmendmentOut(Model):
+    amendment_request_id: UUID
+    patient_id: UUID
+    status: str
+    has_disagreement: bool
+    has_rebuttal: bool
+
+
+class DisclosureIn(Model):
+    patient_id: UUID
+    disclosed_at: datetime
+    recipient_name: str = Field(min_length=1, max_length=300)
+    recipient_address: str | None = Field(default=None, min_length=1, max_length=1_000)
+    description: str = Field(min_length=1, max_length=2_000)
+    purpose: str = Field(min_length=1, max_length=1_000)
+
+
+class DisclosureRowOut(Model):
+    position: int
+    patient_id: str
+    disclosed_at: str
+    recipient_name: str
+    recipient_address: str | None
+    description: str
+    purpose: str
+    disclosed_by: str | None
+
+
+class CheckpointOut(Model):
+    size: int
+    note: str
+
+
+class VerificationOut(Model):
+    ok: bool
+    size: int
+    events: int
+    checkpoints: int
+    keys: int
+    root: str
+    payloads_opened: int
+    payloads_disposed: int
+    problems: list[str]

@@ -139,3 +139,17 @@ def read_disclosures(
     _record(ledger, reader, "access", "audit", [patient_id])
     runner.catch_up()
     return accounting_of_disclosures(ledger.db, str(patient_id))
+
+
+def record_access(
+    ledger: Ledger,
+    reader: Reader,
+    action: str,
+    category: str,
+    patient_ids: list[UUID | None],
+    outcome: str = "success",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Record a read that is not of the chart (a document, a thread, a schedule) before it is
+    answered: one access event per patient shown (or one without a patient)."""
+    _record(ledger, reader, action, category, patient_ids, outcome, detail)

@@ -1,6 +1,7 @@
 """The ledger's public state: the newest signed checkpoint and the signing key history.
 
-Neither reveals PHI (a checkpoint is a size, a root and a signature), so neither needs a session.
+Neither reveals PHI (a checkpoint is a size, a root and a signature), so neither needs a session;
+issuing a checkpoint and verifying the store are for owners.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import LedgerDep
-from api.schemas import KeyOut
+from api.roles import Owner
+from api.schemas import CheckpointOut, KeyOut, VerificationOut
 from events.checkpoints import latest_checkpoint
+from events.verification import verify_configured_store
 
 router = APIRouter(tags=["checkpoints"])
 
@@ -35,3 +38,33 @@ def keys(ledger: LedgerDep) -> list[KeyOut]:
         KeyOut(seq=k.seq, key_id=k.key_id, previous=k.previous, from_size=k.from_size)
         for k in ledger.key_history()
     ]
+
+
+@router.post("/checkpoints", status_code=201)
+def issue(principal: Owner, ledger: LedgerDep) -> CheckpointOut:
+    """Sign the log as it stands now (owners)."""
+    checkpoint = ledger.checkpointer.issue()
+    with ledger.db.read() as c:
+        c.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (checkpoint.size,))
+        row = c.fetchone()
+    assert row is not None
+    return CheckpointOut(size=checkpoint.size, note=bytes(row[0]).decode())
+
+
+@router.get("/store/verification")
+def verification(principal: Owner, ledger: LedgerDep) -> VerificationOut:
+    """Check the whole store now: every hash, link, root, signature and payload (owners). As
+    slow as ``chartledger verify``; the problems name positions, never payloads."""
+    trusted = ledger.practice.get("genesis_key_id")
+    report, opened, disposed = verify_configured_store(ledger, trusted, workers=1)
+    return VerificationOut(
+        ok=report.ok,
+        size=report.size,
+        events=report.events,
+        checkpoints=report.checkpoints,
+        keys=report.keys,
+        root=report.root.hex(),
+        payloads_opened=opened,
+        payloads_disposed=disposed,
+        problems=[p.line() for p in report.problems],
+    )
