@@ -1,4 +1,6 @@
-"""The ``chartledger`` command: local administration of a practice's ledger.
+"""The ``chartledger`` command: local administration of a practice's ledger, and (with
+``--server URL``: login, logout, patients search, chart show) the thin client against a running
+server, its session token kept in ~/.chartledger-token (CHARTLEDGER_TOKEN_FILE) with mode 0600.
 
 Exit status 0: success; 1: the store failed verification; 2: misuse, with one line saying what
 is wrong. Nothing here prints PHI.
@@ -8,16 +10,20 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from uuid import UUID
 
+import httpx
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from api.auth import base32, check_password, new_account, totp_uri
+from api.client import ApiError, Client
 from api.settings import Settings
 from domain.base import user_subject
 from domain.credentials import check_username
@@ -203,6 +209,91 @@ def cmd_projections_status(config: StoreConfig, options: argparse.Namespace) -> 
     return EXIT_OK
 
 
+def cmd_demo(config: StoreConfig, options: argparse.Namespace) -> int:
+    from api.demo import DEMO_LOGINS, load_demo
+
+    ledger = Ledger(config)
+    try:
+        loaded = load_demo(ledger, Settings.from_env(), patients=options.patients)
+        if loaded:
+            ledger.checkpointer.issue()
+    finally:
+        ledger.close()
+    print("Demo practice loaded." if loaded else "The demo practice is already loaded.")
+    print("Demo logins (username / password):")
+    for username, _, role, password in DEMO_LOGINS:
+        print(f"  {username:<10} {password:<18} {role}")
+    return EXIT_OK
+
+
+# -- the remote commands: the thin client against a running server -------------------------
+
+
+def token_file() -> Path:
+    return Path(os.environ.get("CHARTLEDGER_TOKEN_FILE") or Path.home() / ".chartledger-token")
+
+
+def _save_token(server: str, token: str) -> Path:
+    path = token_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"server": server, "token": token}, f)
+    os.chmod(path, 0o600)
+    return path
+
+
+def _client(options: argparse.Namespace) -> Client:
+    path = token_file()
+    token = None
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("server") == options.server:
+            token = saved.get("token")
+    if token is None:
+        raise UsageError(f"not logged in to {options.server}: run `chartledger --server URL login`")
+    return Client(options.server, token=token)
+
+
+def cmd_login(options: argparse.Namespace) -> int:
+    password = os.environ.get("CHARTLEDGER_PASSWORD") or getpass.getpass("Password: ")
+    with Client(options.server) as client:
+        client.login(options.username, password, options.totp)
+        me = client.me()
+        assert client.token is not None
+        path = _save_token(options.server, client.token)
+    print(f"Logged in as {options.username} ({', '.join(me.roles)}); token in {path} (mode 0600)")
+    return EXIT_OK
+
+
+def cmd_logout(options: argparse.Namespace) -> int:
+    with _client(options) as client:
+        client.logout()
+    token_file().unlink(missing_ok=True)
+    print("Logged out")
+    return EXIT_OK
+
+
+def cmd_patients_search(options: argparse.Namespace) -> int:
+    with _client(options) as client:
+        for p in client.search_patients(options.text):
+            print(f"{p.patient_id}  {p.mrn:<10} {p.family_name}, {p.given_name}  {p.birth_date}")
+    return EXIT_OK
+
+
+def cmd_chart_show(options: argparse.Namespace) -> int:
+    with _client(options) as client:
+        chart = client.chart(UUID(options.patient_id))
+    for entry in chart.entries:
+        fields = {k: v for k, v in entry.state.items() if k not in ("source_message", "content")}
+        print(f"{entry.kind} {entry.entry_id} v{entry.version} {entry.last_recorded}")
+        print(f"  {json.dumps(fields, sort_keys=True)}")
+    return EXIT_OK
+
+
+REMOTE = {"login", "logout", "patients", "chart"}
+
+
 def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
     import uvicorn
 
@@ -216,6 +307,12 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chartledger", description=__doc__)
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        default=os.environ.get("CHARTLEDGER_SERVER", "http://127.0.0.1:8000"),
+        help="the API for login, logout, patients and chart (default http://127.0.0.1:8000)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     init = commands.add_parser("init", help="create a practice, its keys and its store")
     init.add_argument("--name", default="My Practice", help="the practice's name")
@@ -243,6 +340,25 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild_views.set_defaults(run=cmd_projections_rebuild)
     status = views.add_parser("status", help="how far each view has applied the log")
     status.set_defaults(run=cmd_projections_status)
+    demo = commands.add_parser("demo", help="load a small demo practice (known logins)")
+    demo.add_argument("--patients", type=int, default=50)
+    demo.set_defaults(run=cmd_demo)
+    login = commands.add_parser("login", help="(--server) log in and keep the token (0600)")
+    login.add_argument("username")
+    login.add_argument("--totp", help="the current TOTP code (owners, risk managers)")
+    login.set_defaults(run=cmd_login)
+    logout = commands.add_parser("logout", help="(--server) end the session")
+    logout.set_defaults(run=cmd_logout)
+    patients = commands.add_parser("patients", help="(--server) patients")
+    patient_actions = patients.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    search = patient_actions.add_parser("search", help="search by MRN or name (recorded)")
+    search.add_argument("text")
+    search.set_defaults(run=cmd_patients_search)
+    chart = commands.add_parser("chart", help="(--server) charts")
+    chart_actions = chart.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    show = chart_actions.add_parser("show", help="show a patient's chart (recorded)")
+    show.add_argument("patient_id")
+    show.set_defaults(run=cmd_chart_show)
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -253,6 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(args)
+    if options.command in REMOTE:
+        try:
+            return int(options.run(options))
+        except UsageError as e:
+            print(f"chartledger: error: {e}", file=sys.stderr)
+            return EXIT_MISUSE
+        except (ApiError, httpx.HTTPError, ValueError) as e:
+            print(f"chartledger: error: {e}", file=sys.stderr)
+            return EXIT_INVALID
     try:
         config = StoreConfig.from_env()
         return options.run(config, options)

@@ -1,0 +1,65 @@
+"""`chartledger demo` loads the demo practice once; the remote subcommands (`--server URL login`,
+`patients search`, `chart show`, `logout`) drive a running server through the thin client and
+keep the token in a 0600 file."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.cli import main as chartledger
+from api.settings import Settings
+from events.config import StoreConfig
+from tests.support import set_env
+
+
+def test_demo_then_the_remote_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = StoreConfig(home=tmp_path / "home")
+    set_env(config, monkeypatch)
+    monkeypatch.setenv("CHARTLEDGER_PBKDF2_ITERATIONS", "1000")
+    assert chartledger(["init", "--name", "Demo"]) == 0
+    assert chartledger(["demo", "--patients", "6"]) == 0
+    assert "Demo practice loaded." in capsys.readouterr().out
+    assert chartledger(["demo", "--patients", "6"]) == 0
+    assert "already loaded" in capsys.readouterr().out
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(store=config, pbkdf2_iterations=1000, background=False)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        token = tmp_path / "token.json"
+        monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(token))
+        monkeypatch.setenv("CHARTLEDGER_PASSWORD", "demo-clinician-1")
+        assert chartledger(["--server", url, "login", "dr.ames"]) == 0
+        assert stat.S_IMODE(token.stat().st_mode) == 0o600
+        capsys.readouterr()
+        assert chartledger(["--server", url, "patients", "search", "DEMO-0001"]) == 0
+        found = capsys.readouterr().out
+        assert "DEMO-0001" in found
+        patient_id = found.split()[0]
+        assert chartledger(["--server", url, "chart", "show", patient_id]) == 0
+        assert "LabResult" in capsys.readouterr().out
+        assert chartledger(["--server", url, "logout"]) == 0
+        assert not token.exists()
+        assert chartledger(["--server", url, "chart", "show", patient_id]) == 2  # not logged in
+    finally:
+        server.should_exit = True
+        thread.join(10)
