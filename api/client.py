@@ -10,6 +10,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from api import hold_schemas as hs
 from api import schemas
 
 M = TypeVar("M", bound=BaseModel)
@@ -372,3 +373,77 @@ class Client:
 
     def verify_store(self) -> schemas.VerificationOut:
         return self._get(schemas.VerificationOut, "/store/verification")
+
+    # -- legal holds and retention (risk managers; acknowledgements by the custodian) ---------
+
+    def open_matter(self, name: str, number: str, forum: str | None = None) -> hs.MatterOut:
+        body = hs.MatterIn(name=name, number=number, forum=forum)
+        return self._send(hs.MatterOut, "POST", "/matters", body)
+
+    def matters(self) -> list[hs.MatterOut]:
+        return self._list(hs.MatterOut, "/matters")
+
+    def close_matter(self, matter_id: UUID, reason: str) -> hs.MatterOut:
+        body = hs.MatterCloseIn(reason=reason)
+        return self._send(hs.MatterOut, "POST", f"/matters/{matter_id}/close", body)
+
+    def place_hold(self, matter_id: UUID, hold: hs.HoldIn) -> hs.HoldOut:
+        return self._send(hs.HoldOut, "POST", f"/matters/{matter_id}/holds", hold)
+
+    def holds(self, matter_id: UUID | None = None, active: bool | None = None) -> list[hs.HoldOut]:
+        params = {} if matter_id is None else {"matter_id": str(matter_id)}
+        if active is not None:
+            params["active"] = str(active).lower()
+        return self._list(hs.HoldOut, "/holds", params=params)
+
+    def hold(self, hold_id: UUID) -> hs.HoldOut:
+        return self._get(hs.HoldOut, f"/holds/{hold_id}")
+
+    def change_hold_scope(self, hold_id: UUID, scope: hs.ScopeIn, reason: str) -> hs.HoldOut:
+        body = hs.ScopeChangeIn(scope=scope, reason=reason)
+        return self._send(hs.HoldOut, "PUT", f"/holds/{hold_id}/scope", body)
+
+    def release_hold(
+        self,
+        hold_id: UUID,
+        reason: str,
+        patients: list[UUID] | None = None,
+        custodians: list[UUID] | None = None,
+    ) -> hs.HoldOut:
+        """Release the whole hold, or only the ``patients`` and ``custodians`` named."""
+        body = hs.ReleaseIn(reason=reason, patients=patients or [], custodians=custodians or [])
+        return self._send(hs.HoldOut, "POST", f"/holds/{hold_id}/release", body)
+
+    def issue_notice(self, hold_id: UUID, text: str) -> hs.HoldOut:
+        body = hs.NoticeIn(text=text)
+        return self._send(hs.HoldOut, "POST", f"/holds/{hold_id}/notices", body)
+
+    def acknowledge_hold(self, hold_id: UUID, version: int) -> hs.AcknowledgementOut:
+        """As the signed-in custodian, acknowledge notice ``version`` of the hold."""
+        body = hs.AcknowledgeIn(version=version)
+        path = f"/holds/{hold_id}/acknowledgements"
+        return self._send(hs.AcknowledgementOut, "POST", path, body)
+
+    def my_holds(self) -> list[hs.CustodianHoldOut]:
+        return self._list(hs.CustodianHoldOut, "/holds/mine")
+
+    def remind(self) -> list[hs.SentOut]:
+        """Send every notice, reminder and escalation due now."""
+        return TypeAdapter(list[hs.SentOut]).validate_python(
+            self.request("POST", "/holds/remind").json()
+        )
+
+    def hold_report(self, hold_id: UUID) -> hs.HoldReportOut:
+        return self._get(hs.HoldReportOut, f"/holds/{hold_id}/report")
+
+    def retention_run(self, policy: hs.PolicyIn) -> list[hs.CandidateOut]:
+        body = policy.model_dump(mode="json", exclude_none=True)
+        response = self.request("POST", "/retention/runs", json=body)
+        return TypeAdapter(list[hs.CandidateOut]).validate_python(response.json())
+
+    def dispose(self, patient_id: UUID, policy: hs.PolicyIn) -> hs.DisposalOut:
+        """Dispose of the patient's record (409 ``under-legal-hold`` while a hold covers it)."""
+        return self._send(hs.DisposalOut, "POST", f"/patients/{patient_id}/disposal", policy)
+
+    def disposed_record(self, patient_id: UUID) -> hs.DisposedRecordOut:
+        return self._get(hs.DisposedRecordOut, f"/patients/{patient_id}/disposal")

@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain import errors as domain
+from legal_hold import errors as holds
+from legal_hold.notices import OutboxError
 from projections.reads import PatientNotFound
 
 log = logging.getLogger("chartledger.api")
@@ -74,6 +76,13 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     domain.ThreadStateError: (409, "thread-state", "Thread state"),
     domain.DuplicateIdentifier: (409, "duplicate-identifier", "Duplicate identifier"),
     domain.NotPermitted: (403, "not-permitted", "Not permitted"),
+    holds.MatterStateError: (409, "matter-state", "Matter state"),
+    holds.HoldStateError: (409, "hold-state", "Legal hold state"),
+    holds.NoticeStateError: (409, "notice-state", "Legal hold notice state"),
+    holds.UnderLegalHold: (409, "under-legal-hold", "Under legal hold: disposal refused"),
+    holds.NotEligible: (409, "not-eligible", "Not yet eligible for disposal"),
+    holds.NothingToDispose: (409, "already-disposed", "Record already disposed of"),
+    OutboxError: (502, "outbox", "The notice could not be sent"),
     IntegrityError: (409, "conflict", "Conflicting change: reload and try again"),
     PatientNotFound: (404, "not-found", "Not found"),
     AggregateNotFoundError: (404, "not-found", "Not found"),

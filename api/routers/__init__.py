@@ -17,6 +17,7 @@ def all_routers() -> list[APIRouter]:
         documents,
         emergency,
         entries,
+        holds,
         labs,
         messages,
         notes,
@@ -40,4 +41,5 @@ def all_routers() -> list[APIRouter]:
         audit.router,
         emergency.router,
         checkpoints.router,
+        holds.router,
     ]

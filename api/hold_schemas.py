@@ -1,0 +1,254 @@
+"""HTTP models for legal holds and retention (``api/routers/holds.py``).
+
+Kept apart from ``api/schemas.py`` only while that file is being edited elsewhere; they follow
+its rules: ``extra="forbid"``, domain objects never serialised directly, ids rather than names.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from api.schemas import Model
+
+# -- matters ------------------------------------------------------------------------------------
+
+
+class MatterIn(Model):
+    name: str = Field(min_length=1, max_length=500)
+    number: str = Field(min_length=1, max_length=200, description="docket or claim number")
+    forum: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class MatterCloseIn(Model):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+class MatterOut(Model):
+    matter_id: UUID
+    name: str
+    number: str
+    forum: str | None
+    opened_at: datetime
+    opened_by: UUID
+    closed_at: datetime | None
+    closed_by: UUID | None
+    close_reason: str | None
+
+
+# -- holds --------------------------------------------------------------------------------------
+
+
+class ScopeIn(Model):
+    """What a hold preserves. ``start``/``end``/``categories`` narrow what is produced, not
+    what the disposal gate protects (disposal is of a patient's whole record)."""
+
+    patients: list[UUID] = Field(default_factory=list, max_length=10_000)
+    custodians: list[UUID] = Field(default_factory=list, max_length=1_000)
+    all_patients: bool = False
+    start: date | None = None
+    end: date | None = None
+    categories: list[str] = Field(default_factory=list, max_length=50)
+
+
+class ScopeOut(Model):
+    patients: list[UUID]
+    custodians: list[UUID]
+    all_patients: bool
+    start: date | None
+    end: date | None
+    categories: list[str]
+
+
+class HoldIn(Model):
+    name: str = Field(min_length=1, max_length=500)
+    scope: ScopeIn
+    silent: bool = Field(default=False, description="send no notice to the custodians")
+    reminder_days: int = Field(default=7, ge=1, le=365)
+    escalation_days: int = Field(default=14, ge=1, le=365)
+    notice: str | None = Field(
+        default=None, min_length=1, max_length=20_000, description="the first notice's text"
+    )
+
+
+class ScopeChangeIn(Model):
+    scope: ScopeIn
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+class ReleaseIn(Model):
+    """Name no patients and no custodians to release the whole hold."""
+
+    reason: str = Field(min_length=1, max_length=2_000)
+    patients: list[UUID] = Field(default_factory=list, max_length=10_000)
+    custodians: list[UUID] = Field(default_factory=list, max_length=1_000)
+
+
+class NoticeIn(Model):
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class AcknowledgeIn(Model):
+    version: int = Field(ge=1, description="the notice version being acknowledged")
+
+
+class HoldOut(Model):
+    hold_id: UUID
+    matter_id: UUID
+    name: str
+    silent: bool
+    active: bool
+    scope: ScopeOut
+    reminder_days: int
+    escalation_days: int
+    placed_at: datetime
+    placed_by: UUID
+    released_at: datetime | None
+    release_reason: str | None
+    notice_version: int | None
+
+
+class AcknowledgementOut(Model):
+    hold_id: UUID
+    custodian_id: UUID
+    version: int
+    acknowledged_at: datetime
+
+
+class CustodianHoldOut(Model):
+    """A hold as its custodian sees it: the notice to acknowledge, not the patients in scope."""
+
+    hold_id: UUID
+    matter_number: str
+    matter_name: str
+    name: str
+    version: int
+    notice: str
+    notified_at: datetime | None
+    acknowledged_at: datetime | None
+
+
+class ScopeChangeOut(Model):
+    at: datetime
+    by: UUID
+    change: str
+    reason: str | None
+    scope: ScopeOut
+
+
+class NoticeVersionOut(Model):
+    version: int
+    at: datetime
+    by: UUID
+
+
+class DeliveryOut(Model):
+    custodian_id: UUID
+    version: int
+    kind: str
+    at: datetime
+
+
+class AckRowOut(Model):
+    custodian_id: UUID
+    version: int
+    at: datetime
+
+
+class CustodianStatusOut(Model):
+    custodian_id: UUID
+    version: int | None
+    notified_at: datetime | None
+    acknowledged_at: datetime | None
+    reminders: int
+    escalated_at: datetime | None
+    outstanding: bool
+
+
+class DueOut(Model):
+    hold_id: UUID
+    custodian_id: UUID
+    version: int
+    kind: str
+    since: datetime
+
+
+class HoldReportOut(Model):
+    hold_id: UUID
+    matter_id: UUID
+    name: str
+    silent: bool
+    active: bool
+    placed_at: datetime
+    released_at: datetime | None
+    release_reason: str | None
+    scope_history: list[ScopeChangeOut]
+    notices: list[NoticeVersionOut]
+    deliveries: list[DeliveryOut]
+    acknowledgements: list[AckRowOut]
+    custodians: list[CustodianStatusOut]
+    outstanding: list[UUID]
+    due: list[DueOut]
+
+
+class SentOut(Model):
+    due: DueOut
+    where: Literal["outbox", "smtp"]
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+class RuleIn(Model):
+    adult_years: int = Field(ge=0, le=200)
+    minor_years: int = Field(ge=0, le=200)
+
+
+class PolicyIn(Model):
+    """A retention policy: ``adult_years`` after the last encounter; minors until majority plus
+    ``minor_years`` (if later); ``rules`` per record category override both."""
+
+    name: str = Field(min_length=1, max_length=200)
+    adult_years: int = Field(ge=0, le=200)
+    minor_years: int = Field(ge=0, le=200)
+    majority_age: int = Field(default=18, ge=1, le=30)
+    rules: dict[str, RuleIn] = Field(default_factory=dict, max_length=50)
+
+
+class CandidateOut(Model):
+    patient_id: UUID
+    last_encounter: datetime | None
+    retain_until: date | None
+    eligible: bool
+    held_by: list[UUID]
+    disposable: bool
+
+
+class DisposalOut(Model):
+    disposal_id: UUID
+    patient_id: UUID
+    policy: str
+    retain_until: date
+    disposed_at: datetime
+    disposed_by: UUID
+    keys_destroyed: int
+    description: str  # "disposed under policy P on D by user U"
+
+
+class DisposedEventOut(Model):
+    position: int
+    stream: str
+    version: int
+    type: str
+    recorded: str
+    actor: str | None
+    disposal: str
+
+
+class DisposedRecordOut(Model):
+    patient_id: UUID
+    disposals: list[DisposalOut]
+    events: list[DisposedEventOut]
