@@ -1,0 +1,123 @@
+"""Legal holds and disposal over HTTP, on both stores: a risk manager (TOTP) opens a matter and
+places a hold, the notice goes to the custodian through the outbox, the custodian acknowledges
+it, disposal is refused under the hold (and the refusal is in the audit view), the hold is
+released, disposal succeeds, the store still verifies and the disposed events keep their
+metadata."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.client import Conflict, Forbidden
+from api.cli import main as chartledger
+from api.hold_schemas import HoldIn, PolicyIn, ScopeIn
+from tests.e2e.conftest import Practice
+from tests.e2e.test_clinical import ada, staffed
+
+POLICY = PolicyIn(name="adults-0y-test", adult_years=0, minor_years=0)
+
+
+def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it(
+    practice: Practice, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owner, casey, risk = staffed(practice)
+    casey_id, risk_id = casey.me().user_id, risk.me().user_id
+    patient = casey.register_patient(ada()).patient_id
+    casey.draft_note(patient, "progress", "SECRET-HISTORY")
+
+    # Risk managers only: an owner or a clinician is refused with a problem.
+    for other in (owner, casey):
+        with pytest.raises(Forbidden) as refused:
+            other.open_matter("Doe v. Practice", "CV-2026-1")
+        assert refused.value.type.endswith(":forbidden")
+    matter = risk.open_matter("Doe v. Practice", "CV-2026-1", "Superior Court")
+    hold = risk.place_hold(
+        matter.matter_id,
+        HoldIn(
+            name="Doe records",
+            scope=ScopeIn(patients=[patient], custodians=[casey_id]),
+            notice="Preserve every record of the patient named in the matter.",
+        ),
+    )
+    silent = risk.place_hold(
+        matter.matter_id,
+        HoldIn(name="quiet", scope=ScopeIn(patients=[patient], custodians=[casey_id]), silent=True),
+    )
+    assert hold.notice_version == 1 and silent.notice_version is None
+
+    # The notice goes out through the outbox (files here); the silent hold sends nothing.
+    sent = risk.remind()
+    assert [(s.due.hold_id, s.due.custodian_id, s.due.kind) for s in sent] == [
+        (hold.hold_id, casey_id, "notice")
+    ]
+    (eml,) = (practice.settings.store.home / "outbox").glob("*.eml")
+    message = eml.read_text()
+    assert str(hold.hold_id) in message and "CV-2026-1" in message
+    assert "Quill" not in message and "SECRET" not in message
+    assert risk.remind() == []  # nothing more is due now
+
+    # The custodian sees their notice (not the silent hold) and acknowledges it themself.
+    (mine,) = casey.my_holds()
+    assert (mine.hold_id, mine.version, mine.acknowledged_at) == (hold.hold_id, 1, None)
+    with pytest.raises(Conflict) as not_custodian:
+        owner.acknowledge_hold(hold.hold_id, 1)
+    assert not_custodian.value.type.endswith("notice-state")
+    casey.acknowledge_hold(hold.hold_id, 1)
+    report = risk.hold_report(hold.hold_id)
+    assert [(a.custodian_id, a.version) for a in report.acknowledgements] == [(casey_id, 1)]
+    assert report.outstanding == [] and [d.kind for d in report.deliveries] == ["notice"]
+    with pytest.raises(Forbidden):
+        casey.hold_report(hold.hold_id)
+
+    # Re-issue: a new version to acknowledge; every version is kept.
+    assert risk.issue_notice(hold.hold_id, "Preserve also the messages.").notice_version == 2
+    assert risk.hold_report(hold.hold_id).outstanding == [casey_id]
+    casey.acknowledge_hold(hold.hold_id, 2)
+
+    # The policy allows disposal, but the holds win: 409, and the refusal is a ledger event.
+    (candidate,) = [c for c in risk.retention_run(POLICY) if c.patient_id == patient]
+    assert candidate.eligible and not candidate.disposable
+    assert set(candidate.held_by) == {hold.hold_id, silent.hold_id}
+    with pytest.raises(Conflict) as held:
+        risk.dispose(patient, POLICY)
+    assert held.value.type.endswith("under-legal-hold")
+    assert "2 active legal hold" in held.value.problem["detail"]
+    assert "Quill" not in str(held.value.problem)
+    refusals = [
+        r
+        for r in risk.audit(user_id=risk_id)
+        if r.event_type == "legal_hold.retention:DisposalRefusal.Refused"
+    ]
+    assert [(r.outcome, r.user_id) for r in refusals] == [("failure", str(risk_id))]
+
+    # Released (one partly, then both): disposal goes through.
+    risk.release_hold(silent.hold_id, "not needed", patients=[patient], custodians=[])
+    with pytest.raises(Conflict):
+        risk.dispose(patient, POLICY)  # the named-patient part of 'quiet' is gone, 'Doe' holds
+    assert risk.release_hold(hold.hold_id, "settled").active is False
+    risk.release_hold(silent.hold_id, "settled")
+    disposal = risk.dispose(patient, POLICY)
+    assert disposal.description.startswith(f"disposed under policy {POLICY.name} on ")
+    assert disposal.description.endswith(f"by user {risk_id}")
+    with pytest.raises(Conflict) as twice:
+        risk.dispose(patient, POLICY)
+    assert twice.value.type.endswith("already-disposed")
+
+    # The store still verifies, with the patient's payloads counted as disposed.
+    capsys.readouterr()
+    assert chartledger(["verify"]) == 0
+    assert "2 disposed" in capsys.readouterr().out
+
+    # The disposed events keep their metadata in the audit view and read as disposed.
+    rows = risk.audit(patient_id=patient)
+    assert {"domain.patients:Patient.Registered", "domain.notes:Note.Drafted"} <= {
+        r.event_type for r in rows
+    }
+    record = risk.disposed_record(patient)
+    assert [e.type for e in record.events] == [
+        "domain.patients:Patient.Registered",
+        "domain.notes:Note.Drafted",
+    ]
+    assert {e.disposal for e in record.events} == {disposal.description}
+    assert risk.matters()[0].closed_at is None
+    assert risk.close_matter(matter.matter_id, "settled").closed_at is not None
