@@ -45,6 +45,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/verify_store.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
