@@ -9,7 +9,8 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from typing_extensions import TypeAliasType
 
 from verify.canonical import format_timestamp
 
@@ -398,12 +399,21 @@ class PostIn(Model):
     body: str = Field(min_length=1, max_length=100_000)
 
 
+# An SMS provider's metadata as it sent it. JSON numbers with a fraction or an exponent would
+# reach us as floats and lose their digits ("0.10" becomes 0.1), so only whole numbers are taken
+# as numbers; anything else must come as the provider's text.
+MetadataValue = TypeAliasType(
+    "MetadataValue",
+    "StrictBool | StrictInt | StrictStr | list[MetadataValue] | dict[str, MetadataValue] | None",
+)
+
+
 class SmsIn(Model):
     from_number: str = Field(min_length=1, max_length=40)
     to_number: str = Field(min_length=1, max_length=40)
     body: str = Field(max_length=10_000)
     sent_at: str | None = Field(default=None, min_length=1, max_length=60)
-    provider_metadata: dict[str, Any] = Field(default_factory=dict)
+    provider_metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
 class MessageOut(Model):

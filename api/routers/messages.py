@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,7 +22,6 @@ from api.schemas import (
     jsonable,
 )
 from domain.base import user_subject
-from domain.errors import InvalidEntry
 from domain.messages import Thread
 from domain.patients import Patient
 from events.ledger import Ledger
@@ -85,26 +82,14 @@ def ingest_email(
 @router.post("/{thread_id}/sms", status_code=status.HTTP_201_CREATED)
 def ingest_sms(thread_id: UUID, body: SmsIn, principal: FrontDesk, ledger: LedgerDep) -> ThreadOut:
     thread = load(ledger, thread_id, Thread)
-    # The provider's metadata, with any number kept as an exact decimal (no floats anywhere).
-    metadata = json.loads(json.dumps(body.provider_metadata), parse_float=Decimal)
-    if any(type(v) is float for v in _values(metadata)):
-        raise InvalidEntry("provider_metadata must not hold floats")
     thread.ingest_sms(
         from_number=body.from_number,
         to_number=body.to_number,
         body=body.body,
         sent_at=body.sent_at,
-        provider_metadata=metadata,
+        provider_metadata=body.provider_metadata,
     )
     return _save(ledger, principal, thread)
-
-
-def _values(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _values(v)]
-    if isinstance(value, list):
-        return [x for v in value for x in _values(v)]
-    return [value]
 
 
 @router.get("/{thread_id}")
