@@ -13,24 +13,12 @@ from api.deps import LedgerDep, RunnerDep
 from api.roles import AuditReader
 from api.schemas import AccessRowOut, AuditRowOut, Purpose
 from domain.access import Access
-from projections.audit import audit_report
+from projections.audit import COLUMNS, audit_report
 from projections.reads import Reader, read_access_report
 
 router = APIRouter(tags=["audit"])
 
-SortBy = Literal[
-    "position",
-    "event_time",
-    "activity_time",
-    "patient_id",
-    "user_id",
-    "action",
-    "data_category",
-    "outcome",
-    "source",
-    "purpose",
-    "event_type",
-]
+SortBy = Literal[COLUMNS]  # every field of the audit view (ONC 170.315(d)(3))
 Action = Literal[
     "create", "change", "void", "query", "access", "print", "copy", "export", "disclose"
 ]
