@@ -82,6 +82,7 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     holds.UnderLegalHold: (409, "under-legal-hold", "Under legal hold: disposal refused"),
     holds.NotEligible: (409, "not-eligible", "Not yet eligible for disposal"),
     holds.NothingToDispose: (409, "already-disposed", "Record already disposed of"),
+    holds.DisposalContended: (409, "disposal-contended", "Record kept changing: try again"),
     OutboxError: (502, "outbox", "The notice could not be sent"),
     IntegrityError: (409, "conflict", "Conflicting change: reload and try again"),
     PatientNotFound: (404, "not-found", "Not found"),

@@ -50,3 +50,8 @@ class NotEligible(HoldError):
 
 class NothingToDispose(HoldError):
     """The patient has no data key left: their record was already disposed of."""
+
+
+class DisposalContended(HoldError):
+    """Disposal gave up: the patient's keys or record kept changing while it was planned.
+    Nothing was disposed of; trying again later is safe."""

@@ -12,7 +12,11 @@ category it holds is past its rule. The last encounter is the latest ``recorded`
 patient's events other than reads (header metadata, readable without any key).
 
 **The gate.** A patient in scope of any active hold is refused (``UnderLegalHold``) and the
-refusal is itself a ledger event (``DisposalRefusal.Refused``). The check is made again inside
+refusal is itself a ledger event (``DisposalRefusal.Refused``). A hold covers a patient when it
+names them, when it is practice-wide, or when one of its custodians acted in the patient's record
+or is a subject of it (``holds_on``): disposal would destroy what that custodian wrote, sent or
+read there, so a custodian-only hold preserves every record its custodians touched. A hold's dates
+and categories narrow what is produced, never the gate. The check is made again inside
 the disposal's own append transaction, under the writer lock every append takes, so a hold placed
 (or widened) while a disposal is prepared either committed before the check, and is seen, or
 commits after the key is gone. Holds and patients are many-to-many: disposal is allowed again
@@ -45,8 +49,14 @@ from domain.categories import RECORD_CATEGORIES
 from domain.checks import identifier, moment
 from events.db import Cursor
 from events.ledger import Ledger
-from legal_hold.errors import InvalidHoldEntry, NotEligible, NothingToDispose, UnderLegalHold
-from legal_hold.holds import holds_covering
+from legal_hold.errors import (
+    DisposalContended,
+    InvalidHoldEntry,
+    NotEligible,
+    NothingToDispose,
+    UnderLegalHold,
+)
+from legal_hold.holds import Hold, all_holds
 from legal_hold.matters import _checked
 from verify.canonical import parse_timestamp
 from verify.records import parse_header, split_record
@@ -55,6 +65,7 @@ DISPOSAL_REGISTER_ID = uuid.uuid5(uuid.NAMESPACE_URL, "urn:chartledger:disposal-
 # The record category of each event type, by module (reads are their own category).
 CATEGORY_OF_MODULE = {**RECORD_CATEGORIES, "domain.access": "access"}
 NOT_ENCOUNTERS = {"domain.access:Access.Recorded"}  # reading a chart is not an encounter
+ATTEMPTS = 5  # plans of a disposal before giving up while the record keeps changing
 
 
 def add_years(day: date, years: int) -> date:
@@ -202,6 +213,7 @@ class PatientRecord:
     last_encounter: datetime | None
     categories: set[str] = field(default_factory=set)
     events: int = 0
+    users: set[UUID] = field(default_factory=set)  # who acted in it or is a subject of it
 
 
 def patient_ids(ledger: Ledger) -> list[UUID]:
@@ -231,6 +243,9 @@ def patient_record(ledger: Ledger, patient_id: UUID) -> PatientRecord:
         if header.key not in live:
             continue  # disposed of already (or sealed under another subject's key)
         record.events += 1
+        for who in (header.actor, *header.subjects):
+            if who and who.startswith("user:"):
+                record.users.add(UUID(who.partition(":")[2]))
         module = header.type.partition(":")[0]
         if module in CATEGORY_OF_MODULE:
             record.categories.add(CATEGORY_OF_MODULE[module])
@@ -262,9 +277,19 @@ def _birth_date(ledger: Application, patient_id: UUID) -> date | None:
     return getattr(patient, "birth_date", None)
 
 
+def holds_on(ledger: Ledger, record: PatientRecord) -> list[Hold]:
+    """The active holds that preserve something in ``record``: those naming the patient or every
+    patient, and those with a custodian who acted in the record or is a subject of it."""
+    return [
+        h
+        for h in all_holds(ledger)
+        if h.covers(record.patient_id) or (h.active and record.users & set(h.scope.custodians))
+    ]
+
+
 def assess(ledger: Ledger, patient_id: UUID, policy: Policy, *, at: datetime) -> Candidate:
     record = patient_record(ledger, patient_id)
-    held = tuple(h.id for h in holds_covering(ledger, patient_id))
+    held = tuple(h.id for h in holds_on(ledger, record))
     if not record.live_keys or record.events == 0:
         return Candidate(patient_id, record.last_encounter, None, False, held)
     birth = _birth_date(ledger, patient_id)
@@ -312,7 +337,7 @@ def dispose(
     by = _checked(identifier, by, "by")
     at = _checked(moment, at, "at")
     subject = patient_subject(patient_id)
-    for _attempt in range(5):
+    for _attempt in range(ATTEMPTS):
         candidate = assess(ledger, patient_id, policy, at=at)
         if candidate.held_by:
             raise _refuse(ledger, patient_id, list(candidate.held_by), policy, by, at)
@@ -339,8 +364,9 @@ def dispose(
         def destroy(
             cursor: Cursor, positions: list[int], expected: list[str] = record.live_keys
         ) -> None:
-            # Under the writer lock: no hold can commit until this transaction ends.
-            held = [h.id for h in holds_covering(ledger, patient_id)]
+            # Under the writer lock: no hold (and no event of a custodian) can commit until this
+            # transaction ends.
+            held = [h.id for h in holds_on(ledger, patient_record(ledger, patient_id))]
             if held:
                 raise UnderLegalHold(patient_id, held)
             cursor.execute("SELECT name FROM ledger_data_keys WHERE subject = ?", (subject,))
@@ -357,7 +383,10 @@ def dispose(
         for name in record.live_keys:
             ledger.data_keys.forget(name)
         return disposal
-    raise NotEligible(f"patient {patient_id}'s record kept changing: try the disposal again")
+    raise DisposalContended(
+        f"patient {patient_id}'s record kept changing during {ATTEMPTS} attempts to dispose of it: "
+        "nothing was disposed of; try again"
+    )
 
 
 def _load_register(ledger: Application) -> DisposalRegister:

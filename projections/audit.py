@@ -44,6 +44,9 @@ CATEGORIES = {
     "domain.emergency": "break-glass",
     "domain.access": "disclosures",
     "events.rotation": "ledger keys",
+    "legal_hold.matters": "legal holds",
+    "legal_hold.holds": "legal holds",
+    "legal_hold.retention": "retention",
 }
 # Event names that record something refused or failed.
 FAILED = {"Refused", "LoginFailed", "LockedOut"}

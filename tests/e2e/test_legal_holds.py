@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from api.client import Conflict, Forbidden
 from api.cli import main as chartledger
-from api.hold_schemas import HoldIn, PolicyIn, ScopeIn
+from api.client import Conflict, Forbidden, NotFound, Unprocessable
+from api.hold_schemas import HoldIn, PolicyIn, RuleIn, ScopeIn
 from tests.e2e.conftest import Practice
 from tests.e2e.test_clinical import ada, staffed
 
@@ -88,12 +88,16 @@ def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it
         for r in risk.audit(user_id=risk_id)
         if r.event_type == "legal_hold.retention:DisposalRefusal.Refused"
     ]
-    assert [(r.outcome, r.user_id) for r in refusals] == [("failure", str(risk_id))]
+    assert [(r.outcome, r.user_id, r.data_category) for r in refusals] == [
+        ("failure", str(risk_id), "retention")
+    ]
 
     # Released (one partly, then both): disposal goes through.
+    # 'quiet' no longer names the patient, but its custodian wrote in the record: it still holds.
     risk.release_hold(silent.hold_id, "not needed", patients=[patient], custodians=[])
-    with pytest.raises(Conflict):
-        risk.dispose(patient, POLICY)  # the named-patient part of 'quiet' is gone, 'Doe' holds
+    with pytest.raises(Conflict) as still:
+        risk.dispose(patient, POLICY)
+    assert "2 active legal hold" in still.value.problem["detail"]
     assert risk.release_hold(hold.hold_id, "settled").active is False
     risk.release_hold(silent.hold_id, "settled")
     disposal = risk.dispose(patient, POLICY)
@@ -121,3 +125,83 @@ def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it
     assert {e.disposal for e in record.events} == {disposal.description}
     assert risk.matters()[0].closed_at is None
     assert risk.close_matter(matter.matter_id, "settled").closed_at is not None
+
+
+def test_every_hold_and_retention_route_is_for_risk_managers_and_checks_its_input(
+    practice: Practice,
+) -> None:
+    owner, casey, risk = staffed(practice)
+    casey_id = casey.me().user_id
+    patient = casey.register_patient(ada()).patient_id
+    matter = risk.open_matter("Roe v. Practice", "CV-2026-2")
+    hold = risk.place_hold(
+        matter.matter_id, HoldIn(name="custodian only", scope=ScopeIn(custodians=[casey_id]))
+    )
+    some = hold.hold_id
+    refused = [
+        lambda c: c.open_matter("x", "y"),
+        lambda c: c.matters(),
+        lambda c: c.close_matter(matter.matter_id, "done"),
+        lambda c: c.place_hold(
+            matter.matter_id, HoldIn(name="h", scope=ScopeIn(all_patients=True))
+        ),
+        lambda c: c.holds(),
+        lambda c: c.hold(some),
+        lambda c: c.change_hold_scope(some, ScopeIn(patients=[patient]), "widen"),
+        lambda c: c.release_hold(some, "done"),
+        lambda c: c.issue_notice(some, "text"),
+        lambda c: c.remind(),
+        lambda c: c.hold_report(some),
+        lambda c: c.retention_run(POLICY),
+        lambda c: c.dispose(patient, POLICY),
+        lambda c: c.disposed_record(patient),
+    ]
+    before = practice.leaves()
+    for call in refused:
+        for other in (owner, casey):
+            with pytest.raises(Forbidden):
+                call(other)
+    assert practice.leaves() == before  # refused before anything is written or read
+
+    # Bad input: a 422 problem naming the field, never echoing the value.
+    with pytest.raises(Unprocessable) as empty:
+        risk.place_hold(matter.matter_id, HoldIn(name="empty", scope=ScopeIn()))
+    assert empty.value.type.endswith("invalid-entry")
+    with pytest.raises(Unprocessable):
+        risk.retention_run(
+            PolicyIn(
+                name="p",
+                adult_years=1,
+                minor_years=1,
+                rules={"x-rays": RuleIn(adult_years=1, minor_years=1)},
+            )
+        )
+    with pytest.raises(NotFound):
+        risk.hold(matter.matter_id)  # a matter's id is no hold's
+    with pytest.raises(NotFound):
+        risk.disposed_record(patient)  # never disposed of
+
+    # Scope changes are kept over time; a closed matter takes no hold; holds list by matter.
+    widened = risk.change_hold_scope(
+        some, ScopeIn(patients=[patient], custodians=[casey_id]), "add"
+    )
+    assert widened.scope.patients == [patient]
+    report = risk.hold_report(some)
+    assert [c.change for c in report.scope_history] == ["placed", "changed"]
+    assert [h.hold_id for h in risk.holds(matter_id=matter.matter_id, active=True)] == [some]
+    with pytest.raises(Conflict) as open_holds:
+        risk.close_matter(matter.matter_id, "settled")
+    assert open_holds.value.type.endswith("matter-state")
+    risk.release_hold(some, "settled")
+    with pytest.raises(Conflict) as released:
+        risk.issue_notice(some, "too late")
+    assert released.value.type.endswith("hold-state")
+    risk.close_matter(matter.matter_id, "settled")
+    with pytest.raises(Conflict):
+        risk.place_hold(matter.matter_id, HoldIn(name="late", scope=ScopeIn(patients=[patient])))
+
+    # A patient the policy keeps is refused with its own problem type.
+    keep = PolicyIn(name="adults-10y", adult_years=10, minor_years=10)
+    with pytest.raises(Conflict) as early:
+        risk.dispose(patient, keep)
+    assert early.value.type.endswith("not-eligible") and "Quill" not in str(early.value.problem)
