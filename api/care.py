@@ -102,7 +102,7 @@ def chart_access(
         return ChartAccess(principal, patient_id, emergency)
     if has_care_relationship(ledger, principal.user_id, patient_id):
         return ChartAccess(principal, patient_id)
-    runner.catch_up()
+    runner.catch_up_to()
     if has_care_relationship(ledger, principal.user_id, patient_id):
         return ChartAccess(principal, patient_id)
     if not patient_exists(ledger, patient_id):

@@ -27,10 +27,26 @@ class SerialRunner(Runner):
 
     def catch_up(self, progress: Progress | None = None) -> int:
         with self._lock:
-            try:
-                return super().catch_up(progress)
-            except PositionMoved:
-                return super().catch_up(progress)
+            return self._catch_up_locked(progress)
+
+    def _catch_up_locked(self, progress: Progress | None = None) -> int:
+        try:
+            return super().catch_up(progress)
+        except PositionMoved:
+            return super().catch_up(progress)
+
+    def catch_up_to(self, target: int | None = None) -> None:
+        """As ``Runner.catch_up_to``, but requests waiting for one catch-up share it: whoever
+        gets the lock after it checks the views again, and has nothing to do if they reached
+        its target meanwhile (the lock is never held when the views are already there)."""
+        size, lowest = self.applied()
+        target = size if target is None else target
+        if lowest >= target:
+            return
+        with self._lock:
+            if self.applied()[1] >= target:
+                return
+            self._catch_up_locked()
 
 
 @dataclass

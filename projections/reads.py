@@ -65,7 +65,7 @@ def _record(
 
 def _chart_read(action: str) -> Callable[[Ledger, Runner, Reader, UUID], list[ChartEntry]]:
     def read(ledger: Ledger, runner: Runner, reader: Reader, patient_id: UUID) -> list[ChartEntry]:
-        runner.catch_up()
+        runner.catch_up_to()
         entries = chart(ledger.db, patient_id)
         if not entries:
             _record(ledger, reader, action, "chart", [patient_id], outcome="failure")
@@ -103,7 +103,7 @@ def search_patients(ledger: Ledger, runner: Runner, reader: Reader, text: str) -
     One query event per patient shown, so each one's access report lists the search; a search
     that finds nobody is recorded without a patient.
     """
-    runner.catch_up()
+    runner.catch_up_to()
     wanted = text.casefold()
     with ledger.db.read() as c:
         c.execute("SELECT patient_id FROM chart_entries WHERE kind = 'Patient'")
@@ -128,7 +128,7 @@ def read_access_report(
 ) -> list[dict[str, Any]]:
     """Who read the patient's record; reading it is recorded too (category ``audit``)."""
     _record(ledger, reader, "access", "audit", [patient_id])
-    runner.catch_up()
+    runner.catch_up_to()
     return patient_access_report(ledger.db, str(patient_id))
 
 
@@ -137,7 +137,7 @@ def read_disclosures(
 ) -> list[dict[str, Any]]:
     """The patient's accounting of disclosures; reading it is recorded too."""
     _record(ledger, reader, "access", "audit", [patient_id])
-    runner.catch_up()
+    runner.catch_up_to()
     return accounting_of_disclosures(ledger.db, str(patient_id))
 
 

@@ -120,7 +120,7 @@ def schedule(
     purpose: Purpose = "TREAT",
 ) -> ScheduleOut:
     """The provider's appointments touching the UTC day, and any overlapping pairs."""
-    runner.catch_up()
+    runner.catch_up_to()
     rows = provider_day(ledger.db, str(provider_id), day)
     shown = {row["appointment_id"] for row in rows}
     clashes = [

@@ -50,7 +50,7 @@ def report(
     )
     with principal.acting():
         ledger.save(read)
-    runner.catch_up()
+    runner.catch_up_to()
     rows = audit_report(
         ledger.db,
         since,
