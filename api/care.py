@@ -19,14 +19,15 @@ it yet), so it is derived from the ledger like everything else.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from api.auth import Principal, now
+from api.auth import Principal, load, now
 from api.errors import BreakGlassRequired
 from domain.base import user_subject
 from domain.patients import Patient
@@ -34,6 +35,8 @@ from events.context import acting
 from events.ledger import Ledger
 from projections.reads import Reader
 from projections.runner import Runner
+
+T = TypeVar("T")
 
 EMERGENCY_PURPOSE = "ETREAT"
 
@@ -111,3 +114,33 @@ def chart_access(
         f"no care relationship with patient {patient_id}: declare an emergency "
         "(POST /patients/{patient_id}/break-glass) to open this chart"
     )
+
+
+def add_to_chart(
+    ledger: Ledger, runner: Runner, principal: Principal, patient_id: UUID, make: Callable[[], T]
+) -> T:
+    """A new entry in the patient's chart: the principal's way to it is checked, the patient
+    must exist, and the entry is saved as that access (flagged if under break-glass)."""
+    access = chart_access(ledger, runner, principal, patient_id)
+    load(ledger, patient_id, Patient)
+    entry = make()
+    with access.acting():
+        ledger.save(entry)
+    return entry
+
+
+def change_in_chart(
+    ledger: Ledger,
+    runner: Runner,
+    principal: Principal,
+    entry_id: UUID,
+    kind: type[T],
+    change: Callable[[T], object],
+) -> T:
+    """An existing chart entry, changed and saved as the principal's access to its patient."""
+    entry = load(ledger, entry_id, kind)
+    access = chart_access(ledger, runner, principal, entry.patient_id)  # type: ignore[attr-defined]
+    change(entry)
+    with access.acting():
+        ledger.save(entry)
+    return entry

@@ -8,13 +8,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, status
 
-from api.auth import load, now
-from api.care import chart_access
+from api.auth import now
+from api.care import add_to_chart, change_in_chart
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.schemas import AcceptIn, AmendmentIn, AmendmentOut, DenyIn, StatementIn
 from domain.amendments import AmendmentRequest
-from domain.patients import Patient
 
 router = APIRouter(prefix="/amendment-requests", tags=["amendments"])
 
@@ -33,23 +32,20 @@ def _out(r: AmendmentRequest) -> AmendmentOut:
 def request(
     body: AmendmentIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep
 ) -> AmendmentOut:
-    access = chart_access(ledger, runner, principal, body.patient_id)
-    load(ledger, body.patient_id, Patient)
-    made = AmendmentRequest.request(**body.model_dump())
-    with access.acting():
-        ledger.save(made)
+    made = add_to_chart(
+        ledger,
+        runner,
+        principal,
+        body.patient_id,
+        lambda: AmendmentRequest.request(**body.model_dump()),
+    )
     return _out(made)
 
 
 def _decide(
     request_id: UUID, principal: Any, ledger: Any, runner: Any, decide: Any
 ) -> AmendmentOut:
-    found = load(ledger, request_id, AmendmentRequest)
-    access = chart_access(ledger, runner, principal, found.patient_id)
-    decide(found)
-    with access.acting():
-        ledger.save(found)
-    return _out(found)
+    return _out(change_in_chart(ledger, runner, principal, request_id, AmendmentRequest, decide))
 
 
 @router.post("/{request_id}/accept")

@@ -11,8 +11,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, status
 
-from api.auth import Principal, load
-from api.care import chart_access
+from api.auth import Principal
+from api.care import add_to_chart, change_in_chart
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.schemas import (
@@ -28,7 +28,6 @@ from api.schemas import (
 )
 from domain.allergies import Allergy
 from domain.medications import Medication
-from domain.patients import Patient
 from domain.problems import Problem
 from domain.quantities import Quantity
 from domain.vitals import VitalSign
@@ -50,23 +49,13 @@ def _out(entry: Any) -> EntryOut:
 def _new(
     ledger: Ledger, runner: Runner, principal: Principal, patient_id: UUID, make: Any
 ) -> EntryOut:
-    access = chart_access(ledger, runner, principal, patient_id)
-    load(ledger, patient_id, Patient)
-    entry = make()
-    with access.acting():
-        ledger.save(entry)
-    return _out(entry)
+    return _out(add_to_chart(ledger, runner, principal, patient_id, make))
 
 
 def _change(
     ledger: Ledger, runner: Runner, principal: Principal, entry_id: UUID, kind: type, change: Any
 ) -> EntryOut:
-    entry = load(ledger, entry_id, kind)
-    access = chart_access(ledger, runner, principal, entry.patient_id)
-    change(entry)
-    with access.acting():
-        ledger.save(entry)
-    return _out(entry)
+    return _out(change_in_chart(ledger, runner, principal, entry_id, kind, change))
 
 
 @router.post("/problems", status_code=status.HTTP_201_CREATED)

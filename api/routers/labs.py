@@ -8,12 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, status
 
 from api.auth import load
-from api.care import chart_access
+from api.care import add_to_chart, chart_access
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.schemas import ConversionIn, ConversionOut, LabIn, LabOut
 from domain.labs import LabResult
-from domain.patients import Patient
 from domain.quantities import Quantity
 
 router = APIRouter(prefix="/labs", tags=["labs"])
@@ -31,23 +30,25 @@ def _out(lab: LabResult) -> LabOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def record(body: LabIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep) -> LabOut:
-    access = chart_access(ledger, runner, principal, body.patient_id)
-    load(ledger, body.patient_id, Patient)
     source = body.source_message if body.source_message is not None else body.model_dump_json()
-    lab = LabResult.receive(
-        patient_id=body.patient_id,
-        loinc_code=body.loinc_code,
-        test_name=body.test_name,
-        quantity=Quantity(body.value, body.unit),
-        performing_lab=body.performing_lab,
-        source_message=source.encode(),
-        source_format=body.source_format,
-        reference_range=body.reference_range,
-        abnormal_flag=body.abnormal_flag,
-        collected_at=body.collected_at,
+    lab = add_to_chart(
+        ledger,
+        runner,
+        principal,
+        body.patient_id,
+        lambda: LabResult.receive(
+            patient_id=body.patient_id,
+            loinc_code=body.loinc_code,
+            test_name=body.test_name,
+            quantity=Quantity(body.value, body.unit),
+            performing_lab=body.performing_lab,
+            source_message=source.encode(),
+            source_format=body.source_format,
+            reference_range=body.reference_range,
+            abnormal_flag=body.abnormal_flag,
+            collected_at=body.collected_at,
+        ),
     )
-    with access.acting():
-        ledger.save(lab)
     return _out(lab)
 
 

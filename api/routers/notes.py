@@ -6,13 +6,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, status
 
-from api.auth import load, now
-from api.care import chart_access
+from api.auth import now
+from api.care import add_to_chart, change_in_chart
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.schemas import AddendumIn, NoteEditIn, NoteIn, NoteOut
 from domain.notes import Note
-from domain.patients import Patient
 
 router = APIRouter(prefix="/notes", tags=["notes"])
 
@@ -28,13 +27,15 @@ def _out(note: Note) -> NoteOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def draft(body: NoteIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep) -> NoteOut:
-    access = chart_access(ledger, runner, principal, body.patient_id)
-    load(ledger, body.patient_id, Patient)
-    note = Note.draft(
-        patient_id=body.patient_id, author_id=principal.user_id, kind=body.kind, text=body.text
+    note = add_to_chart(
+        ledger,
+        runner,
+        principal,
+        body.patient_id,
+        lambda: Note.draft(
+            patient_id=body.patient_id, author_id=principal.user_id, kind=body.kind, text=body.text
+        ),
     )
-    with access.acting():
-        ledger.save(note)
     return _out(note)
 
 
@@ -42,31 +43,38 @@ def draft(body: NoteIn, principal: Clinician, ledger: LedgerDep, runner: RunnerD
 def edit(
     note_id: UUID, body: NoteEditIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep
 ) -> NoteOut:
-    note = load(ledger, note_id, Note)
-    access = chart_access(ledger, runner, principal, note.patient_id)
-    note.edit(body.text)
-    with access.acting():
-        ledger.save(note)
-    return _out(note)
+    return _out(
+        change_in_chart(ledger, runner, principal, note_id, Note, lambda n: n.edit(body.text))
+    )
 
 
 @router.post("/{note_id}/sign")
 def sign(note_id: UUID, principal: Clinician, ledger: LedgerDep, runner: RunnerDep) -> NoteOut:
-    note = load(ledger, note_id, Note)
-    access = chart_access(ledger, runner, principal, note.patient_id)
-    note.sign(signed_by=principal.user_id, at=now())
-    with access.acting():
-        ledger.save(note)
-    return _out(note)
+    return _out(
+        change_in_chart(
+            ledger,
+            runner,
+            principal,
+            note_id,
+            Note,
+            lambda n: n.sign(signed_by=principal.user_id, at=now()),
+        )
+    )
 
 
 @router.post("/{note_id}/addenda", status_code=status.HTTP_201_CREATED)
 def amend(
     note_id: UUID, body: AddendumIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep
 ) -> NoteOut:
-    note = load(ledger, note_id, Note)
-    access = chart_access(ledger, runner, principal, note.patient_id)
-    note.add_addendum(text=body.text, reason=body.reason, author_id=principal.user_id, at=now())
-    with access.acting():
-        ledger.save(note)
-    return _out(note)
+    return _out(
+        change_in_chart(
+            ledger,
+            runner,
+            principal,
+            note_id,
+            Note,
+            lambda n: n.add_addendum(
+                text=body.text, reason=body.reason, author_id=principal.user_id, at=now()
+            ),
+        )
+    )
