@@ -1,0 +1,1 @@
+"""Review-platform files of a production: Bates numbers, PDFs, load files, declarations."""

@@ -1,0 +1,97 @@
+"""What a production hands to the review-platform writers (Bates, PDFs, load files, declarations).
+
+The bundle writer (``legal_hold.production``) gathers these from the ledger; the review writers
+(``legal_hold.review``) only lay them out for people and review platforms. Every file the review
+writers return is listed, with its SHA-256, in the bundle's signed manifest like any other file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event of a chart timeline or a message thread, as a reviewer reads it."""
+
+    position: int  # the event's leaf position in the log
+    recorded: str  # the ledger timestamp, YYYY-MM-DDTHH:MM:SS.ffffffZ
+    original: str | None  # a time the source supplied, exactly as received
+    actor: str | None  # display name or user:<id> of who caused it
+    kind: str  # the event type, e.g. "Lab result recorded"
+    text: str  # the readable content; empty when withheld
+    withheld: str | None = None  # None, "privileged", "out of scope" or "disposed"
+
+
+@dataclass(frozen=True)
+class Native:
+    """A file produced in its native form: an uploaded document or an ingested email (.eml)."""
+
+    path: str  # where the bundle writer put it, relative to the bundle root (natives/...)
+    sha256: str  # hex of the bytes at ``path``
+    file_name: str  # the original file name (or "<message-id>.eml")
+    media_type: str
+    custodian: str  # who holds it: the uploader, or the mailbox owner
+    date_created: str | None
+    date_modified: str | None
+    date_sent: str | None = None  # email and SMS only
+    sender: str | None = None
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    subject: str | None = None
+    position: int = 0  # leaf position of the event that stored it
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A patient's chart timeline or one message thread, rendered as one PDF."""
+
+    title: str  # e.g. "Chart of patient <id>" or "Message thread <id>"
+    custodian: str
+    kind: str  # "chart" or "thread"
+    entries: tuple[TimelineEntry, ...]
+
+
+@dataclass(frozen=True)
+class PrivilegeEntry:
+    """One withheld item, for the privilege log (FRCP 26(b)(5)(A))."""
+
+    position: int
+    date: str
+    type: str
+    author: str | None
+    recipients: tuple[str, ...]
+    subject: str
+    privilege: str  # e.g. "attorney-client", "work product"
+    commitment: str  # hex of the event's salted commitment, which still proves it exists
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    """Everything the review writers need, gathered by the bundle writer."""
+
+    matter_name: str
+    matter_number: str
+    forum: str | None
+    producing_party: str
+    produced_at: str  # timestamp
+    bates_prefix: str
+    checkpoint_size: int
+    checkpoint_root: str  # hex
+    checkpoint_key_id: str
+    format_version: str  # the bundle format's version, e.g. "1"
+    software_version: str
+    timelines: tuple[Timeline, ...] = ()
+    natives: tuple[Native, ...] = ()
+    privileged: tuple[PrivilegeEntry, ...] = ()
+    event_count: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReviewFile:
+    """A file the review writers wrote, relative to the bundle root, with its Bates range if any."""
+
+    path: str
+    beg_bates: str | None = None
+    end_bates: str | None = None
