@@ -26,6 +26,7 @@ from decimal import (
 )
 from typing import Any
 
+from domain import ucum
 from domain.errors import ConversionNotDefined, InvalidQuantity
 
 MAX_LENGTH = 64
@@ -49,11 +50,13 @@ def check_decimal(value: Any, field: str = "value") -> str:
 
 
 def check_unit(unit: Any, field: str = "unit") -> str:
-    """``unit`` if it is a syntactically plausible UCUM unit, else raise.
+    """``unit`` if it is a UCUM unit, else raise.
 
     Printable ASCII without spaces (UCUM §2.1), brackets ``[]``, braces ``{}`` and parentheses
-    balanced, no brackets inside an annotation and no annotation nested in another. The symbol is
-    not looked up: case matters (``mg`` is not ``MG``) and the text is kept as received.
+    balanced, no brackets inside an annotation and no annotation nested in another; then the
+    expression must parse by UCUM's grammar with every symbol one of UCUM's atoms, prefixed only
+    if metric (``domain/ucum.py``). Case matters (``mg`` is not ``MG``); the text is kept as
+    received.
     """
     if type(unit) is not str:
         raise InvalidQuantity(f"{field} must be a UCUM unit string, not {type(unit).__name__}")
@@ -88,6 +91,10 @@ def check_unit(unit: Any, field: str = "unit") -> str:
                 raise InvalidQuantity(f"{field} closes a parenthesis it never opened")
     if depth or in_brackets or in_braces:
         raise InvalidQuantity(f"{field} has an unclosed bracket, brace or parenthesis")
+    try:
+        ucum.check(unit)
+    except ucum.NotUcum as e:
+        raise InvalidQuantity(f"{field} is not a UCUM unit: it {e}") from None
     return unit
 
 
