@@ -1,0 +1,252 @@
+"""Lab results from HL7 v2 ORU^R01 messages, read with python-hl7 (docs/IMPORTS.md §4).
+
+A file holds one or more messages, one segment a line (CR, LF or CRLF), optionally framed by
+MLLP (``0x0b`` ... ``0x1c 0x0d``). The message is the unit: it is accepted with all its numeric
+results or rejected with every reason found, so a lab's report never lands in pieces. Each
+accepted message keeps its exact bytes, to be stored as a Document and as each result's source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from uuid import UUID
+
+import hl7
+
+from domain.errors import InvalidQuantity
+from domain.imports.report import Parsed
+from domain.quantities import check_decimal, check_unit
+
+MEDIA_TYPE = "x-application/hl7-v2+er7"
+SOURCE_FORMAT = "HL7v2 ORU^R01"
+MLLP_START, MLLP_END = b"\x0b", b"\x1c\x0d"
+BATCH_SEGMENTS = (b"FHS", b"BHS", b"BTS", b"FTS")
+ACCEPTED_STATUSES = ("F", "P")  # final, preliminary; corrections are not new results
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)?")
+_RANGE = re.compile(r"([+-]?[0-9]+(?:\.[0-9]+)?)\s*-\s*([+-]?[0-9]+(?:\.[0-9]+)?)", re.ASCII)
+
+
+@dataclass(frozen=True)
+class LabItem:
+    """One OBX result, its fields as sent."""
+
+    segment: str
+    loinc_code: str
+    test_name: str
+    value: str
+    unit: str
+    reference_range: str | None
+    reference_low: str | None
+    reference_high: str | None
+    abnormal_flag: str | None
+    performing_lab: str
+    collected_at: str | None
+
+
+@dataclass(frozen=True)
+class LabMessage:
+    """An accepted message: its exact bytes, its patient and its results."""
+
+    raw: bytes
+    control_id: str
+    patient_id: UUID
+    results: tuple[LabItem, ...]
+
+
+def split_messages(data: bytes) -> list[tuple[bytes, bool]]:
+    """The messages of a file, each as its exact bytes (MLLP frames unwrapped) and whether it
+    is cut off (an MLLP start block without its end block).
+
+    Batch envelope segments (FHS, BHS, BTS, FTS) belong to no message.
+    """
+    if data.lstrip(b"\r\n").startswith(MLLP_START):
+        frames = data.split(MLLP_START)[1:]
+        return [(f[: f.index(MLLP_END)], False) if MLLP_END in f else (f, True) for f in frames]
+    messages: list[bytes] = []
+    current = b""
+    for line in _LINE.findall(data):
+        if not line.strip() or line[:3] in BATCH_SEGMENTS:
+            continue
+        if line.startswith(b"MSH") and current:
+            messages.append(current)
+            current = b""
+        current += line
+    if current:
+        messages.append(current)
+    return [(m, False) for m in messages]
+
+
+def parse_lab_messages(data: bytes, patients: Mapping[str, UUID]) -> Parsed[LabMessage]:
+    """Every message in ``data``, accepted or rejected; ``patients`` maps MRN -> patient id."""
+    parsed: Parsed[LabMessage] = Parsed()
+    messages = split_messages(data)
+    if not messages:
+        parsed.reject("file", "holds no HL7 message")
+    for number, (raw, cut) in enumerate(messages, start=1):
+        reasons: list[str] = []
+        message = _read(raw, cut, reasons)
+        if message is not None:
+            accepted = _message(raw, message, patients, reasons)
+            if not reasons and accepted is not None:
+                parsed.accept(f"message {number}", accepted)
+                continue
+        parsed.reject(f"message {number}", *reasons)
+    return parsed
+
+
+def _read(raw: bytes, cut: bool, reasons: list[str]) -> hl7.Message | None:
+    if cut:
+        reasons.append("is cut off (an MLLP start block without its end block)")
+        return None
+    if not raw.startswith(b"MSH"):
+        reasons.append("does not start with an MSH segment")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        reasons.append("is not UTF-8 (or ASCII) text")
+        return None
+    segments = [s for s in re.split(r"\r\n|\r|\n", text) if s]
+    try:
+        return hl7.parse("\r".join(segments))
+    except Exception:  # python-hl7 raises several types for malformed MSH; all mean the same
+        reasons.append("segment 1 (MSH) is malformed (no field separator or encoding characters)")
+        return None
+
+
+def _field(segment: hl7.Segment, n: int) -> str:
+    """Field ``n`` of the segment as sent ('' if absent); MSH is numbered as HL7 numbers it."""
+    return str(segment[n]) if len(segment) > n else ""
+
+
+def _component(segment: hl7.Segment, n: int, c: int, repetition: int = 1) -> str:
+    """Component ``c`` of repetition ``repetition`` of field ``n`` (1-based), HL7 escape
+    sequences decoded (``\\S\\`` is ``^``): the text the sender meant, nothing else changed."""
+    if len(segment) <= n:
+        return ""
+    try:
+        return str(segment.extract_field(1, n, repetition, c))
+    except (IndexError, KeyError):
+        return ""
+
+
+def _repetitions(segment: hl7.Segment, n: int) -> int:
+    if len(segment) <= n:
+        return 0
+    field = segment[n]
+    return len(field) if field and isinstance(field[0], hl7.Repetition) else 1
+
+
+def _where(index: int, segment: hl7.Segment) -> str:
+    return f"segment {index} ({segment[0]})"
+
+
+def _message(
+    raw: bytes, message: hl7.Message, patients: Mapping[str, UUID], reasons: list[str]
+) -> LabMessage | None:
+    msh = message[0]
+    if (_component(msh, 9, 1), _component(msh, 9, 2)) != ("ORU", "R01"):
+        reasons.append("MSH-9 is not ORU^R01: only lab result messages are imported")
+        return None
+    control_id = _field(msh, 10)
+    for n, name in ((10, "message control id"), (12, "version")):
+        if not _field(msh, n):
+            reasons.append(f"segment 1 (MSH) has no MSH-{n} ({name}): the segment is cut off")
+    pids = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "PID"]
+    obrs = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "OBR"]
+    obxs = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "OBX"]
+    if len(pids) != 1:
+        reasons.append("has no PID segment" if not pids else "has more than one PID segment")
+    if not obrs:
+        reasons.append("has no OBR segment")
+    if not obxs:
+        reasons.append("has no OBX segment")
+    if len(pids) != 1 or not obrs or not obxs:
+        return None
+    patient_id = _patient(pids[0], patients, reasons)
+    sending_lab = _component(msh, 4, 1)
+    results = []
+    for index, obx in obxs:
+        obr = _obr_before(index, obrs)
+        if obr is None:
+            reasons.append(f"{_where(index, obx)}: comes before any OBR")
+            continue
+        item = _result(index, obx, obr, sending_lab, reasons)
+        if item is not None:
+            results.append(item)
+    if reasons or patient_id is None:
+        return None
+    return LabMessage(raw=raw, control_id=control_id, patient_id=patient_id, results=tuple(results))
+
+
+def _patient(
+    pid: tuple[int, hl7.Segment], patients: Mapping[str, UUID], reasons: list[str]
+) -> UUID | None:
+    index, segment = pid
+    mrn = ""
+    for r in range(1, _repetitions(segment, 3) + 1):
+        # The repetition whose identifier type (CX-5) is MR, else the first one.
+        if _component(segment, 3, 5, r) == "MR" or not mrn:
+            mrn = _component(segment, 3, 1, r)
+    if not mrn:
+        reasons.append(f"{_where(index, segment)}: has no PID-3 patient identifier")
+        return None
+    if mrn not in patients:
+        reasons.append(f"{_where(index, segment)}: PID-3 names no patient of this practice")
+        return None
+    return patients[mrn]
+
+
+def _obr_before(index: int, obrs: list[tuple[int, hl7.Segment]]) -> hl7.Segment | None:
+    before = [s for i, s in obrs if i < index]
+    return before[-1] if before else None
+
+
+def _result(
+    index: int, obx: hl7.Segment, obr: hl7.Segment, sending_lab: str, reasons: list[str]
+) -> LabItem | None:
+    where = _where(index, obx)
+    found: list[str] = []
+    if len(obx) <= 11 or not _field(obx, 11):
+        reasons.append(f"{where}: has no OBX-11 (result status): the segment is cut off")
+        return None
+    status = _field(obx, 11)
+    if status not in ACCEPTED_STATUSES:
+        found.append(f"OBX-11 result status {status} is not imported (only F and P)")
+    if _field(obx, 2) != "NM":
+        found.append("OBX-2 value type is not NM: only numeric results are imported")
+    code, name = _component(obx, 3, 1), _component(obx, 3, 2)
+    if not code or not name:
+        found.append("OBX-3 has no code and name (code^name^system)")
+    value, unit = _field(obx, 5), _component(obx, 6, 1)
+    try:
+        check_decimal(value, "OBX-5 value")
+    except InvalidQuantity as e:
+        found.append(str(e))
+    try:
+        check_unit(unit, "OBX-6 unit")
+    except InvalidQuantity as e:
+        found.append(str(e))
+    lab = _component(obx, 23, 1) or sending_lab
+    if not lab:
+        found.append("no performing lab: OBX-23 and MSH-4 are empty")
+    if found:
+        reasons.extend(f"{where}: {f}" for f in found)
+        return None
+    reference = _field(obx, 7) or None
+    bounds = _RANGE.fullmatch(reference or "")
+    return LabItem(
+        segment=where,
+        loinc_code=code,
+        test_name=name,
+        value=value,
+        unit=unit,
+        reference_range=reference,
+        reference_low=bounds.group(1) if bounds else None,
+        reference_high=bounds.group(2) if bounds else None,
+        abnormal_flag=_field(obx, 8) or None,
+        performing_lab=lab,
+        collected_at=_field(obx, 14) or _field(obr, 7) or None,
+    )
