@@ -25,6 +25,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from api.auth import base32, check_password, new_account, totp_uri
 from api.backup_cli import add_commands as add_backup_commands
 from api.client import ApiError, Client
+from api.import_cli import add_commands as add_import_commands
 from api.settings import Settings
 from domain.base import user_subject
 from domain.credentials import check_username
@@ -365,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=cmd_serve)
     add_legal_hold_commands(commands)
+    add_import_commands(commands)
     add_backup_commands(commands)
     return parser
 

@@ -1,0 +1,306 @@
+"""Imports, applied: parse the whole file, then write every accepted record and the import's
+summary in ONE ledger transaction, or nothing (docs/IMPORTS.md §1).
+
+A file with any rejection writes nothing (``ImportRejected``: 422, CLI exit 2) unless
+``accept_valid`` is given; then the accepted items alone are written, still in one transaction,
+and the report lists the rejections. A file with nothing accepted never writes anything.
+Existing MRNs are read from the chart view, caught up first. For labs and messages, a user who
+is not an owner may write only to the charts of patients they have a care relationship with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from api.care import has_care_relationship
+from domain.documents import Document
+from domain.errors import ChartError, NotPermitted
+from domain.imports import csv_patients, email, hl7_labs, sms
+from domain.imports.report import ImportRejected, ImportReport, Parsed, Rejection
+from domain.imports.summary import ImportRun
+from domain.labs import LabResult
+from domain.messages import Thread
+from domain.patients import Patient
+from domain.quantities import Quantity
+from events.ledger import Ledger
+from projections.chart import decode_state
+from projections.runner import Runner
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Importer:
+    """Who imports, how their writes are attributed, and where progress goes."""
+
+    ledger: Ledger
+    runner: Runner
+    by: UUID
+    is_owner: bool
+    acting: Callable[[], AbstractContextManager[Any]]
+    progress: Progress | None = None
+
+    def may_write_to(self, patient_id: UUID) -> bool:
+        if self.is_owner:
+            return True
+        return has_care_relationship(self.ledger, self.by, patient_id)
+
+
+def patients_by_mrn(ledger: Ledger, runner: Runner) -> dict[str, UUID]:
+    """Every patient's MRN -> id, from the chart view (caught up to the log first)."""
+    runner.catch_up_to()
+    with ledger.db.read() as c:
+        c.execute("SELECT entry_id, topic, state FROM chart_entries WHERE kind = 'Patient'")
+        rows = c.fetchall()
+    return {decode_state(topic, bytes(state)).mrn: UUID(entry) for entry, topic, state in rows}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def import_patients(
+    importer: Importer,
+    data: bytes,
+    mapping: csv_patients.ColumnMap,
+    source_name: str,
+    accept_valid: bool = False,
+) -> ImportReport:
+    existing = patients_by_mrn(importer.ledger, importer.runner)
+    parsed = csv_patients.parse_patients(data, mapping, existing)
+
+    def build(row: csv_patients.PatientRow) -> list[Aggregate]:
+        identifiers = [{"system": s, "value": v} for s, v in row.identifiers]
+        return [
+            Patient.register(
+                mrn=row.mrn,
+                given_name=row.given_name,
+                family_name=row.family_name,
+                birth_date=row.birth_date,
+                sex=row.sex,
+                identifiers=identifiers,
+            )
+        ]
+
+    batch = _build(importer, parsed, build)
+    return _finish(importer, "patients", source_name, sha256(data), parsed, batch, accept_valid)
+
+
+def import_labs(
+    importer: Importer, data: bytes, source_name: str, accept_valid: bool = False
+) -> ImportReport:
+    patients = patients_by_mrn(importer.ledger, importer.runner)
+    parsed = hl7_labs.parse_lab_messages(data, patients)
+    _refuse_without_care(importer, parsed, lambda m: m.patient_id, "PID-3")
+
+    def build(message: hl7_labs.LabMessage) -> list[Aggregate]:
+        document = Document.store(
+            content=message.raw,
+            sha256=sha256(message.raw),
+            original_filename=f"{source_name} {message.control_id}.hl7",
+            media_type=hl7_labs.MEDIA_TYPE,
+            uploader_id=importer.by,
+            patient_id=message.patient_id,
+        )
+        labs = [_lab(message, r) for r in message.results]
+        return [document, *labs]
+
+    batch = _build(importer, parsed, build)
+    return _finish(importer, "labs", source_name, sha256(data), parsed, batch, accept_valid)
+
+
+def _lab(message: hl7_labs.LabMessage, r: hl7_labs.LabItem) -> LabResult:
+    return LabResult.receive(
+        patient_id=message.patient_id,
+        loinc_code=r.loinc_code,
+        test_name=r.test_name,
+        quantity=Quantity(r.value, r.unit),
+        performing_lab=r.performing_lab,
+        source_message=message.raw,
+        source_format=hl7_labs.SOURCE_FORMAT,
+        reference_range=r.reference_range,
+        reference_low=r.reference_low,
+        reference_high=r.reference_high,
+        abnormal_flag=r.abnormal_flag,
+        collected_at=r.collected_at,
+    )
+
+
+def import_email(
+    importer: Importer,
+    files: list[tuple[str, bytes]],
+    patient_id: UUID,
+    accept_valid: bool = False,
+) -> ImportReport:
+    _check_patient(importer, patient_id)
+    parsed = email.parse_emails(files)
+    items = [a.item for a in parsed.accepted]
+    received_at = datetime.now(UTC)
+    threads = []
+    for group in email.threads(items):
+        thread = Thread.start(kind="email", topic=items[group[0]].topic, patient_ids=[patient_id])
+        for index in group:
+            thread.ingest_email(raw=items[index].raw, received_at=received_at)
+            _tick(importer, index + 1, len(items))
+        threads.append(thread)
+    batch = _Batch(aggregates=list(threads), created=[t.id for t in threads])
+    names = ", ".join(name for name, _ in files)
+    digests = ",".join(sha256(data) for _, data in files)
+    return _finish(importer, "email", names, digests, parsed, batch, accept_valid)
+
+
+def import_sms(
+    importer: Importer,
+    data: bytes,
+    source_name: str,
+    patient_id: UUID,
+    accept_valid: bool = False,
+) -> ImportReport:
+    _check_patient(importer, patient_id)
+    parsed = sms.parse_sms_export(data)
+    threads: dict[str, Thread] = {}
+    for done, accepted in enumerate(parsed.accepted, start=1):
+        item = accepted.item
+        if item.address not in threads:
+            threads[item.address] = Thread.start(
+                kind="sms", topic=f"SMS with {item.address}", patient_ids=[patient_id]
+            )
+        threads[item.address].ingest_sms(
+            from_number=item.from_number,
+            to_number=item.to_number,
+            body=item.body,
+            sent_at=item.sent_at,
+            provider_metadata=item.metadata,
+        )
+        _tick(importer, done, len(parsed.accepted))
+    batch = _Batch(aggregates=list(threads.values()), created=[t.id for t in threads.values()])
+    return _finish(importer, "sms", source_name, sha256(data), parsed, batch, accept_valid)
+
+
+def _check_patient(importer: Importer, patient_id: UUID) -> None:
+    """The patient exists (else 404) and the importer may write to their chart (else 403)."""
+    patient = importer.ledger.repository.get(patient_id)
+    if not isinstance(patient, Patient):
+        raise ChartError(f"{patient_id} is not a patient")
+    importer.runner.catch_up_to()
+    if not importer.may_write_to(patient_id):
+        raise NotPermitted(
+            f"no care relationship with patient {patient_id}: an owner may import for them"
+        )
+
+
+def _refuse_without_care(
+    importer: Importer, parsed: Parsed[T], patient_of: Callable[[T], UUID], field: str
+) -> None:
+    if importer.is_owner:
+        return
+    kept = []
+    for accepted in parsed.accepted:
+        if importer.may_write_to(patient_of(accepted.item)):
+            kept.append(accepted)
+        else:
+            reason = f"no care relationship with the patient {field} names (an owner may import)"
+            parsed.rejections.append(Rejection(accepted.location, (reason,)))
+    parsed.accepted[:] = kept
+
+
+@dataclass
+class _Batch:
+    aggregates: list[Aggregate]
+    created: list[UUID]
+    links: list[dict[str, Any]] | None = None
+
+
+def _build(importer: Importer, parsed: Parsed[T], build: Callable[[T], list[Aggregate]]) -> _Batch:
+    """The aggregates of every accepted item; an item the domain refuses becomes a rejection
+    (its message names fields, never values), so nothing half-built is ever saved."""
+    batch = _Batch(aggregates=[], created=[], links=[])
+    kept = []
+    for done, accepted in enumerate(parsed.accepted, start=1):
+        try:
+            aggregates = build(accepted.item)
+        except ChartError as e:
+            parsed.rejections.append(Rejection(accepted.location, (str(e),)))
+            continue
+        kept.append(accepted)
+        batch.aggregates.extend(aggregates)
+        batch.created.extend(a.id for a in aggregates)
+        if len(aggregates) > 1 and isinstance(aggregates[0], Document):
+            batch.links.append(  # type: ignore[union-attr]
+                {
+                    "location": accepted.location,
+                    "document_id": aggregates[0].id,
+                    "document_sha256": aggregates[0].sha256,
+                    "lab_ids": [a.id for a in aggregates[1:]],
+                }
+            )
+        _tick(importer, done, len(parsed.accepted))
+    parsed.accepted[:] = kept
+    return batch
+
+
+def _tick(importer: Importer, done: int, total: int) -> None:
+    if importer.progress is not None:
+        importer.progress(done, total)
+
+
+def _finish(
+    importer: Importer,
+    kind: str,
+    source_name: str,
+    source_sha256: str,
+    parsed: Parsed[Any],
+    batch: _Batch,
+    accept_valid: bool,
+) -> ImportReport:
+    if parsed.items == 0:
+        parsed.reject("file", "holds nothing to import")
+    rejections = tuple(sorted(parsed.rejections, key=_order))
+    report = ImportReport(
+        kind=kind,
+        source_sha256=source_sha256,
+        items=parsed.items,
+        accepted=len(parsed.accepted),
+        rejections=rejections,
+        written=False,
+    )
+    if not parsed.accepted or (rejections and not accept_valid):
+        raise ImportRejected(report)
+    summary = ImportRun.complete(
+        kind=kind,
+        source_name=source_name or "(unnamed)",
+        source_sha256=source_sha256,
+        items=parsed.items,
+        rejections=[str(r) for r in rejections],
+        created=batch.created,
+        accept_valid=accept_valid,
+        by=importer.by,
+        links=batch.links or (),
+    )
+    with importer.acting():
+        importer.ledger.save(*batch.aggregates, summary)
+    return ImportReport(
+        kind=kind,
+        source_sha256=source_sha256,
+        items=parsed.items,
+        accepted=len(parsed.accepted),
+        rejections=rejections,
+        written=True,
+        import_id=summary.id,
+        created=tuple(batch.created),
+    )
+
+
+def _order(rejection: Rejection) -> int:
+    """File order: ``row 12`` after ``row 9`` (a stable sort: unnumbered ones stay as found)."""
+    words = rejection.location.split()
+    return next((int(w) for w in words[1:2] if w.isdigit()), 0)
