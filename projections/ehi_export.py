@@ -1,0 +1,293 @@
+"""The EHI export (ONC 170.315(b)(10)): one patient's or every patient's electronic health
+information as FHIR R4 Bulk Data NDJSON with a manifest, next to the ledger's own records
+(docs/EHI_EXPORT.md).
+
+An export is a read: it is recorded first, as one ``Access`` event (action ``export``) per
+exported patient, and only then is anything written. The files are written into a staging
+folder beside the destination and moved into place whole, so a failed export leaves no folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from uuid import UUID, uuid4
+
+from events.db import Database
+from events.ledger import Ledger
+from events.sealing import unseal
+from projections.ehi_export_fold import Fold, Resource
+from projections.ehi_export_native import (
+    RECORDS,
+    NativeFile,
+    record,
+    write_checkpoints,
+    write_completeness,
+    write_keys,
+)
+from projections.fhir.common import Context
+from projections.fhir.ndjson import dumps
+from projections.reads import PatientNotFound, Reader, record_access
+from projections.runner import BATCH, KeyRing, Progress, decode_entry
+from verify.canonical import format_timestamp
+from verify.records import split_record
+
+FORMAT = "chartledger-ehi-export/1"
+DOCUMENTATION = "docs/EHI_EXPORT.md"
+DOC_SOURCE = Path(__file__).resolve().parent.parent / DOCUMENTATION
+MANIFEST = "manifest.json"
+EXTENSION = "https://chartledger.local/fhir/ehi-export"
+# The order of the manifest's output: the patient first, then the record around them.
+RESOURCE_TYPES = (
+    "Patient",
+    "Encounter",
+    "Appointment",
+    "Observation",
+    "Condition",
+    "MedicationStatement",
+    "AllergyIntolerance",
+    "DocumentReference",
+    "Binary",
+    "Communication",
+    "Provenance",
+    "AuditEvent",
+)
+ACCESS_BATCH = 1_000  # export Access events per save
+FILE_NAME = re.compile(r"(?:native/)?[A-Za-z]+\.(?:ndjson|msgpack|json|md)", re.ASCII)
+
+
+class ExportError(Exception):
+    """An export that cannot be made or found; the message names ids and paths only."""
+
+
+class OutputExists(ExportError):
+    """The destination folder exists already: an export never writes over anything."""
+
+
+class ExportNotFound(ExportError, LookupError):
+    """No finished export (or no such file in it) with that id."""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Who exports what and why: one patient (``patient_id``) or everyone (None)."""
+
+    reader: Reader
+    patient_id: UUID | None
+    request: str  # the manifest's ``request``: the API URL, or the CLI command line
+    requires_access_token: bool = False
+    export_id: UUID = field(default_factory=uuid4)
+
+
+def exports_home(ledger: Ledger) -> Path:
+    return ledger.config.home / "exports"
+
+
+def export(
+    ledger: Ledger, request: ExportRequest, out: Path, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Record the export, write it to ``out`` (which must not exist) and return its manifest."""
+    if out.exists():
+        raise OutputExists(f"{out} exists already: choose a new folder")
+    db = ledger.db
+    size = _log_size(db)
+    transaction_time = format_timestamp(datetime.now(UTC))
+    subject = None if request.patient_id is None else f"patient:{request.patient_id}"
+    positions = None if subject is None else _chain(db, subject, size)
+    patients = _patients(db, size) if subject is None else [request.patient_id]
+    scope = "patient" if subject is not None else "all"
+    detail = {"export_id": str(request.export_id), "scope": scope, "log_size": size}
+    if positions is not None and not positions:
+        record_access(ledger, request.reader, "export", "chart", patients, "failure", detail)
+        raise PatientNotFound(f"no record of patient {request.patient_id}")
+    for start in range(0, max(len(patients), 1), ACCESS_BATCH):
+        chunk = list(patients[start : start + ACCESS_BATCH]) or [None]
+        record_access(ledger, request.reader, "export", "chart", chunk, "success", detail)
+
+    context = Context(ledger.practice["practice_id"], ledger.origin, transaction_time)
+    staging = out.parent / f".{out.name}.partial-{request.export_id.hex}"
+    staging.mkdir(parents=True)
+    try:
+        files = _write(ledger, staging, context, subject, size, positions, progress)
+        manifest = _manifest(request, context, scope, size, files)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if DOC_SOURCE.exists():
+            shutil.copyfile(DOC_SOURCE, staging / "EHI_EXPORT.md")
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write(
+    ledger: Ledger,
+    folder: Path,
+    context: Context,
+    subject: str | None,
+    size: int,
+    positions: list[int] | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    native_folder = folder / "native"
+    native_folder.mkdir()
+    ndjson = NdjsonFiles(folder)
+    native = NativeFile(native_folder, RECORDS)
+    fold = Fold(context, (lambda s: True) if subject is None else (lambda s: s == subject))
+    keys = KeyRing(ledger.data_keys)
+    if subject is None:
+        keys.preload()
+    mapper = keys.mapper()
+    total = size if positions is None else len(positions)
+    done = 0
+    for rows in _rows(ledger.db, size, positions):
+        for position, leaf, stream, version, topic, state in rows:
+            state = bytes(state)
+            entry = decode_entry(mapper, position, stream, version, topic, state)
+            header_bytes, sealed = split_record(state)
+            salt = payload = None
+            if entry.event is not None:
+                header = entry.header
+                data_key = keys.get(header.key)
+                salt, payload = unseal(data_key, header.stream, header.version, sealed)
+            native.add(record(position, bytes(leaf), header_bytes, salt, payload))
+            ndjson.write(fold.add(entry))
+        done += len(rows)
+        if progress is not None:
+            progress(done, total)
+    ndjson.write(fold.finish())
+    with ledger.db.read() as c:
+        natives = [
+            native.close(),
+            write_checkpoints(c, native_folder, size),
+            write_keys(c, native_folder),
+        ]
+        if subject is not None:
+            natives.append(write_completeness(c, native_folder, subject, size))
+    return {"output": ndjson.close(), "native": natives}
+
+
+class NdjsonFiles:
+    """One ``<ResourceType>.ndjson`` per type met, opened when its first resource comes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[str, IO[str]] = {}
+        self.counts: dict[str, int] = {}
+
+    def write(self, resources: Iterator[Resource] | list[Resource]) -> None:
+        for resource in resources:
+            kind = resource["resourceType"]
+            out = self.files.get(kind)
+            if out is None:
+                out = (self.folder / f"{kind}.ndjson").open("x", encoding="ascii", newline="\n")
+                self.files[kind] = out
+                self.counts[kind] = 0
+            out.write(dumps(resource) + "\n")
+            self.counts[kind] += 1
+
+    def close(self) -> list[dict[str, Any]]:
+        for out in self.files.values():
+            out.close()
+        order = {kind: n for n, kind in enumerate(RESOURCE_TYPES)}
+        kinds = sorted(self.files, key=lambda k: (order.get(k, len(order)), k))
+        return [{"type": k, "url": f"{k}.ndjson", "count": self.counts[k]} for k in kinds]
+
+
+def _manifest(
+    request: ExportRequest, context: Context, scope: str, size: int, files: dict[str, Any]
+) -> dict[str, Any]:
+    """Shaped like the FHIR Bulk Data export manifest; URLs are relative to the manifest."""
+    return {
+        "transactionTime": context.transaction_time,
+        "request": request.request,
+        "requiresAccessToken": request.requires_access_token,
+        "output": files["output"],
+        "error": [],
+        "link": [{"relation": "describedby", "url": "EHI_EXPORT.md"}],
+        "extension": {
+            EXTENSION: {
+                "format": FORMAT,
+                "documentation": DOCUMENTATION,
+                "exportId": str(request.export_id),
+                "scope": scope,
+                **({"patient": str(request.patient_id)} if request.patient_id else {}),
+                "exportedBy": str(request.reader.user_id),
+                "purposeOfUse": request.reader.purpose_of_use,
+                "origin": context.origin,
+                "logSize": size,
+                "native": files["native"],
+            }
+        },
+    }
+
+
+def _log_size(db: Database) -> int:
+    with db.read() as c:
+        c.execute("SELECT MAX(position) FROM ledger_leaves")
+        row = c.fetchone()
+    return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+
+def _patients(db: Database, size: int) -> list[UUID]:
+    """Every patient the log names below ``size`` (their first link), in order of appearance."""
+    with db.read() as c:
+        c.execute(
+            "SELECT subject FROM ledger_links WHERE seq = 1 AND position < ? "
+            "AND subject LIKE ? ORDER BY position, subject",
+            (size, "patient:%"),
+        )
+        return [UUID(row[0].removeprefix("patient:")) for row in c.fetchall()]
+
+
+def _chain(db: Database, subject: str, size: int) -> list[int]:
+    with db.read() as c:
+        c.execute(
+            "SELECT position FROM ledger_links WHERE subject = ? AND position < ? ORDER BY seq",
+            (subject, size),
+        )
+        return [int(row[0]) for row in c.fetchall()]
+
+
+ROWS = (
+    "SELECT l.position, l.leaf, e.originator_id, e.originator_version, e.topic, e.state "
+    "FROM ledger_leaves l JOIN stored_events e "
+    "ON e.originator_id = l.stream AND e.originator_version = l.version "
+)
+
+
+def _rows(db: Database, size: int, positions: list[int] | None) -> Iterator[list[Any]]:
+    """The exported events with their leaves, in log order, a batch at a time."""
+    if positions is None:
+        for start in range(0, size, BATCH):
+            with db.read() as c:
+                c.execute(
+                    ROWS + "WHERE l.position >= ? AND l.position < ? ORDER BY l.position",
+                    (start, min(start + BATCH, size)),
+                )
+                yield c.fetchall()
+        return
+    for start in range(0, len(positions), 500):
+        chunk = positions[start : start + 500]
+        with db.read() as c:
+            c.execute(
+                ROWS + f"WHERE l.position IN ({', '.join('?' * len(chunk))}) ORDER BY l.position",
+                chunk,
+            )
+            yield c.fetchall()
+
+
+def finished_file(home: Path, export_id: UUID, name: str) -> Path:
+    """A file of a finished export under ``home``; ExportNotFound for anything else."""
+    if FILE_NAME.fullmatch(name) is None:
+        raise ExportNotFound(f"export {export_id} has no file {name!r}")
+    path = home / str(export_id) / name
+    if not path.is_file():
+        raise ExportNotFound(f"export {export_id} has no file {name!r}")
+    return path

@@ -1,0 +1,112 @@
+"""AuditEvent, following IHE BALP (https://profiles.ihe.net/ITI/BALP/), from the rows of the
+ASTM E2147 audit view (``projections.audit.audit_row``) (docs/EHI_EXPORT.md §5.13)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from projections.audit import COLUMNS
+from projections.fhir.common import EXT, URI_SYSTEM, Context, patient_ref, user_ref
+
+EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+DICOM = "http://dicom.nema.org/resources/ontology/DCM"
+INTERACTION = "http://hl7.org/fhir/restful-interaction"
+READ_KIND = EXT.replace("StructureDefinition", "CodeSystem") + "read-kind"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+PURPOSE = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+PURPOSE_CODES = {
+    "TREAT",
+    "ETREAT",
+    "HPAYMT",
+    "HOPERAT",
+    "PATRQT",
+    "HLEGAL",
+    "HRESCH",
+    "PUBHLTH",
+    "HCOMPL",
+}
+REST = {"code": "rest", "display": "RESTful Operation", "system": EVENT_TYPE}
+EXPORT = {"code": "110106", "display": "Export", "system": DICOM}
+# The audit view's action -> (type, subtype, FHIR AuditEvent.action).
+ACTIONS: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
+    "create": (REST, {"system": INTERACTION, "code": "create"}, "C"),
+    "change": (REST, {"system": INTERACTION, "code": "update"}, "U"),
+    "void": (REST, {"system": INTERACTION, "code": "delete"}, "D"),
+    "query": (REST, {"system": INTERACTION, "code": "search-type"}, "E"),
+    "access": (REST, {"system": INTERACTION, "code": "read"}, "R"),
+    "print": (EXPORT, {"system": READ_KIND, "code": "print"}, "R"),
+    "copy": (EXPORT, {"system": READ_KIND, "code": "copy"}, "R"),
+    "export": (EXPORT, {"system": READ_KIND, "code": "export"}, "R"),
+    "disclose": (EXPORT, {"system": READ_KIND, "code": "disclose"}, "R"),
+}
+PATIENT_TYPE = {"system": ENTITY_TYPE, "code": "1", "display": "Person"}
+PATIENT_ROLE = {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}
+RECORD_TYPE = {"system": ENTITY_TYPE, "code": "2", "display": "System Object"}
+RECORD_ROLE = {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"}
+APPLICATION_SERVER = {"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}
+
+
+def audit_event_id(position: int) -> str:
+    return f"ledger-{position}"
+
+
+def audit_event(
+    row: Sequence[Any], stream: str, patients: Sequence[str], context: Context
+) -> dict[str, Any]:
+    """One audit view row as an AuditEvent naming ``patients`` (those in the export)."""
+    r = dict(zip(COLUMNS, row, strict=True))
+    kind, subtype, action = ACTIONS[r["action"]]
+    resource: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": audit_event_id(r["position"]),
+        "type": kind,
+        "subtype": [subtype],
+        "action": action,
+        "recorded": r["event_time"],
+        "outcome": "0" if r["outcome"] == "success" else "4",
+    }
+    if r["activity_time"] != r["event_time"]:
+        resource["extension"] = [{"url": EXT + "activity-time", "valueString": r["activity_time"]}]
+    if r["purpose"] is not None:
+        purpose = r["purpose"]
+        resource["purposeOfEvent"] = [
+            {"coding": [{"system": PURPOSE, "code": purpose}]}
+            if purpose in PURPOSE_CODES
+            else {"text": purpose}
+        ]
+    agent: dict[str, Any] = (
+        {"who": user_ref(r["user_id"]), "requestor": True}
+        if r["user_id"] is not None
+        else {"who": {"display": "Chartledger (system)"}, "requestor": False}
+    )
+    if r["source"] != "system":
+        agent["altId"] = r["source"]  # the session the user acted in
+    resource["agent"] = [agent]
+    resource["source"] = {
+        "site": context.origin,
+        "observer": {
+            "identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{context.practice_id}"},
+            "display": "Chartledger",
+        },
+        "type": [APPLICATION_SERVER],
+    }
+    entities: list[dict[str, Any]] = [
+        {"what": patient_ref(p), "type": PATIENT_TYPE, "role": PATIENT_ROLE} for p in patients
+    ]
+    entities.append(
+        {
+            "what": {"identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{stream}"}},
+            "type": RECORD_TYPE,
+            "role": RECORD_ROLE,
+            "detail": [
+                {"type": "ledger-position", "valueString": str(r["position"])},
+                {"type": "event-type", "valueString": r["event_type"]},
+                {"type": "data-category", "valueString": r["data_category"]},
+            ],
+        }
+    )
+    resource["entity"] = entities
+    return resource

@@ -1,0 +1,165 @@
+"""Communication: secure messages, ingested email and SMS, and the letters of a HIPAA amendment
+request (the request, the acceptance or denial, the disagreement, the rebuttal)
+(docs/EHI_EXPORT.md §5.10-§5.11)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from projections.fhir.common import (
+    EXT,
+    Tracked,
+    base64_of,
+    coded,
+    instant,
+    original_time,
+    patient_ref,
+    subject_ref,
+    target_ref,
+    uri_identifier,
+    user_ref,
+)
+from projections.fhir.ndjson import JSON_NUMBER, Number, dumps
+
+MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
+MEDIUM = {"secure": ("ONLINEWRIT", "online written"), "email": ("EMAILWRIT", "email")}
+DENIAL_BASIS = EXT.replace("StructureDefinition", "CodeSystem") + "hipaa-164-526-denial-basis"
+LETTERS = uuid5(UUID(int=0), "chartledger amendment letters")
+
+
+def letter_id(request_id: str, letter: str) -> str:
+    """The id of one letter of an amendment request: stable across exports."""
+    return str(uuid5(LETTERS, f"{request_id}/{letter}"))
+
+
+def _thread_parts(thread: Any, allowed: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    patients = [f"patient:{p}" for p in thread.patient_ids if allowed(f"patient:{p}")]
+    users = [f"user:{u}" for u in thread.user_ids]
+    return patients, users
+
+
+def message(
+    thread: Any, event: Any, recorded: str, allowed: Callable[[str], bool]
+) -> dict[str, Any] | None:
+    """One message of a thread; None if no patient in the export takes part in it."""
+    patients, users = _thread_parts(thread, allowed)
+    if not patients:
+        return None
+    kind = thread.kind
+    resource: dict[str, Any] = {
+        "resourceType": "Communication",
+        "id": str(event.message_id),
+        "identifier": [{**uri_identifier(thread.id), "type": {"text": "thread"}}],
+        "status": "completed",
+        "medium": [coded(MODE, *MEDIUM[kind]) if kind in MEDIUM else {"text": "SMS"}],
+        "subject": patient_ref(patients[0].partition(":")[2]),
+        "topic": {"text": thread.topic},
+    }
+    everyone = patients + users
+    if kind == "secure":
+        resource["sent"] = instant(event.at)
+        resource["recipient"] = [subject_ref(s) for s in everyone if s != event.sender]
+        if allowed(event.sender) or event.sender.startswith("user:"):
+            resource["sender"] = subject_ref(event.sender)
+        resource["payload"] = [{"contentString": event.body}]
+    elif kind == "email":
+        resource["received"] = instant(event.received_at)
+        sender = next((v for n, v in event.headers if n.lower() == "from"), None)
+        if sender is not None:
+            resource["sender"] = {"display": sender.strip()}
+        resource["recipient"] = [subject_ref(s) for s in everyone]
+        resource["payload"] = [
+            {"contentAttachment": {"contentType": "message/rfc822", "data": base64_of(event.raw)}}
+        ]
+    else:
+        if event.sent_at is not None:
+            resource["extension"] = [original_time(event.sent_at)]
+        resource["received"] = recorded
+        resource["sender"] = {"display": event.from_number}
+        resource["recipient"] = [{"display": event.to_number}, *(subject_ref(s) for s in everyone)]
+        metadata = dumps(_plain(event.provider_metadata)).encode("ascii")
+        resource["payload"] = [
+            {"contentString": event.body},
+            {"contentAttachment": {"contentType": "application/json", "data": base64_of(metadata)}},
+        ]
+    return resource
+
+
+def _plain(value: Any) -> Any:
+    """Provider metadata as JSON values: decimals as numbers with their digits."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        text = str(value)
+        return Number(text) if JSON_NUMBER.fullmatch(text) else text
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, UUID | date):
+        return str(value)
+    return value
+
+
+def amendment_letters(record: Tracked) -> Iterator[dict[str, Any]]:
+    """The request as the patient sent it, then each answer in the order it was filed."""
+    request = record.state
+    patient = patient_ref(request.patient_id)
+    yield {
+        "resourceType": "Communication",
+        "id": record.id,
+        "meta": record.meta,
+        "status": "completed",
+        "category": [{"text": "amendment-request"}],
+        "subject": patient,
+        "about": [target_ref(request.target_type, request.target_id)],
+        "received": instant(request.received_at),
+        "sender": patient,
+        # The requested change, then the patient's reason, each as written.
+        "payload": [{"contentString": request.requested_change}, {"contentString": request.reason}],
+    }
+    previous = record.id
+    for header, event in record.events:
+        name = header.type.rpartition(".")[2]
+        letter: dict[str, Any] = {
+            "resourceType": "Communication",
+            "id": letter_id(record.id, name),
+            "status": "completed",
+            "subject": patient,
+            "inResponseTo": [{"reference": f"Communication/{previous}"}],
+            "about": [target_ref(request.target_type, request.target_id)],
+        }
+        if name == "Accepted":
+            letter["category"] = [{"text": "amendment-acceptance"}]
+            letter["sent"] = instant(event.decided_at)
+            letter["sender"] = user_ref(event.decided_by)
+            letter["recipient"] = [patient]
+            if event.note is not None:
+                letter["payload"] = [{"contentString": event.note}]
+        elif name == "Denied":
+            letter["category"] = [{"text": "amendment-denial"}]
+            letter["reasonCode"] = [{"coding": [{"system": DENIAL_BASIS, "code": event.basis}]}]
+            letter["sent"] = instant(event.decided_at)
+            letter["sender"] = user_ref(event.decided_by)
+            letter["recipient"] = [patient]
+            letter["payload"] = [{"contentString": event.denial_text}]
+        elif name == "DisagreementFiled":
+            letter["category"] = [{"text": "amendment-disagreement"}]
+            letter["received"] = instant(event.filed_at)
+            letter["sender"] = patient
+            letter["payload"] = [{"contentString": event.statement}]
+        elif name == "RebuttalFiled":
+            letter["category"] = [{"text": "amendment-rebuttal"}]
+            letter["sent"] = instant(event.filed_at)
+            letter["sender"] = user_ref(event.author_id)
+            letter["recipient"] = [patient]
+            letter["payload"] = [{"contentString": event.text}]
+        else:
+            continue
+        previous = letter["id"]
+        yield letter
