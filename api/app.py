@@ -56,6 +56,12 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
 
     for router in all_routers():
         app.include_router(router)
+    from api.routers import exports  # EHI export (issue #7)
+
+    app.include_router(exports.router)
+    from api.routers.imports import router as imports_router
+
+    app.include_router(imports_router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

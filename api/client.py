@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from api import hold_schemas as hs
 from api import schemas
+from api.importing_schemas import ImportReportOut
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -447,3 +448,85 @@ class Client:
 
     def disposed_record(self, patient_id: UUID) -> hs.DisposedRecordOut:
         return self._get(hs.DisposedRecordOut, f"/patients/{patient_id}/disposal")
+
+    # -- imports (docs/IMPORTS.md): 201 with the report, or Unprocessable (422) whose
+    # ``problem["report"]`` lists every rejection; nothing is written then.
+
+    def _import(self, path: str, content: bytes, media_type: str, **params: Any) -> ImportReportOut:
+        query = {k: v for k, v in params.items() if v is not None}
+        if "accept_valid" in query:
+            query["accept_valid"] = "true" if query["accept_valid"] else "false"
+        response = self.request(
+            "POST", path, content=content, headers={"Content-Type": media_type}, params=query
+        )
+        return ImportReportOut.model_validate(response.json())
+
+    def import_patients(
+        self,
+        csv: bytes,
+        mapping: str,
+        *,
+        accept_valid: bool = False,
+        source_name: str | None = None,
+    ) -> ImportReportOut:
+        """Patients from a billing CSV; ``mapping`` is the column map's JSON text."""
+        return self._import(
+            "/imports/patients", csv, "text/csv", mapping=mapping,
+            accept_valid=accept_valid, source_name=source_name,
+        )  # fmt: skip
+
+    def import_labs(
+        self, hl7: bytes, *, accept_valid: bool = False, source_name: str | None = None
+    ) -> ImportReportOut:
+        """Lab results from HL7 v2 ORU^R01 messages, each kept as a Document."""
+        return self._import(
+            "/imports/labs", hl7, "x-application/hl7-v2+er7",
+            accept_valid=accept_valid, source_name=source_name,
+        )  # fmt: skip
+
+    def import_email(
+        self,
+        raw: bytes,
+        patient_id: UUID,
+        *,
+        accept_valid: bool = False,
+        source_name: str | None = None,
+    ) -> ImportReportOut:
+        """One .eml or an mbox of them into the patient's email threads, bytes kept exactly."""
+        return self._import(
+            "/imports/email", raw, "message/rfc822", patient_id=str(patient_id),
+            accept_valid=accept_valid, source_name=source_name,
+        )  # fmt: skip
+
+    def import_sms(
+        self,
+        xml: bytes,
+        patient_id: UUID,
+        *,
+        accept_valid: bool = False,
+        source_name: str | None = None,
+    ) -> ImportReportOut:
+        """An SMS Backup & Restore XML export into the patient's SMS threads."""
+        return self._import(
+            "/imports/sms", xml, "application/xml", patient_id=str(patient_id),
+            accept_valid=accept_valid, source_name=source_name,
+        )  # fmt: skip
+
+    # -- EHI export (owners and risk managers) ---------------------------------------------------
+
+    def export_ehi(
+        self, patient_id: UUID | None = None, *, all_patients: bool = False, purpose: str = "PATRQT"
+    ) -> dict[str, Any]:
+        """Export one patient's (or, with ``all_patients``, everyone's) EHI; returns the Bulk
+        Data manifest, whose file URLs are relative to ``/exports/<id>/manifest.json``."""
+        body: dict[str, Any] = {"purpose": purpose}
+        if patient_id is not None:
+            body["patient_id"] = str(patient_id)
+        if all_patients:
+            body["all"] = True
+        manifest: dict[str, Any] = self.request("POST", "/exports", json=body).json()
+        return manifest
+
+    def export_file(self, export_id: UUID | str, name: str) -> bytes:
+        """One file of a finished export (``Patient.ndjson``, ``native/records.msgpack``, ...)."""
+        return self.request("GET", f"/exports/{export_id}/{name}").content

@@ -19,9 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.importing_schemas import ImportReportOut
 from domain import errors as domain
+from domain.imports.report import ImportRejected
 from legal_hold import errors as holds
 from legal_hold.notices import OutboxError
+from projections.ehi_export import ExportError, ExportNotFound, OutputExists
 from projections.reads import PatientNotFound
 
 log = logging.getLogger("chartledger.api")
@@ -76,6 +79,7 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     domain.ThreadStateError: (409, "thread-state", "Thread state"),
     domain.DuplicateIdentifier: (409, "duplicate-identifier", "Duplicate identifier"),
     domain.NotPermitted: (403, "not-permitted", "Not permitted"),
+    ImportRejected: (422, "import-rejected", "Import rejected: nothing written"),
     holds.MatterStateError: (409, "matter-state", "Matter state"),
     holds.HoldStateError: (409, "hold-state", "Legal hold state"),
     holds.NoticeStateError: (409, "notice-state", "Legal hold notice state"),
@@ -92,6 +96,9 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     Forbidden: (403, "forbidden", "Forbidden"),
     BreakGlassRequired: (403, "break-glass-required", "No care relationship with the patient"),
     TooManyAttempts: (429, "too-many-attempts", "Too many failed attempts"),
+    ExportError: (400, "export", "Export refused"),
+    ExportNotFound: (404, "not-found", "Not found"),
+    OutputExists: (409, "export-exists", "Export destination exists"),
 }
 
 
@@ -130,7 +137,10 @@ async def _known(request: Request, error: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if isinstance(error, TooManyAttempts):
         headers = {"Retry-After": str(error.retry_after)}
-    return problem(status, slug, title, _detail(error), headers)
+    extra = {}
+    if isinstance(error, ImportRejected):  # every rejection, by location and rule (no values)
+        extra["report"] = ImportReportOut.of(error.report).model_dump(mode="json")
+    return problem(status, slug, title, _detail(error), headers, **extra)
 
 
 async def _validation(request: Request, error: Exception) -> JSONResponse:
