@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,14 +118,12 @@ def _write(
             ({"note": bytes(note), "size": n} for n, note in checkpoints),
         )
     )
-    data_keys = store.rows("SELECT name, subject, wrapped FROM ledger_data_keys ORDER BY name")
-    files.append(
-        _write_rows(
-            out,
-            DATA_KEYS,
-            ({"name": n, "subject": s, "wrapped": bytes(w)} for n, s, w in data_keys),
-        )
+    data_keys = _write_rows(
+        out,
+        DATA_KEYS,
+        ({"name": n, "subject": s, "wrapped": bytes(w)} for n, s, w in _data_keys(store)),
     )
+    files.append(data_keys)
     roots = LogRoots()
     for index, start in enumerate(range(0, size, CHUNK_EVENTS)):
         files.append(_write_chunk(store, out, index, start, min(size, start + CHUNK_EVENTS), roots))
@@ -149,7 +147,7 @@ def _write(
             "events": size,
             "checkpoints": len(checkpoints),
             "key_statements": len(statements),
-            "data_keys": len(data_keys),
+            "data_keys": data_keys.records,
             "signing_keys": len(statements),
         },
         files=files,
@@ -157,6 +155,21 @@ def _write(
     # Written last: a folder without a manifest is an unfinished backup and restores nothing.
     write_secret(out / MANIFEST, manifest.to_bytes())
     return manifest
+
+
+def _data_keys(store: RawStore) -> Iterator[tuple[Any, ...]]:
+    """Every data key, a page at a time (one per subject: there may be many)."""
+    last = ""
+    while True:
+        rows = store.rows(
+            "SELECT name, subject, wrapped FROM ledger_data_keys WHERE name > ? "
+            f"ORDER BY name LIMIT {FETCH}",
+            (last,),
+        )
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1][0]
 
 
 def _sha256(data: bytes) -> str:
