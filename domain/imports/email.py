@@ -33,13 +33,13 @@ def split_file(name: str, data: bytes) -> list[tuple[str, bytes]]:
     In an mbox the ``From `` separator lines are not part of any message; ``>From`` quoting is
     left as it is (mboxo and mboxrd quote differently, so undoing it could change the bytes).
     """
-    if not data.startswith(b"From "):
+    separators = list(_MBOX_FROM.finditer(data))
+    if not separators or separators[0].start() != 0:
         return [(name, data)]
-    starts = [m.start() for m in _MBOX_FROM.finditer(data)]
-    ends = [*starts[1:], len(data)]
+    ends = [m.start() for m in separators[1:]] + [len(data)]
     return [
-        (f"{name} message {n}", data[_MBOX_FROM.match(data, s).end() : e])  # type: ignore[union-attr]
-        for n, (s, e) in enumerate(zip(starts, ends, strict=True), start=1)
+        (f"{name} message {n}", data[m.end() : end])
+        for n, (m, end) in enumerate(zip(separators, ends, strict=True), start=1)
     ]
 
 
