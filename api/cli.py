@@ -46,6 +46,7 @@ from events.ledger import (
 from events.rotation import rotate_signing_key
 from events.verification import verify_configured_store
 from legal_hold.cli import add_commands as add_legal_hold_commands
+from projections.ehi_export_cli import add_commands as add_export_commands
 from projections.rebuild import UnknownProjection, all_projections, rebuild, runner_for
 from projections.runner import log_size
 from verify.__main__ import print_report, progress_printer
@@ -366,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=cmd_serve)
     add_legal_hold_commands(commands)
+    add_export_commands(commands)
     add_import_commands(commands)
     add_backup_commands(commands)
     return parser

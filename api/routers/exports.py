@@ -1,0 +1,68 @@
+"""The EHI export (ONC 170.315(b)(10)) over HTTP, for owners and risk managers only:
+``POST /exports`` records the export, writes it under ``<CHARTLEDGER_HOME>/exports/<id>/`` and
+answers with its Bulk Data manifest, whose file URLs resolve against
+``/exports/<id>/manifest.json``; ``GET /exports/<id>/<file>`` downloads one file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.auth import Principal
+from api.deps import LedgerDep
+from api.roles import require_role
+from api.schemas import Purpose
+from projections.ehi_export import ExportRequest, export, exports_home, finished_file
+from projections.reads import Reader, record_access
+
+router = APIRouter(tags=["exports"])
+Exporter = Annotated[Principal, require_role("risk_manager")]  # and owners
+MEDIA_TYPES = {
+    "ndjson": "application/fhir+ndjson",
+    "json": "application/json",
+    "msgpack": "application/vnd.msgpack",
+    "md": "text/markdown; charset=utf-8",
+}
+
+
+class ExportIn(BaseModel):
+    """One patient (``patient_id``) or the whole population (``all``: true), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient_id: UUID | None = None
+    all: bool = False
+    purpose: Purpose = Field(default="PATRQT", description="HL7 PurposeOfUse")
+
+    @model_validator(mode="after")
+    def one_scope(self) -> ExportIn:
+        if (self.patient_id is None) == (not self.all):
+            raise ValueError("give either patient_id or all: true, not both and not neither")
+        return self
+
+
+@router.post("/exports", status_code=201, response_class=JSONResponse)
+def create_export(
+    body: ExportIn, principal: Exporter, ledger: LedgerDep, request: Request
+) -> dict[str, Any]:
+    """Record the export (one ``export`` access per patient), write it, return its manifest."""
+    reader = Reader(principal.user_id, body.purpose, str(principal.session_id))
+    export_id = uuid4()
+    home = exports_home(ledger)
+    home.mkdir(parents=True, exist_ok=True)
+    wanted = ExportRequest(reader, body.patient_id, str(request.url), True, export_id)
+    return export(ledger, wanted, home / str(export_id))
+
+
+@router.get("/exports/{export_id}/{name:path}")
+def download(export_id: UUID, name: str, principal: Exporter, ledger: LedgerDep) -> FileResponse:
+    """One file of a finished export; the download is recorded (action ``copy``) first."""
+    path = finished_file(exports_home(ledger), export_id, name)
+    reader = Reader(principal.user_id, "HOPERAT", str(principal.session_id))
+    detail = {"export_id": str(export_id), "file": name}
+    record_access(ledger, reader, "copy", "chart", [None], detail=detail)
+    kind = MEDIA_TYPES[name.rpartition(".")[2]]
+    return FileResponse(path, media_type=kind, filename=path.name)
