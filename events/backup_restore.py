@@ -193,6 +193,7 @@ def _insert(ledger: Ledger, checked: CheckedBackup, progress: Progress | None) -
     folder, manifest = checked.folder, checked.manifest
     dialect = ledger.db.dialect
     stream = _stream_column(dialect)
+    insert = _insert_sqlite if dialect == "sqlite" else _insert_postgres
     with ledger.db.write() as c:
         for table in LEDGER_TABLES:
             c.execute(f"SELECT 1 FROM {table} LIMIT 1")
@@ -227,20 +228,10 @@ def _insert(ledger: Ledger, checked: CheckedBackup, progress: Progress | None) -
                     links.append((subject, seq, row.position))
                 events.append((column, row.version, row.topic, row.state, row.position))
             # Leaves first: the store refuses an event whose leaf is not already there.
-            c.executemany(
-                "INSERT INTO ledger_leaves (position, stream, version, leaf) VALUES (?, ?, ?, ?)",
-                leaves,
-            )
+            insert(c, INSERT_LEAVES, leaves)
             if links:
-                c.executemany(
-                    "INSERT INTO ledger_links (subject, seq, position) VALUES (?, ?, ?)", links
-                )
-            c.executemany(
-                "INSERT INTO stored_events "
-                "(originator_id, originator_version, topic, state, position) "
-                "VALUES (?, ?, ?, ?, ?)",
-                events,
-            )
+                insert(c, INSERT_LINKS, links)
+            insert(c, INSERT_EVENTS, events)
             done += len(batch)
             if progress is not None:
                 progress(done, size)
@@ -253,6 +244,48 @@ def _insert(ledger: Ledger, checked: CheckedBackup, progress: Progress | None) -
             raise BackupInvalid(f"the restored store does not verify: {report.problems[0].line()}")
         if report.root.hex() != manifest.root or report.size != size:
             raise BackupInvalid("the restored store's root is not the backup's")
+
+
+INSERT_LEAVES = ("ledger_leaves", ("position", "stream", "version", "leaf"))
+INSERT_LINKS = ("ledger_links", ("subject", "seq", "position"))
+INSERT_EVENTS = (
+    "stored_events",
+    ("originator_id", "originator_version", "topic", "state", "position"),
+)
+_PG_TYPES = {
+    "position": "bigint",
+    "stream": "uuid",
+    "version": "bigint",
+    "leaf": "bytea",
+    "subject": "text",
+    "seq": "bigint",
+    "originator_id": "uuid",
+    "originator_version": "bigint",
+    "topic": "text",
+    "state": "bytea",
+}
+
+
+def _insert_sqlite(
+    c: Cursor, into: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]
+) -> None:
+    table, columns = into
+    marks = ", ".join("?" for _ in columns)
+    c.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def _insert_postgres(
+    c: Cursor, into: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]
+) -> None:
+    # One statement per batch, its columns as arrays sent in binary, as events/postgres.py
+    # appends: row-by-row inserts cost a round trip's worth of work each.
+    table, columns = into
+    arrays = ", ".join(f"%b::{_PG_TYPES[name]}[]" for name in columns)
+    raw = c._cursor  # type: ignore[attr-defined]  # events.db._PgCursor's psycopg cursor
+    raw.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})",
+        [list(column) for column in zip(*rows, strict=True)],
+    )
 
 
 def _stream_column(dialect: str) -> Callable[[str], Any]:
