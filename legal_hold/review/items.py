@@ -86,6 +86,7 @@ class ReviewInput:
     privileged: tuple[PrivilegeEntry, ...] = ()
     event_count: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    bates_start: int = 1  # the first Bates number (a later volume continues the numbering)
 
 
 @dataclass(frozen=True)

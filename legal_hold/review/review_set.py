@@ -1,0 +1,201 @@
+"""``write_review_set``: every review-platform file of a production, in one pass.
+
+Checks the input first, then lays out every timeline (so the page counts, hence the Bates
+numbers, are known), numbers the documents, and writes: the PDFs and text files, the load
+files, the privilege log, the draft declarations, README.txt and index.html. If anything fails,
+the files it wrote are removed again, so a failed call leaves the staging folder as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from legal_hold.review import declarations, loadfile, opt, privilege_log
+from legal_hold.review.bates import assign, check_prefix
+from legal_hold.review.declarations import HashedFile
+from legal_hold.review.documents import Document
+from legal_hold.review.errors import InvalidReviewInput
+from legal_hold.review.index_html import index_bytes
+from legal_hold.review.items import ReviewFile, ReviewInput
+from legal_hold.review.layout import layout, slip_sheet
+from legal_hold.review.pdf import Frame, fit, render
+from legal_hold.review.readme import DAT_PATH, OPT_PATH, readme_bytes
+from legal_hold.review.textfiles import timeline_text
+
+Progress = Callable[[int, int], None]  # (documents rendered, documents)
+
+PRIVILEGE_CSV = "privilege/privilege_log.csv"
+PRIVILEGE_HTML = "privilege/privilege_log.html"
+DECLARATION_14 = "declarations/FRE_902_14_DRAFT.txt"
+DECLARATION_13 = "declarations/FRE_902_13_DRAFT.txt"
+README, INDEX = "README.txt", "index.html"
+WRITER_THREADS = 4
+
+
+def _save(target: Path, data: bytes) -> None:
+    with open(target, "xb") as out:  # never overwrite what the bundle writer put there
+        out.write(data)
+
+
+class _Writer:
+    """Writes files under the root, remembering each with its hash to list or to undo.
+
+    Creating thousands of files waits on the file system more than on the CPU, so the writes
+    go to a few threads while rendering carries on; ``finish`` waits for them all and raises
+    the first failure.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: list[ReviewFile] = []
+        self.hashes: dict[str, str] = {}
+        self._folders: set[Path] = set()
+        self._pool = ThreadPoolExecutor(max_workers=WRITER_THREADS)
+        self._pending: list[Future[None]] = []
+
+    def write(self, path: str, data: bytes, beg: str | None = None, end: str | None = None) -> str:
+        target = self.root / path
+        if target.parent not in self._folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
+        self.files.append(ReviewFile(path, beg, end))
+        self._pending.append(self._pool.submit(_save, target, data))
+        digest = hashlib.sha256(data).hexdigest()
+        self.hashes[path] = digest
+        return digest
+
+    def finish(self) -> None:
+        try:
+            for pending in self._pending:
+                pending.result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def undo(self) -> None:
+        self._pool.shutdown(wait=True)
+        for written in reversed(self.files):
+            (self.root / written.path).unlink(missing_ok=True)
+
+
+def write_review_set(
+    root: Path, review: ReviewInput, progress: Progress | None = None
+) -> list[ReviewFile]:
+    """Write the review files of ``review`` under ``root``; return them, relative to ``root``."""
+    _check(root, review)
+    documents = _documents(review)
+    writer = _Writer(root)
+    try:
+        _write_all(writer, review, documents, progress)
+        writer.finish()
+    except BaseException:
+        writer.undo()
+        raise
+    return writer.files
+
+
+def _check(root: Path, review: ReviewInput) -> None:
+    check_prefix(review.bates_prefix)
+    if type(review.bates_start) is not int or review.bates_start < 1:
+        raise InvalidReviewInput("bates_start must be a whole number, 1 or more")
+    try:
+        datetime.fromisoformat(review.produced_at)
+    except (TypeError, ValueError):
+        raise InvalidReviewInput("produced_at must be a timestamp") from None
+    for index, native in enumerate(review.natives):
+        path = PurePosixPath(native.path)
+        if path.is_absolute() or ".." in path.parts or not path.parts or "\\" in native.path:
+            raise InvalidReviewInput(f"native {index}: path must be relative, with '/', no '..'")
+        if not (root / path).is_file():
+            raise InvalidReviewInput(f"native {index}: no file at {native.path}")
+
+
+def _documents(review: ReviewInput) -> list[Document]:
+    laid_out = [layout(timeline) for timeline in review.timelines]
+    slips = [slip_sheet(native) for native in review.natives]
+    counts = [len(t.pages) for t in laid_out] + [1] * len(slips)
+    ranges = iter(assign(review.bates_prefix, review.bates_start, counts))
+    documents = [
+        Document(next(ranges), t.pages, timeline=timeline, privileged_on_page=t.privileged_on_page)
+        for timeline, t in zip(review.timelines, laid_out, strict=True)
+    ]
+    documents += [
+        Document(next(ranges), [slip], native=native)
+        for native, slip in zip(review.natives, slips, strict=True)
+    ]
+    return documents
+
+
+def _write_all(
+    writer: _Writer, review: ReviewInput, documents: list[Document], progress: Progress | None
+) -> None:
+    created = datetime.fromisoformat(review.produced_at)
+    heading = fit(f"Matter {review.matter_number}: {review.matter_name}")
+    footer = fit(f"Produced by {review.producing_party} on {review.produced_at}", 70)
+    creator = f"Chartledger {review.software_version}"
+    for done, doc in enumerate(documents, start=1):
+        what = f"Native file, ledger position {doc.positions[0]}" if doc.native else doc.title
+        frame = Frame(heading, fit(f"{what} - custodian {doc.custodian}"), footer, creator, created)
+        pdf = render(doc.pages, doc.bates.labels(), frame)
+        doc.image_sha256 = writer.write(doc.image_path, pdf, doc.bates.beg, doc.bates.end)
+        if doc.timeline is not None and doc.text_path:
+            text = timeline_text(doc.timeline, doc.bates.beg, doc.bates.end)
+            writer.write(doc.text_path, text, doc.bates.beg, doc.bates.end)
+        if progress is not None:
+            progress(done, len(documents))
+    writer.write(DAT_PATH, loadfile.dat_bytes(documents))
+    writer.write(OPT_PATH, opt.opt_bytes(documents))
+    _write_privilege_log(writer, review, documents)
+    _write_declarations(writer, review, documents)
+    first = documents[0].bates.beg if documents else ""
+    last = documents[-1].bates.end if documents else ""
+    natives = sum(1 for d in documents if d.native is not None)
+    writer.write(README, readme_bytes(review, first, last, len(documents), natives))
+    writer.write(INDEX, index_bytes(review, documents, _other_files()))
+
+
+def _write_privilege_log(writer: _Writer, review: ReviewInput, documents: list[Document]) -> None:
+    placeholders = {
+        position: doc.label_of_page(page)
+        for doc in documents
+        for position, page in doc.privileged_on_page.items()
+    }
+    table = privilege_log.rows(review.privileged, placeholders)
+    writer.write(PRIVILEGE_CSV, privilege_log.csv_bytes(table))
+    heading = f"{review.matter_name} (No. {review.matter_number}), produced {review.produced_at}"
+    writer.write(PRIVILEGE_HTML, privilege_log.html_bytes(table, heading))
+
+
+def _write_declarations(writer: _Writer, review: ReviewInput, documents: list[Document]) -> None:
+    natives = [
+        HashedFile(d.native.path, d.native.sha256, d.bates.beg, str(d.native.position))
+        for d in documents
+        if d.native is not None
+    ]
+    bates_of = {d.image_path: d for d in documents}
+    bates_of |= {d.text_path: d for d in documents if d.text_path}
+    renderings = [
+        HashedFile(path, sha, _bates_span(bates_of[path]) if path in bates_of else "")
+        for path, sha in writer.hashes.items()
+    ]
+    writer.write(DECLARATION_14, declarations.declaration_902_14(review, natives, renderings))
+    writer.write(DECLARATION_13, declarations.declaration_902_13(review, renderings))
+
+
+def _bates_span(doc: Document) -> str:
+    return doc.bates.beg if doc.bates.count == 1 else f"{doc.bates.beg}-{doc.bates.end}"
+
+
+def _other_files() -> list[tuple[str, str]]:
+    return [
+        (README, "what this production holds and how to verify it offline"),
+        (DAT_PATH, "Concordance/Relativity DAT load file (UTF-8 with BOM)"),
+        (OPT_PATH, "Opticon image cross-reference"),
+        (PRIVILEGE_HTML, "privilege log"),
+        (PRIVILEGE_CSV, "privilege log (CSV)"),
+        (DECLARATION_14, "DRAFT FRE 902(14) certification (hashes of the natives)"),
+        (DECLARATION_13, "DRAFT FRE 902(13) certification (records of an electronic process)"),
+    ]
