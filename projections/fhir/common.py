@@ -7,10 +7,12 @@ import base64
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
+from domain import ucum
 from projections.fhir.ndjson import json_decimal
 from verify.canonical import format_timestamp
 from verify.records import Header
@@ -20,9 +22,6 @@ URI_SYSTEM = "urn:ietf:rfc:3986"  # the identifier's value is itself a URI (urn:
 EXT = "https://chartledger.local/fhir/StructureDefinition/"
 ORIGINAL_TEXT = EXT + "original-text"  # a value's characters exactly as received
 ORIGINAL_TIME = EXT + "original-time"  # a time exactly as its source gave it
-# UCUM's grammar uses these characters only (https://ucum.org/ucum §2.1, §2.2); a unit with
-# any other (``^``, ``"``, ``\``, ``#``, ``|``, ...) is sent as text only, without a UCUM code.
-UCUM_CHARS = re.compile(r"[A-Za-z0-9.\/*()\[\]{}%'+_=-]+", re.ASCII)
 FHIR_DATETIME = re.compile(
     r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
     r"(Z|[+-][0-9]{2}:[0-9]{2}))?)?)?",
@@ -139,17 +138,28 @@ def quantity(value: str, unit: str) -> dict[str, Any]:
     ``value`` is the decimal's own digits as a JSON number; if the ledger text is not a JSON
     number (a ``+`` sign, leading zeros) the number drops only those and the text as received
     rides along in the ``original-text`` extension of ``_value``. ``unit`` is kept as received;
-    ``system``/``code`` name it in UCUM when it is made of UCUM's characters.
+    ``system``/``code`` name it in UCUM when it is a UCUM unit (``domain.ucum``).
     """
     number, changed = json_decimal(value)
     found: dict[str, Any] = {"value": number}
     if changed:
         found["_value"] = {"extension": [{"url": ORIGINAL_TEXT, "valueString": value}]}
     found["unit"] = unit
-    if UCUM_CHARS.fullmatch(unit):
+    if is_ucum(unit):
         found["system"] = UCUM
         found["code"] = unit
     return found
+
+
+@lru_cache(maxsize=4096)
+def is_ucum(unit: str) -> bool:
+    """Whether ``unit`` parses as UCUM with every symbol in UCUM's tables (a practice sees a
+    few dozen units, so each is checked once)."""
+    try:
+        ucum.check(unit)
+    except ucum.NotUcum:
+        return False
+    return True
 
 
 def original_time(text: str) -> dict[str, Any]:
