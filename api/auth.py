@@ -17,6 +17,7 @@ Logins, failures, lockouts, logouts and recoveries are events (``domain/credenti
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import secrets
@@ -207,9 +208,17 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def load(ledger: Ledger, aggregate_id: UUID, kind: type[Any]) -> Any:
-    """The aggregate with that id if it is a ``kind``; else ``AggregateNotFoundError``."""
-    found = ledger.repository.get(aggregate_id)
+def load(ledger: Ledger, aggregate_id: UUID, kind: type[Any], *, hot: bool = False) -> Any:
+    """The aggregate with that id if it is a ``kind``; else ``AggregateNotFoundError``.
+
+    ``hot`` reads through the ledger's cache of aggregates every request needs (sessions and
+    users), which is brought up to date on every get, and returns the cached object itself:
+    read it, never change it (copy it first). Never for patients' records, which must leave
+    memory when they are disposed of."""
+    if hot:
+        found = ledger.hot.get(aggregate_id, deepcopy_from_cache=False)
+    else:
+        found = ledger.repository.get(aggregate_id)
     if not isinstance(found, kind):
         raise AggregateNotFoundError(f"no {kind.__name__} {aggregate_id}")
     return found
@@ -364,7 +373,7 @@ def authenticate(
     if session_id is None:
         raise Unauthenticated("no valid session")
     try:
-        session = load(ledger, session_id, Session)
+        session = load(ledger, session_id, Session, hot=True)
     except AggregateNotFoundError:
         raise Unauthenticated("no valid session") from None
     if not hmac.compare_digest(session.token_hash, sha256_hex(token)) or not session.is_open:
@@ -379,7 +388,7 @@ def authenticate(
         if at - session.started_at > settings.session_lifetime
         else None
     )
-    user = load(ledger, session.user_id, User)
+    user = load(ledger, session.user_id, User, hot=True)
     if not user.session_is_current(session.started_at):
         expired = "revoked"
     if expired is not None:
@@ -397,6 +406,7 @@ def authenticate(
 
 
 def _end(ledger: Ledger, session: Session, reason: str, at: datetime) -> None:
+    session = copy.deepcopy(session)  # it may be the hot cache's own object
     try:
         session.end(reason=reason, at=at)
         with acting(user_subject(session.user_id), str(session.id)):

@@ -62,7 +62,7 @@ class Services:
         return cls(settings=settings, ledger=ledger, runner=SerialRunner(ledger))
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -70,14 +70,14 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_ledger(services: ServicesDep) -> Ledger:
+async def get_ledger(services: ServicesDep) -> Ledger:
     return services.ledger
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
-def get_runner(services: ServicesDep) -> SerialRunner:
+async def get_runner(services: ServicesDep) -> SerialRunner:
     return services.runner
 
 

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent, Repository
 from eventsourcing.persistence import Mapper, Recording
 
 from events.checkpoints import Checkpointer
 from events.config import StoreConfig
 from events.db import Cursor, Database
 from events.encoding import CanonicalTranscoder, LedgerMapper
+from events.group_commit import GroupCommit
 from events.keys import SigningKey, new_master_key, read_master_key, write_secret
 from events.sealing import DataKeys
 from events.store import StaleDataKey
@@ -36,6 +37,9 @@ class StoreMismatch(LookupError):
 
 class AlreadyInitialised(FileExistsError):
     """``init`` would overwrite an existing practice or store."""
+
+
+HOT_CACHE_SIZE = 4096
 
 
 class Ledger(Application):
@@ -57,6 +61,11 @@ class Ledger(Application):
         self.master_key = read_master_key(config.master_key_path)
         super().__init__(env=config.eventsourcing_env())
         self.db = Database(self.factory.datastore)  # type: ignore[attr-defined]
+        # Aggregates read on every request (sessions, users): kept in memory and brought up to
+        # date on each get by one indexed query for newer events, so a change made by any process
+        # (a revocation, say) is seen by the very next get. Gets return copies.
+        self.hot = Repository(self.events, cache_maxsize=HOT_CACHE_SIZE)
+        self.group_commit = GroupCommit(self)
         self.checkpointer = Checkpointer(
             self.db,
             self.origin,
@@ -93,6 +102,11 @@ class Ledger(Application):
         if positions:
             self.checkpointer.maybe_issue(positions[-1] + 1)
         return recordings
+
+    def save_together(self, *objs: Any) -> None:
+        """As ``save``, for new aggregates whose events cannot conflict with anyone's: shares
+        one transaction with the other threads saving this way at the same moment."""
+        self.group_commit.save(*objs)
 
     def _record(self, processing_event: ProcessingEvent[uuid.UUID]) -> list[Recording[uuid.UUID]]:
         try:

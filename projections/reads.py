@@ -60,12 +60,14 @@ def _record(
         for patient_id in patient_ids
     ]
     with acting(user_subject(reader.user_id), reader.session):
-        ledger.save(*accesses)
+        # Concurrent reads share the append (one commit for all): the access is still
+        # committed before this read answers.
+        ledger.save_together(*accesses)
 
 
 def _chart_read(action: str) -> Callable[[Ledger, Runner, Reader, UUID], list[ChartEntry]]:
     def read(ledger: Ledger, runner: Runner, reader: Reader, patient_id: UUID) -> list[ChartEntry]:
-        runner.catch_up_to()
+        runner.catch_up_for("chart")
         entries = chart(ledger.db, patient_id)
         if not entries:
             _record(ledger, reader, action, "chart", [patient_id], outcome="failure")

@@ -5,14 +5,18 @@ and the patient's access report. Bad input gets a 4xx problem and writes nothing
 from __future__ import annotations
 
 import base64
+import sqlite3
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
 from api.auth import from_base32
 from api.client import ApiError, Client, Conflict, Forbidden, NotFound, Unprocessable
 from api.schemas import LabIn, PatientIn
+from events.config import parse_database_url
+from events.ledger import Ledger
 from tests.e2e.conftest import Practice, code_now
 
 HL7 = "MSH|^~\\&|LAB|ACME\rOBX|1|NM|2345-7^Glucose^LN||5.2|mg/dL|3.9-5.5\r"
@@ -186,23 +190,41 @@ def test_bad_input_gets_a_problem_and_writes_nothing(practice: Practice) -> None
 JSON = {"content-type": "application/json"}
 
 
+def refuse_access_events(ledger: Ledger) -> None:
+    """The store itself refuses to record reads (a full disk, a broken trigger, a DBA's
+    mistake): a trigger on the real table, as whoever runs the database could add."""
+    config = ledger.config
+    if config.database_url is None:
+        with sqlite3.connect(config.sqlite_path, isolation_level=None) as conn:
+            conn.execute(
+                "CREATE TRIGGER refuse_reads BEFORE INSERT ON stored_events "
+                "WHEN NEW.topic LIKE 'domain.access:%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        return
+    location = parse_database_url(config.database_url)
+    with psycopg.connect(location.conninfo(), autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{location.schema}"')
+        conn.execute(
+            "CREATE FUNCTION refuse_reads() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_reads BEFORE INSERT ON stored_events FOR EACH ROW "
+            "WHEN (NEW.topic LIKE 'domain.access:%') EXECUTE FUNCTION refuse_reads()"
+        )
+
+
 def test_a_read_returns_nothing_when_its_access_event_cannot_be_written(
-    practice: Practice, monkeypatch: pytest.MonkeyPatch
+    practice: Practice,
 ) -> None:
     _, clinician, _ = staffed(practice)
     patient = clinician.register_patient(ada())
     ledger = practice.http.app.state.services.ledger  # type: ignore[attr-defined]
-    original = type(ledger).save
-
-    def failing_save(self, *objs, **kwargs):  # type: ignore[no-untyped-def]
-        if any(type(o).__name__ == "Access" for o in objs):
-            raise RuntimeError("the store refused the write")
-        return original(self, *objs, **kwargs)
-
-    monkeypatch.setattr(type(ledger), "save", failing_save)
+    refuse_access_events(ledger)
     response = practice.http_client().get(
         f"/patients/{patient.patient_id}/chart",
         headers={"Authorization": f"Bearer {clinician.token}"},
     )
-    assert response.status_code == 500 and "Quill" not in response.text
+    assert response.status_code >= 400 and "Quill" not in response.text
+    assert response.headers["content-type"] == "application/problem+json"
     assert "entries" not in response.json()
