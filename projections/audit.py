@@ -46,6 +46,7 @@ CATEGORIES = {
     "events.rotation": "ledger keys",
     "legal_hold.matters": "legal holds",
     "legal_hold.holds": "legal holds",
+    "legal_hold.productions": "legal holds",
     "legal_hold.retention": "retention",
 }
 # Event names that record something refused or failed.

@@ -1,4 +1,5 @@
-"""python -m verify: check a Chartledger store against docs/LEDGER_FORMAT.md.
+"""python -m verify: check a Chartledger store against docs/LEDGER_FORMAT.md, or an
+e-discovery bundle against docs/BUNDLE_FORMAT.md.
 
 Exit status 0: valid; 1: invalid; 2: misuse (bad arguments, unreadable input).
 """
@@ -8,7 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
+from verify.bundle import BundleReport, check_bundle
 from verify.errors import VerificationError
 from verify.hashing import short
 from verify.store import StoreReport, check_store, open_store
@@ -66,7 +69,12 @@ def main(args: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="processes checking ranges of the log at once (default: one per core)",
     )
+    bundle = commands.add_parser("bundle", help="check an e-discovery bundle (one .zip file)")
+    bundle.add_argument("file", help="the bundle")
+    bundle.add_argument("--trusted-key", help="key id (hex) the key history must start with")
     options = parser.parse_args(args)
+    if options.command == "bundle":
+        return run_bundle(options.file, options.trusted_key)
 
     location = options.database_url or options.sqlite
     try:
@@ -82,6 +90,28 @@ def main(args: list[str] | None = None) -> int:
         raw.close()
     shown = location if options.sqlite else "postgresql store"
     return print_report(shown, report)
+
+
+def run_bundle(file: str, trusted_key: str | None) -> int:
+    if not os.path.isfile(file):
+        print(f"python -m verify: error: {file}: no such file", file=sys.stderr)
+        return EXIT_MISUSE
+    report = check_bundle(Path(file), trusted_key, progress_printer("verifying", unit="bytes"))
+    return print_bundle_report(report)
+
+
+def print_bundle_report(report: BundleReport) -> int:
+    for line in report.lines:
+        print(line)
+    failures = report.failures
+    if report.ok:
+        print(
+            f"OK: {report.location}: {report.events} events, "
+            f"checkpoint size {report.checkpoint_size}, {len(report.lines)} items checked"
+        )
+        return EXIT_OK
+    print(f"FAIL: {report.location}: {len(failures)} of {len(report.lines)} items failed")
+    return EXIT_INVALID
 
 
 if __name__ == "__main__":

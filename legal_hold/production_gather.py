@@ -1,0 +1,188 @@
+"""Reading what a production needs from the ledger at one checkpoint: the events of the subjects
+in scope with their leaves, their payloads where they are produced, and the proofs.
+
+Nothing here writes. Payloads are opened with the practice's data keys; an event whose key was
+destroyed is produced as disposed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from events.db import Cursor
+from events.ledger import Ledger
+from events.log import iter_leaves, subject_heads
+from events.sealing import DataKeyDestroyed, SealError, unseal
+from legal_hold.holds import Scope
+from legal_hold.production_errors import InvalidProduction, ProductionError
+from legal_hold.production_scope import status_of
+from projections.runner import KeyRing
+from verify.bundle_format import PRODUCED, EventRecord, batch_proof
+from verify.checkpoint import UnverifiedCheckpoint
+from verify.compact import TreeLevels
+from verify.hashing import commitment
+from verify.merkle import consistency_proof_from_hashes, leaf_hash
+from verify.records import Header, head_bytes, parse_header, split_record
+
+Progress = Callable[[int, int], None]
+CHUNK = 500  # positions per IN (...) query
+
+
+@dataclass
+class Gathered:
+    """Everything of the ledger a bundle holds, as of ``checkpoint``."""
+
+    checkpoint: UnverifiedCheckpoint
+    note: bytes
+    key_rows: list[list[Any]]
+    records: list[EventRecord] = field(default_factory=list)
+    headers: dict[int, Header] = field(default_factory=dict)
+    inclusion: list[bytes] = field(default_factory=list)
+    heads: list[dict[str, Any]] = field(default_factory=list)
+    heads_size: int = 0
+    absent: list[str] = field(default_factory=list)  # in scope, but with no event at all
+    since_note: bytes | None = None
+    consistency: list[bytes] | None = None
+
+
+def patient_subjects(cursor: Cursor, size: int) -> list[str]:
+    """Every patient the log's first ``size`` leaves concern (for practice-wide holds)."""
+    cursor.execute(
+        "SELECT DISTINCT subject FROM ledger_links WHERE subject LIKE ? AND position < ?",
+        ("patient:%", size),
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def positions_of(cursor: Cursor, subjects: Sequence[str], size: int) -> list[int]:
+    """The positions below ``size`` of every event of ``subjects``, ascending, each once."""
+    found: set[int] = set()
+    for start in range(0, len(subjects), CHUNK):
+        chunk = list(subjects[start : start + CHUNK])
+        marks = ", ".join("?" * len(chunk))
+        cursor.execute(
+            f"SELECT position FROM ledger_links WHERE subject IN ({marks}) AND position < ?",
+            (*chunk, size),
+        )
+        found.update(row[0] for row in cursor.fetchall())
+    return sorted(found)
+
+
+def gather(
+    ledger: Ledger,
+    checkpoint: UnverifiedCheckpoint,
+    subjects: Sequence[str],
+    scopes: Sequence[Scope],
+    claims: Mapping[int, str],
+    since: int | None = None,
+    progress: Progress | None = None,
+) -> Gathered:
+    size = checkpoint.size
+    with ledger.db.read() as c:
+        note = _note(c, size)
+        found = Gathered(checkpoint, note, _key_rows(c))
+        positions = positions_of(c, subjects, size)
+        if not positions:
+            raise ProductionError("no event of the subjects in scope is in the log yet")
+        hashes = [leaf_hash(leaf) for leaf in iter_leaves(c, 0, size)]
+        found.inclusion = batch_proof(hashes, positions)
+        _add_heads(found, c, subjects, size)
+        if since is not None:
+            found.since_note = _note(c, since)
+            found.consistency = consistency_proof_from_hashes(since, hashes)
+    keys = KeyRing(ledger.data_keys)
+    if len(positions) > 1000:
+        keys.preload()
+    for done in range(0, len(positions), CHUNK):
+        chunk = positions[done : done + CHUNK]
+        with ledger.db.read() as c:
+            rows = _rows(c, chunk)
+        for position, leaf, state in rows:
+            record, header = _record(keys, position, bytes(leaf), bytes(state), scopes, claims)
+            found.records.append(record)
+            found.headers[position] = header
+        if progress is not None:
+            progress(min(done + CHUNK, len(positions)), len(positions))
+    return found
+
+
+def _note(cursor: Cursor, size: int) -> bytes:
+    cursor.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (size,))
+    row = cursor.fetchone()
+    if row is None:
+        raise InvalidProduction(f"the log has no checkpoint at size {size}")
+    return bytes(row[0])
+
+
+def _key_rows(cursor: Cursor) -> list[list[Any]]:
+    cursor.execute("SELECT statement, signature_self, signature_prev FROM ledger_keys ORDER BY seq")
+    return [
+        [bytes(s), bytes(own), None if prev is None else bytes(prev)]
+        for s, own, prev in cursor.fetchall()
+    ]
+
+
+def _add_heads(found: Gathered, cursor: Cursor, subjects: Sequence[str], size: int) -> None:
+    heads = subject_heads(cursor, size)
+    index = {h[0]: i for i, h in enumerate(heads)}
+    tree = TreeLevels([leaf_hash(head_bytes(*h)) for h in heads])
+    found.heads_size = len(heads)
+    for subject in subjects:
+        i = index.get(subject)
+        if i is None:
+            found.absent.append(subject)
+            continue
+        _, seq, position = heads[i]
+        found.heads.append(
+            {
+                "seq": seq,
+                "index": i,
+                "proof": tree.inclusion_proof(i),
+                "subject": subject,
+                "position": position,
+            }
+        )
+
+
+def _rows(cursor: Cursor, positions: Sequence[int]) -> list[tuple[Any, ...]]:
+    marks = ", ".join("?" * len(positions))
+    cursor.execute(
+        "SELECT l.position, l.leaf, e.state FROM ledger_leaves l JOIN stored_events e "
+        "ON e.originator_id = l.stream AND e.originator_version = l.version "
+        f"WHERE l.position IN ({marks}) ORDER BY l.position",
+        list(positions),
+    )
+    return cursor.fetchall()
+
+
+def _record(
+    keys: KeyRing,
+    position: int,
+    leaf: bytes,
+    state: bytes,
+    scopes: Sequence[Scope],
+    claims: Mapping[int, str],
+) -> tuple[EventRecord, Header]:
+    header_bytes, sealed = split_record(state)
+    header = parse_header(header_bytes)
+    try:
+        data_key: bytes | None = keys.get(header.key)
+    except DataKeyDestroyed:
+        data_key = None
+    status, claim = status_of(position, header, scopes, claims, disposed=data_key is None)
+    if status != PRODUCED:
+        return EventRecord(position, leaf, header_bytes, status, claim=claim), header
+    assert data_key is not None
+    try:
+        salt, payload = unseal(data_key, header.stream, header.version, sealed)
+    except SealError:
+        salt, payload = b"", b""
+    if commitment(salt, payload) != header.commitment:
+        # The store itself is damaged: producing it would hand over what it cannot prove.
+        raise ProductionError(
+            f"the event at position {position} does not open to its commitment: "
+            "run chartledger verify"
+        )
+    return EventRecord(position, leaf, header_bytes, status, salt, payload), header

@@ -1,0 +1,80 @@
+"""Which events a production holds, and how each is produced (docs/BUNDLE_FORMAT.md §5).
+
+Pure rules over the holds' scopes and the events' headers: no I/O.
+
+A production holds every event of every subject in scope (each patient named by a hold, every
+patient for a practice-wide hold, and each custodian), so each subject's chain can be proven
+complete. An event's payload goes in only when some hold's scope covers it whole: it concerns a
+patient or custodian in that scope, names no patient outside it, falls within its dates and
+categories. Otherwise the bundle keeps its header and commitment only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from uuid import UUID
+
+from domain.base import patient_subject, user_subject
+from domain.categories import RECORD_CATEGORIES
+from legal_hold.holds import Scope
+from verify.bundle_format import DISPOSED, OUT_OF_SCOPE, PRIVILEGED, PRODUCED
+from verify.records import Header
+
+PATIENT, USER = "patient:", "user:"
+
+
+def subjects_in_scope(scopes: Iterable[Scope], known_patients: Iterable[str]) -> list[str]:
+    """Every subject whose chain the production proves complete, sorted by UTF-8 bytes.
+
+    ``known_patients`` are the patient subjects the log holds, for practice-wide holds."""
+    found: set[str] = set()
+    known = list(known_patients)
+    for scope in scopes:
+        if scope.all_patients:
+            found.update(known)
+        found.update(patient_subject(p) for p in scope.patients)
+        found.update(user_subject(c) for c in scope.custodians)
+    return sorted(found, key=str.encode)
+
+
+def category_of(event_type: str) -> str | None:
+    """The hold category of an event type (legal_hold.holds.CATEGORIES), None if it has none."""
+    module, _, qualname = event_type.partition(":")
+    if module == "domain.access":
+        return "access" if qualname.startswith("Access.") else "disclosures"
+    return RECORD_CATEGORIES.get(module)
+
+
+def covers(scope: Scope, header: Header) -> bool:
+    """Whether ``scope`` covers the event whole, so that its payload may be produced."""
+    patients = [UUID(s[len(PATIENT) :]) for s in header.subjects if s.startswith(PATIENT)]
+    users = {s for s in header.subjects if s.startswith(USER)}
+    custodians = {user_subject(c) for c in scope.custodians}
+    if not (any(scope.covers(p) for p in patients) or users & custodians):
+        return False
+    if not all(scope.covers(p) for p in patients):
+        return False  # it is also about a patient the matter does not reach
+    day = header.recorded[:10]
+    if scope.start is not None and day < scope.start.isoformat():
+        return False
+    if scope.end is not None and day > scope.end.isoformat():
+        return False
+    return not scope.categories or category_of(header.type) in scope.categories
+
+
+def status_of(
+    position: int,
+    header: Header,
+    scopes: Sequence[Scope],
+    claims: Mapping[int, str],
+    disposed: bool,
+) -> tuple[str, str | None]:
+    """(status, privilege claim) of one event of the production."""
+    claim = claims.get(position)
+    if claim is not None:
+        return PRIVILEGED, claim
+    if disposed:
+        return DISPOSED, None
+    if any(covers(scope, header) for scope in scopes):
+        return PRODUCED, None
+    return OUT_OF_SCOPE, None
