@@ -2,7 +2,8 @@
 copied to a store-neutral folder and back, into SQLite or PostgreSQL (docs/BACKUP_FORMAT.md).
 
 Restore rebuilds the read models from the restored log, so they come out as the source's.
-Exit status 0: done; 2: refused or misuse, with one line saying why (no PHI).
+Exit status 0: done; 2: refused or misuse, with one line saying why (no PHI); 1: restored,
+but the views did not rebuild (run ``chartledger projections rebuild``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from events.ledger import Ledger
 from projections.rebuild import rebuild
 from verify.__main__ import progress_printer
 
-EXIT_OK, EXIT_REFUSED = 0, 2
+EXIT_OK, EXIT_VIEWS, EXIT_REFUSED = 0, 1, 2
 
 
 def _refused(message: str) -> int:
@@ -83,6 +84,7 @@ def cmd_restore(config: StoreConfig, options: argparse.Namespace) -> int:
             trusted_key=options.trusted_key,
             checking=progress_printer("checking backup", unit="events"),
             restoring=progress_printer("restoring", unit="events"),
+            verifying=progress_printer("verifying the restored store"),
         )
     except (BackupError, KeyError_) as e:
         return _refused(str(e))
@@ -91,6 +93,13 @@ def cmd_restore(config: StoreConfig, options: argparse.Namespace) -> int:
     ledger = Ledger(config)
     try:
         rebuild(ledger, (), progress_printer("rebuilding views", unit="events"))
+    except Exception as e:  # the log is restored and verified; only the views are behind
+        print(
+            f"chartledger: error: the store is restored and verifies, but its views did not "
+            f"rebuild ({type(e).__name__}): run `chartledger projections rebuild`",
+            file=sys.stderr,
+        )
+        return EXIT_VIEWS
     finally:
         ledger.close()
     seconds = time.perf_counter() - started

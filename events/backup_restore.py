@@ -55,6 +55,7 @@ def restore_backup(
     trusted_key: str | None = None,
     checking: Progress | None = None,
     restoring: Progress | None = None,
+    verifying: Progress | None = None,
 ) -> Restored:
     refuse_non_empty(config)
     master_key = _master_key(config, master_key_file)
@@ -65,7 +66,7 @@ def restore_backup(
         _write_home(config, checked, master_key, created)
         ledger = Ledger(config)
         try:
-            _insert(ledger, checked, restoring)
+            _insert(ledger, checked, restoring, verifying)
         finally:
             ledger.close()
     except BaseException:
@@ -189,7 +190,12 @@ class _InTransaction:
         return self.cursor.fetchall()
 
 
-def _insert(ledger: Ledger, checked: CheckedBackup, progress: Progress | None) -> None:
+def _insert(
+    ledger: Ledger,
+    checked: CheckedBackup,
+    progress: Progress | None,
+    verifying: Progress | None,
+) -> None:
     folder, manifest = checked.folder, checked.manifest
     dialect = ledger.db.dialect
     stream = _stream_column(dialect)
@@ -238,6 +244,7 @@ def _insert(ledger: Ledger, checked: CheckedBackup, progress: Progress | None) -
         report = check_store(
             _InTransaction(c, dialect),  # type: ignore[arg-type]
             checked.practice["genesis_key_id"],
+            verifying,
             workers=1,
         )
         if report.problems:

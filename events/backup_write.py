@@ -126,9 +126,8 @@ def _write(
     files.append(data_keys)
     roots = LogRoots()
     for index, start in enumerate(range(0, size, CHUNK_EVENTS)):
-        files.append(_write_chunk(store, out, index, start, min(size, start + CHUNK_EVENTS), roots))
-        if progress is not None:
-            progress(min(size, start + CHUNK_EVENTS), size)
+        stop = min(size, start + CHUNK_EVENTS)
+        files.append(_write_chunk(store, out, index, start, stop, roots, size, progress))
     if progress is not None and size == 0:
         progress(0, 0)
     practice_json = ledger.practice
@@ -212,7 +211,14 @@ def _write_signing_keys(ledger: Ledger, out: Path, statements: list[tuple[Any, .
 
 
 def _write_chunk(
-    store: RawStore, out: Path, index: int, start: int, stop: int, roots: LogRoots
+    store: RawStore,
+    out: Path,
+    index: int,
+    start: int,
+    stop: int,
+    roots: LogRoots,
+    size: int,
+    progress: Progress | None,
 ) -> FileEntry:
     writer = RecordWriter(out, chunk_name(index))
     for a in range(start, stop, FETCH):
@@ -234,6 +240,8 @@ def _write_chunk(
             writer.write(
                 event_record(position, _stream_text(stream), version, topic, bytes(state), leaf)
             )
+        if progress is not None:
+            progress(roots.size, size)
     return writer.close()
 
 
