@@ -36,8 +36,9 @@ README, INDEX = "README.txt", "index.html"
 WRITER_THREADS = 4
 
 
-def _save(target: Path, data: bytes) -> None:
+def _save(target: Path, data: bytes, created: list[Path]) -> None:
     with open(target, "xb") as out:  # never overwrite what the bundle writer put there
+        created.append(target)  # from here on it is ours to remove if the set fails
         out.write(data)
 
 
@@ -56,14 +57,18 @@ class _Writer:
         self._folders: set[Path] = set()
         self._pool = ThreadPoolExecutor(max_workers=WRITER_THREADS)
         self._pending: list[Future[None]] = []
+        self._created: list[Path] = []
+        self._made: list[Path] = []  # folders this writer made
 
     def write(self, path: str, data: bytes, beg: str | None = None, end: str | None = None) -> str:
         target = self.root / path
         if target.parent not in self._folders:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.parent.exists():
+                target.parent.mkdir(parents=True)
+                self._made.append(target.parent)
             self._folders.add(target.parent)
         self.files.append(ReviewFile(path, beg, end))
-        self._pending.append(self._pool.submit(_save, target, data))
+        self._pending.append(self._pool.submit(_save, target, data, self._created))
         digest = hashlib.sha256(data).hexdigest()
         self.hashes[path] = digest
         return digest
@@ -76,9 +81,13 @@ class _Writer:
             self._pool.shutdown(wait=True)
 
     def undo(self) -> None:
+        """Remove what this writer created, and only that."""
         self._pool.shutdown(wait=True)
-        for written in reversed(self.files):
-            (self.root / written.path).unlink(missing_ok=True)
+        for target in self._created:
+            target.unlink(missing_ok=True)
+        for folder in reversed(self._made):
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def write_review_set(
