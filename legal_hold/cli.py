@@ -1,7 +1,8 @@
 """``chartledger matters|holds|retention ...``: legal holds as local administration commands.
 
-Each command that changes something names the acting user with ``--by`` (a risk manager or an
-owner); its events carry that user as their actor. Exit status 0: done; 2: misuse or refused,
+Each command that changes something names the acting user with ``--by``, who must be an
+active risk manager (as over HTTP: owners too need the role, which an owner can grant, in the
+open); its events carry that user as their actor. Exit status 0: done; 2: misuse or refused,
 with one line saying why (ids only, never a name or chart content).
 """
 
@@ -29,7 +30,7 @@ from legal_hold.retention import Policy, disposal_run, dispose
 from projections.rebuild import rebuild
 
 EXIT_OK, EXIT_REFUSED = 0, 2
-ALLOWED_ROLES = ("risk_manager", "owner")
+ALLOWED_ROLES = ("risk_manager",)
 
 
 def _now() -> datetime:
@@ -43,7 +44,7 @@ def _acting_user(ledger: Ledger, by: UUID) -> None:
         raise ChartError(f"no user {by}") from None
     roles = getattr(user, "roles", ())
     if not getattr(user, "active", False) or not any(r in roles for r in ALLOWED_ROLES):
-        raise ChartError(f"user {by} is not an active risk manager or owner")
+        raise ChartError(f"user {by} is not an active risk manager")
 
 
 def _run(needs_by: bool, body: Callable[[Ledger, argparse.Namespace], int]) -> Any:

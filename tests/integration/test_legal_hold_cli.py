@@ -39,11 +39,12 @@ def test_place_remind_ack_release_and_dispose_from_the_command_line(
     ledger = Ledger(store_config)
     risk = User.register(name="Rita Risk", role="risk_manager")
     clerk = User.register(name="Cal Clerk", role="staff")
+    owner = User.register(name="Olga Owner", role="owner")
     custodian = uuid4()
     patient = Patient.register(
         mrn="M-1", given_name="A", family_name="B", birth_date=date(1960, 1, 1), sex="other"
     )
-    ledger.save(risk, clerk, patient)
+    ledger.save(risk, clerk, owner, patient)
     ledger.close()
     capsys.readouterr()
     by = ["--by", str(risk.id)]
@@ -53,6 +54,11 @@ def test_place_remind_ack_release_and_dispose_from_the_command_line(
         capsys, "matters", "open", "--name", "X", "--number", "1", "--by", str(clerk.id)
     )
     assert code == 2 and "not an active risk manager" in err
+    # Holds are the risk manager's alone, on the command line as over HTTP: owners included.
+    code, _, err = run(
+        capsys, "matters", "open", "--name", "X", "--number", "1", "--by", str(owner.id)
+    )
+    assert code == 2 and "not an active risk manager" in err and len(err.splitlines()) == 1
     code, out, _ = run(capsys, "matters", "open", "--name", "A v. B", "--number", "CV-9", *by)
     matter = created(out)
     code, out, _ = run(
