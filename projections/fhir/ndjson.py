@@ -2,12 +2,17 @@
 
 FHIR's JSON puts a decimal as a JSON number, and a JSON encoder would make that number from a
 float, which loses digits (``5.20`` becomes ``5.2``; 20 digits become 17). So decimals travel
-as :class:`Number`, a ``str`` holding the JSON number's own characters, and :func:`dumps` writes
-them unquoted. Everything else is written as the standard library would (ASCII, no spaces).
+as :class:`Number`, holding the JSON number's own characters, and :func:`dumps` writes them
+unquoted. Everything else is written as the standard library would (ASCII, no spaces).
+
+Most resources hold no decimal: those go through the standard library's C encoder, which calls
+back for any object it does not know, a Number included; a resource that has one is then written
+by the small writer here instead.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -16,15 +21,39 @@ JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?", re.ASCII)
 LEDGER_DECIMAL = re.compile(r"([+-]?)([0-9]+)((?:\.[0-9]+)?)", re.ASCII)
 
 
-class Number(str):
+class Number:
     """A JSON number's exact text (``"5.20"``), written by :func:`dumps` without quotes."""
 
-    __slots__ = ()
+    __slots__ = ("text",)
 
-    def __new__(cls, text: str) -> Number:
-        if JSON_NUMBER.fullmatch(text) is None:
+    def __init__(self, text: str) -> None:
+        if type(text) is not str or JSON_NUMBER.fullmatch(text) is None:
             raise ValueError("not a JSON number in plain decimal form")
-        return super().__new__(cls, text)
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Number) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"Number({self.text!r})"
+
+
+class _HasNumber(Exception):
+    """Raised inside the C encoder at the first Number: the resource is written in Python."""
+
+
+def _refuse(value: Any) -> Any:
+    raise (
+        _HasNumber
+        if type(value) is Number
+        else TypeError(f"cannot write {type(value).__name__} as FHIR JSON")
+    )
+
+
+_fast = json.JSONEncoder(separators=(",", ":"), default=_refuse, allow_nan=False).encode
 
 
 def json_decimal(text: str) -> tuple[Number, bool]:
@@ -44,9 +73,12 @@ def json_decimal(text: str) -> tuple[Number, bool]:
 
 def dumps(value: Any) -> str:
     """``value`` (dicts, lists, str, :class:`Number`, int, bool, None) as compact JSON text."""
-    parts: list[str] = []
-    _write(value, parts.append)
-    return "".join(parts)
+    try:
+        return _fast(value)
+    except _HasNumber:
+        parts: list[str] = []
+        _write(value, parts.append)
+        return "".join(parts)
 
 
 def _write(value: Any, out: Any) -> None:
@@ -72,7 +104,7 @@ def _write(value: Any, out: Any) -> None:
             _write(item, out)
         out("]")
     elif kind is Number:
-        out(value)
+        out(value.text)
     elif value is True:
         out("true")
     elif value is False:
