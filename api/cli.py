@@ -1,6 +1,7 @@
 """The ``chartledger`` command: local administration of a practice's ledger, and (with
-``--server URL``: login, logout, patients search, chart show) the thin client against a running
-server, its session token kept in ~/.chartledger-token (CHARTLEDGER_TOKEN_FILE) with mode 0600.
+``--server URL``: login, logout, recover, patients search, chart show, labs, notes, audit,
+access-report, users, status; see api/remote_cli.py) the thin client against a running server,
+its session token kept in ~/.chartledger-token (CHARTLEDGER_TOKEN_FILE) with mode 0600.
 
 Exit status 0: success; 1: the store failed verification; 2: misuse, with one line saying what
 is wrong. Nothing here prints PHI.
@@ -26,6 +27,8 @@ from api.auth import base32, check_password, new_account, totp_uri
 from api.backup_cli import add_commands as add_backup_commands
 from api.client import ApiError, Client
 from api.import_cli import add_commands as add_import_commands
+from api.remote_cli import REMOTE_COMMANDS
+from api.remote_cli import add_commands as add_remote_commands
 from api.settings import Settings
 from domain.base import user_subject
 from domain.credentials import check_username
@@ -46,6 +49,7 @@ from events.ledger import (
 from events.rotation import rotate_signing_key
 from events.verification import verify_configured_store
 from legal_hold.cli import add_commands as add_legal_hold_commands
+from legal_hold.production_cli import add_commands as add_production_commands
 from projections.ehi_export_cli import add_commands as add_export_commands
 from projections.rebuild import UnknownProjection, all_projections, rebuild, runner_for
 from projections.runner import log_size
@@ -294,7 +298,7 @@ def cmd_chart_show(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-REMOTE = {"login", "logout", "patients", "chart"}
+REMOTE = {"login", "logout", "patients", "chart"} | REMOTE_COMMANDS
 
 
 def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
@@ -366,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=cmd_serve)
+    add_remote_commands(commands, _client, _save_token)
     add_legal_hold_commands(commands)
+    add_production_commands(commands)
     add_export_commands(commands)
     add_import_commands(commands)
     add_backup_commands(commands)
@@ -381,7 +387,10 @@ def main(args: Sequence[str] | None = None) -> int:
         except UsageError as e:
             print(f"chartledger: error: {e}", file=sys.stderr)
             return EXIT_MISUSE
-        except (ApiError, httpx.HTTPError, ValueError) as e:
+        except ApiError as e:
+            print(f"chartledger: error: {e}", file=sys.stderr)
+            return EXIT_MISUSE if 400 <= e.status < 500 else EXIT_INVALID
+        except (httpx.HTTPError, ValueError) as e:
             print(f"chartledger: error: {e}", file=sys.stderr)
             return EXIT_INVALID
     try:

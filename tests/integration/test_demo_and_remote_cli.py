@@ -57,6 +57,22 @@ def test_demo_then_the_remote_cli(
         patient_id = found.split()[0]
         assert chartledger(["--server", url, "chart", "show", patient_id]) == 0
         assert "LabResult" in capsys.readouterr().out
+        lab = ["--server", url, "labs", "record", patient_id, "--loinc", "2345-7"]
+        lab += ["--test", "Glucose", "--value", "5.20", "--lab", "Acme"]
+        assert chartledger([*lab, "--unit", "mg/dL"]) == 0
+        assert "5.20 mg/dL" in capsys.readouterr().out
+        assert chartledger([*lab, "--unit", "furlongs"]) == 2  # refused by the server: 4xx
+        refused = capsys.readouterr().err.strip().splitlines()
+        assert len(refused) == 1 and refused[0].startswith("chartledger: error:")
+        assert chartledger(["--server", url, "notes", "draft", patient_id, "--text", "Seen."]) == 0
+        note_id = capsys.readouterr().out.split()[1]
+        assert chartledger(["--server", url, "notes", "sign", note_id]) == 0
+        amend = ["--text", "Also: fasting.", "--reason", "omitted"]
+        assert chartledger(["--server", url, "notes", "amend", note_id, *amend]) == 0
+        assert "(signed, 1 addenda)" in capsys.readouterr().out
+        # The access report is for auditors and risk managers: a wrong role is misuse (2).
+        assert chartledger(["--server", url, "access-report", patient_id]) == 2
+        assert "403" in capsys.readouterr().err
         assert chartledger(["--server", url, "logout"]) == 0
         assert not token.exists()
         assert chartledger(["--server", url, "chart", "show", patient_id]) == 2  # not logged in

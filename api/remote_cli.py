@@ -1,0 +1,206 @@
+"""More of ``chartledger --server URL ...``: the everyday clinical, audit and account commands
+through the thin client, as the logged-in user (``chartledger --server URL login`` first).
+
+Each prints ids and outcomes, never more of the record than the command asked to show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from api.client import Client
+from api.schemas import LabIn
+
+EXIT_OK = 0
+
+# Names of the top-level commands defined here; api/cli.py runs them with the thin client.
+REMOTE_COMMANDS = frozenset(
+    {"labs", "notes", "audit", "access-report", "users", "recover", "status"}
+)
+
+ClientFor = Callable[[argparse.Namespace], Client]
+
+
+def _secret(variable: str, prompt: str) -> str:
+    return os.environ.get(variable) or getpass.getpass(prompt)
+
+
+def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str], Any]) -> None:
+    """Register the commands; ``client_for`` opens the logged-in client, ``saved`` keeps a new
+    session's token (as ``login`` does)."""
+
+    def sub(parent: Any, name: str, help: str, run: Callable[[argparse.Namespace], int]) -> Any:
+        parser = parent.add_parser(name, help=help)
+        parser.set_defaults(run=run)
+        return parser
+
+    def actions(name: str, help: str) -> Any:
+        group = commands.add_parser(name, help=help)
+        return group.add_subparsers(dest="action", required=True, parser_class=type(group))
+
+    def record_lab(o: argparse.Namespace) -> int:
+        lab = LabIn(
+            patient_id=o.patient_id,
+            loinc_code=o.loinc,
+            test_name=o.test,
+            value=o.value,
+            unit=o.unit,
+            performing_lab=o.lab,
+            reference_range=o.range,
+        )
+        with client_for(o) as client:
+            out = client.record_lab(lab)
+        print(f"lab {out.lab_id} recorded: {out.value} {out.unit}")
+        return EXIT_OK
+
+    labs = actions("labs", "(--server) lab results")
+    p = sub(labs, "record", "record a result, value and unit exactly as given", record_lab)
+    p.add_argument("patient_id", type=UUID)
+    p.add_argument("--loinc", required=True)
+    p.add_argument("--test", required=True, help="the test's name")
+    p.add_argument("--value", required=True, help='a decimal string, e.g. "5.2"')
+    p.add_argument("--unit", required=True, help='a UCUM unit, e.g. "mg/dL"')
+    p.add_argument("--lab", required=True, help="the performing lab")
+    p.add_argument("--range", help="the reference range, as the lab gives it")
+
+    def note_out(verb: str, note: Any) -> int:
+        state = "signed" if note.signed else "draft"
+        print(f"note {note.note_id} {verb} ({state}, {note.addenda} addenda)")
+        return EXIT_OK
+
+    def draft(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            return note_out("drafted", client.draft_note(o.patient_id, o.kind, o.text))
+
+    def sign(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            return note_out("signed", client.sign_note(o.note_id))
+
+    def amend(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            return note_out("amended", client.amend_note(o.note_id, o.text, o.reason))
+
+    notes = actions("notes", "(--server) encounter notes")
+    p = sub(notes, "draft", "draft a note", draft)
+    p.add_argument("patient_id", type=UUID)
+    p.add_argument("--kind", default="progress")
+    p.add_argument("--text", required=True)
+    p = sub(notes, "sign", "sign a draft (after which it can only be amended)", sign)
+    p.add_argument("note_id", type=UUID)
+    p = sub(notes, "amend", "add an addendum to a signed note, with the reason", amend)
+    p.add_argument("note_id", type=UUID)
+    p.add_argument("--text", required=True)
+    p.add_argument("--reason", required=True)
+
+    def audit(o: argparse.Namespace) -> int:
+        filters = {
+            k: v
+            for k, v in (
+                ("since", o.since),
+                ("until", o.until),
+                ("patient_id", o.patient),
+                ("user_id", o.user),
+                ("action", o.action_type),
+                ("sort_by", o.sort_by),
+            )
+            if v is not None
+        }
+        with client_for(o) as client:
+            rows = client.audit(**filters, descending=o.descending)
+        for r in rows:
+            print(
+                f"{r.position:>8} {r.event_time} {r.action:<7} {r.data_category:<14} "
+                f"{r.outcome:<8} user={r.user_id} patient={r.patient_id} source={r.source}"
+            )
+        return EXIT_OK
+
+    p = commands.add_parser("audit", help="(--server) the audit report, any period, any order")
+    p.set_defaults(run=audit)
+    p.add_argument("--since", help="a time with its zone, e.g. 2026-11-01T00:00:00Z")
+    p.add_argument("--until")
+    p.add_argument("--patient", type=UUID)
+    p.add_argument("--user", type=UUID)
+    p.add_argument("--action-type", help="create, change, void, query, access, print, ...")
+    p.add_argument("--sort-by", help="any audit column, e.g. user_id")
+    p.add_argument("--descending", action="store_true")
+
+    def access_report(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            rows = client.access_report(o.patient_id)
+        for r in rows:
+            print(f"{r.event_time} {r.action:<7} {r.data_category:<14} {r.outcome:<8} "
+                  f"user={r.user_id} purpose={r.purpose}")  # fmt: skip
+        return EXIT_OK
+
+    p = commands.add_parser("access-report", help="(--server) who read a patient's record, why")
+    p.set_defaults(run=access_report)
+    p.add_argument("patient_id", type=UUID)
+
+    def users_list(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            for u in client.users():
+                state = "active" if u.active else "inactive"
+                print(f"{u.user_id}  {u.username:<16} {state:<8} {','.join(u.roles)}")
+        return EXIT_OK
+
+    def users_deactivate(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            u = client.deactivate_user(o.user_id, o.reason)
+        print(f"user {u.user_id} deactivated; every session of theirs has ended")
+        return EXIT_OK
+
+    def users_grant(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            u = client.grant_role(o.user_id, o.role)
+        print(f"user {u.user_id} now holds {','.join(u.roles)}")
+        return EXIT_OK
+
+    def users_revoke_role(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            u = client.revoke_role(o.user_id, o.role)
+        print(f"user {u.user_id} now holds {','.join(u.roles) or 'no role'}")
+        return EXIT_OK
+
+    users = actions("users", "(--server) users (owners; user administrators for non-owners)")
+    sub(users, "list", "every user, their roles and whether active", users_list)
+    p = sub(users, "deactivate", "revoke a user: ends all their sessions at once", users_deactivate)
+    p.add_argument("user_id", type=UUID)
+    p.add_argument("--reason", required=True)
+    p = sub(users, "grant", "grant a role", users_grant)
+    p.add_argument("user_id", type=UUID)
+    p.add_argument("role")
+    p = sub(users, "revoke-role", "take a role away", users_revoke_role)
+    p.add_argument("user_id", type=UUID)
+    p.add_argument("role")
+
+    def recover(o: argparse.Namespace) -> int:
+        code = _secret("CHARTLEDGER_RECOVERY_CODE", "Recovery code: ")
+        password = _secret("CHARTLEDGER_NEW_PASSWORD", "New password: ")
+        with Client(o.server) as client:
+            client.recover(o.username, code, password)
+            assert client.token is not None
+            path = saved(o.server, client.token)
+        print(f"Recovered {o.username}: new password set, other sessions ended; token in {path}")
+        return EXIT_OK
+
+    p = commands.add_parser(
+        "recover", help="(--server) regain an owner account with a one-time recovery code"
+    )
+    p.set_defaults(run=recover)
+    p.add_argument("username")
+
+    def status(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            checked = client.verify_store()
+            latest = client.latest_checkpoint()
+        print(json.dumps({"store": checked.model_dump(), "latest_checkpoint": latest}, indent=2))
+        return EXIT_OK if checked.ok else 1
+
+    p = commands.add_parser("status", help="(--server) the store's verification and checkpoint")
+    p.set_defaults(run=status)
