@@ -25,10 +25,12 @@ This file is UTF-8 text.
 
 1. WHAT IS IN THIS PRODUCTION
 
-  manifest, signature, events, proofs, checkpoint and key history
+  manifest.msgpack, manifest.sig, keys.msgpack, checkpoint.note, events.bin,
+  proofs.msgpack (and since.note when an earlier checkpoint was given)
       The evidence itself, laid out as the Chartledger bundle format specifies
-      (docs/BUNDLE_FORMAT.md). The manifest lists every file below with its SHA-256
-      and is signed with the practice's checkpoint key.
+      (docs/BUNDLE_FORMAT.md): every event in scope, proofs to the signed checkpoint,
+      the key history. The manifest lists every file below with its SHA-256 and is
+      signed with the practice's signing key.
   natives/                  {natives} native files, byte for byte as stored: uploaded
                             documents, and email as .eml exactly as received.
   images/<BegBates>.pdf     {renderings} PDF renderings: one per chart timeline and message
