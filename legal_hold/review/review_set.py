@@ -33,6 +33,8 @@ PRIVILEGE_HTML = "privilege/privilege_log.html"
 DECLARATION_14 = "declarations/FRE_902_14_DRAFT.txt"
 DECLARATION_13 = "declarations/FRE_902_13_DRAFT.txt"
 README, INDEX = "README.txt", "index.html"
+# Names the review files take: a native there would clash with them.
+RESERVED = frozenset({README, INDEX, "images", "text", "loadfiles", "privilege", "declarations"})
 WRITER_THREADS = 4
 
 
@@ -118,6 +120,8 @@ def _check(root: Path, review: ReviewInput) -> None:
         path = PurePosixPath(native.path)
         if path.is_absolute() or ".." in path.parts or not path.parts or "\\" in native.path:
             raise InvalidReviewInput(f"native {index}: path must be relative, with '/', no '..'")
+        if path.parts[0] in RESERVED:
+            raise InvalidReviewInput(f"native {index}: {path.parts[0]} is a review files' name")
         if not (root / path).is_file():
             raise InvalidReviewInput(f"native {index}: no file at {native.path}")
 

@@ -426,7 +426,9 @@ def test_a_bad_bates_prefix_is_refused_before_anything_is_written(tmp_path) -> N
     assert all_files(tmp_path) == before
 
 
-@pytest.mark.parametrize("path", ["../outside.eml", "/etc/passwd", "natives/missing.eml"])
+@pytest.mark.parametrize(
+    "path", ["../outside.eml", "/etc/passwd", "natives/missing.eml", "images/SMITH-0000001.pdf"]
+)
 def test_a_native_outside_the_root_or_missing_is_refused_before_anything_is_written(
     tmp_path, path
 ) -> None:
