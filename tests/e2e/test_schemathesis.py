@@ -34,6 +34,12 @@ def _raw_email(ctx: object, value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+@schemathesis.serializer("text/csv", "x-application/hl7-v2+er7")
+def _raw_import(ctx: object, value: object) -> bytes:
+    """An import file is posted as its raw bytes (``POST /imports/patients``, ``/imports/labs``)."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 @pytest.fixture
 def store_config(tmp_path: Path) -> Iterator[StoreConfig]:
     """SQLite only (see the module's docstring)."""
