@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 from events.db import Database
 from events.ledger import Ledger
 from events.sealing import unseal
-from projections.ehi_export_fold import Fold, Resource
+from projections.ehi_export_fold import Encoded, Fold, Resource
 from projections.ehi_export_native import (
     RECORDS,
     NativeFile,
@@ -181,15 +181,18 @@ class NdjsonFiles:
         self.files: dict[str, IO[str]] = {}
         self.counts: dict[str, int] = {}
 
-    def write(self, resources: Iterator[Resource] | list[Resource]) -> None:
+    def write(self, resources: Iterator[Resource] | list[Resource | Encoded]) -> None:
         for resource in resources:
-            kind = resource["resourceType"]
+            if type(resource) is Encoded:
+                kind, line = resource
+            else:
+                kind, line = resource["resourceType"], dumps(resource)
             out = self.files.get(kind)
             if out is None:
                 out = (self.folder / f"{kind}.ndjson").open("x", encoding="ascii", newline="\n")
                 self.files[kind] = out
                 self.counts[kind] = 0
-            out.write(dumps(resource) + "\n")
+            out.write(line + "\n")
             self.counts[kind] += 1
 
     def close(self) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ as they stood at the export's log size.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from domain.allergies import Allergy
 from domain.amendments import AmendmentRequest
@@ -35,11 +35,20 @@ from projections.fhir import (
     patients,
     provenance,
 )
-from projections.fhir.audit_events import audit_event
+from projections.fhir.audit_events import AuditLines
 from projections.fhir.common import Context, Tracked
 from projections.runner import Entry
 
 Resource = dict[str, Any]
+
+
+class Encoded(NamedTuple):
+    """A resource already written as its NDJSON line (without the line end)."""
+
+    resource_type: str
+    line: str
+
+
 # The modules whose records are replayed; events of any other module become AuditEvents only.
 FOLDED = {
     "domain.patients",
@@ -68,10 +77,11 @@ class Fold:
     def __init__(self, context: Context, allowed: Callable[[str], bool]) -> None:
         self.context = context
         self.allowed = allowed
+        self.audit_lines = AuditLines(context)
         self.records: dict[str, Tracked] = {}
         self.broken: set[str] = set()  # streams whose replay failed (e.g. partly disposed of)
 
-    def add(self, entry: Entry) -> list[Resource]:
+    def add(self, entry: Entry) -> list[Resource | Encoded]:
         header = entry.header
         shown = [
             s.removeprefix("patient:")
@@ -80,7 +90,8 @@ class Fold:
         ]
         if not shown:
             return []
-        ready = [audit_event(audit_row(entry), header.stream, shown, self.context)]
+        audit = self.audit_lines.line(audit_row(entry), header.stream, shown)
+        ready: list[Resource | Encoded] = [Encoded("AuditEvent", audit)]
         module = header.type.partition(":")[0]
         if entry.event is None or module not in FOLDED:
             return ready

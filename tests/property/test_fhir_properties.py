@@ -20,7 +20,7 @@ from domain.access import PURPOSES_OF_USE
 from domain.labs import LabResult
 from domain.quantities import MAX_LENGTH, Quantity, check_unit
 from projections.audit import COLUMNS
-from projections.fhir.audit_events import ACTIONS, audit_event
+from projections.fhir.audit_events import ACTIONS, AuditLines, audit_event
 from projections.fhir.common import ORIGINAL_TEXT, UCUM, Context, Tracked, quantity
 from projections.fhir.ndjson import JSON_NUMBER, Number, dumps, json_decimal
 from projections.fhir.observations import lab_observation
@@ -143,6 +143,10 @@ def test_numbers_are_written_unquoted_and_only_plain_json_numbers_are_numbers(
 
 
 ids = st.uuids().map(str)
+words = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), min_size=1, max_size=20
+)
+words = words.filter(lambda w: w.strip() != "")
 timestamps = st.just(RECORDED) | st.just("20261102083000")
 rows = st.tuples(
     st.integers(min_value=0, max_value=2**40),
@@ -151,11 +155,11 @@ rows = st.tuples(
     st.none(),
     st.none() | ids,
     st.sampled_from(sorted(ACTIONS)),
-    st.sampled_from(["chart", "labs", "notes", "audit", "other"]),
+    st.sampled_from(["chart", "labs", "notes", "audit", "other"]) | words,
     st.sampled_from(["success", "failure"]),
     st.just("system") | ids,
-    st.none() | st.sampled_from(PURPOSES_OF_USE) | st.text(min_size=1, max_size=20),
-    st.just("domain.notes:Note.Signed"),
+    st.none() | st.sampled_from(PURPOSES_OF_USE) | words,
+    st.just("domain.notes:Note.Signed") | words,
 )
 
 
@@ -175,3 +179,13 @@ def test_every_audit_row_becomes_a_balp_audit_event(
     assert named == [f"Patient/{p}" for p in patients]
     agent = model.agent[0]
     assert agent.requestor is (r["user_id"] is not None)
+
+
+@SETTINGS
+@given(rows, st.lists(ids, max_size=3, unique=True), ids)
+def test_the_export_writes_each_audit_event_exactly_as_its_mapping_says(
+    row: tuple[Any, ...], patients: list[str], stream: str
+) -> None:
+    line = AuditLines(CONTEXT).line(row, stream, patients)
+    assert line.isascii() and "\n" not in line
+    assert json.loads(line) == audit_event(row, stream, patients, CONTEXT)
