@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -337,5 +337,32 @@ def test_an_sms_export_lands_one_thread_per_number_with_its_metadata(
         assert attributes["readable_date"] == "Nov 17, 2026 12:26:40 PM"
         assert attributes["date_sent"] == "1794999998000"
         assert [m["body"] for m in second.messages] == ["Lab says results are ready & sent."]
+    finally:
+        ledger.close()
+
+
+def test_a_folder_of_emails_imports_and_unknown_patients_or_files_are_one_line(
+    practice: Setup, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    for name in ("email_answer.eml", "email_question.eml"):
+        (folder / name).write_bytes((FIXTURES / name).read_bytes())
+    by = ["--by", str(practice.clinician.id)]
+    before = practice.leaves()
+    code, _, err = run(capsys, "email", str(folder), "--patient", str(uuid4()), *by)
+    assert (code, err) == (2, "chartledger: refused: no record with that id\n")
+    missing = tmp_path / "missing.xml"
+    code, _, err = run(capsys, "sms", str(missing), "--patient", str(practice.jane.id), *by)
+    assert (code, err) == (2, f"chartledger: refused: cannot read {missing}: No such file or "
+                              "directory\n")  # fmt: skip
+    assert practice.leaves() == before
+    code, out, _ = run(capsys, "email", str(folder), "--patient", str(practice.jane.id), *by)
+    assert code == 0 and out.startswith("Imported 2 of 2 email item(s), 0 rejected")
+    summary, ledger = practice.summary(out)
+    try:
+        [thread_id] = summary.created  # the answer names the question: one thread
+        assert len(ledger.repository.get(thread_id).messages) == 2
+        assert summary.source_name == "email_answer.eml, email_question.eml"
     finally:
         ledger.close()
