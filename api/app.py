@@ -62,6 +62,9 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     from api.routers.imports import router as imports_router
 
     app.include_router(imports_router)
+    from api.routers.productions import router as productions_router  # bundles (issue #6)
+
+    app.include_router(productions_router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

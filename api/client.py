@@ -530,3 +530,28 @@ class Client:
     def export_file(self, export_id: UUID | str, name: str) -> bytes:
         """One file of a finished export (``Patient.ndjson``, ``native/records.msgpack``, ...)."""
         return self.request("GET", f"/exports/{export_id}/{name}").content
+
+    # -- e-discovery productions (risk managers) -----------------------------------------------
+
+    def produce(
+        self,
+        matter_id: UUID,
+        *,
+        withhold: dict[int, str] | None = None,
+        since_checkpoint: int | None = None,
+    ) -> dict[str, Any]:
+        """Produce the matter's bundle on the server; returns the production (its ``download``
+        path, SHA-256, size, events, checkpoint size, subjects)."""
+        body: dict[str, Any] = {
+            "withhold": [{"position": p, "claim": c} for p, c in (withhold or {}).items()]
+        }
+        if since_checkpoint is not None:
+            body["since_checkpoint"] = since_checkpoint
+        produced: dict[str, Any] = self.request(
+            "POST", f"/matters/{matter_id}/productions", json=body
+        ).json()
+        return produced
+
+    def download_production(self, production_id: UUID | str) -> bytes:
+        """The bundle's bytes, exactly as produced."""
+        return self.request("GET", f"/productions/{production_id}/bundle").content

@@ -23,6 +23,7 @@ from api.importing_schemas import ImportReportOut
 from domain import errors as domain
 from domain.imports.report import ImportRejected
 from legal_hold import errors as holds
+from legal_hold import production_errors as productions
 from legal_hold.notices import OutboxError
 from projections.ehi_export import ExportError, ExportNotFound, OutputExists
 from projections.reads import PatientNotFound
@@ -88,6 +89,9 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     holds.NothingToDispose: (409, "already-disposed", "Record already disposed of"),
     holds.DisposalContended: (409, "disposal-contended", "Record kept changing: try again"),
     OutboxError: (502, "outbox", "The notice could not be sent"),
+    productions.InvalidProduction: (422, "invalid-production", "Invalid production request"),
+    productions.NothingToProduce: (409, "nothing-to-produce", "Nothing in scope to produce"),
+    productions.ProductionError: (409, "production", "Production refused"),
     IntegrityError: (409, "conflict", "Conflicting change: reload and try again"),
     PatientNotFound: (404, "not-found", "Not found"),
     AggregateNotFoundError: (404, "not-found", "Not found"),

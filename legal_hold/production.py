@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from domain.access import Access
 from domain.base import user_subject
@@ -68,6 +68,8 @@ def produce(
     withhold: Mapping[int, str] | None = None,
     since: int | None = None,
     at: datetime | None = None,
+    production_id: UUID | None = None,
+    session: str = "cli",
     progress: Progress | None = None,
 ) -> Produced:
     """Write the matter's bundle to ``out`` (which must not exist) and record the production."""
@@ -93,12 +95,13 @@ def produce(
         raise InvalidProduction(
             f"positions {sorted(outside)[:5]} are not events of the subjects in scope"
         )
-    _record_disclosure(ledger, by, matter_id, subjects, at)
+    _record_disclosure(ledger, by, session, matter_id, subjects, at)
     checkpoint = ledger.checkpointer.issue()
     found = gather(ledger, checkpoint, subjects, scopes, claims, since, progress)
     manifest_fields = _manifest_fields(ledger, matter, holds, by, at, found, subjects, claims)
     digest, size = _write_bundle(ledger, out, found, manifest_fields, subjects)
     production = Production(
+        production_id=production_id or uuid4(),
         matter_id=matter_id,
         produced_at=at,
         produced_by=by,
@@ -113,7 +116,7 @@ def produce(
         event_count=len(found.records),
         withheld=[[p, c] for p, c in sorted(claims.items())],
     )
-    with acting(user_subject(by), "production"):
+    with acting(user_subject(by), session):
         ledger.save(production)
     return Produced(
         production.id, out, digest, size, len(found.records), checkpoint.size, tuple(subjects)
@@ -134,7 +137,7 @@ def _checked_claims(withhold: Mapping[int, str]) -> dict[int, str]:
 
 
 def _record_disclosure(
-    ledger: Ledger, by: UUID, matter_id: UUID, subjects: list[str], at: datetime
+    ledger: Ledger, by: UUID, session: str, matter_id: UUID, subjects: list[str], at: datetime
 ) -> None:
     patients = [UUID(s.removeprefix(PATIENT)) for s in subjects if s.startswith(PATIENT)]
     reads = [
@@ -151,7 +154,7 @@ def _record_disclosure(
         for patient_id in patients
     ]
     if reads:
-        with acting(user_subject(by), "production"):
+        with acting(user_subject(by), session):
             ledger.save(*reads)
 
 

@@ -19,9 +19,15 @@ from domain.base import Record, user_subject
 
 
 class Production(Record):
+    @staticmethod
+    def create_id(production_id: UUID) -> UUID:
+        # Chosen before the bundle is written, so the bundle's file can be named by it.
+        return production_id
+
     @event("Produced")
     def __init__(
         self,
+        production_id: UUID,
         matter_id: UUID,
         produced_at: datetime,
         produced_by: UUID,
@@ -32,7 +38,7 @@ class Production(Record):
         checkpoint_root: str,
         since_size: int | None,
         holds: list[UUID],
-        produced_subjects: list[str],
+        produced_subjects: list[str],  # not "subjects": Record sets that on every event
         event_count: int,
         withheld: list[list[Any]],
     ) -> None:

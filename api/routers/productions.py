@@ -1,0 +1,111 @@
+"""E-discovery productions over HTTP, for the ``risk_manager`` role only (owners included in
+the refusal, as for holds): ``POST /matters/{id}/productions`` writes the matter's bundle to
+``<CHARTLEDGER_HOME>/productions/<production id>.zip`` and records it; ``GET
+/productions/{id}/bundle`` downloads it, recorded first as a copy of what it holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import now
+from api.deps import LedgerDep
+from api.errors import NotFound
+from api.routers.holds import RiskManager
+from domain.access import Access
+from events.ledger import Ledger
+from legal_hold.production import produce
+
+router = APIRouter(tags=["productions"])
+MEDIA_TYPE = "application/zip"
+
+
+class WithheldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    position: int = Field(ge=0, description="the leaf position of the event to withhold")
+    claim: str = Field(min_length=1, max_length=200, description="e.g. attorney-client")
+
+
+class ProductionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    withhold: list[WithheldIn] = Field(default_factory=list, max_length=10_000)
+    since_checkpoint: int | None = Field(
+        default=None, ge=1, description="size of an earlier checkpoint the other side holds"
+    )
+
+
+class ProductionOut(BaseModel):
+    production_id: UUID
+    matter_id: UUID
+    produced_at: datetime
+    sha256: str
+    size: int
+    events: int
+    checkpoint_size: int
+    subjects: list[str]
+    download: str
+
+
+def productions_home(ledger: Ledger) -> Path:
+    return ledger.config.home / "productions"
+
+
+@router.post(
+    "/matters/{matter_id}/productions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProductionOut,
+)
+def create_production(
+    matter_id: UUID, body: ProductionIn, principal: RiskManager, ledger: LedgerDep
+) -> ProductionOut:
+    """Produce the matter: every event of its patients and custodians, payloads in scope only."""
+    production_id = uuid4()
+    home = productions_home(ledger)
+    home.mkdir(parents=True, exist_ok=True)
+    at = now()
+    produced = produce(
+        ledger,
+        matter_id,
+        home / f"{production_id}.zip",
+        by=principal.user_id,
+        withhold={w.position: w.claim for w in body.withhold},
+        since=body.since_checkpoint,
+        at=at,
+        production_id=production_id,
+        session=str(principal.session_id),
+    )
+    return ProductionOut(
+        production_id=produced.production_id,
+        matter_id=matter_id,
+        produced_at=at,
+        sha256=produced.sha256,
+        size=produced.size,
+        events=produced.events,
+        checkpoint_size=produced.checkpoint_size,
+        subjects=list(produced.subjects),
+        download=f"/productions/{produced.production_id}/bundle",
+    )
+
+
+@router.get("/productions/{production_id}/bundle", response_class=FileResponse)
+def download_bundle(production_id: UUID, principal: RiskManager, ledger: LedgerDep) -> FileResponse:
+    """The bundle file, byte for byte as produced (its SHA-256 is in the production event)."""
+    path = productions_home(ledger) / f"{production_id}.zip"
+    if not path.is_file():
+        raise NotFound(f"no production {production_id}")
+    copy = Access.record(
+        user_id=principal.user_id,
+        action="copy",
+        data_category="chart",
+        purpose_of_use="HLEGAL",
+        at=now(),
+        detail={"production": str(production_id)},
+    )
+    with principal.acting():
+        ledger.save(copy)
+    return FileResponse(path, media_type=MEDIA_TYPE, filename=f"production-{production_id}.zip")
