@@ -366,3 +366,19 @@ def test_a_folder_of_emails_imports_and_unknown_patients_or_files_are_one_line(
         assert summary.source_name == "email_answer.eml, email_question.eml"
     finally:
         ledger.close()
+
+
+def test_messages_for_a_patient_without_care_are_refused_whole(
+    practice: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = practice.leaves()
+    code, out, err = run(
+        capsys, "sms", fixture("sms_good.xml"), "--patient", str(practice.jane.id),
+        "--by", str(practice.outsider.id),
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err == (
+        f"chartledger: refused: no care relationship with patient {practice.jane.id}: "
+        "an owner may import for them\n"
+    )
+    assert practice.leaves() == before
