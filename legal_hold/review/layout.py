@@ -78,6 +78,8 @@ def entry_lines(entry: TimelineEntry) -> list[Line]:
 
 def layout(timeline: Timeline, lines_per_page: int = LINES_PER_PAGE) -> LaidOut:
     """Every entry of ``timeline`` in order, on pages of at most ``lines_per_page`` lines."""
+    if lines_per_page < 2:  # a continued entry needs its "(continued)" line and one more
+        raise ValueError("a page needs room for at least two lines")
     pages: list[list[Line]] = [[]]
     privileged: dict[int, int] = {}
     for entry in timeline.entries:
