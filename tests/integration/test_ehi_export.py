@@ -406,3 +406,35 @@ def test_population_native_records_rebuild_every_signed_root(
     assert checkpoints
     for checkpoint in checkpoints:
         assert root_hash(leaves[: checkpoint.size]) == checkpoint.root
+
+
+def test_a_disposed_record_leaves_its_audit_trail_and_headers_but_no_content(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    from legal_hold.retention import Policy, dispose
+
+    story = tell_story(ledger)
+    dispose(
+        ledger, story.patient, policy=Policy.simple("0y", 0, 0), by=uuid4(), at=datetime.now(UTC)
+    )
+    steps: list[tuple[int, int]] = []
+    out = tmp_path / "all"
+    request = ExportRequest(Reader(uuid4(), "HOPERAT"), None, "t")
+    manifest = export(ledger, request, out, lambda done, total: steps.append((done, total)))
+    found = all_resources(out, manifest)
+    for kind, resources in found.items():
+        for resource in resources:
+            fhir_model(kind).model_validate(resource)
+    assert [p["id"] for p in found["Patient"]] == [str(story.other_patient)]
+    disposed = f"Patient/{story.patient}"
+    assert any(
+        e["what"].get("reference") == disposed for a in found["AuditEvent"] for e in a["entity"]
+    )
+    records = _values(out / "native" / "records.msgpack")
+    theirs = [
+        r for r in records if f"patient:{story.patient}" in parse_header(r["header"]).subjects
+    ]
+    assert theirs and all(r["payload"] is None and r["salt"] is None for r in theirs)
+    # Progress: reported per batch, ending at the whole range.
+    assert steps and steps[-1][0] == steps[-1][1] == len(records)
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)
