@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -199,7 +199,7 @@ def _check_patient(importer: Importer, patient_id: UUID) -> None:
 
 
 def _refuse_without_care(
-    importer: Importer, parsed: Parsed[T], patient_of: Callable[[T], UUID], field: str
+    importer: Importer, parsed: Parsed[T], patient_of: Callable[[T], UUID], naming: str
 ) -> None:
     if importer.is_owner:
         return
@@ -208,7 +208,7 @@ def _refuse_without_care(
         if importer.may_write_to(patient_of(accepted.item)):
             kept.append(accepted)
         else:
-            reason = f"no care relationship with the patient {field} names (an owner may import)"
+            reason = f"no care relationship with the patient {naming} names (an owner may import)"
             parsed.rejections.append(Rejection(accepted.location, (reason,)))
     parsed.accepted[:] = kept
 
@@ -217,13 +217,13 @@ def _refuse_without_care(
 class _Batch:
     aggregates: list[Aggregate]
     created: list[UUID]
-    links: list[dict[str, Any]] | None = None
+    links: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _build(importer: Importer, parsed: Parsed[T], build: Callable[[T], list[Aggregate]]) -> _Batch:
     """The aggregates of every accepted item; an item the domain refuses becomes a rejection
     (its message names fields, never values), so nothing half-built is ever saved."""
-    batch = _Batch(aggregates=[], created=[], links=[])
+    batch = _Batch(aggregates=[], created=[])
     kept = []
     for done, accepted in enumerate(parsed.accepted, start=1):
         try:
@@ -234,13 +234,14 @@ def _build(importer: Importer, parsed: Parsed[T], build: Callable[[T], list[Aggr
         kept.append(accepted)
         batch.aggregates.extend(aggregates)
         batch.created.extend(a.id for a in aggregates)
-        if len(aggregates) > 1 and isinstance(aggregates[0], Document):
-            batch.links.append(  # type: ignore[union-attr]
+        if isinstance(aggregates[0], Document):  # a lab message: its original, then its results
+            document, *labs = aggregates
+            batch.links.append(
                 {
                     "location": accepted.location,
-                    "document_id": aggregates[0].id,
-                    "document_sha256": aggregates[0].sha256,
-                    "lab_ids": [a.id for a in aggregates[1:]],
+                    "document_id": document.id,
+                    "document_sha256": document.sha256,
+                    "lab_ids": [lab.id for lab in labs],
                 }
             )
         _tick(importer, done, len(parsed.accepted))
@@ -284,7 +285,7 @@ def _finish(
         created=batch.created,
         accept_valid=accept_valid,
         by=importer.by,
-        links=batch.links or (),
+        links=batch.links,
     )
     with importer.acting():
         importer.ledger.save(*batch.aggregates, summary)
