@@ -48,8 +48,8 @@ This file is UTF-8 text.
 
 2. LOADING INTO A REVIEW PLATFORM
 
-  Use this folder as the volume root: every path in the load files is relative to it,
-  with '\\' between folders.
+  Unzip the bundle and use its folder as the volume root: every path in the load files
+  is relative to it, with '\\' between folders.
   DAT: encoding UTF-8 with byte-order mark; field separator DC4 (ASCII 20, 0x14); quote
        character thorn (U+00FE, ASCII 254); newline in a value (U+00AE, ASCII 174);
        multiple values (To, CC) separated by "; "; first line holds the field names.

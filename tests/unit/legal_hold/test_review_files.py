@@ -477,3 +477,11 @@ def test_an_empty_production_still_gets_its_load_files_and_readme(tmp_path) -> N
     assert len(read_dat(tmp_path / "loadfiles/production.dat")) == 1  # the field names only
     assert read_opt(tmp_path / "loadfiles/production.opt") == []
     assert "none (nothing produced)" in (tmp_path / "README.txt").read_text("utf-8")
+
+
+def test_progress_is_reported_once_per_document_up_to_the_total(tmp_path) -> None:
+    calls: list[tuple[int, int]] = []
+    write_review_set(
+        tmp_path, sample_review(tmp_path), lambda done, total: calls.append((done, total))
+    )
+    assert calls == [(n, 5) for n in range(1, 6)]
