@@ -213,11 +213,11 @@ def _events(
                 f"position {roots.size} is missing from the backup (the next is {row.position})"
             )
         try:
-            header = _check_event(row, where)
+            header, header_bytes = _check_event(row, where)
             leaf = parse_leaf(row.leaf)
             if [link[0] for link in leaf.links] != list(header.subjects):
                 raise BackupInvalid(f"{where}: the leaf links other subjects than its header")
-            digest = hashlib.sha256(split_record(row.state)[0]).digest()
+            digest = hashlib.sha256(header_bytes).digest()
             if leaf.event != digest:
                 raise BackupInvalid(
                     f"{where}: the leaf commits to event {short(leaf.event)}, "
@@ -242,14 +242,14 @@ def _events(
         )
 
 
-def _check_event(row: EventRow, where: str) -> Header:
+def _check_event(row: EventRow, where: str) -> tuple[Header, bytes]:
     header_bytes, sealed = split_record(row.state)
     header = parse_header(header_bytes)
     if (header.stream, header.version, header.type) != (row.stream, row.version, row.topic):
         raise BackupInvalid(f"{where}: the row's stream, version or topic is not its header's")
     if hashlib.sha256(sealed).digest() != header.sealed:
         raise BackupInvalid(f"{where}: the sealed payload does not hash to its header's")
-    return header
+    return header, header_bytes
 
 
 def _at_checkpoint(checkpoint: UnverifiedCheckpoint, roots: LogRoots) -> None:
