@@ -8,6 +8,7 @@ time and non-Latin text, and ``--natives`` small native files already in the sta
     python bench/review.py                      # 100,000 entries, 3 alternating rounds
     python bench/review.py --entries 20000 --rounds 1
     python bench/review.py --profile            # cProfile one run of write_review_set
+    python bench/review.py --dir /dev/shm       # in memory: the writers' CPU without the disk
 """
 
 from __future__ import annotations
@@ -126,6 +127,19 @@ def baseline(root: Path, review: ReviewInput) -> None:
             (out / f"{number}.{suffix}").write_bytes(text)
 
 
+def _filesystem(path: Path) -> str:
+    """The file system type holding ``path``, from /proc/mounts (longest mount point wins)."""
+    best, kind = "", "unknown"
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _, mount, fs = line.split()[:3]
+            if str(path).startswith(mount) and len(mount) > len(best):
+                best, kind = mount, fs
+    except OSError:
+        pass
+    return kind
+
+
 def timed(fn, *args) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     wall, cpu = time.perf_counter(), time.process_time()
     fn(*args)
@@ -139,10 +153,14 @@ def main() -> None:
     parser.add_argument("--natives", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--dir", help="where to write (default: the system's temp folder); /dev/shm leaves out disk"
+    )
     options = parser.parse_args()
     header("review files: write_review_set vs plain files")
     print(f"load:     {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1 and 5 min)")
-    work = Path(tempfile.mkdtemp(prefix="bench-review-"))
+    work = Path(tempfile.mkdtemp(prefix="bench-review-", dir=options.dir))
+    print(f"folder:   {work} ({_filesystem(work)})")
     try:
         natives = stage_natives(work / "natives-src", options.natives)
         review = review_input(options.entries, options.per_timeline, natives)
@@ -180,9 +198,15 @@ def main() -> None:
             f"{pages / wall:,.0f} pages/s, {options.entries / wall:,.0f} entries/s"
         )
         print(f"plain:    {base:.2f} s wall (median); review / plain = {wall / base:.1f}x")
-        scaled = wall * 100_000 / options.entries
-        verdict = "meets" if scaled < TARGET_SECONDS else "MISSES"
-        print(f"target:   < {TARGET_SECONDS:.0f} s for 100,000 entries: {scaled:.1f} s, {verdict}")
+        if options.entries >= 100_000:
+            verdict = "meets" if wall < TARGET_SECONDS else "MISSES"
+            print(
+                f"target:   < {TARGET_SECONDS:.0f} s for 100,000 entries: {wall:.1f} s, {verdict}"
+            )
+        else:
+            print(
+                f"target:   < {TARGET_SECONDS:.0f} s, for 100,000 entries (run without --entries)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
