@@ -17,6 +17,7 @@ from uuid import UUID
 import pytest
 
 from api.cli import main as chartledger
+from events import backup_write
 from events.config import StoreConfig
 from events.ledger import Ledger
 from legal_hold.retention import dispose
@@ -25,7 +26,7 @@ from tests.conftest import PG_URL, _unavailable, pg_connect
 from tests.integration import test_clinical_views as clinical
 from tests.integration import test_legal_hold as holds
 from tests.integration.test_ledger_store import QUIET
-from tests.support import set_env
+from tests.support import append_charts, patient, set_env
 from verify.hashing import short
 
 OWNER_PASSWORD = "backup owner passphrase 1"
@@ -335,3 +336,44 @@ def test_backup_goes_only_into_a_new_folder_and_only_by_an_owner(
                nobody) == 2  # fmt: skip
     assert f"no user {nobody}" in capsys.readouterr().err
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_a_backup_of_a_live_store_is_one_consistent_snapshot(
+    store_config: StoreConfig,
+    fresh_postgres: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Another writer appends, signs a checkpoint and creates data keys after the backup has
+    read the log's size and before it reads the checkpoints and keys: the backup holds the
+    store as it stood when its snapshot began (a checkpoint beyond its size would make it
+    unrestorable), and restores to a store that verifies with the source's leaves."""
+    source = make_practice(store_config, monkeypatch, capsys, every_view=False)
+    writer = Ledger(store_config, **QUIET)
+    backing_up = Ledger(store_config, **QUIET)
+    signing_keys = backup_write._write_signing_keys
+
+    def meanwhile(*args: Any) -> Any:
+        append_charts(writer, [patient() for _ in range(3)], events_per_chart=2)
+        writer.checkpointer.issue()
+        return signing_keys(*args)
+
+    monkeypatch.setattr(backup_write, "_write_signing_keys", meanwhile)
+    try:
+        manifest = backup_write.take_backup(backing_up, tmp_path / "backup")
+    finally:
+        backing_up.close()
+        writer.close()
+    assert len(leaves(store_config, 10**9)) == manifest.tree_size + 6  # the writer's 6 events
+    assert manifest.newest_checkpoint == manifest.tree_size
+    target = (
+        fresh_sqlite(tmp_path, "restored")
+        if store_config.database_url is None
+        else fresh_postgres(tmp_path, "restored")
+    )
+    assert restore(target, tmp_path / "backup", store_config.master_key_path, monkeypatch) == 0
+    assert run(target, monkeypatch, "verify") == 0
+    assert leaves(target, 10**9) == leaves(source.config, manifest.tree_size)
+    assert len(data_key_names(target)) == manifest.counts["data_keys"]
+    assert len(data_key_names(source.config)) == manifest.counts["data_keys"] + 3
