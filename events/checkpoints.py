@@ -15,6 +15,9 @@ from verify.keyhistory import parse_statement
 
 DEFAULT_EVERY_EVENTS = 1000
 DEFAULT_EVERY_SECONDS = 60.0
+INSERT_CHECKPOINT = (
+    "INSERT INTO ledger_checkpoints (size, note) VALUES (?, ?) ON CONFLICT (size) DO NOTHING"
+)
 
 
 def latest_checkpoint(cursor: Cursor) -> UnverifiedCheckpoint | None:
@@ -67,29 +70,57 @@ class Checkpointer:
             # committed by another process is either wholly before or wholly after.
             key = self._load_key(current_key_id(c))
             root, heads_root = self._state.roots_at(c, size)
-        moment = format_timestamp(at or datetime.now(UTC))
-        body = format_body(self.origin, size, root, heads_root, moment, key.key_id)
-        note = format_note(body, self.origin, key.note_key_hash(self.origin), key.sign(body))
+        note = self._sign(key, size, root, heads_root, at)
         with self._db.write(lock=False) as c:
-            insert = "INSERT INTO ledger_checkpoints (size, note) VALUES (?, ?)"
-            c.execute(insert + " ON CONFLICT (size) DO NOTHING", (size, note))
+            c.execute(INSERT_CHECKPOINT, (size, note))
         self._note_issued(size)
         with self._db.read() as c:
             stored = checkpoint_at(c, size)
         assert stored is not None
         return stored
 
+    def issue_if_due(self, cursor: Cursor, size: int) -> int | None:
+        """Inside an append's transaction, under the writer lock: sign the log at ``size`` in
+        that same transaction when a checkpoint is due (so it costs no commit of its own), and
+        return the size signed. Call ``committed(size)`` once the transaction has committed,
+        or ``rolled_back()`` if it did not: the roots were computed over leaves it held."""
+        if not self._due(cursor, size):
+            return None
+        key = self._load_key(current_key_id(cursor))
+        root, heads_root = self._state.roots_at(cursor, size)
+        cursor.execute(INSERT_CHECKPOINT, (size, self._sign(key, size, root, heads_root, None)))
+        return size
+
+    def committed(self, size: int) -> None:
+        self._note_issued(size)
+
+    def rolled_back(self) -> None:
+        self._state.forget()
+
+    def _sign(
+        self, key: SigningKey, size: int, root: bytes, heads_root: bytes, at: datetime | None
+    ) -> bytes:
+        moment = format_timestamp(at or datetime.now(UTC))
+        body = format_body(self.origin, size, root, heads_root, moment, key.key_id)
+        return format_note(body, self.origin, key.note_key_hash(self.origin), key.sign(body))
+
     def maybe_issue(self, size: int) -> UnverifiedCheckpoint | None:
         """Issue when N events or T seconds have passed since the last checkpoint."""
         if self._last_size is None:
             with self._db.read() as c:
-                last = latest_checkpoint(c)
+                due = self._due(c, size)
+        else:
+            due = self._due(None, size)
+        return self.issue() if due else None
+
+    def _due(self, cursor: Cursor | None, size: int) -> bool:
+        if self._last_size is None:
+            assert cursor is not None
+            last = latest_checkpoint(cursor)
             self._last_size = last.size if last else 0
         due_by_count = size - self._last_size >= self.every_events
         due_by_time = clock.monotonic() - self._last_time >= self.every_seconds
-        if size > self._last_size and (due_by_count or due_by_time):
-            return self.issue()
-        return None
+        return size > self._last_size and (due_by_count or due_by_time)
 
     def _note_issued(self, size: int) -> None:
         self._last_size = max(size, self._last_size or 0)

@@ -17,7 +17,6 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from events.db import Cursor
 from events.store import StaleDataKey
 
 
@@ -61,17 +60,13 @@ class GroupCommit:
 
     def _append(self, batch: Sequence[_Waiting]) -> None:
         stored = [event for waiting in batch for event in waiting.stored]
-        positions: list[int] = []
-
-        def after_append(cursor: Cursor, appended: list[int]) -> None:
-            positions[:] = appended
-
+        signed: list[int] = []
         try:
-            self._ledger.recorder.insert_events(stored, after_append=after_append)
+            with self._ledger.checkpoint_when_due(signed):
+                hook = self._ledger.checkpoint_hook(signed)
+                self._ledger.recorder.insert_events(stored, after_append=hook)
         except Exception as error:  # every caller in the batch raises it, in its own thread
             for waiting in batch:
                 waiting.error = error
         for waiting in batch:
             waiting.done.set()
-        if positions:
-            self._ledger.checkpointer.maybe_issue(positions[-1] + 1)

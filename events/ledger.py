@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,19 +90,40 @@ class Ledger(Application):
         return SigningKey.load(path)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
-        """Append, then issue a checkpoint if one is due."""
-        positions: list[int] = []
+        """Append; a checkpoint that has fallen due is signed in the same transaction."""
         inner: Callable[[Cursor, list[int]], None] | None = kwargs.pop("after_append", None)
+        signed: list[int] = []
+        with self.checkpoint_when_due(signed):
+            return super().save(*objs, after_append=self.checkpoint_hook(signed, inner), **kwargs)
+
+    def checkpoint_hook(
+        self, signed: list[int], inner: Callable[[Cursor, list[int]], None] | None = None
+    ) -> Callable[[Cursor, list[int]], None]:
+        """The last step of an append's transaction: ``inner``, then a checkpoint if one is
+        due (its size noted in ``signed``)."""
 
         def after_append(cursor: Cursor, appended: list[int]) -> None:
-            positions[:] = appended
             if inner is not None:
                 inner(cursor, appended)
+            if appended:
+                size = self.checkpointer.issue_if_due(cursor, appended[-1] + 1)
+                if size is not None:
+                    signed.append(size)
 
-        recordings = super().save(*objs, after_append=after_append, **kwargs)
-        if positions:
-            self.checkpointer.maybe_issue(positions[-1] + 1)
-        return recordings
+        return after_append
+
+    @contextmanager
+    def checkpoint_when_due(self, signed: list[int]) -> Iterator[None]:
+        """Around an append using ``checkpoint_hook``: tell the checkpointer whether the
+        checkpoint signed inside it committed."""
+        try:
+            yield
+        except BaseException:
+            if signed:
+                self.checkpointer.rolled_back()
+            raise
+        if signed:
+            self.checkpointer.committed(signed[-1])
 
     def save_together(self, *objs: Any) -> None:
         """As ``save``, for new aggregates whose events cannot conflict with anyone's: shares

@@ -111,6 +111,11 @@ class LogState:
         self._feed = feed
         self._reset()
 
+    def forget(self) -> None:
+        """Start over at the next call (the leaves read last may have been rolled back)."""
+        with self._lock:
+            self._reset()
+
     def _reset(self) -> None:
         self._range = CompactRange()
         self._heads: dict[str, tuple[int, int]] = {}

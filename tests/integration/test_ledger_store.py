@@ -539,3 +539,47 @@ def test_a_subjects_completeness_proof_from_the_live_store_verifies_against_its_
         short = proof._replace(leaves=[p for i, p in enumerate(proof.leaves) if i != left_out])
         with pytest.raises(ChainBroken, match=rf"^{wanted}: leaf #\d+ at position \d+ is missing"):
             verify_completeness(short, checkpoint.size, checkpoint.root, checkpoint.subjects_root)
+
+
+def test_a_checkpoint_signed_in_a_transaction_that_fails_at_commit_leaves_no_trace(
+    store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checkpoints fall due inside the append's transaction. When that transaction fails at
+    COMMIT, after the roots were computed over its leaves, neither the checkpoint nor the
+    roots survive: the next checkpoint signs the true log. (PostgreSQL: a deferred constraint
+    trigger is how a commit fails on demand.)"""
+    if store_config.database_url is None:
+        pytest.skip("a commit that fails on demand needs a deferred trigger (PostgreSQL)")
+    init_practice(store_config, monkeypatch)
+    ledger = Ledger(store_config, every_events=1, every_seconds=10**9)
+    location = parse_database_url(store_config.database_url)
+    with pg_connect() as conn:
+        conn.execute(f'SET search_path TO "{location.schema}"')
+        conn.execute(
+            "CREATE FUNCTION refuse_doomed() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$"
+        )
+        conn.execute(
+            "CREATE CONSTRAINT TRIGGER refuse_doomed AFTER INSERT ON stored_events "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+            "WHEN (NEW.originator_version = 2) EXECUTE FUNCTION refuse_doomed()"
+        )
+    try:
+        subject = patient()
+        chart = Chart(subjects=(subject,), text="opened")
+        ledger.save(chart)  # size 2, its checkpoint in the same transaction
+        chart.note(subjects=(subject,), text="doomed")
+        with pytest.raises(Exception, match="refused at commit"):
+            ledger.save(chart)
+        assert [parse_note(n).size for n in _stored_checkpoints(store_config)] == [1, 2]
+        with pg_connect() as conn:
+            conn.execute(f'SET search_path TO "{location.schema}"')
+            conn.execute("DROP TRIGGER refuse_doomed ON stored_events")
+        other = Chart(subjects=(patient(),), text="after")
+        ledger.save(other)  # size 3: signed over the true leaves, not the doomed one
+    finally:
+        ledger.close()
+    notes = _stored_checkpoints(store_config)
+    assert [parse_note(n).size for n in notes] == [1, 2, 3]
+    assert parse_note(notes[-1]).root == root_hash(leaves(store_config)[:3])
+    assert_both_verify(store_config, capsys, 3)
