@@ -62,6 +62,7 @@ def make_practice(
     )  # fmt: skip
     found = re.search(r"First owner 'olivia' \(user ([0-9a-f-]{36})\)", capsys.readouterr().out)
     assert found is not None
+    assert run(config, monkeypatch, "rotate-key") == 0  # two signing keys to carry over
     ledger = Ledger(config, **QUIET)
     try:
         runner = runner_for(ledger)
@@ -224,6 +225,10 @@ def test_a_backup_restores_into_a_new_store_of_the_same_kind(
     )
     assert restore(target, tmp_path / "backup", store_config.master_key_path, monkeypatch) == 0
     assert_same_practice(source, target, manifest, monkeypatch, capsys)
+    # The restored practice signs with its current key, the rotated one.
+    assert run(target, monkeypatch, "checkpoint") == 0
+    assert run(target, monkeypatch, "verify") == 0
+    assert manifest["counts"]["key_statements"] == manifest["counts"]["signing_keys"] == 2
     # The backup holds the record of its own making, by the owner who took it.
     (taken,) = [e for e in events(target) if e[3] == "events.backup_record:Backups.Taken"]
     assert taken[0] == manifest["backup_event"]
