@@ -307,7 +307,7 @@ def test_restore_into_a_store_that_is_not_empty_is_refused_and_writes_nothing(
     assert counts(store_config) == before
 
 
-def test_restore_with_another_master_key_is_refused_and_writes_nothing(
+def test_restore_needs_the_practices_own_master_key(
     store_config: StoreConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -324,6 +324,11 @@ def test_restore_with_another_master_key_is_refused_and_writes_nothing(
     assert not store_config.home.exists() or not any(store_config.home.iterdir())
     assert run(store_config, monkeypatch, "restore", str(tmp_path / "backup")) == 2
     assert "restore needs the practice's master key" in capsys.readouterr().err
+    # The master key put in the new home first, as from its offline copy: no --master-key needed.
+    store_config.master_key_path.parent.mkdir(parents=True)
+    store_config.master_key_path.write_bytes(source.config.master_key_path.read_bytes())
+    assert run(store_config, monkeypatch, "restore", str(tmp_path / "backup")) == 0
+    assert run(store_config, monkeypatch, "verify") == 0
 
 
 def test_backup_goes_only_into_a_new_folder_and_only_by_an_owner(
