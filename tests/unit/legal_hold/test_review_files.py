@@ -7,7 +7,9 @@ The readers here are written from docs/REVIEW_FILES.md, not from the writers' co
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 import zlib
 from html.parser import HTMLParser
@@ -485,3 +487,21 @@ def test_progress_is_reported_once_per_document_up_to_the_total(tmp_path) -> Non
         tmp_path, sample_review(tmp_path), lambda done, total: calls.append((done, total))
     )
     assert calls == [(n, 5) for n in range(1, 6)]
+
+
+def test_privilege_log_cells_cannot_run_as_spreadsheet_formulas_and_html_is_escaped(
+    tmp_path,
+) -> None:
+    claim = PrivilegeEntry(
+        22, "2026-03-23", "Note", "=HYPERLINK(\"x\")", ("+1 555 0100", "<b>Counsel</b>"),
+        "Advice, requested\nby phone", "@work product", "c0" * 32,
+    )  # fmt: skip
+    write_review_set(tmp_path, sample_review(tmp_path, privileged=(claim,)))
+    raw = (tmp_path / "privilege/privilege_log.csv").read_bytes()[3:].decode()
+    rows = list(csv.reader(io.StringIO(raw, newline="")))
+    assert rows[0][0] == "No." and len(rows) == 2
+    assert rows[1][3] == '\'=HYPERLINK("x")' and rows[1][6] == "'@work product"
+    assert rows[1][4] == "'+1 555 0100; <b>Counsel</b>"
+    assert rows[1][5] == "Advice, requested\nby phone"
+    page = (tmp_path / "privilege/privilege_log.html").read_text("utf-8")
+    assert "<b>Counsel</b>" not in page and "&lt;b&gt;Counsel&lt;/b&gt;" in page
