@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from legal_hold.review.documents import Document
 
@@ -28,6 +30,7 @@ FIELDS = (
     "DocType",
     "Custodian",
     "DateSent",
+    "DateSentUTC",
     "DateCreated",
     "DateModified",
     "From",
@@ -63,6 +66,24 @@ def dat_line(values: Sequence[str]) -> str:
     return QUOTE + inner + QUOTE + EOL
 
 
+def utc_time(text: str | None) -> str:
+    """``text`` (an email Date header or an ISO 8601 time, as received) as UTC
+    ``YYYY-MM-DDTHH:MM:SSZ`` so platforms can sort by it; "" when it names no zone or no time.
+    The text as received stays in its own field."""
+    if not text:
+        return ""
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        try:
+            when = datetime.fromisoformat(text.strip())
+        except ValueError:
+            return ""
+    if when.tzinfo is None:  # "-0000" or no offset: the zone is unknown
+        return ""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def load_path(path: str) -> str:
     """A path relative to the production root, with '\\' between parts, as the platforms want."""
     return path.replace("/", "\\")
@@ -92,6 +113,7 @@ def document_row(doc: Document) -> list[str]:
         row.update(
             Custodian=native.custodian,
             DateSent=native.date_sent or "",
+            DateSentUTC=utc_time(native.date_sent),
             DateCreated=native.date_created or "",
             DateModified=native.date_modified or "",
             From=native.sender or "",

@@ -1,14 +1,19 @@
 """The DAT load file (legal_hold/review/loadfile.py) for any Unicode values: a row parses back
 into the same number of fields, each equal to the value mapped as docs/REVIEW_FILES.md says
 (line breaks to ®, DC4 to a space, þ to "th", lone surrogates to U+FFFD) and to the value
-itself when it holds none of those."""
+itself when it holds none of those. DateSentUTC is the instant of any dated header or ISO time,
+and empty (never an error) for anything else."""
 
 from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from legal_hold.review.loadfile import dat_line
+from legal_hold.review.loadfile import dat_line, utc_time
 
 SPECIAL = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x14þ"
 values = st.text(
@@ -57,3 +62,28 @@ def test_any_values_parse_back_as_the_specified_mapping(row):
         assert not set(field) & set(SPECIAL)
         if not set(value) & set(SPECIAL) and not any(0xD800 <= ord(c) <= 0xDFFF for c in value):
             assert field == value
+
+
+zones = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9998, 12, 30), timezones=zones)
+)
+def test_a_dated_email_header_or_iso_time_gives_its_instant_in_utc(when):
+    when = when.replace(microsecond=0)
+    expected_utc = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert utc_time(format_datetime(when)) == expected_utc
+    assert utc_time(when.isoformat()) == expected_utc
+    assert utc_time(format_datetime(when.replace(tzinfo=None))) == ""  # "-0000": zone unknown
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40), st.from_regex(r"\w{3}, \d{1,2} \w{3} \d{1,5} [\d:]{1,9} [+-]\d{4}")
+    )
+)
+def test_any_text_gives_a_utc_time_or_nothing_and_never_fails(text):
+    assert re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)?", utc_time(text))

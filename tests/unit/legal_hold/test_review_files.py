@@ -355,6 +355,8 @@ def test_dat_has_a_row_per_document_whose_hashes_and_paths_match_the_files(produ
     assert email["FileName"] == "labs th report.eml"  # þ is the quote character: "th"
     assert email["To"] == "rivera@example.org; front@example.org"
     assert email["Subject"] == "Results®line 2"
+    assert email["DateSent"] == "Tue, 3 Mar 2026 08:30:00 -0500"
+    assert email["DateSentUTC"] == "2026-03-03T13:30:00Z"
     assert email["LedgerPositions"] == "50" and email["FileExtension"] == "eml"
     assert docs[0]["LedgerPositions"] == "10-23" and docs[0]["WithheldEntries"] == "1"
     assert docs[0]["TextPath"] == "text\\SMITH-0000001.txt"
