@@ -57,6 +57,9 @@ def run(config: StoreConfig, options: argparse.Namespace) -> int:
     except (Refused, ExportError, PatientNotFound) as e:
         print(f"chartledger: refused: {e}", file=sys.stderr)
         return EXIT_REFUSED
+    except OSError as e:
+        print(f"chartledger: error: cannot write {out}: {e.strerror}", file=sys.stderr)
+        return EXIT_REFUSED
     finally:
         ledger.close()
     total = sum(o["count"] for o in manifest["output"])
