@@ -5,15 +5,18 @@ float, which loses digits (``5.20`` becomes ``5.2``; 20 digits become 17). So de
 as :class:`Number`, holding the JSON number's own characters, and :func:`dumps` writes them
 unquoted. Everything else is written as the standard library would (ASCII, no spaces).
 
-Most resources hold no decimal: those go through the standard library's C encoder, which calls
-back for any object it does not know, a Number included; a resource that has one is then written
-by the small writer here instead.
+Everything goes through the standard library's C encoder, which calls back for any object it
+does not know: a Number is then written as a marker string (a NUL and 32 random hex digits, drawn
+per process), and each quoted marker in the text is replaced by its number, in order. Should the
+text hold more quoted markers than there were numbers (a string that spells the marker), the
+resource is written again by the small writer here, which needs no marker.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -41,19 +44,8 @@ class Number:
         return f"Number({self.text!r})"
 
 
-class _HasNumber(Exception):
-    """Raised inside the C encoder at the first Number: the resource is written in Python."""
-
-
-def _refuse(value: Any) -> Any:
-    raise (
-        _HasNumber
-        if type(value) is Number
-        else TypeError(f"cannot write {type(value).__name__} as FHIR JSON")
-    )
-
-
-_fast = json.JSONEncoder(separators=(",", ":"), default=_refuse, allow_nan=False).encode
+MARK = "\x00" + secrets.token_hex(16)
+QUOTED_MARK = encode_basestring_ascii(MARK)
 
 
 def json_decimal(text: str) -> tuple[Number, bool]:
@@ -73,12 +65,31 @@ def json_decimal(text: str) -> tuple[Number, bool]:
 
 def dumps(value: Any) -> str:
     """``value`` (dicts, lists, str, :class:`Number`, int, bool, None) as compact JSON text."""
-    try:
-        return _fast(value)
-    except _HasNumber:
-        parts: list[str] = []
-        _write(value, parts.append)
-        return "".join(parts)
+    numbers: list[str] = []
+
+    def mark(found: Any) -> str:
+        if type(found) is not Number:
+            raise TypeError(f"cannot write {type(found).__name__} as FHIR JSON")
+        numbers.append(found.text)
+        return MARK
+
+    text = json.JSONEncoder(separators=(",", ":"), default=mark, allow_nan=False).encode(value)
+    if not numbers:
+        return text
+    pieces = text.split(QUOTED_MARK)
+    if len(pieces) != len(numbers) + 1:
+        return slow_dumps(value)
+    joined = [pieces[0]]
+    for number, piece in zip(numbers, pieces[1:], strict=True):
+        joined += (number, piece)
+    return "".join(joined)
+
+
+def slow_dumps(value: Any) -> str:
+    """:func:`dumps`'s text, written node by node (no marker)."""
+    parts: list[str] = []
+    _write(value, parts.append)
+    return "".join(parts)
 
 
 def _write(value: Any, out: Any) -> None:

@@ -22,7 +22,7 @@ from domain.quantities import MAX_LENGTH, Quantity, check_unit
 from projections.audit import COLUMNS
 from projections.fhir.audit_events import ACTIONS, AuditLines, audit_event
 from projections.fhir.common import ORIGINAL_TEXT, UCUM, Context, Tracked, quantity
-from projections.fhir.ndjson import JSON_NUMBER, Number, dumps, json_decimal
+from projections.fhir.ndjson import JSON_NUMBER, MARK, Number, dumps, json_decimal, slow_dumps
 from projections.fhir.observations import lab_observation
 
 SETTINGS = settings(max_examples=200, deadline=None)
@@ -189,3 +189,30 @@ def test_the_export_writes_each_audit_event_exactly_as_its_mapping_says(
     line = AuditLines(CONTEXT).line(row, stream, patients)
     assert line.isascii() and "\n" not in line
     assert json.loads(line) == audit_event(row, stream, patients, CONTEXT)
+
+
+numbers = decimal_strings.map(lambda text: json_decimal(text)[0])
+with_numbers = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | numbers | st.just(MARK),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Number):
+        return Decimal(value.text)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@SETTINGS
+@given(with_numbers)
+def test_numbers_are_written_with_their_digits_wherever_they_are(value: Any) -> None:
+    text = dumps(value)
+    assert text == slow_dumps(value)  # even when a string spells the marker
+    parsed = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    assert parsed == _plain(value)
