@@ -72,9 +72,15 @@ def main(args: list[str] | None = None) -> int:
     bundle = commands.add_parser("bundle", help="check an e-discovery bundle (one .zip file)")
     bundle.add_argument("file", help="the bundle")
     bundle.add_argument("--trusted-key", help="key id (hex) the key history must start with")
+    bundle.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes checking the event records at once (default: one per core)",
+    )
     options = parser.parse_args(args)
     if options.command == "bundle":
-        return run_bundle(options.file, options.trusted_key)
+        return run_bundle(options.file, options.trusted_key, max(1, options.workers))
 
     location = options.database_url or options.sqlite
     try:
@@ -92,11 +98,12 @@ def main(args: list[str] | None = None) -> int:
     return print_report(shown, report)
 
 
-def run_bundle(file: str, trusted_key: str | None) -> int:
+def run_bundle(file: str, trusted_key: str | None, workers: int = 1) -> int:
     if not os.path.isfile(file):
         print(f"python -m verify: error: {file}: no such file", file=sys.stderr)
         return EXIT_MISUSE
-    report = check_bundle(Path(file), trusted_key, progress_printer("verifying", unit="bytes"))
+    progress = progress_printer("verifying", unit="events")
+    report = check_bundle(Path(file), trusted_key, progress, workers=workers)
     return print_bundle_report(report)
 
 

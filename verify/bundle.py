@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from verify import bundle_format as bf
+from verify.bundle_events import Checked, check_records, frames
 from verify.canonical import decode, decode_fixed_map, key_order
 from verify.checkpoint import UnverifiedCheckpoint, parse_note, verify_checkpoint
 from verify.errors import ChainBroken, MalformedInput, ProofInvalid, VerificationError
-from verify.hashing import commitment, event_digest, short
+from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
 from verify.merkle import leaf_hash, verify_consistency, verify_inclusion
-from verify.records import Leaf, head_bytes, parse_header, parse_leaf
+from verify.records import head_bytes
 from verify.signing import verify_signature
 
 __all__ = ["BundleReport", "Line", "check_bundle", "verify_bundle"]
@@ -95,13 +96,18 @@ class _Manifest:
     origin: str
 
 
-def verify_bundle(path: str | Path, trusted_key: str | None = None) -> BundleReport:
+def verify_bundle(
+    path: str | Path, trusted_key: str | None = None, workers: int = 1
+) -> BundleReport:
     """Check the bundle at ``path``; the report's ``ok`` says whether every item passed."""
-    return check_bundle(Path(path), trusted_key)
+    return check_bundle(Path(path), trusted_key, workers=workers)
 
 
 def check_bundle(
-    path: Path, trusted_key: str | None = None, progress: Progress | None = None
+    path: Path,
+    trusted_key: str | None = None,
+    progress: Progress | None = None,
+    workers: int = 1,
 ) -> BundleReport:
     report = BundleReport(str(path))
     entries = _read_entries(path, report)
@@ -127,7 +133,7 @@ def check_bundle(
                 f"size {checkpoint.size}, root {short(checkpoint.root)}: the manifest names "
                 f"size {manifest.checkpoint_size}, root {short(manifest.checkpoint_root)}",
             )
-    records = _check_events(entries.get(bf.EVENTS), manifest, report, progress)
+    records = _check_events(entries.get(bf.EVENTS), manifest, report, progress, workers)
     proofs = _parse_proofs(entries.get(bf.PROOFS), report)
     if checkpoint is not None and proofs is not None:
         _check_inclusion(records, proofs, checkpoint, report)
@@ -331,70 +337,38 @@ def _check_files(entries: dict[str, bytes], manifest: _Manifest, report: BundleR
 
 
 def _check_events(
-    data: bytes | None, manifest: _Manifest, report: BundleReport, progress: Progress | None
-) -> dict[int, tuple[bf.EventRecord, Leaf]]:
-    """Each record checked on its own; returns the records whose bytes hang together."""
-    found: dict[int, tuple[bf.EventRecord, Leaf]] = {}
+    data: bytes | None,
+    manifest: _Manifest,
+    report: BundleReport,
+    progress: Progress | None,
+    workers: int,
+) -> dict[int, Checked]:
+    """Each record checked on its own; returns those that passed, by position."""
+    found: dict[int, Checked] = {}
     if data is None:
         report.bad("events", f"the bundle has no {bf.EVENTS}")
         return found
+    framed, broken = frames(data)
     last = -1
-    total = len(data)
-    try:
-        for count, (offset, raw) in enumerate(bf.iter_frames(data)):
-            item = f"event record at offset {offset}"
-            try:
-                record = bf.parse_record(raw)
-                item = f"event {record.position}"
-                if record.position <= last:
-                    raise ChainBroken(
-                        f"listed after position {last}: records must be in ascending position"
-                    )
-                last = record.position
-                leaf = _check_event(record, manifest)
-            except VerificationError as e:
-                report.bad(item, str(e))
-                continue
-            found[record.position] = (record, leaf)
-            claim = f" ({record.claim})" if record.claim else ""
-            report.good(item, f"{record.status}{claim}, {parse_header(record.header).type}")
-            if progress is not None and count % 1000 == 0:
-                progress(offset, total)
-    except MalformedInput as e:
-        report.bad("events", f"{e}; the records after it cannot be read")
-    if progress is not None:
-        progress(total, total)
+    for outcome in check_records(data, framed, manifest.withheld, workers, progress):
+        checked = outcome.checked
+        if checked is not None and checked.position <= last:
+            report.bad(
+                outcome.item,
+                f"listed after position {last}: records must be in ascending position",
+            )
+            continue
+        if checked is None:
+            report.bad(outcome.item, outcome.text)
+            continue
+        last = checked.position
+        found[checked.position] = checked
+        report.good(outcome.item, outcome.text)
+    if broken is not None:
+        report.bad("events", f"{broken}; the records after it cannot be read")
     for position in sorted(set(manifest.withheld) - set(found)):
         report.bad(f"event {position}", "withheld as privileged in the manifest, not in the bundle")
     return found
-
-
-def _check_event(record: bf.EventRecord, manifest: _Manifest) -> Leaf:
-    header = parse_header(record.header)
-    leaf = parse_leaf(record.leaf)
-    if event_digest(record.header) != leaf.event:
-        raise VerificationError(
-            f"header hashes to {short(event_digest(record.header))}, "
-            f"its leaf names {short(leaf.event)}"
-        )
-    if tuple(link[0] for link in leaf.links) != header.subjects:
-        raise VerificationError("the leaf's links do not follow the header's subjects")
-    if record.status == bf.PRODUCED:
-        assert record.salt is not None and record.payload is not None
-        got = commitment(record.salt, record.payload)
-        if got != header.commitment:
-            raise VerificationError(
-                f"payload and salt hash to {short(got)}, "
-                f"the header commits to {short(header.commitment)}"
-            )
-        if type(decode(record.payload)) is not dict:
-            raise MalformedInput("the payload is not a map")
-    claim = manifest.withheld.get(record.position)
-    if (record.status == bf.PRIVILEGED) != (claim is not None) or claim != record.claim:
-        raise VerificationError(
-            f"{record.status} with claim {record.claim!r}, the manifest says {claim!r}"
-        )
-    return leaf
 
 
 # --- (4) proofs -------------------------------------------------------------------------------
@@ -413,7 +387,7 @@ def _parse_proofs(data: bytes | None, report: BundleReport) -> dict[str, Any] | 
 
 
 def _check_inclusion(
-    records: dict[int, tuple[bf.EventRecord, Leaf]],
+    records: dict[int, Checked],
     proofs: dict[str, Any],
     checkpoint: UnverifiedCheckpoint,
     report: BundleReport,
@@ -421,7 +395,7 @@ def _check_inclusion(
     if not records:
         report.bad("inclusion", "no event to prove")
         return
-    known = {p: leaf_hash(record.leaf) for p, (record, _) in records.items()}
+    known = {p: checked.leaf_hash for p, checked in records.items()}
     try:
         root = bf.root_from_batch(checkpoint.size, known, proofs["inclusion"])
         if root != checkpoint.root:
@@ -436,7 +410,7 @@ def _check_inclusion(
 
 
 def _check_completeness(
-    records: dict[int, tuple[bf.EventRecord, Leaf]],
+    records: dict[int, Checked],
     proofs: dict[str, Any],
     manifest: _Manifest,
     checkpoint: UnverifiedCheckpoint,
@@ -453,8 +427,8 @@ def _check_completeness(
             continue
         heads[head["subject"]] = head
     on_chain: dict[str, list[int]] = {}
-    for position, (_, leaf) in records.items():
-        for subject, _, _ in leaf.links:
+    for position, checked in records.items():
+        for subject, _, _ in checked.links:
             on_chain.setdefault(subject, []).append(position)
     for subject in manifest.subjects:
         item = f"completeness {subject}"
@@ -475,7 +449,7 @@ def _check_completeness(
 def _walk(
     subject: str,
     head: dict[str, Any],
-    records: dict[int, tuple[bf.EventRecord, Leaf]],
+    records: dict[int, Checked],
     proofs: dict[str, Any],
     checkpoint: UnverifiedCheckpoint,
 ) -> list[int]:
@@ -499,7 +473,7 @@ def _walk(
         found = records.get(at)
         if found is None:
             raise ChainBroken(f"event #{seq} at position {at} is missing from the bundle")
-        link = next((lk for lk in found[1].links if lk[0] == subject), None)
+        link = next((lk for lk in found.links if lk[0] == subject), None)
         if link is None or link[1] != seq:
             raise ChainBroken(f"the event at position {at} carries {link}, expected #{seq}")
         walked.append(at)
@@ -551,7 +525,7 @@ def _check_consistency(
 
 def _check_natives(
     entries: dict[str, bytes],
-    records: dict[int, tuple[bf.EventRecord, Leaf]],
+    records: dict[int, Checked],
     manifest: _Manifest,
     report: BundleReport,
 ) -> None:
@@ -561,10 +535,10 @@ def _check_natives(
         data = entries.get(path)
         if data is None:
             report.bad(item, "missing from the bundle")
-        elif found is None or found[0].status != bf.PRODUCED:
+        elif found is None or found.status != bf.PRODUCED:
             report.bad(item, f"its event at position {position} is not produced in the bundle")
         else:
-            payload = decode(found[0].payload)  # type: ignore[arg-type]
+            payload = decode(_record_at(entries[bf.EVENTS], found.offset).payload)
             if payload.get(name) != data:
                 report.bad(item, f"differs from field {name!r} of the event at {position}")
             else:
@@ -582,6 +556,12 @@ def _named_in_scope(holds: Any) -> set[str]:
             for identifier in _list(scope.get(field_name), f"scope {field_name}"):
                 named.add(f"{kind}:{identifier}")
     return named
+
+
+def _record_at(data: bytes, offset: int) -> bf.EventRecord:
+    (length,) = bf.FRAME.unpack_from(data, offset)
+    start = offset + bf.FRAME.size
+    return bf.parse_record(data[start : start + length])
 
 
 # --- small parsers ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
-from verify.canonical import decode_fixed_map, encode
+from verify.canonical import decode_fixed_map, pack_ordered
 from verify.errors import MalformedInput, ProofInvalid
 from verify.merkle import HASH_SIZE, node_hash, root_from_leaf_hashes
 
@@ -56,7 +56,11 @@ class EventRecord(NamedTuple):
 
 
 def encode_record(record: EventRecord) -> bytes:
-    return encode(
+    # Built in RECORD_KEYS order, which is canonical, so no sorting walk is needed; the claim is
+    # the only text a producer supplies, so it is checked to be valid UTF-8 by encoding it.
+    if record.claim is not None:
+        record.claim.encode("utf-8")
+    return pack_ordered(
         {
             "leaf": record.leaf,
             "salt": record.salt,

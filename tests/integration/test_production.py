@@ -31,6 +31,7 @@ from projections.audit import audit_report
 from projections.rebuild import runner_for
 from tests.integration.test_ledger_store import QUIET
 from tests.support import init_practice
+from verify import bundle_events
 from verify import bundle_format as bf
 from verify.__main__ import main as verify_main
 from verify.bundle import verify_bundle
@@ -304,3 +305,17 @@ def test_bad_requests_are_refused_before_anything_is_written(
         after = c.fetchone()
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.zip", "home"]
+
+
+def test_checking_records_in_worker_processes_gives_the_same_lines(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = a_matter(ledger)
+    out = tmp_path / "p.zip"
+    produce(ledger, m.matter_id, out, by=m.risk, withhold={m.privileged_position: "work"})
+    alone = [str(line) for line in verify_bundle(out).lines]
+    # Small spans, and a pool however few the records, so several workers share the work.
+    monkeypatch.setattr(bundle_events, "PARALLEL_AFTER", 1)
+    monkeypatch.setattr(bundle_events, "SPAN", 3)
+
+    assert [str(line) for line in verify_bundle(out, workers=2).lines] == alone
