@@ -9,10 +9,12 @@ folder beside the destination and moved into place whole, so a failed export lea
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,7 +116,8 @@ def export(
     staging = out.parent / f".{out.name}.partial-{request.export_id.hex}"
     staging.mkdir(parents=True)
     try:
-        files = _write(ledger, staging, context, subject, size, positions, progress)
+        with _without_cycle_collection():
+            files = _write(ledger, staging, context, subject, size, positions, progress)
         manifest = _manifest(request, context, scope, size, files)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if DOC_SOURCE.exists():
@@ -124,6 +127,20 @@ def export(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+@contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector off while the log is folded: the fold keeps every record it
+    replays alive, and each collection would walk them all again (it made decoding 2-3 times
+    slower). Reference counting still frees everything else; cycles are collected after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _write(
