@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from verify import bundle_format as bf
-from verify.bundle_events import Checked, check_records, frames
+from verify.bundle_events import Checked, Outcome, check_records, frames
 from verify.canonical import decode, decode_fixed_map, key_order
 from verify.checkpoint import UnverifiedCheckpoint, parse_note, verify_checkpoint
 from verify.errors import ChainBroken, MalformedInput, ProofInvalid, VerificationError
@@ -118,6 +118,8 @@ def check_bundle(
     checkpoint = _check_checkpoint(entries.get(bf.CHECKPOINT), bf.CHECKPOINT, history, report)
     if manifest is None:
         return report
+    # The event records first: checked in worker processes while this one does the rest.
+    events = _start_events(entries.get(bf.EVENTS), manifest, workers, progress)
     _check_signature(entries, manifest, checkpoint, history, report)
     _check_files(entries, manifest, report)
     if checkpoint is not None:
@@ -133,7 +135,7 @@ def check_bundle(
                 f"size {checkpoint.size}, root {short(checkpoint.root)}: the manifest names "
                 f"size {manifest.checkpoint_size}, root {short(manifest.checkpoint_root)}",
             )
-    records = _check_events(entries.get(bf.EVENTS), manifest, report, progress, workers)
+    records = _check_events(events, manifest, report)
     proofs = _parse_proofs(entries.get(bf.PROOFS), report)
     if checkpoint is not None and proofs is not None:
         _check_inclusion(records, proofs, checkpoint, report)
@@ -336,21 +338,28 @@ def _check_files(entries: dict[str, bytes], manifest: _Manifest, report: BundleR
 # --- (3) events --------------------------------------------------------------------------------
 
 
+def _start_events(
+    data: bytes | None, manifest: _Manifest, workers: int, progress: Progress | None
+) -> tuple[Iterator[Outcome], str | None] | None:
+    if data is None:
+        return None
+    framed, broken = frames(data)
+    return check_records(data, framed, manifest.withheld, workers, progress), broken
+
+
 def _check_events(
-    data: bytes | None,
+    started: tuple[Iterator[Outcome], str | None] | None,
     manifest: _Manifest,
     report: BundleReport,
-    progress: Progress | None,
-    workers: int,
 ) -> dict[int, Checked]:
     """Each record checked on its own; returns those that passed, by position."""
     found: dict[int, Checked] = {}
-    if data is None:
+    if started is None:
         report.bad("events", f"the bundle has no {bf.EVENTS}")
         return found
-    framed, broken = frames(data)
+    outcomes, broken = started
     last = -1
-    for outcome in check_records(data, framed, manifest.withheld, workers, progress):
+    for outcome in outcomes:
         checked = outcome.checked
         if checked is not None and checked.position <= last:
             report.bad(

@@ -66,21 +66,27 @@ def check_records(
     workers: int = 1,
     progress: Progress | None = None,
 ) -> Iterator[Outcome]:
-    """An outcome per frame, in order."""
+    """An outcome per frame, in order. With a pool, every span is already submitted when this
+    returns, so the caller can do other checks while the workers run."""
     global _shared
     _shared = (data, found, withheld)
     spans = [(a, min(a + SPAN, len(found))) for a in range(0, len(found), SPAN)]
-    try:
-        if workers <= 1 or len(found) < PARALLEL_AFTER:
-            results: Iterator[list[Outcome]] = map(_check_span, spans)
-        else:
-            results = _in_pool(spans, workers)
-        for (_, stop), outcomes in zip(spans, results, strict=True):
-            yield from outcomes
-            if progress is not None:
-                progress(stop, len(found))
-    finally:
-        _shared = None
+    if workers > 1 and len(found) >= PARALLEL_AFTER:
+        results = _in_pool(spans, workers)
+    else:
+        results = map(_check_span, spans)
+
+    def in_order() -> Iterator[Outcome]:
+        global _shared
+        try:
+            for (_, stop), outcomes in zip(spans, results, strict=True):
+                yield from outcomes
+                if progress is not None:
+                    progress(stop, len(found))
+        finally:
+            _shared = None
+
+    return in_order()
 
 
 def _in_pool(spans: list[tuple[int, int]], workers: int) -> Iterator[list[Outcome]]:
@@ -88,15 +94,19 @@ def _in_pool(spans: list[tuple[int, int]], workers: int) -> Iterator[list[Outcom
     # verifier holds no connections or threads a fork could break.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     futures = [pool.submit(_check_span, span) for span in spans]
-    try:
-        for i, future in enumerate(futures):
-            try:
-                yield future.result()
-            except BrokenProcessPool:
-                yield from map(_check_span, spans[i:])  # finish here rather than fail
-                return
-    finally:
-        pool.shutdown(cancel_futures=True)
+
+    def in_order() -> Iterator[list[Outcome]]:
+        try:
+            for i, future in enumerate(futures):
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    yield from map(_check_span, spans[i:])  # finish here rather than fail
+                    return
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return in_order()
 
 
 def _check_span(span: tuple[int, int]) -> list[Outcome]:
