@@ -440,3 +440,20 @@ def test_a_disposed_record_leaves_its_audit_trail_and_headers_but_no_content(
     # Progress: reported per batch, ending at the whole range.
     assert steps and steps[-1][0] == steps[-1][1] == len(records)
     assert [d for d, _ in steps] == sorted(d for d, _ in steps)
+
+
+def test_the_demo_practice_exports_valid_resources_for_every_patient(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    from api.demo import load_demo
+    from api.settings import Settings
+
+    assert load_demo(ledger, Settings(store=ledger.config, pbkdf2_iterations=1_000), patients=6)
+    out = tmp_path / "demo"
+    manifest = export(ledger, ExportRequest(Reader(uuid4(), "HOPERAT"), None, "t"), out)
+    found = all_resources(out, manifest)
+    assert len(found["Patient"]) == 6
+    assert {"Appointment", "Observation", "DocumentReference", "Communication"} <= set(found)
+    for kind, resources in found.items():
+        for resource in resources:
+            fhir_model(kind).model_validate(resource)
