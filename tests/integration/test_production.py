@@ -3,8 +3,11 @@ SQLite and on PostgreSQL. Shared setup (``a_matter``) is used by the tamper and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -189,6 +192,15 @@ def test_every_event_of_each_subject_is_in_the_bundle_and_only_in_scope_payloads
     assert any(p.get("text") == "Seen today." for p in produced_notes)
 
 
+def readable(data: bytes) -> bytes:
+    """The bytes, plus every deflated PDF stream in them inflated (review PDFs compress text)."""
+    inflated = [data]
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        with contextlib.suppress(zlib.error):  # not every stream is deflated
+            inflated.append(zlib.decompress(stream))
+    return b"\n".join(inflated)
+
+
 def produced_size(path: Path) -> int:
     manifest = decode(bundle_entries(path)[bf.MANIFEST])
     return int(manifest["checkpoint"]["size"])
@@ -214,12 +226,16 @@ def test_a_withheld_privileged_item_still_verifies_and_its_payload_is_in_no_file
     # STORED entries: the archive's raw bytes hold every file's bytes as they are.
     raw = out.read_bytes()
     assert SECRET_NOTE.encode() not in raw
-    for name, data in bundle_entries(out).items():
-        assert SECRET_NOTE.encode() not in data, name
+    entries = bundle_entries(out)
+    assert any(name.endswith(".pdf") for name in entries)  # the review renderings are there
+    for name, data in entries.items():
+        assert SECRET_NOTE.encode() not in readable(data), name
     # Proof that the check above can fail: the same matter without the claim shows the text.
     again = tmp_path / "unwithheld.zip"
     produce(ledger, m.matter_id, again, by=m.risk)
     assert SECRET_NOTE.encode() in again.read_bytes()
+    shown = [n for n, d in bundle_entries(again).items() if SECRET_NOTE.encode() in readable(d)]
+    assert any(n.endswith(".pdf") for n in shown), shown
 
 
 def test_disposed_events_are_produced_as_disposed_and_still_verify(
