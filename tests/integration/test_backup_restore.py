@@ -324,6 +324,11 @@ def test_restore_needs_the_practices_own_master_key(
     assert not store_config.home.exists() or not any(store_config.home.iterdir())
     assert run(store_config, monkeypatch, "restore", str(tmp_path / "backup")) == 2
     assert "restore needs the practice's master key" in capsys.readouterr().err
+    nowhere = tmp_path / "no-such-backup"
+    assert restore(store_config, nowhere, source.config.master_key_path, monkeypatch) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"chartledger: error: {nowhere} holds no manifest.json: not a backup, or an unfinished one"
+    )
     # The master key put in the new home first, as from its offline copy: no --master-key needed.
     store_config.master_key_path.parent.mkdir(parents=True)
     store_config.master_key_path.write_bytes(source.config.master_key_path.read_bytes())
