@@ -163,31 +163,31 @@ def _write(
     mapper = keys.mapper()
     total = size if positions is None else len(positions)
     done = 0
-    for rows in _rows(ledger.db, size, positions):
-        for position, leaf, stream, version, topic, state in rows:
-            state = bytes(state)
-            entry = decode_entry(mapper, position, stream, version, topic, state)
-            header_bytes, sealed = split_record(state)
-            salt = payload = None
-            if entry.event is not None:
-                header = entry.header
-                data_key = keys.get(header.key)
-                salt, payload = unseal(data_key, header.stream, header.version, sealed)
-            native.add(record(position, bytes(leaf), header_bytes, salt, payload))
-            ndjson.write(fold.add(entry))
-        done += len(rows)
-        if progress is not None:
-            progress(done, total)
-    ndjson.write(fold.finish())
+    try:
+        for rows in _rows(ledger.db, size, positions):
+            for position, leaf, stream, version, topic, state in rows:
+                state = bytes(state)
+                entry = decode_entry(mapper, position, stream, version, topic, state)
+                header_bytes, sealed = split_record(state)
+                salt = payload = None
+                if entry.event is not None:
+                    header = entry.header
+                    data_key = keys.get(header.key)
+                    salt, payload = unseal(data_key, header.stream, header.version, sealed)
+                native.add(record(position, bytes(leaf), header_bytes, salt, payload))
+                ndjson.write(fold.add(entry))
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+        ndjson.write(fold.finish())
+    finally:  # closed on failure too, before the staging folder is removed
+        output = ndjson.close()
+        natives = [native.close()]
     with ledger.db.read() as c:
-        natives = [
-            native.close(),
-            write_checkpoints(c, native_folder, size),
-            write_keys(c, native_folder),
-        ]
+        natives += [write_checkpoints(c, native_folder, size), write_keys(c, native_folder)]
         if subject is not None:
             natives.append(write_completeness(c, native_folder, subject, size))
-    return {"output": ndjson.close(), "native": natives}
+    return {"output": output, "native": natives}
 
 
 class NdjsonFiles:

@@ -20,6 +20,7 @@ from domain.access import PURPOSES_OF_USE
 from domain.users import User
 from events.config import StoreConfig
 from events.ledger import Ledger
+from events.sealing import SealError
 from projections.ehi_export import ExportError, ExportRequest, export
 from projections.reads import PatientNotFound, Reader
 from verify.__main__ import progress_printer
@@ -56,6 +57,9 @@ def run(config: StoreConfig, options: argparse.Namespace) -> int:
         manifest = export(ledger, request, out, progress_printer(label, unit="events"))
     except (Refused, ExportError, PatientNotFound) as e:
         print(f"chartledger: refused: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except SealError as e:
+        print(f"chartledger: error: the store fails its checks: {e}", file=sys.stderr)
         return EXIT_REFUSED
     except OSError as e:
         print(f"chartledger: error: cannot write {out}: {e.strerror}", file=sys.stderr)

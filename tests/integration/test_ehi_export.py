@@ -457,3 +457,38 @@ def test_the_demo_practice_exports_valid_resources_for_every_patient(
     for kind, resources in found.items():
         for resource in resources:
             fhir_model(kind).model_validate(resource)
+
+
+def test_a_tampered_payload_stops_the_export_with_one_line_and_no_folder(
+    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from api.cli import main as chartledger
+    from domain.users import User
+    from tests.tamper_tools import raw_sql
+
+    story = tell_story(ledger)
+    risk = User.register(name="Rita", role="risk_manager")
+    ledger.save(risk)
+    with ledger.db.read() as c:
+        c.execute(
+            "SELECT position FROM stored_events WHERE originator_id = ? AND originator_version = 1",
+            (story.lab.hex if ledger.config.database_url is None else story.lab,),
+        )
+        (position,) = c.fetchone()
+    with raw_sql(ledger) as conn:  # an attacker flips the last byte of the sealed payload
+        mark = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+        query = f"SELECT state FROM stored_events WHERE position = {mark}"
+        (state,) = conn.execute(query, (position,)).fetchone()
+        record = decode(bytes(state))
+        record["sealed"] = record["sealed"][:-1] + bytes([record["sealed"][-1] ^ 1])
+        update = f"UPDATE stored_events SET state = {mark} WHERE position = {mark}"
+        conn.execute(update, (encode(record), position))
+    out = tmp_path / "ehi"
+    capsys.readouterr()
+    command = ["export", "--patient", str(story.patient), "--out", str(out), "--by", str(risk.id)]
+    assert chartledger(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fails its checks" in err and "Example" not in err
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "home"]
