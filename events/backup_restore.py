@@ -196,51 +196,15 @@ def _insert(
     progress: Progress | None,
     verifying: Progress | None,
 ) -> None:
-    folder, manifest = checked.folder, checked.manifest
+    """Every row in one transaction, committed only once the store check passes on them."""
     dialect = ledger.db.dialect
-    stream = _stream_column(dialect)
-    insert = _insert_sqlite if dialect == "sqlite" else _insert_postgres
     with ledger.db.write() as c:
         for table in LEDGER_TABLES:
             c.execute(f"SELECT 1 FROM {table} LIMIT 1")
             if c.fetchone() is not None:
                 raise StoreNotEmpty(f"the store filled up while restoring ({table} has rows)")
-        c.executemany(
-            "INSERT INTO ledger_keys (seq, statement, signature_self, signature_prev) "
-            "VALUES (?, ?, ?, ?)",
-            [
-                (r["seq"], r["statement"], r["signature_self"], r["signature_prev"])
-                for r in records(folder, manifest, KEYS)
-            ],
-        )
-        for batch in _batches(
-            (r["size"], r["note"]) for r in records(folder, manifest, CHECKPOINTS)
-        ):
-            c.executemany("INSERT INTO ledger_checkpoints (size, note) VALUES (?, ?)", batch)
-        for batch in _batches(
-            (r["name"], r["subject"], r["wrapped"]) for r in records(folder, manifest, DATA_KEYS)
-        ):
-            c.executemany(
-                "INSERT INTO ledger_data_keys (name, subject, wrapped) VALUES (?, ?, ?)", batch
-            )
-        size = manifest.tree_size
-        done = 0
-        for batch in _batches(event_rows(folder, manifest)):
-            leaves, links, events = [], [], []
-            for row in batch:
-                column = stream(row.stream)
-                leaves.append((row.position, column, row.version, row.leaf))
-                for subject, seq, _ in parse_leaf(row.leaf).links:
-                    links.append((subject, seq, row.position))
-                events.append((column, row.version, row.topic, row.state, row.position))
-            # Leaves first: the store refuses an event whose leaf is not already there.
-            insert(c, INSERT_LEAVES, leaves)
-            if links:
-                insert(c, INSERT_LINKS, links)
-            insert(c, INSERT_EVENTS, events)
-            done += len(batch)
-            if progress is not None:
-                progress(done, size)
+        _insert_keys(c, checked)
+        _insert_events(c, dialect, checked, progress)
         report = check_store(
             _InTransaction(c, dialect),  # type: ignore[arg-type]
             checked.practice["genesis_key_id"],
@@ -249,8 +213,54 @@ def _insert(
         )
         if report.problems:
             raise BackupInvalid(f"the restored store does not verify: {report.problems[0].line()}")
-        if report.root.hex() != manifest.root or report.size != size:
+        if report.root.hex() != checked.manifest.root or report.size != checked.manifest.tree_size:
             raise BackupInvalid("the restored store's root is not the backup's")
+
+
+def _insert_keys(c: Cursor, checked: CheckedBackup) -> None:
+    """Key statements, checkpoints and data keys."""
+    folder, manifest = checked.folder, checked.manifest
+    c.executemany(
+        "INSERT INTO ledger_keys (seq, statement, signature_self, signature_prev) "
+        "VALUES (?, ?, ?, ?)",
+        [
+            (r["seq"], r["statement"], r["signature_self"], r["signature_prev"])
+            for r in records(folder, manifest, KEYS)
+        ],
+    )
+    for batch in _batches((r["size"], r["note"]) for r in records(folder, manifest, CHECKPOINTS)):
+        c.executemany("INSERT INTO ledger_checkpoints (size, note) VALUES (?, ?)", batch)
+    for batch in _batches(
+        (r["name"], r["subject"], r["wrapped"]) for r in records(folder, manifest, DATA_KEYS)
+    ):
+        c.executemany(
+            "INSERT INTO ledger_data_keys (name, subject, wrapped) VALUES (?, ?, ?)", batch
+        )
+
+
+def _insert_events(
+    c: Cursor, dialect: str, checked: CheckedBackup, progress: Progress | None
+) -> None:
+    """Leaves, their links and events, a batch at a time, in position order."""
+    stream = _stream_column(dialect)
+    insert = _insert_sqlite if dialect == "sqlite" else _insert_postgres
+    size, done = checked.manifest.tree_size, 0
+    for batch in _batches(event_rows(checked.folder, checked.manifest)):
+        leaves, links, events = [], [], []
+        for row in batch:
+            column = stream(row.stream)
+            leaves.append((row.position, column, row.version, row.leaf))
+            for subject, seq, _ in parse_leaf(row.leaf).links:
+                links.append((subject, seq, row.position))
+            events.append((column, row.version, row.topic, row.state, row.position))
+        # Leaves first: the store refuses an event whose leaf is not already there.
+        insert(c, INSERT_LEAVES, leaves)
+        if links:
+            insert(c, INSERT_LINKS, links)
+        insert(c, INSERT_EVENTS, events)
+        done += len(batch)
+        if progress is not None:
+            progress(done, size)
 
 
 INSERT_LEAVES = ("ledger_leaves", ("position", "stream", "version", "leaf"))

@@ -18,6 +18,7 @@ import pytest
 
 from api.cli import main as chartledger
 from events import backup_write
+from events.backup_restore import LEDGER_TABLES, restore_backup
 from events.config import StoreConfig
 from events.ledger import Ledger
 from legal_hold.retention import dispose
@@ -392,3 +393,45 @@ def test_a_backup_of_a_live_store_is_one_consistent_snapshot(
     assert leaves(target, 10**9) == leaves(source.config, manifest.tree_size)
     assert len(data_key_names(target)) == manifest.counts["data_keys"]
     assert len(data_key_names(source.config)) == manifest.counts["data_keys"] + 3
+
+
+def test_an_interrupted_restore_leaves_nothing_and_can_be_run_again(
+    store_config: StoreConfig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C in the middle of inserting the rows: the transaction rolls back, the home's new
+    files go, and a second restore into the same place succeeds."""
+    source = make_practice(fresh_sqlite(tmp_path, "source"), monkeypatch, capsys, False)
+    backup(source.config, tmp_path / "backup", monkeypatch)
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        restore_backup(
+            store_config,
+            tmp_path / "backup",
+            master_key_file=source.config.master_key_path,
+            restoring=interrupt,
+        )
+    assert not store_config.practice_path.exists()
+    assert not list(store_config.keys_dir.glob("*"))
+    if store_config.database_url is None:
+        assert not store_config.sqlite_path.exists()
+    else:  # the tables stay, as init would make them, without a row
+        filled = [t for t, n in zip(LEDGER_TABLES, raw_counts(store_config), strict=True) if n]
+        assert filled == []
+    assert restore(store_config, tmp_path / "backup", source.config.master_key_path,
+                   monkeypatch) == 0  # fmt: skip
+    assert run(store_config, monkeypatch, "verify") == 0
+
+
+def raw_counts(config: StoreConfig) -> list[int]:
+    with pg_connect(str(config.database_url).split("?")[0]) as conn:
+        schema = str(config.database_url).rsplit("schema=", 1)[1]
+        return [
+            conn.execute(f'SELECT COUNT(*) FROM "{schema}".{table}').fetchone()[0]
+            for table in LEDGER_TABLES
+        ]
