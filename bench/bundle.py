@@ -16,6 +16,7 @@ import argparse
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -123,6 +124,14 @@ def run(ledger: Ledger, config: StoreConfig, scratch: Path, args: argparse.Names
         return 1
 
     started = time.perf_counter()
+    command = [sys.executable, "-m", "verify", "bundle", str(out)]
+    cli = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli_seconds = time.perf_counter() - started
+    if cli.returncode != 0:
+        print(f"python -m verify bundle exited {cli.returncode}")
+        return 1
+
+    started = time.perf_counter()
     rezip(out, scratch / "rezipped.zip")
     zip_seconds = time.perf_counter() - started
     print(f"load after:  {load()}")
@@ -140,6 +149,8 @@ def run(ledger: Ledger, config: StoreConfig, scratch: Path, args: argparse.Names
          produce_seconds, produced.events),
         (f"verify (check_bundle: every item, {os.cpu_count()} workers)", verify_seconds,
          produced.events),
+        ("verify (python -m verify bundle in a new process, output discarded)", cli_seconds,
+         produced.events),
     ]  # fmt: skip
     for name, seconds, count in table:
         rate = f"{count / seconds:>10,.0f} ev/s" if count else ""
@@ -153,8 +164,8 @@ def run(ledger: Ledger, config: StoreConfig, scratch: Path, args: argparse.Names
         f"targets for 100,000 events: produce < {TARGET_PRODUCE:.0f} s "
         f"({'met' if produce_seconds * scale < TARGET_PRODUCE else 'MISSED'}: "
         f"{produce_seconds * scale:.1f} s scaled), verify < {TARGET_VERIFY:.0f} s "
-        f"({'met' if verify_seconds * scale < TARGET_VERIFY else 'MISSED'}: "
-        f"{verify_seconds * scale:.1f} s scaled)"
+        f"({'met' if cli_seconds * scale < TARGET_VERIFY else 'MISSED'}: "
+        f"{cli_seconds * scale:.1f} s scaled, python -m verify bundle)"
     )
     return 0
 

@@ -8,6 +8,7 @@ position, status, leaf hash and links), never its payload.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -91,7 +92,10 @@ def check_records(
 
 def _in_pool(spans: list[tuple[int, int]], workers: int) -> Iterator[list[Outcome]]:
     # fork: the workers share the already-read bundle instead of each reading it again; the
-    # verifier holds no connections or threads a fork could break.
+    # verifier holds no connections or threads a fork could break. Freezing the collector's
+    # objects first keeps the workers' collections from touching, and so copying, the
+    # parent's pages (what a caller with a large heap, like the bench, otherwise pays for).
+    gc.freeze()
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     futures = [pool.submit(_check_span, span) for span in spans]
 
@@ -105,6 +109,7 @@ def _in_pool(spans: list[tuple[int, int]], workers: int) -> Iterator[list[Outcom
                     return
         finally:
             pool.shutdown(cancel_futures=True)
+            gc.unfreeze()
 
     return in_order()
 
