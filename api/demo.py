@@ -18,6 +18,7 @@ from api.settings import Settings
 from domain import appointments as scheduling
 from domain.base import user_subject
 from domain.credentials import account_id
+from domain.identifiers import MrnClaim
 from domain.labs import LabResult
 from domain.messages import Thread
 from domain.notes import Note
@@ -72,8 +73,9 @@ def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int 
             sex=rng.choice(("female", "male", "other", "unknown")),
             identifiers=[],
         )
+        claim = MrnClaim(claim_id=ledger.private_id("mrn", patient.mrn), patient_id=patient.id)
         with acting(user_subject(desk), "demo"):
-            ledger.save(patient)
+            ledger.save(patient, claim)
         provider = clinicians[n % len(clinicians)]
         _book(ledger, desk, provider, patient.id, monday, n)
         _chart(ledger, rng, provider, patient.id, monday + timedelta(days=n % 5))

@@ -23,6 +23,7 @@ from eventsourcing.domain import Aggregate
 from api.care import has_care_relationship
 from domain.documents import Document
 from domain.errors import ChartError, NotPermitted
+from domain.identifiers import MrnClaim
 from domain.imports import csv_patients, email, hl7_labs, sms
 from domain.imports.report import ImportRejected, ImportReport, Parsed, Rejection
 from domain.imports.summary import ImportRun
@@ -80,16 +81,18 @@ def import_patients(
 
     def build(row: csv_patients.PatientRow) -> list[Aggregate]:
         identifiers = [{"system": s, "value": v} for s, v in row.identifiers]
-        return [
-            Patient.register(
-                mrn=row.mrn,
-                given_name=row.given_name,
-                family_name=row.family_name,
-                birth_date=row.birth_date,
-                sex=row.sex,
-                identifiers=identifiers,
-            )
-        ]
+        patient = Patient.register(
+            mrn=row.mrn,
+            given_name=row.given_name,
+            family_name=row.family_name,
+            birth_date=row.birth_date,
+            sex=row.sex,
+            identifiers=identifiers,
+        )
+        # The claim makes the store refuse the whole import if another registration took
+        # one of these MRNs after the check above.
+        claim_id = importer.ledger.private_id("mrn", patient.mrn)
+        return [patient, MrnClaim(claim_id=claim_id, patient_id=patient.id)]
 
     batch = _build(importer, parsed, build)
     return _finish(importer, "patients", source_name, sha256(data), parsed, batch, accept_valid)

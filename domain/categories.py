@@ -8,6 +8,7 @@ from __future__ import annotations
 
 RECORD_CATEGORIES = {
     "domain.patients": "demographics",
+    "domain.identifiers": "demographics",
     "domain.notes": "notes",
     "domain.problems": "problems",
     "domain.medications": "medications",

@@ -6,6 +6,8 @@ transaction; checkpoints follow on the configured cadence.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -124,6 +126,14 @@ class Ledger(Application):
             raise
         if signed:
             self.checkpointer.committed(signed[-1])
+
+    def private_id(self, purpose: str, value: str) -> uuid.UUID:
+        """A stable id for a low-entropy value (an MRN, say) that only the practice can compute:
+        a keyed hash under the master key, so the id, which is public metadata, cannot be
+        turned back into the value by trying every candidate."""
+        message = b"chartledger private id\x00" + purpose.encode() + b"\x00" + value.encode()
+        digest = hmac.new(self.master_key, message, hashlib.sha256).digest()
+        return uuid.UUID(bytes=digest[:16], version=4)
 
     def save_together(self, *objs: Any) -> None:
         """As ``save``, for new aggregates whose events cannot conflict with anyone's: shares

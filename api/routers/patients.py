@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from eventsourcing.persistence import IntegrityError
 from fastapi import APIRouter, Query, status
 
 from api.deps import LedgerDep, RunnerDep
 from api.roles import FrontDesk
 from api.schemas import PatientIn, PatientOut, Purpose
+from domain.errors import DuplicateIdentifier
+from domain.identifiers import MrnClaim
 from domain.patients import Patient
 from projections.reads import Reader, search_patients
 
@@ -25,8 +28,12 @@ def register(body: PatientIn, principal: FrontDesk, ledger: LedgerDep) -> Patien
         sex=body.sex,
         identifiers=[i.model_dump() for i in body.identifiers],
     )
-    with principal.acting():
-        ledger.save(patient)
+    claim = MrnClaim(claim_id=ledger.private_id("mrn", patient.mrn), patient_id=patient.id)
+    try:
+        with principal.acting():
+            ledger.save(patient, claim)
+    except IntegrityError:
+        raise DuplicateIdentifier("a patient with this MRN is already registered") from None
     return PatientOut(
         patient_id=patient.id,
         mrn=patient.mrn,

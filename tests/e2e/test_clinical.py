@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import threading
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid4
 
@@ -228,3 +229,46 @@ def test_a_read_returns_nothing_when_its_access_event_cannot_be_written(
     assert response.status_code >= 400 and "Quill" not in response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert "entries" not in response.json()
+
+
+def test_an_mrn_names_one_patient_even_when_two_registrations_race(practice: Practice) -> None:
+    owner, clinician, _ = staffed(practice)
+    ledger = practice.http.app.state.services.ledger  # type: ignore[attr-defined]
+    first = clinician.register_patient(ada())
+    before = _event_count(ledger)
+    with pytest.raises(Conflict) as refused:
+        owner.register_patient(ada().model_copy(update={"given_name": "Someone"}))
+    assert refused.value.type.endswith("duplicate-identifier")
+    assert "Quill" not in str(refused.value.problem) and ada().mrn not in str(refused.value.problem)
+    assert _event_count(ledger) == before
+
+    racers = [practice.client() for _ in range(6)]
+    for racer in racers:
+        racer.login("casey", "clinician-pass-1")
+    start = threading.Barrier(len(racers))
+    won: list[UUID] = []
+    lost: list[Exception] = []
+
+    def register(client: Client) -> None:
+        start.wait()
+        try:
+            won.append(
+                client.register_patient(ada().model_copy(update={"mrn": "RACE-1"})).patient_id
+            )
+        except Conflict as e:
+            lost.append(e)
+
+    threads = [threading.Thread(target=register, args=(c,)) for c in racers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == len(racers) - 1
+    assert {p.patient_id for p in clinician.search_patients("RACE-1")} == set(won)
+    assert first.patient_id not in won
+
+
+def _event_count(ledger: Ledger) -> int:
+    with ledger.db.read() as c:
+        c.execute("SELECT COUNT(*) FROM stored_events WHERE topic NOT LIKE 'domain.access:%'")
+        return int(c.fetchone()[0])
