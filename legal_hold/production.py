@@ -71,6 +71,7 @@ def produce(
     production_id: UUID | None = None,
     session: str = "cli",
     progress: Progress | None = None,
+    review_progress: Progress | None = None,
 ) -> Produced:
     """Write the matter's bundle to ``out`` (which must not exist) and record the production."""
     out = Path(out)
@@ -99,7 +100,7 @@ def produce(
     checkpoint = ledger.checkpointer.issue()
     found = gather(ledger, checkpoint, subjects, scopes, claims, since, progress)
     manifest_fields = _manifest_fields(ledger, matter, holds, by, at, found, subjects, claims)
-    digest, size = _write_bundle(ledger, out, found, manifest_fields, subjects)
+    digest, size = _write_bundle(ledger, out, found, manifest_fields, subjects, review_progress)
     production = Production(
         production_id=production_id or uuid4(),
         matter_id=matter_id,
@@ -219,7 +220,12 @@ def software_version() -> str:
 
 
 def _write_bundle(
-    ledger: Ledger, out: Path, found: Gathered, fields: dict[str, Any], subjects: list[str]
+    ledger: Ledger,
+    out: Path,
+    found: Gathered,
+    fields: dict[str, Any],
+    subjects: list[str],
+    review_progress: Progress | None,
 ) -> tuple[str, int]:
     """Lay the bundle out in a temporary folder beside ``out``, then zip it into place."""
     with tempfile.TemporaryDirectory(prefix=".producing-", dir=out.parent) as tmp:
@@ -227,7 +233,8 @@ def _write_bundle(
         root.mkdir()
         _write_ledger_files(root, found)
         natives = write_natives(root, found.records, found.headers)
-        write_review_files(root, _review_input(ledger, found, fields, natives, subjects))
+        review = _review_input(ledger, found, fields, natives, subjects)
+        write_review_files(root, review, review_progress)
         fields["natives"] = [
             {"path": n.path, "field": n.field, "position": n.position} for n in natives
         ]

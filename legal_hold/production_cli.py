@@ -34,6 +34,7 @@ def cmd_produce(ledger: Ledger, o: argparse.Namespace) -> int:
         withhold=dict(o.withhold),
         since=o.since_checkpoint,
         progress=progress_printer("producing", unit="events"),
+        review_progress=progress_printer("review files", unit="documents"),
     )
     print(
         f"Produced {produced.path}: {produced.events} events of {len(produced.subjects)} "

@@ -8,7 +8,7 @@ file unless it is produced.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,13 @@ from verify.records import Header
 
 MESSAGES = "domain.messages:"
 WITHHELD = {PRIVILEGED: "privileged", "out-of-scope": "out of scope", "disposed": "disposed"}
+Progress = Callable[[int, int], None]
 TEXT_LIMIT = 2000  # characters of one entry's text; natives carry the full content
 
 
 def bates_prefix(matter_number: str) -> str:
-    return "CL" + re.sub(r"[^A-Za-z0-9]", "", matter_number).upper()[:20]
+    # The trailing hyphen sets the label apart from its zero-padded number: CLCV20261-0000001.
+    return "CL" + re.sub(r"[^A-Za-z0-9]", "", matter_number).upper()[:20] + "-"
 
 
 def timelines(
@@ -86,12 +88,11 @@ def privilege_log(
     return tuple(entries)
 
 
-def write_review_files(root: Path, review_input: ReviewInput) -> list[ReviewFile]:
-    """The review writers' files under ``root``; none while they are not installed."""
-    writer = getattr(review, "write_review_set", None)
-    if writer is None:
-        return []
-    return list(writer(root, review_input))
+def write_review_files(
+    root: Path, review_input: ReviewInput, progress: Progress | None = None
+) -> list[ReviewFile]:
+    """The review writers' files under ``root`` (legal_hold.review, docs/REVIEW_FILES.md)."""
+    return list(review.write_review_set(root, review_input, progress=progress))
 
 
 def _entry(record: EventRecord, header: Header) -> TimelineEntry:

@@ -27,7 +27,7 @@ def test_a_risk_manager_produces_downloads_and_the_bundle_verifies(
     owner, casey, risk = staffed(practice)
     casey_id = casey.me().user_id
     first = casey.register_patient(ada()).patient_id
-    second = casey.register_patient(ada()).patient_id
+    second = casey.register_patient(ada().model_copy(update={"mrn": "MRN-8"})).patient_id
     casey.draft_note(first, "progress", "PRIVILEGED-COUNSEL-NOTE")
     matter = risk.open_matter("Doe v. Practice", "CV-2026-7", "Superior Court")
     risk.place_hold(
