@@ -87,11 +87,14 @@ def produce(
     with ledger.db.read() as c:
         size_now = tree_size(c)
         subjects = subjects_in_scope(scopes, patient_subjects(c, size_now))
-        outside = set(claims) - set(positions_of(c, subjects, size_now))
+        in_scope = set(positions_of(c, subjects, size_now))
+        outside = set(claims) - in_scope
         if since is not None:
             c.execute("SELECT 1 FROM ledger_checkpoints WHERE size = ?", (since,))
             if since < 1 or c.fetchone() is None:
                 raise InvalidProduction(f"the log has no checkpoint at size {since}")
+    if not in_scope:
+        raise NothingToProduce(f"matter {matter_id}: no event of its patients or custodians yet")
     if outside:
         raise InvalidProduction(
             f"positions {sorted(outside)[:5]} are not events of the subjects in scope"

@@ -300,6 +300,10 @@ def test_bad_requests_are_refused_before_anything_is_written(
 ) -> None:
     m = a_matter(ledger)
     empty = lh.open_matter(ledger, name="E", number="E-1", forum=None, at=T0, by=m.risk)
+    nobody = lh.open_matter(ledger, name="N", number="N-1", forum=None, at=T0, by=m.risk)
+    lh.place_hold(
+        ledger, matter_id=nobody.id, name="h", scope=Scope.of(patients=[uuid4()]), at=T0, by=m.risk
+    )
     with ledger.db.read() as c:
         c.execute("SELECT COUNT(*) FROM ledger_leaves")
         before = c.fetchone()
@@ -315,6 +319,8 @@ def test_bad_requests_are_refused_before_anything_is_written(
         produce(ledger, m.matter_id, tmp_path / "exists.zip", by=m.risk)
     with pytest.raises(NothingToProduce):
         produce(ledger, empty.id, tmp_path / "a.zip", by=m.risk)
+    with pytest.raises(NothingToProduce, match="no event of its patients or custodians"):
+        produce(ledger, nobody.id, tmp_path / "a.zip", by=m.risk)
 
     with ledger.db.read() as c:
         c.execute("SELECT COUNT(*) FROM ledger_leaves")
