@@ -236,7 +236,8 @@ def _build(importer: Importer, parsed: Parsed[T], build: Callable[[T], list[Aggr
             continue
         kept.append(accepted)
         batch.aggregates.extend(aggregates)
-        batch.created.extend(a.id for a in aggregates)
+        # The records made; an MRN claim only guards its patient's registration.
+        batch.created.extend(a.id for a in aggregates if not isinstance(a, MrnClaim))
         if isinstance(aggregates[0], Document):  # a lab message: its original, then its results
             document, *labs = aggregates
             batch.links.append(

@@ -97,6 +97,7 @@ def test_the_clinical_story_end_to_end(practice: Practice) -> None:
     audited = risk.audit(patient_id=patient.patient_id, user_id=me)
     assert [r.action for r in audited] == [
         "create",  # registered
+        "create",  # its MRN claimed
         "query",
         "create",  # the lab
         "change",  # its conversion

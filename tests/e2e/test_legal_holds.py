@@ -110,7 +110,7 @@ def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it
     # The store still verifies, with the patient's payloads counted as disposed.
     capsys.readouterr()
     assert chartledger(["verify"]) == 0
-    assert "2 disposed" in capsys.readouterr().out
+    assert "3 disposed" in capsys.readouterr().out  # registration, MRN claim, the note
 
     # The disposed events keep their metadata in the audit view and read as disposed.
     rows = risk.audit(patient_id=patient)
@@ -120,6 +120,7 @@ def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it
     record = risk.disposed_record(patient)
     assert [e.type for e in record.events] == [
         "domain.patients:Patient.Registered",
+        "domain.identifiers:MrnClaim.Claimed",
         "domain.notes:Note.Drafted",
     ]
     assert {e.disposal for e in record.events} == {disposal.description}

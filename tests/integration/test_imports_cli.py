@@ -107,7 +107,7 @@ def test_a_good_billing_csv_imports_every_patient_with_its_summary(
     )  # fmt: skip
     assert (code, err) == (0, "")
     assert out.startswith("Imported 3 of 3 patients item(s), 0 rejected (import ")
-    assert practice.leaves() == before + 4  # three registrations and the summary
+    assert practice.leaves() == before + 7  # three registrations, their MRN claims, the summary
     summary, ledger = practice.summary(out)
     try:
         assert (summary.kind, summary.items, summary.accepted, summary.rejected) == (
@@ -153,7 +153,7 @@ def test_accept_valid_writes_exactly_the_valid_rows_in_one_go(
     assert code == 0
     assert out.splitlines()[:-1] == BROKEN_PATIENT_LINES
     assert out.splitlines()[-1].startswith("Imported 1 of 7 patients item(s), 6 rejected")
-    assert practice.leaves() == before + 2
+    assert practice.leaves() == before + 3  # the registration, its MRN claim, the summary
     summary, ledger = practice.summary(out)
     try:
         [created] = summary.created
