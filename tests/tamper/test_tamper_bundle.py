@@ -13,6 +13,8 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from domain.base import patient_subject
 from domain.practice import Practice
@@ -55,6 +57,18 @@ def bundle(
 def entries(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
+
+
+def entries_as_read(path: Path) -> dict[str, bytes]:
+    """Every entry's bytes as the verifier reads them: CRC-32s ignored (the manifest's SHA-256s
+    are what count, docs/BUNDLE_FORMAT.md §1)."""
+    found = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            del info.CRC
+            with archive.open(info) as handle:
+                found[info.filename] = handle.read()
+    return found
 
 
 def rewrite(path: Path, change: Callable[[dict[str, bytes]], None]) -> None:
@@ -295,3 +309,47 @@ def test_a_pinned_trusted_key_refuses_a_bundle_of_another_practice(bundle: Produ
     genesis = decode(keys[0][0])["key_id"]
     assert verify_bundle(bundle.path, trusted_key=genesis).ok
     assert encode(keys) == entries(bundle.path)[bf.KEYS]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_a_flipped_bit_anywhere_fails_with_lines_never_a_traceback(
+    bundle: Produced, data: st.DataObject
+) -> None:
+    original = bundle.path.read_bytes()
+    # Anywhere, or in the central directory at the end, where the archive's structure is.
+    anywhere = st.integers(0, len(original) - 1)
+    structure = st.integers(max(0, len(original) - 3000), len(original) - 1)
+    at = data.draw(st.one_of(anywhere, structure), label="byte")
+    bit = data.draw(st.integers(0, 7), label="bit")
+    flipped = bytearray(original)
+    flipped[at] ^= 1 << bit
+    target = bundle.path.with_name("flipped.zip")
+    target.write_bytes(bytes(flipped))
+
+    report = verify_bundle(target)
+
+    # Some bytes of a ZIP are not read by anyone (a local header's copy of the time, say): a
+    # flip there changes nothing the bundle claims. Everything else must fail, by name.
+    if report.ok:
+        assert entries_as_read(target) == entries(bundle.path)
+    else:
+        assert all(line.item and line.text for line in report.failures)
+
+
+@pytest.mark.parametrize(("field", "offset"), [("flags", 8), ("method", 10)])
+def test_a_damaged_directory_entry_fails_as_that_file(
+    bundle: Produced, field: str, offset: int
+) -> None:
+    """The central directory's general-purpose flags (bit 0: encrypted) and compression method
+    of events.bin: zipfile refuses to open such an entry, with an error of its own kind."""
+    raw = bytearray(bundle.path.read_bytes())
+    name = bf.EVENTS.encode()
+    entry = raw.rfind(b"PK\x01\x02", 0, raw.rfind(name))  # events.bin's directory entry
+    raw[entry + offset] ^= 0x01
+    bundle.path.write_bytes(bytes(raw))
+
+    lines = failures(bundle.path)
+    assert any(line.startswith(f"FAIL file {bf.EVENTS}: cannot be read") for line in lines), lines
