@@ -76,29 +76,9 @@ def produce(
     """Write the matter's bundle to ``out`` (which must not exist) and record the production."""
     out = Path(out)
     claims = _checked_claims(withhold or {})
-    if out.exists() or not out.parent.is_dir():
-        raise InvalidProduction(f"{out.name}: the file exists already or its folder does not")
-    matter = get_matter(ledger, matter_id)
-    holds = all_holds(ledger, matter_id)
-    if not holds:
-        raise NothingToProduce(f"matter {matter_id} has no hold, so nothing is in scope")
+    matter, holds, subjects = _checked_request(ledger, matter_id, out, claims, since)
     scopes = [hold.scope for hold in holds]
     at = at or datetime.now(UTC)
-    with ledger.db.read() as c:
-        size_now = tree_size(c)
-        subjects = subjects_in_scope(scopes, patient_subjects(c, size_now))
-        in_scope = set(positions_of(c, subjects, size_now))
-        outside = set(claims) - in_scope
-        if since is not None:
-            c.execute("SELECT 1 FROM ledger_checkpoints WHERE size = ?", (since,))
-            if since < 1 or c.fetchone() is None:
-                raise InvalidProduction(f"the log has no checkpoint at size {since}")
-    if not in_scope:
-        raise NothingToProduce(f"matter {matter_id}: no event of its patients or custodians yet")
-    if outside:
-        raise InvalidProduction(
-            f"positions {sorted(outside)[:5]} are not events of the subjects in scope"
-        )
     _record_disclosure(ledger, by, session, matter_id, subjects, at)
     checkpoint = ledger.checkpointer.issue()
     found = gather(ledger, checkpoint, subjects, scopes, claims, since, progress)
@@ -125,6 +105,32 @@ def produce(
     return Produced(
         production.id, out, digest, size, len(found.records), checkpoint.size, tuple(subjects)
     )
+
+
+def _checked_request(
+    ledger: Ledger, matter_id: UUID, out: Path, claims: dict[int, str], since: int | None
+) -> tuple[Any, list[Hold], list[str]]:
+    """(matter, its holds, the subjects in scope), or refuse before anything is written."""
+    if out.exists() or not out.parent.is_dir():
+        raise InvalidProduction(f"{out.name}: the file exists already or its folder does not")
+    matter = get_matter(ledger, matter_id)
+    holds = all_holds(ledger, matter_id)
+    if not holds:
+        raise NothingToProduce(f"matter {matter_id} has no hold, so nothing is in scope")
+    with ledger.db.read() as c:
+        size_now = tree_size(c)
+        subjects = subjects_in_scope([h.scope for h in holds], patient_subjects(c, size_now))
+        in_scope = set(positions_of(c, subjects, size_now))
+        c.execute("SELECT 1 FROM ledger_checkpoints WHERE size = ?", (since or 0,))
+        since_known = c.fetchone() is not None
+    if since is not None and (since < 1 or not since_known):
+        raise InvalidProduction(f"the log has no checkpoint at size {since}")
+    if not in_scope:
+        raise NothingToProduce(f"matter {matter_id}: no event of its patients or custodians yet")
+    outside = sorted(set(claims) - in_scope)
+    if outside:
+        raise InvalidProduction(f"positions {outside[:5]} are not events of the subjects in scope")
+    return matter, holds, subjects
 
 
 def _checked_claims(withhold: Mapping[int, str]) -> dict[int, str]:
