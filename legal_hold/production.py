@@ -28,7 +28,13 @@ from events.ledger import Ledger
 from events.log import tree_size
 from legal_hold.holds import Hold, Scope, all_holds, get_matter
 from legal_hold.production_errors import InvalidProduction, NothingToProduce
-from legal_hold.production_gather import Gathered, gather, patient_subjects, positions_of
+from legal_hold.production_gather import (
+    Gathered,
+    gather,
+    patient_subjects,
+    positions_of,
+    subjects_present,
+)
 from legal_hold.production_natives import NativeFile, write_natives
 from legal_hold.production_review import (
     bates_prefix,
@@ -76,10 +82,11 @@ def produce(
     """Write the matter's bundle to ``out`` (which must not exist) and record the production."""
     out = Path(out)
     claims = _checked_claims(withhold or {})
-    matter, holds, subjects = _checked_request(ledger, matter_id, out, claims, since)
+    matter, holds, subjects, present = _checked_request(ledger, matter_id, out, claims, since)
     scopes = [hold.scope for hold in holds]
     at = at or datetime.now(UTC)
-    _record_disclosure(ledger, by, session, matter_id, subjects, at)
+    # Only patients with a record are disclosed: a read of nobody's chart would start one.
+    _record_disclosure(ledger, by, session, matter_id, present, at)
     checkpoint = ledger.checkpointer.issue()
     found = gather(ledger, checkpoint, subjects, scopes, claims, since, progress)
     manifest_fields = _manifest_fields(ledger, matter, holds, by, at, found, subjects, claims)
@@ -109,8 +116,9 @@ def produce(
 
 def _checked_request(
     ledger: Ledger, matter_id: UUID, out: Path, claims: dict[int, str], since: int | None
-) -> tuple[Any, list[Hold], list[str]]:
-    """(matter, its holds, the subjects in scope), or refuse before anything is written."""
+) -> tuple[Any, list[Hold], list[str], list[str]]:
+    """(matter, its holds, the subjects in scope, those of them with a record), or refuse
+    before anything is written."""
     if out.exists() or not out.parent.is_dir():
         raise InvalidProduction(f"{out.name}: the file exists already or its folder does not")
     matter = get_matter(ledger, matter_id)
@@ -121,6 +129,7 @@ def _checked_request(
         size_now = tree_size(c)
         subjects = subjects_in_scope([h.scope for h in holds], patient_subjects(c, size_now))
         in_scope = set(positions_of(c, subjects, size_now))
+        present = subjects_present(c, subjects, size_now)
         c.execute("SELECT 1 FROM ledger_checkpoints WHERE size = ?", (since or 0,))
         since_known = c.fetchone() is not None
     if since is not None and (since < 1 or not since_known):
@@ -130,7 +139,7 @@ def _checked_request(
     outside = sorted(set(claims) - in_scope)
     if outside:
         raise InvalidProduction(f"positions {outside[:5]} are not events of the subjects in scope")
-    return matter, holds, subjects
+    return matter, holds, subjects, present
 
 
 def _checked_claims(withhold: Mapping[int, str]) -> dict[int, str]:
@@ -275,6 +284,7 @@ def _write_ledger_files(root: Path, found: Gathered) -> None:
         (root / bf.SINCE).write_bytes(found.since_note)
     proofs = {
         "heads": found.heads,
+        "absent": found.absences,
         "inclusion": found.inclusion,
         "heads_size": found.heads_size,
         "consistency": found.consistency,

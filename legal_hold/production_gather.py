@@ -7,6 +7,7 @@ destroyed is produced as disposed.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ class Gathered:
     heads: list[dict[str, Any]] = field(default_factory=list)
     heads_size: int = 0
     absent: list[str] = field(default_factory=list)  # in scope, but with no event at all
+    absences: list[dict[str, Any]] = field(default_factory=list)  # their proofs
     since_note: bytes | None = None
     consistency: list[bytes] | None = None
 
@@ -54,6 +56,21 @@ def patient_subjects(cursor: Cursor, size: int) -> list[str]:
         ("patient:%", size),
     )
     return [row[0] for row in cursor.fetchall()]
+
+
+def subjects_present(cursor: Cursor, subjects: Sequence[str], size: int) -> list[str]:
+    """Those of ``subjects`` with at least one event below ``size``, in the order given."""
+    found: set[str] = set()
+    for start in range(0, len(subjects), CHUNK):
+        chunk = list(subjects[start : start + CHUNK])
+        marks = ", ".join("?" * len(chunk))
+        cursor.execute(
+            f"SELECT DISTINCT subject FROM ledger_links WHERE subject IN ({marks}) "
+            "AND position < ?",
+            (*chunk, size),
+        )
+        found.update(row[0] for row in cursor.fetchall())
+    return [s for s in subjects if s in found]
 
 
 def positions_of(cursor: Cursor, subjects: Sequence[str], size: int) -> list[int]:
@@ -125,23 +142,29 @@ def _key_rows(cursor: Cursor) -> list[list[Any]]:
 
 
 def _add_heads(found: Gathered, cursor: Cursor, subjects: Sequence[str], size: int) -> None:
+    """Each subject's head with its proof; for a subject with no head, the two heads either side
+    of where it would sort, which prove it has none (docs/BUNDLE_FORMAT.md §7.1)."""
     heads = subject_heads(cursor, size)
-    index = {h[0]: i for i, h in enumerate(heads)}
+    keys = [h[0].encode() for h in heads]
     tree = TreeLevels([leaf_hash(head_bytes(*h)) for h in heads])
     found.heads_size = len(heads)
+
+    def head(i: int) -> dict[str, Any]:
+        subject, seq, position = heads[i]
+        proof = tree.inclusion_proof(i)
+        return {"seq": seq, "index": i, "proof": proof, "subject": subject, "position": position}
+
     for subject in subjects:
-        i = index.get(subject)
-        if i is None:
-            found.absent.append(subject)
+        i = bisect.bisect_left(keys, subject.encode())
+        if i < len(keys) and keys[i] == subject.encode():
+            found.heads.append(head(i))
             continue
-        _, seq, position = heads[i]
-        found.heads.append(
+        found.absent.append(subject)
+        found.absences.append(
             {
-                "seq": seq,
-                "index": i,
-                "proof": tree.inclusion_proof(i),
+                "lower": head(i - 1) if i > 0 else None,
+                "upper": head(i) if i < len(keys) else None,
                 "subject": subject,
-                "position": position,
             }
         )
 

@@ -43,7 +43,8 @@ MANIFEST_KEYS = _canonical(
     "producing_party",
 )  # fmt: skip
 SIGNATURE_KEYS = _canonical("key_id", "signature")
-PROOF_KEYS = _canonical("heads", "inclusion", "heads_size", "consistency")
+PROOF_KEYS = _canonical("heads", "absent", "inclusion", "heads_size", "consistency")
+ABSENCE_KEYS = _canonical("lower", "upper", "subject")
 HEAD_KEYS = _canonical("seq", "index", "proof", "subject", "position")
 FILE_KEYS = _canonical("path", "size", "sha256")
 NATIVE_KEYS = _canonical("path", "field", "position")
@@ -90,6 +91,7 @@ class _Manifest:
     checkpoint_root: bytes
     since_size: int | None
     subjects: list[str]
+    absent: list[str]
     withheld: dict[int, str]
     natives: list[tuple[str, int, str]]
     origin: str
@@ -139,6 +141,7 @@ def check_bundle(
     if checkpoint is not None and proofs is not None:
         _check_inclusion(records, proofs, checkpoint, report)
         _check_completeness(records, proofs, manifest, checkpoint, report)
+        _check_absences(proofs, manifest, checkpoint, report)
         _check_consistency(entries, proofs, manifest, checkpoint, history, report)
     elif checkpoint is None:
         report.bad("inclusion", "no valid checkpoint to prove the events against")
@@ -229,6 +232,7 @@ def _check_manifest_shape(entries: dict[str, bytes], report: BundleReport) -> _M
             checkpoint_root=_hash(cp["root"], "checkpoint root"),
             since_size=since,
             subjects=subjects,
+            absent=absent,
             withheld=withheld,
             natives=natives,
             origin=m["origin"],
@@ -391,6 +395,7 @@ def _parse_proofs(data: bytes | None, report: BundleReport) -> dict[str, Any] | 
         _int(proofs["heads_size"], "heads_size")
         _list(proofs["inclusion"], "inclusion")
         _list(proofs["heads"], "heads")
+        _list(proofs["absent"], "absent")
     except VerificationError as e:
         report.bad("proofs", f"{bf.PROOFS}: {e}")
         return None
@@ -465,19 +470,7 @@ def _walk(
     checkpoint: UnverifiedCheckpoint,
 ) -> list[int]:
     """The subject's positions from its signed head back to its first event (LEDGER_FORMAT §7)."""
-    seq, position = _int(head["seq"], "head seq"), _int(head["position"], "head position")
-    head_proof = _list(head["proof"], "head proof")
-    index = _int(head["index"], "head index")
-    try:
-        verify_inclusion(
-            index,
-            proofs["heads_size"],
-            leaf_hash(head_bytes(subject, seq, position)),
-            head_proof,
-            checkpoint.subjects_root,
-        )
-    except ProofInvalid as e:
-        raise ProofInvalid(f"head [{seq}, {position}] is not in the signed heads: {e}") from None
+    seq, position = _signed_head(subject, head, proofs, checkpoint)
     walked: list[int] = []
     at: int | None = position
     while at is not None:
@@ -496,6 +489,66 @@ def _walk(
         at, seq = prev, seq - 1
     walked.reverse()
     return walked
+
+
+def _signed_head(
+    subject: str, head: dict[str, Any], proofs: dict[str, Any], checkpoint: UnverifiedCheckpoint
+) -> tuple[int, int]:
+    """(seq, position) of a head proven to be in the checkpoint's subject-heads tree."""
+    seq, position = _int(head["seq"], "head seq"), _int(head["position"], "head position")
+    try:
+        verify_inclusion(
+            _int(head["index"], "head index"),
+            proofs["heads_size"],
+            leaf_hash(head_bytes(subject, seq, position)),
+            _list(head["proof"], "head proof"),
+            checkpoint.subjects_root,
+        )
+    except ProofInvalid as e:
+        raise ProofInvalid(f"head [{seq}, {position}] is not in the signed heads: {e}") from None
+    return seq, position
+
+
+def _check_absences(
+    proofs: dict[str, Any],
+    manifest: _Manifest,
+    checkpoint: UnverifiedCheckpoint,
+    report: BundleReport,
+) -> None:
+    """Each absent subject sorts strictly between two adjacent signed heads (§7.1)."""
+    given = {}
+    for entry in _list(proofs["absent"], "absent proofs"):
+        if type(entry) is dict and type(entry.get("subject")) is str:
+            given[entry["subject"]] = entry
+    size = proofs["heads_size"]
+    for subject in manifest.absent:
+        item = f"absence {subject}"
+        try:
+            entry = _fixed(given.get(subject), ABSENCE_KEYS, "absence proof")
+            lower, upper = entry["lower"], entry["upper"]
+            below = None if lower is None else _absence_side(lower, proofs, checkpoint)
+            above = None if upper is None else _absence_side(upper, proofs, checkpoint)
+            key = subject.encode()
+            if below is not None and not below[1] < key:
+                raise ProofInvalid("the lower head does not sort before it")
+            if above is not None and not key < above[1]:
+                raise ProofInvalid("the upper head does not sort after it")
+            if (below[0] if below else -1) + 1 != (above[0] if above else size):
+                raise ProofInvalid("the two heads are not neighbours in the signed heads")
+        except VerificationError as e:
+            report.bad(item, str(e))
+            continue
+        report.good(item, f"no event at checkpoint size {checkpoint.size}")
+
+
+def _absence_side(
+    head: Any, proofs: dict[str, Any], checkpoint: UnverifiedCheckpoint
+) -> tuple[int, bytes]:
+    found = _fixed(head, HEAD_KEYS, "absence head")
+    if type(found["subject"]) is not str:
+        raise MalformedInput("a head's subject is text")
+    _signed_head(found["subject"], found, proofs, checkpoint)
+    return found["index"], found["subject"].encode()
 
 
 def _check_consistency(

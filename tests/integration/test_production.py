@@ -341,3 +341,25 @@ def test_checking_records_in_worker_processes_gives_the_same_lines(
     monkeypatch.setattr(bundle_events, "SPAN", 3)
 
     assert [str(line) for line in verify_bundle(out, workers=2).lines] == alone
+
+
+def test_a_patient_in_scope_with_no_record_is_proven_absent(ledger: Ledger, tmp_path: Path) -> None:
+    m = a_matter(ledger)
+    nobody = uuid4()
+    hold = lh.all_holds(ledger, m.matter_id)[0]
+    lh.change_scope(
+        ledger,
+        hold.id,
+        scope=Scope.of(patients=[*m.patients, nobody], custodians=[m.custodian]),
+        reason="a patient named in the complaint",
+        at=T0,
+        by=m.risk,
+    )
+    out = tmp_path / "p.zip"
+    produce(ledger, m.matter_id, out, by=m.risk)
+
+    report = verify_bundle(out)
+    assert report.ok, [str(line) for line in report.failures]
+    lines = [str(line) for line in report.lines]
+    assert any(line.startswith(f"OK absence patient:{nobody}: no event") for line in lines), lines
+    assert decode(bundle_entries(out)[bf.MANIFEST])["absent"] == [f"patient:{nobody}"]

@@ -21,9 +21,11 @@ from domain.practice import Practice
 from events.config import StoreConfig
 from events.keys import SigningKey
 from events.ledger import Ledger, create_practice_files, record_genesis_key
+from legal_hold import holds as lh
+from legal_hold.holds import Scope
 from legal_hold.production import produce
 from tests.integration.test_ledger_store import QUIET
-from tests.integration.test_production import a_matter
+from tests.integration.test_production import T0, a_matter
 from tests.support import init_practice
 from verify import bundle_format as bf
 from verify.__main__ import main as verify_main
@@ -353,3 +355,36 @@ def test_a_damaged_directory_entry_fails_as_that_file(
 
     lines = failures(bundle.path)
     assert any(line.startswith(f"FAIL file {bf.EVENTS}: cannot be read") for line in lines), lines
+
+
+def test_an_absence_proven_by_heads_that_are_not_neighbours_fails(
+    store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    init_practice(store_config, monkeypatch)
+    ledger = Ledger(store_config, **QUIET)
+    try:
+        m = a_matter(ledger)
+        hold = lh.all_holds(ledger, m.matter_id)[0]
+        nobody = UUID(int=0)  # sorts before every other patient: its proof has an upper head only
+        scope = Scope.of(patients=[*m.patients, nobody], custodians=[m.custodian])
+        lh.change_scope(ledger, hold.id, scope=scope, reason="r", at=T0, by=m.risk)
+        out = tmp_path / "bundle.zip"
+        produce(ledger, m.matter_id, out, by=m.risk)
+    finally:
+        ledger.close()
+    assert verify_bundle(out).ok
+    proofs = decode(entries(out)[bf.PROOFS])
+    (absence,) = proofs["absent"]
+    heads = {h["subject"]: h for h in proofs["heads"]}
+    # Claim the next head up as the neighbour: it is in the signed tree, but not adjacent.
+    later = next(
+        h for s, h in sorted(heads.items()) if s.encode() > absence["upper"]["subject"].encode()
+    )
+    absence["upper"] = later
+    rewrite(out, lambda files: files.__setitem__(bf.PROOFS, encode(proofs)))
+
+    lines = failures(out)
+    assert (
+        f"FAIL absence patient:{nobody}: the two heads are not neighbours in the signed heads"
+        in (lines)
+    ), lines
