@@ -75,12 +75,7 @@ def has_care_relationship(ledger: Ledger, user_id: UUID, patient_id: UUID) -> bo
         )
         if c.fetchone() is not None:
             return True
-        c.execute(
-            "SELECT 1 FROM audit_patients p JOIN audit_events a ON a.position = p.position "
-            "WHERE p.patient_id = ? AND a.user_id = ? AND a.action IN ('create', 'change') "
-            "AND a.source NOT LIKE ? AND a.event_type NOT LIKE ? LIMIT 1",
-            (patient, user, "%break-glass:%", "domain.emergency:%"),
-        )
+        c.execute("SELECT 1 FROM audit_care WHERE user_id = ? AND patient_id = ?", (user, patient))
         return c.fetchone() is not None
 
 

@@ -130,13 +130,14 @@ class Runner:
             if position >= target:
                 return
             if modules is not None and target - position <= PENDING_SCAN:
+                concerning = " OR ".join("e.topic LIKE ?" for _ in modules)
                 c.execute(
-                    "SELECT e.topic FROM ledger_leaves l JOIN stored_events e "
+                    "SELECT 1 FROM ledger_leaves l JOIN stored_events e "
                     "ON e.originator_id = l.stream AND e.originator_version = l.version "
-                    "WHERE l.position >= ? AND l.position < ?",
-                    (position, target),
+                    f"WHERE l.position >= ? AND l.position < ? AND ({concerning}) LIMIT 1",
+                    (position, target, *(f"{m}:%" for m in sorted(modules))),
                 )
-                if all(topic.partition(":")[0] not in modules for (topic,) in c.fetchall()):
+                if c.fetchone() is None:
                     return
         self.catch_up_to(target)
 
