@@ -11,6 +11,11 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 DEFAULT_HOME = "./var"
 
+# Connections each store keeps open once a burst of concurrent requests has opened them (the
+# API serves from a pool of worker threads): with fewer, every burst reconnects, and on
+# PostgreSQL each connection costs a round of authentication. Only opened when needed.
+POOL_SIZE = int(os.environ.get("CHARTLEDGER_POOL_SIZE", "16"))
+
 
 class ConfigError(ValueError):
     """The configured location or database URL cannot be used."""
@@ -113,8 +118,8 @@ class StoreConfig:
             "POSTGRES_PASSWORD": pg.password,
             "POSTGRES_SCHEMA": pg.schema,
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_POOL_SIZE": "2",
-            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_POOL_SIZE": str(POOL_SIZE),
+            "POSTGRES_MAX_OVERFLOW": str(POOL_SIZE),
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # it would skip the writer lock
             "APPLICATION_RECORDER_TOPIC": "events.postgres:LedgerPostgresRecorder",
         }
