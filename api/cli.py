@@ -384,7 +384,7 @@ def main(args: Sequence[str] | None = None) -> int:
     if options.command in REMOTE:
         try:
             return int(options.run(options))
-        except UsageError as e:
+        except (UsageError, FileExistsError) as e:
             print(f"chartledger: error: {e}", file=sys.stderr)
             return EXIT_MISUSE
         except ApiError as e:

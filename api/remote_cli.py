@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
 import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from api.client import Client
 from api.schemas import LabIn
+from legal_hold.production_cli import withheld_item
 
 EXIT_OK = 0
 
 # Names of the top-level commands defined here; api/cli.py runs them with the thin client.
 REMOTE_COMMANDS = frozenset(
-    {"labs", "notes", "audit", "access-report", "users", "recover", "status"}
+    {"labs", "notes", "audit", "access-report", "users", "recover", "status", "productions"}
 )
 
 ClientFor = Callable[[argparse.Namespace], Client]
@@ -204,3 +207,39 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
 
     p = commands.add_parser("status", help="(--server) the store's verification and checkpoint")
     p.set_defaults(run=status)
+    add_production_commands(commands, client_for)
+
+
+def add_production_commands(commands: Any, client_for: ClientFor) -> None:
+    """``productions create``: a risk manager's production made by the server, downloaded to
+    a file and checked against the SHA-256 the server recorded in its ledger event."""
+
+    def create(o: argparse.Namespace) -> int:
+        out = Path(o.out)
+        if out.exists():
+            raise FileExistsError(f"{out} exists: a bundle is never overwritten")
+        withhold = dict(o.withhold)
+        with client_for(o) as client:
+            produced = client.produce(o.matter, withhold=withhold, since_checkpoint=o.since)
+            bundle = client.download_production(produced["production_id"])
+        if hashlib.sha256(bundle).hexdigest() != produced["sha256"]:
+            raise ValueError("the downloaded bundle is not the one the server recorded")
+        with open(out, "xb") as f:
+            f.write(bundle)
+        print(
+            f"Produced {out}: {produced['events']} events, checkpoint size "
+            f"{produced['checkpoint_size']}, SHA-256 {produced['sha256']} "
+            f"(production {produced['production_id']})"
+        )
+        return EXIT_OK
+
+    group = commands.add_parser("productions", help="(--server) e-discovery productions")
+    actions = group.add_subparsers(dest="action", required=True, parser_class=type(group))
+    p = actions.add_parser("create", help="produce a matter's bundle on the server, download it")
+    p.set_defaults(run=create)
+    p.add_argument("--matter", type=UUID, required=True)
+    p.add_argument("--out", required=True, help="the bundle file to write (must not exist)")
+    p.add_argument(
+        "--withhold", type=withheld_item, action="append", default=[], metavar="POSITION=CLAIM"
+    )
+    p.add_argument("--since", type=int, metavar="SIZE", help="a checkpoint the other side holds")

@@ -4,6 +4,7 @@ and bad requests are problems that write nothing."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 from uuid import uuid4
@@ -12,6 +13,7 @@ import pytest
 
 from api.client import Forbidden, NotFound, Unprocessable
 from api.hold_schemas import HoldIn, ScopeIn
+from api.remote_cli import add_production_commands
 from projections.runner import read_entries
 from tests.e2e.conftest import Practice, practice  # noqa: F401  (the fixture)
 from tests.e2e.test_clinical import ada, staffed
@@ -81,3 +83,23 @@ def find_note_position(served: Practice, text: str) -> int:
             if entry.event is not None and getattr(entry.event, "text", None) == text:
                 return entry.position
         position = entries[-1].position + 1
+
+
+def test_the_remote_cli_produces_and_checks_the_download_against_the_recorded_hash(
+    practice: Practice,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    _, casey, risk = staffed(practice)
+    patient = casey.register_patient(ada()).patient_id
+    matter = risk.open_matter("Roe v. Practice", "CV-2026-8")
+    risk.place_hold(matter.matter_id, HoldIn(name="records", scope=ScopeIn(patients=[patient])))
+    parser = argparse.ArgumentParser()
+    add_production_commands(parser.add_subparsers(dest="command"), lambda _options: risk)
+    out = tmp_path / "bundle.zip"
+    options = parser.parse_args(
+        ["productions", "create", "--matter", str(matter.matter_id), "--out", str(out)]
+    )
+    assert options.run(options) == 0
+    assert verify_bundle(out).ok
+    with pytest.raises(FileExistsError, match="never overwritten"):  # main: exit 2, one line
+        options.run(options)
