@@ -306,6 +306,8 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
 
     from api.app import create_app
 
+    # Keep a connection per concurrent request open (see events.config.pool_size).
+    os.environ.setdefault("CHARTLEDGER_POOL_SIZE", "16")
     app = create_app(Settings.from_env())
     print(f"Chartledger API on http://{options.host}:{options.port}/docs", flush=True)
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")

@@ -11,10 +11,17 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 DEFAULT_HOME = "./var"
 
-# Connections each store keeps open once a burst of concurrent requests has opened them (the
-# API serves from a pool of worker threads): with fewer, every burst reconnects, and on
-# PostgreSQL each connection costs a round of authentication. Only opened when needed.
-POOL_SIZE = int(os.environ.get("CHARTLEDGER_POOL_SIZE", "16"))
+
+def pool_size(dialect: str) -> int:
+    """Connections a store keeps open once concurrent work has opened them (more are opened
+    when needed). The API server, with its pool of worker threads, asks for 16
+    (CHARTLEDGER_POOL_SIZE): with fewer, every burst of requests reconnects, and on PostgreSQL
+    each connection costs a round of authentication. Elsewhere a PostgreSQL store keeps 2, so
+    many short-lived ledgers (a test run, scripts) do not hold the server's connections."""
+    configured = os.environ.get("CHARTLEDGER_POOL_SIZE")
+    if configured:
+        return int(configured)
+    return 16 if dialect == "sqlite" else 2
 
 
 class ConfigError(ValueError):
@@ -118,8 +125,8 @@ class StoreConfig:
             "POSTGRES_PASSWORD": pg.password,
             "POSTGRES_SCHEMA": pg.schema,
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_POOL_SIZE": str(POOL_SIZE),
-            "POSTGRES_MAX_OVERFLOW": str(POOL_SIZE),
+            "POSTGRES_POOL_SIZE": str(pool_size("postgres")),
+            "POSTGRES_MAX_OVERFLOW": "16",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # it would skip the writer lock
             "APPLICATION_RECORDER_TOPIC": "events.postgres:LedgerPostgresRecorder",
         }

@@ -16,7 +16,7 @@ from eventsourcing.sqlite import (
     SQLiteConnectionPool,
 )
 
-from events.config import POOL_SIZE
+from events.config import pool_size
 from events.db import Database
 from events.guards import install_guards
 from events.log import leaf_feed
@@ -69,7 +69,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         super().__init__(*args, **kwargs)
         pool = self.datastore.pool
         pool._create_connection = types.MethodType(_create_connection, pool)  # type: ignore[method-assign]
-        pool.pool_size = pool.max_overflow = POOL_SIZE  # eventsourcing's SQLite pool keeps 5
+        pool.pool_size = pool.max_overflow = pool_size("sqlite")  # eventsourcing keeps 5
         self.head_cache = HeadCache()
         self.leaf_feed = leaf_feed(self.datastore)
 
