@@ -83,6 +83,7 @@ def _fill_every_view(ledger: Ledger, runner: Any) -> None:
     clinical.test_every_read_of_phi_shows_in_the_audit_view_and_the_access_report(ledger, runner)
     clinical.test_double_booking_is_refused_and_the_schedule_shows_each_provider_day(ledger, runner)
     clinical.test_the_accounting_of_disclosures_lists_what_164_528_asks(ledger, runner)
+    clinical.a_record_made_by_a_user(ledger)
 
 
 def fresh_sqlite(tmp_path: Path, name: str) -> StoreConfig:

@@ -263,13 +263,18 @@ def test_every_rebuilt_view_equals_the_live_one_row_for_row(ledger: Ledger, runn
     test_every_read_of_phi_shows_in_the_audit_view_and_the_access_report(ledger, runner)
     test_double_booking_is_refused_and_the_schedule_shows_each_provider_day(ledger, runner)
     test_the_accounting_of_disclosures_lists_what_164_528_asks(ledger, runner)
-    with acting(f"user:{uuid4()}", "s-1"):  # a record made by a user: a care relationship
-        register(ledger, "MRN-CARE")
+    a_record_made_by_a_user(ledger)
     runner.catch_up()
     live = snapshot(ledger)
     runner.rebuild()
     assert snapshot(ledger) == live
     assert all(live.values())
+
+
+def a_record_made_by_a_user(ledger: Ledger) -> Patient:
+    """A registration by a user (the scenarios above act as nobody): a care relationship."""
+    with acting(f"user:{uuid4()}", "s-1"):
+        return register(ledger, "MRN-CARE")
 
 
 def snapshot(ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
