@@ -24,6 +24,7 @@ from domain.patients import Patient
 from domain.problems import Problem
 from domain.vitals import VitalSign
 from projections.audit import audit_row
+from projections.chart import CHART_MODULES
 from projections.fhir import (
     allergies,
     appointments,
@@ -50,19 +51,7 @@ class Encoded(NamedTuple):
 
 
 # The modules whose records are replayed; events of any other module become AuditEvents only.
-FOLDED = {
-    "domain.patients",
-    "domain.notes",
-    "domain.problems",
-    "domain.medications",
-    "domain.allergies",
-    "domain.vitals",
-    "domain.labs",
-    "domain.amendments",
-    "domain.documents",
-    "domain.appointments",
-    "domain.messages",
-}
+FOLDED = CHART_MODULES | {"domain.appointments", "domain.messages"}
 # Records whose resources show their history keep their events (the others keep state only).
 WITH_HISTORY = {"domain.labs", "domain.amendments", "domain.appointments"}
 

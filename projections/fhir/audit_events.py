@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from domain.access import PURPOSES_OF_USE
 from projections.audit import COLUMNS
 from projections.fhir.common import EXT, URI_SYSTEM, Context, patient_ref, user_ref
 
@@ -19,17 +20,7 @@ ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 PURPOSE = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-PURPOSE_CODES = {
-    "TREAT",
-    "ETREAT",
-    "HPAYMT",
-    "HOPERAT",
-    "PATRQT",
-    "HLEGAL",
-    "HRESCH",
-    "PUBHLTH",
-    "HCOMPL",
-}
+PURPOSE_CODES = frozenset(PURPOSES_OF_USE)
 REST = {"code": "rest", "display": "RESTful Operation", "system": EVENT_TYPE}
 EXPORT = {"code": "110106", "display": "Export", "system": DICOM}
 # The audit view's action -> (type, subtype, FHIR AuditEvent.action).
