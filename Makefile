@@ -46,6 +46,10 @@ bench: install
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/verify_store.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/rebuild_views.py
+	$(BIN)/python bench/bundle.py
+	$(BIN)/python bench/export.py
+	$(BIN)/python bench/backup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
