@@ -39,13 +39,15 @@ class LeafFeed:
                 self._start, self._leaves = start, []
             self._leaves.extend(leaves)
 
-    def take(self, start: int, stop: int) -> list[tuple[bytes, list[Link]]] | None:
-        """The leaves at [start, stop) if all are here (dropping those below ``stop``)."""
+    def take(self, start: int, stop: int) -> list[tuple[bytes, list[Link]]]:
+        """The leaves from ``start`` on, up to ``stop``, that are here without a gap (none if
+        ``start`` is not), dropping those below ``stop``. A checkpoint signed inside an append's
+        transaction finds all but that transaction's own leaves here."""
         with self._lock:
             end = self._start + len(self._leaves)
-            found = None
-            if self._start <= start and stop <= end:
-                found = self._leaves[start - self._start : stop - self._start]
+            found = []
+            if self._start <= start < end:
+                found = self._leaves[start - self._start : min(stop, end) - self._start]
             keep = max(0, min(stop, end) - self._start)
             self._start, self._leaves = self._start + keep, self._leaves[keep:]
             return found
@@ -128,13 +130,12 @@ class LogState:
                 self._reset()
             position = self._range.size
             changed = {}
-            fed = None if self._feed is None else self._feed.take(position, size)
-            if fed is not None:
-                for leaf, links in fed:
-                    self._range.append(leaf_hash(leaf))
-                    for subject, seq, _ in links:
-                        changed[subject] = (seq, position)
-                    position += 1
+            fed = [] if self._feed is None else self._feed.take(position, size)
+            for leaf, links in fed:
+                self._range.append(leaf_hash(leaf))
+                for subject, seq, _ in links:
+                    changed[subject] = (seq, position)
+                position += 1
             for leaf in iter_leaves(cursor, position, size):
                 self._range.append(leaf_hash(leaf))
                 for subject, seq, _ in parse_leaf(leaf).links:
