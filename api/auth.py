@@ -398,7 +398,8 @@ def authenticate(
     last_seen[key] = at.timestamp()
     emergencies = tuple(
         (patient, access_id, until)
-        for patient, (access_id, until) in getattr(session, "emergencies", {}).items()
+        # a copy taken in one step: the cached session may be fast-forwarded meanwhile
+        for patient, (access_id, until) in dict(getattr(session, "emergencies", {})).items()
     )
     return Principal(
         user_id=user.id, roles=tuple(user.roles), session_id=session.id, emergencies=emergencies

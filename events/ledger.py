@@ -66,7 +66,8 @@ class Ledger(Application):
         self.db = Database(self.factory.datastore)  # type: ignore[attr-defined]
         # Aggregates read on every request (sessions, users): kept in memory and brought up to
         # date on each get by one indexed query for newer events, so a change made by any process
-        # (a revocation, say) is seen by the very next get. Gets return copies.
+        # (a revocation, say) is seen by the very next get. Gets return copies unless told not
+        # to (api.auth reads sessions and users without copying them).
         self.hot = Repository(self.events, cache_maxsize=HOT_CACHE_SIZE)
         self.group_commit = GroupCommit(self)
         self.checkpointer = Checkpointer(
