@@ -16,6 +16,8 @@ import psycopg
 import pytest
 
 from events.config import StoreConfig, parse_database_url
+from events.ledger import Ledger
+from tests.support import QUIET, init_practice
 
 PG_URL = os.environ.get("CHARTLEDGER_TEST_DATABASE_URL", "")
 REQUIRE_PG = os.environ.get("CI") == "true" or os.environ.get("CHARTLEDGER_REQUIRE_POSTGRES") == "1"
@@ -51,3 +53,12 @@ def store_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
     finally:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         conn.close()
+
+
+@pytest.fixture
+def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    """A practice initialised on ``store_config``, its ledger open, no automatic checkpoints."""
+    init_practice(store_config, monkeypatch)
+    ledger = Ledger(store_config, **QUIET)
+    yield ledger
+    ledger.close()

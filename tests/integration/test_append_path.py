@@ -6,7 +6,6 @@ writer's leaves lie in between. On both stores."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 from eventsourcing.persistence import IntegrityError
@@ -15,19 +14,11 @@ from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import subject_heads, subject_heads_root
 from tests.integration.test_ledger_store import assert_both_verify, leaves, raw
-from tests.support import Chart, init_practice, patient
+from tests.support import Chart, patient
 from verify.checkpoint import UnverifiedCheckpoint, parse_note
 from verify.merkle import root_hash
 
 QUIET = {"every_events": 10**9, "every_seconds": 10**9}
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def _assert_checkpoint_is_the_stores(config: StoreConfig, checkpoint: UnverifiedCheckpoint) -> None:

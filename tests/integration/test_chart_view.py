@@ -4,28 +4,15 @@ patient's chain up to any moment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
-
-from events.config import StoreConfig
 from events.ledger import Ledger
 from projections.chart import ChartView, as_of, chart
 from projections.runner import Runner
-from tests.integration.test_ledger_store import QUIET
-from tests.support import Chart, init_practice, patient
+from tests.support import Chart, patient
 from verify.canonical import format_timestamp
 
 MODULES = {"tests.support"}
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def rows(ledger: Ledger) -> list[tuple[object, ...]]:

@@ -4,7 +4,6 @@ issue asks the chart, schedule, audit and access views to show."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -39,20 +38,10 @@ from projections.reads import (
 from projections.rebuild import all_projections, runner_for
 from projections.runner import Runner
 from projections.schedule import conflicts, provider_day
-from tests.integration.test_ledger_store import QUIET
-from tests.support import init_practice
 from verify.canonical import decode
 
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 HL7 = b"MSH|^~\\&|LAB|ACME\rOBX|1|NM|2345-7^Glucose^LN||5.2|mg/dL|3.9-5.5\r"
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture

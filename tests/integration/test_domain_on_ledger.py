@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -30,20 +29,11 @@ from domain.users import User
 from events.config import StoreConfig, parse_database_url
 from events.ledger import Ledger
 from tests.conftest import pg_connect
-from tests.support import init_practice
 from verify.records import Header, parse_header, split_record
 
 AT = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 QUIET = {"every_events": 10**9, "every_seconds": 10**9}  # no automatic checkpoints
 HL7 = b"MSH|^~\\&|LAB|ACME\rOBX|1|NM|2160-0^Creatinine^LN||5.2|mg/dL|0.6-1.2|H\r"
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def headers(config: StoreConfig, stream: UUID) -> list[Header]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -33,7 +32,6 @@ from domain.patients import Patient
 from domain.problems import Problem
 from domain.quantities import Quantity
 from domain.vitals import VitalSign
-from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
 from projections.access_report import patient_access_report
@@ -41,8 +39,6 @@ from projections.audit import audit_report
 from projections.ehi_export import ExportRequest, OutputExists, export
 from projections.reads import PatientNotFound, Reader
 from projections.rebuild import runner_for
-from tests.integration.test_ledger_store import QUIET
-from tests.support import init_practice
 from verify.canonical import decode, encode
 from verify.chain import CompletenessProof, ProvenLeaf, verify_completeness
 from verify.checkpoint import parse_note
@@ -191,14 +187,6 @@ def tell_story(ledger: Ledger) -> Story:
         addendum=addendum, lab=lab.id, corrected_lab=corrected.id, correction=correction,
         accepted=accepted.id, denied=denied.id, document=document.id,
     )  # fmt: skip
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def read_ndjson(folder: Path, kind: str) -> list[dict[str, Any]]:

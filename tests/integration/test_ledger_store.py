@@ -27,7 +27,7 @@ from events.ledger import Ledger
 from events.log import completeness_proof
 from events.sealing import DataKeyDestroyed
 from tests.conftest import pg_connect
-from tests.support import Chart, init_practice, patient, user
+from tests.support import QUIET, Chart, init_practice, patient, user
 from verify.__main__ import main as verify_main
 from verify.chain import verify_completeness
 from verify.checkpoint import parse_note, verify_checkpoint
@@ -36,7 +36,6 @@ from verify.keyhistory import key_for_size
 from verify.merkle import root_hash
 from verify.records import parse_header, parse_leaf, split_record
 
-QUIET = {"every_events": 10**9, "every_seconds": 10**9}  # no automatic checkpoints
 FORMAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "LEDGER_FORMAT.md"
 
 
@@ -116,14 +115,6 @@ def assert_both_verify(
     assert code == 0, raw_out
     assert re.search(rf"^OK: .*: {leaves} leaves, {leaves} events, ", raw_out, re.M), raw_out
     return out, raw_out
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def tree_size(config: StoreConfig) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -31,8 +30,6 @@ from projections.audit import audit_report
 from projections.chart import chart
 from projections.rebuild import rebuild, runner_for
 from tests.conftest import pg_connect
-from tests.integration.test_ledger_store import QUIET
-from tests.support import init_practice
 from verify.canonical import decode
 from verify.records import parse_header, split_record
 
@@ -41,14 +38,6 @@ DAY = timedelta(days=1)
 RISK = uuid4()
 POLICY = Policy.simple("adults-7y-minors-majority+3y", adult_years=7, minor_years=3)
 LATER = datetime.now(UTC) + timedelta(days=8 * 366)  # past every adult's retention
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def a_patient(ledger: Ledger, born: date = date(1970, 5, 1)) -> UUID:

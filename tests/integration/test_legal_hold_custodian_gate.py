@@ -3,7 +3,6 @@ or are subjects of; disposal gives up with its own error when the record keeps c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import pytest
@@ -11,24 +10,13 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.base import user_subject
 from domain.notes import Note
-from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
 from legal_hold import holds as lh
 from legal_hold.errors import DisposalContended, NotEligible, UnderLegalHold
 from legal_hold.holds import Scope
 from legal_hold.retention import disposal_run, dispose
-from tests.integration.test_ledger_store import QUIET
 from tests.integration.test_legal_hold import LATER, POLICY, RISK, T0, a_matter, a_patient
-from tests.support import init_practice
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def note_by(ledger: Ledger, patient_id: UUID, author: UUID) -> None:

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
-import pytest
-
-from events.config import StoreConfig
 from events.ledger import Ledger
 from legal_hold import holds as lh
 from legal_hold.custodians import report
 from legal_hold.holds import Scope
 from legal_hold.notices import FileOutbox, send_due
-from tests.integration.test_ledger_store import QUIET
-from tests.support import init_practice
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 RISK = uuid4()
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def a_matter(ledger: Ledger, number: str = "CV-1") -> UUID:

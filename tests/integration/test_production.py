@@ -8,7 +8,6 @@ import hashlib
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ from domain.documents import Document
 from domain.messages import Thread
 from domain.notes import Note
 from domain.patients import Patient
-from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
 from legal_hold import holds as lh
@@ -32,8 +30,6 @@ from legal_hold.production_errors import InvalidProduction, NothingToProduce
 from legal_hold.retention import Policy, dispose
 from projections.audit import audit_report
 from projections.rebuild import runner_for
-from tests.integration.test_ledger_store import QUIET
-from tests.support import init_practice
 from verify import bundle_events
 from verify import bundle_format as bf
 from verify.__main__ import main as verify_main
@@ -58,14 +54,6 @@ class Matter:
     other_patient: UUID
     custodian: UUID
     privileged_position: int
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 def positions_of(ledger: Ledger, subject: str) -> list[int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,15 +14,7 @@ from events.ledger import Ledger
 from projections.audit import COLUMNS, AuditView, audit_report
 from projections.runner import Runner, follow
 from tests.integration.test_ledger_store import QUIET, raw
-from tests.support import Chart, init_practice, patient, user
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
+from tests.support import Chart, patient, user
 
 
 def table(ledger: Ledger, name: str) -> list[tuple[Any, ...]]:

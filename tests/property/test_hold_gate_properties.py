@@ -3,7 +3,6 @@ a disposal succeeds exactly when no active hold covers the patient (both stores)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -12,14 +11,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from domain.patients import Patient
-from events.config import StoreConfig
 from events.ledger import Ledger
 from legal_hold import holds as lh
 from legal_hold.errors import NothingToDispose, UnderLegalHold
 from legal_hold.holds import Scope
 from legal_hold.retention import Policy, dispose
-from tests.integration.test_ledger_store import QUIET
-from tests.support import init_practice
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POLICY = Policy.simple("keep-nothing-extra", adult_years=0, minor_years=0)
@@ -29,14 +25,6 @@ place = st.tuples(st.just("place"), st.sets(st.integers(0, PATIENTS - 1), min_si
 release = st.tuples(st.just("release"), st.integers(0, 7), st.none() | st.integers(0, 2))
 attempt = st.tuples(st.just("dispose"), st.integers(0, PATIENTS - 1))
 steps = st.lists(st.one_of(place, release, attempt), min_size=1, max_size=10)
-
-
-@pytest.fixture
-def ledger(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    init_practice(store_config, monkeypatch)
-    ledger = Ledger(store_config, **QUIET)
-    yield ledger
-    ledger.close()
 
 
 @settings(
