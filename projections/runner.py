@@ -187,9 +187,10 @@ class Runner:
                     raise PositionMoved(f"projection {name} was moved by another runner")
 
 
-def follow(runner: Runner, stop: threading.Event, every_seconds: float = 1.0) -> None:
+def follow(runner: Runner, stop: threading.Event, every_seconds: float = 0.2) -> None:
     """Keep the views caught up until ``stop`` is set. SQLite has no notifications, so this
-    polls; a failed round is logged by its type only (messages could name records) and retried."""
+    polls; a failed round is logged by its type only (messages could name records) and retried.
+    Often, so each round is short: a round holds SQLite's writer while appends wait."""
     while not stop.wait(every_seconds):
         try:
             runner.catch_up()
