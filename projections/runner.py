@@ -175,16 +175,17 @@ class Runner:
             for name, position in positions.items():
                 if position >= end:
                     continue
-                due = [e for e in entries if e.position >= position]
-                self.projections[name].apply(c, due)
+                # Claim the batch before writing any row of it: a runner in another process
+                # that applied it first has moved the position, and this one backs off
+                # instead of colliding with the rows it wrote.
                 c.execute(
-                    "UPDATE projection_positions SET position = ? WHERE name = ? AND position = ?",
+                    "UPDATE projection_positions SET position = ? WHERE name = ? AND position = ? "
+                    "RETURNING position",
                     (end, name, position),
                 )
-                c.execute("SELECT position FROM projection_positions WHERE name = ?", (name,))
-                row = c.fetchone()
-                if row is None or row[0] != end:
+                if c.fetchone() is None:  # not where this runner read it: someone applied it
                     raise PositionMoved(f"projection {name} was moved by another runner")
+                self.projections[name].apply(c, [e for e in entries if e.position >= position])
 
 
 def follow(runner: Runner, stop: threading.Event, every_seconds: float = 0.2) -> None:

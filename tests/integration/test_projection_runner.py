@@ -12,9 +12,10 @@ from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
 from projections.audit import COLUMNS, AuditView, audit_report
-from projections.runner import Runner, follow
+from projections.rebuild import runner_for
+from projections.runner import PositionMoved, Runner, follow, read_entries
 from tests.integration.test_ledger_store import QUIET, raw
-from tests.support import Chart, patient, user
+from tests.support import Chart, append_charts, patient, user
 
 
 def table(ledger: Ledger, name: str) -> list[tuple[Any, ...]]:
@@ -160,3 +161,21 @@ def test_a_follower_keeps_the_views_caught_up_until_stopped(ledger: Ledger) -> N
         stop.set()
         follower.join(timeout=30)
     assert not follower.is_alive()
+
+
+def test_a_runner_that_lost_the_race_for_a_batch_backs_off_without_touching_the_views(
+    ledger: Ledger, store_config: StoreConfig
+) -> None:
+    """Two processes' runners (here two ledgers on one store) read the same batch; the one
+    that applies it second gets PositionMoved, not a clash with the rows the first wrote."""
+    append_charts(ledger, [patient() for _ in range(3)])
+    first, second = runner_for(ledger), runner_for(Ledger(store_config))
+    positions = second.positions()
+    batch = list(read_entries(second.ledger, min(positions.values())))
+    first.catch_up()
+    before = table(ledger, "audit_events")
+    with pytest.raises(PositionMoved):
+        second._apply(positions, batch)
+    assert table(ledger, "audit_events") == before
+    second.catch_up()  # and the next round simply finds nothing to do
+    assert table(ledger, "audit_events") == before
