@@ -386,6 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: Sequence[str] | None = None) -> int:
+    try:
+        return _main(args)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as other command-line tools do,
+        # and keep the interpreter from complaining again when it flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INVALID
+
+
+def _main(args: Sequence[str] | None) -> int:
     options = build_parser().parse_args(args)
     if options.command in REMOTE:
         try:

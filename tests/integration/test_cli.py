@@ -277,3 +277,16 @@ def test_python_m_verify_on_a_file_that_is_not_a_ledger_exits_2(
         line = one_line(capsys.readouterr().err)
         assert line.startswith(f"python -m verify: error: cannot read a ledger at {path}: ")
         assert path.read_bytes() == content
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chartledger ... | head -1`: once the reader has gone, exit 1, no traceback."""
+    monkeypatch.setenv("CHARTLEDGER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CHARTLEDGER_DATABASE_URL", raising=False)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone
+    with open(write_end, "w", buffering=1) as stdout:  # flushed line by line, as a pipe fills
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert chartledger(["init", "--name", "Piped"]) == 1
