@@ -8,11 +8,17 @@ the sealed payload because it is needed to check codes. No event holds a passwor
 
 Who may change whom is decided here too: no non-owner removes, demotes or changes the
 credentials of an owner, and the practice always keeps an active owner.
+
+An owner locked out of their account gets back in with one of their recovery codes, or with a
+second owner's approval: a one-time code that owner hands over in person, which expires and is
+spent once (``approve_recovery``, ``use_recovery_approval``). The approval path also replaces the
+TOTP secret, because whoever needs it may have lost their authenticator too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid5
 
@@ -20,11 +26,11 @@ from eventsourcing.domain import event
 
 from domain.base import Record, user_subject
 from domain.checks import identifier, moment, text
-from domain.errors import AccountStateError, InvalidEntry, NotPermitted
+from domain.errors import AccountStateError, InvalidEntry, NotPermitted, UserStateError
 from domain.users import OWNER_GRANTED, User
 
 ACCOUNT_NAMESPACE = UUID("6f0c1f6e-3c3b-4d59-9d55-6b1c2f1e8a01")
-FAILURE_REASONS = ("password", "totp", "recovery_code", "inactive")
+FAILURE_REASONS = ("password", "totp", "recovery_code", "recovery_approval", "inactive")
 
 
 def account_id(username: str) -> UUID:
@@ -42,6 +48,22 @@ def _digest(value: object, field: str) -> str:
     if type(value) is not str or not value:
         raise InvalidEntry(f"{field} must be a hash in text")
     return value
+
+
+def _totp_secret(value: object) -> bytes:
+    if type(value) is not bytes or len(value) < 16:
+        raise InvalidEntry("secret must be at least 16 random bytes")
+    return value
+
+
+@dataclass(frozen=True)
+class RecoveryApproval:
+    """The one outstanding approval of an owner's recovery: its code's hash, who gave it, and
+    until when it may be spent."""
+
+    code_hash: str
+    approved_by: UUID
+    expires_at: datetime
 
 
 class Account(Record):
@@ -66,6 +88,7 @@ class Account(Record):
         self.totp_secret: bytes | None = None
         self.last_totp_step = -1
         self.recovery_codes: list[str] = []
+        self.recovery_approval: RecoveryApproval | None = None
         self.failures = 0
         self.locked_until: datetime | None = None
 
@@ -87,9 +110,7 @@ class Account(Record):
         self.password_hash = password_hash
 
     def enroll_totp(self, *, secret: bytes, by: UUID, at: datetime) -> None:
-        if type(secret) is not bytes or len(secret) < 16:
-            raise InvalidEntry("secret must be at least 16 random bytes")
-        self._enroll_totp(secret=secret, by=identifier(by, "by"), at=moment(at, "at"))
+        self._enroll_totp(secret=_totp_secret(secret), by=identifier(by, "by"), at=moment(at, "at"))
 
     @event("TotpEnrolled")
     def _enroll_totp(self, secret: bytes, by: UUID, at: datetime) -> None:
@@ -160,6 +181,60 @@ class Account(Record):
         self.failures = 0
         self.locked_until = None
 
+    def approve_recovery(
+        self, *, code_hash: str, by: UUID, at: datetime, expires_at: datetime
+    ) -> None:
+        """Another owner (``by``; ``check_may_approve_recovery`` says who may) approves this
+        account's recovery. Only the latest approval counts: handing over a new code voids the
+        one before, so a code that went astray is dealt with by approving again."""
+        approver = identifier(by, "by")
+        if approver == self.user_id:
+            raise NotPermitted("an owner may not approve their own recovery")
+        at, expires_at = moment(at, "at"), moment(expires_at, "expires_at")
+        if expires_at <= at:
+            raise InvalidEntry("expires_at must be after at")
+        self._approve_recovery(
+            code_hash=_digest(code_hash, "code_hash"),
+            approved_by=approver,
+            at=at,
+            expires_at=expires_at,
+        )
+
+    @event("RecoveryApproved")
+    def _approve_recovery(
+        self, code_hash: str, approved_by: UUID, at: datetime, expires_at: datetime
+    ) -> None:
+        self.recovery_approval = RecoveryApproval(code_hash, approved_by, expires_at)
+
+    def use_recovery_approval(
+        self, *, code_hash: str, password_hash: str, totp_secret: bytes, at: datetime
+    ) -> None:
+        """Spend the outstanding approval before it expires: a new password and a new TOTP
+        secret, and a lockout lifted."""
+        approval, at = self.recovery_approval, moment(at, "at")
+        password_hash, secret = _digest(password_hash, "password_hash"), _totp_secret(totp_secret)
+        if approval is None or approval.code_hash != code_hash:
+            raise AccountStateError(f"account {self.id}: no such unused recovery approval")
+        if at >= approval.expires_at:
+            raise AccountStateError(f"account {self.id}: that recovery approval has expired")
+        self._recover_with_approval(
+            code_hash=code_hash,
+            approved_by=approval.approved_by,
+            password_hash=password_hash,
+            at=at,
+        )
+        # Its own event, as at enrolment: the ledger shows every change of second factor alike.
+        self._enroll_totp(secret=secret, by=self.user_id, at=at)
+
+    @event("RecoveryApprovalUsed")
+    def _recover_with_approval(
+        self, code_hash: str, approved_by: UUID, password_hash: str, at: datetime
+    ) -> None:
+        self.recovery_approval = None
+        self.password_hash = password_hash
+        self.failures = 0
+        self.locked_until = None
+
 
 def check_may_administer(actor: User, target: User) -> None:
     """Only an owner removes, demotes or changes the credentials of an owner (or of a user
@@ -172,6 +247,29 @@ def check_may_administer(actor: User, target: User) -> None:
         raise NotPermitted(f"only an owner may change user {target.id}")
 
 
+def check_may_approve_recovery(approver: User, target: User, *, session_method: str) -> None:
+    """Only an active owner, in a session started with a TOTP code, approves the recovery of
+    another active owner. Non-owners have an administrator set their password instead."""
+    if not approver.has_role("owner"):
+        raise NotPermitted("only an owner may approve an owner's recovery")
+    if "totp" not in session_method.split("+"):
+        # A session begun with a recovery code or an approval skipped the second factor.
+        raise NotPermitted("approving a recovery needs a session started with a TOTP code")
+    if approver.id == target.id:
+        raise NotPermitted("an owner may not approve their own recovery")
+    if not target.has_role("owner"):
+        raise UserStateError(
+            f"user {target.id} is not an active owner: only owners' recovery is approved"
+        )
+
+
+def check_approval_stands(approver: User, target: User) -> None:
+    """At the time it is spent, an approval still needs both to be active owners: demoting or
+    deactivating either voids it."""
+    if not (approver.has_role("owner") and target.has_role("owner")) or approver.id == target.id:
+        raise AccountStateError("that recovery approval no longer stands")
+
+
 def check_may_grant(actor: User, role: str, target: User | None = None) -> None:
     if role in OWNER_GRANTED and not actor.has_role("owner"):
         raise NotPermitted(f"only an owner may grant the role {role}")
@@ -179,7 +277,14 @@ def check_may_grant(actor: User, role: str, target: User | None = None) -> None:
         raise NotPermitted("only an owner may change their own roles")
 
 
-ADMIN_ACTIONS = ("create_user", "grant_role", "revoke_role", "deactivate", "set_password")
+ADMIN_ACTIONS = (
+    "create_user",
+    "grant_role",
+    "revoke_role",
+    "deactivate",
+    "set_password",
+    "approve_recovery",
+)
 
 
 class RefusedAttempt(Record):

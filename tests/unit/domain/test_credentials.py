@@ -9,11 +9,13 @@ from domain.base import user_subject
 from domain.credentials import (
     Account,
     account_id,
+    check_approval_stands,
     check_may_administer,
+    check_may_approve_recovery,
     check_may_grant,
     check_owners_remain,
 )
-from domain.errors import AccountStateError, InvalidEntry, NotPermitted
+from domain.errors import AccountStateError, InvalidEntry, NotPermitted, UserStateError
 from domain.sessions import Session
 from domain.users import User
 from tests.unit.domain.memory import AT, Memory, assert_round_trips, subjects
@@ -114,3 +116,115 @@ def test_ending_a_users_sessions_ends_those_started_before_only() -> None:
     assert user.session_is_current(AT + timedelta(seconds=1))
     user.deactivate(reason="left", at=AT + timedelta(days=1))
     assert not user.session_is_current(AT + timedelta(days=2))
+
+
+FIFTEEN = timedelta(minutes=15)
+
+
+def approved(acc: Account, code_hash: str = "ok", by=None) -> Account:  # type: ignore[no-untyped-def]
+    acc.approve_recovery(code_hash=code_hash, by=by or uuid4(), at=AT, expires_at=AT + FIFTEEN)
+    return acc
+
+
+def test_a_recovery_approval_works_once_sets_password_and_totp_and_lifts_a_lockout() -> None:
+    acc = account()
+    acc.enroll_totp(secret=b"o" * 20, by=acc.user_id, at=AT)
+    for _ in range(5):
+        acc.record_failure(reason="password", at=AT, max_failures=5, lockout=timedelta(hours=1))
+    approved(acc).use_recovery_approval(
+        code_hash="ok", password_hash="new", totp_secret=b"n" * 20, at=AT + FIFTEEN / 2
+    )
+    assert (acc.password_hash, acc.totp_secret, acc.is_locked(AT)) == ("new", b"n" * 20, False)
+    assert acc.recovery_approval is None
+    names = [type(e).__name__ for e in acc.collect_events()]
+    assert names[-3:] == ["RecoveryApproved", "RecoveryApprovalUsed", "TotpEnrolled"]
+    with pytest.raises(AccountStateError, match="no such unused recovery approval"):
+        acc.use_recovery_approval(code_hash="ok", password_hash="x", totp_secret=b"m" * 20, at=AT)
+
+
+def test_the_used_event_names_the_approving_owner() -> None:
+    approver = uuid4()
+    acc = approved(account(), by=approver)
+    acc.use_recovery_approval(code_hash="ok", password_hash="new", totp_secret=b"n" * 20, at=AT)
+    (used,) = [e for e in acc.collect_events() if type(e).__name__ == "RecoveryApprovalUsed"]
+    assert used.approved_by == approver
+
+
+@pytest.mark.parametrize("late", [FIFTEEN, FIFTEEN + timedelta(seconds=1)])
+def test_an_expired_recovery_approval_is_refused_and_changes_nothing(late: timedelta) -> None:
+    acc = approved(account())
+    with pytest.raises(AccountStateError, match="has expired"):
+        acc.use_recovery_approval(
+            code_hash="ok", password_hash="new", totp_secret=b"n" * 20, at=AT + late
+        )
+    assert acc.password_hash == "h" and acc.recovery_approval is not None
+
+
+def test_a_wrong_code_or_a_bad_secret_is_refused_before_any_event() -> None:
+    acc = approved(account())
+    pending = len(acc.pending_events)
+    with pytest.raises(AccountStateError, match="no such unused recovery approval"):
+        acc.use_recovery_approval(code_hash="no", password_hash="n", totp_secret=b"n" * 20, at=AT)
+    with pytest.raises(InvalidEntry, match="16 random bytes"):
+        acc.use_recovery_approval(code_hash="ok", password_hash="n", totp_secret=b"short", at=AT)
+    assert len(acc.pending_events) == pending
+
+
+def test_a_new_approval_voids_the_one_before() -> None:
+    acc = approved(approved(account(), "first"), "second")
+    with pytest.raises(AccountStateError, match="no such unused"):
+        acc.use_recovery_approval(
+            code_hash="first", password_hash="n", totp_secret=b"n" * 20, at=AT
+        )
+    acc.use_recovery_approval(code_hash="second", password_hash="n", totp_secret=b"n" * 20, at=AT)
+
+
+def test_an_account_refuses_its_own_users_approval_and_an_empty_window() -> None:
+    acc = account()
+    with pytest.raises(NotPermitted, match="their own recovery"):
+        acc.approve_recovery(code_hash="ok", by=acc.user_id, at=AT, expires_at=AT + FIFTEEN)
+    with pytest.raises(InvalidEntry, match="expires_at must be after at"):
+        acc.approve_recovery(code_hash="ok", by=uuid4(), at=AT, expires_at=AT)
+    assert acc.recovery_approval is None
+
+
+def test_an_approval_and_its_use_concern_the_owner_and_replay(memory: Memory) -> None:
+    user_id = uuid4()
+    acc = approved(account(user_id))
+    assert_round_trips(memory, acc)
+    acc.use_recovery_approval(code_hash="ok", password_hash="new", totp_secret=b"n" * 20, at=AT)
+    assert_round_trips(memory, acc)
+    assert subjects(memory, acc) == {(user_subject(user_id),)}
+
+
+def test_only_another_owner_in_a_totp_session_approves_an_owners_recovery() -> None:
+    olive, otto = User.register(name="o", role="owner"), User.register(name="t", role="owner")
+    manager = User.register(name="m", role="staff")
+    manager.grant_role("user_admin")
+    clinician = User.register(name="c", role="clinician")
+    check_may_approve_recovery(olive, otto, session_method="password+totp")
+    for stranger in (manager, clinician):
+        with pytest.raises(NotPermitted, match="only an owner may approve"):
+            check_may_approve_recovery(stranger, otto, session_method="password")
+    for method in ("recovery_code", "recovery_approval", "password"):
+        with pytest.raises(NotPermitted, match="started with a TOTP code"):
+            check_may_approve_recovery(olive, otto, session_method=method)
+    with pytest.raises(NotPermitted, match="their own recovery"):
+        check_may_approve_recovery(olive, olive, session_method="password+totp")
+    for not_an_owner in (manager, clinician):
+        with pytest.raises(UserStateError, match="not an active owner"):
+            check_may_approve_recovery(olive, not_an_owner, session_method="password+totp")
+    olive.deactivate(reason="retired", at=AT)
+    with pytest.raises(NotPermitted, match="only an owner may approve"):
+        check_may_approve_recovery(olive, otto, session_method="password+totp")
+
+
+def test_an_approval_falls_when_either_owner_is_no_longer_one() -> None:
+    olive, otto = User.register(name="o", role="owner"), User.register(name="t", role="owner")
+    check_approval_stands(olive, otto)
+    otto.revoke_role("owner")
+    with pytest.raises(AccountStateError, match="no longer stands"):
+        check_approval_stands(olive, otto)
+    olive.deactivate(reason="left", at=AT)
+    with pytest.raises(AccountStateError, match="no longer stands"):
+        check_approval_stands(olive, User.register(name="x", role="owner"))
