@@ -9,6 +9,12 @@
   Every request loads the session and its user from the ledger, so an ended session, a
   deactivated user or one whose sessions were ended is refused on the very next request.
 - Recovery codes: 10 random codes of 20 base32 characters (100 bits), kept as SHA-256 hashes.
+- Recovery approvals: one code of the same form, made when a second owner approves an owner's
+  recovery, kept as its SHA-256 hash, spent once before ``Settings.recovery_approval_lifetime``
+  is up. Spending it also replaces the TOTP secret (returned once), which the recovery-code path
+  keeps: a recovery code is the owner's own, kept with their authenticator in mind, while an
+  approval is for the owner who has lost everything, authenticator included, or whose account
+  someone else may have set up a second factor on.
 
 Logins, failures, lockouts, logouts and recoveries are events (``domain/credentials.py``,
 ``domain/sessions.py``); errors say no more than "wrong credentials" to the caller.
@@ -34,7 +40,7 @@ from eventsourcing.persistence import IntegrityError
 from api.errors import TooManyAttempts, Unauthenticated
 from api.settings import Settings
 from domain.base import user_subject
-from domain.credentials import Account, account_id, check_username
+from domain.credentials import Account, account_id, check_approval_stands, check_username
 from domain.errors import AccountStateError, InvalidEntry
 from domain.sessions import Session
 from domain.users import User
@@ -157,12 +163,13 @@ def session_id_of(token: str) -> UUID | None:
 
 
 def new_recovery_codes() -> list[str]:
-    """Codes as people copy them: ``ABCDE-FGHIJ-KLMNO-PQRST`` (100 random bits each)."""
-    codes = []
-    for _ in range(RECOVERY_CODES):
-        raw = base64.b32encode(secrets.token_bytes(15)).decode()[:20]
-        codes.append("-".join(raw[i : i + 5] for i in range(0, 20, 5)))
-    return codes
+    return [new_one_time_code() for _ in range(RECOVERY_CODES)]
+
+
+def new_one_time_code() -> str:
+    """A code as people copy it: ``ABCDE-FGHIJ-KLMNO-PQRST`` (100 random bits)."""
+    raw = base64.b32encode(secrets.token_bytes(15)).decode()[:20]
+    return "-".join(raw[i : i + 5] for i in range(0, 20, 5))
 
 
 def recovery_code_hash(code: str) -> str:
@@ -363,6 +370,47 @@ def recover(
         _refuse(ledger, settings, account, "recovery_code")
     user.end_sessions(reason="credentials recovered with a recovery code", at=at)
     return _start_session(ledger, account, user, "recovery_code", also=(user,))
+
+
+def approve_recovery(settings: Settings, account: Account, by: UUID) -> tuple[str, datetime]:
+    """Approve the recovery of ``account`` (unsaved; the caller checked who may): a one-time
+    code, returned once and kept only as its hash, and when it expires."""
+    at = now()
+    code = new_one_time_code()
+    expires_at = at + settings.recovery_approval_lifetime
+    account.approve_recovery(
+        code_hash=recovery_code_hash(code), by=by, at=at, expires_at=expires_at
+    )
+    return code, expires_at
+
+
+def recover_with_approval(
+    ledger: Ledger, settings: Settings, username: object, code: object, new_password: object
+) -> tuple[str, Session, bytes]:
+    """An owner sets a new password with a second owner's approval code, and gets a new TOTP
+    secret (returned, for their app). Works through a lockout, as a recovery code does; every
+    other session of the user ends. The approval must still stand: both still active owners."""
+    account = _account(ledger, username)
+    user = load(ledger, account.user_id, User)
+    password_hash = hash_password(check_password(new_password), settings.pbkdf2_iterations)
+    secret, at = new_totp_secret(), now()
+    approval = account.recovery_approval
+    try:
+        if type(code) is not str or approval is None:
+            raise AccountStateError(f"account {account.id}: no such unused recovery approval")
+        check_approval_stands(load(ledger, approval.approved_by, User), user)
+        account.use_recovery_approval(
+            code_hash=recovery_code_hash(code),
+            password_hash=password_hash,
+            totp_secret=secret,
+            at=at,
+        )
+    except AccountStateError:
+        # Wrong, spent, expired or voided: one answer for all, and a failure on the record.
+        _refuse(ledger, settings, account, "recovery_approval")
+    user.end_sessions(reason="credentials recovered with another owner's approval", at=at)
+    token, session = _start_session(ledger, account, user, "recovery_approval", also=(user,))
+    return token, session, secret
 
 
 def authenticate(

@@ -148,6 +148,18 @@ class Client:
         self.token = session.token
         return session.session_id
 
+    def recover_approved(
+        self, username: str, approval_code: str, new_password: str
+    ) -> schemas.RecoveredOut:
+        """Spend a second owner's approval code; this client then uses the new session. The
+        answer holds the account's new TOTP secret, shown this once."""
+        body = schemas.RecoverApprovedIn(
+            username=username, approval_code=approval_code, new_password=new_password
+        )
+        recovered = self._send(schemas.RecoveredOut, "POST", "/auth/recover-approved", body)
+        self.token = recovered.token
+        return recovered
+
     def logout(self) -> None:
         self.request("POST", "/auth/logout")
         self.token = None
@@ -179,6 +191,11 @@ class Client:
     def set_password(self, user_id: UUID, password: str) -> None:
         body = schemas.PasswordIn(password=password).model_dump()
         self.request("PUT", f"/users/{user_id}/password", json=body)
+
+    def approve_recovery(self, user_id: UUID) -> schemas.RecoveryApprovalOut:
+        """As an owner, approve another owner's recovery: the one-time code to hand over."""
+        path = f"/users/{user_id}/recovery-approvals"
+        return self._send(schemas.RecoveryApprovalOut, "POST", path)
 
     # -- patients, labs, notes, chart ---------------------------------------------------------
 

@@ -38,10 +38,29 @@ class RecoverIn(Model):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
+class RecoverApprovedIn(Model):
+    username: str = Field(min_length=1, max_length=64)
+    approval_code: str = Field(min_length=1, max_length=64)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
 class SessionOut(Model):
     token: str
     session_id: UUID
     user_id: UUID
+
+
+class RecoveredOut(SessionOut):
+    totp_secret: str = Field(description="base32; the account's new secret, shown once")
+    totp_uri: str
+
+
+class RecoveryApprovalOut(Model):
+    user_id: UUID
+    approval_code: str = Field(
+        description="shown once: hand it to the owner in person; it works once, until expires_at"
+    )
+    expires_at: datetime
 
 
 class MeOut(Model):

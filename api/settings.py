@@ -25,6 +25,9 @@ class Settings:
     session_lifetime: timedelta = timedelta(hours=12)
     max_failures: int = 5  # consecutive failed logins before a lockout
     lockout: timedelta = timedelta(minutes=15)
+    # How long a second owner's approval of an owner's recovery may be spent: long enough to
+    # hand the code over in person, short enough that a lost note is soon worthless.
+    recovery_approval_lifetime: timedelta = timedelta(minutes=15)
     max_body_bytes: int = 1_048_576
     background: bool = True  # keep the views caught up and sign the log on a timer
     totp_required_roles: tuple[str, ...] = field(default=("owner", "risk_manager"))

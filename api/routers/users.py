@@ -1,4 +1,5 @@
-"""The practice's users: create, list, grant and revoke roles, deactivate, set passwords.
+"""The practice's users: create, list, grant and revoke roles, deactivate, set passwords, and
+(owners only) approve another owner's recovery.
 
 Owners, and user administrators (role ``user_admin``, granted by an owner: an office manager,
 say). Every change is a ledger event under the acting user's session. The domain refuses any
@@ -17,18 +18,28 @@ from fastapi import APIRouter, status
 
 from api import auth
 from api.auth import Principal
-from api.deps import LedgerDep, ServicesDep
+from api.deps import CurrentUser, LedgerDep, ServicesDep
 from api.errors import NotFound
 from api.roles import UserAdmin
-from api.schemas import NewUserOut, PasswordIn, ReasonIn, RoleIn, UserIn, UserOut
+from api.schemas import (
+    NewUserOut,
+    PasswordIn,
+    ReasonIn,
+    RecoveryApprovalOut,
+    RoleIn,
+    UserIn,
+    UserOut,
+)
 from domain.credentials import (
     Account,
     RefusedAttempt,
     check_may_administer,
+    check_may_approve_recovery,
     check_may_grant,
     check_owners_remain,
 )
 from domain.errors import NotPermitted
+from domain.sessions import Session
 from domain.users import User, check_role
 from events.ledger import Ledger
 
@@ -181,3 +192,23 @@ def set_password(
         changed.append(user)
     with principal.acting():
         ledger.save(*changed)
+
+
+@router.post("/{user_id}/recovery-approvals", status_code=status.HTTP_201_CREATED)
+def approve_recovery(
+    user_id: UUID, principal: CurrentUser, services: ServicesDep
+) -> RecoveryApprovalOut:
+    """Approve another owner's recovery: a one-time code, shown once, to hand to them in person
+    (they spend it at ``POST /auth/recover-approved``). Only an owner in a session started with
+    a TOTP code approves, never their own; anyone else's attempt is refused (403) and recorded.
+    A new approval voids any earlier one for that owner."""
+    ledger = services.ledger
+    account, user = account_of(ledger, user_id)
+    approver = auth.load(ledger, principal.user_id, User)
+    session = auth.load(ledger, principal.session_id, Session)
+    with refusals_recorded(ledger, principal, "approve_recovery", user.id):
+        check_may_approve_recovery(approver, user, session_method=session.method)
+    code, expires_at = auth.approve_recovery(services.settings, account, principal.user_id)
+    with principal.acting():
+        ledger.save(account)
+    return RecoveryApprovalOut(user_id=user.id, approval_code=code, expires_at=expires_at)

@@ -1,14 +1,17 @@
-"""Password hashes, TOTP codes (against RFC 6238 appendix B), tokens and recovery codes."""
+"""Password hashes, TOTP codes (against RFC 6238 appendix B), tokens, recovery codes and
+recovery approvals."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from api import auth
 from api.settings import OWASP_PBKDF2_ITERATIONS, Settings
+from domain.credentials import Account
 from domain.errors import InvalidEntry
 from events.config import StoreConfig
 
@@ -89,3 +92,18 @@ def test_recovery_codes_are_ten_distinct_codes_hashed_forgivingly() -> None:
     assert len(set(codes)) == 10 and all(len(c) == 23 for c in codes)
     code = codes[0]
     assert auth.recovery_code_hash(code.lower()) == auth.recovery_code_hash(f" {code} ")
+
+
+def test_an_approval_is_a_fresh_code_kept_as_its_hash_expiring_after_the_setting() -> None:
+    settings = Settings(store=StoreConfig(home=Path("x")))
+    assert settings.recovery_approval_lifetime == timedelta(minutes=15)
+    account = Account.open(
+        username="otto", user_id=uuid4(), password_hash="h", at=datetime.now(UTC)
+    )
+    code, expires_at = auth.approve_recovery(settings, account, by=uuid4())
+    approval = account.recovery_approval
+    assert approval is not None and approval.expires_at == expires_at
+    assert approval.code_hash == auth.recovery_code_hash(code) and code not in approval.code_hash
+    assert len(code) == 23 and code not in auth.new_recovery_codes()
+    at = next(e.at for e in account.collect_events() if type(e).__name__ == "RecoveryApproved")
+    assert expires_at - at == settings.recovery_approval_lifetime
