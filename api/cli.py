@@ -1,7 +1,8 @@
 """The ``chartledger`` command: local administration of a practice's ledger, and (with
-``--server URL``: login, logout, recover, patients search, chart show, labs, notes, audit,
-access-report, users, status; see api/remote_cli.py) the thin client against a running server,
-its session token kept in ~/.chartledger-token (CHARTLEDGER_TOKEN_FILE) with mode 0600.
+``--server URL``: login, logout, recover, recover-approved, patients search, chart show, labs,
+notes, audit, access-report, users, status; see api/remote_cli.py) the thin client against a
+running server, its session token kept in ~/.chartledger-token (CHARTLEDGER_TOKEN_FILE) with
+mode 0600.
 
 Exit status 0: success; 1: the store failed verification; 2: misuse, with one line saying what
 is wrong. Nothing here prints PHI.

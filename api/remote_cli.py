@@ -24,7 +24,17 @@ EXIT_OK = 0
 
 # Names of the top-level commands defined here; api/cli.py runs them with the thin client.
 REMOTE_COMMANDS = frozenset(
-    {"labs", "notes", "audit", "access-report", "users", "recover", "status", "productions"}
+    {
+        "labs",
+        "notes",
+        "audit",
+        "access-report",
+        "users",
+        "recover",
+        "recover-approved",
+        "status",
+        "productions",
+    }
 )
 
 ClientFor = Callable[[argparse.Namespace], Client]
@@ -170,6 +180,14 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
         print(f"user {u.user_id} now holds {','.join(u.roles) or 'no role'}")
         return EXIT_OK
 
+    def users_approve_recovery(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            a = client.approve_recovery(o.user_id)
+        print(f"Recovery of user {a.user_id} approved until {a.expires_at.isoformat()}.")
+        print("Hand this code to them in person (it works once, and is not shown again):")
+        print(f"    {a.approval_code}")
+        return EXIT_OK
+
     users = actions("users", "(--server) users (owners; user administrators for non-owners)")
     sub(users, "list", "every user, their roles and whether active", users_list)
     p = sub(users, "deactivate", "revoke a user: ends all their sessions at once", users_deactivate)
@@ -181,6 +199,13 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
     p = sub(users, "revoke-role", "take a role away", users_revoke_role)
     p.add_argument("user_id", type=UUID)
     p.add_argument("role")
+    p = sub(
+        users,
+        "approve-recovery",
+        "(owners) approve another owner's recovery: a one-time code to hand over in person",
+        users_approve_recovery,
+    )
+    p.add_argument("user_id", type=UUID)
 
     def recover(o: argparse.Namespace) -> int:
         code = _secret("CHARTLEDGER_RECOVERY_CODE", "Recovery code: ")
@@ -196,6 +221,27 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
         "recover", help="(--server) regain an owner account with a one-time recovery code"
     )
     p.set_defaults(run=recover)
+    p.add_argument("username")
+
+    def recover_approved(o: argparse.Namespace) -> int:
+        code = _secret("CHARTLEDGER_APPROVAL_CODE", "Approval code: ")
+        password = _secret("CHARTLEDGER_NEW_PASSWORD", "New password: ")
+        with Client(o.server) as client:
+            out = client.recover_approved(o.username, code, password)
+            path = saved(o.server, out.token)
+        print(f"Recovered {o.username} with another owner's approval: new password set, other "
+              f"sessions ended; token in {path}")  # fmt: skip
+        # The old authenticator no longer works: the new secret is shown this once, as at init.
+        print("  new TOTP secret, for your authenticator app (shown once):")
+        print(f"  totp secret:  {out.totp_secret}")
+        print(f"  totp uri:     {out.totp_uri}")
+        return EXIT_OK
+
+    p = commands.add_parser(
+        "recover-approved",
+        help="(--server) regain an owner account with another owner's one-time approval code",
+    )
+    p.set_defaults(run=recover_approved)
     p.add_argument("username")
 
     def status(o: argparse.Namespace) -> int:
