@@ -12,9 +12,8 @@
 - Recovery approvals: one code of the same form, made when a second owner approves an owner's
   recovery, kept as its SHA-256 hash, spent once before ``Settings.recovery_approval_lifetime``
   is up. Spending it also replaces the TOTP secret (returned once), which the recovery-code path
-  keeps: a recovery code is the owner's own, kept with their authenticator in mind, while an
-  approval is for the owner who has lost everything, authenticator included, or whose account
-  someone else may have set up a second factor on.
+  keeps: a recovery code is the owner's own second proof, while an approval is for the owner who
+  has lost their authenticator (or cannot trust it) as well as their password.
 
 Logins, failures, lockouts, logouts and recoveries are events (``domain/credentials.py``,
 ``domain/sessions.py``); errors say no more than "wrong credentials" to the caller.
