@@ -28,9 +28,18 @@ from verify.canonical import (
 )
 from verify.errors import MalformedInput
 from verify.hashing import commitment, event_digest, sha256
-from verify.records import PRACTICE_KEY, Header, parse_header, split_record
+from verify.records import (
+    FORMAT_VERSION,
+    HEADER_KEYS,
+    PRACTICE_KEY,
+    Header,
+    parse_header,
+    split_record,
+)
 
 TYPE, DATA = "_type_", "_data_"
+_unpack = msgpack.unpackb
+_TEXT_OR_NIL = frozenset({str, type(None)})
 
 
 class CanonicalTranscoder(Transcoder):
@@ -45,11 +54,16 @@ class CanonicalTranscoder(Transcoder):
     def decode(self, data: bytes) -> Any:
         # No canonical re-encoding check here: the payload opened under AES-GCM and matched its
         # commitment, so these are the bytes the writer encoded; the check belongs to verifiers.
+        # The tags are undone as msgpack builds each map (innermost first), so no second walk
+        # over the value rebuilds every map and list.
         try:
-            value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext)
-        except (ValueError, msgpack.UnpackException, TypeError) as e:
+            return msgpack.unpackb(
+                data, raw=False, strict_map_key=True, ext_hook=_no_ext, object_hook=_untag
+            )
+        except MalformedInput:
+            raise
+        except (ValueError, msgpack.UnpackException, TypeError, KeyError) as e:
             raise MalformedInput(f"payload is not msgpack: {e}") from None
-        return _from_plain(value)
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -74,26 +88,34 @@ def _key_order(obj: dict[Any, Any]) -> tuple[str, ...]:
     return order
 
 
+_PLAIN = frozenset({str, int, bytes, bool, type(None)})  # what msgpack takes as it is
+
+
 def _to_plain(obj: Any) -> Any:
     """Tag the types msgpack lacks and put map keys in canonical order, in one walk."""
+    # Most values are plain: they are passed through where they are met, without a call.
     kind = type(obj)
-    if kind is str or kind is int or kind is bytes or kind is bool or obj is None:
-        return obj
     if kind is dict:
         order = _key_orders.get(tuple(obj))
         if order is None:
             order = _key_order(obj)
-        return {k: _to_plain(obj[k]) for k in order}
+        plain = {}
+        for key in order:
+            value = obj[key]
+            plain[key] = value if type(value) in _PLAIN else _to_plain(value)
+        return plain
+    if kind in _PLAIN:
+        return obj
     if kind is list:
-        return [_to_plain(v) for v in obj]
+        return [v if type(v) in _PLAIN else _to_plain(v) for v in obj]
     if kind is tuple:
-        return _tagged("tuple", [_to_plain(v) for v in obj])
+        return _tagged("tuple", [v if type(v) in _PLAIN else _to_plain(v) for v in obj])
     if isinstance(obj, UUID):
         return _tagged("uuid", str(obj))
     if kind is Decimal:
         return _tagged("decimal", str(obj))
     if kind is datetime:
-        return _tagged("datetime", format_timestamp(obj))
+        return _tagged("datetime", _timestamp(obj))
     if kind is date:
         return _tagged("date", obj.isoformat())
     if kind is float:
@@ -115,8 +137,9 @@ def _uuid(text: str) -> UUID:
     return found
 
 
+# Each takes a tag's data with everything inside it already untagged.
 _DECODERS = {
-    "tuple": lambda d: tuple(_from_plain(v) for v in d),
+    "tuple": tuple,
     "uuid": _uuid,
     "decimal": Decimal,
     "datetime": parse_timestamp,
@@ -124,18 +147,52 @@ _DECODERS = {
 }
 
 
-_LEAVES = frozenset({str, int, bytes, bool, type(None)})
-
-
-def _from_plain(obj: Any) -> Any:
-    kind = type(obj)
-    if kind is dict:
-        if len(obj) == 2 and TYPE in obj and DATA in obj:
-            return _DECODERS[obj[TYPE]](obj[DATA])
-        return {k: v if type(v) in _LEAVES else _from_plain(v) for k, v in obj.items()}
-    if kind is list:
-        return [v if type(v) in _LEAVES else _from_plain(v) for v in obj]
+def _untag(obj: dict[str, Any]) -> Any:
+    if len(obj) == 2 and TYPE in obj and DATA in obj:
+        return _DECODERS[obj[TYPE]](obj[DATA])
     return obj
+
+
+def read_record(state: bytes) -> tuple[Header, bytes]:
+    """A stored record's header and sealed payload, for reading the events this store holds.
+
+    Well-formed records take a short path: the fields' types are checked, not the canonical
+    form, which adds nothing here. What a reader relies on is checked after this either way:
+    AES-GCM binds the payload to the header's stream and version, and the commitment binds it
+    to the header's commitment. The header's other fields are as trustworthy as the store, and
+    only the store check (every hash up to a signed root) vouches for them, canonical or not.
+    Anything else takes ``parse_header``'s full checks, which name what is wrong.
+    """
+    try:
+        record = _unpack(state)
+        header_bytes, sealed = record["header"], record["sealed"]
+        h = _unpack(header_bytes)
+        subjects = h["subjects"]
+        header = Header(
+            h["type"], h["stream"], h["version"], h["actor"], h["session"], h["recorded"],
+            h["original"], tuple(subjects), h["key"], h["commitment"], h["sealed"],
+        )  # fmt: skip
+        if (
+            len(record) == 2
+            and type(sealed) is bytes
+            and len(h) == len(HEADER_KEYS)
+            and h["format"] == FORMAT_VERSION
+            and type(header.type) is str
+            and type(header.stream) is str
+            and type(header.version) is int
+            and type(header.recorded) is str
+            and type(header.key) is str
+            and type(header.commitment) is bytes
+            and type(header.sealed) is bytes
+            and {type(header.actor), type(header.session), type(header.original)} <= _TEXT_OR_NIL
+            and type(subjects) is list
+            and all(type(subject) is str for subject in subjects)
+        ):  # fmt: skip
+            return header, sealed
+    except Exception:  # any surprise in its shape: the full checks below say what it is
+        pass
+    header_bytes, sealed = split_record(state)
+    return parse_header(header_bytes), sealed
 
 
 @dataclass(frozen=True)
@@ -222,8 +279,11 @@ class LedgerMapper(Mapper[UUID]):
 
     def open(self, stored_event: StoredEvent) -> tuple[Header, DomainEventProtocol[UUID]]:
         """The event's header and the event: for readers that need both, parsed once."""
-        header_bytes, sealed = split_record(stored_event.state)
-        header = parse_header(header_bytes)
+        return self.open_record(stored_event.topic, stored_event.state)
+
+    def open_record(self, topic: str, state: bytes) -> tuple[Header, DomainEventProtocol[UUID]]:
+        """``open`` for a record's topic and bytes, as the views read them from the log."""
+        header, sealed = read_record(state)
         if sha256(sealed) != header.sealed:
             raise SealError(f"sealed payload of {header.stream} v{header.version} was altered")
         data_key = self.data_keys.get(header.key)
@@ -231,7 +291,7 @@ class LedgerMapper(Mapper[UUID]):
         if commitment(salt, payload) != header.commitment:
             raise SealError(f"payload of {header.stream} v{header.version} breaks its commitment")
         state: dict[str, Any] = self.transcoder.decode(payload)
-        cls = resolve_topic(stored_event.topic)
+        cls = resolve_topic(topic)
         state["originator_id"] = _uuid(header.stream)
         state["originator_version"] = header.version
         state["timestamp"] = parse_timestamp(header.recorded)

@@ -11,26 +11,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from eventsourcing.persistence import StoredEvent
-
+from events.collector import heap_frozen
 from events.db import Cursor, Database, Dialect
-from events.encoding import CanonicalTranscoder, LedgerMapper
+from events.encoding import CanonicalTranscoder, LedgerMapper, read_record
 from events.ledger import Ledger
 from events.sealing import DataKeyDestroyed, DataKeys
-from verify.records import Header, parse_header, split_record
+from verify.records import Header
 
 BATCH = 2_000
-PRELOAD_AFTER = 20_000  # events behind: past this, fetch every data key in one query
+PRELOAD_AFTER = 20_000  # events behind: a long pass (every data key in one query, heap frozen)
 PENDING_SCAN = 500  # pending events a reader looks through before it simply catches up
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (applied up to position, log size)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a tuple: one is made for every event replayed
     """One event as projections see it: its log position, its header, and its content.
 
     ``event`` is None when the payload was disposed of (its data key destroyed): the header,
@@ -144,8 +141,13 @@ class Runner:
     def catch_up(self, progress: Progress | None = None) -> int:
         """Apply everything appended since each projection's position; return the new position."""
         keys = KeyRing(self.ledger.data_keys)
-        if log_size(self.db) - min(self.positions().values(), default=0) > PRELOAD_AFTER:
-            keys.preload()
+        if log_size(self.db) - min(self.positions().values(), default=0) <= PRELOAD_AFTER:
+            return self._catch_up(keys, progress)
+        keys.preload()
+        with heap_frozen():
+            return self._catch_up(keys, progress)
+
+    def _catch_up(self, keys: KeyRing, progress: Progress | None) -> int:
         while True:
             positions = self.positions()
             start = min(positions.values(), default=0)
@@ -286,14 +288,8 @@ def entries_at(ledger: Ledger, positions: Sequence[int]) -> list[Entry]:
 def decode_entry(
     mapper: LedgerMapper, position: int, stream: Any, version: int, topic: str, state: bytes
 ) -> Entry:
-    stored = StoredEvent(
-        originator_id=stream,  # open() takes the stream from the header it checked
-        originator_version=version,
-        topic=topic,
-        state=state,
-    )
     try:
-        header, event = mapper.open(stored)
+        header, event = mapper.open_record(topic, state)  # stream and version from its header
     except DataKeyDestroyed:
-        return Entry(position, parse_header(split_record(state)[0]), None)
+        return Entry(position, read_record(state)[0], None)
     return Entry(position, header, event)
