@@ -12,7 +12,9 @@ credentials of an owner, and the practice always keeps an active owner.
 An owner locked out of their account gets back in with one of their recovery codes, or with a
 second owner's approval: a one-time code that owner hands over in person, which expires and is
 spent once (``approve_recovery``, ``use_recovery_approval``). The approval path also replaces the
-TOTP secret, because whoever needs it may have lost their authenticator too.
+TOTP secret, because whoever needs it may have lost their authenticator too. Neither path issues
+new recovery codes: an owner does that for themselves, in a session started with a TOTP code
+(``check_may_issue_recovery_codes``), and the new codes replace every earlier one.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ class Account(Record):
         self.last_totp_step = -1
 
     def issue_recovery_codes(self, *, code_hashes: list[str], at: datetime) -> None:
+        """Replace every earlier recovery code, used or not, with these (at init, or when an owner
+        issues themselves new ones: ``check_may_issue_recovery_codes`` says who may)."""
         if not code_hashes or len(set(code_hashes)) != len(code_hashes):
             raise InvalidEntry("code_hashes must be distinct hashes")
         checked = [_digest(h, "code_hashes") for h in code_hashes]
@@ -247,20 +251,34 @@ def check_may_administer(actor: User, target: User) -> None:
         raise NotPermitted(f"only an owner may change user {target.id}")
 
 
+def _check_totp_session(session_method: str, doing: str) -> None:
+    if "totp" not in session_method.split("+"):
+        # A session begun with a recovery code or an approval skipped the second factor.
+        raise NotPermitted(f"{doing} needs a session started with a TOTP code")
+
+
 def check_may_approve_recovery(approver: User, target: User, *, session_method: str) -> None:
     """Only an active owner, in a session started with a TOTP code, approves the recovery of
     another active owner. Non-owners have an administrator set their password instead."""
     if not approver.has_role("owner"):
         raise NotPermitted("only an owner may approve an owner's recovery")
-    if "totp" not in session_method.split("+"):
-        # A session begun with a recovery code or an approval skipped the second factor.
-        raise NotPermitted("approving a recovery needs a session started with a TOTP code")
+    _check_totp_session(session_method, "approving a recovery")
     if approver.id == target.id:
         raise NotPermitted("an owner may not approve their own recovery")
     if not target.has_role("owner"):
         raise UserStateError(
             f"user {target.id} is not an active owner: only owners' recovery is approved"
         )
+
+
+def check_may_issue_recovery_codes(user: User, *, session_method: str) -> None:
+    """Only an active owner issues themselves new recovery codes, in a session started with a
+    TOTP code: one begun with a recovery code or an approval (or a stolen one with no second
+    factor behind it) must not mint the means of the next takeover. The current password is
+    asked for again as well (``api/auth.py``)."""
+    if not user.has_role("owner"):
+        raise NotPermitted("only an owner issues themselves recovery codes")
+    _check_totp_session(session_method, "issuing recovery codes")
 
 
 def check_approval_stands(approver: User, target: User) -> None:
@@ -284,6 +302,7 @@ ADMIN_ACTIONS = (
     "deactivate",
     "set_password",
     "approve_recovery",
+    "issue_recovery_codes",
 )
 
 

@@ -13,6 +13,7 @@ from domain.credentials import (
     check_may_administer,
     check_may_approve_recovery,
     check_may_grant,
+    check_may_issue_recovery_codes,
     check_owners_remain,
 )
 from domain.errors import AccountStateError, InvalidEntry, NotPermitted, UserStateError
@@ -65,6 +66,60 @@ def test_a_recovery_code_works_once_and_lifts_a_lockout() -> None:
     assert (acc.password_hash, acc.recovery_codes, acc.is_locked(AT)) == ("new", ["b"], False)
     with pytest.raises(AccountStateError, match="no such unused recovery code"):
         acc.use_recovery_code(code_hash="a", password_hash="again", at=AT)
+
+
+def test_new_recovery_codes_replace_every_earlier_one_used_or_not() -> None:
+    acc = account()
+    acc.issue_recovery_codes(code_hashes=["a", "b", "c"], at=AT)
+    acc.use_recovery_code(code_hash="a", password_hash="new", at=AT)
+    acc.issue_recovery_codes(code_hashes=["d", "e"], at=AT)
+    assert acc.recovery_codes == ["d", "e"]
+    for old in ("a", "b", "c"):
+        with pytest.raises(AccountStateError, match="no such unused recovery code"):
+            acc.use_recovery_code(code_hash=old, password_hash="again", at=AT)
+    acc.use_recovery_code(code_hash="e", password_hash="again", at=AT)
+    names = [type(e).__name__ for e in acc.collect_events()]
+    assert names[1:] == ["RecoveryCodesIssued", "RecoveryCodeUsed"] * 2
+
+
+@pytest.mark.parametrize("hashes", [[], ["a", "a"], ["a", ""], ["a", b"b"]])
+def test_recovery_codes_are_distinct_hashes_in_text_or_none_are_issued(
+    hashes: list[object],
+) -> None:
+    acc = account()
+    acc.issue_recovery_codes(code_hashes=["kept"], at=AT)
+    pending = len(acc.pending_events)
+    with pytest.raises(InvalidEntry, match="code_hashes"):
+        acc.issue_recovery_codes(code_hashes=hashes, at=AT)
+    assert acc.recovery_codes == ["kept"] and len(acc.pending_events) == pending
+
+
+def test_reissued_recovery_codes_concern_the_user_and_replay(memory: Memory) -> None:
+    user_id = uuid4()
+    acc = account(user_id)
+    acc.issue_recovery_codes(code_hashes=["a", "b"], at=AT)
+    acc.use_recovery_code(code_hash="b", password_hash="new", at=AT)
+    acc.issue_recovery_codes(code_hashes=["c", "d"], at=AT + timedelta(days=1))
+    assert_round_trips(memory, acc)
+    assert memory.repository.get(acc.id).recovery_codes == ["c", "d"]
+    assert subjects(memory, acc) == {(user_subject(user_id),)}
+
+
+def test_only_an_active_owner_in_a_totp_session_issues_themselves_recovery_codes() -> None:
+    olive = User.register(name="o", role="owner")
+    manager = User.register(name="m", role="staff")
+    manager.grant_role("user_admin")
+    strangers = [manager, *(User.register(name=r, role=r) for r in ("clinician", "risk_manager"))]
+    check_may_issue_recovery_codes(olive, session_method="password+totp")
+    for stranger in strangers:
+        with pytest.raises(NotPermitted, match="only an owner issues themselves recovery codes"):
+            check_may_issue_recovery_codes(stranger, session_method="password+totp")
+    for method in ("recovery_code", "recovery_approval", "password", ""):
+        with pytest.raises(NotPermitted, match="started with a TOTP code"):
+            check_may_issue_recovery_codes(olive, session_method=method)
+    olive.deactivate(reason="retired", at=AT)
+    with pytest.raises(NotPermitted, match="only an owner"):
+        check_may_issue_recovery_codes(olive, session_method="password+totp")
 
 
 def test_an_accounts_and_a_sessions_events_concern_the_user_and_replay(memory: Memory) -> None:
