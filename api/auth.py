@@ -9,6 +9,9 @@
   Every request loads the session and its user from the ledger, so an ended session, a
   deactivated user or one whose sessions were ended is refused on the very next request.
 - Recovery codes: 10 random codes of 20 base32 characters (100 bits), kept as SHA-256 hashes.
+  ``chartledger init`` issues the first owner's; any owner issues themselves a new set (which
+  replaces every earlier code) from a session started with a TOTP code, giving their current
+  password again (``issue_recovery_codes``): a session token alone never mints codes.
 - Recovery approvals: one code of the same form, made when a second owner approves an owner's
   recovery, kept as its SHA-256 hash, spent once before ``Settings.recovery_approval_lifetime``
   is up. Spending it also replaces the TOTP secret (returned once), which the recovery-code path
@@ -51,6 +54,7 @@ MIN_PASSWORD, MAX_PASSWORD = 12, 1024
 TOTP_STEP, TOTP_DIGITS = 30, 6
 TOKEN_PREFIX = "clt_"
 RECOVERY_CODES = 10
+ACCOUNT_OPENED = "domain.credentials:Account.Opened"
 
 
 # -- passwords ----------------------------------------------------------------------------------
@@ -260,6 +264,24 @@ def new_account(
     return NewAccount(user, account, secret, codes)
 
 
+def account_of_user(ledger: Ledger, user_id: UUID) -> Account:
+    """The user's login account: the one opened in the user's chain (an account's events all
+    concern its user, ``Account.ledger_subjects``), found by the user's leaves, first one first."""
+    with ledger.db.read() as c:
+        c.execute(
+            "SELECT l.stream FROM ledger_links k "
+            "JOIN ledger_leaves l ON l.position = k.position "
+            "JOIN stored_events e "
+            "ON e.originator_id = l.stream AND e.originator_version = l.version "
+            "WHERE k.subject = ? AND l.version = 1 AND e.topic = ? ORDER BY k.seq LIMIT 1",
+            (user_subject(user_id), ACCOUNT_OPENED),
+        )
+        row = c.fetchone()
+    if row is None:
+        raise AggregateNotFoundError(f"no account for user {user_id}")
+    return load(ledger, UUID(str(row[0])), Account)
+
+
 def _account(ledger: Ledger, username: object) -> Account:
     if type(username) is not str or not username:
         raise Unauthenticated("wrong credentials")
@@ -271,15 +293,23 @@ def _account(ledger: Ledger, username: object) -> Account:
         raise Unauthenticated("wrong credentials") from None
 
 
-def _refuse(ledger: Ledger, settings: Settings, account: Account, reason: str) -> None:
-    """Record the failure (and any lockout it causes), then refuse."""
+def _refuse(
+    ledger: Ledger,
+    settings: Settings,
+    account: Account,
+    reason: str,
+    *,
+    within: Principal | None = None,
+) -> None:
+    """Record the failure (and any lockout it causes), then refuse. A failure ``within`` a
+    session (a password given again to confirm a step) is recorded under that session."""
     at = now()
     for attempt in range(3):
         try:
             account.record_failure(
                 reason=reason, at=at, max_failures=settings.max_failures, lockout=settings.lockout
             )
-            with acting(None):
+            with acting(None) if within is None else within.acting():
                 ledger.save(account)
             break
         except IntegrityError:
@@ -369,6 +399,27 @@ def recover(
         _refuse(ledger, settings, account, "recovery_code")
     user.end_sessions(reason="credentials recovered with a recovery code", at=at)
     return _start_session(ledger, account, user, "recovery_code", also=(user,))
+
+
+def issue_recovery_codes(
+    ledger: Ledger, settings: Settings, principal: Principal, password: object
+) -> list[str]:
+    """New recovery codes for the caller (the caller checked who may:
+    ``check_may_issue_recovery_codes``), returned once and kept only as their hashes; every
+    earlier code stops working. The current password must be given again, so a stolen session
+    token alone is not enough: a wrong one is a failed login, recorded under the session and
+    counted towards the lockout, and a locked account is refused, as at login."""
+    account = account_of_user(ledger, principal.user_id)
+    at = now()
+    if account.is_locked(at):
+        raise TooManyAttempts("too many failed attempts", retry_after=_retry_after(account, at))
+    if type(password) is not str or not password_matches(password, account.password_hash):
+        _refuse(ledger, settings, account, "password", within=principal)
+    codes = new_recovery_codes()
+    account.issue_recovery_codes(code_hashes=[recovery_code_hash(c) for c in codes], at=at)
+    with principal.acting():
+        ledger.save(account)
+    return codes
 
 
 def approve_recovery(settings: Settings, account: Account, by: UUID) -> tuple[str, datetime]:

@@ -160,6 +160,12 @@ class Client:
         self.token = recovered.token
         return recovered
 
+    def issue_recovery_codes(self, password: str) -> schemas.RecoveryCodesOut:
+        """As an owner in a session started with a TOTP code, and giving the current password
+        again: ten new recovery codes, shown this once; every earlier code stops working."""
+        body = schemas.RecoveryCodesIn(password=password)
+        return self._send(schemas.RecoveryCodesOut, "POST", "/auth/recovery-codes", body)
+
     def logout(self) -> None:
         self.request("POST", "/auth/logout")
         self.token = None

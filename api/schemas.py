@@ -63,10 +63,28 @@ class RecoveryApprovalOut(Model):
     expires_at: datetime
 
 
+class RecoveryCodesIn(Model):
+    password: str = Field(
+        min_length=1, max_length=1024, description="the caller's current password, again"
+    )
+
+
+class RecoveryCodesOut(Model):
+    recovery_codes: list[str] = Field(
+        description="shown once: each works once at POST /auth/recover; every earlier code no "
+        "longer works. Keep them offline."
+    )
+
+
 class MeOut(Model):
     user_id: UUID
     roles: list[str]
     session_id: UUID
+    recovery_codes_remaining: int | None = Field(
+        default=None,
+        description="how many unused recovery codes the caller's account holds (a count only); "
+        "an owner at 0 should issue new ones at POST /auth/recovery-codes",
+    )
 
 
 class UserIn(Model):

@@ -1,5 +1,6 @@
 """Logging in (password, and TOTP where required), out, and back in with a recovery code or
-with a second owner's approval (given at ``POST /users/{user_id}/recovery-approvals``)."""
+with a second owner's approval (given at ``POST /users/{user_id}/recovery-approvals``); an
+owner's own new recovery codes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,20 @@ from fastapi import APIRouter, status
 
 from api import auth
 from api.deps import CurrentUser, ServicesDep
-from api.schemas import LoginIn, MeOut, RecoverApprovedIn, RecoveredOut, RecoverIn, SessionOut
+from api.routers.users import refusals_recorded
+from api.schemas import (
+    LoginIn,
+    MeOut,
+    RecoverApprovedIn,
+    RecoveredOut,
+    RecoverIn,
+    RecoveryCodesIn,
+    RecoveryCodesOut,
+    SessionOut,
+)
+from domain.credentials import check_may_issue_recovery_codes
+from domain.sessions import Session
+from domain.users import User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -46,13 +60,41 @@ def recover_approved(body: RecoverApprovedIn, services: ServicesDep) -> Recovere
     )
 
 
+@router.post("/recovery-codes", status_code=status.HTTP_201_CREATED)
+def issue_recovery_codes(
+    body: RecoveryCodesIn, principal: CurrentUser, services: ServicesDep
+) -> RecoveryCodesOut:
+    """An owner issues themselves ten new recovery codes, shown once here and kept only as their
+    hashes; every earlier code, used or not, stops working. An owner created later, or made one,
+    has none until they do this; so does anyone who has spent or lost theirs (recovering with a
+    code or an approval issues none).
+
+    Needs a session started with a password and a TOTP code (not one begun with a recovery code
+    or an approval: log in again first) and the current password again in the body. A non-owner
+    or such a session is refused (403) and the attempt recorded; a wrong password is a failed
+    login (401), recorded under the session and counted towards the lockout (429)."""
+    ledger = services.ledger
+    user = auth.load(ledger, principal.user_id, User)
+    session = auth.load(ledger, principal.session_id, Session)
+    with refusals_recorded(ledger, principal, "issue_recovery_codes", user.id):
+        check_may_issue_recovery_codes(user, session_method=session.method)
+    codes = auth.issue_recovery_codes(ledger, services.settings, principal, body.password)
+    return RecoveryCodesOut(recovery_codes=codes)
+
+
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(principal: CurrentUser, services: ServicesDep) -> None:
     auth.log_out(services.ledger, principal, services.last_seen)
 
 
 @router.get("/me")
-def me(principal: CurrentUser) -> MeOut:
+def me(principal: CurrentUser, services: ServicesDep) -> MeOut:
+    """Who is calling, and how many unused recovery codes their account holds (a count only:
+    an owner at 0 should issue new ones at ``POST /auth/recovery-codes``)."""
+    account = auth.account_of_user(services.ledger, principal.user_id)
     return MeOut(
-        user_id=principal.user_id, roles=list(principal.roles), session_id=principal.session_id
+        user_id=principal.user_id,
+        roles=list(principal.roles),
+        session_id=principal.session_id,
+        recovery_codes_remaining=len(account.recovery_codes),
     )

@@ -106,7 +106,11 @@ def list_users(principal: UserAdmin, ledger: LedgerDep) -> list[UserOut]:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_user(body: UserIn, principal: UserAdmin, services: ServicesDep) -> NewUserOut:
-    """A new user and login account; the TOTP secret (owners, risk managers) is shown once."""
+    """A new user and login account; the TOTP secret (owners, risk managers) is shown once.
+
+    A new owner gets no recovery codes here, where whoever created them would see them: once
+    logged in with their password and TOTP code, they issue their own at
+    ``POST /auth/recovery-codes`` (``GET /auth/me`` counts what they hold)."""
     ledger = services.ledger
     with refusals_recorded(ledger, principal, "create_user", None):
         check_may_grant(auth.load(ledger, principal.user_id, User), check_role(body.role))
@@ -129,6 +133,8 @@ def create_user(body: UserIn, principal: UserAdmin, services: ServicesDep) -> Ne
 
 @router.post("/{user_id}/roles")
 def grant_role(user_id: UUID, body: RoleIn, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
+    """Grant a role. A user made owner gets no recovery codes here: they issue their own at
+    ``POST /auth/recovery-codes`` from a session started with a TOTP code."""
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
     with refusals_recorded(ledger, principal, "grant_role", user.id):
