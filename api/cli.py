@@ -1,8 +1,8 @@
 """The ``chartledger`` command: local administration of a practice's ledger, and (with
-``--server URL``: login, logout, recover, recover-approved, patients search, chart show, labs,
-notes, audit, access-report, users, status; see api/remote_cli.py) the thin client against a
-running server, its session token kept in ~/.chartledger-token (CHARTLEDGER_TOKEN_FILE) with
-mode 0600.
+``--server URL``: login, logout, recover, recover-approved, recovery-codes, patients search,
+chart show, labs, notes, audit, access-report, users, status; see api/remote_cli.py) the thin
+client against a running server, its session token kept in ~/.chartledger-token
+(CHARTLEDGER_TOKEN_FILE) with mode 0600.
 
 Exit status 0: success; 1: the store failed verification; 2: misuse, with one line saying what
 is wrong. Nothing here prints PHI.
@@ -29,7 +29,7 @@ from api.auth import base32, check_password, new_account, totp_uri
 from api.backup_cli import add_commands as add_backup_commands
 from api.client import ApiError, Client
 from api.import_cli import add_commands as add_import_commands
-from api.remote_cli import REMOTE_COMMANDS
+from api.remote_cli import KEEP_CODES, REMOTE_COMMANDS, UsageError
 from api.remote_cli import add_commands as add_remote_commands
 from api.settings import Settings
 from domain.base import user_subject
@@ -58,10 +58,6 @@ from projections.runner import log_size
 from verify.__main__ import print_report, progress_printer
 
 EXIT_OK, EXIT_INVALID, EXIT_MISUSE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Misuse: reported as one line, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,7 +141,7 @@ def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
     print(f"First owner {made.account.username!r} (user {made.user.id})")
     print(f"  totp secret:  {base32(made.totp_secret)}")
     print(f"  totp uri:     {totp_uri(made.totp_secret, made.account.username)}")
-    print("  recovery codes (each works once; keep them offline, apart from the keys):")
+    print(f"  {KEEP_CODES}")
     for code in made.recovery_codes:
         print(f"    {code}")
     return EXIT_OK
@@ -272,6 +268,11 @@ def cmd_login(options: argparse.Namespace) -> int:
         assert client.token is not None
         path = _save_token(options.server, client.token)
     print(f"Logged in as {options.username} ({', '.join(me.roles)}); token in {path} (mode 0600)")
+    if "owner" in me.roles and me.recovery_codes_remaining == 0:
+        print(
+            "  You hold no unused recovery codes: issue some now with "
+            f"`chartledger --server {options.server} recovery-codes`."
+        )
     return EXIT_OK
 
 

@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from api.auth import MAX_PASSWORD
 from api.client import Client
 from api.schemas import LabIn
 from legal_hold.production_cli import withheld_item
 
 EXIT_OK = 0
+# How ``init`` words recovery codes; every list of them is printed under it.
+KEEP_CODES = "recovery codes (each works once; keep them offline, apart from the keys):"
+
+
+class UsageError(Exception):
+    """Misuse: reported as one line, exit 2 (``api/cli.py`` raises it too)."""
+
 
 # Names of the top-level commands defined here; api/cli.py runs them with the thin client.
 REMOTE_COMMANDS = frozenset(
@@ -32,6 +40,7 @@ REMOTE_COMMANDS = frozenset(
         "users",
         "recover",
         "recover-approved",
+        "recovery-codes",
         "status",
         "productions",
     }
@@ -172,6 +181,9 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
         with client_for(o) as client:
             u = client.grant_role(o.user_id, o.role)
         print(f"user {u.user_id} now holds {','.join(u.roles)}")
+        if o.role == "owner":
+            print("  A new owner holds no recovery codes: they issue their own with "
+                  "`recovery-codes`, logged in with their password and a TOTP code.")  # fmt: skip
         return EXIT_OK
 
     def users_revoke_role(o: argparse.Namespace) -> int:
@@ -243,6 +255,29 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
     )
     p.set_defaults(run=recover_approved)
     p.add_argument("username")
+
+    def recovery_codes(o: argparse.Namespace) -> int:
+        password = _secret("CHARTLEDGER_PASSWORD", "Current password: ")
+        if not 1 <= len(password) <= MAX_PASSWORD:
+            raise UsageError(
+                f"give your current password (1 to {MAX_PASSWORD} characters) in "
+                "CHARTLEDGER_PASSWORD or when asked"
+            )
+        with client_for(o) as client:
+            out = client.issue_recovery_codes(password)
+        print(f"Issued {len(out.recovery_codes)} new recovery codes; every earlier one no "
+              "longer works. They are not shown again.")  # fmt: skip
+        print(f"  {KEEP_CODES}")
+        for code in out.recovery_codes:
+            print(f"    {code}")
+        return EXIT_OK
+
+    p = commands.add_parser(
+        "recovery-codes",
+        help="(--server) as an owner logged in with a TOTP code, issue yourself new recovery "
+        "codes (current password from CHARTLEDGER_PASSWORD or asked); the old ones stop working",
+    )
+    p.set_defaults(run=recovery_codes)
 
     def status(o: argparse.Namespace) -> int:
         with client_for(o) as client:
