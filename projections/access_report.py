@@ -56,6 +56,7 @@ class DisclosuresView(Projection):
 
     name = "disclosures"
     tables = ("disclosures",)
+    modules = frozenset({"domain.access"})
 
     def create(self, cursor: Cursor, dialect: Dialect) -> None:
         big = "INTEGER" if dialect == "sqlite" else "bigint"

@@ -20,6 +20,8 @@ from projections.runner import Entry, Projection
 from verify.canonical import format_timestamp
 from verify.records import Header
 
+# A batch's rows: audit_events rows, (patient, position) pairs, (user, patient) care pairs.
+_Rows = tuple[list[tuple[Any, ...]], list[tuple[str, int]], set[tuple[str, str]]]
 READ_ACTIONS = ("query", "access", "print", "copy", "export", "disclose")
 COLUMNS = (
     "position",
@@ -93,6 +95,9 @@ class AuditView(Projection):
             )
 
     def apply(self, cursor: Cursor, entries: Sequence[Entry]) -> None:
+        self.write(cursor, self.prepare(None, entries, 0))
+
+    def prepare(self, db: Database | None, entries: Sequence[Entry], since: int) -> _Rows:
         rows, patients, care = [], [], set()
         for entry in entries:
             row = audit_row(entry)
@@ -101,6 +106,10 @@ class AuditView(Projection):
             patients.extend((p, entry.position) for p in of)
             if of and gives_care(row):
                 care.update((row[USER], p) for p in of)
+        return rows, patients, care
+
+    def write(self, cursor: Cursor, prepared: _Rows) -> None:
+        rows, patients, care = prepared
         cursor.executemany(
             f"INSERT INTO audit_events ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(COLUMNS))})",

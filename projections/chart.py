@@ -9,7 +9,7 @@ byte-identical however the row was reached: live, rebuilt, or folded again by ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -36,6 +36,8 @@ CHART_MODULES = frozenset(
     }
 )
 TRANSIENT = ("_pending_events",)  # never part of an aggregate's recorded state
+KEEP_AT_MOST = 50_000  # entries' aggregates kept from one batch to the next in a pass
+_Row = tuple[str, str, str, str, int, str, str, bytes]  # a chart_entries row
 _transcoder = CanonicalTranscoder()
 
 
@@ -114,6 +116,7 @@ class ChartView(Projection):
 
     def __init__(self, modules: Iterable[str] = CHART_MODULES) -> None:
         self.modules = frozenset(modules)
+        self._kept, self._kept_at = _Fold(self.modules), None
 
     def create(self, cursor: Cursor, dialect: Dialect) -> None:
         big = "INTEGER" if dialect == "sqlite" else "bigint"
@@ -129,11 +132,51 @@ class ChartView(Projection):
         )
 
     def apply(self, cursor: Cursor, entries: Sequence[Entry]) -> None:
-        fold = _Fold(self.modules)
+        def load(streams: set[str], fold: _Fold) -> None:
+            self._load(cursor, fold, streams)
+
+        self.write(cursor, self._rows(_Fold(self.modules), entries, load))
+
+    def prepare(self, db: Database, entries: Sequence[Entry], since: int) -> list[_Row]:
+        # Within one pass the entries' aggregates are kept from batch to batch, so each batch
+        # need not read back and decode the rows the one before it wrote. What is kept is as of
+        # the position the view reached with it, and only used from exactly there.
+        if since != self._kept_at or len(self._kept.aggregates) > KEEP_AT_MOST:
+            self._kept = _Fold(self.modules)
+        self._kept_at = None  # until this batch is folded in whole
+
+        def load(streams: set[str], fold: _Fold) -> None:
+            with db.read() as c:
+                self._load(c, fold, streams)
+
+        rows = self._rows(self._kept, entries, load)
+        self._kept_at = entries[-1].position + 1 if entries else since
+        return rows
+
+    def forget(self) -> None:
+        self._kept, self._kept_at = _Fold(self.modules), None
+
+    def write(self, cursor: Cursor, prepared: list[_Row]) -> None:
+        if not prepared:
+            return
+        cursor.executemany(
+            "INSERT INTO chart_entries (entry_id, patient_id, kind, topic, version, "
+            "first_recorded, last_recorded, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (entry_id) DO UPDATE SET version = excluded.version, "
+            "last_recorded = excluded.last_recorded, state = excluded.state",
+            prepared,
+        )
+
+    def _rows(
+        self, fold: _Fold, entries: Sequence[Entry], load: Callable[[set[str], _Fold], None]
+    ) -> list[_Row]:
+        """Fold the batch into ``fold``; the rows of the entries it changed."""
         relevant = [e for e in entries if fold.concerns(e)]
         if not relevant:
-            return
-        self._load(cursor, fold, {e.header.stream for e in relevant})
+            return []
+        missing = {e.header.stream for e in relevant} - fold.aggregates.keys()
+        if missing:
+            load(missing, fold)
         patient: dict[str, str] = {}
         for entry in relevant:
             stream = fold.apply(entry)
@@ -153,13 +196,7 @@ class ChartView(Projection):
                     encode_state(aggregate),
                 )
             )
-        cursor.executemany(
-            "INSERT INTO chart_entries (entry_id, patient_id, kind, topic, version, "
-            "first_recorded, last_recorded, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (entry_id) DO UPDATE SET version = excluded.version, "
-            "last_recorded = excluded.last_recorded, state = excluded.state",
-            rows,
-        )
+        return rows
 
     def _load(self, cursor: Cursor, fold: _Fold, streams: set[str]) -> None:
         """The rows the batch changes, back as the aggregates they hold."""

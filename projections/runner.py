@@ -31,7 +31,8 @@ class Entry(NamedTuple):  # a tuple: one is made for every event replayed
     """One event as projections see it: its log position, its header, and its content.
 
     ``event`` is None when the payload was disposed of (its data key destroyed): the header,
-    and so the audit trail, outlives the content.
+    and so the audit trail, outlives the content. It is also None for an event that no view
+    of the reader needs (see ``Projection.modules``): such an event is not opened at all.
     """
 
     position: int
@@ -53,6 +54,19 @@ class Projection:
 
     def apply(self, cursor: Cursor, entries: Sequence[Entry]) -> None:
         raise NotImplementedError
+
+    def prepare(self, db: Database, entries: Sequence[Entry], since: int) -> Any:
+        """What ``write`` needs to apply ``entries`` (which start at the view's position
+        ``since``), worked out before the write transaction begins, so that the store's writer
+        is held for writing only. By default nothing is: ``write`` applies the entries."""
+        return entries
+
+    def write(self, cursor: Cursor, prepared: Any) -> None:
+        """Write what ``prepare`` gave, in the transaction that moves the view's position."""
+        self.apply(cursor, prepared)
+
+    def forget(self) -> None:
+        """A prepared batch was not written: drop anything kept from earlier batches."""
 
     def drop(self, cursor: Cursor) -> None:
         for table in reversed(self.tables):
@@ -76,6 +90,10 @@ class Runner:
         self.ledger = ledger
         self.db: Database = ledger.db
         self.projections = {p.name: p for p in projections}
+        self._applying = threading.Lock()
+        # The modules whose events some view here reads (None: every event is read).
+        wanted = [p.modules for p in self.projections.values()]
+        self.modules = None if None in wanted else frozenset().union(*wanted)
         with self.db.write(lock=False) as c:
             big = "INTEGER" if self.db.dialect == "sqlite" else "bigint"
             c.execute(POSITIONS_DDL.format(big=big))
@@ -148,18 +166,29 @@ class Runner:
             return self._catch_up(keys, progress)
 
     def _catch_up(self, keys: KeyRing, progress: Progress | None) -> int:
-        while True:
-            positions = self.positions()
-            start = min(positions.values(), default=0)
-            entries = list(read_entries(self.ledger, start, BATCH, keys))
-            if not entries:
-                return start
-            self._apply(positions, entries)
-            if progress is not None:
-                progress(entries[-1].position + 1, log_size(self.db))
+        try:
+            while True:
+                positions = self.positions()
+                start = min(positions.values(), default=0)
+                entries = list(read_entries(self.ledger, start, BATCH, keys, self.modules))
+                if not entries:
+                    return start
+                self._apply(positions, entries)
+                if progress is not None:
+                    progress(entries[-1].position + 1, log_size(self.db))
+        finally:
+            # What a view kept lasts one pass: a later pass may come after a disposal.
+            with self._applying:
+                for projection in self.projections.values():
+                    projection.forget()
 
     def rebuild(self, names: Sequence[str] | None = None, progress: Progress | None = None) -> int:
         """Drop the named views (all by default) and replay them from the start of the log."""
+        self.reset(names)
+        return self.catch_up(progress)
+
+    def reset(self, names: Sequence[str] | None = None) -> None:
+        """Drop the named views (all by default) and make them empty, at position 0."""
         chosen = [self.projections[n] for n in (names or list(self.projections))]
         with self.db.write(lock=False) as c:
             for projection in chosen:
@@ -169,25 +198,38 @@ class Runner:
                     "UPDATE projection_positions SET position = 0 WHERE name = ?",
                     (projection.name,),
                 )
-        return self.catch_up(progress)
 
     def _apply(self, positions: Mapping[str, int], entries: Sequence[Entry]) -> None:
         end = entries[-1].position + 1
-        with self.db.write(lock=False) as c:
-            for name, position in positions.items():
-                if position >= end:
-                    continue
-                # Claim the batch before writing any row of it: a runner in another process
-                # that applied it first has moved the position, and this one backs off
-                # instead of colliding with the rows it wrote.
-                c.execute(
-                    "UPDATE projection_positions SET position = ? WHERE name = ? AND position = ? "
-                    "RETURNING position",
-                    (end, name, position),
-                )
-                if c.fetchone() is None:  # not where this runner read it: someone applied it
-                    raise PositionMoved(f"projection {name} was moved by another runner")
-                self.projections[name].apply(c, [e for e in entries if e.position >= position])
+        due = {name: position for name, position in positions.items() if position < end}
+        with self._applying:  # a view's prepared batch and what it keeps are this thread's
+            try:
+                prepared = {
+                    name: self.projections[name].prepare(
+                        self.db, [e for e in entries if e.position >= position], position
+                    )
+                    for name, position in due.items()
+                }
+                with self.db.write(lock=False) as c:
+                    for name, position in due.items():
+                        self._claim(c, name, position, end)
+                        self.projections[name].write(c, prepared[name])
+            except BaseException:
+                for name in due:
+                    self.projections[name].forget()
+                raise
+
+    def _claim(self, cursor: Cursor, name: str, position: int, end: int) -> None:
+        # Claim the batch before writing any row of it: a runner in another process that
+        # applied it first has moved the position, and this one backs off instead of
+        # colliding with the rows it wrote.
+        cursor.execute(
+            "UPDATE projection_positions SET position = ? WHERE name = ? AND position = ? "
+            "RETURNING position",
+            (end, name, position),
+        )
+        if cursor.fetchone() is None:  # not where this runner read it: someone applied it
+            raise PositionMoved(f"projection {name} was moved by another runner")
 
 
 def follow(runner: Runner, stop: threading.Event, every_seconds: float = 0.2) -> None:
@@ -252,15 +294,25 @@ def read_records(db: Database, start: int, limit: int) -> list[tuple[Any, ...]]:
 
 
 def read_entries(
-    ledger: Ledger, start: int, limit: int = BATCH, keys: KeyRing | None = None
+    ledger: Ledger,
+    start: int,
+    limit: int = BATCH,
+    keys: KeyRing | None = None,
+    modules: frozenset[str] | None = None,
 ) -> Iterator[Entry]:
-    """Up to ``limit`` entries from ``start``, decoded and opened with the practice's keys."""
+    """Up to ``limit`` entries from ``start``, decoded and opened with the practice's keys.
+
+    With ``modules``, only their events are opened; any other comes with its header alone.
+    """
     rows = read_records(ledger.db, start, limit)
     if not rows:
         return
     mapper = (keys or KeyRing(ledger.data_keys)).mapper()
     for position, stream, version, topic, state in rows:
-        yield decode_entry(mapper, position, stream, version, topic, bytes(state))
+        if modules is None or topic.partition(":")[0] in modules:
+            yield decode_entry(mapper, position, stream, version, topic, bytes(state))
+        else:
+            yield Entry(position, read_record(bytes(state))[0], None)
 
 
 def entries_at(ledger: Ledger, positions: Sequence[int]) -> list[Entry]:

@@ -40,6 +40,7 @@ APPOINTMENT = "domain.appointments:Appointment."
 class ScheduleView(Projection):
     name = "schedule"
     tables = ("schedule",)
+    modules = frozenset({APPOINTMENT.partition(":")[0]})
 
     def create(self, cursor: Cursor, dialect: Dialect) -> None:
         cursor.execute(
