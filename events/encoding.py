@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -39,7 +40,13 @@ from verify.records import (
 
 TYPE, DATA = "_type_", "_data_"
 _unpack = msgpack.unpackb
-_TEXT_OR_NIL = frozenset({str, type(None)})
+# read_record's type checks, each one C call over the header's fields
+_TYPED = itemgetter(
+    "type", "stream", "version", "recorded", "key", "commitment", "sealed", "subjects"
+)
+_TYPES = (str, str, int, str, str, bytes, bytes, list)
+_OPTIONAL = itemgetter("actor", "session", "original")
+_TEXT, _TEXT_OR_NIL = frozenset({str}), frozenset({str, type(None)})
 
 
 class CanonicalTranscoder(Transcoder):
@@ -111,16 +118,42 @@ def _to_plain(obj: Any) -> Any:
     if kind is tuple:
         return _tagged("tuple", [v if type(v) in _PLAIN else _to_plain(v) for v in obj])
     if isinstance(obj, UUID):
-        return _tagged("uuid", str(obj))
+        return _tagged("uuid", _uuid_text(obj))
     if kind is Decimal:
         return _tagged("decimal", str(obj))
     if kind is datetime:
-        return _tagged("datetime", _timestamp(obj))
+        return _tagged("datetime", _moment_text(obj))
     if kind is date:
         return _tagged("date", obj.isoformat())
     if kind is float:
         raise EncodeError("floats are not allowed: use a decimal string next to its unit")
     raise EncodeError(f"{kind.__name__} has no canonical encoding")
+
+
+# The same ids and moments recur from event to event, and from one state of an entry to the
+# next; their text is made once. Keyed by what fixes the text: a UUID's 128-bit number, and a
+# moment's instant (equal instants, whatever their zone, have one text: in UTC).
+_uuid_texts: dict[int, str] = {}
+_moment_texts: dict[datetime, str] = {}
+_TEXTS_AT_MOST = 100_000
+
+
+def _uuid_text(value: UUID) -> str:
+    found = _uuid_texts.get(value.int)
+    if found is None:
+        if len(_uuid_texts) > _TEXTS_AT_MOST:
+            _uuid_texts.clear()
+        found = _uuid_texts[value.int] = str(value)
+    return found
+
+
+def _moment_text(moment: datetime) -> str:
+    found = _moment_texts.get(moment)
+    if found is None:
+        if len(_moment_texts) > _TEXTS_AT_MOST:
+            _moment_texts.clear()
+        found = _moment_texts[moment] = _timestamp(moment)  # raises for a naive moment
+    return found
 
 
 _uuids: dict[str, UUID] = {}
@@ -167,27 +200,19 @@ def read_record(state: bytes) -> tuple[Header, bytes]:
         record = _unpack(state)
         header_bytes, sealed = record["header"], record["sealed"]
         h = _unpack(header_bytes)
-        subjects = h["subjects"]
-        header = Header(
-            h["type"], h["stream"], h["version"], h["actor"], h["session"], h["recorded"],
-            h["original"], tuple(subjects), h["key"], h["commitment"], h["sealed"],
-        )  # fmt: skip
         if (
             len(record) == 2
             and type(sealed) is bytes
             and len(h) == len(HEADER_KEYS)
             and h["format"] == FORMAT_VERSION
-            and type(header.type) is str
-            and type(header.stream) is str
-            and type(header.version) is int
-            and type(header.recorded) is str
-            and type(header.key) is str
-            and type(header.commitment) is bytes
-            and type(header.sealed) is bytes
-            and {type(header.actor), type(header.session), type(header.original)} <= _TEXT_OR_NIL
-            and type(subjects) is list
-            and all(type(subject) is str for subject in subjects)
-        ):  # fmt: skip
+            and tuple(map(type, _TYPED(h))) == _TYPES
+            and _TEXT_OR_NIL.issuperset(map(type, _OPTIONAL(h)))
+            and _TEXT.issuperset(map(type, h["subjects"]))
+        ):
+            header = Header(
+                h["type"], h["stream"], h["version"], h["actor"], h["session"], h["recorded"],
+                h["original"], tuple(h["subjects"]), h["key"], h["commitment"], h["sealed"],
+            )  # fmt: skip
             return header, sealed
     except Exception:  # any surprise in its shape: the full checks below say what it is
         pass

@@ -8,7 +8,7 @@ the strict parsers for headers, a two-step decode (plain msgpack, then a walk) f
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.encoding import CanonicalTranscoder, read_record
-from verify.canonical import encode, parse_timestamp
+from verify.canonical import encode, format_timestamp, parse_timestamp
 from verify.errors import VerificationError
 from verify.records import HEADER_KEYS, Header, parse_header, split_record
 
@@ -28,8 +28,9 @@ TRANSCODER = CanonicalTranscoder()
 
 # -- payloads -----------------------------------------------------------------------------------
 
+ZONES = [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
 moments = st.datetimes(
-    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.sampled_from(ZONES)
 )
 leaves = st.one_of(
     st.none(),
@@ -99,6 +100,19 @@ def test_a_payload_decodes_to_what_was_encoded_and_what_a_two_step_decode_gives(
     assert TRANSCODER.encode(decoded) == data
 
 
+@SETTINGS
+@given(moments, st.sampled_from(ZONES), st.uuids())
+def test_the_texts_made_once_are_the_texts_of_the_canonical_form(
+    moment: datetime, zone: timezone, uuid: UUID
+) -> None:
+    for value in (moment, moment.astimezone(zone), uuid, UUID(str(uuid))):
+        expected = msgpack.packb(
+            {"_data_": format_timestamp(value) if isinstance(value, datetime) else str(value),
+             "_type_": "datetime" if isinstance(value, datetime) else "uuid"}
+        )  # fmt: skip
+        assert TRANSCODER.encode(value) == expected
+
+
 # -- headers ------------------------------------------------------------------------------------
 
 SUBJECT = st.sampled_from(["patient:0001", "patient:0002", "user:07", "user:ab-12"])
@@ -148,7 +162,7 @@ odd_values = st.one_of(
     st.integers(-5, 5),
     st.text(max_size=5),
     st.binary(max_size=33),
-    st.lists(st.one_of(st.text(max_size=14), st.integers()), max_size=2),
+    st.lists(st.one_of(st.text(max_size=14), st.integers(-(2**63), 2**64 - 1)), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
 )
 
