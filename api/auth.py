@@ -4,7 +4,10 @@
   ``Settings.pbkdf2_iterations`` (OWASP: 600,000); the stored string names its own count, so a
   lower count from the past still verifies.
 - TOTP: RFC 6238 over HOTP (RFC 4226), 30-second steps, 6 digits, HMAC-SHA-1 by default (what
-  authenticator apps use), one step of drift either way, and a code is accepted once.
+  authenticator apps use), one step of drift either way, and a code is accepted once. A user
+  given a role that needs a code (``Settings.totp_required_roles``), with a new account or by a
+  later grant, is enrolled then if they hold no secret yet (``enroll_totp_if_required``); the
+  secret is returned once, for whoever made the change to hand over.
 - Sessions: the token is ``clt_<session id>.<32 random bytes>``; only its SHA-256 is recorded.
   Every request loads the session and its user from the ledger, so an ended session, a
   deactivated user or one whose sessions were ended is refused on the very next request.
@@ -253,15 +256,26 @@ def new_account(
         password_hash=hash_password(check_password(password), settings.pbkdf2_iterations),
         at=at,
     )
-    secret = None
-    if role in settings.totp_required_roles:
-        secret = new_totp_secret()
-        account.enroll_totp(secret=secret, by=user.id, at=at)
+    secret = enroll_totp_if_required(settings, account, role, by=user.id, at=at)
     codes: list[str] = []
     if with_recovery_codes:
         codes = new_recovery_codes()
         account.issue_recovery_codes(code_hashes=[recovery_code_hash(c) for c in codes], at=at)
     return NewAccount(user, account, secret, codes)
+
+
+def enroll_totp_if_required(
+    settings: Settings, account: Account, role: str, *, by: UUID, at: datetime
+) -> bytes | None:
+    """Enroll ``account`` (unsaved) in TOTP with a new secret, returned to be shown once, when
+    ``role`` needs a TOTP code at login (``Settings.totp_required_roles``) and the account holds
+    no secret yet; else None, and an existing secret stays as it is. At account opening, and
+    when such a role is granted later: without a secret the user could never log in."""
+    if role not in settings.totp_required_roles or account.totp_secret is not None:
+        return None
+    secret = new_totp_secret()
+    account.enroll_totp(secret=secret, by=by, at=at)
+    return secret
 
 
 def account_of_user(ledger: Ledger, user_id: UUID) -> Account:

@@ -182,9 +182,11 @@ class Client:
     def users(self) -> list[schemas.UserOut]:
         return self._list(schemas.UserOut, "/users")
 
-    def grant_role(self, user_id: UUID, role: str) -> schemas.UserOut:
+    def grant_role(self, user_id: UUID, role: str) -> schemas.RoleGrantOut:
+        """Grant a role. If it needs a TOTP code at login and the user held no secret, the
+        answer holds their new one, shown this once (``totp_secret``, ``totp_uri``)."""
         return self._send(
-            schemas.UserOut, "POST", f"/users/{user_id}/roles", schemas.RoleIn(role=role)
+            schemas.RoleGrantOut, "POST", f"/users/{user_id}/roles", schemas.RoleIn(role=role)
         )
 
     def revoke_role(self, user_id: UUID, role: str) -> schemas.UserOut:

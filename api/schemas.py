@@ -111,6 +111,14 @@ class RoleIn(Model):
     role: str
 
 
+class RoleGrantOut(UserOut):
+    totp_secret: str | None = Field(
+        description="base32; only when this grant enrolled the user in TOTP (the role needs a "
+        "code at login and they held no secret): shown once, to hand over in person"
+    )
+    totp_uri: str | None
+
+
 class ReasonIn(Model):
     reason: str = Field(min_length=1, max_length=500)
 

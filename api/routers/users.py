@@ -26,6 +26,7 @@ from api.schemas import (
     PasswordIn,
     ReasonIn,
     RecoveryApprovalOut,
+    RoleGrantOut,
     RoleIn,
     UserIn,
     UserOut,
@@ -132,18 +133,33 @@ def create_user(body: UserIn, principal: UserAdmin, services: ServicesDep) -> Ne
 
 
 @router.post("/{user_id}/roles")
-def grant_role(user_id: UUID, body: RoleIn, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
-    """Grant a role. A user made owner gets no recovery codes here: they issue their own at
+def grant_role(
+    user_id: UUID, body: RoleIn, principal: UserAdmin, services: ServicesDep
+) -> RoleGrantOut:
+    """Grant a role. A role that needs a TOTP code at login (owner, risk manager) granted to a
+    user holding no TOTP secret enrolls them, in the same transaction: the secret is shown once,
+    as for a new account, for the granting user to hand over in person (without it the user
+    could not log in). A user who already has one keeps it, and no secret is returned.
+
+    A user made owner gets no recovery codes here: they issue their own at
     ``POST /auth/recovery-codes`` from a session started with a TOTP code."""
+    ledger = services.ledger
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
     with refusals_recorded(ledger, principal, "grant_role", user.id):
         check_may_administer(actor, user)
         check_may_grant(actor, check_role(body.role), user)
     user.grant_role(body.role)
+    secret = auth.enroll_totp_if_required(
+        services.settings, account, body.role, by=principal.user_id, at=auth.now()
+    )
     with principal.acting():
-        ledger.save(user)
-    return _out(account, user)
+        ledger.save(user, account)  # the account has an event only if it was enrolled
+    return RoleGrantOut(
+        **_out(account, user).model_dump(),
+        totp_secret=None if secret is None else auth.base32(secret),
+        totp_uri=None if secret is None else auth.totp_uri(secret, account.username),
+    )
 
 
 @router.delete("/{user_id}/roles/{role}")

@@ -107,3 +107,23 @@ def test_an_approval_is_a_fresh_code_kept_as_its_hash_expiring_after_the_setting
     assert len(code) == 23 and code not in auth.new_recovery_codes()
     at = next(e.at for e in account.collect_events() if type(e).__name__ == "RecoveryApproved")
     assert expires_at - at == settings.recovery_approval_lifetime
+
+
+def test_a_role_needing_totp_enrolls_an_account_without_a_secret_and_keeps_an_existing_one() -> (
+    None
+):
+    settings = Settings(store=StoreConfig(home=Path("x")))
+    at, owner = datetime.now(UTC), uuid4()
+    account = Account.open(username="casey", user_id=uuid4(), password_hash="h", at=at)
+    account.collect_events()
+    assert auth.enroll_totp_if_required(settings, account, "clinician", by=owner, at=at) is None
+    assert account.totp_secret is None and account.collect_events() == []
+
+    secret = auth.enroll_totp_if_required(settings, account, "owner", by=owner, at=at)
+    assert secret is not None and account.totp_secret == secret
+    (enrolled,) = account.collect_events()
+    assert type(enrolled).__name__ == "TotpEnrolled" and enrolled.by == owner  # type: ignore[attr-defined]
+
+    for role in settings.totp_required_roles:  # already enrolled: nothing changes
+        assert auth.enroll_totp_if_required(settings, account, role, by=owner, at=at) is None
+    assert account.totp_secret == secret and account.collect_events() == []
