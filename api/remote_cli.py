@@ -18,7 +18,7 @@ from uuid import UUID
 
 from api.auth import MAX_PASSWORD
 from api.client import Client
-from api.schemas import LabIn
+from api.schemas import MAX_CODE, LabIn
 from legal_hold.production_cli import withheld_item
 
 EXIT_OK = 0
@@ -51,6 +51,17 @@ ClientFor = Callable[[argparse.Namespace], Client]
 
 def _secret(variable: str, prompt: str) -> str:
     return os.environ.get(variable) or getpass.getpass(prompt)
+
+
+def _given(variable: str, prompt: str, what: str, most: int) -> str:
+    """A secret from ``variable`` or asked for; one nobody could send is misuse, said in one
+    line (the thin client would refuse it before sending)."""
+    value = _secret(variable, prompt)
+    if not value:
+        raise UsageError(f"no {what} given: set {variable} or type it when asked")
+    if len(value) > most:
+        raise UsageError(f"the {what} is longer than {most} characters")
+    return value
 
 
 def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str], Any]) -> None:
@@ -181,6 +192,12 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
         with client_for(o) as client:
             u = client.grant_role(o.user_id, o.role)
         print(f"user {u.user_id} now holds {','.join(u.roles)}")
+        if u.totp_secret is not None:
+            # The role needs a TOTP code at login and they had no secret: enrolled now.
+            print("  Their TOTP secret, for their authenticator app: hand it to them in person "
+                  "(it is not shown again):")  # fmt: skip
+            print(f"  totp secret:  {u.totp_secret}")
+            print(f"  totp uri:     {u.totp_uri}")
         if o.role == "owner":
             print("  A new owner holds no recovery codes: they issue their own with "
                   "`recovery-codes`, logged in with their password and a TOTP code.")  # fmt: skip
@@ -219,9 +236,12 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
     )
     p.add_argument("user_id", type=UUID)
 
+    def new_password() -> str:
+        return _given("CHARTLEDGER_NEW_PASSWORD", "New password: ", "new password", MAX_PASSWORD)
+
     def recover(o: argparse.Namespace) -> int:
-        code = _secret("CHARTLEDGER_RECOVERY_CODE", "Recovery code: ")
-        password = _secret("CHARTLEDGER_NEW_PASSWORD", "New password: ")
+        code = _given("CHARTLEDGER_RECOVERY_CODE", "Recovery code: ", "recovery code", MAX_CODE)
+        password = new_password()
         with Client(o.server) as client:
             client.recover(o.username, code, password)
             assert client.token is not None
@@ -236,8 +256,8 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
     p.add_argument("username")
 
     def recover_approved(o: argparse.Namespace) -> int:
-        code = _secret("CHARTLEDGER_APPROVAL_CODE", "Approval code: ")
-        password = _secret("CHARTLEDGER_NEW_PASSWORD", "New password: ")
+        code = _given("CHARTLEDGER_APPROVAL_CODE", "Approval code: ", "approval code", MAX_CODE)
+        password = new_password()
         with Client(o.server) as client:
             out = client.recover_approved(o.username, code, password)
             path = saved(o.server, out.token)

@@ -32,15 +32,18 @@ class LoginIn(Model):
     totp_code: str | None = Field(default=None, max_length=12)
 
 
+MAX_CODE = 64  # a recovery or approval code as typed (20 characters, dashes and spaces aside)
+
+
 class RecoverIn(Model):
     username: str = Field(min_length=1, max_length=64)
-    recovery_code: str = Field(min_length=1, max_length=64)
+    recovery_code: str = Field(min_length=1, max_length=MAX_CODE)
     new_password: str = Field(min_length=1, max_length=1024)
 
 
 class RecoverApprovedIn(Model):
     username: str = Field(min_length=1, max_length=64)
-    approval_code: str = Field(min_length=1, max_length=64)
+    approval_code: str = Field(min_length=1, max_length=MAX_CODE)
     new_password: str = Field(min_length=1, max_length=1024)
 
 
