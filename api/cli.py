@@ -24,10 +24,11 @@ from uuid import UUID
 import httpx
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
+from pydantic import ValidationError
 
 from api.auth import base32, check_password, new_account, totp_uri
 from api.backup_cli import add_commands as add_backup_commands
-from api.client import ApiError, Client
+from api.client import ApiError, Client, invalid_fields
 from api.import_cli import add_commands as add_import_commands
 from api.remote_cli import KEEP_CODES, REMOTE_COMMANDS, UsageError
 from api.remote_cli import add_commands as add_remote_commands
@@ -293,7 +294,7 @@ def cmd_patients_search(options: argparse.Namespace) -> int:
 
 def cmd_chart_show(options: argparse.Namespace) -> int:
     with _client(options) as client:
-        chart = client.chart(UUID(options.patient_id))
+        chart = client.chart(options.patient_id)
     for entry in chart.entries:
         fields = {k: v for k, v in entry.state.items() if k not in ("source_message", "content")}
         print(f"{entry.kind} {entry.entry_id} v{entry.version} {entry.last_recorded}")
@@ -372,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     chart = commands.add_parser("chart", help="(--server) charts")
     chart_actions = chart.add_subparsers(dest="action", required=True, parser_class=_Parser)
     show = chart_actions.add_parser("show", help="show a patient's chart (recorded)")
-    show.add_argument("patient_id")
+    show.add_argument("patient_id", type=UUID)
     show.set_defaults(run=cmd_chart_show)
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
@@ -397,20 +398,33 @@ def main(args: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
 
 
+def _refuse(message: object, code: int) -> int:
+    """Every remote command's failure: one line on stderr (a server's detail folded into it)."""
+    print(f"chartledger: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
+def _remote(options: argparse.Namespace) -> int:
+    try:
+        return int(options.run(options))
+    except (UsageError, FileExistsError) as e:
+        return _refuse(e, EXIT_MISUSE)
+    except ValidationError as e:
+        # A request model of the thin client (or of the command) refused the input before
+        # anything was sent: which fields and why, never their values (passwords, PHI).
+        return _refuse(f"not sent: {invalid_fields(e)}", EXIT_MISUSE)
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:  # --server is no http(s) URL
+        return _refuse(f"--server {options.server!r}: {e}", EXIT_MISUSE)
+    except ApiError as e:
+        return _refuse(e, EXIT_MISUSE if 400 <= e.status < 500 else EXIT_INVALID)
+    except (httpx.HTTPError, ValueError) as e:  # unreachable, or an answer not as documented
+        return _refuse(e, EXIT_INVALID)
+
+
 def _main(args: Sequence[str] | None) -> int:
     options = build_parser().parse_args(args)
     if options.command in REMOTE:
-        try:
-            return int(options.run(options))
-        except (UsageError, FileExistsError) as e:
-            print(f"chartledger: error: {e}", file=sys.stderr)
-            return EXIT_MISUSE
-        except ApiError as e:
-            print(f"chartledger: error: {e}", file=sys.stderr)
-            return EXIT_MISUSE if 400 <= e.status < 500 else EXIT_INVALID
-        except (httpx.HTTPError, ValueError) as e:
-            print(f"chartledger: error: {e}", file=sys.stderr)
-            return EXIT_INVALID
+        return _remote(options)
     try:
         config = StoreConfig.from_env()
         return options.run(config, options)

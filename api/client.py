@@ -3,18 +3,40 @@ raises a typed error carrying the RFC 9457 problem body (STYLE.md §1)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api import hold_schemas as hs
 from api import schemas
 from api.importing_schemas import ImportReportOut
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+def invalid_fields(error: ValidationError) -> str:
+    """One line naming each field a model refused and why, never the value (it may be a
+    password or PHI): ``username (String should have at most 64 characters)``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'the body'} ({e['msg']})"
+        for e in error.errors(include_url=False, include_input=False, include_context=False)
+    )
+
+
+@functools.cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+class UnexpectedAnswer(ValueError):
+    """A success whose body is not what the API documents (another version of the server?).
+    A request model refusing the caller's input before sending raises pydantic's
+    ``ValidationError`` instead, so the two are told apart."""
 
 
 class ApiError(Exception):
@@ -121,15 +143,26 @@ class Client:
             raise kind(response.status_code, problem)
         return response
 
+    @staticmethod
+    def _read(kind: type[T], response: httpx.Response) -> T:
+        """The answer's body as ``kind``; one that does not fit is ``UnexpectedAnswer``."""
+        try:
+            return _adapter(kind).validate_python(response.json())
+        except ValueError as e:  # pydantic's ValidationError, or a body that is not JSON
+            where = f"{response.request.method} {response.request.url.path}"
+            fields = invalid_fields(e) if isinstance(e, ValidationError) else "not JSON"
+            raise UnexpectedAnswer(f"the answer to {where} is not what the API documents: "
+                                   f"{fields}") from None  # fmt: skip
+
     def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
-        return model.model_validate(self.request("GET", path, **kwargs).json())
+        return self._read(model, self.request("GET", path, **kwargs))
 
     def _send(self, model: type[M], method: str, path: str, body: BaseModel | None = None) -> M:
         json = None if body is None else body.model_dump(mode="json", exclude_none=True)
-        return model.model_validate(self.request(method, path, json=json).json())
+        return self._read(model, self.request(method, path, json=json))
 
     def _list(self, model: type[M], path: str, **kwargs: Any) -> list[M]:
-        return TypeAdapter(list[model]).validate_python(self.request("GET", path, **kwargs).json())  # type: ignore[valid-type]
+        return self._read(list[model], self.request("GET", path, **kwargs))  # type: ignore[valid-type]
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -309,7 +342,7 @@ class Client:
         response = self.request(
             "POST", "/documents", content=content, params=params, headers=headers
         )
-        return schemas.DocumentOut.model_validate(response.json())
+        return self._read(schemas.DocumentOut, response)
 
     def document(self, document_id: UUID) -> bytes:
         return self.request("GET", f"/documents/{document_id}").content
@@ -324,7 +357,7 @@ class Client:
     def ingest_email(self, thread_id: UUID, raw: bytes) -> schemas.ThreadOut:
         headers = {"Content-Type": "message/rfc822"}
         response = self.request("POST", f"/threads/{thread_id}/email", content=raw, headers=headers)
-        return schemas.ThreadOut.model_validate(response.json())
+        return self._read(schemas.ThreadOut, response)
 
     def ingest_sms(self, thread_id: UUID, sms: schemas.SmsIn) -> schemas.ThreadOut:
         return self._send(schemas.ThreadOut, "POST", f"/threads/{thread_id}/sms", sms)
@@ -455,9 +488,7 @@ class Client:
 
     def remind(self) -> list[hs.SentOut]:
         """Send every notice, reminder and escalation due now."""
-        return TypeAdapter(list[hs.SentOut]).validate_python(
-            self.request("POST", "/holds/remind").json()
-        )
+        return self._read(list[hs.SentOut], self.request("POST", "/holds/remind"))
 
     def hold_report(self, hold_id: UUID) -> hs.HoldReportOut:
         return self._get(hs.HoldReportOut, f"/holds/{hold_id}/report")
@@ -465,7 +496,7 @@ class Client:
     def retention_run(self, policy: hs.PolicyIn) -> list[hs.CandidateOut]:
         body = policy.model_dump(mode="json", exclude_none=True)
         response = self.request("POST", "/retention/runs", json=body)
-        return TypeAdapter(list[hs.CandidateOut]).validate_python(response.json())
+        return self._read(list[hs.CandidateOut], response)
 
     def dispose(self, patient_id: UUID, policy: hs.PolicyIn) -> hs.DisposalOut:
         """Dispose of the patient's record (409 ``under-legal-hold`` while a hold covers it)."""
@@ -484,7 +515,7 @@ class Client:
         response = self.request(
             "POST", path, content=content, headers={"Content-Type": media_type}, params=query
         )
-        return ImportReportOut.model_validate(response.json())
+        return self._read(ImportReportOut, response)
 
     def import_patients(
         self,

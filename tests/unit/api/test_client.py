@@ -44,3 +44,10 @@ def test_a_success_is_parsed_into_its_model() -> None:
     session = "00000000-0000-0000-0000-000000000001"
     body = {"user_id": session, "roles": ["owner"], "session_id": session}
     assert answering(200, body, "application/json").me().roles == ["owner"]
+
+
+def test_a_success_not_as_documented_is_an_unexpected_answer_naming_fields_not_values() -> None:
+    body = {"user_id": "Ada Quist, 1970-01-02", "roles": ["owner"], "session_id": "x"}
+    with pytest.raises(api.UnexpectedAnswer, match=r"GET /auth/me .*: user_id \(") as raised:
+        answering(200, body, "application/json").me()
+    assert "Ada" not in str(raised.value) and "\n" not in str(raised.value)
