@@ -5,9 +5,10 @@ links whose previous leaf lies inside the range. What crosses the range's edge (
 first link in it, the heads it leaves behind, its Merkle subtrees) is returned for
 ``verify.store`` to stitch together in order. That is what lets both cores check a store at once.
 
-Every event goes first through ``_RangeWalk._fast_event``, which only answers "all checks pass";
-any doubt sends it to ``_check_event``, which finds and words each problem. The two must agree
-on what passes: tests/property/test_range_paths_properties.py holds them to it.
+Every event goes first through the fast path written out in ``_RangeWalk.rows``, which only
+answers "all checks pass"; any doubt sends it to ``_check_event``, which finds and words each
+problem. The two must agree on what passes: tests/property/test_range_paths_properties.py holds
+them to it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from uuid import UUID
 
 import msgpack
 
-from verify.canonical import TIMESTAMP_RE
 from verify.errors import ChainBroken, HashMismatch, NotCanonical, VerificationError
 from verify.hashing import short
 from verify.records import (
@@ -51,6 +51,22 @@ RANGE_SIZE = 8192  # a power of two, so every range's subtrees align with the pr
 FETCH = 4096
 _MOD = 1 << 256
 
+# TIMESTAMP_RE's form, checked by mapping every ASCII digit to "0" and anything else outside
+# ASCII to 0xff: one C call on the encoded text instead of a regular expression
+_DIGITS_AS_ZERO = bytes(
+    ord("0") if chr(b) in "0123456789" else b if b < 0x80 else 0xFF for b in range(256)
+)
+_TIMESTAMP_FORM = b"0000-00-00T00:00:00.000000Z"
+
+# A header is a fixmap of 12 (0x8c) and then its keys and values, each encoded on its own.
+# The same items behind an array header of 24 decode to a list [key, value, key, value, ...],
+# which is the canonical array exactly when the header is the canonical map with those keys in
+# that order: unpacking a list skips building a dict and interning its keys (~1 us an event).
+_HEADER_ITEMS = b"\xdc\x00\x18"
+_HEADER_KEY_LIST = list(HEADER_KEYS)
+_LEAF_ITEMS = b"\x94"  # a leaf is a fixmap of 2 (0x82)
+_LEAF_KEY_LIST = list(LEAF_KEYS)
+
 Heads = dict[str, tuple[int, int]]  # subject -> (seq, position) of its latest leaf
 HeadHashes = dict[str, bytes]  # subject -> leaf hash of its head in the subject-heads tree
 Row = tuple[int, str, Any, bytes, Any, Any, Any]  # see _RangeWalk.rows
@@ -77,6 +93,17 @@ EVENT_SQL = (
 )
 JOIN_SQL = (
     "SELECT l.position, l.stream, l.version, l.leaf, e.topic, e.state, e.position "
+    "FROM ledger_leaves l LEFT JOIN stored_events e ON e.rowid = l.position + ? "
+    "AND e.originator_id = l.stream AND e.originator_version = l.version "
+    "WHERE l.position >= ? AND l.position < ? ORDER BY l.position"
+)
+EVENT_SQL = (
+    "SELECT topic, state, position FROM stored_events "
+    "WHERE originator_id = ? AND originator_version = ?"
+)
+MAX_KEYED = 64  # leaves of a window looked up by key one by one before the JOIN reads it all
+JOIN_SQL = (
+    "SELECT l.position, l.stream, l.version, l.leaf, e.topic, e.state, e.position "
     "FROM ledger_leaves l LEFT JOIN stored_events e "
     "ON e.originator_id = l.stream AND e.originator_version = l.version "
     "WHERE l.position >= ? AND l.position < ? ORDER BY l.position"
@@ -98,6 +125,10 @@ class RangeResult:
     heads: Heads = field(default_factory=dict)  # every subject's latest leaf in this range
     nodes: list[tuple[int, bytes]] = field(default_factory=list)
     links_sum: int = 0  # multiset hash of every (subject, seq, position) the leaves carry
+
+
+class _Doubt(Exception):
+    """A check of the fast path did not pass: the event goes down the slow path."""
 
 
 def link_text(subject: str, seq: int, position: int) -> str:
@@ -210,6 +241,7 @@ class _RangeWalk:
         self.heads: Heads = {}  # every subject's latest leaf in this range
         self.changed: Heads = {}  # heads changed since the last snapshot
         self.links: list[str] = []  # every link the leaves carry, as link_text
+        self.doubted = 0  # events sent down the slow path
         if len(_STREAMS) + len(_OWNERS) + len(_SUBJECTS) + len(_TOPICS) > _CACHE_LIMIT:
             for cache in (_STREAMS, _OWNERS, _SUBJECTS, _TOPICS):
                 cache.clear()
@@ -223,38 +255,167 @@ class _RangeWalk:
 
     def rows(self, rows: list[Row]) -> None:
         """Rows of (position, stream (hex), version, leaf, topic, state, event position); the
-        last three are None when no event has the leaf's stream and version."""
-        fast = self._fast_event
+        last three are None when no event has the leaf's stream and version.
+
+        Each event first takes the fast path written out in the loop below: every check of
+        ``_check_event``, with early exits and caches, answering only "all checks pass". Any
+        check that fails, and any value of an unexpected type (which fails a test or raises),
+        sends the event down ``_slow_event``, which finds and words the problem. Most of the
+        store check's time is spent in this loop, so it is one function with its lookups
+        hoisted out, trading some repetition for speed.
+        """
+        result = self.result
+        first_links = result.first_links
+        heads = self.heads
+        heads_get = heads.get
         append_hash = self.hashes.append
+        append_text = self.links.append
+        streams, owners, known_subjects, topics = (
+            self._streams, self._owners, self._subjects, self._topics,
+        )  # fmt: skip
+        sha256, unpackb, packb = _sha256, _unpackb, _packb
         pending = self.pending
+        due = pending[-1] if pending else -1
+        changed = self.changed
+        expected = self.next
+        passed = 0
         for position, stream, version, leaf, topic, state, event_position in rows:
-            if position != self.next:
-                self.fail(
-                    f"position {self.next}",
-                    ChainBroken(
-                        f"positions {self.next}..{position - 1} are missing "
-                        f"(the next leaf is at position {position})"
-                    ),
-                )
-                # Missing positions still count towards the tree size, so roots will not
-                # match: the problem is reported once here, and at every checkpoint after it.
-            leaf = bytes(leaf)
-            append_hash(_sha256(b"\x00" + leaf).digest())
-            self.next = position + 1
-            if not (
-                state is not None
-                and event_position == position
-                and fast(position, stream, version, leaf, topic, bytes(state))
-            ):
+            if type(leaf) is not bytes:
+                leaf = bytes(leaf)
+            append_hash(sha256(b"\x00" + leaf).digest())
+            try:
+                if position != expected or event_position != position or type(state) is not bytes:
+                    raise _Doubt
+                # the stored record (§4.4): exactly its two keys, both bytes, canonical
+                record = unpackb(state)
+                if tuple(record) != RECORD_KEYS:
+                    raise _Doubt
+                header_bytes, sealed = record.values()
+                if type(header_bytes) is not bytes or type(sealed) is not bytes:
+                    raise _Doubt
+                if packb(record) != state:
+                    raise _Doubt
+                # the header (§4.1): exactly its keys in order, canonical, each value checked.
+                # Read as the array of its keys and values (see _HEADER_ITEMS).
+                if header_bytes[0] != 0x8C:
+                    raise _Doubt
+                items = _HEADER_ITEMS + header_bytes[1:]
+                h = unpackb(items)
+                if h[0::2] != _HEADER_KEY_LIST or packb(h) != items:
+                    raise _Doubt
+                (
+                    key, type_, actor, format_, sealed_hash, s, session, version_, original,
+                    recorded, subjects, commitment,
+                ) = h[1::2]  # fmt: skip
+                if streams.get(s) != stream:
+                    if type(s) is not str or not STREAM_RE.match(s) or s.replace("-", "") != stream:
+                        raise _Doubt
+                    streams[s] = stream
+                if type_ != topic or topic not in topics:
+                    if type(topic) is not str or not topic or type_ != topic:
+                        raise _Doubt
+                    topics.add(topic)
+                if type(version_) is not int or version_ != version or version_ < 1:
+                    raise _Doubt
+                if type(format_) is not int or format_ != FORMAT_VERSION:
+                    raise _Doubt
+                # TIMESTAMP_RE's form (its digits ASCII, as fromisoformat's are), then the
+                # calendar: fromisoformat raises ValueError for Feb 30
+                if recorded.encode().translate(_DIGITS_AS_ZERO) != _TIMESTAMP_FORM:
+                    raise _Doubt
+                _fromisoformat(recorded[:-1])
+                if type(subjects) is not list:
+                    raise _Doubt
+                previous = ""
+                for subject in subjects:
+                    if subject not in known_subjects:
+                        if type(subject) is not str or not SUBJECT_RE.match(subject):
+                            raise _Doubt
+                        known_subjects.add(subject)
+                    # ASCII (the pattern says so), so text order is UTF-8 byte order
+                    if subject <= previous:
+                        raise _Doubt
+                    previous = subject
+                owner = owners.get(key)
+                if owner is None:
+                    owner = key_owner(key)
+                    if owner is None:
+                        raise _Doubt
+                    owners[key] = owner
+                if owner != PRACTICE_KEY and owner not in subjects:
+                    raise _Doubt
+                if (
+                    (actor is not None and type(actor) is not str)
+                    or (session is not None and type(session) is not str)
+                    or (original is not None and type(original) is not str)
+                    or type(commitment) is not bytes
+                    or len(commitment) != 32
+                    or sha256(sealed).digest() != sealed_hash
+                ):
+                    raise _Doubt
+                # the leaf (§5): canonical, committing to the header, linking each subject
+                # Read as the array of its keys and values, as the header is.
+                if leaf[0] != 0x82:
+                    raise _Doubt
+                items = _LEAF_ITEMS + leaf[1:]
+                claimed = unpackb(items)
+                if claimed[0::2] != _LEAF_KEY_LIST or packb(claimed) != items:
+                    raise _Doubt
+                event, links = claimed[1::2]
+                if event != sha256(header_bytes).digest() or type(links) is not list:
+                    raise _Doubt
+                if len(links) != len(subjects):
+                    raise _Doubt
+                for subject, link in zip(subjects, links, strict=False):
+                    if type(link) is not list or len(link) != 3:
+                        raise _Doubt
+                    linked, seq, prev = link
+                    if linked != subject or type(seq) is not int:
+                        raise _Doubt
+                    known = heads_get(subject)
+                    if known is None:
+                        if seq < 1 or (prev is None) != (seq == 1):
+                            raise _Doubt
+                        if prev is not None and (type(prev) is not int or not 0 <= prev < position):
+                            raise _Doubt
+                    elif seq != known[0] + 1 or type(prev) is not int or prev != known[1]:
+                        raise _Doubt
+            except Exception:
+                self.next = expected
                 self._slow_event(position, stream, version, leaf, topic, state, event_position)
-            if pending and pending[-1] == self.next:
+            else:
+                # All checks passed: record the links exactly as the slow path would.
+                passed += 1
+                for subject, (_, seq, prev) in zip(subjects, links, strict=False):
+                    if subject not in heads:
+                        first_links[subject] = (seq, prev, position)
+                    heads[subject] = changed[subject] = (seq, position)
+                    append_text(f"{subject}\n{seq}\n{position}")
+            expected = position + 1
+            if expected == due:
+                self.next = expected
                 self._checkpoints_due()
+                changed = self.changed
+                due = pending[-1] if pending else -1
+        self.next = expected
+        result.events += passed
 
     def _slow_event(
         self, position: int, stream: str, version: Any, leaf: bytes, topic: Any, state: Any,
         event_position: Any,
     ) -> None:  # fmt: skip
+        self.doubted += 1
         where = f"position {position}"
+        if position != self.next:
+            self.fail(
+                f"position {self.next}",
+                ChainBroken(
+                    f"positions {self.next}..{position - 1} are missing "
+                    f"(the next leaf is at position {position})"
+                ),
+            )
+            # Missing positions still count towards the tree size, so roots will not
+            # match: the problem is reported once here, and at every checkpoint after it.
         stream = stream_hex(stream)
         if state is None:
             self.fail(where, ChainBroken(f"leaf names event {stream} v{version}, which is missing"))
@@ -267,111 +428,13 @@ class _RangeWalk:
     def _fast_event(
         self, position: int, stream: str, version: Any, leaf: bytes, topic: Any, state: bytes
     ) -> bool:
-        """Every check of ``_check_event``, with early exits; True (links recorded) when all pass.
-
-        False sends the event down ``_check_event``, which finds and words the problem. Most of
-        the store check's time is here, so it trades a little repetition for speed. Any value
-        of an unexpected type either fails a test here or raises, which also means False.
-        """
-        try:
-            record = _unpackb(state)
-            header_bytes, sealed = record["header"], record["sealed"]
-            if (
-                type(header_bytes) is not bytes
-                or type(sealed) is not bytes
-                or tuple(record) != RECORD_KEYS
-                or _packb(record) != state
-            ):
-                return False
-            h = _unpackb(header_bytes)
-            if type(h) is not dict or tuple(h) != HEADER_KEYS or _packb(h) != header_bytes:
-                return False
-            claimed = _unpackb(leaf)
-            if type(claimed) is not dict or tuple(claimed) != LEAF_KEYS or _packb(claimed) != leaf:
-                return False
-            s = h["stream"]
-            if self._streams.get(s) != stream:
-                if type(s) is not str or not STREAM_RE.match(s) or s.replace("-", "") != stream:
-                    return False
-                self._streams[s] = stream
-            if h["type"] != topic or topic not in self._topics:
-                if type(topic) is not str or not topic or h["type"] != topic:
-                    return False
-                self._topics.add(topic)
-            v, f = h["version"], h["format"]
-            if type(v) is not int or v != version or v < 1:
-                return False
-            if type(f) is not int or f != FORMAT_VERSION:
-                return False
-            recorded = h["recorded"]
-            if type(recorded) is not str or not TIMESTAMP_RE.match(recorded):
-                return False
-            _fromisoformat(recorded[:-1])  # the calendar: raises ValueError for Feb 30
-            subjects = h["subjects"]
-            if type(subjects) is not list:
-                return False
-            known_subjects = self._subjects
-            previous = ""
-            for subject in subjects:
-                if subject not in known_subjects:
-                    if type(subject) is not str or not SUBJECT_RE.match(subject):
-                        return False
-                    known_subjects.add(subject)
-                # ASCII (the pattern says so), so text order is UTF-8 byte order
-                if subject <= previous:
-                    return False
-                previous = subject
-            key = h["key"]
-            owner = self._owners.get(key)
-            if owner is None:
-                owner = key_owner(key)
-                if owner is None:
-                    return False
-                self._owners[key] = owner
-            if owner != PRACTICE_KEY and owner not in subjects:
-                return False
-            a, se, o, c = h["actor"], h["session"], h["original"], h["commitment"]
-            if (
-                (a is not None and type(a) is not str)
-                or (se is not None and type(se) is not str)
-                or (o is not None and type(o) is not str)
-                or type(c) is not bytes
-                or len(c) != 32
-                or _sha256(sealed).digest() != h["sealed"]
-            ):
-                return False
-            links = claimed["links"]
-            if claimed["event"] != _sha256(header_bytes).digest() or type(links) is not list:
-                return False
-            if len(links) != len(subjects):
-                return False
-            heads = self.heads
-            for subject, link in zip(subjects, links, strict=True):
-                if type(link) is not list or len(link) != 3 or link[0] != subject:
-                    return False
-                seq, prev = link[1], link[2]
-                if type(seq) is not int:
-                    return False
-                known = heads.get(subject)
-                if known is None:
-                    if seq < 1 or (prev is None) != (seq == 1):
-                        return False
-                    if prev is not None and (type(prev) is not int or not 0 <= prev < position):
-                        return False
-                elif seq != known[0] + 1 or type(prev) is not int or prev != known[1]:
-                    return False
-        except Exception:
-            return False
-        # All checks passed: record the links exactly as the slow path would.
-        self.result.events += 1
-        first_links, changed, texts = self.result.first_links, self.changed, self.links
-        for subject, link in zip(subjects, links, strict=True):
-            seq = link[1]
-            if subject not in heads:
-                first_links.setdefault(subject, (seq, link[2], position))
-            heads[subject] = changed[subject] = (seq, position)
-            texts.append(f"{subject}\n{seq}\n{position}")
-        return True
+        """One event through ``rows`` as the next position: True when the fast path passed it
+        (its links recorded), False when it went down ``_check_event``. For the property test
+        that holds the two paths to the same answer."""
+        self.next = position
+        doubted = self.doubted
+        self.rows([(position, stream, version, leaf, topic, state, position)])
+        return self.doubted == doubted
 
     def _check_event(
         self, position: int, where: str, stream: str, version: int, leaf: bytes, topic: Any,
