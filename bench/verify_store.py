@@ -43,7 +43,7 @@ RAW_SQL = (
 
 
 def ranges_read(path: Path) -> int:
-    """Read every row the way check_range does on SQLite (two scans per window), no checking."""
+    """Read every row the way check_range does on SQLite (a join on rowid), no checking."""
     store = open_store(str(path))
     try:
         (size,) = store.rows("SELECT COALESCE(MAX(position) + 1, 0) FROM ledger_leaves")[0]
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[tuple[str, float, int]] = []
         for name, fn in (
             ("raw read: position, leaf, state (JOIN)", lambda: raw_read(path, RAW_SQL)),
-            ("raw read: check_range's two scans", lambda: ranges_read(path)),
+            ("raw read: check_range's rowid join", lambda: ranges_read(path)),
             (f"check_store(open_store(path)) (workers={nproc})", lambda: store_check(path, None)),
             ("check_store, workers=1", lambda: store_check(path, 1)),
             (

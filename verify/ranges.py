@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import methodcaller
+from operator import itemgetter, methodcaller
 from typing import Any
 from uuid import UUID
 
@@ -46,6 +46,7 @@ _digest = methodcaller("digest")
 _unpackb = msgpack.unpackb
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _fromisoformat = datetime.fromisoformat
+_state = itemgetter(5)
 
 RANGE_SIZE = 8192  # a power of two, so every range's subtrees align with the prefix before it
 FETCH = 4096
@@ -71,27 +72,20 @@ Heads = dict[str, tuple[int, int]]  # subject -> (seq, position) of its latest l
 HeadHashes = dict[str, bytes]  # subject -> leaf hash of its head in the subject-heads tree
 Row = tuple[int, str, Any, bytes, Any, Any, Any]  # see _RangeWalk.rows
 
-# The rows of one window of positions. On SQLite, two scans in storage order replace the JOIN's
-# random lookup of every event by its key: events are stored in commit order, so the events of
-# a window of positions sit in a window of rowids. Each event found there is the row the JOIN
-# would have given only if its stream and version are the leaf's (the key is unique); any leaf
-# without such a row is looked up by key, exactly as the JOIN does.
-LEAVES_SQL = (
-    "SELECT position, stream, version, leaf FROM ledger_leaves "
-    "WHERE position >= ? AND position < ? ORDER BY position"
-)
-EVENTS_BY_ROWID_SQL = (
-    "SELECT originator_id, originator_version, topic, state, position FROM stored_events "
-    "WHERE rowid >= ? AND rowid < ?"
+# The rows of one window of positions. On SQLite, events are stored in commit order, so the
+# event of the leaf at position p is usually at rowid p + offset, with one offset for a whole
+# window: joining on that rowid reads both tables in storage order, where the JOIN on the key
+# looks every event up in its index. A joined event counts only if its stream and version are
+# the leaf's (the key is unique), so it is the row the JOIN would give; any leaf left without
+# one is looked up by key, exactly as the JOIN does.
+FIRST_LEAF_SQL = (
+    "SELECT position, stream, version FROM ledger_leaves "
+    "WHERE position >= ? AND position < ? ORDER BY position LIMIT 1"
 )
 EVENT_ROWID_SQL = (
     "SELECT rowid FROM stored_events WHERE originator_id = ? AND originator_version = ?"
 )
-EVENT_SQL = (
-    "SELECT topic, state, position FROM stored_events "
-    "WHERE originator_id = ? AND originator_version = ?"
-)
-JOIN_SQL = (
+ROWID_JOIN_SQL = (
     "SELECT l.position, l.stream, l.version, l.leaf, e.topic, e.state, e.position "
     "FROM ledger_leaves l LEFT JOIN stored_events e ON e.rowid = l.position + ? "
     "AND e.originator_id = l.stream AND e.originator_version = l.version "
@@ -175,26 +169,28 @@ def _joined_rows(store: Any, a: int, b: int) -> list[Row]:
 
 
 def _sqlite_rows(store: Any, a: int, b: int) -> list[Row]:
-    leaves = store.rows(LEAVES_SQL, (a, b))
-    if not leaves:
+    first = store.rows(FIRST_LEAF_SQL, (a, b))
+    if not first:
         return []
+    position, stream, version = first[0]
     try:
-        found = store.rows(EVENT_ROWID_SQL, (leaves[0][1], leaves[0][2]))
-        offset = found[0][0] - leaves[0][0] if found else 1
-        window = store.rows(EVENTS_BY_ROWID_SQL, (a + offset, b + offset))
+        found = store.rows(EVENT_ROWID_SQL, (stream, version))
+        offset = found[0][0] - position if found else 1
+        rows = store.rows(ROWID_JOIN_SQL, (offset, a, b))
     except Exception:  # no rowid (another table layout): the JOIN still answers
         return _joined_rows(store, a, b)
-    by_position = {row[4]: row for row in window}
-    rows: list[Row] = []
-    append = rows.append
-    for position, stream, version, leaf in leaves:
-        event = by_position.get(position)
-        if event is not None and event[0] == stream and event[1] == version:
-            append((position, stream, version, leaf, event[2], event[3], position))
-            continue
-        keyed = store.rows(EVENT_SQL, (stream, version))
-        topic, state, event_position = keyed[0] if keyed else (None, None, None)
-        append((position, stream, version, leaf, topic, state, event_position))
+    if None not in map(_state, rows):
+        return rows
+    keyed = 0
+    for i, row in enumerate(rows):
+        if row[5] is None:
+            keyed += 1
+            if keyed > MAX_KEYED:  # the events are not in commit order here
+                return _joined_rows(store, a, b)
+            position, stream, version, leaf = row[:4]
+            found = store.rows(EVENT_SQL, (stream, version))
+            if found:
+                rows[i] = (position, stream, version, leaf, *found[0])
     return rows
 
 
