@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import secrets
 import struct
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -224,8 +225,9 @@ def now() -> datetime:
 def load(ledger: Ledger, aggregate_id: UUID, kind: type[Any], *, hot: bool = False) -> Any:
     """The aggregate with that id if it is a ``kind``; else ``AggregateNotFoundError``.
 
-    ``hot`` reads through the ledger's cache of aggregates every request needs (sessions and
-    users), which is brought up to date on every get, and returns the cached object itself:
+    ``hot`` reads through the ledger's cache of aggregates read often (sessions and users on
+    every request; accounts for ``GET /auth/me``), which is brought up to date on every get by
+    one query for newer events (another process's too), and returns the cached object itself:
     read it, never change it (copy it first). Never for patients' records, which must leave
     memory when they are disposed of."""
     if hot:
@@ -278,22 +280,32 @@ def enroll_totp_if_required(
     return secret
 
 
-def account_of_user(ledger: Ledger, user_id: UUID) -> Account:
+# Each ledger's user id -> account id. Once found, the first account opened in a user's chain
+# stays the first (the log is append only), so a process looks each one up once.
+_account_ids: weakref.WeakKeyDictionary[Ledger, dict[UUID, UUID]] = weakref.WeakKeyDictionary()
+
+
+def account_of_user(ledger: Ledger, user_id: UUID, *, hot: bool = False) -> Account:
     """The user's login account: the one opened in the user's chain (an account's events all
-    concern its user, ``Account.ledger_subjects``), found by the user's leaves, first one first."""
-    with ledger.db.read() as c:
-        c.execute(
-            "SELECT l.stream FROM ledger_links k "
-            "JOIN ledger_leaves l ON l.position = k.position "
-            "JOIN stored_events e "
-            "ON e.originator_id = l.stream AND e.originator_version = l.version "
-            "WHERE k.subject = ? AND l.version = 1 AND e.topic = ? ORDER BY k.seq LIMIT 1",
-            (user_subject(user_id), ACCOUNT_OPENED),
-        )
-        row = c.fetchone()
-    if row is None:
-        raise AggregateNotFoundError(f"no account for user {user_id}")
-    return load(ledger, UUID(str(row[0])), Account)
+    concern its user, ``Account.ledger_subjects``), found by the user's leaves, first one first.
+    ``hot`` as for ``load``: up to date, but the cache's own object, to read and never change."""
+    known = _account_ids.setdefault(ledger, {})
+    found = known.get(user_id)
+    if found is None:
+        with ledger.db.read() as c:
+            c.execute(
+                "SELECT l.stream FROM ledger_links k "
+                "JOIN ledger_leaves l ON l.position = k.position "
+                "JOIN stored_events e "
+                "ON e.originator_id = l.stream AND e.originator_version = l.version "
+                "WHERE k.subject = ? AND l.version = 1 AND e.topic = ? ORDER BY k.seq LIMIT 1",
+                (user_subject(user_id), ACCOUNT_OPENED),
+            )
+            row = c.fetchone()
+        if row is None:
+            raise AggregateNotFoundError(f"no account for user {user_id}")
+        found = known[user_id] = UUID(str(row[0]))
+    return load(ledger, found, Account, hot=hot)
 
 
 def _account(ledger: Ledger, username: object) -> Account:

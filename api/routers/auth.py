@@ -91,7 +91,9 @@ def logout(principal: CurrentUser, services: ServicesDep) -> None:
 def me(principal: CurrentUser, services: ServicesDep) -> MeOut:
     """Who is calling, and how many unused recovery codes their account holds (a count only:
     an owner at 0 should issue new ones at ``POST /auth/recovery-codes``)."""
-    account = auth.account_of_user(services.ledger, principal.user_id)
+    # Through the hot cache: the account's events (every login and failure) are replayed once
+    # per process, and each call reads only what was appended since, by any process.
+    account = auth.account_of_user(services.ledger, principal.user_id, hot=True)
     return MeOut(
         user_id=principal.user_id,
         roles=list(principal.roles),

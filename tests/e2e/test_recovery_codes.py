@@ -15,8 +15,10 @@ import re
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api import auth
+from api.app import create_app
 from api.cli import main as chartledger
 from api.client import Client, Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from api.remote_cli import KEEP_CODES
@@ -95,6 +97,23 @@ def test_an_owner_added_later_issues_codes_and_gets_back_in_with_one_after_a_tak
     assert (REFUSED, "create", "users", "failure") in story
     sessions = [r.source for r in rows if r.event_type == ISSUED]
     assert sessions == [str(otto_session), str(again.me().session_id)]
+
+
+def test_me_counts_codes_another_process_issued_or_spent_on_the_next_call(
+    practice: Practice,
+) -> None:
+    # GET /auth/me reads the account through this process's cache of it, brought up to date on
+    # every call: a second server on the same store stands in for another process.
+    _, _, otto_secret = two_owners(practice)
+    otto = logged_in(practice, OTTO, OTTO_PASSWORD, otto_secret)
+    assert otto.me().recovery_codes_remaining == 0  # the account is cached here now
+    with TestClient(create_app(practice.settings), raise_server_exceptions=False) as other:
+        codes = Client(http=other, token=otto.token).issue_recovery_codes(OTTO_PASSWORD)
+        assert otto.me().recovery_codes_remaining == 10
+        back = Client(http=other)
+        back.recover(OTTO, codes.recovery_codes[0], "otto-recovered-pw")
+    here = Client(http=practice.http_client(), token=back.token)
+    assert here.me().recovery_codes_remaining == 9
 
 
 def test_new_codes_make_every_earlier_one_worthless(practice: Practice) -> None:
