@@ -16,6 +16,7 @@ the third commits.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,14 +81,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], "
             "%b::bigint[]) RETURNING notification_id"
         ).format(schema=schema)
-        # The writer lock as eventsourcing takes it, with the ledger's tables resolved in the
-        # store's schema; one statement each, as a pipeline sends them.
-        self.begin_statements = [
-            SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout),
-            SQL("SET LOCAL search_path TO {0}").format(schema),
-            SQL("LOCK TABLE {0}.stored_events IN EXCLUSIVE MODE").format(schema),
-            SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
-        ]
+        # The writer lock as eventsourcing takes it. Its lock timeout, and the schema the
+        # ledger's unqualified table names resolve in, are set once on each connection (see
+        # _settle) rather than in every append: each statement in the pipeline costs the
+        # append its own trip through psycopg. Nothing here listens for eventsourcing's
+        # NOTIFY (views poll, as on SQLite), so it is not sent.
+        self.lock_statement = SQL("LOCK TABLE {0}.stored_events IN EXCLUSIVE MODE").format(schema)
+        self.session_settings = SQL("SET lock_timeout = '{0}s'; SET search_path TO {1}").format(
+            self.datastore.lock_timeout, schema
+        )
+        self._settled: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
     def create_table(self) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -112,6 +115,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             return []
         try:
             with self.datastore.get_connection() as conn:
+                self._settle(conn)
                 ids, appended = self._append(conn, stored_events, after_append)
         except psycopg.IntegrityError as e:
             raise IntegrityError(str(e)) from e
@@ -120,6 +124,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         commit_to(self.head_cache, appended)
         self.leaf_feed.add(appended.start, appended.leaves)
         return ids
+
+    def _settle(self, conn: psycopg.Connection[Any]) -> None:
+        """The session settings every append relies on, once per connection."""
+        if conn not in self._settled:
+            conn.execute(self.session_settings)  # autocommit: they outlive this statement
+            self._settled.add(conn)
 
     def _append(
         self,
@@ -143,8 +153,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             # nothing commits unless every step below succeeded.
             curs.execute("BEGIN")
             try:
-                for statement in self.begin_statements:
-                    curs.execute(statement, prepare=True)
+                curs.execute(self.lock_statement, prepare=True)
                 probe.execute(TIP_AND_KEYS, (names,), prepare=True)
                 if guessed:
                     heads_read.execute(HEADS, (guessed,), prepare=True)
