@@ -14,7 +14,7 @@ them to it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter, methodcaller
@@ -50,7 +50,6 @@ _state = itemgetter(5)
 
 RANGE_SIZE = 8192  # a power of two, so every range's subtrees align with the prefix before it
 FETCH = 4096
-_MOD = 1 << 256
 
 # TIMESTAMP_RE's form, checked by mapping every ASCII digit to "0" and anything else outside
 # ASCII to 0xff: one C call on the encoded text instead of a regular expression
@@ -118,7 +117,7 @@ class RangeResult:
     tail_heads: HeadHashes = field(default_factory=dict)
     heads: Heads = field(default_factory=dict)  # every subject's latest leaf in this range
     nodes: list[tuple[int, bytes]] = field(default_factory=list)
-    links_sum: int = 0  # multiset hash of every (subject, seq, position) the leaves carry
+    links: list[str] = field(default_factory=list)  # every link the leaves carry, sorted
 
 
 class _Doubt(Exception):
@@ -126,23 +125,8 @@ class _Doubt(Exception):
 
 
 def link_text(subject: str, seq: int, position: int) -> str:
-    """One link as the multiset hash takes it; the links index query spells it the same way."""
+    """One link as compared with the ``ledger_links`` table, which spells it the same way."""
     return f"{subject}\n{seq}\n{position}"
-
-
-def links_sum(texts: Iterator[str] | Sequence[str]) -> int:
-    """The multiset hash of links (as ``link_text``): the sum of their SHA-256s, mod 2^256.
-
-    Order does not matter, so the leaves' links (in log order) and the ``ledger_links`` table
-    (in any order) can be compared without sorting either. Each step is a C call over the whole
-    sequence: no Python runs per link.
-    """
-    return sum(map(int.from_bytes, map(_digest, map(_sha256, map(str.encode, texts))))) % _MOD
-
-
-def link_term(subject: str, seq: int, position: int) -> int:
-    """One link's share of the multiset hash compared with the ``ledger_links`` table."""
-    return links_sum([link_text(subject, seq, position)])
 
 
 def stream_hex(value: Any) -> str:
@@ -533,7 +517,8 @@ class _RangeWalk:
         result.nodes = _compact_nodes(levels, len(self.hashes))
         result.tail_heads = self._head_hashes()
         result.heads = self.heads
-        result.links_sum = links_sum(self.links)
+        self.links.sort()  # here, so the stitch only merges sorted runs
+        result.links = self.links
 
     def _head_hashes(self) -> HeadHashes:
         # leaf_hash(head_bytes(subject, seq, position)), inlined: one per changed head

@@ -28,7 +28,7 @@ from verify.errors import (
 )
 from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
-from verify.ranges import RANGE_SIZE, RangeResult, check_range, links_sum, stream_hex
+from verify.ranges import RANGE_SIZE, RangeResult, check_range, stream_hex
 
 MAX_PROBLEMS = 10_000
 
@@ -148,14 +148,15 @@ def check_store(
     spans = [(a, min(a + RANGE_SIZE, size)) for a in range(0, size, RANGE_SIZE)]
     sizes = [c.size for c in checkpoints]
     results = _check_ranges(store, spans, sizes, workers)
-    links_sum = _links_index_sum(store)  # while the workers, if any, check the ranges
+    links_index = _links_index(store)  # while the workers, if any, check the ranges
     for result in results:
         stitch.add(result)
         if progress is not None:
             progress(result.stop, size)
     stitch.finish(size)
     _check_unleafed_events(store, report, stitch.events)
-    if links_sum != stitch.links_sum:
+    stitch.links.sort()  # merges the ranges' sorted runs
+    if links_index != stitch.links:
         report.fail(
             "ledger_links",
             ChainBroken("the links index does not hold exactly the links the leaves carry"),
@@ -267,7 +268,7 @@ class _Stitch:
         self.heads: dict[str, tuple[int, int]] = {}
         self.tree = HeadsTree()
         self.events = 0
-        self.links_sum = 0
+        self.links: list[str] = []  # every link the leaves carry, as verify.ranges.link_text
         if 0 in self.checkpoints:
             self._check_checkpoint(self.checkpoints.pop(0), self.range.root(), self.tree.root())
 
@@ -275,7 +276,7 @@ class _Stitch:
         for where, error in result.problems:
             self.report.fail(where, error)
         self.events += result.events
-        self.links_sum = (self.links_sum + result.links_sum) % (1 << 256)
+        self.links += result.links
         for subject, (seq, prev, position) in result.first_links.items():
             known_seq, known_position = self.heads.get(subject, (0, None))
             if (seq, prev) != (known_seq + 1, known_position):
@@ -356,16 +357,30 @@ def _check_unleafed_events(store: RawStore, report: StoreReport, seen: int) -> N
         report.fail("stored_events", ChainBroken(f"{count} events, {seen} with leaves"))
 
 
-# verify.ranges.link_text, spelt in SQL, so that no Python runs per row of the index
-_LINK_TEXT_SQL = {
+# verify.ranges.link_text, spelt in SQL and joined there, so that no Python runs per row of the
+# index; with the count, to tell whether any row's text holds the separator itself.
+_LINK_TEXTS_SQL = {
     # a NULL anywhere gives '', which no link's text equals
+    "sqlite": "SELECT group_concat(IFNULL(subject || char(10) || seq || char(10) || position, ''), "
+    "char(30)), COUNT(*) FROM ledger_links",
+    "postgres": "SELECT string_agg(COALESCE(subject || chr(10) || seq || chr(10) || position, ''), "
+    "chr(30)), COUNT(*) FROM ledger_links",
+}
+_LINK_TEXT_SQL = {
     "sqlite": "SELECT IFNULL(subject || char(10) || seq || char(10) || position, '') "
     "FROM ledger_links",
     "postgres": "SELECT COALESCE(subject || chr(10) || seq || chr(10) || position, '') "
     "FROM ledger_links",
 }
+_SEPARATOR = "\x1e"
 
 
-def _links_index_sum(store: RawStore) -> int:
-    """The multiset hash of ``ledger_links``, to compare with the links the leaves carry."""
-    return links_sum(map(itemgetter(0), store.rows(_LINK_TEXT_SQL[store.dialect])))
+def _links_index(store: RawStore) -> list[str]:
+    """Every row of ``ledger_links`` as its link's text, sorted, to compare with the links the
+    leaves carry: the same multiset exactly when the two sorted lists are equal."""
+    joined, count = store.rows(_LINK_TEXTS_SQL[store.dialect])[0]
+    texts = joined.split(_SEPARATOR) if count else []
+    if len(texts) != count:  # some row's text holds the separator: read them one by one
+        texts = list(map(itemgetter(0), store.rows(_LINK_TEXT_SQL[store.dialect])))
+    texts.sort()
+    return texts

@@ -509,3 +509,42 @@ def test_the_signing_key_swapped_to_hide_deleted_events_is_found_by_chartledger_
     )
     # `chartledger verify` knows the practice's first key id, so it refuses the swap unasked.
     assert_fails(attacker.chartledger_verify(), "key history", because="first key is")
+
+
+# -- 10. the links index --------------------------------------------------------------------
+
+LINKS_INDEX = "ledger_links"
+
+
+def _links(attacker: Attacker, position: int) -> list[tuple[str, int, int]]:
+    rows = attacker.rows(
+        "SELECT subject, seq, position FROM ledger_links WHERE position = ?", (position,)
+    )
+    return [(str(s), int(n), int(p)) for s, n, p in rows]
+
+
+@pytest.mark.parametrize("edit", ["moved", "renumbered", "deleted", "added"])
+def test_one_row_of_the_links_index_changed_is_found(attacker: Attacker, edit: str) -> None:
+    position = middle(attacker)
+    ((subject, _, _),) = _links(attacker, position)
+    if edit == "moved":
+        attacker.execute("UPDATE ledger_links SET position = ? WHERE position = ?", (3, position))
+    elif edit == "renumbered":
+        attacker.execute("UPDATE ledger_links SET seq = 99 WHERE position = ?", (position,))
+    elif edit == "deleted":
+        attacker.execute("DELETE FROM ledger_links WHERE position = ?", (position,))
+    else:  # a link no leaf carries
+        attacker.execute("INSERT INTO ledger_links VALUES (?, ?, ?)", (subject, 99, position))
+    assert_both_fail(attacker, LINKS_INDEX, because="does not hold exactly the links")
+
+
+def test_two_rows_of_the_links_index_spelt_as_one_are_found(attacker: Attacker) -> None:
+    # One row whose subject holds the separator that joins the index's rows when it is read
+    # reads as the two rows it replaced; only their count gives it away.
+    a, b = middle(attacker), middle(attacker) + 1
+    ((subject_a, seq_a, _),), ((subject_b, seq_b, _),) = _links(attacker, a), _links(attacker, b)
+    for position in (a, b):
+        attacker.execute("DELETE FROM ledger_links WHERE position = ?", (position,))
+    merged = f"{subject_a}\n{seq_a}\n{a}\x1e{subject_b}"
+    attacker.execute("INSERT INTO ledger_links VALUES (?, ?, ?)", (merged, seq_b, b))
+    assert_both_fail(attacker, LINKS_INDEX, because="does not hold exactly the links")
