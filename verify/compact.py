@@ -83,6 +83,16 @@ class HeadsTree:
             self._dirty.add(subject)
         self._hashes[subject] = leaf_hash
 
+    def update(self, leaf_hashes: dict[str, bytes]) -> None:
+        """``set`` for every subject and leaf hash given, in one step."""
+        hashes = self._hashes
+        if not self._reshaped:
+            if leaf_hashes.keys() <= hashes.keys():
+                self._dirty.update(leaf_hashes)
+            else:
+                self._reshaped = True
+        hashes.update(leaf_hashes)
+
     def root(self) -> bytes:
         if self._reshaped:
             self._rebuild()
@@ -93,9 +103,10 @@ class HeadsTree:
         return self._levels[-1][0]
 
     def _rebuild(self) -> None:
-        order = sorted(self._hashes, key=str.encode)
-        self._index = {subject: i for i, subject in enumerate(order)}
-        level = [self._hashes[s] for s in order]
+        # Code point order is UTF-8 byte order for any text that has a UTF-8 encoding.
+        order = sorted(self._hashes)
+        self._index = dict(zip(order, range(len(order)), strict=True))
+        level = list(map(self._hashes.__getitem__, order))
         self._levels = [level]
         while len(level) > 1:
             pairs = iter(level)

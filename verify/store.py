@@ -289,15 +289,13 @@ class _Stitch:
                 )
         for size in sorted(result.at_sizes):
             nodes, changed = result.at_sizes[size]
-            for subject, head_hash in changed.items():
-                self.tree.set(subject, head_hash)
+            self.tree.update(changed)
             partial = self.range.copy()
             partial.extend(nodes)
             checkpoint = self.checkpoints.pop(size, None)
             if checkpoint is not None:
                 self._check_checkpoint(checkpoint, partial.root(), self.tree.root())
-        for subject, head_hash in result.tail_heads.items():
-            self.tree.set(subject, head_hash)
+        self.tree.update(result.tail_heads)
         self.heads.update(result.heads)
         self.range.extend(result.nodes)
 

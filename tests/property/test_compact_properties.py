@@ -58,20 +58,30 @@ def test_extending_by_aligned_ranges_equals_appending_every_leaf(
     assert stitched.root() == whole.root() == root_from_leaf_hashes(hashes)
 
 
-subjects = st.sampled_from([f"patient:{i}" for i in range(40)] + [f"user:{i}" for i in range(9)])
+subjects = st.sampled_from(
+    [f"patient:{i}" for i in range(40)]
+    + [f"user:{i}" for i in range(9)]
+    + ["user:\u00e9", "user:z", "user:\uffff", "user:\U00010000"]  # UTF-8 order is code point order
+)
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.lists(st.tuples(subjects, st.binary(min_size=32, max_size=32)), max_size=12)))
+@given(
+    st.lists(st.lists(st.tuples(subjects, st.binary(min_size=32, max_size=32)), max_size=12)),
+    st.booleans(),
+)
 def test_heads_tree_root_equals_recomputing_over_sorted_subjects(
-    rounds: list[list[tuple[str, bytes]]],
+    rounds: list[list[tuple[str, bytes]]], at_once: bool
 ) -> None:
     tree = HeadsTree()
     current: dict[str, bytes] = {}
     assert tree.root() == root_from_leaf_hashes([])
     for updates in rounds:
+        if at_once:
+            tree.update(dict(updates))
         for subject, value in updates:
-            tree.set(subject, value)
+            if not at_once:
+                tree.set(subject, value)
             current[subject] = value
         ordered = sorted(current, key=str.encode)
         assert tree.root() == root_from_leaf_hashes([current[s] for s in ordered])
