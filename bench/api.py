@@ -1,7 +1,11 @@
 """Requests/s and p50/p95 latency of the API with 16 concurrent clients: chart read and lab
 write, on SQLite and (with CHARTLEDGER_BENCH_DATABASE_URL or CHARTLEDGER_TEST_DATABASE_URL)
-PostgreSQL. The server runs as `chartledger serve` in its own process; clients are threads, each
-with its own session, each reading the chart of a patient it registered (a care relationship).
+PostgreSQL. The server runs as `chartledger serve` in its own process. Each client has its own
+session and reads the chart of a patient it registered (a care relationship). Two load
+generators: wrk (in C, one connection per client) when it is installed, then the thin client
+(api/client.py: httpx and pydantic) in one thread per client of this process, whose own work
+competes with the server for the machine's cores. Each line also gives the server process's CPU
+time per request.
 
     .venv/bin/python bench/api.py [--clients 16] [--seconds 10]
 """
@@ -9,7 +13,9 @@ with its own session, each reading the chart of a patient it registered (a care 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -20,6 +26,7 @@ import time
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 # Run as a script, this file's folder comes first on sys.path and its name would hide the api
 # package: look from the repository's root instead.
@@ -40,7 +47,9 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run(env: dict[str, str], clients: int, seconds: float) -> dict[str, tuple[float, ...]]:
+def _run(
+    env: dict[str, str], clients: int, seconds: float
+) -> dict[tuple[str, str], tuple[float, ...]]:
     chartledger = str(Path(sys.executable).with_name("chartledger"))
     subprocess.run(
         [chartledger, "init", "--name", "Bench", "--owner", "owner", "--owner-name", "O"],
@@ -81,51 +90,140 @@ def _run(env: dict[str, str], clients: int, seconds: float) -> dict[str, tuple[f
                 )
             )
             sessions.append((c, p.patient_id))
-        results = {}
-        for name, op in (
-            ("chart read", lambda c, p: c.chart(p)),
-            (
-                "lab write",
-                lambda c, p: c.record_lab(
-                    LabIn(
-                        patient_id=p,
-                        loinc_code="2345-7",
-                        test_name="Glucose",
-                        value="5.2",
-                        unit="mg/dL",
-                        performing_lab="Bench",
-                    )
-                ),
-            ),
-        ):
-            latencies: list[float] = []
-            lock = threading.Lock()
-            stop = time.perf_counter() + seconds
-
-            def work(
-                c: Client, p: uuid.UUID, op=op, stop=stop, lock=lock, latencies=latencies
-            ) -> None:
-                mine = []
-                while time.perf_counter() < stop:
-                    t = time.perf_counter()
-                    op(c, p)
-                    mine.append(time.perf_counter() - t)
-                with lock:
-                    latencies.extend(mine)
-
-            started = time.perf_counter()
-            threads = [threading.Thread(target=work, args=s) for s in sessions]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - started
-            q = statistics.quantiles(latencies, n=100)
-            results[name] = (len(latencies) / elapsed, q[49] * 1000, q[94] * 1000)
+        results: dict[tuple[str, str], tuple[float, ...]] = {}
+        for name, (method, path, body), op in _operations():
+            if shutil.which("wrk"):
+                results["wrk", name] = _with_cpu(
+                    server.pid, _wrk, url, sessions, method, path, body, seconds
+                )
+            results["thin client", name] = _with_cpu(server.pid, _threads, sessions, op, seconds)
         return results
     finally:
         server.terminate()
         server.wait(10)
+
+
+LAB = {
+    "loinc_code": "2345-7",
+    "test_name": "Glucose",
+    "value": "5.2",
+    "unit": "mg/dL",
+    "performing_lab": "Bench",
+}
+
+
+def _operations() -> list[tuple[str, tuple[str, str, dict[str, str] | None], Any]]:
+    """(name, (method, path with {patient}, JSON body with patient_id added), thin-client op)."""
+    return [
+        ("chart read", ("GET", "/patients/{patient}/chart", None), lambda c, p: c.chart(p)),
+        (
+            "lab write",
+            ("POST", "/labs", LAB),
+            lambda c, p: c.record_lab(LabIn(patient_id=p, **LAB)),
+        ),
+    ]
+
+
+def _with_cpu(pid: int, run: Any, *args: Any) -> tuple[float, ...]:
+    """``run(*args)``'s req/s, p50 ms and p95 ms, and the server's CPU ms per request."""
+    before = _cpu_seconds(pid)
+    rate, p50, p95, requests = run(*args)
+    return rate, p50, p95, (_cpu_seconds(pid) - before) * 1000 / max(1, requests)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _threads(sessions: list[tuple[Client, uuid.UUID]], op: Any, seconds: float) -> tuple:
+    """Each client a thread of this process, calling the thin client (httpx and pydantic)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def work(c: Client, p: uuid.UUID) -> None:
+        mine = []
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            op(c, p)
+            mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=s) for s in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100)
+    return len(latencies) / elapsed, q[49] * 1000, q[94] * 1000, len(latencies)
+
+
+WRK_SCRIPT = """
+local tokens = {%(tokens)s}
+local paths = {%(paths)s}
+local bodies = {%(bodies)s}
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("token", tokens[counter])
+  thread:set("path", paths[counter])
+  thread:set("body", bodies[counter])
+end
+function request()
+  local headers = {["Authorization"] = token, ["Content-Type"] = "application/json"}
+  if body == "" then return wrk.format("%(method)s", path, headers) end
+  return wrk.format("%(method)s", path, headers, body)
+end
+function done(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), bad))
+end
+"""
+
+
+def _wrk(
+    url: str,
+    sessions: list[tuple[Client, uuid.UUID]],
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
+    seconds: float,
+) -> tuple:
+    """Each client one connection of wrk (one thread each), with its own session and patient:
+    a load generator in C, so that the clients' own work takes little from the server's two
+    cores (the thin-client threads above share one Python process and its lock)."""
+
+    def lua(values: list[str]) -> str:
+        return ", ".join(json.dumps(v) for v in values)
+
+    script = WRK_SCRIPT % {
+        "tokens": lua([f"Bearer {c.token}" for c, _ in sessions]),
+        "paths": lua([path.format(patient=p) for _, p in sessions]),
+        "bodies": lua(
+            [json.dumps({**body, "patient_id": str(p)}) if body else "" for _, p in sessions]
+        ),
+        "method": method,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as f:
+        f.write(script)
+        f.flush()
+        clients = str(len(sessions))
+        out = subprocess.run(
+            ["wrk", "-t", clients, "-c", clients, "-d", f"{max(1, round(seconds))}s",
+             "--timeout", "10s", "-s", f.name, url],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    requests, micros, p50, p95, bad = (int(v) for v in line.split()[1:])
+    if bad:
+        raise SystemExit(f"wrk: {bad} of {requests} requests failed ({method} {path})")
+    return requests / (micros / 1e6), p50 / 1000, p95 / 1000, requests
 
 
 def main() -> None:
@@ -145,7 +243,12 @@ def main() -> None:
     if pg:
         stores.append(("postgres", pg))
     print(f"{options.clients} concurrent clients, {options.seconds:g} s per operation")
-    print(f"{'store':<9} {'operation':<11} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    if not shutil.which("wrk"):
+        print("(wrk is not installed: the thin-client harness only; apt-get install wrk)")
+    print(
+        f"{'store':<9} {'clients':<12} {'operation':<11} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'server CPU ms/req':>18}"
+    )
     for store, url in stores:
         with tempfile.TemporaryDirectory() as home:
             env = {**base, "CHARTLEDGER_HOME": home}
@@ -157,8 +260,12 @@ def main() -> None:
                     conn.execute(f'CREATE SCHEMA "{schema}"')
                 env["CHARTLEDGER_DATABASE_URL"] = f"{url}?schema={schema}"
             try:
-                for op, (rate, p50, p95) in _run(env, options.clients, options.seconds).items():
-                    print(f"{store:<9} {op:<11} {rate:>8.0f} {p50:>8.1f} {p95:>8.1f}")
+                results = _run(env, options.clients, options.seconds)
+                for (harness, op), (rate, p50, p95, cpu) in results.items():
+                    print(
+                        f"{store:<9} {harness:<12} {op:<11} {rate:>8.0f} {p50:>8.1f} "
+                        f"{p95:>8.1f} {cpu:>18.2f}"
+                    )
             finally:
                 if schema:
                     with psycopg.connect(url, autocommit=True) as conn:
