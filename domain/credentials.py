@@ -33,6 +33,22 @@ from domain.users import OWNER_GRANTED, User
 
 ACCOUNT_NAMESPACE = UUID("6f0c1f6e-3c3b-4d59-9d55-6b1c2f1e8a01")
 FAILURE_REASONS = ("password", "totp", "recovery_code", "recovery_approval", "inactive")
+# The event types whose payload holds a login secret or a hash of one: a password hash, the TOTP
+# secret, recovery or approval code hashes, a session token's hash. Their payloads never leave
+# the practice: an e-discovery production withholds them (docs/BUNDLE_FORMAT.md §2.1). Logins,
+# failures, lockouts and session ends hold none and are produced like any other event.
+SECRET_EVENT_TYPES = frozenset(
+    {
+        "domain.credentials:Account.Opened",
+        "domain.credentials:Account.PasswordChanged",
+        "domain.credentials:Account.TotpEnrolled",
+        "domain.credentials:Account.RecoveryCodesIssued",
+        "domain.credentials:Account.RecoveryCodeUsed",
+        "domain.credentials:Account.RecoveryApproved",
+        "domain.credentials:Account.RecoveryApprovalUsed",
+        "domain.sessions:Session.Started",
+    }
+)
 
 
 def account_id(username: str) -> UUID:

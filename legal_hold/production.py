@@ -89,7 +89,7 @@ def produce(
     _record_disclosure(ledger, by, session, matter_id, present, at)
     checkpoint = ledger.checkpointer.issue()
     found = gather(ledger, checkpoint, subjects, scopes, claims, since, progress)
-    manifest_fields = _manifest_fields(ledger, matter, holds, by, at, found, subjects, claims)
+    manifest_fields = _manifest_fields(ledger, matter, holds, by, at, found, subjects)
     digest, size = _write_bundle(ledger, out, found, manifest_fields, subjects, review_progress)
     production = Production(
         production_id=production_id or uuid4(),
@@ -105,7 +105,7 @@ def produce(
         holds=[hold.id for hold in holds],
         produced_subjects=list(subjects),
         event_count=len(found.records),
-        withheld=[[p, c] for p, c in sorted(claims.items())],
+        withheld=_withheld(found),
     )
     with acting(user_subject(by), session):
         ledger.save(production)
@@ -196,7 +196,6 @@ def _manifest_fields(
     at: datetime,
     found: Gathered,
     subjects: list[str],
-    claims: dict[int, str],
 ) -> dict[str, Any]:
     return {
         "kind": bf.KIND,
@@ -221,8 +220,14 @@ def _manifest_fields(
         "subjects": [h["subject"] for h in found.heads],
         "absent": found.absent,
         "events": len(found.records),
-        "withheld": [[p, c] for p, c in sorted(claims.items())],
+        "withheld": _withheld(found),
     }
+
+
+def _withheld(found: Gathered) -> list[list[Any]]:
+    """[position, claim] of every event withheld with a claim, ascending: the producer's own
+    privilege claims and the login credentials withheld under CREDENTIAL_CLAIM."""
+    return [[r.position, r.claim] for r in found.records if r.status == bf.PRIVILEGED]
 
 
 def _since_size(found: Gathered) -> int:

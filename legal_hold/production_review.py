@@ -2,7 +2,8 @@
 thread timelines, natives and the privilege log, gathered from the bundle's own records.
 
 A withheld event appears with its metadata and an empty text, so no payload reaches a review
-file unless it is produced.
+file unless it is produced. The privilege log lists every event withheld with a claim: the
+producer's privilege claims and the login credentials withheld under ``CREDENTIAL_CLAIM``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import msgpack
 
 from legal_hold import review
+from legal_hold.production_scope import CREDENTIAL_CLAIM
 from legal_hold.review.items import (
     PrivilegeEntry,
     ReviewFile,
@@ -27,6 +29,7 @@ from verify.records import Header
 
 MESSAGES = "domain.messages:"
 WITHHELD = {PRIVILEGED: "privileged", "out-of-scope": "out of scope", "disposed": "disposed"}
+CREDENTIAL = "security credential"  # a timeline's notice for a login credential withheld
 Progress = Callable[[int, int], None]
 TEXT_LIMIT = 2000  # characters of one entry's text; natives carry the full content
 
@@ -97,6 +100,9 @@ def write_review_files(
 
 def _entry(record: EventRecord, header: Header) -> TimelineEntry:
     produced = record.status == PRODUCED
+    withheld = None if produced else WITHHELD.get(record.status, record.status)
+    if record.status == PRIVILEGED and record.claim == CREDENTIAL_CLAIM:
+        withheld = CREDENTIAL
     return TimelineEntry(
         position=record.position,
         recorded=header.recorded,
@@ -104,7 +110,7 @@ def _entry(record: EventRecord, header: Header) -> TimelineEntry:
         actor=header.actor,
         kind=_kind(header.type),
         text=_readable(_unpack(record.payload)) if produced and record.payload else "",
-        withheld=None if produced else WITHHELD.get(record.status, record.status),
+        withheld=withheld,
     )
 
 

@@ -1,4 +1,4 @@
-"""Which events a production holds, and how each is produced (docs/BUNDLE_FORMAT.md §5).
+"""Which events a production holds, and how each is produced (docs/BUNDLE_FORMAT.md §2).
 
 Pure rules over the holds' scopes and the events' headers: no I/O.
 
@@ -6,7 +6,9 @@ A production holds every event of every subject in scope (each patient named by 
 patient for a practice-wide hold, and each custodian), so each subject's chain can be proven
 complete. An event's payload goes in only when some hold's scope covers it whole: it concerns a
 patient or custodian in that scope, names no patient outside it, falls within its dates and
-categories. Otherwise the bundle keeps its header and commitment only.
+categories. Otherwise the bundle keeps its header and commitment only. A login credential event
+(a password hash, TOTP secret, code or token hash: ``CREDENTIAL_EVENTS``) is never produced: in
+scope, it is withheld under ``CREDENTIAL_CLAIM`` and listed with the privileged items.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from uuid import UUID
 
 from domain.base import patient_subject, user_subject
 from domain.categories import RECORD_CATEGORIES
+from domain.credentials import SECRET_EVENT_TYPES
 from legal_hold.holds import Scope
 from verify.bundle_format import DISPOSED, OUT_OF_SCOPE, PRIVILEGED, PRODUCED
 from verify.records import Header
 
 PATIENT, USER = "patient:", "user:"
+# Every event holding a login secret or a hash of one, and the claim it is withheld under.
+CREDENTIAL_EVENTS = SECRET_EVENT_TYPES
+CREDENTIAL_CLAIM = "security credential: not produced"
 
 
 def subjects_in_scope(scopes: Iterable[Scope], known_patients: Iterable[str]) -> list[str]:
@@ -69,12 +75,16 @@ def status_of(
     claims: Mapping[int, str],
     disposed: bool,
 ) -> tuple[str, str | None]:
-    """(status, privilege claim) of one event of the production."""
+    """(status, claim) of one event of the production: a claim of the producer wins, then
+    disposal, then scope; an event in scope that holds a login secret is withheld under
+    ``CREDENTIAL_CLAIM`` rather than produced."""
     claim = claims.get(position)
     if claim is not None:
         return PRIVILEGED, claim
     if disposed:
         return DISPOSED, None
-    if any(covers(scope, header) for scope in scopes):
-        return PRODUCED, None
-    return OUT_OF_SCOPE, None
+    if not any(covers(scope, header) for scope in scopes):
+        return OUT_OF_SCOPE, None
+    if header.type in CREDENTIAL_EVENTS:
+        return PRIVILEGED, CREDENTIAL_CLAIM
+    return PRODUCED, None

@@ -20,7 +20,8 @@ class TimelineEntry:
     actor: str | None  # display name or user:<id> of who caused it
     kind: str  # the event type, e.g. "Lab result recorded"
     text: str  # the readable content; empty when withheld
-    withheld: str | None = None  # None, "privileged", "out of scope" or "disposed"
+    # None, "privileged", "security credential", "out of scope" or "disposed"
+    withheld: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class Timeline:
 
 @dataclass(frozen=True)
 class PrivilegeEntry:
-    """One withheld item, for the privilege log (FRCP 26(b)(5)(A))."""
+    """One item withheld with a claim, for the privilege log (FRCP 26(b)(5)(A)): privileged,
+    or a login credential that is never produced."""
 
     position: int
     date: str
@@ -62,7 +64,7 @@ class PrivilegeEntry:
     author: str | None
     recipients: tuple[str, ...]
     subject: str
-    privilege: str  # e.g. "attorney-client", "work product"
+    privilege: str  # e.g. "attorney-client", "security credential: not produced"
     commitment: str  # hex of the event's salted commitment, which still proves it exists
 
 

@@ -28,12 +28,19 @@ WITHHELD_NOTICE = {
     "privileged": "[WITHHELD AS PRIVILEGED: listed in the privilege log at ledger position {p}]",
     "out of scope": "[WITHHELD: outside the scope of this production]",
     "disposed": "[DISPOSED OF under the retention policy before this production: no content]",
+    "security credential": (
+        "[WITHHELD: security credential, not produced: listed in the privilege log at ledger "
+        "position {p}]"
+    ),
 }
+# Withheld entries with a row in the privilege log, whose page its Placeholder Bates names.
+LOGGED = ("privileged", "security credential")
 
 
 @dataclass
 class LaidOut:
-    """A timeline's pages and, for each privileged entry's position, the page index it is on."""
+    """A timeline's pages and, for the position of each entry listed in the privilege log
+    (``LOGGED``), the page index it is on."""
 
     pages: list[list[Line]]
     privileged_on_page: dict[int, int]
@@ -88,7 +95,7 @@ def layout(timeline: Timeline, lines_per_page: int = LINES_PER_PAGE) -> LaidOut:
         # Start a short entry on a fresh page rather than split it; a long one splits anyway.
         if page and len(page) + len(lines) > lines_per_page and len(lines) < lines_per_page // 4:
             page = _new_page(pages)
-        if entry.withheld == "privileged":
+        if entry.withheld in LOGGED:
             privileged[entry.position] = len(pages) - 1
         for i, line in enumerate(lines):
             if len(page) >= lines_per_page:

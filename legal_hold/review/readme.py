@@ -40,7 +40,8 @@ This file is UTF-8 text.
   {DAT_PATH}    Concordance/Relativity DAT load file, one row per document.
   {OPT_PATH}    Opticon image cross-reference, one line per page.
   privilege/privilege_log.csv and .html
-                            Items withheld as privileged (FRCP 26(b)(5)(A)).
+                            Items withheld as privileged (FRCP 26(b)(5)(A)), and
+                            login credentials, which are never produced.
   declarations/             DRAFT FRE 902(13) and 902(14) certifications, filled with
                             the hashes, checkpoint and method; to be completed by counsel.
   index.html                A page to browse all of the above offline, in any browser.
@@ -101,6 +102,13 @@ This file is UTF-8 text.
   privileged    The event is in the bundle without its content; its salted commitment still
                 proves it exists and was not changed. It is listed in the privilege log, and
                 its place in the timeline shows a placeholder, not its content.
+  security credential
+                The event holds a login secret or a hash of one (a password hash, a TOTP
+                secret, a recovery or approval code's hash, a session token's hash), which a
+                production never hands over. It is withheld like a privileged item (its
+                status in events.bin is privileged), with the claim "security credential:
+                not produced" in the manifest and the privilege log; who logged in, when and
+                how stays in the login events produced.
   out of scope  The event is in the bundle (so each patient's history proves complete)
                 without its content, which lies outside the matter's scope.
   disposed      The content was destroyed under the retention policy before this

@@ -1,6 +1,7 @@
 """Properties of the production's scope rules (docs/BUNDLE_FORMAT.md §2): an event naming a
 patient outside the scope is never produced; dates and categories only narrow; a practice-wide
-hold covers every patient's event; a claim outranks disposal, which outranks scope."""
+hold covers every patient's event; a claim outranks disposal, which outranks scope; a login
+credential in scope is withheld under its own claim, never produced."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from legal_hold.holds import CATEGORIES, Scope
-from legal_hold.production_scope import category_of, covers, status_of
+from legal_hold.production_scope import (
+    CREDENTIAL_CLAIM,
+    CREDENTIAL_EVENTS,
+    category_of,
+    covers,
+    status_of,
+)
 from verify import bundle_format as bf
 from verify.records import Header
 
@@ -23,6 +30,9 @@ TYPES = [
     "domain.access:Disclosure.Recorded",
     "domain.users:User.Registered",
     "domain.messages:Thread.EmailIngested",
+    "domain.credentials:Account.TotpEnrolled",
+    "domain.credentials:Account.LoggedIn",
+    "domain.sessions:Session.Started",
 ]
 days = st.dates(date(2020, 1, 1), date(2030, 12, 31))
 
@@ -107,6 +117,18 @@ def test_a_claim_outranks_disposal_which_outranks_scope(
         assert (status, given_claim) == (bf.PRIVILEGED, claim)
     elif disposed:
         assert (status, given_claim) == (bf.DISPOSED, None)
+    elif not any(covers(s, header) for s in held):
+        assert (status, given_claim) == (bf.OUT_OF_SCOPE, None)
+    elif header.type in CREDENTIAL_EVENTS:
+        assert (status, given_claim) == (bf.PRIVILEGED, CREDENTIAL_CLAIM)
     else:
-        in_scope = any(covers(s, header) for s in held)
-        assert status == (bf.PRODUCED if in_scope else bf.OUT_OF_SCOPE) and given_claim is None
+        assert (status, given_claim) == (bf.PRODUCED, None)
+
+
+@given(st.lists(scopes(), max_size=3), headers(), st.booleans())
+def test_a_login_credential_is_never_produced(
+    held: list[Scope], header: Header, disposed: bool
+) -> None:
+    status, _ = status_of(7, header, held, {}, disposed)
+    if header.type in CREDENTIAL_EVENTS:
+        assert status != bf.PRODUCED

@@ -61,7 +61,7 @@ def holders(root: Path, secret: str) -> list[str]:
 
 
 @settings(max_examples=15, deadline=None)
-@given(secrets, st.sampled_from(["privileged", "out of scope", "disposed"]))
+@given(secrets, st.sampled_from(["privileged", "security credential", "out of scope", "disposed"]))
 def test_a_withheld_entrys_text_is_in_no_written_file(secret, why):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -45,7 +45,9 @@ entries = st.builds(
     actor=st.one_of(st.none(), texts),
     kind=texts,
     text=st.text(max_size=600),
-    withheld=st.sampled_from([None, None, "privileged", "out of scope", "disposed"]),
+    withheld=st.sampled_from(
+        [None, None, "privileged", "security credential", "out of scope", "disposed"]
+    ),
 )
 
 
@@ -59,5 +61,5 @@ def test_any_timeline_lays_out_in_pages_that_fit_with_each_entry_once_in_order(r
     starts = [text for style, text in lines if style == HEAD and not text.endswith("(continued)")]
     starts = [s for s in starts if re.match(r"#\d+  2026", s)]
     assert [int(s.split()[0][1:]) for s in starts] == [e.position for e in rows]
-    privileged = {e.position for e in rows if e.withheld == "privileged"}
-    assert set(laid.privileged_on_page) == privileged
+    logged = {e.position for e in rows if e.withheld in ("privileged", "security credential")}
+    assert set(laid.privileged_on_page) == logged
