@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID, uuid4
 
+from domain.credentials import SECRET_EVENT_TYPES
 from events.db import Database
 from events.ledger import Ledger
 from events.sealing import unseal
@@ -170,8 +171,9 @@ def _write(
                 entry = decode_entry(mapper, position, stream, version, topic, state)
                 header_bytes, sealed = split_record(state)
                 salt = payload = None
-                if entry.event is not None:
-                    header = entry.header
+                header = entry.header
+                # A login secret's payload never leaves the practice (docs/EHI_EXPORT.md §7.1).
+                if entry.event is not None and header.type not in SECRET_EVENT_TYPES:
                     data_key = keys.get(header.key)
                     salt, payload = unseal(data_key, header.stream, header.version, sealed)
                 native.add(record(position, bytes(leaf), header_bytes, salt, payload))

@@ -1,6 +1,6 @@
 """Login credentials are never produced: a matter whose hold names custodians (users) gets their
 credential and session events as commitments only, withheld with the claim "security credential:
-not produced", on SQLite and on PostgreSQL.
+not produced", on SQLite and on PostgreSQL; no EHI export holds them either.
 
 The practice is served in process and used over HTTP, so every credential event is the real one:
 accounts opened with password hashes, TOTP secrets enrolled (and replaced on an approved
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import msgpack
 import pytest
 
 from api.auth import from_base32
@@ -37,9 +38,12 @@ from verify import bundle_format as bf
 from verify.__main__ import main as verify_main
 from verify.bundle import verify_bundle
 from verify.canonical import decode
+from verify.hashing import commitment
+from verify.records import parse_header
 
 # Every field a credential or session event keeps a secret or a hash of one in.
 SECRET_FIELDS = ("password_hash", "secret", "totp_secret", "code_hash", "code_hashes", "token_hash")
+EHI_EXTENSION = "https://chartledger.local/fhir/ehi-export"
 # What the ledger holds about a login that is no secret: produced, so the facts stay evidence.
 FACTS = (
     "domain.credentials:Account.LoggedIn",
@@ -237,3 +241,35 @@ def test_a_claim_of_the_risk_manager_on_a_credential_event_is_kept(
     record = next(r for r in records_of(out) if r.position == position)
     assert (record.status, record.claim, record.payload) == (bf.PRIVILEGED, "work product", None)
     assert verify_bundle(out).ok
+
+
+def test_no_ehi_export_holds_a_login_secret(
+    practice: Practice,  # noqa: F811
+) -> None:
+    """One patient's export never reaches a credential event (none names a patient); the
+    population export holds every event's record, a login secret's without its payload."""
+    story = credential_story(practice)
+    held = secret_events(story.ledger)
+    needles = [f for _, found in held.values() for f in found]
+    needles += [p.encode() for p in story.plaintexts if p]
+    for scope in ({"patient_id": story.patient}, {"all_patients": True}):
+        manifest = story.risk.export_ehi(**scope)
+        export_id = manifest["extension"][EHI_EXTENSION]["exportId"]
+        home = story.ledger.config.home / "exports" / export_id
+        files = {
+            p.relative_to(home).as_posix(): p.read_bytes() for p in home.rglob("*") if p.is_file()
+        }
+        assert "native/records.msgpack" in files
+        for name, data in files.items():
+            assert [n for n in needles if n in data] == [], (scope, name)
+        records = list(msgpack.Unpacker(io.BytesIO(files["native/records.msgpack"]), raw=False))
+        for r in records:
+            header = parse_header(r["header"])
+            if r["position"] in held:
+                assert (r["salt"], r["payload"]) == (None, None), header.type
+            else:
+                assert commitment(r["salt"], r["payload"]) == header.commitment, header.type
+        if "all_patients" in scope:
+            assert set(held) <= {r["position"] for r in records}
+            opened = {parse_header(r["header"]).type for r in records if r["payload"] is not None}
+            assert set(FACTS) <= opened
