@@ -28,9 +28,12 @@ secrets = st.text(
 
 def forms(secret: str) -> list[bytes]:
     """Every way a writer could put the secret into a file."""
+    winansi = to_winansi(secret).encode("cp1252")
     return [
         secret.encode("utf-8"),
-        to_winansi(secret).encode("cp1252"),
+        winansi,
+        # a PDF string literal escapes backslashes and parentheses
+        winansi.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)"),
         secret.encode("utf-16-be").hex().upper().encode(),
     ]
 
