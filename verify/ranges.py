@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter, methodcaller
+from sys import intern
 from typing import Any
 from uuid import UUID
 
@@ -179,11 +180,9 @@ def _sqlite_rows(store: Any, a: int, b: int) -> list[Row]:
 
 
 # Values that repeat from event to event, each checked once per process and kept across ranges:
-# header stream -> its hex form (how SQLite keeps it); key name -> its owner; subjects and
-# topics found well formed. Facts about a value alone, never about a store.
-_STREAMS: dict[str, str] = {}
-_OWNERS: dict[str, str] = {}
-_SUBJECTS: set[str] = set()
+# header stream -> (its row's hex form, key, subjects) last found well formed together; topics
+# found well formed. Facts about values alone, never about a store.
+_STREAMS: dict[str, tuple[str, str, list[str]]] = {}
 _TOPICS: set[str] = set()
 _CACHE_LIMIT = 1_000_000
 
@@ -222,12 +221,10 @@ class _RangeWalk:
         self.changed: Heads = {}  # heads changed since the last snapshot
         self.links: list[str] = []  # every link the leaves carry, as link_text
         self.doubted = 0  # events sent down the slow path
-        if len(_STREAMS) + len(_OWNERS) + len(_SUBJECTS) + len(_TOPICS) > _CACHE_LIMIT:
-            for cache in (_STREAMS, _OWNERS, _SUBJECTS, _TOPICS):
+        if len(_STREAMS) + len(_TOPICS) > _CACHE_LIMIT:
+            for cache in (_STREAMS, _TOPICS):
                 cache.clear()
         self._streams = _STREAMS
-        self._owners = _OWNERS
-        self._subjects = _SUBJECTS
         self._topics = _TOPICS
 
     def fail(self, where: str, error: VerificationError) -> None:
@@ -250,9 +247,7 @@ class _RangeWalk:
         heads_get = heads.get
         append_hash = self.hashes.append
         append_text = self.links.append
-        streams, owners, known_subjects, topics = (
-            self._streams, self._owners, self._subjects, self._topics,
-        )  # fmt: skip
+        streams, topics = self._streams, self._topics
         sha256, unpackb, packb = _sha256, _unpackb, _packb
         pending = self.pending
         due = pending[-1] if pending else -1
@@ -287,10 +282,6 @@ class _RangeWalk:
                     key, type_, actor, format_, sealed_hash, s, session, version_, original,
                     recorded, subjects, commitment,
                 ) = h[1::2]  # fmt: skip
-                if streams.get(s) != stream:
-                    if type(s) is not str or not STREAM_RE.match(s) or s.replace("-", "") != stream:
-                        raise _Doubt
-                    streams[s] = stream
                 if type_ != topic or topic not in topics:
                     if type(topic) is not str or not topic or type_ != topic:
                         raise _Doubt
@@ -304,26 +295,27 @@ class _RangeWalk:
                 if recorded.encode().translate(_DIGITS_AS_ZERO) != _TIMESTAMP_FORM:
                     raise _Doubt
                 _fromisoformat(recorded[:-1])
-                if type(subjects) is not list:
-                    raise _Doubt
-                previous = ""
-                for subject in subjects:
-                    if subject not in known_subjects:
+                # The stream against the row's, the subjects, and whose key sealed the payload:
+                # facts about these values alone, which a stream's events mostly repeat. A
+                # match with the last ones checked for the same stream stands for the checks.
+                seen = streams.get(s)
+                if seen is None or seen[0] != stream or seen[1] != key or seen[2] != subjects:
+                    if type(s) is not str or not STREAM_RE.match(s) or s.replace("-", "") != stream:
+                        raise _Doubt
+                    if type(subjects) is not list:
+                        raise _Doubt
+                    previous = ""
+                    for subject in subjects:
                         if type(subject) is not str or not SUBJECT_RE.match(subject):
                             raise _Doubt
-                        known_subjects.add(subject)
-                    # ASCII (the pattern says so), so text order is UTF-8 byte order
-                    if subject <= previous:
-                        raise _Doubt
-                    previous = subject
-                owner = owners.get(key)
-                if owner is None:
+                        # ASCII (the pattern says so), so text order is UTF-8 byte order
+                        if subject <= previous:
+                            raise _Doubt
+                        previous = subject
                     owner = key_owner(key)
-                    if owner is None:
+                    if owner is None or (owner != PRACTICE_KEY and owner not in subjects):
                         raise _Doubt
-                    owners[key] = owner
-                if owner != PRACTICE_KEY and owner not in subjects:
-                    raise _Doubt
+                    streams[s] = (stream, key, subjects)
                 if (
                     (actor is not None and type(actor) is not str)
                     or (session is not None and type(session) is not str)
@@ -344,13 +336,15 @@ class _RangeWalk:
                 event, links = claimed[1::2]
                 if event != sha256(header_bytes).digest() or type(links) is not list:
                     raise _Doubt
-                if len(links) != len(subjects):
+                count = len(links)
+                if count != len(subjects):
                     raise _Doubt
-                for subject, link in zip(subjects, links, strict=False):
+                if count == 1:  # the usual case, without the loops
+                    link = links[0]
                     if type(link) is not list or len(link) != 3:
                         raise _Doubt
-                    linked, seq, prev = link
-                    if linked != subject or type(seq) is not int:
+                    subject, seq, prev = link
+                    if subject != subjects[0] or type(seq) is not int:
                         raise _Doubt
                     known = heads_get(subject)
                     if known is None:
@@ -360,17 +354,42 @@ class _RangeWalk:
                             raise _Doubt
                     elif seq != known[0] + 1 or type(prev) is not int or prev != known[1]:
                         raise _Doubt
+                elif count:
+                    for subject, link in zip(subjects, links, strict=True):
+                        if type(link) is not list or len(link) != 3:
+                            raise _Doubt
+                        linked, seq, prev = link
+                        if linked != subject or type(seq) is not int:
+                            raise _Doubt
+                        known = heads_get(subject)
+                        if known is None:
+                            if seq < 1 or (prev is None) != (seq == 1):
+                                raise _Doubt
+                            if prev is not None and (
+                                type(prev) is not int or not 0 <= prev < position
+                            ):
+                                raise _Doubt
+                        elif seq != known[0] + 1 or type(prev) is not int or prev != known[1]:
+                            raise _Doubt
             except Exception:
                 self.next = expected
                 self._slow_event(position, stream, version, leaf, topic, state, event_position)
             else:
                 # All checks passed: record the links exactly as the slow path would.
                 passed += 1
-                for subject, (_, seq, prev) in zip(subjects, links, strict=False):
-                    if subject not in heads:
+                if count == 1:
+                    subject = intern(subject)  # one object per subject, so pickled once
+                    if known is None:
                         first_links[subject] = (seq, prev, position)
                     heads[subject] = changed[subject] = (seq, position)
                     append_text(f"{subject}\n{seq}\n{position}")
+                elif count:
+                    for subject, (_, seq, prev) in zip(subjects, links, strict=True):
+                        subject = intern(subject)
+                        if subject not in heads:
+                            first_links[subject] = (seq, prev, position)
+                        heads[subject] = changed[subject] = (seq, position)
+                        append_text(f"{subject}\n{seq}\n{position}")
             expected = position + 1
             if expected == due:
                 self.next = expected

@@ -310,3 +310,31 @@ def test_a_value_re_encoded_in_a_longer_form_is_judged_alike(
     passed, fast, slow = _both(state, leaf, known)
     assert not passed
     _agree(passed, fast, slow)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*SUBJECTS, "patient:0001", "Patient:0001", "patient:", "practice"]),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_subjects_out_of_order_or_malformed_are_judged_alike_after_valid_ones(
+    subjects: list[str],
+) -> None:
+    # The leaf links exactly the header's subjects, so only the subjects' own checks can
+    # tell; a valid event of the same stream and key goes first, so that anything the fast
+    # path remembers about them is at hand.
+    valid = sorted(set(subjects) & set(SUBJECTS)) or ["patient:0001"]
+    state, leaf = _event([valid[0]], 3, [[valid[0], 1, None]])
+    assert _both(state, leaf, {})[0]
+    header = _header([valid[0]], 3)
+    header["subjects"] = subjects
+    sealed = b"nonce-and-ciphertext" * 3
+    header["sealed"] = hashlib.sha256(sealed).digest()
+    header_bytes = encode(header)
+    state = encode({"header": header_bytes, "sealed": sealed})
+    links = [(subject, 1, None) for subject in subjects]
+    leaf = leaf_bytes(hashlib.sha256(header_bytes).digest(), links)
+    _agree(*_both(state, leaf, {}))
