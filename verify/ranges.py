@@ -179,11 +179,10 @@ def _sqlite_rows(store: Any, a: int, b: int) -> list[Row]:
     return rows
 
 
-# Values that repeat from event to event, each checked once per process and kept across ranges:
-# header stream -> (its row's hex form, key, subjects) last found well formed together; topics
-# found well formed. Facts about values alone, never about a store.
+# Values that repeat from event to event, checked once per process and kept across ranges:
+# header stream -> (its row's hex form, key, subjects) last found well formed together. Facts
+# about values alone, never about a store.
 _STREAMS: dict[str, tuple[str, str, list[str]]] = {}
-_TOPICS: set[str] = set()
 _CACHE_LIMIT = 1_000_000
 
 
@@ -221,11 +220,9 @@ class _RangeWalk:
         self.changed: Heads = {}  # heads changed since the last snapshot
         self.links: list[str] = []  # every link the leaves carry, as link_text
         self.doubted = 0  # events sent down the slow path
-        if len(_STREAMS) + len(_TOPICS) > _CACHE_LIMIT:
-            for cache in (_STREAMS, _TOPICS):
-                cache.clear()
+        if len(_STREAMS) > _CACHE_LIMIT:
+            _STREAMS.clear()
         self._streams = _STREAMS
-        self._topics = _TOPICS
 
     def fail(self, where: str, error: VerificationError) -> None:
         self.result.problems.append((where, error))
@@ -247,7 +244,7 @@ class _RangeWalk:
         heads_get = heads.get
         append_hash = self.hashes.append
         append_text = self.links.append
-        streams, topics = self._streams, self._topics
+        streams = self._streams
         sha256, unpackb, packb = _sha256, _unpackb, _packb
         pending = self.pending
         due = pending[-1] if pending else -1
@@ -282,19 +279,17 @@ class _RangeWalk:
                     key, type_, actor, format_, sealed_hash, s, session, version_, original,
                     recorded, subjects, commitment,
                 ) = h[1::2]  # fmt: skip
-                if type_ != topic or topic not in topics:
-                    if type(topic) is not str or not topic or type_ != topic:
-                        raise _Doubt
-                    topics.add(topic)
+                if type_ != topic or type(topic) is not str or not topic:
+                    raise _Doubt
                 if type(version_) is not int or version_ != version or version_ < 1:
                     raise _Doubt
                 if type(format_) is not int or format_ != FORMAT_VERSION:
                     raise _Doubt
                 # TIMESTAMP_RE's form (its digits ASCII, as fromisoformat's are), then the
-                # calendar: fromisoformat raises ValueError for Feb 30
+                # calendar: fromisoformat raises ValueError for Feb 30 (and reads the Z as UTC)
                 if recorded.encode().translate(_DIGITS_AS_ZERO) != _TIMESTAMP_FORM:
                     raise _Doubt
-                _fromisoformat(recorded[:-1])
+                _fromisoformat(recorded)
                 # The stream against the row's, the subjects, and whose key sealed the payload:
                 # facts about these values alone, which a stream's events mostly repeat. A
                 # match with the last ones checked for the same stream stands for the checks.

@@ -338,3 +338,34 @@ def test_subjects_out_of_order_or_malformed_are_judged_alike_after_valid_ones(
     links = [(subject, 1, None) for subject in subjects]
     leaf = leaf_bytes(hashlib.sha256(header_bytes).digest(), links)
     _agree(*_both(state, leaf, {}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events(),
+    st.tuples(
+        st.sampled_from(["0000", "0001", "1999", "2000", "2024", "2026", "9999"]),
+        st.sampled_from(["00", "01", "02", "12", "13", "99"]),
+        st.sampled_from(["00", "01", "28", "29", "30", "31", "32"]),
+        st.sampled_from(["00", "23", "24", "99"]),
+        st.sampled_from(["00", "59", "60"]),
+        st.sampled_from(["00", "59", "60", "61"]),
+        st.sampled_from(["000000", "999999", "123456"]),
+    ),
+    st.sampled_from(["Z", "z", "+", " "]),
+)
+def test_a_recorded_time_of_the_form_but_not_of_the_calendar_is_judged_alike(
+    event: tuple, parts: tuple[str, ...], zone: str
+) -> None:
+    from verify.canonical import decode
+
+    state, leaf, known = event
+    record = decode(state)
+    header = decode(record["header"])
+    year, month, day, hour, minute, second, fraction = parts
+    header["recorded"] = f"{year}-{month}-{day}T{hour}:{minute}:{second}.{fraction}{zone}"
+    header_bytes = encode(header)
+    forged = encode({"header": header_bytes, "sealed": record["sealed"]})
+    claimed = decode(leaf)
+    claimed["event"] = hashlib.sha256(header_bytes).digest()
+    _agree(*_both(forged, encode(claimed), known))
