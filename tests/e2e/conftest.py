@@ -17,6 +17,7 @@ from api.cli import main as chartledger
 from api.client import Client
 from api.settings import Settings
 from events.config import StoreConfig
+from projections.runner import read_entries
 from tests.support import set_env
 
 OWNER, OWNER_PASSWORD = "olive", "owner-password-1"
@@ -50,6 +51,28 @@ class Practice:
             row = c.fetchone()
         assert row is not None
         return int(row[0])
+
+
+def events_of_type(practice: Practice, topic: str) -> list[object]:
+    """The decoded events of type ``topic`` (say ``domain.credentials:Account.TotpEnrolled``),
+    oldest first, as the log has them."""
+    ledger = practice.http.app.state.services.ledger  # type: ignore[attr-defined]
+    return [
+        entry.event for entry in read_entries(ledger, 0, limit=10_000) if entry.header.type == topic
+    ]
+
+
+def one_line_refusal(capsys: pytest.CaptureFixture[str], server: str, *args: str) -> str:
+    """Run the remote CLI against ``server`` with ``args``; it must refuse with exit 2 and one
+    line on stderr, ``chartledger: error: ...``, which is returned."""
+    try:
+        code = chartledger(["--server", server, *args])
+    except SystemExit as misuse:  # argparse's refusal of the arguments themselves
+        code = int(str(misuse.code))
+    assert code == 2
+    refused = capsys.readouterr().err.strip().splitlines()
+    assert len(refused) == 1 and refused[0].startswith("chartledger: error:"), refused
+    return refused[0]
 
 
 _used_steps: set[tuple[bytes, int]] = set()

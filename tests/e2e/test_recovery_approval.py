@@ -36,12 +36,19 @@ from api.client import (
     Unauthorized,
     Unprocessable,
 )
-from projections.runner import read_entries
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now
+from tests.e2e.conftest import (
+    OWNER,
+    OWNER_PASSWORD,
+    Practice,
+    code_now,
+    events_of_type,
+    one_line_refusal,
+)
 from tests.e2e.test_auth import topics
 
 OTTO, OTTO_PASSWORD = "otto", "second-owner-pw"
 CODE = re.compile(r"[A-Z2-7]{5}(?:-[A-Z2-7]{5}){3}")
+APPROVED = "domain.credentials:Account.RecoveryApproved"
 USED = "domain.credentials:Account.RecoveryApprovalUsed"
 FAILED = "domain.credentials:Account.LoginFailed"
 REFUSED = "domain.credentials:RefusedAttempt.Refused"
@@ -127,14 +134,8 @@ def test_a_second_owner_approves_and_the_locked_out_owner_gets_back_in(
 
 
 def approval_events(practice: Practice) -> tuple[object, object]:
-    """The decoded ``RecoveryApproved`` and ``RecoveryApprovalUsed`` events, as the log has them."""
-    ledger = practice.http.app.state.services.ledger  # type: ignore[attr-defined]
-    found = {}
-    for entry in read_entries(ledger, 0, limit=10_000):
-        name = entry.header.type.rpartition(".")[2]
-        if name in ("RecoveryApproved", "RecoveryApprovalUsed"):
-            found[name] = entry.event
-    return found["RecoveryApproved"], found["RecoveryApprovalUsed"]
+    """The latest decoded ``RecoveryApproved`` and ``RecoveryApprovalUsed`` events."""
+    return events_of_type(practice, APPROVED)[-1], events_of_type(practice, USED)[-1]
 
 
 def test_an_expired_approval_is_refused_and_a_new_one_voids_the_old(
@@ -281,16 +282,6 @@ def test_the_remote_cli_approves_and_recovers(
     monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "token.json"))
     monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
 
-    def one_line_refusal(*args: str) -> str:
-        try:
-            code = chartledger(["--server", url, *args])
-        except SystemExit as misuse:  # argparse's refusal of the arguments themselves
-            code = int(str(misuse.code))
-        assert code == 2
-        refused = capsys.readouterr().err.strip().splitlines()
-        assert len(refused) == 1 and refused[0].startswith("chartledger: error:")
-        return refused[0]
-
     with served(practice) as url:
         totp = code_now(practice.totp_secret)
         assert chartledger(["--server", url, "login", OWNER, "--totp", totp]) == 0
@@ -298,15 +289,17 @@ def test_the_remote_cli_approves_and_recovers(
         assert chartledger(["--server", url, "users", "approve-recovery", str(otto_id)]) == 0
         found = CODE.search(capsys.readouterr().out)
         assert found
-        one_line_refusal("users", "approve-recovery", "not-a-uuid")
-        assert "403" in one_line_refusal("users", "approve-recovery", practice.owner_id)
+        one_line_refusal(capsys, url, "users", "approve-recovery", "not-a-uuid")
+        assert "403" in one_line_refusal(
+            capsys, url, "users", "approve-recovery", practice.owner_id
+        )
 
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "otto-cli-password")
         monkeypatch.setenv("CHARTLEDGER_APPROVAL_CODE", "AAAAA-AAAAA-AAAAA-AAAAA")
-        assert "401" in one_line_refusal("recover-approved", OTTO)
+        assert "401" in one_line_refusal(capsys, url, "recover-approved", OTTO)
         monkeypatch.setenv("CHARTLEDGER_APPROVAL_CODE", found.group(0))
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "short")
-        assert "422" in one_line_refusal("recover-approved", OTTO)
+        assert "422" in one_line_refusal(capsys, url, "recover-approved", OTTO)
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "otto-cli-password")
         assert chartledger(["--server", url, "recover-approved", OTTO]) == 0
         out = capsys.readouterr().out

@@ -22,8 +22,14 @@ from api.app import create_app
 from api.cli import main as chartledger
 from api.client import Client, Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from api.remote_cli import KEEP_CODES
-from projections.runner import read_entries
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now
+from tests.e2e.conftest import (
+    OWNER,
+    OWNER_PASSWORD,
+    Practice,
+    code_now,
+    events_of_type,
+    one_line_refusal,
+)
 from tests.e2e.test_auth import topics
 from tests.e2e.test_recovery_approval import (
     OTTO,
@@ -42,16 +48,6 @@ FAILED = "domain.credentials:Account.LoginFailed"
 LOCKED = "domain.credentials:Account.LockedOut"
 
 
-def issued_events(practice: Practice) -> list[object]:
-    """The decoded ``RecoveryCodesIssued`` events, as the log has them."""
-    ledger = practice.http.app.state.services.ledger  # type: ignore[attr-defined]
-    return [
-        entry.event
-        for entry in read_entries(ledger, 0, limit=10_000)
-        if entry.header.type == ISSUED
-    ]
-
-
 def test_an_owner_added_later_issues_codes_and_gets_back_in_with_one_after_a_takeover(
     practice: Practice,
 ) -> None:
@@ -66,7 +62,7 @@ def test_an_owner_added_later_issues_codes_and_gets_back_in_with_one_after_a_tak
     assert otto.me().recovery_codes_remaining == 10
 
     # Kept as hashes only: the event holds theirs, never a code.
-    latest = issued_events(practice)[-1]
+    latest = events_of_type(practice, ISSUED)[-1]
     assert latest.code_hashes == [auth.recovery_code_hash(c) for c in codes]  # type: ignore[attr-defined]
     assert not any(c in repr(vars(latest)) for c in codes)
 
@@ -237,15 +233,9 @@ def test_the_remote_cli_issues_codes_and_warns_an_owner_without_any(
     _, _, otto_secret = two_owners(practice)
     monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "token.json"))
 
-    def one_line_refusal(*args: str) -> str:
-        assert chartledger(["--server", url, *args]) == 2
-        refused = capsys.readouterr().err.strip().splitlines()
-        assert len(refused) == 1 and refused[0].startswith("chartledger: error:")
-        return refused[0]
-
     with served(practice) as url:
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", OTTO_PASSWORD)
-        assert "not logged in" in one_line_refusal("recovery-codes")
+        assert "not logged in" in one_line_refusal(capsys, url, "recovery-codes")
         capsys.readouterr()
         assert chartledger(["--server", url, "login", OTTO, "--totp", code_now(otto_secret)]) == 0
         assert "You hold no unused recovery codes" in capsys.readouterr().out
@@ -256,9 +246,9 @@ def test_the_remote_cli_issues_codes_and_warns_an_owner_without_any(
         assert len(set(codes)) == 10 and f"  {KEEP_CODES}\n" in out
 
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", "guessed-password-1")
-        assert "401" in one_line_refusal("recovery-codes")
+        assert "401" in one_line_refusal(capsys, url, "recovery-codes")
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", "x" * (auth.MAX_PASSWORD + 1))
-        assert "current password" in one_line_refusal("recovery-codes")
+        assert "current password" in one_line_refusal(capsys, url, "recovery-codes")
 
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", OTTO_PASSWORD)
         assert chartledger(["--server", url, "login", OTTO, "--totp", code_now(otto_secret)]) == 0

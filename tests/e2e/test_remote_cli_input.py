@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import main as chartledger
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now
+from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now, one_line_refusal
 from tests.e2e.test_clinical import ada
 from tests.e2e.test_recovery_approval import served
 
@@ -31,37 +31,32 @@ def test_bad_input_to_any_remote_command_is_one_line_exit_2_and_nothing_is_sent(
     patient = practice.owner().register_patient(ada())
     monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "token.json"))
 
-    def one_line_refusal(*args: str, server: str = "") -> str:
-        try:
-            code = chartledger(["--server", server or url, *args])
-        except SystemExit as misuse:  # argparse's refusal of the arguments themselves
-            code = int(str(misuse.code))
-        assert code == 2
-        refused = capsys.readouterr().err.strip().splitlines()
-        assert len(refused) == 1 and refused[0].startswith("chartledger: error:"), refused
-        assert SECRET not in refused[0] and LONG_NAME not in refused[0]
-        return refused[0]
+    def refusal(*args: str, server: str = "") -> str:
+        """The one line refusing ``args``, which repeats none of the values refused."""
+        refused = one_line_refusal(capsys, server or url, *args)
+        assert SECRET not in refused and LONG_NAME not in refused
+        return refused
 
     with served(practice) as url:
         leaves = practice.leaves()
         # login: an over-long username or password, an empty password, an over-long TOTP code.
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", SECRET * 70)
-        refused = one_line_refusal("login", LONG_NAME)
+        refused = refusal("login", LONG_NAME)
         assert "not sent" in refused and "username (" in refused and "password (" in refused
         assert "at most 64 characters" in refused and "at most 1024 characters" in refused
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", "")
         monkeypatch.setattr(getpass, "getpass", lambda prompt="": "")  # Enter, when asked
-        assert "password (String should have at least 1" in one_line_refusal("login", OWNER)
+        assert "password (String should have at least 1" in refusal("login", OWNER)
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
-        assert "totp_code (" in one_line_refusal("login", OWNER, "--totp", SECRET)
+        assert "totp_code (" in refusal("login", OWNER, "--totp", SECRET)
         # recover and recover-approved: an over-long username, the code and password fine.
         monkeypatch.setenv("CHARTLEDGER_RECOVERY_CODE", practice.recovery_codes[0])
         monkeypatch.setenv("CHARTLEDGER_APPROVAL_CODE", "AAAAA-AAAAA-AAAAA-AAAAA")
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", SECRET * 2)
         for command in ("recover", "recover-approved"):
-            assert "username (" in one_line_refusal(command, LONG_NAME)
+            assert "username (" in refusal(command, LONG_NAME)
         # --server that is no http(s) URL.
-        assert "unsupported protocol" in one_line_refusal("login", OWNER, server="ftp://x")
+        assert "unsupported protocol" in refusal("login", OWNER, server="ftp://x")
         assert practice.leaves() == leaves  # nothing sent: no LoginFailed, no RefusedAttempt
 
         # Logged in: commands whose bodies a request model refuses.
@@ -70,11 +65,11 @@ def test_bad_input_to_any_remote_command_is_one_line_exit_2_and_nothing_is_sent(
         capsys.readouterr()
         leaves = practice.leaves()
         pid = str(patient.patient_id)
-        assert "text (" in one_line_refusal("notes", "draft", pid, "--text", "")
+        assert "text (" in refusal("notes", "draft", pid, "--text", "")
         user = practice.owner_id
-        assert "reason (" in one_line_refusal("users", "deactivate", user, "--reason", "")
+        assert "reason (" in refusal("users", "deactivate", user, "--reason", "")
         lab = ["labs", "record", pid, "--loinc", "2345-7", "--test", "Glucose", "--unit", "mg/dL"]
-        refused = one_line_refusal(*lab, "--lab", "Acme", "--value", SECRET * 3)
+        refused = refusal(*lab, "--lab", "Acme", "--value", SECRET * 3)
         assert "value (String should have at most 40 characters)" in refused
-        assert "invalid UUID" in one_line_refusal("chart", "show", "not-a-patient-id")
+        assert "invalid UUID" in refusal("chart", "show", "not-a-patient-id")
         assert practice.leaves() == leaves  # none of it reached the server

@@ -22,24 +22,20 @@ import pytest
 from api import auth
 from api.cli import main as chartledger
 from api.client import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
-from projections.runner import read_entries
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now
+from tests.e2e.conftest import (
+    OWNER,
+    OWNER_PASSWORD,
+    Practice,
+    code_now,
+    events_of_type,
+    one_line_refusal,
+)
 from tests.e2e.test_auth import topics
 from tests.e2e.test_recovery_approval import REFUSED, logged_in, served, written_since
 
 GRANTED = "domain.users:User.RoleGranted"
 ENROLLED = "domain.credentials:Account.TotpEnrolled"
 CASEY, CASEY_PASSWORD = "casey", "clinician-pass-1"
-
-
-def enrolled_events(practice: Practice) -> list[object]:
-    """The decoded ``TotpEnrolled`` events, as the log has them."""
-    ledger = practice.http.app.state.services.ledger  # type: ignore[attr-defined]
-    return [
-        entry.event
-        for entry in read_entries(ledger, 0, limit=10_000)
-        if entry.header.type == ENROLLED
-    ]
 
 
 def test_a_clinician_made_owner_gets_a_totp_secret_once_and_logs_in_with_it(
@@ -60,7 +56,7 @@ def test_a_clinician_made_owner_gets_a_totp_secret_once_and_logs_in_with_it(
     secret = auth.from_base32(granted.totp_secret)
 
     # Kept in the account's sealed payload (it checks codes), enrolled by the granting owner.
-    latest = enrolled_events(practice)[-1]
+    latest = events_of_type(practice, ENROLLED)[-1]
     assert latest.secret == secret and latest.by == UUID(practice.owner_id)  # type: ignore[attr-defined]
     # Shown only in the grant's answer: the list of users never shows it.
     assert granted.totp_secret not in olive.request("GET", "/users").text
@@ -105,7 +101,7 @@ def test_a_front_desk_member_made_risk_manager_gets_a_totp_secret_too(
     granted = manager.grant_role(sam_id, "risk_manager")
     assert granted.roles == ["staff", "risk_manager"] and granted.totp_secret
     assert written_since(practice, before) == [GRANTED, ENROLLED]
-    assert enrolled_events(practice)[-1].by == morgan.user_id  # type: ignore[attr-defined]
+    assert events_of_type(practice, ENROLLED)[-1].by == morgan.user_id  # type: ignore[attr-defined]
 
     with pytest.raises(Unauthorized):
         practice.client().login("sam", "staff-password-1")
@@ -202,12 +198,6 @@ def test_the_remote_cli_grant_shows_the_secret_and_recover_refuses_bad_input_in_
     monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "token.json"))
     monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
 
-    def one_line_refusal(*args: str) -> str:
-        assert chartledger(["--server", url, *args]) == 2
-        refused = capsys.readouterr().err.strip().splitlines()
-        assert len(refused) == 1 and refused[0].startswith("chartledger: error:")
-        return refused[0]
-
     with served(practice) as url:
         totp = code_now(practice.totp_secret)
         assert chartledger(["--server", url, "login", OWNER, "--totp", totp]) == 0
@@ -223,7 +213,8 @@ def test_the_remote_cli_grant_shows_the_secret_and_recover_refuses_bad_input_in_
         # A role needing no code: no secret printed.
         assert chartledger(["--server", url, "users", "grant", str(sam_id), "auditor"]) == 0
         assert "totp" not in capsys.readouterr().out
-        assert "409" in one_line_refusal("users", "grant", str(casey_id), "owner")  # has it
+        # Granted again: she has it.
+        assert "409" in one_line_refusal(capsys, url, "users", "grant", str(casey_id), "owner")
 
         # recover and recover-approved: what nobody could send is misuse, in one line, and
         # nothing reaches the server (nothing written, no failed login counted).
@@ -233,21 +224,23 @@ def test_the_remote_cli_grant_shows_the_secret_and_recover_refuses_bad_input_in_
         monkeypatch.setenv("CHARTLEDGER_APPROVAL_CODE", "AAAAA-AAAAA-AAAAA-AAAAA")
         for command in ("recover", "recover-approved"):
             monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "")
-            assert "no new password given" in one_line_refusal(command, OWNER)
+            assert "no new password given" in one_line_refusal(capsys, url, command, OWNER)
             monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "x" * (auth.MAX_PASSWORD + 1))
-            too_long = one_line_refusal(command, OWNER)
+            too_long = one_line_refusal(capsys, url, command, OWNER)
             assert f"new password is longer than {auth.MAX_PASSWORD} characters" in too_long
             assert "x" * 20 not in too_long
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "olive-cli-password")
         monkeypatch.setenv("CHARTLEDGER_RECOVERY_CODE", "")
-        assert "no recovery code given" in one_line_refusal("recover", OWNER)
+        assert "no recovery code given" in one_line_refusal(capsys, url, "recover", OWNER)
         monkeypatch.setenv("CHARTLEDGER_APPROVAL_CODE", "A" * 65)
-        assert "approval code is longer than 64" in one_line_refusal("recover-approved", OWNER)
+        assert "approval code is longer than 64" in one_line_refusal(
+            capsys, url, "recover-approved", OWNER
+        )
         assert practice.leaves() == leaves
         # (A password the server's rule refuses is still the server's one-line 422.)
         monkeypatch.setenv("CHARTLEDGER_RECOVERY_CODE", practice.recovery_codes[0])
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "short")
-        assert "422" in one_line_refusal("recover", OWNER)
+        assert "422" in one_line_refusal(capsys, url, "recover", OWNER)
         assert practice.leaves() == leaves
 
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "olive-cli-password")
