@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Iterator
+from types import ModuleType
 from uuid import uuid4
 
 from eventsourcing.domain import Aggregate, event
@@ -21,6 +26,21 @@ class Chart(Aggregate):
     @event("Noted")
     def note(self, subjects: tuple[str, ...], text: str) -> None:
         self.texts.append(text)
+
+
+def aggregates_in(*packages: ModuleType) -> Iterator[type[Aggregate]]:
+    """Every ``Aggregate`` subclass defined in a module of ``packages`` (found where it is
+    defined, not where it is imported), module by module."""
+    for package in packages:
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            for aggregate in vars(module).values():
+                if (
+                    inspect.isclass(aggregate)
+                    and issubclass(aggregate, Aggregate)
+                    and aggregate.__module__ == module.__name__
+                ):
+                    yield aggregate
 
 
 QUIET = {"every_events": 10**9, "every_seconds": 10**9}  # no automatic checkpoints

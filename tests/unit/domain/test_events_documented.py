@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from pathlib import Path
 
-from eventsourcing.domain import Aggregate, AggregateCreated, DomainEvent
+from eventsourcing.domain import AggregateCreated, DomainEvent
 
 import domain
 from domain.credentials import ADMIN_ACTIONS
+from tests.support import aggregates_in
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "DOMAIN_EVENTS.md"
 
@@ -20,26 +19,19 @@ def emitted_events() -> list[str]:
     decorated commands and its creating event (the library's default ``Created`` only when it is
     the creating one, as for ``Practice``)."""
     found = []
-    for info in pkgutil.walk_packages(domain.__path__, "domain."):
-        module = importlib.import_module(info.name)
-        for aggregate in vars(module).values():
-            if not (
-                inspect.isclass(aggregate)
-                and issubclass(aggregate, Aggregate)
-                and aggregate.__module__ == module.__name__
-                and "__init__" in vars(aggregate)  # a shared base (Record) creates nothing
-            ):
-                continue
-            events = {
-                name: cls
-                for name, cls in vars(aggregate).items()
-                if inspect.isclass(cls) and issubclass(cls, DomainEvent) and name != "Event"
-            }
-            created = [n for n, c in events.items() if issubclass(c, AggregateCreated)]
-            for name in events:
-                if name == "Created" and len(created) > 1:
-                    continue  # the library's default, replaced by the named creating event
-                found.append(f"{aggregate.__name__}.{name}")
+    for aggregate in aggregates_in(domain):
+        if "__init__" not in vars(aggregate):  # a shared base (Record) creates nothing
+            continue
+        events = {
+            name: cls
+            for name, cls in vars(aggregate).items()
+            if inspect.isclass(cls) and issubclass(cls, DomainEvent) and name != "Event"
+        }
+        created = [n for n, c in events.items() if issubclass(c, AggregateCreated)]
+        for name in events:
+            if name == "Created" and len(created) > 1:
+                continue  # the library's default, replaced by the named creating event
+            found.append(f"{aggregate.__name__}.{name}")
     return sorted(found)
 
 

@@ -3,18 +3,17 @@ one, so that a new one cannot be produced in an e-discovery bundle by being left
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import re
 
-from eventsourcing.domain import Aggregate, DomainEvent
+from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
 import domain
 import events
 import legal_hold
 from domain.credentials import SECRET_EVENT_TYPES
+from tests.support import aggregates_in
 
 # A field named like a login secret: a password, secret, token, TOTP, recovery or approval code,
 # or any hash (clinical codes, such as LOINC's, are no secret).
@@ -27,19 +26,10 @@ NOT_SECRET = {"totp_step"}
 def event_classes() -> dict[str, type[DomainEvent]]:
     """Every event class of every aggregate in domain/, events/ and legal_hold/, by topic."""
     found: dict[str, type[DomainEvent]] = {}
-    for package in (domain, events, legal_hold):
-        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            module = importlib.import_module(info.name)
-            for aggregate in vars(module).values():
-                if not (
-                    inspect.isclass(aggregate)
-                    and issubclass(aggregate, Aggregate)
-                    and aggregate.__module__ == module.__name__
-                ):
-                    continue
-                for cls in vars(aggregate).values():
-                    if inspect.isclass(cls) and issubclass(cls, DomainEvent):
-                        found[get_topic(cls)] = cls
+    for aggregate in aggregates_in(domain, events, legal_hold):
+        for cls in vars(aggregate).values():
+            if inspect.isclass(cls) and issubclass(cls, DomainEvent):
+                found[get_topic(cls)] = cls
     return found
 
 
