@@ -49,7 +49,10 @@ _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _fromisoformat = datetime.fromisoformat
 _state = itemgetter(5)
 
-RANGE_SIZE = 8192  # a power of two, so every range's subtrees align with the prefix before it
+# Ranges are a power of two long, so every range's subtrees align with the prefix before it;
+# verify.store picks the size between these two for the log and the workers at hand.
+RANGE_SIZE = 8192
+MAX_RANGE_SIZE = 1 << 17
 FETCH = 4096
 
 # TIMESTAMP_RE's form, checked by mapping every ASCII digit to "0" and anything else outside

@@ -30,7 +30,7 @@ from verify.errors import (
 )
 from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
-from verify.ranges import RANGE_SIZE, RangeResult, check_range, stream_hex
+from verify.ranges import MAX_RANGE_SIZE, RANGE_SIZE, RangeResult, check_range, stream_hex
 
 MAX_PROBLEMS = 10_000
 
@@ -147,7 +147,8 @@ def check_store(
     checkpoints = _load_checkpoints(store, report)
     size = store.rows("SELECT COALESCE(MAX(position) + 1, 0) FROM ledger_leaves")[0][0]
     stitch = _Stitch(report, history, checkpoints)
-    spans = [(a, min(a + RANGE_SIZE, size)) for a in range(0, size, RANGE_SIZE)]
+    step = _range_size(size, workers)
+    spans = [(a, min(a + step, size)) for a in range(0, size, step)]
     sizes = [c.size for c in checkpoints]
     results = _check_ranges(store, spans, sizes, workers)
     links_index = _links_index(store)  # while the workers, if any, check the ranges
@@ -167,6 +168,17 @@ def check_store(
     report.root = stitch.range.root()
     report.events = stitch.events
     return report
+
+
+def _range_size(size: int, workers: int) -> int:
+    """The largest power of two from RANGE_SIZE to MAX_RANGE_SIZE that still gives every
+    worker three ranges or more. Each range's result carries the heads of every subject it
+    names, to be passed back and stitched, so fewer, larger ranges cost less; three a worker
+    keep the workers finishing close together."""
+    step = RANGE_SIZE
+    while step < MAX_RANGE_SIZE and -(-size // (2 * step)) >= 3 * max(workers, 1):
+        step *= 2
+    return step
 
 
 def _check_ranges(

@@ -1,4 +1,4 @@
-"""What the store check's fork server preloads for its workers."""
+"""How the store check starts its workers and cuts the log into ranges for them."""
 
 from __future__ import annotations
 
@@ -30,3 +30,18 @@ def test_the_modules_the_main_modules_names_come_from_are_preloaded(
     assert _forkserver_preload() == [
         "__main__", "json", "pathlib", "verify.ranges", "verify.store",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+@pytest.mark.parametrize("size", [0, 1, 8191, 8192, 17884, 50_000, 100_001, 10**6, 10**8])
+def test_ranges_are_powers_of_two_and_three_a_worker_where_the_log_allows(
+    size: int, workers: int
+) -> None:
+    from verify.ranges import MAX_RANGE_SIZE, RANGE_SIZE
+    from verify.store import _range_size
+
+    step = _range_size(size, workers)
+    assert RANGE_SIZE <= step <= MAX_RANGE_SIZE and step & (step - 1) == 0
+    ranges = -(-size // step)
+    assert step == RANGE_SIZE or ranges >= 3 * workers
+    assert step == MAX_RANGE_SIZE or -(-size // (2 * step)) < 3 * workers
