@@ -33,6 +33,7 @@ from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
 from verify.ranges import MAX_RANGE_SIZE, RANGE_SIZE, RangeResult, check_range, stream_hex
 
 MAX_PROBLEMS = 10_000
+TAIL_RANGE_SIZE = 2048  # the shortest range towards the end of the log (see _spans)
 
 Progress = Callable[[int, int], None]
 
@@ -147,17 +148,18 @@ def check_store(
     checkpoints = _load_checkpoints(store, report)
     size = store.rows("SELECT COALESCE(MAX(position) + 1, 0) FROM ledger_leaves")[0][0]
     stitch = _Stitch(report, history, checkpoints)
-    step = _range_size(size, workers)
-    spans = [(a, min(a + step, size)) for a in range(0, size, step)]
+    spans = _spans(size, workers)
     sizes = [c.size for c in checkpoints]
     results = _check_ranges(store, spans, sizes, workers)
-    links_index = _links_index(store)  # while the workers, if any, check the ranges
+    # while the workers, if any, check the ranges
+    links_index = _links_index(store)
+    (stored,) = store.rows("SELECT COUNT(*) FROM stored_events")[0]
     for result in results:
         stitch.add(result)
         if progress is not None:
             progress(result.stop, size)
     stitch.finish(size)
-    _check_unleafed_events(store, report, stitch.events)
+    _check_unleafed_events(store, report, stored, stitch.events)
     stitch.links.sort()  # merges the ranges' sorted runs
     if links_index != stitch.links:
         report.fail(
@@ -179,6 +181,24 @@ def _range_size(size: int, workers: int) -> int:
     while step < MAX_RANGE_SIZE and -(-size // (2 * step)) >= 3 * max(workers, 1):
         step *= 2
     return step
+
+
+def _spans(size: int, workers: int) -> list[tuple[int, int]]:
+    """The log cut into ranges of ``_range_size``; towards its end, once less than one such
+    range a worker is left, each range is half as long as the one before (down to
+    TAIL_RANGE_SIZE), so that the workers finish close together and the last results, stitched
+    while a core idles, are small. Each range starts at a multiple of its power-of-two length,
+    so its subtrees align with the prefix before it."""
+    step = _range_size(size, workers)
+    spans = []
+    for_each = max(workers, 1)
+    a = 0
+    while a < size:
+        while for_each > 1 and step > TAIL_RANGE_SIZE and size - a < for_each * step:
+            step //= 2
+        spans.append((a, min(a + step, size)))
+        a += step
+    return spans
 
 
 def _check_ranges(
@@ -204,7 +224,7 @@ def _check_ranges(
                         yield check_range(store, a, b, sizes)
                     return
         finally:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)  # the workers exit on their own
 
     return in_order()
 
@@ -372,8 +392,7 @@ class _Stitch:
             )
 
 
-def _check_unleafed_events(store: RawStore, report: StoreReport, seen: int) -> None:
-    (count,) = store.rows("SELECT COUNT(*) FROM stored_events")[0]
+def _check_unleafed_events(store: RawStore, report: StoreReport, count: int, seen: int) -> None:
     if count == seen:
         return
     orphans = store.rows(
