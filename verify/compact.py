@@ -103,8 +103,10 @@ class HeadsTree:
         return self._levels[-1][0]
 
     def _rebuild(self) -> None:
-        # Code point order is UTF-8 byte order for any text that has a UTF-8 encoding.
-        order = sorted(self._hashes)
+        # Code point order is UTF-8 byte order for any text that has a UTF-8 encoding. The new
+        # subjects are sorted on their own and merged in (one pass over two sorted runs).
+        order = [*self._index, *sorted(self._hashes.keys() - self._index.keys())]
+        order.sort()
         self._index = dict(zip(order, range(len(order)), strict=True))
         level = list(map(self._hashes.__getitem__, order))
         self._levels = [level]

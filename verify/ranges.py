@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter, methodcaller
-from sys import intern
 from typing import Any
 from uuid import UUID
 
@@ -313,7 +312,7 @@ class _RangeWalk:
                     owner = key_owner(key)
                     if owner is None or (owner != PRACTICE_KEY and owner not in subjects):
                         raise _Doubt
-                    streams[s] = (stream, key, subjects)
+                    seen = streams[s] = (stream, key, subjects)
                 if (
                     (actor is not None and type(actor) is not str)
                     or (session is not None and type(session) is not str)
@@ -375,15 +374,17 @@ class _RangeWalk:
             else:
                 # All checks passed: record the links exactly as the slow path would.
                 passed += 1
+                # The subjects as first seen with this stream: one object for all its events,
+                # so a range's result pickles it once.
+                subjects = seen[2]
                 if count == 1:
-                    subject = intern(subject)  # one object per subject, so pickled once
+                    subject = subjects[0]
                     if known is None:
                         first_links[subject] = (seq, prev, position)
                     heads[subject] = changed[subject] = (seq, position)
                     append_text(f"{subject}\n{seq}\n{position}")
                 elif count:
                     for subject, (_, seq, prev) in zip(subjects, links, strict=True):
-                        subject = intern(subject)
                         if subject not in heads:
                             first_links[subject] = (seq, prev, position)
                         heads[subject] = changed[subject] = (seq, position)
