@@ -17,6 +17,8 @@ from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from events.writer_lock import writer_lock
+
 Dialect = Literal["sqlite", "postgres"]
 
 # A ledger append dirties about twice the pages of a plain event (its leaf, and a links-index
@@ -88,6 +90,16 @@ class Database:
 
     @contextmanager
     def _sqlite(self, writer: bool, begin: str) -> Iterator[Cursor]:
+        assert isinstance(self.datastore, SQLiteDatastore)
+        if not writer:
+            with self._sqlite_transaction(writer, begin) as c:
+                yield c
+            return
+        with writer_lock(self.datastore).held(), self._sqlite_transaction(writer, begin) as c:
+            yield c
+
+    @contextmanager
+    def _sqlite_transaction(self, writer: bool, begin: str) -> Iterator[Cursor]:
         assert isinstance(self.datastore, SQLiteDatastore)
         with self.datastore.get_connection(commit=writer) as conn:
             raw = conn._sqlite_conn
