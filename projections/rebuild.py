@@ -9,7 +9,9 @@ one a single process gives, row for row.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 import os
+import threading
 from collections.abc import Sequence
 from multiprocessing.sharedctypes import Synchronized
 
@@ -69,8 +71,7 @@ def rebuild(
 
 def _replay_beside(ledger: Ledger, here: list[Projection], progress: Progress | None) -> None:
     """Replay ``APART`` in a child process while this one replays ``here``."""
-    context = multiprocessing.get_context("forkserver")  # a clean start: no inherited connections
-    context.set_forkserver_preload([__name__])
+    context = _context()
     reached: Synchronized[int] = context.Value("q", 0, lock=False)  # type: ignore[assignment]
     child = context.Process(
         target=_replay_apart, args=(ledger.config, reached), name=f"replay {APART}", daemon=True
@@ -89,6 +90,18 @@ def _replay_beside(ledger: Ledger, here: list[Projection], progress: Progress | 
         if child.is_alive():
             child.terminate()
             child.join()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """fork when this process runs no other thread: the child starts at once, with everything
+    imported (it opens its own store, and never touches the connections it inherits). With
+    other threads (a PostgreSQL connection pool's, say), a fork could copy a lock one of them
+    holds, so the child starts from the fork server instead, this module imported in advance."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _slower(progress: Progress, reached: Synchronized[int]) -> Progress:

@@ -3,6 +3,7 @@ keeps from one batch to the next, the views come out as the live ones, row for r
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from itertools import pairwise
 from uuid import uuid4
@@ -47,16 +48,30 @@ def a_practice_at_work(ledger: Ledger, patients: int = 6) -> list[Note]:
     return notes
 
 
-def test_a_replay_in_two_processes_equals_the_live_views_row_for_row(ledger: Ledger) -> None:
+@pytest.mark.parametrize("other_thread", [False, True], ids=["alone", "beside-a-thread"])
+def test_a_replay_in_two_processes_equals_the_live_views_row_for_row(
+    ledger: Ledger, other_thread: bool
+) -> None:
+    """Forked, or (with another thread running, as beside a connection pool's) started from
+    the fork server: the same views either way."""
     a_practice_at_work(ledger)
     runner = runner_for(ledger)
     size = runner.catch_up()
     live = snapshot(ledger)
-    assert rebuild(ledger, workers=2) == size
-    assert snapshot(ledger) == live
-    assert set(runner.positions().values()) == {size}
-    assert rebuild(ledger, ["chart", "audit"], workers=2) == size
-    assert snapshot(ledger) == live
+    stop = threading.Event()
+    waiting = threading.Thread(target=stop.wait)
+    if other_thread:
+        waiting.start()
+    try:
+        assert rebuild(ledger, workers=2) == size
+        assert snapshot(ledger) == live
+        assert set(runner.positions().values()) == {size}
+        assert rebuild(ledger, ["chart", "audit"], workers=2) == size
+        assert snapshot(ledger) == live
+    finally:
+        stop.set()
+        if other_thread:
+            waiting.join()
 
 
 def test_the_chart_kept_from_batch_to_batch_equals_the_chart_read_back_from_the_store(
