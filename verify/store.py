@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from operator import itemgetter
+from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
@@ -34,6 +37,7 @@ from verify.ranges import MAX_RANGE_SIZE, RANGE_SIZE, RangeResult, check_range, 
 
 MAX_PROBLEMS = 10_000
 TAIL_RANGE_SIZE = 2048  # the shortest range towards the end of the log (see _spans)
+AHEAD = 2  # ranges handed to each worker process beyond those it has finished
 
 Progress = Callable[[int, int], None]
 
@@ -135,11 +139,11 @@ def check_store(
 ) -> StoreReport:
     """Recompute everything; the report's ``problems`` are empty exactly when the store is valid.
 
-    The log's ranges are checked by ``workers`` processes (default: one per core), each reading
-    its own rows; the results are stitched together here in log order. ``workers=1`` checks
-    them in this process. Worker processes start from a fresh interpreter (forkserver), so a
-    script that calls this with more than one worker needs the ``if __name__ == "__main__":``
-    guard that multiprocessing asks for.
+    The log's ranges are checked by ``workers`` processes (default: one per core): this one and
+    ``workers - 1`` others, each reading its own rows; the results are stitched together here in
+    log order. ``workers=1`` checks them all in this process. Worker processes start from a
+    fresh interpreter (forkserver), so a script that calls this with more than one worker needs
+    the ``if __name__ == "__main__":`` guard that multiprocessing asks for.
     """
     if workers is None:
         workers = os.cpu_count() or 1
@@ -204,28 +208,87 @@ def _spans(size: int, workers: int) -> list[tuple[int, int]]:
 def _check_ranges(
     store: RawStore, spans: list[tuple[int, int]], sizes: list[int], workers: int
 ) -> Iterator[RangeResult]:
-    """Range results in log order; with workers, every range is already submitted on return."""
+    """Range results in log order, from this process and ``workers - 1`` others.
+
+    The ranges are handed out in order: the pool is kept AHEAD ranges a process ahead, and this
+    process, between stitching the results, checks the next range itself whenever the result
+    due next is not in yet. A worker writes its result to a file of a private temporary
+    directory and hands back the file's name: a result is a megabyte or two, and passing that
+    through the pool's pipe needs this process's GIL for every 64 KB, which it mostly holds
+    while checking and stitching; the worker would wait on it.
+    """
     if workers <= 1 or len(spans) <= 1:
         return (check_range(store, a, b, sizes) for a, b in spans)
     # forkserver: workers start clean, never sharing the parent's database connections.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_forkserver_preload())
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    futures = [pool.submit(_range_job, (store.location, a, b, sizes)) for a, b in spans]
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="verify-store-", ignore_cleanup_errors=True)
+    except OSError:  # nowhere to pass results through: check every range here
+        return (check_range(store, a, b, sizes) for a, b in spans)
+    pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=context)
+    results: list[RangeResult | Future[str] | None] = [None] * len(spans)
+    running: set[Future[str]] = set()
+    handed = 0  # spans[:handed] are being checked or checked
+    broken = False  # the pool cannot run jobs (e.g. a script without the __main__ guard)
+
+    def top_up() -> None:
+        nonlocal handed, broken
+        running.difference_update([f for f in running if f.done()])
+        while not broken and handed < len(spans) and len(running) < AHEAD * (workers - 1):
+            a, b = spans[handed]
+            try:
+                future = pool.submit(_range_job, (store.location, a, b, sizes, folder.name))
+            except BrokenProcessPool:
+                broken = True
+                return
+            results[handed] = future
+            running.add(future)
+            handed += 1
+
+    def take(i: int) -> RangeResult:
+        nonlocal broken
+        done = results[i]
+        results[i] = None
+        if isinstance(done, RangeResult):
+            return done
+        assert done is not None
+        try:
+            path = Path(done.result())
+        except BrokenProcessPool:
+            broken = True
+            a, b = spans[i]
+            return check_range(store, a, b, sizes)
+        result = pickle.loads(path.read_bytes())
+        path.unlink()
+        return result
 
     def in_order() -> Iterator[RangeResult]:
+        nonlocal handed
         try:
-            for i, future in enumerate(futures):
-                try:
-                    yield future.result()
-                except BrokenProcessPool:
-                    # e.g. a script without the __main__ guard: check the rest in this process
-                    for a, b in spans[i:]:
-                        yield check_range(store, a, b, sizes)
-                    return
+            for i in range(len(spans)):
+                while True:
+                    top_up()
+                    due = results[i]
+                    if isinstance(due, Future) and not due.done() and handed < len(spans):
+                        a, b = spans[handed]  # meanwhile, the next range here
+                        results[handed] = check_range(store, a, b, sizes)
+                        handed += 1
+                        continue
+                    if due is None:  # not handed out: the pool is broken or behind
+                        a, b = spans[i]
+                        results[i] = check_range(store, a, b, sizes)
+                        handed = max(handed, i + 1)
+                    yield take(i)
+                    break
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)  # the workers exit on their own
+            # After the last result the workers exit on their own; if the stitch stopped
+            # early, wait for the jobs in flight, so that no file is written after the cleanup.
+            in_flight = any(not future.done() for future in running)
+            pool.shutdown(wait=in_flight, cancel_futures=True)
+            folder.cleanup()
 
+    top_up()
     return in_order()
 
 
@@ -252,13 +315,17 @@ def _forkserver_preload() -> list[str]:
     return ["__main__", *sorted(names)]
 
 
-def _range_job(job: tuple[str, int, int, list[int]]) -> RangeResult:
-    location, a, b, sizes = job
+def _range_job(job: tuple[str, int, int, list[int], str]) -> str:
+    """Check one range in a worker; its result goes to a file in ``folder``, named back."""
+    location, a, b, sizes, folder = job
     store = open_store(location)
     try:
-        return check_range(store, a, b, sizes)
+        result = check_range(store, a, b, sizes)
     finally:
         store.close()
+    path = Path(folder) / f"{a}.pickle"
+    path.write_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    return str(path)
 
 
 def verify_store(location: str, trusted_key: str | None = None) -> StoreReport:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+
 import pytest
 
+import verify.store
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.verification import store_location
@@ -43,11 +47,39 @@ def _check(ledger: Ledger, workers: int):  # type: ignore[no-untyped-def]
 
 
 def test_two_workers_and_one_agree_on_a_valid_store(big_ledger: Ledger) -> None:
-    one, two = _check(big_ledger, 1), _check(big_ledger, 2)
-    assert one.problems == [] and two.problems == []
-    assert one.size == two.size > 2 * RANGE_SIZE
-    assert one.root == two.root
-    assert one.checkpoints == two.checkpoints >= 4
+    one, two, three = _check(big_ledger, 1), _check(big_ledger, 2), _check(big_ledger, 3)
+    assert one.problems == [] and two.problems == [] and three.problems == []
+    assert one.size == two.size == three.size > 2 * RANGE_SIZE
+    assert one.root == two.root == three.root
+    assert one.checkpoints == two.checkpoints == three.checkpoints >= 4
+    assert one.events == two.events == three.events == one.size
+
+
+class _BrokenPool:
+    """A pool whose processes could not start (as for a script without the __main__ guard)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.submitted = 0
+
+    def submit(self, *args: object) -> Future[str]:
+        self.submitted += 1
+        if self.submitted > 1:
+            raise BrokenProcessPool("a process died")
+        future: Future[str] = Future()
+        future.set_exception(BrokenProcessPool("a process died"))
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def test_a_pool_that_breaks_leaves_every_range_to_this_process(
+    big_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = _check(big_ledger, 1)
+    monkeypatch.setattr(verify.store, "ProcessPoolExecutor", _BrokenPool)
+    broken = _check(big_ledger, 2)
+    assert broken.problems == [] and (broken.root, broken.events) == (one.root, one.events)
 
 
 def test_a_chain_broken_across_a_range_edge_is_found_by_the_workers(big_ledger: Ledger) -> None:
@@ -55,6 +87,6 @@ def test_a_chain_broken_across_a_range_edge_is_found_by_the_workers(big_ledger: 
     # only stitching across ranges can see it.
     position = 2 * RANGE_SIZE + 3
     rewrite_leaf_link(big_ledger, position)
-    for workers in (1, 2):
+    for workers in (1, 2, 3):
         report = _check(big_ledger, workers)
         assert any(p.where == f"position {position}" for p in report.problems), report.problems
