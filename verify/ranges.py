@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -42,7 +42,6 @@ from verify.records import (
 )
 
 _sha256 = hashlib.sha256
-_digest = methodcaller("digest")
 _unpackb = msgpack.unpackb
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _fromisoformat = datetime.fromisoformat

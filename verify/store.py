@@ -155,7 +155,7 @@ def check_store(
     spans = _spans(size, workers)
     sizes = [c.size for c in checkpoints]
     results = _check_ranges(store, spans, sizes, workers)
-    # while the workers, if any, check the ranges
+    # while the workers, if any, check their first ranges
     links_index = _links_index(store)
     (stored,) = store.rows("SELECT COUNT(*) FROM stored_events")[0]
     for result in results:
