@@ -255,12 +255,12 @@ def _check_ranges(
         assert done is not None
         try:
             path = Path(done.result())
-        except BrokenProcessPool:
-            broken = True
+            result: RangeResult = pickle.loads(path.read_bytes())
+            path.unlink()
+        except (BrokenProcessPool, OSError) as e:  # no pool, or no room for its result file
+            broken = broken or isinstance(e, BrokenProcessPool)
             a, b = spans[i]
             return check_range(store, a, b, sizes)
-        result = pickle.loads(path.read_bytes())
-        path.unlink()
         return result
 
     def in_order() -> Iterator[RangeResult]:

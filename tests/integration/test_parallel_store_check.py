@@ -90,3 +90,19 @@ def test_a_chain_broken_across_a_range_edge_is_found_by_the_workers(big_ledger: 
     for workers in (1, 2, 3):
         report = _check(big_ledger, workers)
         assert any(p.where == f"position {position}" for p in report.problems), report.problems
+
+
+def test_a_worker_without_room_for_its_result_leaves_that_range_to_this_process(
+    big_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = _check(big_ledger, 1)
+
+    class NoRoom(_BrokenPool):
+        def submit(self, *args: object) -> Future[str]:
+            future: Future[str] = Future()
+            future.set_exception(OSError(28, "No space left on device"))
+            return future
+
+    monkeypatch.setattr(verify.store, "ProcessPoolExecutor", NoRoom)
+    report = _check(big_ledger, 2)
+    assert report.problems == [] and (report.root, report.events) == (one.root, one.events)
