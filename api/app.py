@@ -3,9 +3,12 @@ mapping (``api/errors.py``) and one router per resource (``api/routers/``)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -15,7 +18,9 @@ from api.settings import Settings
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import tree_size
-from projections.runner import follow
+from projections.runner import Runner, follow
+
+FOLLOWER_LOOKS_AGAIN = 5.0  # seconds between a waiting process's tries for the follower lock
 
 
 def _checkpoint_every(ledger: Ledger, stop: threading.Event) -> None:
@@ -24,6 +29,23 @@ def _checkpoint_every(ledger: Ledger, stop: threading.Event) -> None:
         with ledger.db.read() as c:
             size = tree_size(c)
         ledger.checkpointer.maybe_issue(size)
+
+
+def _follow_when_chosen(runner: Runner, stop: threading.Event, lock_path: Path) -> None:
+    """Keep the views caught up, from one server process only: the one holding the lock file.
+    The others look again every few seconds, so a successor takes over if it stops."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if stop.wait(FOLLOWER_LOOKS_AGAIN):
+                    return
+        follow(runner, stop)
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 def create_app(settings: Settings | StoreConfig) -> FastAPI:
@@ -38,11 +60,16 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
         if settings.background:
             timer = threading.Thread(target=_checkpoint_every, args=(ledger, stop), daemon=True)
             timer.start()
-            views = threading.Thread(target=follow, args=(services.runner, stop), daemon=True)
+            views = threading.Thread(
+                target=_follow_when_chosen,
+                args=(services.runner, stop, settings.store.home / "views-follower.lock"),
+                daemon=True,
+            )
             views.start()
         yield
         stop.set()
         ledger.close()
+        services.last_seen.close()
 
     app = FastAPI(
         title="Chartledger",

@@ -43,6 +43,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from api.activity import LastSeen
 from api.errors import TooManyAttempts, Unauthenticated
 from api.settings import Settings
 from domain.base import user_subject
@@ -489,9 +490,7 @@ def recover_with_approval(
     return token, session, secret
 
 
-def authenticate(
-    ledger: Ledger, settings: Settings, token: str, last_seen: dict[str, float]
-) -> Principal:
+def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: LastSeen) -> Principal:
     """The principal behind ``token``, checked against the ledger now; else ``Unauthenticated``."""
     session_id = session_id_of(token)
     if session_id is None:
@@ -540,7 +539,7 @@ def _end(ledger: Ledger, session: Session, reason: str, at: datetime) -> None:
         pass  # ended by a concurrent request: it is over either way
 
 
-def log_out(ledger: Ledger, principal: Principal, last_seen: dict[str, float]) -> None:
+def log_out(ledger: Ledger, principal: Principal, last_seen: LastSeen) -> None:
     session = load(ledger, principal.session_id, Session)
     last_seen.pop(str(session.id), None)
     _end(ledger, session, "logout", now())

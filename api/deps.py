@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.activity import SessionActivity
 from api.auth import Principal, authenticate
 from api.errors import Unauthenticated
 from api.settings import Settings
 from events.ledger import Ledger
 from projections.rebuild import all_projections
 from projections.runner import PositionMoved, Progress, Runner
+
+MOVED_RETRIES = 20
 
 
 class SerialRunner(Runner):
@@ -30,10 +33,14 @@ class SerialRunner(Runner):
             return self._catch_up_locked(progress)
 
     def _catch_up_locked(self, progress: Progress | None = None) -> int:
-        try:
-            return super().catch_up(progress)
-        except PositionMoved:
-            return super().catch_up(progress)
+        # A batch applied first by another process (another server worker, a CLI command) is
+        # read again from where that one left the views: each retry starts further on.
+        for _ in range(MOVED_RETRIES):
+            try:
+                return super().catch_up(progress)
+            except PositionMoved:
+                continue
+        return super().catch_up(progress)
 
     def catch_up_to(self, target: int | None = None) -> None:
         """As ``Runner.catch_up_to``, but requests waiting for one catch-up share it: whoever
@@ -54,12 +61,13 @@ class Services:
     settings: Settings
     ledger: Ledger
     runner: SerialRunner
-    last_seen: dict[str, float] = field(default_factory=dict)  # session id -> monotonic time
+    last_seen: SessionActivity  # session id -> when last used, shared by the server processes
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         ledger = Ledger(settings.store)
-        return cls(settings=settings, ledger=ledger, runner=SerialRunner(ledger))
+        activity = SessionActivity(settings.store.home / "session-activity")
+        return cls(settings, ledger, SerialRunner(ledger), activity)
 
 
 async def get_services(request: Request) -> Services:
