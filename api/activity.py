@@ -91,8 +91,12 @@ class SessionActivity:
         return millis / 1000 if millis else default
 
     def close(self) -> None:
+        """Unmap and close the file; again does nothing (an app's lifespan may run twice)."""
+        if self._fd < 0:
+            return
         self._map.close()
         os.close(self._fd)
+        self._fd = -1
 
     def _slots(self, key: bytes) -> Iterator[int]:
         first = int.from_bytes(key[:8], "little") % SLOTS

@@ -33,6 +33,12 @@ def test_what_one_process_sees_the_other_reads(path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_closing_twice_is_closing_once(path: Path) -> None:
+    table = SessionActivity(path)
+    table.close()
+    table.close()
+
+
 def test_a_file_that_is_not_one_is_refused(path: Path) -> None:
     path.write_bytes(b"\x01" * (activity.HEADER + activity.SLOTS * activity.SLOT))
     with pytest.raises(ValueError, match="not a session activity file"):
