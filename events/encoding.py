@@ -243,6 +243,8 @@ def subjects_of(event: Any) -> tuple[str, ...]:
     """The subjects an event concerns: its ``ledger_subjects()`` or ``subjects``, sorted."""
     hook = getattr(event, "ledger_subjects", None)
     found = hook() if callable(hook) else getattr(event, "subjects", ())
+    if type(found) is tuple and len(found) == 1:  # most events: nothing to sort
+        return found
     return tuple(sorted(set(found), key=str.encode))
 
 
@@ -254,7 +256,7 @@ class LedgerMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> LedgerStoredEvent:
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
-        stream = str(originator_id)
+        stream = _uuid_text(originator_id)
         version = state.pop("originator_version")
         recorded = _timestamp(state.pop("timestamp"))
         original = state.pop("original_time", None)
