@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterator
-from typing import Any
 
 from events.db import Cursor
+from events.per_store import PerDatastore
 from verify.chain import CompletenessProof, ProvenLeaf
 from verify.compact import CompactRange, HeadsTree, TreeLevels
 from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
@@ -53,17 +52,8 @@ class LeafFeed:
             return found
 
 
-_feeds: weakref.WeakKeyDictionary[Any, LeafFeed] = weakref.WeakKeyDictionary()
-_feeds_lock = threading.Lock()
-
-
-def leaf_feed(datastore: Any) -> LeafFeed:
-    """The one feed of a datastore, shared by its recorder (which adds) and checkpointer."""
-    with _feeds_lock:
-        feed = _feeds.get(datastore)
-        if feed is None:
-            feed = _feeds[datastore] = LeafFeed()
-        return feed
+# The one feed of a datastore, shared by its recorder (which adds) and checkpointer.
+leaf_feed: PerDatastore[LeafFeed] = PerDatastore(lambda _datastore: LeafFeed())
 
 
 def tree_size(cursor: Cursor) -> int:

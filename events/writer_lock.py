@@ -18,10 +18,11 @@ import fcntl
 import os
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from events.per_store import PerDatastore
 
 WAIT_AT_MOST = 5.0
 _FIRST_NAP, _LONGEST_NAP = 0.0001, 0.001
@@ -69,17 +70,10 @@ class WriterLock:
             return False
 
 
-_locks: weakref.WeakKeyDictionary[Any, WriterLock] = weakref.WeakKeyDictionary()
-_locks_lock = threading.Lock()
-
-
-def writer_lock(datastore: Any) -> WriterLock:
-    """The writer lock of an eventsourcing SQLite datastore (one per datastore object)."""
-    with _locks_lock:
-        lock = _locks.get(datastore)
-        if lock is None:
-            lock = _locks[datastore] = WriterLock(_lock_path(datastore.pool))
-        return lock
+# The writer lock of an eventsourcing SQLite datastore (one per datastore object).
+writer_lock: PerDatastore[WriterLock] = PerDatastore(
+    lambda datastore: WriterLock(_lock_path(datastore.pool))
+)
 
 
 def _lock_path(pool: Any) -> str | None:
