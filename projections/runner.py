@@ -205,10 +205,7 @@ class Runner:
         with self._applying:  # a view's prepared batch and what it keeps are this thread's
             try:
                 prepared = {
-                    name: self.projections[name].prepare(
-                        self.db, [e for e in entries if e.position >= position], position
-                    )
-                    for name, position in due.items()
+                    name: self._prepare(name, position, entries) for name, position in due.items()
                 }
                 with self.db.write(lock=False) as c:
                     for name, position in due.items():
@@ -218,6 +215,25 @@ class Runner:
                 for name in due:
                     self.projections[name].forget()
                 raise
+
+    def _prepare(self, name: str, position: int, entries: Sequence[Entry]) -> Any:
+        try:
+            return self.projections[name].prepare(
+                self.db, [e for e in entries if e.position >= position], position
+            )
+        except Exception:
+            # What a view reads back while it prepares may already hold this batch, when a
+            # runner in another process applied it meanwhile, and folding it again fails.
+            # That batch is then the other runner's: back off as a lost claim does.
+            if self._position(name) != position:
+                raise PositionMoved(f"projection {name} was moved by another runner") from None
+            raise
+
+    def _position(self, name: str) -> int | None:
+        with self.db.read() as c:
+            c.execute("SELECT position FROM projection_positions WHERE name = ?", (name,))
+            row = c.fetchone()
+        return None if row is None else row[0]
 
     def _claim(self, cursor: Cursor, name: str, position: int, end: int) -> None:
         # Claim the batch before writing any row of it: a runner in another process that
