@@ -32,10 +32,13 @@ class SerialRunner(Runner):
         with self._lock:
             return self._catch_up_locked(progress)
 
-    def _catch_up_locked(self, progress: Progress | None = None) -> int:
+    def _catch_up_locked(self, progress: Progress | None = None, target: int | None = None) -> int:
         # A batch applied first by another process (another server worker, a CLI command) is
-        # read again from where that one left the views: each retry starts further on.
+        # read again from where that one left the views: each retry starts further on. With a
+        # target, the views reaching it is enough, whoever applied the batches.
         for _ in range(MOVED_RETRIES):
+            if target is not None and (lowest := self.applied()[1]) >= target:
+                return lowest
             try:
                 return super().catch_up(progress)
             except PositionMoved:
@@ -51,17 +54,7 @@ class SerialRunner(Runner):
         if lowest >= target:
             return
         with self._lock:
-            # Another process may apply the batches first (the one keeping the views caught up):
-            # then this one only has to see the views reach the target.
-            for _ in range(MOVED_RETRIES):
-                if self.applied()[1] >= target:
-                    return
-                try:
-                    super().catch_up()
-                    return
-                except PositionMoved:
-                    continue
-            self._catch_up_locked()
+            self._catch_up_locked(target=target)
 
 
 @dataclass

@@ -225,15 +225,9 @@ class Runner:
             # What a view reads back while it prepares may already hold this batch, when a
             # runner in another process applied it meanwhile, and folding it again fails.
             # That batch is then the other runner's: back off as a lost claim does.
-            if self._position(name) != position:
+            if self.positions().get(name) != position:
                 raise PositionMoved(f"projection {name} was moved by another runner") from None
             raise
-
-    def _position(self, name: str) -> int | None:
-        with self.db.read() as c:
-            c.execute("SELECT position FROM projection_positions WHERE name = ?", (name,))
-            row = c.fetchone()
-        return None if row is None else row[0]
 
     def _claim(self, cursor: Cursor, name: str, position: int, end: int) -> None:
         # Claim the batch before writing any row of it: a runner in another process that
