@@ -7,13 +7,14 @@ commit order.
 
 from __future__ import annotations
 
+import sqlite3
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, Protocol
 
 from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.sqlite import SQLiteConnection, SQLiteDatastore
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
@@ -92,31 +93,22 @@ class Database:
     def _sqlite(self, writer: bool, begin: str) -> Iterator[Cursor]:
         assert isinstance(self.datastore, SQLiteDatastore)
         if not writer:
-            with self._sqlite_transaction(writer, begin) as c:
-                yield c
+            with self.datastore.get_connection(commit=False) as conn:
+                yield from _sqlite_transaction(conn._sqlite_conn, begin, commit=False)
             return
-        with writer_lock(self.datastore).held(), self._sqlite_transaction(writer, begin) as c:
-            yield c
-
-    @contextmanager
-    def _sqlite_transaction(self, writer: bool, begin: str) -> Iterator[Cursor]:
-        assert isinstance(self.datastore, SQLiteDatastore)
-        with self.datastore.get_connection(commit=writer) as conn:
-            raw = conn._sqlite_conn
-            if writer and conn not in _tuned:
-                raw.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
-                _tuned.add(conn)
-            cursor = raw.cursor()
-            cursor.execute(begin)
+        lock = writer_lock(self.datastore)
+        with lock.held():
+            kept = lock.connection()
+            if kept is None:
+                with self.datastore.get_connection(commit=True) as conn:
+                    yield from _sqlite_writes(conn, begin)
+                return
             try:
-                yield cursor
-            except BaseException:
-                raw.rollback()
+                yield from _sqlite_writes(kept, begin)
+            except sqlite3.Error as e:
+                if not isinstance(e, sqlite3.IntegrityError):  # a refusal leaves it sound
+                    lock.drop_connection()  # whatever else broke may have broken it
                 raise
-            if writer:
-                raw.commit()
-            else:
-                raw.rollback()
 
     @contextmanager
     def _postgres(self, lock: bool, read_only: bool = False) -> Iterator[Cursor]:
@@ -131,6 +123,29 @@ class Database:
             else:
                 use_schema(cursor, self.datastore)
             yield _PgCursor(cursor)
+
+
+def _sqlite_writes(conn: SQLiteConnection, begin: str) -> Iterator[Cursor]:
+    raw = conn._sqlite_conn
+    if conn not in _tuned:
+        raw.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        _tuned.add(conn)
+    yield from _sqlite_transaction(raw, begin, commit=True)
+
+
+def _sqlite_transaction(raw: sqlite3.Connection, begin: str, commit: bool) -> Iterator[Cursor]:
+    """The body of a transaction on ``raw``: rolled back unless ``commit`` and it succeeds."""
+    cursor = raw.cursor()
+    cursor.execute(begin)
+    try:
+        yield cursor
+    except BaseException:
+        raw.rollback()
+        raise
+    if commit:
+        raw.commit()
+    else:
+        raw.rollback()
 
 
 def use_schema(cursor: Any, datastore: PostgresDatastore) -> None:

@@ -10,6 +10,11 @@ millisecond, so the next writer starts almost as soon as the last one commits.
 This only orders writers; SQLite's own locking still decides. A writer that cannot get the lock
 file in ``WAIT_AT_MOST`` seconds (say, a lock file on a file system without ``flock``) goes on
 to SQLite's lock as before.
+
+Since the lock lets one thread of this process write at a time, the process writes through one
+connection kept for it (``connection``) rather than taking one from eventsourcing's pool and
+putting it back around every transaction: that pool's locks and bookkeeping cost an append of
+one event about a tenth of its time.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from eventsourcing.sqlite import SQLiteConnection
+
 from events.per_store import PerDatastore
 
 WAIT_AT_MOST = 5.0
@@ -29,12 +36,14 @@ _FIRST_NAP, _LONGEST_NAP = 0.0001, 0.001
 
 
 class WriterLock:
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, pool: Any = None) -> None:
         self._path = path  # None: no lock file (an in-memory database)
+        self._pool = pool
         self._threads = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
         self._holds_file = False
+        self._kept: SQLiteConnection | None = None
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -49,6 +58,29 @@ class WriterLock:
                 if self._depth == 0 and self._holds_file:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
                     self._holds_file = False
+
+    def connection(self) -> SQLiteConnection | None:
+        """The connection to write through, to be used only while the lock is ``held``.
+
+        Taken from the pool once and never put back, so the pool still closes it when the
+        store is closed. None for an in-memory database: its writers share the pool's
+        connections, which hold the one database.
+        """
+        if self._path is None or self._pool is None:
+            return None
+        kept = self._kept
+        if kept is None or kept.closed:
+            kept = self._kept = self._pool.get_connection()
+        return kept
+
+    def drop_connection(self) -> None:
+        """Forget the kept connection (after it failed): the next write takes a fresh one."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            try:
+                self._pool.put_connection(kept)
+            except Exception:  # the pool is closed, or the connection is: nothing to give back
+                kept.close()
 
     def _take_file(self) -> bool:
         if self._path is None:
@@ -72,7 +104,7 @@ class WriterLock:
 
 # The writer lock of an eventsourcing SQLite datastore (one per datastore object).
 writer_lock: PerDatastore[WriterLock] = PerDatastore(
-    lambda datastore: WriterLock(_lock_path(datastore.pool))
+    lambda datastore: WriterLock(_lock_path(datastore.pool), datastore.pool)
 )
 
 

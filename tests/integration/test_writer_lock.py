@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
@@ -99,3 +100,67 @@ def test_a_thread_writing_inside_its_own_write_takes_the_lock_once(
         pass
     fd = held_elsewhere(lock_file(sqlite_ledger))  # free again: taken at once here
     os.close(fd)
+
+
+# The connection a process writes through (WriterLock.connection).
+
+
+def leaves_at(ledger: Ledger, position: int) -> int:
+    with ledger.db.read() as c:
+        c.execute("SELECT COUNT(*) FROM ledger_leaves WHERE position = ?", (position,))
+        return c.fetchone()[0]
+
+
+def test_a_write_that_fails_in_its_body_is_rolled_back_and_the_next_one_commits(
+    sqlite_ledger: Ledger,
+) -> None:
+    sqlite_ledger.save(Chart(subjects=("patient:1",), text="a"))
+    tip = size(sqlite_ledger)
+    with pytest.raises(RuntimeError), sqlite_ledger.db.write() as c:
+        c.execute(
+            "INSERT INTO ledger_leaves (position, stream, version, leaf) VALUES (?, ?, ?, ?)",
+            (tip, "0" * 32, 1, b"x"),
+        )
+        raise RuntimeError("the caller gave up")
+    assert leaves_at(sqlite_ledger, tip) == 0
+    sqlite_ledger.save(Chart(subjects=("patient:2",), text="b"))
+    assert size(sqlite_ledger) == tip + 1
+
+
+@pytest.mark.parametrize(
+    ("statement", "error"),
+    [
+        # refused by the store's own trigger: an event without its leaf
+        (
+            "INSERT INTO stored_events (originator_id, originator_version, topic, state, "
+            "position) VALUES ('x', 1, 't', x'00', 999999)",
+            sqlite3.IntegrityError,
+        ),
+        # an error of SQLite's, after which the connection is replaced
+        ("SELECT * FROM no_such_table", sqlite3.OperationalError),
+    ],
+)
+def test_after_sqlite_refuses_a_statement_the_next_write_commits(
+    sqlite_ledger: Ledger, statement: str, error: type[Exception]
+) -> None:
+    sqlite_ledger.save(Chart(subjects=("patient:1",), text="a"))
+    tip = size(sqlite_ledger)
+    with pytest.raises(error), sqlite_ledger.db.write() as c:
+        c.execute(statement)
+    for n in range(3):
+        sqlite_ledger.save(Chart(subjects=(f"patient:{n + 2}",), text="b"))
+    assert size(sqlite_ledger) == tip + 3
+
+
+def test_closing_the_ledger_closes_the_connection_it_wrote_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = StoreConfig(home=tmp_path / "home")
+    init_practice(config, monkeypatch)
+    ledger = Ledger(config, **QUIET)
+    ledger.save(Chart(subjects=("patient:1",), text="a"))
+    wal = Path(str(config.sqlite_path) + "-wal")
+    assert wal.exists()
+    ledger.close()
+    # SQLite folds the WAL into the database and removes it when its last connection closes.
+    assert not wal.exists()
