@@ -68,15 +68,12 @@ class ChartAccess:
 
 def has_care_relationship(ledger: Ledger, user_id: UUID, patient_id: UUID) -> bool:
     user, patient = str(user_id), str(patient_id)
-    with ledger.db.read() as c:
-        c.execute(
-            "SELECT 1 FROM schedule WHERE provider_id = ? AND patient_id = ? LIMIT 1",
-            (user, patient),
-        )
-        if c.fetchone() is not None:
-            return True
-        c.execute("SELECT 1 FROM audit_care WHERE user_id = ? AND patient_id = ?", (user, patient))
-        return c.fetchone() is not None
+    rows = ledger.db.query(
+        "SELECT EXISTS (SELECT 1 FROM schedule WHERE provider_id = ? AND patient_id = ?) "
+        "OR EXISTS (SELECT 1 FROM audit_care WHERE user_id = ? AND patient_id = ?)",
+        (user, patient, user, patient),
+    )
+    return bool(rows[0][0])
 
 
 def patient_exists(ledger: Ledger, patient_id: UUID) -> bool:

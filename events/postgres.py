@@ -16,7 +16,6 @@ the third commits.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +26,7 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from events.db import Database, _PgCursor
+from events.db import Database, _PgCursor, settle
 from events.guards import install_guards
 from events.log import leaf_feed
 from events.schema import create_tables
@@ -82,15 +81,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "%b::bigint[]) RETURNING notification_id"
         ).format(schema=schema)
         # The writer lock as eventsourcing takes it. Its lock timeout, and the schema the
-        # ledger's unqualified table names resolve in, are set once on each connection (see
-        # _settle) rather than in every append: each statement in the pipeline costs the
-        # append its own trip through psycopg. Nothing here listens for eventsourcing's
+        # ledger's unqualified table names resolve in, are set once on each connection
+        # (events.db.settle) rather than in every append: each statement in the pipeline costs
+        # the append its own trip through psycopg. Nothing here listens for eventsourcing's
         # NOTIFY (views poll, as on SQLite), so it is not sent.
         self.lock_statement = SQL("LOCK TABLE {0}.stored_events IN EXCLUSIVE MODE").format(schema)
-        self.session_settings = SQL("SET lock_timeout = '{0}s'; SET search_path TO {1}").format(
-            self.datastore.lock_timeout, schema
-        )
-        self._settled: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
     def create_table(self) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -115,7 +110,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             return []
         try:
             with self.datastore.get_connection() as conn:
-                self._settle(conn)
+                settle(conn, self.datastore)
                 ids, appended = self._append(conn, stored_events, after_append)
         except psycopg.IntegrityError as e:
             raise IntegrityError(str(e)) from e
@@ -124,12 +119,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         commit_to(self.head_cache, appended)
         self.leaf_feed.add(appended.start, appended.leaves)
         return ids
-
-    def _settle(self, conn: psycopg.Connection[Any]) -> None:
-        """The session settings every append relies on, once per connection."""
-        if conn not in self._settled:
-            conn.execute(self.session_settings)  # autocommit: they outlive this statement
-            self._settled.add(conn)
 
     def _append(
         self,

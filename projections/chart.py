@@ -219,13 +219,11 @@ def chart(db: Database, patient_id: UUID | str) -> list[ChartEntry]:
 
     This reads the view only; recording the read is the caller's duty (``projections.reads``).
     """
-    with db.read() as c:
-        c.execute(
-            "SELECT entry_id, kind, topic, version, first_recorded, last_recorded, state "
-            "FROM chart_entries WHERE patient_id = ? ORDER BY first_recorded, entry_id",
-            (str(patient_id),),
-        )
-        rows = c.fetchall()
+    rows = db.query(
+        "SELECT entry_id, kind, topic, version, first_recorded, last_recorded, state "
+        "FROM chart_entries WHERE patient_id = ? ORDER BY first_recorded, entry_id",
+        (str(patient_id),),
+    )
     return [
         ChartEntry(
             entry_id=UUID(entry_id),

@@ -106,20 +106,19 @@ class Runner:
                 )
 
     def positions(self) -> dict[str, int]:
-        with self.db.read() as c:
-            c.execute("SELECT name, position FROM projection_positions")
-            return {name: pos for name, pos in c.fetchall() if name in self.projections}
+        rows = self.db.query("SELECT name, position FROM projection_positions")
+        return {name: pos for name, pos in rows if name in self.projections}
 
     def applied(self) -> tuple[int, int]:
-        """(the log's size, the lowest position of the views): one read, no lock, no decoding."""
-        with self.db.read() as c:
-            c.execute("SELECT MAX(position) FROM ledger_leaves")
-            row = c.fetchone()
-            size = 0 if row is None or row[0] is None else row[0] + 1
-            c.execute("SELECT name, position FROM projection_positions")
-            lowest = min(
-                (pos for name, pos in c.fetchall() if name in self.projections), default=size
-            )
+        """(the log's size, the lowest position of the views): one statement, no lock, no
+        decoding (every request asks before it reads a view)."""
+        rows = self.db.query(
+            "SELECT t.top, p.name, p.position FROM (SELECT MAX(position) AS top "
+            "FROM ledger_leaves) t LEFT JOIN projection_positions p ON 1 = 1"
+        )
+        top = rows[0][0]
+        size = 0 if top is None else top + 1
+        lowest = min((pos for _, name, pos in rows if name in self.projections), default=size)
         return size, lowest
 
     def catch_up_to(self, target: int | None = None) -> None:
@@ -132,29 +131,28 @@ class Runner:
     def catch_up_for(self, name: str, target: int | None = None) -> None:
         """As ``catch_up_to``, for the one view a reader needs: nothing to do when every event
         it has not applied comes from a module it ignores (a chart read need not wait for the
-        audit view to take in the reads recorded before it). One read, no lock, no decoding."""
+        audit view to take in the reads recorded before it).
+
+        One statement, no lock, no decoding: it finds the target (the log's size, unless
+        given), the view's position and, when at most ``PENDING_SCAN`` events lie between,
+        whether one of them comes from a module the view reads.
+        """
         modules = self.projections[name].modules
-        with self.db.read() as c:
-            c.execute("SELECT MAX(position) FROM ledger_leaves")
-            row = c.fetchone()
-            size = 0 if row is None or row[0] is None else row[0] + 1
-            target = size if target is None else target
-            c.execute("SELECT position FROM projection_positions WHERE name = ?", (name,))
-            row = c.fetchone()
-            position = 0 if row is None else row[0]
-            if position >= target:
-                return
-            if modules is not None and target - position <= PENDING_SCAN:
-                concerning = " OR ".join("e.topic LIKE ?" for _ in modules)
-                c.execute(
-                    "SELECT 1 FROM ledger_leaves l JOIN stored_events e "
-                    "ON e.originator_id = l.stream AND e.originator_version = l.version "
-                    f"WHERE l.position >= ? AND l.position < ? AND ({concerning}) LIMIT 1",
-                    (position, target, *(f"{m}:%" for m in sorted(modules))),
-                )
-                if c.fetchone() is None:
-                    return
-        self.catch_up_to(target)
+        concerning = " OR ".join("e.topic LIKE ?" for _ in modules or ()) or "1 = 1"
+        rows = self.db.query(
+            "SELECT t.target, p.position, CASE WHEN p.position >= t.target THEN FALSE "
+            "WHEN t.target - p.position > ? THEN TRUE "
+            "ELSE EXISTS (SELECT 1 FROM ledger_leaves l JOIN stored_events e "
+            "ON e.originator_id = l.stream AND e.originator_version = l.version "
+            f"WHERE l.position >= p.position AND l.position < t.target AND ({concerning})) END "
+            "FROM (SELECT COALESCE(?, MAX(position) + 1, 0) AS target FROM ledger_leaves) t, "
+            "(SELECT COALESCE(MAX(position), 0) AS position FROM projection_positions "
+            "WHERE name = ?) p",
+            (PENDING_SCAN, *(f"{m}:%" for m in sorted(modules or ())), target, name),
+        )
+        target, _, pending = rows[0]
+        if pending:
+            self.catch_up_to(target)
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Apply everything appended since each projection's position; return the new position."""
