@@ -48,7 +48,7 @@ def _port() -> int:
 
 
 def _run(
-    env: dict[str, str], clients: int, seconds: float
+    env: dict[str, str], clients: int, seconds: float, harnesses: list[str]
 ) -> dict[tuple[str, str], tuple[float, ...]]:
     chartledger = str(Path(sys.executable).with_name("chartledger"))
     subprocess.run(
@@ -92,11 +92,14 @@ def _run(
             sessions.append((c, p.patient_id))
         results: dict[tuple[str, str], tuple[float, ...]] = {}
         for name, (method, path, body), op in _operations():
-            if shutil.which("wrk"):
+            if "wrk" in harnesses and shutil.which("wrk"):
                 results["wrk", name] = _with_cpu(
                     server.pid, _wrk, url, sessions, method, path, body, seconds
                 )
-            results["thin client", name] = _with_cpu(server.pid, _threads, sessions, op, seconds)
+            if "thin" in harnesses:
+                results["thin client", name] = _with_cpu(
+                    server.pid, _threads, sessions, op, seconds
+                )
         return results
     finally:
         server.terminate()
@@ -125,22 +128,49 @@ def _operations() -> list[tuple[str, tuple[str, str, dict[str, str] | None], Any
 
 
 def _with_cpu(pid: int, run: Any, *args: Any) -> tuple[float, ...]:
-    """``run(*args)``'s req/s, p50 ms and p95 ms, and the server's CPU ms per request."""
-    before = _cpu_seconds(pid)
+    """``run(*args)``'s req/s, p50 ms and p95 ms, then the CPU ms per request of the server's
+    processes and of PostgreSQL's (0 when it is not running here)."""
+    server, postgres = _cpu_seconds(pid), _postgres_cpu_seconds()
     rate, p50, p95, requests = run(*args)
-    return rate, p50, p95, (_cpu_seconds(pid) - before) * 1000 / max(1, requests)
+    per_request = 1000 / max(1, requests)
+    return (
+        rate,
+        p50,
+        p95,
+        (_cpu_seconds(pid) - server) * per_request,
+        (_postgres_cpu_seconds() - postgres) * per_request,
+    )
+
+
+def _processes() -> list[tuple[str, str, list[str]]]:
+    """(pid, command name, the stat fields after it) of every process."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, fields = stat.read_text().rsplit(")", 1)
+        except OSError:  # gone meanwhile
+            continue
+        found.append((stat.parent.name, head.partition("(")[2], fields.split()))
+    return found
+
+
+def _ticks(fields: list[str]) -> int:
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def _cpu_seconds(pid: int) -> float:
     """CPU time of the server process and of its worker processes."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += int(fields[11]) + int(fields[12])
+    total = sum(
+        _ticks(fields)
+        for found, _, fields in _processes()
+        if found == str(pid) or fields[1] == str(pid)
+    )
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process (backends, WAL writer, checkpointer)."""
+    total = sum(_ticks(fields) for _, name, fields in _processes() if name.startswith("postgres"))
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -238,24 +268,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--stores", default="sqlite,postgres", help="which of sqlite,postgres")
+    parser.add_argument("--harness", default="wrk,thin", help="which of wrk,thin")
     options = parser.parse_args()
+    wanted, harnesses = options.stores.split(","), options.harness.split(",")
     base = {
         **os.environ,
         "CHARTLEDGER_PBKDF2_ITERATIONS": "1000",
         "CHARTLEDGER_OWNER_PASSWORD": PASSWORD,
     }
-    stores = [("sqlite", None)]
+    stores: list[tuple[str, str | None]] = [("sqlite", None)] if "sqlite" in wanted else []
     pg = os.environ.get("CHARTLEDGER_BENCH_DATABASE_URL") or os.environ.get(
         "CHARTLEDGER_TEST_DATABASE_URL"
     )
-    if pg:
+    if pg and "postgres" in wanted:
         stores.append(("postgres", pg))
     print(f"{options.clients} concurrent clients, {options.seconds:g} s per operation")
     if not shutil.which("wrk"):
         print("(wrk is not installed: the thin-client harness only; apt-get install wrk)")
     print(
         f"{'store':<9} {'clients':<12} {'operation':<11} {'req/s':>8} {'p50 ms':>8} "
-        f"{'p95 ms':>8} {'server CPU ms/req':>18}"
+        f"{'p95 ms':>8} {'CPU ms/req: server':>18} {'PostgreSQL':>10}"
     )
     for store, url in stores:
         with tempfile.TemporaryDirectory() as home:
@@ -268,11 +301,11 @@ def main() -> None:
                     conn.execute(f'CREATE SCHEMA "{schema}"')
                 env["CHARTLEDGER_DATABASE_URL"] = f"{url}?schema={schema}"
             try:
-                results = _run(env, options.clients, options.seconds)
-                for (harness, op), (rate, p50, p95, cpu) in results.items():
+                results = _run(env, options.clients, options.seconds, harnesses)
+                for (harness, op), (rate, p50, p95, cpu, pg_cpu) in results.items():
                     print(
                         f"{store:<9} {harness:<12} {op:<11} {rate:>8.0f} {p50:>8.1f} "
-                        f"{p95:>8.1f} {cpu:>18.2f}"
+                        f"{p95:>8.1f} {cpu:>18.2f} {pg_cpu if url else 0:>10.2f}"
                     )
             finally:
                 if schema:
