@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteConnection, SQLiteDatastore
+from psycopg import IsolationLevel
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
@@ -133,13 +134,20 @@ class Database:
         assert isinstance(self.datastore, PostgresDatastore)
         with self.datastore.get_connection() as conn:
             settle(conn, self.datastore)
-            with (
-                conn.transaction(force_rollback=read_only),
-                conn.cursor(row_factory=tuple_row) as c,
-            ):
-                if lock:
-                    lock_pg_writer(c, self.datastore)
-                yield _PgCursor(c)
+            if read_only:
+                # One snapshot for every statement (READ COMMITTED gives each its own), and
+                # ended by COMMIT: psycopg forgets a connection's prepared statements at every
+                # ROLLBACK (and tells the server to drop them), which would cost the next
+                # append on this connection a fresh parse and plan of each of its statements.
+                conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+            try:
+                with conn.transaction(), conn.cursor(row_factory=tuple_row) as c:
+                    if lock:
+                        lock_pg_writer(c, self.datastore)
+                    yield _PgCursor(c)
+            finally:
+                if read_only:
+                    conn.isolation_level = conn.read_only = None
 
 
 def _sqlite_writes(conn: SQLiteConnection, begin: str) -> Iterator[Cursor]:

@@ -54,9 +54,8 @@ class DataKeys:
 
     def get(self, name: str) -> bytes:
         """The named key; DataKeyDestroyed when it is gone (never silently re-created)."""
-        with self._db.read() as c:
-            c.execute("SELECT wrapped FROM ledger_data_keys WHERE name = ?", (name,))
-            row = c.fetchone()
+        rows = self._db.query("SELECT wrapped FROM ledger_data_keys WHERE name = ?", (name,))
+        row = rows[0] if rows else None
         if row is None:
             self.forget(name)
             raise DataKeyDestroyed(f"no data key for {name.partition('#')[0]}")

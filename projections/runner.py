@@ -282,23 +282,19 @@ class KeyRing:
 
 
 def log_size(db: Database) -> int:
-    with db.read() as c:
-        c.execute("SELECT MAX(position) FROM ledger_leaves")
-        row = c.fetchone()
-    return 0 if row is None or row[0] is None else row[0] + 1
+    top = db.query("SELECT MAX(position) FROM ledger_leaves")[0][0]
+    return 0 if top is None else top + 1
 
 
 def read_records(db: Database, start: int, limit: int) -> list[tuple[Any, ...]]:
     """Raw (position, stream, version, topic, state) rows from ``start``, in log order."""
-    with db.read() as c:
-        c.execute(
-            "SELECT l.position, e.originator_id, e.originator_version, e.topic, e.state "
-            "FROM ledger_leaves l JOIN stored_events e "
-            "ON e.originator_id = l.stream AND e.originator_version = l.version "
-            f"WHERE l.position >= ? ORDER BY l.position LIMIT {int(limit)}",
-            (start,),
-        )
-        return c.fetchall()
+    return db.query(
+        "SELECT l.position, e.originator_id, e.originator_version, e.topic, e.state "
+        "FROM ledger_leaves l JOIN stored_events e "
+        "ON e.originator_id = l.stream AND e.originator_version = l.version "
+        f"WHERE l.position >= ? ORDER BY l.position LIMIT {int(limit)}",
+        (start,),
+    )
 
 
 def read_entries(
