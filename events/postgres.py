@@ -16,6 +16,7 @@ the third commits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,23 +41,46 @@ from events.store import (
     start_position,
 )
 
-# Arrays are sent in binary (%b): the text form quotes and escapes every element in Python.
-TIP_AND_KEYS = (
-    "SELECT (SELECT MAX(position) FROM ledger_leaves), "
-    "(SELECT COUNT(*) FROM ledger_data_keys WHERE name = ANY(%b))"
-)
+# Parameters are sent in binary (%b): the text form quotes and escapes every value in Python.
+# Up to ROWS_AS_VALUES rows an append sends scalars (one VALUES list, one prepared statement per
+# row count): psycopg dumps an array in Python, element by element, and for the one-event
+# appends of a busy server (each read of a chart records one) that was most of the append's
+# time in psycopg. Bigger appends send one array per column, a statement whatever the count.
+ROWS_AS_VALUES = 16
 HEADS = (
     "SELECT subject, MAX(seq), MAX(position) FROM ledger_links "
     "WHERE subject = ANY(%b) GROUP BY subject"
 )
-INSERT_LEAVES = (
-    "INSERT INTO ledger_leaves (position, stream, version, leaf) "
-    "SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::bigint[], %b::bytea[])"
-)
-INSERT_LINKS = (
-    "INSERT INTO ledger_links (subject, seq, position) "
-    "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[])"
-)
+LEAF_COLUMNS = ("ledger_leaves (position, stream, version, leaf)", "bigint uuid bigint bytea")
+LINK_COLUMNS = ("ledger_links (subject, seq, position)", "text bigint bigint")
+
+
+@functools.lru_cache(maxsize=256)
+def tip_and_keys(names: int) -> str:
+    """The tip, and how many of ``names`` data keys are still there."""
+    wanted = f"IN ({', '.join(['%b'] * names)})" if names <= ROWS_AS_VALUES else "= ANY(%b)"
+    return (
+        "SELECT (SELECT MAX(position) FROM ledger_leaves), "
+        f"(SELECT COUNT(*) FROM ledger_data_keys WHERE name {wanted})"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def insert_rows(columns: tuple[str, str], rows: int, returning: str = "") -> str:
+    """INSERT of ``rows`` rows into ``columns`` (table and names, their types), as
+    ``insert_params`` lays out the parameters."""
+    table, types = columns[0], columns[1].split()
+    if rows <= ROWS_AS_VALUES:
+        row = f"({', '.join(['%b'] * len(types))})"
+        return f"INSERT INTO {table} VALUES {', '.join([row] * rows)}{returning}"
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
+    return f"INSERT INTO {table} SELECT * FROM unnest({arrays}){returning}"
+
+
+def insert_params(rows: Sequence[Sequence[Any]]) -> list[Any]:
+    if len(rows) <= ROWS_AS_VALUES:
+        return [value for row in rows for value in row]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -74,12 +98,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "state bytea, notification_id bigserial, position bigint NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))"
         ).format(schema=schema)
-        self.insert_with_positions = SQL(
-            "INSERT INTO {schema}.stored_events "
-            "(originator_id, originator_version, topic, state, position) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], "
-            "%b::bigint[]) RETURNING notification_id"
-        ).format(schema=schema)
+        self.event_columns = (
+            f'"{self.datastore.schema}".stored_events '
+            "(originator_id, originator_version, topic, state, position)",
+            "uuid bigint text bytea bigint",
+        )
         # The writer lock as eventsourcing takes it. Its lock timeout, and the schema the
         # ledger's unqualified table names resolve in, are set once on each connection
         # (events.db.settle) rather than in every append: each statement in the pipeline costs
@@ -143,7 +166,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute("BEGIN")
             try:
                 curs.execute(self.lock_statement, prepare=True)
-                probe.execute(TIP_AND_KEYS, (names,), prepare=True)
+                wanted = names if len(names) <= ROWS_AS_VALUES else [names]
+                probe.execute(tip_and_keys(len(names)), wanted, prepare=True)
                 if guessed:
                     heads_read.execute(HEADS, (guessed,), prepare=True)
                 row = probe.fetchone()  # the first round trip
@@ -156,20 +180,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     heads_read.execute(HEADS, (missing,), prepare=True)
                     heads.update(_heads(heads_read))
                 appended = build_leaves(events, start, heads, lambda oid: oid)
-                leaf_columns = [list(c) for c in zip(*appended.leaf_rows, strict=True)]
-                curs.execute(INSERT_LEAVES, leaf_columns, prepare=True)
-                if appended.link_rows:
-                    link_columns = [list(c) for c in zip(*appended.link_rows, strict=True)]
-                    curs.execute(INSERT_LINKS, link_columns, prepare=True)
+                leaves, links = appended.leaf_rows, appended.link_rows
+                curs.execute(
+                    insert_rows(LEAF_COLUMNS, len(leaves)), insert_params(leaves), prepare=True
+                )
+                if links:
+                    curs.execute(
+                        insert_rows(LINK_COLUMNS, len(links)), insert_params(links), prepare=True
+                    )
+                rows = [
+                    (s.originator_id, s.originator_version, s.topic, s.state, position)
+                    for s, position in zip(events, appended.positions, strict=True)
+                ]
                 inserted.execute(
-                    self.insert_with_positions,
-                    (
-                        [s.originator_id for s in events],
-                        [s.originator_version for s in events],
-                        [s.topic for s in events],
-                        [s.state for s in events],
-                        appended.positions,
-                    ),
+                    insert_rows(self.event_columns, len(rows), " RETURNING notification_id"),
+                    insert_params(rows),
                     prepare=True,
                 )
                 if after_append is not None:

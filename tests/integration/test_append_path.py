@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import subject_heads, subject_heads_root
+from events.postgres import ROWS_AS_VALUES
 from tests.integration.test_ledger_store import assert_both_verify, leaves, raw
 from tests.support import Chart, patient
 from verify.checkpoint import UnverifiedCheckpoint, parse_note
@@ -80,10 +81,12 @@ def test_a_refused_append_leaves_nothing_and_the_next_append_goes_on_from_the_tr
     assert_both_verify(store_config, capsys, before + 1)
 
 
+# PostgreSQL sends up to ROWS_AS_VALUES rows as one VALUES list, and more as arrays.
+@pytest.mark.parametrize("count", [1, 7, ROWS_AS_VALUES, ROWS_AS_VALUES + 1, 40])
 def test_a_batch_gets_the_notification_ids_of_its_own_rows_in_order(
-    ledger: Ledger, store_config: StoreConfig
+    ledger: Ledger, store_config: StoreConfig, count: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    charts = [Chart(subjects=(patient(),), text=f"chart {i}") for i in range(7)]
+    charts = [Chart(subjects=(patient(), patient()), text=f"chart {i}") for i in range(count)]
     recordings = ledger.save(*charts)
     with raw(store_config) as db:
         column = "rowid" if not db.postgres else "notification_id"
@@ -96,6 +99,7 @@ def test_a_batch_gets_the_notification_ids_of_its_own_rows_in_order(
         ]
     assert [r.notification.id for r in recordings] == expected
     assert expected == sorted(expected)
+    assert_both_verify(store_config, capsys, len(leaves(store_config)))
 
 
 def test_checkpoints_sign_the_stores_roots_when_two_writers_interleave(
