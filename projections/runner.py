@@ -94,6 +94,10 @@ class Runner:
         # The modules whose events some view here reads (None: every event is read).
         wanted = [p.modules for p in self.projections.values()]
         self.modules = None if None in wanted else frozenset().union(*wanted)
+        # By view: positions [lo, hi) of the log known to hold no event the view reads, so a
+        # reader looks only past them (see catch_up_for). The log never changes, so what was
+        # found stays true; threads may race to replace it, each with something it found.
+        self._unread: dict[str, tuple[int, int]] = {}
         with self.db.write(lock=False) as c:
             big = "INTEGER" if self.db.dialect == "sqlite" else "bigint"
             c.execute(POSITIONS_DDL.format(big=big))
@@ -135,24 +139,31 @@ class Runner:
 
         One statement, no lock, no decoding: it finds the target (the log's size, unless
         given), the view's position and, when at most ``PENDING_SCAN`` events lie between,
-        whether one of them comes from a module the view reads.
+        whether one of them comes from a module the view reads. It looks only past what an
+        earlier call found unread, so under steady load each call looks at the few events
+        appended since the last, not at everything the views have still to apply.
         """
         modules = self.projections[name].modules
         concerning = " OR ".join("e.topic LIKE ?" for _ in modules or ()) or "1 = 1"
+        lo, hi = self._unread.get(name, (0, 0))
         rows = self.db.query(
             "SELECT t.target, p.position, CASE WHEN p.position >= t.target THEN FALSE "
             "WHEN t.target - p.position > ? THEN TRUE "
             "ELSE EXISTS (SELECT 1 FROM ledger_leaves l JOIN stored_events e "
             "ON e.originator_id = l.stream AND e.originator_version = l.version "
-            f"WHERE l.position >= p.position AND l.position < t.target AND ({concerning})) END "
+            "WHERE l.position >= CASE WHEN p.position BETWEEN ? AND ? THEN ? "
+            f"ELSE p.position END AND l.position < t.target AND ({concerning})) END "
             "FROM (SELECT COALESCE(?, MAX(position) + 1, 0) AS target FROM ledger_leaves) t, "
             "(SELECT COALESCE(MAX(position), 0) AS position FROM projection_positions "
             "WHERE name = ?) p",
-            (PENDING_SCAN, *(f"{m}:%" for m in sorted(modules or ())), target, name),
+            (PENDING_SCAN, lo, hi, hi, *(f"{m}:%" for m in sorted(modules or ())), target, name),
         )
-        target, _, pending = rows[0]
+        target, position, pending = rows[0]
         if pending:
             self.catch_up_to(target)
+        elif position < target:  # looked through up to the target, and found nothing
+            known = lo <= position <= hi
+            self._unread[name] = (lo, max(hi, target)) if known else (position, target)
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Apply everything appended since each projection's position; return the new position."""

@@ -88,3 +88,23 @@ def test_the_log_size_and_the_lowest_view_come_from_one_statement(
     runner.catch_up_for("chart")
     assert runner.applied() == (size + 2, min(runner.positions().values()))
     assert min(runner.positions().values()) == chart_position(runner) == size
+
+
+def test_what_a_reader_found_unread_is_not_looked_at_again_and_what_follows_is(
+    ledger: Ledger, runner: Runner
+) -> None:
+    before = chart_position(runner)
+    for _ in range(3):  # each call looks past what the last found
+        ignored_by_the_chart(ledger, 2)
+        runner.catch_up_for("chart")
+        assert chart_position(runner) == before
+    read_by_the_chart(ledger)
+    runner.catch_up_for("chart")
+    assert chart_position(runner) == log_size(ledger.db)
+    ignored_by_the_chart(ledger, 2)
+    runner.catch_up_for("chart", target=log_size(ledger.db) - 1)  # a target inside what it knows
+    ignored_by_the_chart(ledger, 1)
+    runner.catch_up_for("chart")
+    read_by_the_chart(ledger)
+    runner.catch_up_for("chart")
+    assert chart_position(runner) == log_size(ledger.db)
