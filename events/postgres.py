@@ -7,11 +7,10 @@ instead: any exception while building leaves rolls everything back, COMMIT is on
 every row is in place, and the trigger ``stored_events_require_leaf`` refuses an event row that
 arrives without its leaf.
 
-The transaction is pipelined, so an append costs three round trips, one more than
-eventsourcing's own (which takes its lock, notifies and inserts in one, and commits in
-another): the first takes the writer lock and reads the tip, the data keys and any heads the
-cache lacks; the second inserts leaves, links and events (one statement each, from arrays);
-the third commits.
+The transaction is pipelined, so an append costs two round trips, as eventsourcing's own
+(which takes its lock, notifies and inserts in one, and commits in another): the first takes
+the writer lock and reads the tip, the data keys and any heads the cache lacks; the second
+inserts leaves, links and events (one statement each) and commits.
 """
 
 from __future__ import annotations
@@ -199,12 +198,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 )
                 if after_append is not None:
                     after_append(_PgCursor(curs), appended.positions)
-                pipeline.sync()  # the second round trip: raises the first error, if any
-                # COMMIT goes alone once the rows are known to be in, as eventsourcing sends
-                # it: a writer killed mid-append then leaves at most a COMMIT in flight, not a
-                # whole append that the server goes on to commit after the writer is gone.
+                # COMMIT is queued only now, after every statement and all the Python work
+                # between them succeeded; the server skips it if any statement before it
+                # failed (a pipeline stops at its first error), leaving the transaction to
+                # roll back. A writer killed with COMMIT in flight leaves a whole append,
+                # which the server may commit: complete, under the lock, and so valid.
                 curs.execute("COMMIT")
-                pipeline.sync()
+                pipeline.sync()  # the second round trip: raises the first error, if any
             except BaseException:
                 _rollback(conn, pipeline)
                 raise
