@@ -46,9 +46,13 @@ from events.store import (
 # appends of a busy server (each read of a chart records one) that was most of the append's
 # time in psycopg. Bigger appends send one array per column, a statement whatever the count.
 ROWS_AS_VALUES = 16
+# Each subject's last link, found from the end of its index: a subject's links grow with every
+# event about it (a clinician's with every chart read), so reading them all would make each
+# append slower than the last.
 HEADS = (
-    "SELECT subject, MAX(seq), MAX(position) FROM ledger_links "
-    "WHERE subject = ANY(%b) GROUP BY subject"
+    "SELECT s.subject, h.seq, h.position FROM unnest(%b::text[]) AS s(subject) "
+    "CROSS JOIN LATERAL (SELECT seq, position FROM ledger_links WHERE subject = s.subject "
+    "ORDER BY seq DESC LIMIT 1) h"
 )
 LEAF_COLUMNS = ("ledger_leaves (position, stream, version, leaf)", "bigint uuid bigint bytea")
 LINK_COLUMNS = ("ledger_links (subject, seq, position)", "text bigint bigint")

@@ -18,7 +18,6 @@ from verify.records import Link, leaf_bytes
 # Work that must commit or fail together with the events (e.g. a key statement), given
 # the cursor and the positions the events received.
 AfterAppend = Callable[[Cursor, list[int]], None]
-HEADS_CHUNK = 500  # well under SQLite's limit on bound parameters
 Heads = dict[str, tuple[int, int]]
 
 
@@ -185,20 +184,18 @@ def commit_to(cache: HeadCache, appended: Appended) -> None:
 
 
 def read_heads(cursor: Cursor, subjects: Iterable[str]) -> Heads:
-    """Each subject's latest (seq, position), one query per chunk of subjects.
+    """Each subject's latest (seq, position), read from the end of its links in the index.
 
-    seq and position grow together, so MAX(position) is the position of MAX(seq).
+    One lookup per subject rather than one aggregate over all its links: those grow with every
+    event about the subject, and an append must not slow down as they do.
     """
     heads = {}
-    pending = sorted(subjects)
-    for start in range(0, len(pending), HEADS_CHUNK):
-        chunk = pending[start : start + HEADS_CHUNK]
-        marks = ", ".join("?" * len(chunk))
+    for subject in sorted(subjects):
         cursor.execute(
-            "SELECT subject, MAX(seq), MAX(position) FROM ledger_links "
-            f"WHERE subject IN ({marks}) GROUP BY subject",
-            chunk,
+            "SELECT seq, position FROM ledger_links WHERE subject = ? ORDER BY seq DESC LIMIT 1",
+            (subject,),
         )
-        for subject, seq, position in cursor.fetchall():
-            heads[subject] = (seq, position)
+        row = cursor.fetchone()
+        if row is not None:
+            heads[subject] = (row[0], row[1])
     return heads
