@@ -299,11 +299,24 @@ def log_size(db: Database) -> int:
 
 def read_records(db: Database, start: int, limit: int) -> list[tuple[Any, ...]]:
     """Raw (position, stream, version, topic, state) rows from ``start``, in log order."""
+    if db.dialect == "sqlite":
+        return db.query(
+            "SELECT l.position, e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM ledger_leaves l JOIN stored_events e "
+            "ON e.originator_id = l.stream AND e.originator_version = l.version "
+            f"WHERE l.position >= ? ORDER BY l.position LIMIT {int(limit)}",
+            (start,),
+        )
+    # PostgreSQL's planner, working from statistics gathered while the tables were smaller,
+    # chose to hash the whole events table to join the few leaves a follower's pass reads
+    # (seen: 4 ms a pass at 2,000 events, growing with the log). Each leaf's event fetched by
+    # its key (LIMIT 1 keeps the lateral lookup from being flattened into that join) cannot.
     return db.query(
         "SELECT l.position, e.originator_id, e.originator_version, e.topic, e.state "
-        "FROM ledger_leaves l JOIN stored_events e "
-        "ON e.originator_id = l.stream AND e.originator_version = l.version "
-        f"WHERE l.position >= ? ORDER BY l.position LIMIT {int(limit)}",
+        "FROM (SELECT position, stream, version FROM ledger_leaves WHERE position >= ? "
+        f"ORDER BY position LIMIT {int(limit)}) l CROSS JOIN LATERAL (SELECT originator_id, "
+        "originator_version, topic, state FROM stored_events WHERE originator_id = l.stream "
+        "AND originator_version = l.version LIMIT 1) e ORDER BY l.position",
         (start,),
     )
 
