@@ -95,8 +95,9 @@ class Database:
         with self.datastore.get_connection() as conn:
             settle(conn, self.datastore)  # autocommit: the statement is its own transaction
             with conn.cursor(row_factory=tuple_row) as cursor:
-                cursor.execute(sql.replace("?", "%s") if params else sql, params or None)
-                return cursor.fetchall()
+                found = _PgCursor(cursor)
+                found.execute(sql, params)
+                return found.fetchall()
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:

@@ -59,10 +59,27 @@ LEAF_COLUMNS = ("ledger_leaves (position, stream, version, leaf)", "bigint uuid 
 LINK_COLUMNS = ("ledger_links (subject, seq, position)", "text bigint bigint")
 
 
+def tip_and_keys(names: list[str]) -> tuple[str, list[Any]]:
+    """The statement and parameters reading the tip, and how many of ``names`` data keys are
+    still there."""
+    if len(names) <= ROWS_AS_VALUES:
+        return _tip_and_keys_sql(len(names)), list(names)
+    return _tip_and_keys_sql(None), [names]
+
+
+def insert(
+    columns: tuple[str, str], rows: Sequence[Sequence[Any]], returning: str = ""
+) -> tuple[str, list[Any]]:
+    """The statement and parameters inserting ``rows`` into ``columns`` (the table and its
+    column names, then their types)."""
+    if len(rows) <= ROWS_AS_VALUES:
+        return _insert_sql(columns, len(rows), returning), [v for row in rows for v in row]
+    return _insert_sql(columns, None, returning), [list(c) for c in zip(*rows, strict=True)]
+
+
 @functools.lru_cache(maxsize=256)
-def tip_and_keys(names: int) -> str:
-    """The tip, and how many of ``names`` data keys are still there."""
-    wanted = f"IN ({', '.join(['%b'] * names)})" if names <= ROWS_AS_VALUES else "= ANY(%b)"
+def _tip_and_keys_sql(count: int | None) -> str:
+    wanted = "= ANY(%b)" if count is None else f"IN ({', '.join(['%b'] * count)})"
     return (
         "SELECT (SELECT MAX(position) FROM ledger_leaves), "
         f"(SELECT COUNT(*) FROM ledger_data_keys WHERE name {wanted})"
@@ -70,21 +87,14 @@ def tip_and_keys(names: int) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def insert_rows(columns: tuple[str, str], rows: int, returning: str = "") -> str:
-    """INSERT of ``rows`` rows into ``columns`` (table and names, their types), as
-    ``insert_params`` lays out the parameters."""
+def _insert_sql(columns: tuple[str, str], count: int | None, returning: str) -> str:
+    """``count`` rows of scalars, or (None) one array per column."""
     table, types = columns[0], columns[1].split()
-    if rows <= ROWS_AS_VALUES:
-        row = f"({', '.join(['%b'] * len(types))})"
-        return f"INSERT INTO {table} VALUES {', '.join([row] * rows)}{returning}"
-    arrays = ", ".join(f"%b::{t}[]" for t in types)
-    return f"INSERT INTO {table} SELECT * FROM unnest({arrays}){returning}"
-
-
-def insert_params(rows: Sequence[Sequence[Any]]) -> list[Any]:
-    if len(rows) <= ROWS_AS_VALUES:
-        return [value for row in rows for value in row]
-    return [list(column) for column in zip(*rows, strict=True)]
+    if count is None:
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
+        return f"INSERT INTO {table} SELECT * FROM unnest({arrays}){returning}"
+    row = f"({', '.join(['%b'] * len(types))})"
+    return f"INSERT INTO {table} VALUES {', '.join([row] * count)}{returning}"
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -208,8 +218,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute("BEGIN")
             try:
                 curs.execute(self.lock_statement, prepare=True)
-                wanted = names if len(names) <= ROWS_AS_VALUES else [names]
-                probe.execute(tip_and_keys(len(names)), wanted, prepare=True)
+                probe.execute(*tip_and_keys(names), prepare=True)
                 if guessed:
                     heads_read.execute(HEADS, (guessed,), prepare=True)
                 row = probe.fetchone()  # the first round trip
@@ -222,23 +231,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     heads_read.execute(HEADS, (missing,), prepare=True)
                     heads.update(_heads(heads_read))
                 appended = build_leaves(events, start, heads, lambda oid: oid)
-                leaves, links = appended.leaf_rows, appended.link_rows
-                curs.execute(
-                    insert_rows(LEAF_COLUMNS, len(leaves)), insert_params(leaves), prepare=True
-                )
-                if links:
-                    curs.execute(
-                        insert_rows(LINK_COLUMNS, len(links)), insert_params(links), prepare=True
-                    )
+                curs.execute(*insert(LEAF_COLUMNS, appended.leaf_rows), prepare=True)
+                if appended.link_rows:
+                    curs.execute(*insert(LINK_COLUMNS, appended.link_rows), prepare=True)
                 rows = [
                     (s.originator_id, s.originator_version, s.topic, s.state, position)
                     for s, position in zip(events, appended.positions, strict=True)
                 ]
-                inserted.execute(
-                    insert_rows(self.event_columns, len(rows), " RETURNING notification_id"),
-                    insert_params(rows),
-                    prepare=True,
-                )
+                returning = " RETURNING notification_id"
+                inserted.execute(*insert(self.event_columns, rows, returning), prepare=True)
                 if after_append is not None:
                     after_append(_PgCursor(curs), appended.positions)
                 # COMMIT is queued only now, after every statement and all the Python work
