@@ -75,6 +75,16 @@ def one_line_refusal(capsys: pytest.CaptureFixture[str], server: str, *args: str
     return refused[0]
 
 
+def owner_logs_in_remotely(
+    practice: Practice, server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``chartledger --server URL login`` as the practice's first owner, with a fresh TOTP code
+    (the password from CHARTLEDGER_PASSWORD); its output is read and dropped."""
+    totp = code_now(practice.totp_secret)
+    assert chartledger(["--server", server, "login", OWNER, "--totp", totp]) == 0
+    capsys.readouterr()
+
+
 _used_steps: set[tuple[bytes, int]] = set()
 
 

@@ -43,6 +43,7 @@ from tests.e2e.conftest import (
     code_now,
     events_of_type,
     one_line_refusal,
+    owner_logs_in_remotely,
 )
 from tests.e2e.test_auth import topics
 
@@ -283,9 +284,7 @@ def test_the_remote_cli_approves_and_recovers(
     monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
 
     with served(practice) as url:
-        totp = code_now(practice.totp_secret)
-        assert chartledger(["--server", url, "login", OWNER, "--totp", totp]) == 0
-        capsys.readouterr()
+        owner_logs_in_remotely(practice, url, capsys)
         assert chartledger(["--server", url, "users", "approve-recovery", str(otto_id)]) == 0
         found = CODE.search(capsys.readouterr().out)
         assert found

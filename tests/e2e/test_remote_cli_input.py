@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main as chartledger
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now, one_line_refusal
+from tests.e2e.conftest import (
+    OWNER,
+    OWNER_PASSWORD,
+    Practice,
+    one_line_refusal,
+    owner_logs_in_remotely,
+)
 from tests.e2e.test_clinical import ada
 from tests.e2e.test_recovery_approval import served
 
@@ -60,9 +65,7 @@ def test_bad_input_to_any_remote_command_is_one_line_exit_2_and_nothing_is_sent(
         assert practice.leaves() == leaves  # nothing sent: no LoginFailed, no RefusedAttempt
 
         # Logged in: commands whose bodies a request model refuses.
-        totp = code_now(practice.totp_secret)
-        assert chartledger(["--server", url, "login", OWNER, "--totp", totp]) == 0
-        capsys.readouterr()
+        owner_logs_in_remotely(practice, url, capsys)
         leaves = practice.leaves()
         pid = str(patient.patient_id)
         assert "text (" in refusal("notes", "draft", pid, "--text", "")

@@ -26,9 +26,9 @@ from tests.e2e.conftest import (
     OWNER,
     OWNER_PASSWORD,
     Practice,
-    code_now,
     events_of_type,
     one_line_refusal,
+    owner_logs_in_remotely,
 )
 from tests.e2e.test_auth import topics
 from tests.e2e.test_recovery_approval import REFUSED, logged_in, served, written_since
@@ -199,9 +199,7 @@ def test_the_remote_cli_grant_shows_the_secret_and_recover_refuses_bad_input_in_
     monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
 
     with served(practice) as url:
-        totp = code_now(practice.totp_secret)
-        assert chartledger(["--server", url, "login", OWNER, "--totp", totp]) == 0
-        capsys.readouterr()
+        owner_logs_in_remotely(practice, url, capsys)
 
         # Made an owner: the secret under init's wording, once, and the recovery-codes advice.
         assert chartledger(["--server", url, "users", "grant", str(casey_id), "owner"]) == 0
