@@ -7,7 +7,7 @@ generators: wrk (in C, one connection per client) when it is installed, then the
 competes with the server for the machine's cores. Each line also gives the server process's CPU
 time per request.
 
-    .venv/bin/python bench/api.py [--clients 16] [--seconds 10]
+    .venv/bin/python bench/api.py [--clients 16] [--seconds 10] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def _port() -> int:
 
 
 def _run(
-    env: dict[str, str], clients: int, seconds: float, harnesses: list[str]
-) -> dict[tuple[str, str], tuple[float, ...]]:
+    env: dict[str, str], clients: int, seconds: float, harnesses: list[str], repeat: int
+) -> dict[tuple[str, str], list[tuple[float, ...]]]:
     chartledger = str(Path(sys.executable).with_name("chartledger"))
     subprocess.run(
         [chartledger, "init", "--name", "Bench", "--owner", "owner", "--owner-name", "O"],
@@ -90,16 +90,17 @@ def _run(
                 )
             )
             sessions.append((c, p.patient_id))
-        results: dict[tuple[str, str], tuple[float, ...]] = {}
+        results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
         for name, (method, path, body), op in _operations():
-            if "wrk" in harnesses and shutil.which("wrk"):
-                results["wrk", name] = _with_cpu(
-                    server.pid, _wrk, url, sessions, method, path, body, seconds
-                )
-            if "thin" in harnesses:
-                results["thin client", name] = _with_cpu(
-                    server.pid, _threads, sessions, op, seconds
-                )
+            for _ in range(repeat):
+                if "wrk" in harnesses and shutil.which("wrk"):
+                    results.setdefault(("wrk", name), []).append(
+                        _with_cpu(server.pid, _wrk, url, sessions, method, path, body, seconds)
+                    )
+                if "thin" in harnesses:
+                    results.setdefault(("thin client", name), []).append(
+                        _with_cpu(server.pid, _threads, sessions, op, seconds)
+                    )
         return results
     finally:
         server.terminate()
@@ -270,6 +271,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--stores", default="sqlite,postgres", help="which of sqlite,postgres")
     parser.add_argument("--harness", default="wrk,thin", help="which of wrk,thin")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each line; the run of median p95 is shown"
+    )
     options = parser.parse_args()
     wanted, harnesses = options.stores.split(","), options.harness.split(",")
     base = {
@@ -289,6 +293,7 @@ def main() -> None:
     print(
         f"{'store':<9} {'clients':<12} {'operation':<11} {'req/s':>8} {'p50 ms':>8} "
         f"{'p95 ms':>8} {'CPU ms/req: server':>18} {'PostgreSQL':>10}"
+        + ("   p95 ms of every run" if options.repeat > 1 else "")
     )
     for store, url in stores:
         with tempfile.TemporaryDirectory() as home:
@@ -301,11 +306,17 @@ def main() -> None:
                     conn.execute(f'CREATE SCHEMA "{schema}"')
                 env["CHARTLEDGER_DATABASE_URL"] = f"{url}?schema={schema}"
             try:
-                results = _run(env, options.clients, options.seconds, harnesses)
-                for (harness, op), (rate, p50, p95, cpu, pg_cpu) in results.items():
+                results = _run(env, options.clients, options.seconds, harnesses, options.repeat)
+                for (harness, op), runs in results.items():
+                    # One whole run, the one of median p95, so its figures belong together.
+                    by_p95 = sorted(runs, key=lambda run: run[2])
+                    rate, p50, p95, cpu, pg_cpu = by_p95[(len(runs) - 1) // 2]
+                    every = (
+                        "  " + ", ".join(f"{run[2]:.1f}" for run in runs) if len(runs) > 1 else ""
+                    )
                     print(
                         f"{store:<9} {harness:<12} {op:<11} {rate:>8.0f} {p50:>8.1f} "
-                        f"{p95:>8.1f} {cpu:>18.2f} {pg_cpu if url else 0:>10.2f}"
+                        f"{p95:>8.1f} {cpu:>18.2f} {pg_cpu if url else 0:>10.2f}{every}"
                     )
             finally:
                 if schema:
