@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +16,7 @@ from api import auth
 from api.app import create_app
 from api.cli import main as chartledger
 from api.client import Client
+from api.schemas import NewUserOut
 from api.settings import Settings
 from events.config import StoreConfig
 from projections.runner import read_entries
@@ -73,6 +75,24 @@ def one_line_refusal(capsys: pytest.CaptureFixture[str], server: str, *args: str
     refused = capsys.readouterr().err.strip().splitlines()
     assert len(refused) == 1 and refused[0].startswith("chartledger: error:"), refused
     return refused[0]
+
+
+MANAGER, MANAGER_PASSWORD = "morgan", "office-manager-1"
+
+
+def office_manager(owner: Client) -> NewUserOut:
+    """The stories' office manager: a staff member the owner made a user admin."""
+    manager = owner.create_user(MANAGER, "Morgan Manager", "staff", MANAGER_PASSWORD)
+    owner.grant_role(manager.user_id, "user_admin")
+    return manager
+
+
+@pytest.fixture
+def token_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the remote CLI keeps this test's session token (CHARTLEDGER_TOKEN_FILE)."""
+    path = tmp_path / "token.json"
+    monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(path))
+    return path
 
 
 def owner_logs_in_remotely(

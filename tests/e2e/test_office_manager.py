@@ -12,7 +12,15 @@ from __future__ import annotations
 import pytest
 
 from api.client import Forbidden, TooManyRequests, Unauthorized
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now
+from tests.e2e.conftest import (
+    MANAGER,
+    MANAGER_PASSWORD,
+    OWNER,
+    OWNER_PASSWORD,
+    Practice,
+    code_now,
+    office_manager,
+)
 
 
 def test_a_user_administrator_cannot_take_the_practice_from_its_owners(
@@ -20,10 +28,9 @@ def test_a_user_administrator_cannot_take_the_practice_from_its_owners(
 ) -> None:
     owner = practice.owner()
     olive = owner.me().user_id
-    morgan = owner.create_user("morgan", "Morgan Manager", "staff", "office-manager-1")
-    owner.grant_role(morgan.user_id, "user_admin")
+    morgan = office_manager(owner)
     manager = practice.client()
-    manager.login("morgan", "office-manager-1")
+    manager.login(MANAGER, MANAGER_PASSWORD)
 
     # What a user administrator is for: non-owner users.
     casey = manager.create_user("casey", "Dr. Casey", "clinician", "clinician-pass-1")
@@ -66,7 +73,7 @@ def test_a_user_administrator_cannot_take_the_practice_from_its_owners(
     with pytest.raises(Unauthorized):
         manager.users()  # the very next request
     with pytest.raises(Unauthorized):
-        practice.client().login("morgan", "office-manager-1")
+        practice.client().login(MANAGER, MANAGER_PASSWORD)
     fresh = practice.client()
     fresh.login(OWNER, "owner-password-2", code_now(practice.totp_secret))
 

@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
@@ -37,11 +36,14 @@ from api.client import (
     Unprocessable,
 )
 from tests.e2e.conftest import (
+    MANAGER,
+    MANAGER_PASSWORD,
     OWNER,
     OWNER_PASSWORD,
     Practice,
     code_now,
     events_of_type,
+    office_manager,
     one_line_refusal,
     owner_logs_in_remotely,
 )
@@ -225,9 +227,8 @@ def test_a_user_administrator_cannot_take_over_an_owner_with_approvals(
 ) -> None:
     olive, otto_id, _ = two_owners(practice)
     olive_id = UUID(practice.owner_id)
-    morgan = olive.create_user("morgan", "Morgan Manager", "staff", "office-manager-1")
-    olive.grant_role(morgan.user_id, "user_admin")
-    manager = logged_in(practice, "morgan", "office-manager-1", None)
+    morgan = office_manager(olive)
+    manager = logged_in(practice, MANAGER, MANAGER_PASSWORD, None)
     mallory = manager.create_user("mallory", "Mallory", "staff", "accomplice-pass-1")
 
     before = topics(practice)
@@ -273,14 +274,13 @@ def served(practice: Practice) -> Iterator[str]:
         thread.join(10)
 
 
+@pytest.mark.usefixtures("token_file")
 def test_the_remote_cli_approves_and_recovers(
     practice: Practice,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, otto_id, _ = two_owners(practice)
-    monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "token.json"))
     monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
 
     with served(practice) as url:

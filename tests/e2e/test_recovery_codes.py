@@ -12,7 +12,6 @@ recorded under that session and counted towards the lockout. The audit view show
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,11 +22,14 @@ from api.cli import main as chartledger
 from api.client import Client, Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from api.remote_cli import KEEP_CODES
 from tests.e2e.conftest import (
+    MANAGER,
+    MANAGER_PASSWORD,
     OWNER,
     OWNER_PASSWORD,
     Practice,
     code_now,
     events_of_type,
+    office_manager,
     one_line_refusal,
 )
 from tests.e2e.test_auth import topics
@@ -134,13 +136,12 @@ def test_only_an_owner_issues_codes_and_each_refusal_is_recorded(practice: Pract
     olive = practice.owner()
     olive.create_user("casey", "Dr. Casey", "clinician", "clinician-pass-1")
     risk = olive.create_user("rita", "Rita Risk", "risk_manager", "risk-manager-pw-1")
-    morgan = olive.create_user("morgan", "Morgan Manager", "staff", "office-manager-1")
-    olive.grant_role(morgan.user_id, "user_admin")
+    morgan = office_manager(olive)
     assert risk.totp_secret is not None
     callers = [
         logged_in(practice, "casey", "clinician-pass-1", None),
         logged_in(practice, "rita", "risk-manager-pw-1", auth.from_base32(risk.totp_secret)),
-        logged_in(practice, "morgan", "office-manager-1", None),
+        logged_in(practice, MANAGER, MANAGER_PASSWORD, None),
     ]
     passwords = ["clinician-pass-1", "risk-manager-pw-1", "office-manager-1"]
 
@@ -224,14 +225,13 @@ def test_a_stolen_token_without_the_password_mints_nothing(practice: Practice) -
     practice.client().recover(OWNER, practice.recovery_codes[0], "olive-unlocked-pw")
 
 
+@pytest.mark.usefixtures("token_file")
 def test_the_remote_cli_issues_codes_and_warns_an_owner_without_any(
     practice: Practice,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, _, otto_secret = two_owners(practice)
-    monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "token.json"))
 
     with served(practice) as url:
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", OTTO_PASSWORD)

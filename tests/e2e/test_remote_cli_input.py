@@ -9,7 +9,6 @@ nothing is written and no failed login is counted.
 from __future__ import annotations
 
 import getpass
-from pathlib import Path
 
 import pytest
 
@@ -27,14 +26,13 @@ SECRET = "Zq7-very-secret-"  # repeated into an over-long password or code
 LONG_NAME = "mallory-" * 9  # 72 characters: over the username's 64
 
 
+@pytest.mark.usefixtures("token_file")
 def test_bad_input_to_any_remote_command_is_one_line_exit_2_and_nothing_is_sent(
     practice: Practice,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     patient = practice.owner().register_patient(ada())
-    monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "token.json"))
 
     def refusal(*args: str, server: str = "") -> str:
         """The one line refusing ``args``, which repeats none of the values refused."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import getpass
 import re
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
@@ -23,10 +22,13 @@ from api import auth
 from api.cli import main as chartledger
 from api.client import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from tests.e2e.conftest import (
+    MANAGER,
+    MANAGER_PASSWORD,
     OWNER,
     OWNER_PASSWORD,
     Practice,
     events_of_type,
+    office_manager,
     one_line_refusal,
     owner_logs_in_remotely,
 )
@@ -91,10 +93,9 @@ def test_a_front_desk_member_made_risk_manager_gets_a_totp_secret_too(
     practice: Practice,
 ) -> None:
     olive = practice.owner()
-    morgan = olive.create_user("morgan", "Morgan Manager", "staff", "office-manager-1")
-    olive.grant_role(morgan.user_id, "user_admin")
+    morgan = office_manager(olive)
     sam_id = olive.create_user("sam", "Sam", "staff", "staff-password-1").user_id
-    manager = logged_in(practice, "morgan", "office-manager-1", None)
+    manager = logged_in(practice, MANAGER, MANAGER_PASSWORD, None)
 
     # A user administrator may grant it (not an owner's role), and hands the secret over.
     before = topics(practice)
@@ -144,12 +145,11 @@ def test_grants_the_rules_refuse_write_only_what_they_did_before_and_enroll_nobo
     practice: Practice,
 ) -> None:
     olive = practice.owner()
-    morgan = olive.create_user("morgan", "Morgan Manager", "staff", "office-manager-1")
-    olive.grant_role(morgan.user_id, "user_admin")
+    morgan = office_manager(olive)
     casey_id = olive.create_user(CASEY, "Dr. Casey", "clinician", CASEY_PASSWORD).user_id
     gone_id = olive.create_user("gone", "Gone", "staff", "gone-password-1").user_id
     olive.deactivate_user(gone_id, "left the practice")
-    manager = logged_in(practice, "morgan", "office-manager-1", None)
+    manager = logged_in(practice, MANAGER, MANAGER_PASSWORD, None)
     casey = logged_in(practice, CASEY, CASEY_PASSWORD, None)
 
     # Refused by the rules: a 403, recorded, as before; nobody enrolled.
@@ -182,20 +182,19 @@ def test_grants_the_rules_refuse_write_only_what_they_did_before_and_enroll_nobo
 
     # Casey and Morgan still log in as they did, without a code.
     logged_in(practice, CASEY, CASEY_PASSWORD, None)
-    logged_in(practice, "morgan", "office-manager-1", None)
+    logged_in(practice, MANAGER, MANAGER_PASSWORD, None)
     assert ENROLLED not in written_since(practice, before)
 
 
+@pytest.mark.usefixtures("token_file")
 def test_the_remote_cli_grant_shows_the_secret_and_recover_refuses_bad_input_in_one_line(
     practice: Practice,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     olive = practice.owner()
     casey_id = olive.create_user(CASEY, "Dr. Casey", "clinician", CASEY_PASSWORD).user_id
     sam_id = olive.create_user("sam", "Sam", "staff", "staff-password-1").user_id
-    monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "token.json"))
     monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
 
     with served(practice) as url:
