@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api import auth
 from api.app import create_app
 from api.cli import main as chartledger
-from api.client import Client
+from api.client import Client, TooManyRequests, Unauthorized
 from api.schemas import NewUserOut
 from api.settings import Settings
 from events.config import StoreConfig
@@ -85,6 +85,17 @@ def office_manager(owner: Client) -> NewUserOut:
     manager = owner.create_user(MANAGER, "Morgan Manager", "staff", MANAGER_PASSWORD)
     owner.grant_role(manager.user_id, "user_admin")
     return manager
+
+
+def lock_out(practice: Practice, username: str) -> None:
+    """An intruder's wrong logins as ``username``: four refused, and the fifth finds the account
+    locked."""
+    intruder = practice.client()
+    for _ in range(4):
+        with pytest.raises(Unauthorized):
+            intruder.login(username, "guessed-password", "000000")
+    with pytest.raises(TooManyRequests):
+        intruder.login(username, "guessed-password", "000000")
 
 
 @pytest.fixture
