@@ -22,6 +22,7 @@ from psycopg.sql import SQL, Identifier
 from events.writer_lock import writer_lock
 
 Dialect = Literal["sqlite", "postgres"]
+Statement = tuple[str, Sequence[Any]]  # SQL with ? placeholders, and its parameters
 
 # A ledger append dirties about twice the pages of a plain event (its leaf, and a links-index
 # page per subject), and mostly the same hot index pages over and over. Checkpointing the WAL
@@ -98,6 +99,22 @@ class Database:
                 found = _PgCursor(cursor)
                 found.execute(sql, params)
                 return found.fetchall()
+
+    def queries(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        """The rows of each reading statement, run in order, each as its own snapshot (as
+        ``query`` runs one): on PostgreSQL all in one round trip (a pipeline), on SQLite one
+        after another. For a request's independent reads, each seeing at least what the one
+        before it saw."""
+        if self.dialect == "sqlite" or len(statements) == 1:
+            return [self.query(sql, params) for sql, params in statements]
+        assert isinstance(self.datastore, PostgresDatastore)
+        with self.datastore.get_connection() as conn:
+            settle(conn, self.datastore)
+            cursors = [_PgCursor(conn.cursor(row_factory=tuple_row)) for _ in statements]
+            with conn.pipeline():
+                for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                    cursor.execute(sql, params)
+            return [cursor.fetchall() for cursor in cursors]
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:
