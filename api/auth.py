@@ -232,7 +232,7 @@ def load(ledger: Ledger, aggregate_id: UUID, kind: type[Any], *, hot: bool = Fal
     read it, never change it (copy it first). Never for patients' records, which must leave
     memory when they are disposed of."""
     if hot:
-        found = ledger.hot.get(aggregate_id, deepcopy_from_cache=False)
+        (found,) = ledger.hot.get(aggregate_id)
     else:
         found = ledger.repository.get(aggregate_id)
     if not isinstance(found, kind):
@@ -496,7 +496,7 @@ def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: Last
     if session_id is None:
         raise Unauthenticated("no valid session")
     try:
-        session = load(ledger, session_id, Session, hot=True)
+        session, user = _session_and_user(ledger, session_id)
     except AggregateNotFoundError:
         raise Unauthenticated("no valid session") from None
     if not hmac.compare_digest(session.token_hash, sha256_hex(token)) or not session.is_open:
@@ -511,7 +511,6 @@ def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: Last
         if at - session.started_at > settings.session_lifetime
         else None
     )
-    user = load(ledger, session.user_id, User, hot=True)
     if not user.session_is_current(session.started_at):
         expired = "revoked"
     if expired is not None:
@@ -521,12 +520,24 @@ def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: Last
     last_seen[key] = at.timestamp()
     emergencies = tuple(
         (patient, access_id, until)
-        # a copy taken in one step: the cached session may be fast-forwarded meanwhile
-        for patient, (access_id, until) in dict(getattr(session, "emergencies", {})).items()
+        # the hot cache never changes a session it handed out (events/hot.py)
+        for patient, (access_id, until) in getattr(session, "emergencies", {}).items()
     )
     return Principal(
         user_id=user.id, roles=tuple(user.roles), session_id=session.id, emergencies=emergencies
     )
+
+
+def _session_and_user(ledger: Ledger, session_id: UUID) -> tuple[Session, User]:
+    """The session and its user as the store holds them now: both brought up to date in one
+    round trip once the session is known (a session's user never changes)."""
+    known = ledger.hot.cached(session_id)
+    if not isinstance(known, Session):
+        known = load(ledger, session_id, Session, hot=True)
+    session, user = ledger.hot.get(session_id, known.user_id)
+    if not isinstance(session, Session) or not isinstance(user, User):
+        raise AggregateNotFoundError(f"no session {session_id}")
+    return session, user
 
 
 def _end(ledger: Ledger, session: Session, reason: str, at: datetime) -> None:

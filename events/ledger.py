@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.application import Application, ProcessingEvent, Repository
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import Mapper, Recording
 
@@ -24,6 +24,7 @@ from events.config import StoreConfig
 from events.db import Cursor, Database
 from events.encoding import CanonicalTranscoder, LedgerMapper
 from events.group_commit import GroupCommit
+from events.hot import HotAggregates
 from events.keys import SigningKey, new_master_key, read_master_key, write_secret
 from events.sealing import DataKeys
 from events.store import StaleDataKey
@@ -65,11 +66,7 @@ class Ledger(Application):
         self.master_key = read_master_key(config.master_key_path)
         super().__init__(env=config.eventsourcing_env())
         self.db = Database(self.factory.datastore)  # type: ignore[attr-defined]
-        # Aggregates read on every request (sessions, users): kept in memory and brought up to
-        # date on each get by one indexed query for newer events, so a change made by any process
-        # (a revocation, say) is seen by the very next get. Gets return copies unless told not
-        # to (api.auth reads sessions and users without copying them).
-        self.hot = Repository(self.events, cache_maxsize=HOT_CACHE_SIZE)
+        self.hot = HotAggregates(self.db, self.mapper, HOT_CACHE_SIZE)
         self.group_commit = GroupCommit(self)
         self.checkpointer = Checkpointer(
             self.db,

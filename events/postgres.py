@@ -136,8 +136,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[StoredEvent]:
         """eventsourcing 9.5.6's select_events, with its SQL text made once per shape: it
         composes the statement anew on each call, and psycopg renders the composition to
-        text each time, which cost a request's two session checks (one per aggregate the
-        hot cache brings up to date) more than their round trips."""
+        text each time, which cost a short read (an aggregate loaded for a request) more
+        than its round trip."""
         params = [originator_id, *(v for v in (gt, lte, limit) if v is not None)]
         statement = self._select_events_sql(
             gt is not None, lte is not None, desc, limit is not None
