@@ -214,16 +214,22 @@ class ChartView(Projection):
                 fold.first[stream], fold.last[stream] = first, last
 
 
+CHART = (
+    "SELECT entry_id, kind, topic, version, first_recorded, last_recorded, state "
+    "FROM chart_entries WHERE patient_id = ? ORDER BY first_recorded, entry_id"
+)
+
+
 def chart(db: Database, patient_id: UUID | str) -> list[ChartEntry]:
     """The patient's chart as the view holds it now, oldest entry first.
 
     This reads the view only; recording the read is the caller's duty (``projections.reads``).
     """
-    rows = db.query(
-        "SELECT entry_id, kind, topic, version, first_recorded, last_recorded, state "
-        "FROM chart_entries WHERE patient_id = ? ORDER BY first_recorded, entry_id",
-        (str(patient_id),),
-    )
+    return chart_entries(db.query(CHART, (str(patient_id),)))
+
+
+def chart_entries(rows: Iterable[Sequence[Any]]) -> list[ChartEntry]:
+    """The chart entries of rows read by ``CHART``."""
     return [
         ChartEntry(
             entry_id=UUID(entry_id),

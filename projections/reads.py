@@ -18,7 +18,7 @@ from domain.base import user_subject
 from events.context import acting
 from events.ledger import Ledger
 from projections.access_report import accounting_of_disclosures, patient_access_report
-from projections.chart import ChartEntry, as_of, chart
+from projections.chart import CHART, ChartEntry, as_of, chart, chart_entries
 from projections.runner import Runner
 from verify.canonical import format_timestamp
 
@@ -67,8 +67,7 @@ def _record(
 
 def _chart_read(action: str) -> Callable[[Ledger, Runner, Reader, UUID], list[ChartEntry]]:
     def read(ledger: Ledger, runner: Runner, reader: Reader, patient_id: UUID) -> list[ChartEntry]:
-        runner.catch_up_for("chart")
-        entries = chart(ledger.db, patient_id)
+        entries = chart_entries(runner.read_for("chart", CHART, (str(patient_id),)))
         if not entries:
             _record(ledger, reader, action, "chart", [patient_id], outcome="failure")
             raise PatientNotFound(f"no chart for patient {patient_id}")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from events.collector import heap_frozen
-from events.db import Cursor, Database, Dialect
+from events.db import Cursor, Database, Dialect, Statement
 from events.encoding import CanonicalTranscoder, LedgerMapper, read_record
 from events.ledger import Ledger
 from events.sealing import DataKeyDestroyed, DataKeys
@@ -137,16 +137,33 @@ class Runner:
         it has not applied comes from a module it ignores (a chart read need not wait for the
         audit view to take in the reads recorded before it).
 
-        One statement, no lock, no decoding: it finds the target (the log's size, unless
-        given), the view's position and, when at most ``PENDING_SCAN`` events lie between,
-        whether one of them comes from a module the view reads. It looks only past what an
-        earlier call found unread, so under steady load each call looks at the few events
-        appended since the last, not at everything the views have still to apply.
+        One statement, no lock, no decoding (``_pending``), and a catch-up only if it finds
+        an event the view reads still to apply.
         """
+        unread = self._unread.get(name, (0, 0))
+        self._settle(name, unread, self.db.query(*self._pending(name, target, unread))[0])
+
+    def read_for(self, name: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (a read of view ``name``) once the view holds every event it
+        reads that was committed before the call, as ``catch_up_for`` then ``query`` would
+        give them. The check and the read go to the store together, in one round trip; only
+        when the view was behind does it catch up and read again."""
+        unread = self._unread.get(name, (0, 0))
+        checked, rows = self.db.queries([self._pending(name, None, unread), (sql, params)])
+        if self._settle(name, unread, checked[0]):
+            return self.db.query(sql, params)
+        return rows
+
+    def _pending(self, name: str, target: int | None, unread: tuple[int, int]) -> Statement:
+        """The check behind ``catch_up_for``: the target (the log's size, unless given), the
+        view's position and, when at most ``PENDING_SCAN`` events lie between, whether one of
+        them comes from a module the view reads. It looks only past ``unread`` (what earlier
+        checks found to hold none), so under steady load each looks at the few events
+        appended since the last, not at everything the views have still to apply."""
         modules = self.projections[name].modules
         concerning = " OR ".join("e.topic LIKE ?" for _ in modules or ()) or "1 = 1"
-        lo, hi = self._unread.get(name, (0, 0))
-        rows = self.db.query(
+        lo, hi = unread
+        return (
             "SELECT t.target, p.position, CASE WHEN p.position >= t.target THEN FALSE "
             "WHEN t.target - p.position > ? THEN TRUE "
             "ELSE EXISTS (SELECT 1 FROM ledger_leaves l JOIN stored_events e "
@@ -158,12 +175,19 @@ class Runner:
             "WHERE name = ?) p",
             (PENDING_SCAN, lo, hi, hi, *(f"{m}:%" for m in sorted(modules or ())), target, name),
         )
-        target, position, pending = rows[0]
+
+    def _settle(self, name: str, unread: tuple[int, int], checked: Sequence[Any]) -> bool:
+        """Act on what ``_pending`` found looking past ``unread``: catch up if the view has
+        events to apply (True), else remember the stretch found to hold none (False)."""
+        target, position, pending = checked
         if pending:
             self.catch_up_to(target)
-        elif position < target:  # looked through up to the target, and found nothing
+            return True
+        if position < target:  # looked through up to the target, and found nothing
+            lo, hi = unread
             known = lo <= position <= hi
             self._unread[name] = (lo, max(hi, target)) if known else (position, target)
+        return False
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Apply everything appended since each projection's position; return the new position."""

@@ -108,3 +108,29 @@ def test_what_a_reader_found_unread_is_not_looked_at_again_and_what_follows_is(
     read_by_the_chart(ledger)
     runner.catch_up_for("chart")
     assert chart_position(runner) == log_size(ledger.db)
+
+
+def test_read_for_answers_from_a_view_that_holds_every_write_before_it(
+    ledger: Ledger, runner: Runner
+) -> None:
+    """The check and the read go together; a view found behind is caught up and read again,
+    so the answer holds the patient registered just before."""
+    rows = runner.read_for("chart", "SELECT COUNT(*) FROM chart_entries", ())
+    before = rows[0][0]
+    read_by_the_chart(ledger)
+    ignored_by_the_chart(ledger, 2)
+    rows = runner.read_for("chart", "SELECT COUNT(*) FROM chart_entries", ())
+    assert rows[0][0] == before + 1
+    assert chart_position(runner) == log_size(ledger.db)
+
+
+def test_read_for_does_not_wait_for_events_the_view_does_not_read(
+    ledger: Ledger, runner: Runner
+) -> None:
+    read_by_the_chart(ledger)
+    runner.catch_up_for("chart")
+    reached = chart_position(runner)
+    ignored_by_the_chart(ledger, 3)
+    rows = runner.read_for("chart", "SELECT COUNT(*) FROM chart_entries", ())
+    assert rows[0][0] == 1
+    assert chart_position(runner) == reached < log_size(ledger.db)
