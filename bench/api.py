@@ -7,7 +7,7 @@ generators: wrk (in C, one connection per client) when it is installed, then the
 competes with the server for the machine's cores. Each line also gives the server process's CPU
 time per request.
 
-    .venv/bin/python bench/api.py [--clients 16] [--seconds 10] [--repeat 3]
+    .venv/bin/python bench/api.py [--clients 16] [--seconds 10] [--repeat 3] [--warmup 3]
 """
 
 from __future__ import annotations
@@ -48,7 +48,12 @@ def _port() -> int:
 
 
 def _run(
-    env: dict[str, str], clients: int, seconds: float, harnesses: list[str], repeat: int
+    env: dict[str, str],
+    clients: int,
+    seconds: float,
+    harnesses: list[str],
+    repeat: int,
+    warmup: float,
 ) -> dict[tuple[str, str], list[tuple[float, ...]]]:
     chartledger = str(Path(sys.executable).with_name("chartledger"))
     subprocess.run(
@@ -92,6 +97,11 @@ def _run(
             sessions.append((c, p.patient_id))
         results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
         for name, (method, path, body), op in _operations():
+            if warmup > 0:  # unmeasured: connections opened, statements prepared, caches filled
+                if "wrk" in harnesses and shutil.which("wrk"):
+                    _wrk(url, sessions, method, path, body, warmup)
+                else:
+                    _threads(sessions, op, warmup)
             for _ in range(repeat):
                 if "wrk" in harnesses and shutil.which("wrk"):
                     results.setdefault(("wrk", name), []).append(
@@ -274,6 +284,9 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each line; the run of median p95 is shown"
     )
+    parser.add_argument(
+        "--warmup", type=float, default=3, help="seconds of each operation run unmeasured first"
+    )
     options = parser.parse_args()
     wanted, harnesses = options.stores.split(","), options.harness.split(",")
     base = {
@@ -287,7 +300,10 @@ def main() -> None:
     )
     if pg and "postgres" in wanted:
         stores.append(("postgres", pg))
-    print(f"{options.clients} concurrent clients, {options.seconds:g} s per operation")
+    print(
+        f"{options.clients} concurrent clients, {options.seconds:g} s per operation "
+        f"after {options.warmup:g} s of it unmeasured"
+    )
     if not shutil.which("wrk"):
         print("(wrk is not installed: the thin-client harness only; apt-get install wrk)")
     print(
@@ -306,7 +322,9 @@ def main() -> None:
                     conn.execute(f'CREATE SCHEMA "{schema}"')
                 env["CHARTLEDGER_DATABASE_URL"] = f"{url}?schema={schema}"
             try:
-                results = _run(env, options.clients, options.seconds, harnesses, options.repeat)
+                results = _run(
+                    env, options.clients, options.seconds, harnesses, options.repeat, options.warmup
+                )
                 for (harness, op), runs in results.items():
                     # One whole run, the one of median p95, so its figures belong together.
                     by_p95 = sorted(runs, key=lambda run: run[2])
