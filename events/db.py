@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Literal, Protocol
 
 from eventsourcing.postgres import PostgresDatastore
@@ -108,9 +108,12 @@ class Database:
         if self.dialect == "sqlite" or len(statements) == 1:
             return [self.query(sql, params) for sql, params in statements]
         assert isinstance(self.datastore, PostgresDatastore)
-        with self.datastore.get_connection() as conn:
+        with self.datastore.get_connection() as conn, ExitStack() as cursors_closed:
             settle(conn, self.datastore)
-            cursors = [_PgCursor(conn.cursor(row_factory=tuple_row)) for _ in statements]
+            cursors = [
+                _PgCursor(cursors_closed.enter_context(conn.cursor(row_factory=tuple_row)))
+                for _ in statements
+            ]
             with conn.pipeline():
                 for cursor, (sql, params) in zip(cursors, statements, strict=True):
                     cursor.execute(sql, params)
