@@ -93,19 +93,40 @@ async def get_runner(services: ServicesDep) -> SerialRunner:
 RunnerDep = Annotated[SerialRunner, Depends(get_runner)]
 
 
-_bearer = HTTPBearer(auto_error=False, description="the token from POST /auth/login")
+bearer = HTTPBearer(auto_error=False, description="the token from POST /auth/login")
 
 
-def current_user(
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent the request, not yet checked: their bearer credentials, and the services that
+    check them (``api.routing`` checks them in the worker thread that runs the route)."""
+
+    services: Services
+    credentials: HTTPAuthorizationCredentials | None
+
+    def principal(self) -> Principal:
+        """The caller, checked against the ledger now (so revocation is immediate)."""
+        if self.credentials is None or self.credentials.scheme.lower() != "bearer":
+            raise Unauthenticated("no valid session")
+        services = self.services
+        return authenticate(
+            services.ledger, services.settings, self.credentials.credentials, services.last_seen
+        )
+
+
+async def caller(services: ServicesDep, credentials: Credentials) -> Caller:
+    return Caller(services, credentials)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def current_user(services: ServicesDep, credentials: Credentials) -> Principal:
     """The caller, checked against the ledger on every request (so revocation is immediate)."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("no valid session")
-    return authenticate(
-        services.ledger, services.settings, credentials.credentials, services.last_seen
-    )
+    return Caller(services, credentials).principal()
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

@@ -19,17 +19,24 @@ from api.deps import CurrentUser
 from api.errors import Forbidden
 
 
+def allowed(principal: Principal, roles: tuple[str, ...] | None) -> Principal:
+    """The principal if they hold one of ``roles`` (or are an owner; None: any role), else
+    ``Forbidden``."""
+    if roles is None or "owner" in principal.roles or any(r in principal.roles for r in roles):
+        return principal
+    raise Forbidden(f"this needs the role {' or '.join(roles)}")
+
+
 def require_role(*roles: str) -> Any:
     """A dependency passing callers who hold one of ``roles`` (or are an owner)."""
 
     # async: it only compares roles, so FastAPI runs it on the event loop instead of handing it
     # to a worker thread (each such hand-off costs more than the check).
     async def check(principal: CurrentUser) -> Principal:
-        if "owner" in principal.roles or any(r in principal.roles for r in roles):
-            return principal
-        raise Forbidden(f"this needs the role {' or '.join(roles)}")
+        return allowed(principal, roles)
 
     check.__name__ = f"require_{'_or_'.join(roles)}"
+    check.roles = roles  # type: ignore[attr-defined]  # read by api.routing
     return Depends(check)
 
 
