@@ -156,6 +156,10 @@ async def _validation(request: Request, error: Exception) -> JSONResponse:
     ]
     if any(e["type"] == "json_invalid" for e in errors):
         return problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
+    refusal = getattr(request.scope.get("endpoint"), "refusal", None)  # see api/routing.py
+    refused = None if refusal is None else await refusal(request)
+    if refused is not None:
+        return await _known(request, refused)
     where = ", ".join(".".join(e["loc"]) for e in errors[:5])
     return problem(422, "validation", "Invalid request", f"invalid fields: {where}", errors=errors)
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api.auth import now
 from api.care import add_to_chart, change_in_chart
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
+from api.routing import Router
 from api.schemas import AcceptIn, AmendmentIn, AmendmentOut, DenyIn, StatementIn
 from domain.amendments import AmendmentRequest
 
-router = APIRouter(prefix="/amendment-requests", tags=["amendments"])
+router = Router(prefix="/amendment-requests", tags=["amendments"])
 
 
 def _out(r: AmendmentRequest) -> AmendmentOut:

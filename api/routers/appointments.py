@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api.auth import load, now
 from api.deps import LedgerDep, RunnerDep
 from api.roles import FrontDesk
+from api.routing import Router
 from api.schemas import (
     AppointmentIn,
     AppointmentOut,
@@ -32,7 +33,7 @@ from domain.users import User
 from projections.reads import Reader, record_access
 from projections.schedule import conflicts, provider_day
 
-router = APIRouter(tags=["appointments"])
+router = Router(tags=["appointments"])
 
 
 def _out(a: Appointment) -> AppointmentOut:

@@ -6,17 +6,16 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter
-
 from api.auth import now
 from api.deps import LedgerDep, RunnerDep
 from api.roles import AuditReader
+from api.routing import Router
 from api.schemas import AccessRowOut, AuditRowOut, Purpose
 from domain.access import Access
 from projections.audit import COLUMNS, audit_report
 from projections.reads import Reader, read_access_report
 
-router = APIRouter(tags=["audit"])
+router = Router(tags=["audit"])
 
 SortBy = Literal[COLUMNS]  # every field of the audit view (ONC 170.315(d)(3))
 Action = Literal[

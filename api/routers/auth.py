@@ -4,11 +4,12 @@ owner's own new recovery codes."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api import auth
 from api.deps import CurrentUser, ServicesDep
 from api.routers.users import refusals_recorded
+from api.routing import Router
 from api.schemas import (
     LoginIn,
     MeOut,
@@ -23,7 +24,7 @@ from domain.credentials import check_may_issue_recovery_codes
 from domain.sessions import Session
 from domain.users import User
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = Router(prefix="/auth", tags=["auth"])
 
 
 @router.post("/login")

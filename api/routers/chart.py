@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 
 from api.care import chart_access
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
+from api.routing import Router
 from api.schemas import ChartEntryOut, ChartOut, Purpose, jsonable
 from projections.reads import open_chart, open_chart_as_of
 
-router = APIRouter(prefix="/patients", tags=["chart"])
+router = Router(prefix="/patients", tags=["chart"])
 
 
 @router.get("/{patient_id}/chart")

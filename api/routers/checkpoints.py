@@ -6,15 +6,16 @@ issuing a checkpoint and verifying the store are for owners.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from api.deps import LedgerDep
 from api.roles import Owner
+from api.routing import Router
 from api.schemas import CheckpointOut, KeyOut, VerificationOut
 from events.checkpoints import latest_checkpoint
 from events.verification import verify_configured_store
 
-router = APIRouter(tags=["checkpoints"])
+router = Router(tags=["checkpoints"])
 
 
 @router.get("/checkpoints/latest", responses={200: {"content": {"text/plain": {}}}})

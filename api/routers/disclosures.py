@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api.auth import Principal, load
 from api.deps import LedgerDep, RunnerDep
 from api.roles import require_role
+from api.routing import Router
 from api.schemas import DisclosureIn, DisclosureRowOut, EntryOut, Purpose
 from domain.access import Disclosure
 from domain.patients import Patient
 from projections.reads import Reader, read_disclosures
 
-router = APIRouter(tags=["disclosures"])
+router = Router(tags=["disclosures"])
 # Clinicians and risk managers record disclosures; owners pass every role check.
 Discloser = Annotated[Principal, require_role("clinician", "risk_manager")]
 Accountant = Annotated[Principal, require_role("risk_manager", "auditor")]

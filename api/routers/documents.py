@@ -7,18 +7,19 @@ import hashlib
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import Body, Query, Response, status
 
 from api.auth import load
 from api.care import chart_access
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
+from api.routing import Router
 from api.schemas import DocumentOut, Purpose
 from domain.documents import Document
 from domain.patients import Patient
 from projections.reads import Reader, record_access
 
-router = APIRouter(prefix="/documents", tags=["documents"])
+router = Router(prefix="/documents", tags=["documents"])
 Raw = Annotated[bytes, Body(media_type="application/octet-stream")]
 
 

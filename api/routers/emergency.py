@@ -11,11 +11,12 @@ from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api.auth import Principal, load, now
 from api.deps import LedgerDep
 from api.roles import Clinician, Owner, require_role
+from api.routing import Router
 from api.schemas import AlertOut, BreakGlassIn, BreakGlassOut, ReviewIn
 from domain.access import Access
 from domain.emergency import Alert, EmergencyAccess
@@ -23,7 +24,7 @@ from domain.patients import Patient
 from domain.sessions import Session
 from events.ledger import Ledger
 
-router = APIRouter(tags=["break-glass"])
+router = Router(tags=["break-glass"])
 # Owners and risk managers review (auditors read the audit view only).
 ReviewerDep = Annotated[Principal, require_role("risk_manager")]
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api.auth import Principal
 from api.care import add_to_chart, change_in_chart
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
+from api.routing import Router
 from api.schemas import (
     AllergyIn,
     DoseChangeIn,
@@ -34,7 +35,7 @@ from domain.vitals import VitalSign
 from events.ledger import Ledger
 from projections.runner import Runner
 
-router = APIRouter(tags=["chart entries"])
+router = Router(tags=["chart entries"])
 
 
 def _out(entry: Any) -> EntryOut:

@@ -8,18 +8,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth import Principal
 from api.deps import LedgerDep
 from api.roles import require_role
+from api.routing import Router
 from api.schemas import Purpose
 from projections.ehi_export import ExportRequest, export, exports_home, finished_file
 from projections.reads import Reader, record_access
 
-router = APIRouter(tags=["exports"])
+router = Router(tags=["exports"])
 Exporter = Annotated[Principal, require_role("risk_manager")]  # and owners
 MEDIA_TYPES = {
     "ndjson": "application/fhir+ndjson",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import Depends, status
 
 from api.auth import Principal, now
 from api.deps import CurrentUser, LedgerDep, RunnerDep
@@ -49,6 +49,7 @@ from api.hold_schemas import (
     ScopeOut,
     SentOut,
 )
+from api.routing import Router
 from domain.access import Access
 from events.ledger import Ledger
 from legal_hold import holds as lh
@@ -61,7 +62,7 @@ from legal_hold.notices import outbox_from_env, send_due
 from legal_hold.retention import Disposal, Policy, Rule, disposal_run, disposals, dispose
 from legal_hold.retention import disposed_events as disposed_events_of
 
-router = APIRouter(tags=["legal holds"])
+router = Router(tags=["legal holds"])
 ROLE = "risk_manager"
 
 

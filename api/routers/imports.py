@@ -14,18 +14,19 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import Body, Query, status
 
 from api import importing
 from api.auth import Principal
 from api.deps import LedgerDep, RunnerDep
 from api.importing_schemas import ImportReportOut
 from api.roles import require_role
+from api.routing import Router
 from domain.imports.csv_patients import ColumnMap
 from events.ledger import Ledger
 from projections.runner import Runner
 
-router = APIRouter(prefix="/imports", tags=["imports"])
+router = Router(prefix="/imports", tags=["imports"])
 
 PatientImporter = Annotated[Principal, require_role("staff")]
 ChartImporter = Annotated[Principal, require_role("clinician")]

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api.auth import load
 from api.care import add_to_chart, chart_access
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
+from api.routing import Router
 from api.schemas import ConversionIn, ConversionOut, LabIn, LabOut
 from domain.labs import LabResult
 from domain.quantities import Quantity
 
-router = APIRouter(prefix="/labs", tags=["labs"])
+router = Router(prefix="/labs", tags=["labs"])
 
 
 def _out(lab: LabResult) -> LabOut:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, status
+from fastapi import Body, status
 
 from api.auth import load, now
 from api.deps import LedgerDep
 from api.roles import FrontDesk
+from api.routing import Router
 from api.schemas import (
     MessageOut,
     PostIn,
@@ -27,7 +28,7 @@ from domain.patients import Patient
 from events.ledger import Ledger
 from projections.reads import Reader, record_access
 
-router = APIRouter(prefix="/threads", tags=["messages"])
+router = Router(prefix="/threads", tags=["messages"])
 RawEmail = Annotated[bytes, Body(media_type="message/rfc822")]
 MESSAGE_EVENTS = {"MessagePosted": "secure", "EmailIngested": "email", "SmsIngested": "sms"}
 

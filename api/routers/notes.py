@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api.auth import now
 from api.care import add_to_chart, change_in_chart
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
+from api.routing import Router
 from api.schemas import AddendumIn, NoteEditIn, NoteIn, NoteOut
 from domain.notes import Note
 
-router = APIRouter(prefix="/notes", tags=["notes"])
+router = Router(prefix="/notes", tags=["notes"])
 
 
 def _out(note: Note) -> NoteOut:

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from eventsourcing.persistence import IntegrityError
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 
 from api.deps import LedgerDep, RunnerDep
 from api.roles import FrontDesk
+from api.routing import Router
 from api.schemas import PatientIn, PatientOut, Purpose
 from domain.errors import DuplicateIdentifier
 from domain.identifiers import MrnClaim
 from domain.patients import Patient
 from projections.reads import Reader, search_patients
 
-router = APIRouter(prefix="/patients", tags=["patients"])
+router = Router(prefix="/patients", tags=["patients"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

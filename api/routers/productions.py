@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, status
+from fastapi import status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,11 +17,12 @@ from api.auth import now
 from api.deps import LedgerDep
 from api.errors import NotFound
 from api.routers.holds import RiskManager
+from api.routing import Router
 from domain.access import Access
 from events.ledger import Ledger
 from legal_hold.production import produce
 
-router = APIRouter(tags=["productions"])
+router = Router(tags=["productions"])
 MEDIA_TYPE = "application/zip"
 
 

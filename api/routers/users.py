@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from api import auth
 from api.auth import Principal
 from api.deps import CurrentUser, LedgerDep, ServicesDep
 from api.errors import NotFound
 from api.roles import UserAdmin
+from api.routing import Router
 from api.schemas import (
     NewUserOut,
     PasswordIn,
@@ -44,7 +45,7 @@ from domain.sessions import Session
 from domain.users import User, check_role
 from events.ledger import Ledger
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = Router(prefix="/users", tags=["users"])
 
 
 def accounts(ledger: Ledger) -> list[tuple[Account, User]]:
