@@ -2,7 +2,7 @@
 brought up to date on every get.
 
 A get asks the store for each aggregate's events newer than the copy it holds, all in one
-round trip (``Database.queries``), so a change committed by any process before the get began
+statement, so a change committed by any process before the get began
 (a revocation, say) is in what it returns. It takes no lock while it waits for the store:
 threads reading the same user do not queue behind each other. The objects it returns are
 shared: read them, never change them (copy first).
@@ -25,8 +25,8 @@ from events.db import Database, Statement
 from events.encoding import LedgerMapper
 
 NEWER_EVENTS = (
-    "SELECT originator_version, topic, state FROM stored_events "
-    "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version"
+    "SELECT {asked} AS asked, originator_version, topic, state FROM stored_events "
+    "WHERE originator_id = ? AND originator_version > ?"
 )
 
 
@@ -48,18 +48,24 @@ class HotAggregates:
         events."""
         with self._lock:
             held = [self._kept.get(i) for i in aggregate_ids]
-        found = self._db.queries(
-            [self._newer(i, a) for i, a in zip(aggregate_ids, held, strict=True)]
-        )
+        found: list[list[tuple]] = [[] for _ in aggregate_ids]
+        for asked, *row in self._db.query(*self._newer(aggregate_ids, held)):
+            found[asked].append(row)
         return [
             self._brought_up(aggregate_id, aggregate, rows)
             for aggregate_id, aggregate, rows in zip(aggregate_ids, held, found, strict=True)
         ]
 
-    def _newer(self, aggregate_id: UUID, held: Any | None) -> Statement:
-        # eventsourcing keeps originator ids as 32 hex digits on SQLite, as uuid on PostgreSQL.
-        key = aggregate_id.hex if self._db.dialect == "sqlite" else aggregate_id
-        return NEWER_EVENTS, (key, 0 if held is None else held.version)
+    def _newer(self, aggregate_ids: Sequence[UUID], held: Sequence[Any | None]) -> Statement:
+        """One statement for every aggregate's newer events, each row led by the aggregate's
+        place in the call (one statement costs less than a pipeline of one per aggregate)."""
+        sql = " UNION ALL ".join(NEWER_EVENTS.format(asked=i) for i in range(len(held)))
+        params: list[Any] = []
+        for aggregate_id, aggregate in zip(aggregate_ids, held, strict=True):
+            # eventsourcing keeps originator ids as 32 hex digits on SQLite, uuid on PostgreSQL.
+            key = aggregate_id.hex if self._db.dialect == "sqlite" else aggregate_id
+            params += [key, 0 if aggregate is None else aggregate.version]
+        return sql + " ORDER BY asked, originator_version", params
 
     def _brought_up(self, aggregate_id: UUID, held: Any | None, rows: Sequence[tuple]) -> Any:
         if not rows:
