@@ -48,11 +48,15 @@ def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         return endpoint
     name, roles = callers[0]
 
+    def checked(caller: Caller) -> Principal:
+        """The caller if they may use the route (the one rule for both paths below)."""
+        return allowed(caller.principal(), roles)
+
     async def route(**arguments: Any) -> Any:
         caller = arguments.pop(CALLER)
 
         def checked_then_run() -> Any:
-            arguments[name] = allowed(caller.principal(), roles)
+            arguments[name] = checked(caller)
             return endpoint(**arguments)
 
         return await run_in_threadpool(checked_then_run)
@@ -81,7 +85,7 @@ def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         did when the check was a dependency, which FastAPI ran before validating the fields."""
         caller = Caller(request.app.state.services, await bearer(request))
         try:
-            await run_in_threadpool(lambda: allowed(caller.principal(), roles))
+            await run_in_threadpool(checked, caller)
         except (Unauthenticated, Forbidden) as refused:
             return refused
         return None
