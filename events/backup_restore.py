@@ -26,13 +26,13 @@ from events.config import StoreConfig, parse_database_url
 from events.db import Cursor
 from events.keys import read_master_key, write_secret
 from events.ledger import Ledger
-from events.schema import APPEND_ONLY_TABLES
+from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
 from verify.records import parse_leaf
 from verify.store import check_store
 
 Progress = Callable[[int, int], None]
 BATCH = 2_000
-LEDGER_TABLES = (*APPEND_ONLY_TABLES, "ledger_data_keys")
+LEDGER_TABLES = (*APPEND_ONLY_TABLES, RECENT_LINKS, "ledger_data_keys")
 
 
 class StoreNotEmpty(BackupError):
@@ -264,7 +264,8 @@ def _insert_events(
 
 
 INSERT_LEAVES = ("ledger_leaves", ("position", "stream", "version", "leaf"))
-INSERT_LINKS = ("ledger_links", ("subject", "seq", "position"))
+# A restore writes every link straight into main: one sorted batch per insert, nothing recent.
+INSERT_LINKS = ("ledger_links_main", ("subject", "seq", "position"))
 INSERT_EVENTS = (
     "stored_events",
     ("originator_id", "originator_version", "topic", "state", "position"),

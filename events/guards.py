@@ -8,7 +8,7 @@ the hashes catch that.
 from __future__ import annotations
 
 from events.db import Cursor, Dialect
-from events.schema import APPEND_ONLY_TABLES
+from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
 
 WRITER_ROLE = "chartledger_writer"
 
@@ -28,6 +28,16 @@ def _sqlite_statements() -> list[str]:
         "BEFORE UPDATE ON ledger_data_keys BEGIN "
         "SELECT RAISE(ABORT, 'chartledger: data keys are never rewritten, UPDATE refused'); END"
     )
+    statements += [
+        f"CREATE TRIGGER IF NOT EXISTS {RECENT_LINKS}_refuse_update "
+        f"BEFORE UPDATE ON {RECENT_LINKS} BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: recent links are never rewritten, UPDATE refused'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {RECENT_LINKS}_refuse_delete "
+        f"BEFORE DELETE ON {RECENT_LINKS} WHEN NOT EXISTS (SELECT 1 FROM ledger_links_main "
+        "WHERE subject = OLD.subject AND seq = OLD.seq AND position = OLD.position) BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: a recent link leaves only once merged, "
+        "DELETE refused'); END",
+    ]
     statements.append(
         "CREATE TRIGGER IF NOT EXISTS stored_events_require_leaf "
         "BEFORE INSERT ON stored_events WHEN NOT EXISTS (SELECT 1 FROM ledger_leaves "
@@ -45,6 +55,12 @@ def _postgres_statements(schema: str) -> list[str]:
         "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
         "'chartledger: % is append-only, % refused', TG_TABLE_NAME, TG_OP "
         "USING ERRCODE = 'insufficient_privilege'; END $$",
+        f"CREATE OR REPLACE FUNCTION {s}.chartledger_refuse_unmerged() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NOT EXISTS (SELECT 1 FROM {s}.ledger_links_main WHERE subject = OLD.subject "
+        "AND seq = OLD.seq AND position = OLD.position) THEN RAISE EXCEPTION "
+        "'chartledger: a recent link leaves only once merged, DELETE refused' "
+        "USING ERRCODE = 'insufficient_privilege'; END IF; RETURN OLD; END $$",
         f"CREATE OR REPLACE FUNCTION {s}.chartledger_require_leaf() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ BEGIN "
         f"IF NOT EXISTS (SELECT 1 FROM {s}.ledger_leaves WHERE position = NEW.position "
@@ -62,6 +78,12 @@ def _postgres_statements(schema: str) -> list[str]:
             f"ON {s}.{table} FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()"
         )
     statements += [
+        f"CREATE OR REPLACE TRIGGER {RECENT_LINKS}_refuse_update BEFORE UPDATE "
+        f"ON {s}.{RECENT_LINKS} FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse()",
+        f"CREATE OR REPLACE TRIGGER {RECENT_LINKS}_refuse_truncate BEFORE TRUNCATE "
+        f"ON {s}.{RECENT_LINKS} FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()",
+        f"CREATE OR REPLACE TRIGGER {RECENT_LINKS}_refuse_delete BEFORE DELETE "
+        f"ON {s}.{RECENT_LINKS} FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse_unmerged()",
         f"CREATE OR REPLACE TRIGGER ledger_data_keys_refuse_update BEFORE UPDATE "
         f"ON {s}.ledger_data_keys FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse()",
         f"CREATE OR REPLACE TRIGGER stored_events_require_leaf BEFORE INSERT "
@@ -79,7 +101,7 @@ def writer_role_statements(schema: str) -> list[str]:
         f"GRANT USAGE ON SCHEMA {s} TO {WRITER_ROLE}",
         # UPDATE only because LOCK TABLE ... IN EXCLUSIVE MODE demands it; the triggers refuse it.
         f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {s} TO {WRITER_ROLE}",
-        f"GRANT DELETE ON {s}.ledger_data_keys TO {WRITER_ROLE}",
+        f"GRANT DELETE ON {s}.ledger_data_keys, {s}.{RECENT_LINKS} TO {WRITER_ROLE}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {WRITER_ROLE}",
     ]
 

@@ -7,9 +7,18 @@ from events.db import Cursor, Dialect
 APPEND_ONLY_TABLES = (
     "stored_events",
     "ledger_leaves",
-    "ledger_links",
+    "ledger_links_main",
     "ledger_checkpoints",
     "ledger_keys",
+)
+# On SQLite links land here first, and the append that crosses a multiple of
+# events.store.LINKS_MERGE_EVERY positions moves them into ledger_links_main (PostgreSQL's
+# writer puts them straight into main). Rows leave it only once main holds them.
+RECENT_LINKS = "ledger_links_recent"
+# What every reader reads: each leaf's links, wherever they are kept at the moment.
+LINKS_VIEW = (
+    "SELECT subject, seq, position FROM ledger_links_main "
+    "UNION ALL SELECT subject, seq, position FROM ledger_links_recent"
 )
 
 
@@ -19,13 +28,18 @@ def table_statements(dialect: Dialect) -> list[str]:
     stream = "TEXT" if dialect == "sqlite" else "uuid"
     # One b-tree instead of a table plus its primary-key index.
     without_rowid = " WITHOUT ROWID" if dialect == "sqlite" else ""
+    # No index on the recent links: appended in position order they fill the last page or two,
+    # where an index would scatter each append's links over its pages again.
     return [
         f"CREATE TABLE IF NOT EXISTS ledger_leaves ("
         f"position {big} PRIMARY KEY, stream {stream} NOT NULL, version {big} NOT NULL, "
         f"leaf {blob} NOT NULL)",
-        f"CREATE TABLE IF NOT EXISTS ledger_links ("
+        f"CREATE TABLE IF NOT EXISTS ledger_links_main ("
         f"subject TEXT NOT NULL, seq {big} NOT NULL, position {big} NOT NULL, "
         f"PRIMARY KEY (subject, seq)){without_rowid}",
+        f"CREATE TABLE IF NOT EXISTS {RECENT_LINKS} ("
+        f"subject TEXT NOT NULL, seq {big} NOT NULL, position {big} NOT NULL)",
+        _create_view("ledger_links", LINKS_VIEW, dialect),
         f"CREATE TABLE IF NOT EXISTS ledger_checkpoints (size {big} PRIMARY KEY, "
         f"note {blob} NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS ledger_keys (seq {big} PRIMARY KEY, "
@@ -35,6 +49,40 @@ def table_statements(dialect: Dialect) -> list[str]:
     ]
 
 
+def _create_view(name: str, query: str, dialect: Dialect) -> str:
+    if dialect == "sqlite":
+        return f"CREATE VIEW IF NOT EXISTS {name} AS {query}"
+    # PostgreSQL has no CREATE VIEW IF NOT EXISTS, and CREATE OR REPLACE would lock out every
+    # reader of the view each time a process opens the store.
+    return (
+        f"DO $$ BEGIN IF to_regclass('{name}') IS NULL THEN CREATE VIEW {name} AS {query}; "
+        "END IF; END $$"
+    )
+
+
 def create_tables(cursor: Cursor, dialect: Dialect) -> None:
+    _move_old_links_table(cursor, dialect)
     for statement in table_statements(dialect):
         cursor.execute(statement)
+
+
+def _move_old_links_table(cursor: Cursor, dialect: Dialect) -> None:
+    """A store made before the links were split keeps them all in a table named ledger_links:
+    it becomes ledger_links_main (its rows are exactly what main should hold), and its old
+    triggers go, to be made again under the new name."""
+    if dialect == "sqlite":
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_links'")
+    else:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name = 'ledger_links' AND table_type = 'BASE TABLE'"
+        )
+    if cursor.fetchone() is None:
+        return
+    if dialect == "sqlite":
+        for action in ("update", "delete"):
+            cursor.execute(f"DROP TRIGGER IF EXISTS ledger_links_refuse_{action}")
+    else:
+        for name in ("refuse_change", "refuse_truncate"):
+            cursor.execute(f"DROP TRIGGER IF EXISTS ledger_links_{name} ON ledger_links")
+    cursor.execute("ALTER TABLE ledger_links RENAME TO ledger_links_main")

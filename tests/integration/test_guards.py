@@ -15,10 +15,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from events import store
 from events.config import StoreConfig, parse_database_url
 from events.guards import WRITER_ROLE
 from events.ledger import Ledger
-from events.schema import APPEND_ONLY_TABLES
+from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
 from tests.conftest import pg_connect
 from tests.support import Chart, init_practice, patient, user
 
@@ -26,7 +27,7 @@ from tests.support import Chart, init_practice, patient, user
 CHANGES = {
     "stored_events": "topic = 'forged'",
     "ledger_leaves": "version = version + 1",
-    "ledger_links": "seq = seq + 1",
+    "ledger_links_main": "seq = seq + 1",
     "ledger_checkpoints": "size = size + 1",
     "ledger_keys": "seq = seq + 1",
 }
@@ -45,10 +46,15 @@ def conn(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator
     init_practice(store_config, monkeypatch)
     ledger = Ledger(store_config, every_events=10**9, every_seconds=10**9)
     try:
+        # On SQLite the first appends' links are merged into main (every append crosses a
+        # multiple of 1) and the last one's stay in recent.
+        monkeypatch.setattr(store, "LINKS_MERGE_EVERY", 1)
         for subjects in [(patient(),), (patient(), user())]:
             chart = Chart(subjects=subjects, text="opened")
             chart.note(subjects=subjects, text="noted")
             ledger.save(chart)
+        monkeypatch.setattr(store, "LINKS_MERGE_EVERY", 10**9)
+        ledger.save(Chart(subjects=(patient(),), text="opened"))
         ledger.checkpointer.issue()
     finally:
         ledger.close()
@@ -104,6 +110,39 @@ def test_truncate_is_refused_on_postgresql_and_the_rows_are_unchanged(
     assert snapshot(conn, table) == before
 
 
+def test_recent_links_are_never_rewritten_and_leave_only_once_merged(conn: Any) -> None:
+    # SQLite's writer left the last append's links there; PostgreSQL's writes none there, but
+    # rows there are guarded all the same.
+    mark = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+    conn.execute(f"INSERT INTO {RECENT_LINKS} VALUES ({mark}, {mark}, {mark})", ("user:x", 1, 0))
+    before = snapshot(conn, RECENT_LINKS)
+    assert snapshot(conn, "ledger_links_main")  # and main has rows of its own
+    with pytest.raises(refusal(conn), match=r"^chartledger: .*UPDATE refused"):
+        conn.execute(f"UPDATE {RECENT_LINKS} SET seq = seq + 1")
+    with pytest.raises(refusal(conn), match=r"^chartledger: a recent link leaves only once merged"):
+        conn.execute(f"DELETE FROM {RECENT_LINKS}")
+    assert snapshot(conn, RECENT_LINKS) == before
+    # Once main holds a row, the same row may leave recent: what the merge does.
+    row = before[0]
+    conn.execute(f"INSERT INTO ledger_links_main VALUES ({mark}, {mark}, {mark})", row)
+    conn.execute(f"DELETE FROM {RECENT_LINKS} WHERE subject = {mark} AND seq = {mark}", row[:2])
+    left = conn.execute(f"SELECT * FROM {RECENT_LINKS}").fetchall()
+    assert sorted((tuple(r) for r in left), key=repr) == before[1:]
+
+
+@POSTGRES_ONLY
+def test_truncate_of_recent_links_is_refused_on_postgresql(conn: Any) -> None:
+    conn.execute(f"INSERT INTO {RECENT_LINKS} VALUES ('user:x', 1, 0)")
+    before = snapshot(conn, RECENT_LINKS)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="TRUNCATE refused"):
+        conn.execute(f"TRUNCATE {RECENT_LINKS}")
+    conn.execute(f"SET ROLE {WRITER_ROLE}")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="leaves only once merged"):
+        conn.execute(f"DELETE FROM {RECENT_LINKS}")
+    conn.execute("RESET ROLE")
+    assert snapshot(conn, RECENT_LINKS) == before
+
+
 def test_data_keys_are_never_rewritten_but_may_be_deleted_for_disposal(conn: Any) -> None:
     before = snapshot(conn, "ledger_data_keys")
     message = (
@@ -135,7 +174,8 @@ def triggers(conn: Any) -> list[tuple[str, str, str]]:
 @POSTGRES_ONLY
 def test_the_writer_role_cannot_drop_or_disable_the_triggers(conn: Any) -> None:
     before = triggers(conn)
-    assert len(before) == 2 * len(APPEND_ONLY_TABLES) + 2  # and data keys, and require-leaf
+    # and data keys, require-leaf, and recent links' three
+    assert len(before) == 2 * len(APPEND_ONLY_TABLES) + 5
     assert all(enabled == "O" for _, _, enabled in before)
     conn.execute(f"SET ROLE {WRITER_ROLE}")
     owner = psycopg.errors.InsufficientPrivilege

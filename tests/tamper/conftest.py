@@ -64,6 +64,10 @@ class Verdict:
         return re.search(line, self.out, re.M) is not None
 
 
+# Where the store keeps the links (the ledger_links view reads both): an attacker edits them there.
+LINK_TABLES = ("ledger_links_main", "ledger_links_recent")
+
+
 @dataclass
 class Attacker:
     config: StoreConfig
@@ -78,6 +82,12 @@ class Attacker:
     @property
     def dialect(self) -> str:
         return "sqlite" if self.config.database_url is None else "postgres"
+
+    @property
+    def links_table(self) -> str:
+        """Where the store put the populated events' links: SQLite keeps them in recent until
+        4,096 positions are reached, PostgreSQL's writer puts them straight into main."""
+        return "ledger_links_recent" if self.dialect == "sqlite" else "ledger_links_main"
 
     def at(self, position: int) -> Event:
         (event,) = [e for e in self.events if e.position == position]
@@ -135,7 +145,8 @@ class Attacker:
         """An event, its leaf and its links, gone as if never appended."""
         self.execute("DELETE FROM stored_events WHERE position = ?", (position,))
         self.execute("DELETE FROM ledger_leaves WHERE position = ?", (position,))
-        self.execute("DELETE FROM ledger_links WHERE position = ?", (position,))
+        for table in LINK_TABLES:
+            self.execute(f"DELETE FROM {table} WHERE position = ?", (position,))
 
     # -- the verifiers -----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from events.log import subject_heads_root
 from events.rotation import rotate_signing_key
 from events.sealing import seal
 from tests.support import Chart, init_practice, patient, set_env
-from tests.tamper.conftest import CHECKPOINT, EVENTS, Attacker, Verdict
+from tests.tamper.conftest import CHECKPOINT, EVENTS, LINK_TABLES, Attacker, Verdict
 from verify.canonical import decode, encode, format_timestamp
 from verify.checkpoint import format_body, format_note, parse_note
 from verify.keyhistory import KeyStatement, parse_statement, statement_bytes
@@ -235,7 +235,7 @@ def test_the_last_two_events_moved_with_their_leaves_and_links_are_found_by_the_
     # still reads [#n, prev p] in order, so only the Merkle root and the heads betray it.
     a, b = attacker.events[-2], attacker.events[-1]
     assert a.patient != b.patient
-    for table in ("ledger_leaves", "stored_events", "ledger_links"):
+    for table in ("ledger_leaves", "stored_events", *LINK_TABLES):
         move = f"UPDATE {table} SET position = ? WHERE position = ?"
         attacker.execute(move, (-1, a.position))
         attacker.execute(move, (a.position, b.position))
@@ -274,7 +274,7 @@ def test_a_forged_event_inserted_in_the_middle_is_found(attacker: Attacker) -> N
     state, leaf, topic = attacker.state(copied), attacker.leaf(copied), _topic(attacker, copied)
     # Make room: every later leaf, event and link moves up by one (via negatives, so that
     # no primary key ever collides midway).
-    for table in ("ledger_leaves", "stored_events", "ledger_links"):
+    for table in ("ledger_leaves", "stored_events", *LINK_TABLES):
         attacker.execute(
             f"UPDATE {table} SET position = -position - 1 WHERE position >= ?", (position,)
         )
@@ -337,7 +337,7 @@ def test_a_forged_event_at_the_tip_sealed_under_another_key_is_found_by_chartled
         (position, attacker.stream(stream), 1, leaf),
     )
     attacker.execute(
-        "INSERT INTO ledger_links (subject, seq, position) VALUES (?, ?, ?)",
+        f"INSERT INTO {attacker.links_table} (subject, seq, position) VALUES (?, ?, ?)",
         (subject, seq + 1, position),
     )
     _insert_event(
@@ -523,18 +523,41 @@ def _links(attacker: Attacker, position: int) -> list[tuple[str, int, int]]:
     return [(str(s), int(n), int(p)) for s, n, p in rows]
 
 
+@pytest.mark.parametrize("table", LINK_TABLES)
 @pytest.mark.parametrize("edit", ["moved", "renumbered", "deleted", "added"])
-def test_one_row_of_the_links_index_changed_is_found(attacker: Attacker, edit: str) -> None:
+def test_one_row_of_the_links_index_changed_is_found(
+    attacker: Attacker, edit: str, table: str
+) -> None:
     position = middle(attacker)
     ((subject, _, _),) = _links(attacker, position)
+    _move_links(attacker, to=table)  # both tables may hold links (LEDGER_FORMAT.md §11)
     if edit == "moved":
-        attacker.execute("UPDATE ledger_links SET position = ? WHERE position = ?", (3, position))
+        attacker.execute(f"UPDATE {table} SET position = ? WHERE position = ?", (3, position))
     elif edit == "renumbered":
-        attacker.execute("UPDATE ledger_links SET seq = 99 WHERE position = ?", (position,))
+        attacker.execute(f"UPDATE {table} SET seq = 99 WHERE position = ?", (position,))
     elif edit == "deleted":
-        attacker.execute("DELETE FROM ledger_links WHERE position = ?", (position,))
+        attacker.execute(f"DELETE FROM {table} WHERE position = ?", (position,))
     else:  # a link no leaf carries
-        attacker.execute("INSERT INTO ledger_links VALUES (?, ?, ?)", (subject, 99, position))
+        attacker.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", (subject, 99, position))
+    assert_both_fail(attacker, LINKS_INDEX, because="does not hold exactly the links")
+
+
+def _move_links(attacker: Attacker, to: str) -> None:
+    """Every link into table ``to``, as a merge would (SQLite) or as a store could hold them;
+    a valid store either way."""
+    (away,) = [t for t in LINK_TABLES if t != to]
+    attacker.execute(f"INSERT INTO {to} SELECT subject, seq, position FROM {away}")
+    attacker.execute(f"DELETE FROM {away}")
+    assert attacker.rows(f"SELECT COUNT(*) FROM {away}") == [(0,)]
+    verdict = attacker.store_verify()
+    assert verdict.code == 0, verdict.out
+
+
+def test_a_link_in_both_tables_is_found(attacker: Attacker) -> None:
+    # A merge that copied the links into main but never deleted them from recent: each link is
+    # then read twice through the view.
+    (other,) = [t for t in LINK_TABLES if t != attacker.links_table]
+    attacker.execute(f"INSERT INTO {other} SELECT * FROM {attacker.links_table}")
     assert_both_fail(attacker, LINKS_INDEX, because="does not hold exactly the links")
 
 
@@ -543,8 +566,9 @@ def test_two_rows_of_the_links_index_spelt_as_one_are_found(attacker: Attacker) 
     # reads as the two rows it replaced; only their count gives it away.
     a, b = middle(attacker), middle(attacker) + 1
     ((subject_a, seq_a, _),), ((subject_b, seq_b, _),) = _links(attacker, a), _links(attacker, b)
+    table = attacker.links_table
     for position in (a, b):
-        attacker.execute("DELETE FROM ledger_links WHERE position = ?", (position,))
+        attacker.execute(f"DELETE FROM {table} WHERE position = ?", (position,))
     merged = f"{subject_a}\n{seq_a}\n{a}\x1e{subject_b}"
-    attacker.execute("INSERT INTO ledger_links VALUES (?, ?, ?)", (merged, seq_b, b))
+    attacker.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", (merged, seq_b, b))
     assert_both_fail(attacker, LINKS_INDEX, because="does not hold exactly the links")
