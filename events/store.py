@@ -13,7 +13,7 @@ from typing import Any
 
 from events.db import Cursor
 from events.encoding import LedgerStoredEvent
-from verify.records import Link, leaf_bytes
+from verify.records import Link, leaf_bytes, parse_leaf
 
 # SQLite (append_leaves): links go into ledger_links_recent, which has no index, and an append
 # whose positions reach or cross a multiple of this moves them all into ledger_links_main in
@@ -72,6 +72,14 @@ class HeadCache:
                 self.tip, self.heads = None, {}  # another writer appended: start over
                 return {}
             return {s: self.heads[s] for s in subjects if s in self.heads}
+
+    def advance(self, tip: int, to: int, heads: Heads) -> None:
+        """If the cache still describes the log up to ``tip``: it now does up to ``to``, the
+        positions between holding ``heads`` (their subjects' heads as of ``to``)."""
+        with self.lock:
+            if self.tip == tip:
+                self.heads.update(heads)
+                self.tip = to
 
     def likely_missing(self, subjects: set[str]) -> set[str]:
         """The subjects a lookup will not find if no other writer has appended: a guess that
@@ -168,6 +176,7 @@ def append_leaves(
     assert row is not None
     start = start_position(row[0], row[1], names)
     subjects = {s for event in events for s in event.subjects}
+    catch_up(cursor, cache, start)
     heads = cache.lookup(start, subjects)
     heads.update(read_heads(cursor, subjects - heads.keys()))
     appended = build_leaves(events, start, heads, stream_column)
@@ -209,6 +218,31 @@ def commit_to(cache: HeadCache, appended: Appended) -> None:
             cache.heads = {}
         cache.heads.update(appended.heads)
         cache.tip = appended.positions[-1] + 1
+
+
+# Another process's appends (a second server worker's, say) since this writer's last commit:
+# up to this many leaves are read to bring the head cache up to date, rather than dropping it
+# and reading each subject's head from the links tables.
+CATCH_UP_AT_MOST = 64
+
+
+def catch_up(cursor: Cursor, cache: HeadCache, start: int) -> None:
+    """Under the writer lock: if other writers appended a few leaves since the cache's tip,
+    read their links and advance the cache to ``start``."""
+    with cache.lock:
+        tip = cache.tip
+    if tip is None or not 0 < start - tip <= CATCH_UP_AT_MOST:
+        return
+    cursor.execute(
+        "SELECT position, leaf FROM ledger_leaves WHERE position >= ? AND position < ? "
+        "ORDER BY position",
+        (tip, start),
+    )
+    heads: Heads = {}
+    for position, leaf in cursor.fetchall():
+        for subject, seq, _ in parse_leaf(bytes(leaf)).links:
+            heads[subject] = (seq, position)
+    cache.advance(tip, start, heads)
 
 
 def read_heads(cursor: Cursor, subjects: Iterable[str]) -> Heads:

@@ -55,3 +55,33 @@ def _assert_true_at_tip(cache: HeadCache, truth: list[dict[str, tuple[int, int]]
         return
     for subject, head in cache.heads.items():
         assert truth[cache.tip][subject] == head
+
+
+@given(appends, st.data())
+def test_advancing_over_another_writers_leaves_keeps_the_cache_true(
+    batches: list[list[set[str]]], data: st.DataObject
+) -> None:
+    """``advance`` (events/store.py catch_up): the cache, at the tip of its own last commit,
+    is brought over leaves another writer appended after it, as read from the log; it then
+    vouches for the true heads at the new tip, and an advance from a tip it no longer holds
+    changes nothing."""
+    cache = HeadCache()
+    truth: list[dict[str, tuple[int, int]]] = [{}]
+    position = 0
+    for batch in batches:
+        start = position
+        current = dict(truth[-1])
+        new: dict[str, tuple[int, int]] = {}
+        for subjects in batch:
+            for subject in subjects:
+                current[subject] = new[subject] = (current.get(subject, (0, 0))[0] + 1, position)
+            truth.append(dict(current))
+            position += 1
+        if data.draw(st.booleans()):  # this writer's own commit
+            commit_to(cache, Appended(start, list(range(start, position)), new))
+        elif cache.tip is not None:  # another writer's: read back, as catch_up does
+            stale = data.draw(st.booleans())
+            cache.advance(cache.tip - 1 if stale else cache.tip, position, new)
+            if stale:
+                assert cache.tip != position
+        _assert_true_at_tip(cache, truth)
