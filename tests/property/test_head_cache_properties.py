@@ -80,8 +80,10 @@ def test_advancing_over_another_writers_leaves_keeps_the_cache_true(
         if data.draw(st.booleans()):  # this writer's own commit
             commit_to(cache, Appended(start, list(range(start, position)), new))
         elif cache.tip is not None:  # another writer's: read back, as catch_up does
-            stale = data.draw(st.booleans())
-            cache.advance(cache.tip - 1 if stale else cache.tip, position, new)
+            tip, stale = cache.tip, data.draw(st.booleans())
+            # catch_up reads every leaf from the cache's tip on: the heads those leaves hold
+            read = {s: head for s, head in truth[position].items() if head[1] >= tip}
+            cache.advance(tip - 1 if stale else tip, position, read)
             if stale:
                 assert cache.tip != position
         _assert_true_at_tip(cache, truth)
