@@ -49,9 +49,8 @@ from events.store import (
 ROWS_AS_VALUES = 16
 # Each subject's last link, found from the end of its index: a subject's links grow with every
 # event about it (a clinician's with every chart read), so reading them all would make each
-# append slower than the last.
-# A subject's newest link is in ledger_links_recent if it has any there, else in main. This
-# writer puts none in recent, but a store may hold some there (LEDGER_FORMAT.md §11).
+# append slower than the last. It is in ledger_links_recent if the subject has any there, else
+# in main: this writer puts none in recent, but a store may hold some (LEDGER_FORMAT.md §11).
 HEADS = (
     "SELECT s.subject, h.seq, h.position FROM unnest(%b::text[]) AS s(subject) "
     "CROSS JOIN LATERAL ("

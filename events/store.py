@@ -197,7 +197,7 @@ def append_leaves(
 
 def merge_due(appended: Appended) -> bool:
     """Whether this append's positions reach or cross a multiple of ``LINKS_MERGE_EVERY``: the
-    append that does moves the recent links into main, in its own transaction."""
+    append that does moves the recent links into main, in the append's transaction."""
     if not appended.positions:
         return False
     end = appended.positions[-1] + 1
@@ -246,8 +246,8 @@ def catch_up(cursor: Cursor, cache: HeadCache, start: int) -> None:
 
 
 def read_heads(cursor: Cursor, subjects: Iterable[str]) -> Heads:
-    """Each subject's latest (seq, position): from the recent links if it has any there (one
-    scan of them for all the subjects), else from the end of its links in main's index.
+    """Each subject's latest (seq, position), on SQLite: from the recent links if it has any
+    there (one scan of them for all the subjects), else from the end of its links in main.
 
     One lookup per subject in main rather than one aggregate over all its links: those grow with
     every event about the subject, and an append must not slow down as they do.
