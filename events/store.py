@@ -21,7 +21,7 @@ from verify.records import Link, leaf_bytes, parse_leaf
 # subjects of an append are scattered over the index), and SQLite writes every changed page
 # whole to the WAL at commit: at 100 events per append that was 113 of the append's 241 WAL
 # pages. A merge of this many positions' links changes each page of main about once instead
-# (bench/append.py sqlite-100: ledger / plain 0.67-0.76 -> 0.80-0.83). Readers see both tables
+# (bench/append.py sqlite-100: ledger / plain 0.67-0.84 -> 0.80-0.83). Readers see both tables
 # through the ledger_links view; scanning the recent rows for a subject takes well under a
 # millisecond.
 LINKS_MERGE_EVERY = 4096
