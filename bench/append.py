@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             result = run_case(case, args, made)
             if not args.profile:
                 rounds = ", ".join(
-                    f"{p:,.0f}/{q:,.0f} {q / p:.2f}"
-                    for p, q in zip(result.plain, result.ledger, strict=True)
+                    f"{p:,.0f}/{q:,.0f} {ratio:.2f}"
+                    for p, q, ratio in zip(result.plain, result.ledger, result.ratios, strict=True)
                 )
                 print(
                     f"{case:<11} rounds plain/ledger ev/s ratio: {rounds}  "
