@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
@@ -149,3 +150,30 @@ def practice(
     settings = Settings(store=store_config, pbkdf2_iterations=ITERATIONS, background=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as http:
         yield Practice(settings, http, owner_id.group(1), auth.from_base32(secret.group(1)), codes)
+
+
+@dataclass
+class Member:
+    """A user of the practice as the tests play them: how they log in, whatever the way their
+    account was set up (tests call ``add_member`` rather than creating users themselves)."""
+
+    practice: Practice
+    user_id: UUID
+    username: str
+    password: str
+    totp_secret: bytes | None
+
+    def client(self) -> Client:
+        """A fresh client of the practice, logged in as this member."""
+        client = self.practice.client()
+        code = None if self.totp_secret is None else code_now(self.totp_secret)
+        client.login(self.username, self.password, code)
+        return client
+
+
+def add_member(practice: Practice, by: Client, username: str, name: str, role: str) -> Member:
+    """A new user made by ``by`` (an owner or a user administrator), ready to log in."""
+    password = f"{username}-password-1"
+    made = by.create_user(username, name, role, password)
+    secret = None if made.totp_secret is None else auth.from_base32(made.totp_secret)
+    return Member(practice, made.user_id, username, password, secret)
