@@ -127,7 +127,11 @@ def mint_key_name(master_key: bytes, owner: str) -> str:
     """``<owner>#<16 hex random><16 hex tag>``: the tag, an HMAC under the master key, lets
     ``chartledger verify`` tell a key this practice made (and may since have disposed of) from
     one a forger names to pass a forged event off as disposed (§4.3)."""
-    nonce = os.urandom(8).hex()
+    return key_name(master_key, owner, os.urandom(8).hex())
+
+
+def key_name(master_key: bytes, owner: str, nonce: str) -> str:
+    """The name ``mint_key_name`` gives for this nonce (16 hex digits)."""
     return f"{owner}#{nonce}{key_name_tag(master_key, owner, nonce)}"
 
 
