@@ -61,28 +61,26 @@ class DataKeys:
 
     def get(self, name: str) -> bytes:
         """The named key; DataKeyDestroyed when it is gone (never silently re-created)."""
-        rows = self._db.query(
-            "SELECT subject, wrapped FROM ledger_data_keys WHERE name = ?", (name,)
-        )
+        rows = self._db.query("SELECT wrapped FROM ledger_data_keys WHERE name = ?", (name,))
         row = rows[0] if rows else None
         if row is None:
             self.forget(name)
             raise DataKeyDestroyed(f"no data key for {name.partition('#')[0]}")
         key = self._by_name.get(name)
         if key is None:
-            key = self._by_name[name] = self._unwrap(name, row[0], bytes(row[1]))
+            key = self._by_name[name] = self._unwrap(name, bytes(row[0]))
         return key
 
     def all_keys(self) -> dict[str, bytes]:
         """Every key the store holds now, unwrapped: one query, for whole-log passes."""
         with self._db.read() as c:
-            c.execute("SELECT name, subject, wrapped FROM ledger_data_keys")
+            c.execute("SELECT name, wrapped FROM ledger_data_keys")
             rows = c.fetchall()
         keys = {}
-        for name, subject, wrapped in rows:
+        for name, wrapped in rows:
             key = self._by_name.get(name)
             if key is None:
-                key = self._by_name[name] = self._unwrap(name, subject, bytes(wrapped))
+                key = self._by_name[name] = self._unwrap(name, bytes(wrapped))
             keys[name] = key
         return keys
 
@@ -118,16 +116,22 @@ class DataKeys:
             row = c.fetchone()
         if row is None:
             return None
-        name, key = row[0], self._unwrap(row[0], owner, bytes(row[1]))
+        name = row[0]
+        if name.rpartition("#")[0] != owner:
+            # A row moved to another owner by whoever holds the database: sealing this owner's
+            # events under it would let them outlive this owner's disposal.
+            raise SealError(f"the data key in {owner}'s row is another owner's: refused")
+        key = self._unwrap(name, bytes(row[1]))
         self._by_name[name] = key
         self._current[owner] = (name, key)
         return name, key
 
-    def _unwrap(self, name: str, subject: str, wrapped: bytes) -> bytes:
-        # Bound to the row's name and subject: a key moved to another owner (whose next event
-        # would then be sealed under it, and outlive that owner's disposal) does not unwrap.
+    def _unwrap(self, name: str, wrapped: bytes) -> bytes:
+        # Unwrapped as bound to its name and the owner the name states, whatever the row's
+        # subject column says: reads find keys by name, and `chartledger verify` reports a row
+        # whose subject disagrees. Bytes from another row or a renamed row do not unwrap.
         try:
-            return unwrap_key(self._master_key, wrapped, name=name, subject=subject)
+            return unwrap_key(self._master_key, wrapped, name=name, subject=name.rpartition("#")[0])
         except KeyError_:
             raise SealError(
                 f"data key {name.partition('#')[0]} does not unwrap under this master key"
