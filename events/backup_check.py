@@ -149,7 +149,7 @@ def _data_keys(folder: Path, manifest: Manifest, master_key: bytes) -> None:
             raise BackupInvalid(f"{DATA_KEYS}: a data key's name and owner do not agree")
         subjects.add(subject)
         try:
-            unwrap_key(master_key, row["wrapped"])
+            unwrap_key(master_key, row["wrapped"], name=name, subject=subject)
         except KeyError_:
             raise BackupInvalid(
                 "a data key does not unwrap under this master key: is it the practice's?"

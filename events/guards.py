@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from events.db import Cursor, Dialect
 from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
+from events.sealing import DESTROY_FUNCTION, DISPOSED_TYPE
 
 WRITER_ROLE = "chartledger_writer"
 
@@ -67,6 +68,7 @@ def _postgres_statements(schema: str) -> list[str]:
         "AND stream = NEW.originator_id AND version = NEW.originator_version) THEN RAISE EXCEPTION "
         "'chartledger: an event without its ledger leaf is refused' "
         "USING ERRCODE = 'integrity_constraint_violation'; END IF; RETURN NEW; END $$",
+        _destroy_function(s),
     ]
     for table in APPEND_ONLY_TABLES:
         statements.append(
@@ -92,6 +94,28 @@ def _postgres_statements(schema: str) -> list[str]:
     return statements
 
 
+def _destroy_function(s: str) -> str:
+    """The one way the writer role deletes a data key: a patient's, with the ``Disposed`` event
+    of the disposal naming it appended in the same transaction (its row's xmin is this
+    transaction's id), so that no key leaves without a disposal on the log for
+    `chartledger verify` to check the key against. SECURITY DEFINER: it runs as the schema
+    owner, who alone holds DELETE on the table."""
+    return (
+        f"CREATE OR REPLACE FUNCTION {s}.{DESTROY_FUNCTION}(key_name text, disposal uuid) "
+        f"RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = {s}, pg_catalog "
+        "AS $$ BEGIN "
+        "IF key_name NOT LIKE 'patient:%' THEN RAISE EXCEPTION "
+        "'chartledger: only a patient''s data key is ever disposed of, DELETE refused' "
+        "USING ERRCODE = 'insufficient_privilege'; END IF; "
+        f"IF NOT EXISTS (SELECT 1 FROM {s}.stored_events WHERE originator_id = disposal "
+        f"AND originator_version = 1 AND topic = '{DISPOSED_TYPE}' "
+        "AND xmin = pg_current_xact_id()::xid) THEN RAISE EXCEPTION "
+        "'chartledger: a data key is destroyed only with its Disposed event, appended in the "
+        "same transaction; DELETE refused' USING ERRCODE = 'insufficient_privilege'; END IF; "
+        f"DELETE FROM {s}.ledger_data_keys WHERE name = key_name; END $$"
+    )
+
+
 def writer_role_statements(schema: str) -> list[str]:
     """The role the application writes as: it owns nothing, so it cannot drop the triggers."""
     s = f'"{schema}"'
@@ -101,7 +125,11 @@ def writer_role_statements(schema: str) -> list[str]:
         f"GRANT USAGE ON SCHEMA {s} TO {WRITER_ROLE}",
         # UPDATE only because LOCK TABLE ... IN EXCLUSIVE MODE demands it; the triggers refuse it.
         f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {s} TO {WRITER_ROLE}",
-        f"GRANT DELETE ON {s}.ledger_data_keys, {s}.{RECENT_LINKS} TO {WRITER_ROLE}",
+        f"GRANT DELETE ON {s}.{RECENT_LINKS} TO {WRITER_ROLE}",
+        # A data key only through the function (stores made before it had DELETE granted).
+        f"REVOKE DELETE, TRUNCATE ON {s}.ledger_data_keys FROM {WRITER_ROLE}",
+        f"REVOKE ALL ON FUNCTION {s}.{DESTROY_FUNCTION}(text, uuid) FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {s}.{DESTROY_FUNCTION}(text, uuid) TO {WRITER_ROLE}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {WRITER_ROLE}",
     ]
 

@@ -14,11 +14,17 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
+from verify.canonical import encode
 from verify.signing import key_id, note_key_hash
 
 KEY_SIZE = 32
+# The first byte of a wrapped data key (LEDGER_FORMAT.md §4.3). Format 1 (RFC 3394 AES Key
+# Wrap, 40 bytes) bound the key to nothing: its row could be moved to another owner unnoticed.
+WRAP_FORMAT = 2
+WRAP_NONCE_SIZE = 12
+WRAPPED_SIZE = 1 + WRAP_NONCE_SIZE + KEY_SIZE + 16
+WRAP_PURPOSE = "chartledger data key"
 
 
 class KeyError_(ValueError):
@@ -44,16 +50,34 @@ def read_master_key(path: Path) -> bytes:
     return data
 
 
-def wrap_key(master_key: bytes, data_key: bytes) -> bytes:
-    """AES Key Wrap (RFC 3394)."""
-    return aes_key_wrap(master_key, data_key)
+def wrap_aad(name: str, subject: str) -> bytes:
+    """What a wrapped data key is bound to: its name and the owner its row names."""
+    return encode({"purpose": WRAP_PURPOSE, "name": name, "subject": subject})
 
 
-def unwrap_key(master_key: bytes, wrapped: bytes) -> bytes:
+def wrap_key(master_key: bytes, data_key: bytes, *, name: str, subject: str) -> bytes:
+    """``0x02 || nonce || AES-256-GCM(master key, nonce, data key, aad(name, subject))``: the
+    row cannot be renamed, moved to another owner or have a bit changed and still unwrap."""
+    nonce = os.urandom(WRAP_NONCE_SIZE)
+    sealed = AESGCM(master_key).encrypt(nonce, data_key, wrap_aad(name, subject))
+    return bytes([WRAP_FORMAT]) + nonce + sealed
+
+
+def unwrap_key(master_key: bytes, wrapped: bytes, *, name: str, subject: str) -> bytes:
+    """The data key; KeyError_ unless ``wrapped`` is a format-2 key bound to this name and
+    subject under this master key."""
+    if len(wrapped) != WRAPPED_SIZE or wrapped[0] != WRAP_FORMAT:
+        raise KeyError_(
+            f"a data key is {len(wrapped)} bytes of format {wrapped[:1].hex() or 'none'}, "
+            f"want {WRAPPED_SIZE} bytes of format {WRAP_FORMAT:02x}"
+        )
+    nonce, sealed = wrapped[1 : 1 + WRAP_NONCE_SIZE], wrapped[1 + WRAP_NONCE_SIZE :]
     try:
-        return aes_key_unwrap(master_key, wrapped)
-    except InvalidUnwrap:
-        raise KeyError_("a data key does not unwrap under this master key") from None
+        return AESGCM(master_key).decrypt(nonce, sealed, wrap_aad(name, subject))
+    except InvalidTag:
+        raise KeyError_(
+            "a data key does not unwrap under this master key for its name and subject"
+        ) from None
 
 
 @lru_cache(maxsize=4096)

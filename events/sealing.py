@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import os
 import threading
+from uuid import UUID
 
 import msgpack
 
@@ -19,6 +20,12 @@ from verify.hashing import commitment
 
 NONCE_SIZE = 12
 SALT_SIZE = 32
+# The event that destroys data keys (legal_hold.retention.Disposal): its payload names the
+# patient and the keys. `chartledger verify` lets a key be missing only when one of these names
+# it, and PostgreSQL's DESTROY_FUNCTION deletes a key only beside one appended in the same
+# transaction. events/ cannot import legal_hold/, so the topic is spelt here.
+DISPOSED_TYPE = "legal_hold.retention:Disposal.Disposed"
+DESTROY_FUNCTION = "chartledger_destroy_data_key"
 
 
 class DataKeyDestroyed(LookupError):
@@ -86,7 +93,7 @@ class DataKeys:
             found = self._load_current(owner)
             if found is None:
                 name = mint_key_name(self._master_key, owner)
-                wrapped = wrap_key(self._master_key, os.urandom(KEY_SIZE))
+                wrapped = wrap_key(self._master_key, os.urandom(KEY_SIZE), name=name, subject=owner)
                 with self._db.write(lock=False) as c:
                     c.execute(
                         "INSERT INTO ledger_data_keys (name, subject, wrapped) VALUES (?, ?, ?) "
@@ -109,14 +116,22 @@ class DataKeys:
             row = c.fetchone()
         if row is None:
             return None
-        name, key = row[0], self._unwrap(row[0], bytes(row[1]))
+        name = row[0]
+        if name.rpartition("#")[0] != owner:
+            # A row moved to another owner by whoever holds the database: sealing this owner's
+            # events under it would let them outlive this owner's disposal.
+            raise SealError(f"the data key in {owner}'s row is another owner's: refused")
+        key = self._unwrap(name, bytes(row[1]))
         self._by_name[name] = key
         self._current[owner] = (name, key)
         return name, key
 
     def _unwrap(self, name: str, wrapped: bytes) -> bytes:
+        # Unwrapped as bound to its name and the owner the name states, whatever the row's
+        # subject column says: reads find keys by name, and `chartledger verify` reports a row
+        # whose subject disagrees. Bytes from another row or a renamed row do not unwrap.
         try:
-            return unwrap_key(self._master_key, wrapped)
+            return unwrap_key(self._master_key, wrapped, name=name, subject=name.rpartition("#")[0])
         except KeyError_:
             raise SealError(
                 f"data key {name.partition('#')[0]} does not unwrap under this master key"
@@ -144,6 +159,28 @@ def key_name_minted_here(master_key: bytes, name: str) -> bool:
 def key_name_tag(master_key: bytes, owner: str, nonce: str) -> str:
     message = f"chartledger data key name\0{owner}#{nonce}".encode()
     return hmac.new(master_key, message, "sha256").hexdigest()[:16]
+
+
+def owned_key_names(cursor: Cursor, owner: str) -> list[str]:
+    """The names of the keys the store holds for ``owner``, found by name: the name is what
+    the headers cite, and the subject column (which says only which key seals next) may have
+    been changed by someone holding the database."""
+    prefix = f"{owner}#"
+    cursor.execute(
+        "SELECT name FROM ledger_data_keys WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
+    )
+    return sorted(row[0] for row in cursor.fetchall())
+
+
+def destroy_data_keys(cursor: Cursor, dialect: str, names: list[str], disposal: UUID) -> None:
+    """Delete the named keys for the disposal whose ``Disposed`` event (stream ``disposal``)
+    this same transaction appended. On PostgreSQL the writer role may not DELETE them itself:
+    DESTROY_FUNCTION does, and refuses unless that event is there (events/guards.py)."""
+    if dialect == "postgres":
+        for name in names:
+            cursor.execute(f"SELECT {DESTROY_FUNCTION}(?, ?)", (name, disposal))
+    else:
+        cursor.executemany("DELETE FROM ledger_data_keys WHERE name = ?", [(n,) for n in names])
 
 
 def missing_keys(cursor: Cursor, names: set[str]) -> set[str]:

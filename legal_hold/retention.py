@@ -49,6 +49,7 @@ from domain.categories import RECORD_CATEGORIES
 from domain.checks import identifier, moment
 from events.db import Cursor
 from events.ledger import Ledger
+from events.sealing import destroy_data_keys, owned_key_names
 from legal_hold.errors import (
     DisposalContended,
     InvalidHoldEntry,
@@ -226,8 +227,7 @@ def patient_ids(ledger: Ledger) -> list[UUID]:
 def patient_record(ledger: Ledger, patient_id: UUID) -> PatientRecord:
     subject = patient_subject(patient_id)
     with ledger.db.read() as c:
-        c.execute("SELECT name FROM ledger_data_keys WHERE subject = ?", (subject,))
-        live = sorted(row[0] for row in c.fetchall())
+        live = owned_key_names(c, subject)
         c.execute(
             "SELECT e.state FROM ledger_links k "
             "JOIN ledger_leaves l ON l.position = k.position "
@@ -362,17 +362,19 @@ def dispose(
         register.list_disposal(disposal.id, patient_id)
 
         def destroy(
-            cursor: Cursor, positions: list[int], expected: list[str] = record.live_keys
+            cursor: Cursor,
+            positions: list[int],
+            expected: list[str] = record.live_keys,
+            disposal_id: UUID = disposal.id,
         ) -> None:
             # Under the writer lock: no hold (and no event of a custodian) can commit until this
             # transaction ends.
             held = [h.id for h in holds_on(ledger, patient_record(ledger, patient_id))]
             if held:
                 raise UnderLegalHold(patient_id, held)
-            cursor.execute("SELECT name FROM ledger_data_keys WHERE subject = ?", (subject,))
-            if sorted(row[0] for row in cursor.fetchall()) != expected:
+            if owned_key_names(cursor, subject) != expected:
                 raise _KeysMoved()
-            cursor.execute("DELETE FROM ledger_data_keys WHERE subject = ?", (subject,))
+            destroy_data_keys(cursor, ledger.db.dialect, expected, disposal_id)
 
         try:
             ledger.save(disposal, register, after_append=destroy)

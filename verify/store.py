@@ -163,6 +163,13 @@ def check_store(
         if progress is not None:
             progress(result.stop, size)
     stitch.finish(size)
+    if size and not any(c.size for c in checkpoints):
+        # Without one, nothing signed vouches for any event: the whole log is an unwitnessed
+        # tail that whoever holds the database may have rewritten (§10).
+        report.fail(
+            "checkpoints",
+            ChainBroken(f"the log has {size} leaves and no checkpoint signs any of them"),
+        )
     _check_unleafed_events(store, report, stored, stitch.events)
     stitch.links.sort()  # merges the ranges' sorted runs
     if links_index != stitch.links:

@@ -15,6 +15,7 @@ import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ import pytest
 
 from api.cli import main as chartledger
 from events.config import StoreConfig, parse_database_url
+from events.db import Cursor
 from events.ledger import Ledger
 from events.log import completeness_proof
-from events.sealing import DataKeyDestroyed
+from events.sealing import DataKeyDestroyed, destroy_data_keys, owned_key_names
+from legal_hold.retention import Disposal
 from tests.conftest import pg_connect
 from tests.support import QUIET, Chart, init_practice, patient, user
 from verify.__main__ import main as verify_main
@@ -330,12 +333,32 @@ def test_the_rotation_event_sits_at_from_size_minus_one_with_the_type_the_format
 
 
 def _dispose(config: StoreConfig, subject: str) -> None:
-    """What disposal does to the store: the subject's wrapped data key is deleted (allowed)."""
+    """What disposal does to the store, from another process: a ``Disposed`` event naming the
+    subject's wrapped data key, and the key deleted in the same transaction (a key deleted
+    without one is a FAIL of `chartledger verify`, LEDGER_FORMAT.md §4.3)."""
+    elsewhere = Ledger(config, **QUIET)
+    try:
+        with elsewhere.db.read() as c:
+            names = owned_key_names(c, subject)
+        assert len(names) == 1
+        disposal = Disposal(
+            patient_id=uuid.UUID(subject.partition(":")[2]),
+            policy={"name": "test"},
+            retain_until=date.today(),
+            key_names=names,
+            by=uuid.uuid4(),
+            at=datetime.now(UTC),
+        )
+
+        def destroy(cursor: Cursor, positions: list[int]) -> None:
+            destroy_data_keys(cursor, elsewhere.db.dialect, names, disposal.id)
+
+        elsewhere.save(disposal, after_append=destroy)
+    finally:
+        elsewhere.close()
     with raw(config) as db:
-        before = db.count("SELECT COUNT(*) FROM ledger_data_keys WHERE subject = ?", (subject,))
-        db.execute("DELETE FROM ledger_data_keys WHERE subject = ?", (subject,))
         after = db.count("SELECT COUNT(*) FROM ledger_data_keys WHERE subject = ?", (subject,))
-    assert (before, after) == (1, 0)
+    assert after == 0
 
 
 def _disposal_fixture(ledger: Ledger) -> tuple[str, list[Chart], list[Chart]]:
@@ -353,8 +376,8 @@ def test_disposing_a_subjects_data_key_leaves_the_store_valid_and_reports_dispos
 ) -> None:
     gone, _, _ = _disposal_fixture(ledger)
     _dispose(store_config, gone)
-    out, _ = assert_both_verify(store_config, capsys, 6)
-    assert "payloads: 3 opened and matching their commitments, 3 disposed" in out
+    out, _ = assert_both_verify(store_config, capsys, 7)  # and the Disposed event
+    assert "payloads: 4 opened and matching their commitments, 3 disposed" in out
 
 
 def test_disposed_payloads_cannot_be_opened_by_a_fresh_ledger(
@@ -398,8 +421,8 @@ def test_an_event_written_after_disposal_by_the_live_ledger_can_be_read_by_a_fre
         assert fresh.repository.get(later.id).texts == ["written after disposal"]
     finally:
         fresh.close()
-    out, _ = assert_both_verify(store_config, capsys, 7)
-    assert "payloads: 4 opened and matching their commitments, 3 disposed" in out
+    out, _ = assert_both_verify(store_config, capsys, 8)  # and the Disposed event
+    assert "payloads: 5 opened and matching their commitments, 3 disposed" in out
 
 
 # -- 4. a failed append leaves nothing behind --------------------------------------------------

@@ -152,9 +152,9 @@ def test_after_disposal_the_log_verifies_views_forget_and_nothing_opens_the_payl
     assert not {h.key for h, _ in mine} & {name for name, _, _ in keys}
     master = ledger.master_key
     unwrapped = []
-    for _name, _subject, wrapped in keys:
+    for name, subject, wrapped in keys:
         with contextlib.suppress(KeyError_):
-            unwrapped.append(unwrap_key(master, wrapped))
+            unwrapped.append(unwrap_key(master, wrapped, name=name, subject=subject))
     assert len(unwrapped) == len(keys)
     for header, sealed in mine:
         for key in unwrapped:

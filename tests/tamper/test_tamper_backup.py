@@ -228,7 +228,9 @@ def test_a_data_key_wrapped_under_another_master_key_is_refused(
     folder, master_key = backup
     path = folder / "data_keys.msgpack"
     records = read_records(path)
-    records[0]["wrapped"] = wrap_key(bytes(32), bytes(range(32)))
+    records[0]["wrapped"] = wrap_key(
+        bytes(32), bytes(range(32)), name=records[0]["name"], subject=records[0]["subject"]
+    )
     write_records(path, records)
     rewrite_manifest(folder)
     err = refused(store_config, folder, master_key, monkeypatch, capsys)

@@ -14,17 +14,20 @@ import itertools
 import os
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from domain.notes import Note
+from domain.patients import Patient
 from events.config import StoreConfig
 from events.keys import SigningKey
 from events.ledger import Ledger
 from events.log import subject_heads_root
 from events.rotation import rotate_signing_key
-from events.sealing import seal
+from events.sealing import SealError, seal
+from legal_hold.retention import Policy, dispose
 from tests.support import Chart, init_practice, patient, set_env
 from tests.tamper.conftest import CHECKPOINT, EVENTS, LINK_TABLES, Attacker, Verdict
 from verify.canonical import decode, encode, format_timestamp
@@ -572,3 +575,157 @@ def test_two_rows_of_the_links_index_spelt_as_one_are_found(attacker: Attacker) 
     merged = f"{subject_a}\n{seq_a}\n{a}\x1e{subject_b}"
     attacker.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", (merged, seq_b, b))
     assert_both_fail(attacker, LINKS_INDEX, because="does not hold exactly the links")
+
+
+# -- 11. data keys (LEDGER_FORMAT.md §4.3) ----------------------------------------------------
+#
+# Only `chartledger verify` holds the master key, so only it can tell a key that unwraps from
+# one that does not, or a key disposed of from one deleted: `python -m verify store` does not
+# read the data keys at all, and is not asserted on here.
+
+LATER = datetime.now(UTC) + timedelta(days=8 * 366)  # past every adult's retention
+POLICY = Policy.simple("adults-7y", adult_years=7, minor_years=3)
+
+
+def _data_keys(attacker: Attacker) -> dict[str, tuple[str, bytes]]:
+    """name → (subject, wrapped) of every data key the store holds."""
+    rows = attacker.rows("SELECT name, subject, wrapped FROM ledger_data_keys")
+    return {str(n): (str(s), bytes(w)) for n, s, w in rows}
+
+
+def _key_of(attacker: Attacker, subject: str) -> str:
+    ((name,),) = attacker.rows("SELECT name FROM ledger_data_keys WHERE subject = ?", (subject,))
+    return str(name)
+
+
+def _payloads(verdict: Verdict) -> tuple[int, int]:
+    """(opened, disposed), as `chartledger verify` counted them."""
+    found = re.search(r"^payloads: (\d+) opened .*, (\d+) disposed$", verdict.out, re.M)
+    assert found, verdict.out
+    return int(found[1]), int(found[2])
+
+
+def _registered_patient(ledger: Ledger) -> uuid.UUID:
+    """A patient the retention policy can assess: registered with a birth date, one note."""
+    registered = Patient.register(
+        mrn=f"MRN-{uuid.uuid4().hex[:6]}",
+        given_name="Ada",
+        family_name="Example",
+        birth_date=date(1970, 5, 1),
+        sex="female",
+    )
+    note = Note.draft(patient_id=registered.id, author_id=uuid.uuid4(), kind="progress", text="HX")
+    ledger.save(registered, note)
+    return registered.id
+
+
+def _swap_subjects(attacker: Attacker, a: str, b: str) -> None:
+    """The data keys of subjects ``a`` and ``b`` trade owners (via a third name, so that the
+    one-key-per-subject constraint holds at every step)."""
+    move = "UPDATE ledger_data_keys SET subject = ? WHERE subject = ?"
+    attacker.execute(move, ("patient:swapping", a))
+    attacker.execute(move, (a, b))
+    attacker.execute(move, (b, "patient:swapping"))
+
+
+def test_a_data_key_moved_to_another_patient_is_found_and_disposal_still_destroys_it(
+    attacker: Attacker,
+) -> None:
+    with attacker.ledger() as ledger:
+        real = _registered_patient(ledger)
+    subject, other = f"patient:{real}", attacker.events[0].patient
+    name, others = _key_of(attacker, subject), _key_of(attacker, other)
+    _swap_subjects(attacker, subject, other)
+
+    keyed = attacker.chartledger_verify()
+    assert_fails(keyed, f"data key {name}", because=f"its subject is {other}, but its name says")
+    assert keyed.fails_at(f"data key {others}", f"its subject is {subject}")
+
+    with attacker.ledger() as ledger:
+        # The application will not seal the patient's next event under the other patient's
+        # key now in its row (it would outlive this patient's disposal).
+        with pytest.raises(SealError, match="is another owner's: refused"):
+            ledger.save(Note.draft(patient_id=real, author_id=uuid.uuid4(), kind="x", text="y"))
+        # The disposal finds the patient's key by its name, wherever its row was moved.
+        disposal = dispose(ledger, real, policy=POLICY, by=uuid.uuid4(), at=LATER)
+        assert disposal.key_names == [name]
+        assert name not in _data_keys(attacker) and others in _data_keys(attacker)
+        ledger.data_keys.forget(name)
+        with pytest.raises(LookupError):  # the patient's records are unreadable for good
+            ledger.repository.get(real)
+    # Disposed of properly: only the other patient's misplaced key still FAILs.
+    keyed = attacker.chartledger_verify()
+    assert_fails(keyed, f"data key {others}", because=f"its subject is {subject}")
+    assert not keyed.fails_at(f"data key {name}")
+
+
+def test_the_practices_data_key_deleted_is_found_not_counted_as_disposed(
+    attacker: Attacker,
+) -> None:
+    name = _key_of(attacker, "practice")
+    attacker.execute("DELETE FROM ledger_data_keys WHERE subject = 'practice'")
+    keyed = attacker.chartledger_verify()
+    assert_fails(keyed, f"data key {name}", because="the practice's own data key is never disposed")
+    assert _payloads(keyed)[1] == 0
+
+
+def test_every_data_key_deleted_is_found_key_by_key_not_counted_as_disposed(
+    attacker: Attacker,
+) -> None:
+    names = sorted(_data_keys(attacker))
+    assert len(names) == 1 + len({e.patient for e in attacker.events})
+    attacker.execute("DELETE FROM ledger_data_keys")
+    keyed = attacker.chartledger_verify()
+    assert_fails(keyed, *(f"data key {n}" for n in names))
+    for name in names:
+        assert keyed.fails_at(f"data key {name}", "missing")
+    assert _payloads(keyed) == (0, 0)
+
+
+@pytest.mark.parametrize("owner", ["practice", "a patient"])
+def test_one_bit_of_a_wrapped_data_key_flipped_is_a_fail_line_not_a_traceback(
+    attacker: Attacker, owner: str
+) -> None:
+    subject = "practice" if owner == "practice" else attacker.events[0].patient
+    name = _key_of(attacker, subject)
+    wrapped = bytearray(_data_keys(attacker)[name][1])
+    wrapped[17] ^= 0x01
+    attacker.execute(
+        "UPDATE ledger_data_keys SET wrapped = ? WHERE name = ?", (bytes(wrapped), name)
+    )
+    keyed = attacker.chartledger_verify()
+    assert_fails(keyed, f"data key {name}", because="does not unwrap")
+    assert "Traceback" not in keyed.out
+
+
+def test_a_key_re_inserted_after_its_disposal_is_found(attacker: Attacker) -> None:
+    with attacker.ledger() as ledger:
+        real = _registered_patient(ledger)
+    subject = f"patient:{real}"
+    name = _key_of(attacker, subject)
+    (kept,) = [(n, s, w) for n, (s, w) in _data_keys(attacker).items() if n == name]
+    with attacker.ledger() as ledger:
+        dispose(ledger, real, policy=POLICY, by=uuid.uuid4(), at=LATER)
+    attacker.execute("INSERT INTO ledger_data_keys (name, subject, wrapped) VALUES (?, ?, ?)", kept)
+    keyed = attacker.chartledger_verify()
+    assert_fails(keyed, f"data key {name}", because="but the store still holds it")
+
+
+def test_a_legitimate_disposal_still_verifies(attacker: Attacker) -> None:
+    with attacker.ledger() as ledger:
+        real = _registered_patient(ledger)
+        name = _key_of(attacker, f"patient:{real}")
+        dispose(ledger, real, policy=POLICY, by=uuid.uuid4(), at=LATER)
+        ledger.checkpointer.issue()
+    assert name not in _data_keys(attacker)
+    keyed, keyless = attacker.both()
+    assert (keyed.code, keyless.code) == (0, 0), keyed.out + keyless.out
+    assert _payloads(keyed)[1] == 2  # the registration and the note
+
+
+# -- 12. checkpoints gone -------------------------------------------------------------------
+
+
+def test_every_checkpoint_deleted_is_found(attacker: Attacker) -> None:
+    attacker.execute("DELETE FROM ledger_checkpoints")
+    assert_both_fail(attacker, "checkpoints", because="no checkpoint signs any of them")
