@@ -163,7 +163,7 @@ odd_values = st.one_of(
     st.text(max_size=5),
     st.binary(max_size=33),
     st.lists(st.one_of(st.text(max_size=14), st.integers(-(2**63), 2**64 - 1)), max_size=2),
-    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+    st.dictionaries(st.text(max_size=3), st.integers(-(2**63), 2**64 - 1), max_size=1),
 )
 
 
