@@ -161,7 +161,7 @@ def check_store(
     sizes = [c.size for c in checkpoints]
     if outside is not None:
         stitch.wanted.add(outside.checkpoint.size)
-        sizes.append(outside.checkpoint.size)
+        sizes = sorted({*sizes, outside.checkpoint.size})  # a size twice would count twice
     results = _check_ranges(store, spans, sizes, workers)
     # while the workers, if any, check their first ranges
     links_index = _links_index(store)
