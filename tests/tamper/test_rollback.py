@@ -44,9 +44,9 @@ def run(attacker: Attacker, *args: str) -> tuple[int, str]:
 class WitnessProcess:
     def __init__(self, home: Path, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        command = ["witness", "serve", "--home", str(home), "--host", "127.0.0.1"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "witness", "serve", "--home", str(home)]
-            + ["--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "api.cli", *command, "--port", str(port)],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             stdout=subprocess.DEVNULL,
