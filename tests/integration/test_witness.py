@@ -8,6 +8,9 @@ SQLite state. Attacks sign with the practice's real key, as an insider holding i
 from __future__ import annotations
 
 import base64
+import logging
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,14 +22,22 @@ from events.rotation import rotate_signing_key
 from events.witnessing import (
     WitnessConfig,
     WitnessingError,
+    add_witness,
     consistency_lines,
     cosigned_note,
+    cosigned_size,
     latest_note,
     push_to_witness,
 )
 from tests.support import append_charts, patient
 from verify.checkpoint import format_body, format_note, parse_note
-from verify.cosignature import NOTE_ED25519_TYPE, format_vkey, parse_vkey, verify_cosignature
+from verify.cosignature import (
+    COSIGNATURE_TYPE,
+    NOTE_ED25519_TYPE,
+    format_vkey,
+    parse_vkey,
+    verify_cosignature,
+)
 from verify.witness import check_witnessed_checkpoint
 from witness.app import app_from_home
 from witness.home import WitnessHome
@@ -196,3 +207,27 @@ def test_the_witness_serves_the_latest_cosigned_checkpoint(setup: Setup) -> None
     line = reply.text.splitlines()[-1]
     verify_cosignature(body, line, setup.vkey)
     assert setup.client.get("/logs/nobody.example/x").status_code == 404
+
+
+def test_an_unreachable_witness_never_holds_up_an_append(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once it is closed
+    key = format_vkey("witness.example/w1", COSIGNATURE_TYPE, bytes(range(32)))
+    add_witness(ledger.config.home, closed, key)
+    busy = Ledger(ledger.config, every_events=1, every_seconds=10**9)
+    try:
+        with caplog.at_level(logging.WARNING, logger="chartledger.witnessing"):
+            started = time.monotonic()
+            append_charts(busy, [patient()], events_per_chart=1)  # a checkpoint falls due
+            assert time.monotonic() - started < 2
+            deadline = time.monotonic() + 20
+            while "cannot be reached" not in caplog.text:
+                assert time.monotonic() < deadline, "the failure was not logged"
+                time.sleep(0.05)
+    finally:
+        busy.close()
+    assert "witness.example/w1 cannot be reached" in caplog.text
+    assert cosigned_size(ledger.db, "witness.example/w1") == 0

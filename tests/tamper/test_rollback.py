@@ -104,7 +104,12 @@ def test_a_rollback_is_caught_against_the_witnessed_checkpoint(
         origin = ledger.origin
         append_charts(ledger, [patient() for _ in range(APPENDED)], events_per_chart=1)
         assert ledger.checkpointer.issue().size == NEWER
-    assert run(attacker, "witness", "push")[0] == 0
+        # Sent on the practice's own thread once the checkpoint committed.
+        deadline = time.monotonic() + 30
+        while read_outside_checkpoint(witness.latest(origin)).checkpoint.size != NEWER:
+            assert time.monotonic() < deadline, "the checkpoint was not sent to the witness"
+            time.sleep(0.1)
+    assert run(attacker, "witness", "push") == (0, "")  # nothing left to send
     held = tmp_path / "attorney-copy.txt"  # what the attorney fetched from the witness
     held.write_bytes(witness.latest(origin))
     assert read_outside_checkpoint(held.read_bytes()).checkpoint.size == NEWER
