@@ -18,11 +18,9 @@ import hashlib
 import re
 from typing import NamedTuple
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from verify.checkpoint import SIGNATURE_PREFIX
-from verify.errors import MalformedInput, SignatureInvalid, UnknownKey
+from verify.errors import MalformedInput, UnknownKey
+from verify.signing import verify_signature
 
 __all__ = [
     "COSIGNATURE_TYPE",
@@ -118,12 +116,10 @@ def verify_cosignature(body: bytes, line: str, witness: Vkey) -> int:
     cosignature = parse_cosignature(line)
     if cosignature.name != witness.name or cosignature.key_hash != witness.key_hash:
         raise UnknownKey(f"cosignature by {cosignature.name}: not witness {witness.name}'s key")
-    try:
-        Ed25519PublicKey.from_public_bytes(witness.public_key).verify(
-            cosignature.signature, cosigned_message(body, cosignature.timestamp)
-        )
-    except InvalidSignature:
-        raise SignatureInvalid(f"cosignature by {witness.name} is invalid") from None
+    message = cosigned_message(body, cosignature.timestamp)
+    verify_signature(
+        witness.public_key, cosignature.signature, message, f"cosignature by {witness.name}"
+    )
     return cosignature.timestamp
 
 

@@ -16,9 +16,6 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from events.keys import SigningKey
 from verify.cosignature import (
     NOTE_ED25519_TYPE,
@@ -29,8 +26,9 @@ from verify.cosignature import (
     format_cosignature,
     split_signed_note,
 )
-from verify.errors import MalformedInput, ProofInvalid
+from verify.errors import MalformedInput, ProofInvalid, SignatureInvalid
 from verify.merkle import verify_consistency
+from verify.signing import verify_signature
 from witness.state import Advance, Latest, WitnessState
 
 SIZE_TYPE = "text/x.tlog.size"
@@ -109,8 +107,8 @@ def signed_by_trusted_key(request: Request, keys: list[Vkey]) -> bool:
             if name != key.name or len(blob) != 68 or blob[:4] != key.key_hash:
                 continue
             try:
-                Ed25519PublicKey.from_public_bytes(key.public_key).verify(blob[4:], request.body)
-            except InvalidSignature:
+                verify_signature(key.public_key, blob[4:], request.body, request.origin)
+            except SignatureInvalid:
                 continue
             return True
     return False
