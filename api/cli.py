@@ -51,6 +51,7 @@ from events.ledger import (
 )
 from events.rotation import rotate_signing_key
 from events.verification import verify_configured_store
+from events.witnessing import WitnessingError
 from legal_hold.cli import add_commands as add_legal_hold_commands
 from legal_hold.production_cli import add_commands as add_production_commands
 from projections.ehi_export_cli import add_commands as add_export_commands
@@ -493,6 +494,7 @@ def _main(args: Sequence[str] | None) -> int:
         KeyError_,
         UsageError,
         UnknownProjection,
+        WitnessingError,
     ) as e:
         print(f"chartledger: error: {e}", file=sys.stderr)
         return EXIT_MISUSE

@@ -64,20 +64,23 @@ class Outward:
 
     @classmethod
     def load(cls, home: Path) -> Outward:
+        """The practice's witnesses.json; a WitnessingError names what is wrong with it."""
         path = home / CONFIG_FILE
         if not path.exists():
             return cls()
-        raw = json.loads(path.read_text())
-        witnesses = [
-            WitnessConfig(url=w["url"].rstrip("/"), vkey=parse_vkey(w["vkey"]))
-            for w in raw.get("witnesses", [])
-        ]
-        tsa = None
-        if raw.get("tsa"):
-            roots = Path(raw["tsa"]["roots"])
-            tsa = TsaConfig(
-                raw["tsa"]["url"], (roots if roots.is_absolute() else home / roots).read_bytes()
-            )
+        try:
+            raw = json.loads(path.read_text())
+            witnesses = [
+                WitnessConfig(url=w["url"].rstrip("/"), vkey=parse_vkey(w["vkey"]))
+                for w in raw.get("witnesses", [])
+            ]
+            tsa = None
+            if raw.get("tsa"):
+                roots = Path(raw["tsa"]["roots"])
+                pem = (roots if roots.is_absolute() else home / roots).read_bytes()
+                tsa = TsaConfig(raw["tsa"]["url"], pem)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, VerificationError) as e:
+            raise WitnessingError(f"{path} cannot be used: {type(e).__name__}: {e}") from None
         return cls(witnesses, tsa)
 
 

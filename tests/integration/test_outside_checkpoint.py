@@ -131,3 +131,11 @@ def test_checkpoint_files_that_cannot_be_read_are_misuse(
         code, out, err = cli(practice, monkeypatch, capsys, "verify", *args)
         assert (code, out) == (2, ""), args
         assert err.count("\n") == 1, err
+
+
+def test_a_witnesses_file_that_cannot_be_used_is_misuse(
+    practice: StoreConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (practice.home / "witnesses.json").write_text('{"witnesses": [{"url": "http://x/"}]}')
+    code, out, err = cli(practice, monkeypatch, capsys, "checkpoint")
+    assert (code, out) == (2, "") and err.count("\n") == 1 and "witnesses.json" in err
