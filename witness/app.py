@@ -59,7 +59,9 @@ def create_witness_app(witness: Witness, vkey: str) -> FastAPI:
 def app_from_home(home: WitnessHome) -> FastAPI:
     state = WitnessState(home.state_path)
     witness = Witness(home.name, home.key(), home.logs(), state)
-    return create_witness_app(witness, home.vkey())
+    app = create_witness_app(witness, home.vkey())
+    app.router.on_shutdown.append(state.close)
+    return app
 
 
 def app_from_environment() -> FastAPI:
