@@ -32,6 +32,7 @@ from api.import_cli import add_commands as add_import_commands
 from api.remote_cli import KEEP_CODES, REMOTE_COMMANDS, UsageError
 from api.remote_cli import add_commands as add_remote_commands
 from api.settings import Settings
+from api.witness_cli import add_commands as add_witness_commands
 from domain.base import user_subject
 from domain.credentials import check_username
 from domain.errors import InvalidEntry
@@ -50,12 +51,21 @@ from events.ledger import (
 )
 from events.rotation import rotate_signing_key
 from events.verification import verify_configured_store
+from events.witnessing import WitnessingError
 from legal_hold.cli import add_commands as add_legal_hold_commands
 from legal_hold.production_cli import add_commands as add_production_commands
 from projections.ehi_export_cli import add_commands as add_export_commands
 from projections.rebuild import UnknownProjection, all_projections, rebuild, runner_for
 from projections.runner import log_size
-from verify.__main__ import print_report, progress_printer
+from verify.__main__ import (
+    add_checkpoint_options,
+    check_outside_cosignatures,
+    print_report,
+    progress_printer,
+    read_checkpoint_options,
+)
+from verify.cosignature import check_name
+from verify.errors import VerificationError
 
 EXIT_OK, EXIT_INVALID, EXIT_MISUSE = 0, 1, 2
 
@@ -96,7 +106,12 @@ def owner_details(options: argparse.Namespace) -> tuple[str, str, str] | None:
 def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
     owner = owner_details(options)
     settings = Settings.from_env()
-    practice, signing_key = create_practice_files(config, options.name)
+    if options.origin is not None:
+        try:
+            check_name(options.origin)
+        except VerificationError as e:
+            raise UsageError(f"--origin: {e}") from None
+    practice, signing_key = create_practice_files(config, options.name, options.origin)
     made = None
     try:
         ledger = Ledger(config)
@@ -162,14 +177,19 @@ def cmd_checkpoint(config: StoreConfig, options: argparse.Namespace) -> int:
 
 
 def cmd_verify(config: StoreConfig, options: argparse.Namespace) -> int:
+    try:
+        outside, witnesses = read_checkpoint_options(options)
+    except VerificationError as e:
+        raise UsageError(str(e)) from None
     ledger = Ledger(config)
     try:
         trusted_key = options.trusted_key or ledger.practice.get("genesis_key_id")
         report, opened, disposed = verify_configured_store(
-            ledger, trusted_key, progress_printer("verifying")
+            ledger, trusted_key, progress_printer("verifying"), outside=outside
         )
     finally:
         ledger.close()
+    check_outside_cosignatures(report, outside, witnesses)
     code = print_report(config.display_location(), report)
     print(f"payloads: {opened} opened and matching their commitments, {disposed} disposed")
     return code
@@ -363,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the first owner's username (password from CHARTLEDGER_OWNER_PASSWORD or asked)",
     )
     init.add_argument("--owner-name", metavar="NAME", help="the first owner's full name")
+    init.add_argument(
+        "--origin",
+        help="the log's name in checkpoints, one the practice controls, e.g. "
+        "records.example.org/log (default chartledger.local/<practice id>)",
+    )
     init.set_defaults(run=cmd_init)
     checkpoint = commands.add_parser("checkpoint", help="issue a signed checkpoint and print it")
     checkpoint.set_defaults(run=cmd_checkpoint)
@@ -371,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted-key",
         help="key id the key history must start with (default: the practice's first key)",
     )
+    add_checkpoint_options(verify)
     verify.set_defaults(run=cmd_verify)
     rotate = commands.add_parser("rotate-key", help="rotate the checkpoint signing key")
     rotate.set_defaults(run=cmd_rotate_key)
@@ -416,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(commands)
     add_import_commands(commands)
     add_backup_commands(commands)
+    add_witness_commands(commands, _Parser)
     return parser
 
 
@@ -467,6 +494,7 @@ def _main(args: Sequence[str] | None) -> int:
         KeyError_,
         UsageError,
         UnknownProjection,
+        WitnessingError,
     ) as e:
         print(f"chartledger: error: {e}", file=sys.stderr)
         return EXIT_MISUSE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time as clock
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,8 +11,14 @@ from events.db import Cursor, Database
 from events.keys import SigningKey
 from events.log import LogState, leaf_feed, tree_size
 from verify.canonical import format_timestamp
-from verify.checkpoint import UnverifiedCheckpoint, format_body, format_note, parse_note
-from verify.keyhistory import parse_statement
+from verify.checkpoint import (
+    SIGNATURE_PREFIX,
+    UnverifiedCheckpoint,
+    format_body,
+    format_note,
+    parse_note,
+)
+from verify.keyhistory import KeyStatement, parse_statement
 
 DEFAULT_EVERY_EVENTS = 1000
 DEFAULT_EVERY_SECONDS = 60.0
@@ -33,11 +40,28 @@ def checkpoint_at(cursor: Cursor, size: int) -> UnverifiedCheckpoint | None:
 
 
 def current_key_id(cursor: Cursor) -> str:
+    return _latest_statement(cursor).key_id
+
+
+def _latest_statement(cursor: Cursor) -> KeyStatement:
     cursor.execute("SELECT statement FROM ledger_keys ORDER BY seq DESC LIMIT 1")
     row = cursor.fetchone()
     if row is None:
         raise LookupError("the key history is empty: run chartledger init")
-    return parse_statement(bytes(row[0])).key_id
+    return parse_statement(bytes(row[0]))
+
+
+def signer_ids(cursor: Cursor) -> list[str]:
+    """The key in force, and also the one before it while no checkpoint has been signed since
+    the rotation: that first checkpoint carries both signatures, so a witness that trusts only
+    the old key still follows the log across the rotation (docs/WITNESS.md §3)."""
+    statement = _latest_statement(cursor)
+    if statement.previous is None:
+        return [statement.key_id]
+    cursor.execute("SELECT 1 FROM ledger_checkpoints WHERE size >= ?", (statement.from_size,))
+    if cursor.fetchone() is not None:
+        return [statement.key_id]
+    return [statement.key_id, statement.previous]
 
 
 class Checkpointer:
@@ -57,6 +81,8 @@ class Checkpointer:
         self._state = LogState(leaf_feed(db.datastore))
         self._last_size: int | None = None
         self._last_time = clock.monotonic()
+        # Told the size of each checkpoint once it is committed (events/witnessing.py).
+        self.on_issued: Callable[[int], None] | None = None
 
     def issue(self, at: datetime | None = None) -> UnverifiedCheckpoint:
         """Sign the log as it stands now (or return the checkpoint already at this size)."""
@@ -68,9 +94,9 @@ class Checkpointer:
                 return existing
             # The key in force is read in the same snapshot as the size, so a rotation
             # committed by another process is either wholly before or wholly after.
-            key = self._load_key(current_key_id(c))
+            keys = [self._load_key(key_id) for key_id in signer_ids(c)]
             root, heads_root = self._state.roots_at(c, size)
-        note = self._sign(key, size, root, heads_root, at)
+        note = self._sign(keys, size, root, heads_root, at)
         with self._db.write(lock=False) as c:
             c.execute(INSERT_CHECKPOINT, (size, note))
         self._note_issued(size)
@@ -86,9 +112,9 @@ class Checkpointer:
         or ``rolled_back()`` if it did not: the roots were computed over leaves it held."""
         if not self._due(cursor, size):
             return None
-        key = self._load_key(current_key_id(cursor))
+        keys = [self._load_key(key_id) for key_id in signer_ids(cursor)]
         root, heads_root = self._state.roots_at(cursor, size)
-        cursor.execute(INSERT_CHECKPOINT, (size, self._sign(key, size, root, heads_root, None)))
+        cursor.execute(INSERT_CHECKPOINT, (size, self._sign(keys, size, root, heads_root, None)))
         return size
 
     def committed(self, size: int) -> None:
@@ -98,11 +124,22 @@ class Checkpointer:
         self._state.forget()
 
     def _sign(
-        self, key: SigningKey, size: int, root: bytes, heads_root: bytes, at: datetime | None
+        self,
+        keys: list[SigningKey],
+        size: int,
+        root: bytes,
+        heads_root: bytes,
+        at: datetime | None,
     ) -> bytes:
+        """Signed by the key in force (named in the body), then by any others given."""
+        key = keys[0]
         moment = format_timestamp(at or datetime.now(UTC))
         body = format_body(self.origin, size, root, heads_root, moment, key.key_id)
-        return format_note(body, self.origin, key.note_key_hash(self.origin), key.sign(body))
+        note = format_note(body, self.origin, key.note_key_hash(self.origin), key.sign(body))
+        for other in keys[1:]:
+            blob = base64.b64encode(other.note_key_hash(self.origin) + other.sign(body)).decode()
+            note += f"{SIGNATURE_PREFIX}{self.origin} {blob}\n".encode()
+        return note
 
     def maybe_issue(self, size: int) -> UnverifiedCheckpoint | None:
         """Issue when N events or T seconds have passed since the last checkpoint."""
@@ -125,3 +162,5 @@ class Checkpointer:
     def _note_issued(self, size: int) -> None:
         self._last_size = max(size, self._last_size or 0)
         self._last_time = clock.monotonic()
+        if self.on_issued is not None:
+            self.on_issued(size)

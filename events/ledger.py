@@ -28,7 +28,9 @@ from events.hot import HotAggregates
 from events.keys import SigningKey, new_master_key, read_master_key, write_secret
 from events.sealing import DataKeys
 from events.store import StaleDataKey
+from events.witnessing import Outward, Sender
 from verify.canonical import format_timestamp
+from verify.cosignature import check_name
 from verify.keyhistory import KeyStatement, parse_statement, statement_bytes
 
 
@@ -78,6 +80,16 @@ class Ledger(Application):
                 if v is not None
             },
         )
+        outward = Outward.load(config.home)
+        self.sender = None if outward.empty else Sender(self.db, outward)
+        if self.sender is not None:
+            self.checkpointer.on_issued = self.sender.kick
+
+    def close(self) -> None:
+        sender = getattr(self, "sender", None)
+        if sender is not None:
+            sender.stop()
+        super().close()
 
     def construct_mapper(self) -> Mapper[uuid.UUID]:
         db = Database(self.factory.datastore)  # type: ignore[attr-defined]
@@ -196,8 +208,15 @@ def _check_store_kind(config: StoreConfig, practice: dict[str, str]) -> None:
         )
 
 
-def create_practice_files(config: StoreConfig, name: str) -> tuple[dict[str, str], SigningKey]:
-    """Create the home, the master key, the first signing key and practice.json (all 0600)."""
+def create_practice_files(
+    config: StoreConfig, name: str, origin: str | None = None
+) -> tuple[dict[str, str], SigningKey]:
+    """Create the home, the master key, the first signing key and practice.json (all 0600).
+
+    ``origin`` names the log in its checkpoints and to witnesses: a name the practice controls
+    (``records.example-clinic.org/log``), by default ``chartledger.local/<practice id>``."""
+    if origin is not None:
+        check_name(origin)
     if config.practice_path.exists() or config.master_key_path.exists():
         raise AlreadyInitialised(f"a practice already exists at {config.home}")
     if config.database_url is None and config.sqlite_path.exists():
@@ -210,7 +229,7 @@ def create_practice_files(config: StoreConfig, name: str) -> tuple[dict[str, str
     practice = {
         "practice_id": practice_id,
         "name": name,
-        "origin": f"chartledger.local/{practice_id}",
+        "origin": origin or f"chartledger.local/{practice_id}",
         "created": format_timestamp(datetime.now(UTC)),
         "store": "postgresql" if config.database_url else "sqlite",
     }

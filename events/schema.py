@@ -10,6 +10,8 @@ APPEND_ONLY_TABLES = (
     "ledger_links_main",
     "ledger_checkpoints",
     "ledger_keys",
+    "ledger_cosignatures",
+    "ledger_timestamps",
 )
 # On SQLite links land here first, and the append that crosses a multiple of
 # events.store.LINKS_MERGE_EVERY positions moves them into ledger_links_main (PostgreSQL's
@@ -44,6 +46,12 @@ def table_statements(dialect: Dialect) -> list[str]:
         f"note {blob} NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS ledger_keys (seq {big} PRIMARY KEY, "
         f"statement {blob} NOT NULL, signature_self {blob} NOT NULL, signature_prev {blob})",
+        # Kept beside the checkpoints they are about (docs/WITNESS.md §4): a witness's
+        # cosignature line, and a TSA's RFC 3161 response over the checkpoint's body.
+        f"CREATE TABLE IF NOT EXISTS ledger_cosignatures (size {big} NOT NULL, "
+        f"witness TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, witness))",
+        f"CREATE TABLE IF NOT EXISTS ledger_timestamps (size {big} NOT NULL, "
+        f"tsa TEXT NOT NULL, response {blob} NOT NULL, PRIMARY KEY (size, tsa))",
         f"CREATE TABLE IF NOT EXISTS ledger_data_keys (name TEXT PRIMARY KEY, "
         f"subject TEXT NOT NULL UNIQUE, wrapped {blob} NOT NULL)",
     ]

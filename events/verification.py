@@ -23,6 +23,7 @@ from verify.errors import HashMismatch, MalformedInput, ProofInvalid, Verificati
 from verify.hashing import commitment
 from verify.records import PRACTICE_KEY, key_owner, parse_header, split_record
 from verify.store import Progress, StoreReport, check_store, open_store
+from verify.witness import OutsideCheckpoint
 
 BATCH = 5_000
 
@@ -37,6 +38,7 @@ def verify_configured_store(
     trusted_key: str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    outside: OutsideCheckpoint | None = None,
 ) -> tuple[StoreReport, int, int]:
     """Return (report, payloads opened, payloads disposed).
 
@@ -46,7 +48,9 @@ def verify_configured_store(
     """
     store = open_store(store_location(ledger))
     try:
-        report = check_store(store, trusted_key, progress, workers=workers or os.cpu_count() or 1)
+        report = check_store(
+            store, trusted_key, progress, workers=workers or os.cpu_count() or 1, outside=outside
+        )
     finally:
         store.close()
     held, keys = _check_data_keys(ledger, report)

@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 from verify.bundle import BundleReport, check_bundle
+from verify.cosignature import Vkey, parse_vkey
 from verify.errors import VerificationError
 from verify.hashing import short
 from verify.store import StoreReport, check_store, open_store
+from verify.witness import OutsideCheckpoint, check_cosignatures, read_outside_checkpoint
 
 EXIT_OK, EXIT_INVALID, EXIT_MISUSE = 0, 1, 2
 
@@ -63,6 +65,7 @@ def main(args: list[str] | None = None) -> int:
     where.add_argument("--database-url", help="postgresql://user@host/db[?schema=s]")
     where.add_argument("--sqlite", help="path of a Chartledger SQLite file")
     store.add_argument("--trusted-key", help="key id (hex) the key history must start with")
+    add_checkpoint_options(store)
     store.add_argument(
         "--workers",
         type=int,
@@ -84,18 +87,66 @@ def main(args: list[str] | None = None) -> int:
 
     location = options.database_url or options.sqlite
     try:
+        outside, witnesses = read_checkpoint_options(options)
         raw = open_store(location)
     except VerificationError as e:
         print(f"python -m verify: error: {e}", file=sys.stderr)
         return EXIT_MISUSE
     try:
         report = check_store(
-            raw, options.trusted_key, progress_printer("verifying"), workers=max(1, options.workers)
+            raw,
+            options.trusted_key,
+            progress_printer("verifying"),
+            workers=max(1, options.workers),
+            outside=outside,
         )
     finally:
         raw.close()
+    check_outside_cosignatures(report, outside, witnesses)
     shown = location if options.sqlite else "postgresql store"
     return print_report(shown, report)
+
+
+def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="a checkpoint held outside the store (cosigned or not): the store must extend it",
+    )
+    parser.add_argument(
+        "--trusted-witness",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a witness's verifier key; --checkpoint must carry its cosignature (repeatable)",
+    )
+
+
+def read_checkpoint_options(
+    options: argparse.Namespace,
+) -> tuple[OutsideCheckpoint | None, list[Vkey]]:
+    """The --checkpoint file and --trusted-witness keys; a VerificationError is misuse."""
+    witnesses = [parse_vkey(text) for text in options.trusted_witness]
+    if options.checkpoint is None:
+        if witnesses:
+            raise VerificationError("--trusted-witness needs --checkpoint")
+        return None, witnesses
+    try:
+        data = Path(options.checkpoint).read_bytes()
+    except OSError as e:
+        raise VerificationError(f"{options.checkpoint}: {e.strerror}") from None
+    return read_outside_checkpoint(data), witnesses
+
+
+def check_outside_cosignatures(
+    report: StoreReport, outside: OutsideCheckpoint | None, witnesses: list[Vkey]
+) -> None:
+    if outside is None or not witnesses:
+        return
+    try:
+        check_cosignatures(outside, witnesses)
+    except VerificationError as e:
+        report.fail(outside.where, e)
 
 
 def run_bundle(file: str, trusted_key: str | None, workers: int = 1) -> int:

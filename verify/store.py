@@ -34,6 +34,7 @@ from verify.errors import (
 from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
 from verify.ranges import MAX_RANGE_SIZE, RANGE_SIZE, RangeResult, check_range, stream_hex
+from verify.witness import OutsideCheckpoint, check_against_log
 
 MAX_PROBLEMS = 10_000
 TAIL_RANGE_SIZE = 2048  # the shortest range towards the end of the log (see _spans)
@@ -136,8 +137,12 @@ def check_store(
     trusted_key: str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    outside: OutsideCheckpoint | None = None,
 ) -> StoreReport:
     """Recompute everything; the report's ``problems`` are empty exactly when the store is valid.
+
+    With ``outside`` (a checkpoint held outside the store, verify.witness), the store must also
+    hold that tree as a prefix of its own: a rollback or rewrite below it is a problem.
 
     The log's ranges are checked by ``workers`` processes (default: one per core): this one and
     ``workers - 1`` others, each reading its own rows; the results are stitched together here in
@@ -154,6 +159,9 @@ def check_store(
     stitch = _Stitch(report, history, checkpoints)
     spans = _spans(size, workers)
     sizes = [c.size for c in checkpoints]
+    if outside is not None:
+        stitch.wanted.add(outside.checkpoint.size)
+        sizes = sorted({*sizes, outside.checkpoint.size})  # a size twice would count twice
     results = _check_ranges(store, spans, sizes, workers)
     # while the workers, if any, check their first ranges
     links_index = _links_index(store)
@@ -170,6 +178,10 @@ def check_store(
             "checkpoints",
             ChainBroken(f"the log has {size} leaves and no checkpoint signs any of them"),
         )
+    if outside is not None:
+        at_size = stitch.roots_at.get(outside.checkpoint.size)
+        for error in check_against_log(outside, history, size, at_size):
+            report.fail(outside.where, error)
     _check_unleafed_events(store, report, stored, stitch.events)
     stitch.links.sort()  # merges the ranges' sorted runs
     if links_index != stitch.links:
@@ -398,6 +410,8 @@ class _Stitch:
         self.tree = HeadsTree()
         self.events = 0
         self.links: list[str] = []  # every link the leaves carry, as verify.ranges.link_text
+        self.wanted: set[int] = set()  # sizes whose roots are kept in roots_at
+        self.roots_at: dict[int, tuple[bytes, bytes]] = {0: (self.range.root(), self.tree.root())}
         if 0 in self.checkpoints:
             self._check_checkpoint(self.checkpoints.pop(0), self.range.root(), self.tree.root())
 
@@ -421,6 +435,8 @@ class _Stitch:
             self.tree.update(changed)
             partial = self.range.copy()
             partial.extend(nodes)
+            if size in self.wanted:
+                self.roots_at[size] = (partial.root(), self.tree.root())
             checkpoint = self.checkpoints.pop(size, None)
             if checkpoint is not None:
                 self._check_checkpoint(checkpoint, partial.root(), self.tree.root())

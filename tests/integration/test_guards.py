@@ -30,6 +30,8 @@ CHANGES = {
     "ledger_links_main": "seq = seq + 1",
     "ledger_checkpoints": "size = size + 1",
     "ledger_keys": "seq = seq + 1",
+    "ledger_cosignatures": "line = 'forged'",
+    "ledger_timestamps": "size = size + 1",
 }
 POSTGRES_ONLY = pytest.mark.parametrize(
     "store_config", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
@@ -56,6 +58,17 @@ def conn(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator
         monkeypatch.setattr(store, "LINKS_MERGE_EVERY", 10**9)
         ledger.save(Chart(subjects=(patient(),), text="opened"))
         ledger.checkpointer.issue()
+        # What events/witnessing.py keeps of a witness's and a TSA's answers (the guard
+        # does not look at the content).
+        with ledger.db.write(lock=False) as c:
+            c.execute(
+                "INSERT INTO ledger_cosignatures (size, witness, line) VALUES (?, ?, ?)",
+                (1, "witness.example/w1", "— witness.example/w1 AAAA"),
+            )
+            c.execute(
+                "INSERT INTO ledger_timestamps (size, tsa, response) VALUES (?, ?, ?)",
+                (1, "https://tsa.example/", b"\x30\x00"),
+            )
     finally:
         ledger.close()
     if store_config.database_url is None:

@@ -1,0 +1,176 @@
+"""``chartledger witness ...``: running a witness, and pointing a practice at witnesses and a TSA
+(docs/WITNESS.md).
+
+Witness side (its folder from --home or CHARTLEDGER_WITNESS_HOME, no practice needed):
+``init --name``, ``follow VKEY``, ``serve``. Practice side: ``log-key``, ``add URL VKEY``,
+``tsa URL --roots PEM``, ``push``, ``checkpoint-file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from api.remote_cli import UsageError
+from events.config import StoreConfig
+from events.ledger import Ledger
+from events.witnessing import Outward, add_witness, cosigned_note, send_all, set_tsa
+from verify.cosignature import NOTE_ED25519_TYPE, format_vkey
+from verify.errors import MalformedInput
+from witness.home import HOME_ENV, WitnessHome, WitnessHomeError
+
+EXIT_OK, EXIT_INVALID = 0, 1
+
+
+def _home(options: argparse.Namespace) -> WitnessHome:
+    try:
+        return WitnessHome.from_option(options.home)
+    except WitnessHomeError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
+    home = _home(options)
+    try:
+        vkey = home.create(options.name)
+    except WitnessHomeError as e:
+        raise UsageError(str(e)) from None
+    print(f"Witness {options.name} at {home.path}")
+    print(f"  verifier key: {vkey}")
+    print("Give the verifier key to the practices and verifiers that will rely on this witness.")
+    return EXIT_OK
+
+
+def cmd_follow(config: StoreConfig, options: argparse.Namespace) -> int:
+    try:
+        vkey = _home(options).follow(options.vkey)
+    except WitnessHomeError as e:
+        raise UsageError(str(e)) from None
+    print(f"Following log {vkey.name} (key {vkey.key_hash.hex()})")
+    return EXIT_OK
+
+
+def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
+    import uvicorn
+
+    home = _home(options)
+    try:
+        print(f"Witness {home.name} on http://{options.host}:{options.port}/", flush=True)
+        home.key()
+    except (WitnessHomeError, OSError) as e:
+        raise UsageError(str(e)) from None
+    os.environ[HOME_ENV] = str(home.path)
+    # One process: the check and the update of a log's latest checkpoint share one lock.
+    uvicorn.run(
+        "witness.app:app_from_environment",
+        factory=True,
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        access_log=False,
+    )
+    return EXIT_OK
+
+
+def cmd_log_key(config: StoreConfig, options: argparse.Namespace) -> int:
+    ledger = Ledger(config)
+    try:
+        history = ledger.key_history()
+    finally:
+        ledger.close()
+    print(format_vkey(ledger.origin, NOTE_ED25519_TYPE, history[-1].public_key))
+    return EXIT_OK
+
+
+def cmd_add(config: StoreConfig, options: argparse.Namespace) -> int:
+    _practice_home(config)
+    try:
+        vkey = add_witness(config.home, options.url, options.vkey)
+    except MalformedInput as e:
+        raise UsageError(str(e)) from None
+    print(f"Checkpoints will be sent to witness {vkey.name} at {options.url}")
+    return EXIT_OK
+
+
+def cmd_tsa(config: StoreConfig, options: argparse.Namespace) -> int:
+    _practice_home(config)
+    try:
+        set_tsa(config.home, options.url, options.roots)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--roots {options.roots}: {e}") from None
+    print(f"Checkpoints will be timestamped by {options.url}")
+    return EXIT_OK
+
+
+def cmd_push(config: StoreConfig, options: argparse.Namespace) -> int:
+    ledger = Ledger(config)
+    try:
+        outward = Outward.load(config.home)
+        if outward.empty:
+            raise UsageError("no witness or TSA is configured: see `chartledger witness add`")
+        failures = send_all(ledger.db, outward)
+    finally:
+        ledger.close()
+    for failure in failures:
+        print(f"chartledger: {failure}", file=sys.stderr)
+    return EXIT_INVALID if failures else EXIT_OK
+
+
+def cmd_checkpoint_file(config: StoreConfig, options: argparse.Namespace) -> int:
+    ledger = Ledger(config)
+    try:
+        size = options.size
+        if size is None:
+            with ledger.db.read() as c:
+                c.execute("SELECT MAX(size) FROM ledger_checkpoints")
+                row = c.fetchone()
+            size = row[0] if row is not None and row[0] is not None else 0
+        try:
+            note = cosigned_note(ledger.db, size)
+        except LookupError as e:
+            raise UsageError(str(e)) from None
+    finally:
+        ledger.close()
+    sys.stdout.write(note.decode())
+    return EXIT_OK
+
+
+def _practice_home(config: StoreConfig) -> None:
+    if not config.practice_path.exists():
+        raise UsageError(f"no practice at {config.home}: run `chartledger init` first")
+
+
+def add_commands(commands: argparse._SubParsersAction, parser_class: type) -> None:  # type: ignore[type-arg]
+    witness = commands.add_parser("witness", help="witnesses and timestamps of checkpoints")
+    actions = witness.add_subparsers(dest="action", required=True, parser_class=parser_class)
+    init = actions.add_parser("init", help="(witness) make a witness's key and folder")
+    init.add_argument("--home", help=f"the witness's folder (default ${HOME_ENV})")
+    init.add_argument("--name", required=True, help="its key name, e.g. witness.example.org/w1")
+    init.set_defaults(run=cmd_init)
+    follow = actions.add_parser("follow", help="(witness) trust a log's verifier key")
+    follow.add_argument("--home", help=f"the witness's folder (default ${HOME_ENV})")
+    follow.add_argument("vkey", help="the log's key, as `chartledger witness log-key` prints it")
+    follow.set_defaults(run=cmd_follow)
+    serve = actions.add_parser("serve", help="(witness) serve POST /add-checkpoint")
+    serve.add_argument("--home", help=f"the witness's folder (default ${HOME_ENV})")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8100)
+    serve.set_defaults(run=cmd_serve)
+    log_key = actions.add_parser("log-key", help="print this practice's log verifier key")
+    log_key.set_defaults(run=cmd_log_key)
+    add = actions.add_parser("add", help="send this practice's checkpoints to a witness")
+    add.add_argument("url", help="the witness's submission prefix, e.g. https://w.example/")
+    add.add_argument("vkey", help="the witness's verifier key")
+    add.set_defaults(run=cmd_add)
+    tsa = actions.add_parser("tsa", help="have this practice's checkpoints timestamped (RFC 3161)")
+    tsa.add_argument("url", help="the TSA's URL")
+    tsa.add_argument("--roots", required=True, help="PEM file of the TSA's root certificate(s)")
+    tsa.set_defaults(run=cmd_tsa)
+    push = actions.add_parser("push", help="send the newest checkpoint out now")
+    push.set_defaults(run=cmd_push)
+    out = actions.add_parser(
+        "checkpoint-file", help="print a checkpoint with its cosignatures (to keep elsewhere)"
+    )
+    out.add_argument("--size", type=int, help="the checkpoint's size (default: the newest)")
+    out.set_defaults(run=cmd_checkpoint_file)
