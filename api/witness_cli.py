@@ -13,12 +13,12 @@ import os
 import sys
 
 from api.remote_cli import UsageError
+from api.witness.home import HOME_ENV, WitnessHome, WitnessHomeError
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.witnessing import Outward, add_witness, cosigned_note, send_all, set_tsa
 from verify.cosignature import NOTE_ED25519_TYPE, format_vkey
 from verify.errors import MalformedInput
-from witness.home import HOME_ENV, WitnessHome, WitnessHomeError
 
 EXIT_OK, EXIT_INVALID = 0, 1
 
@@ -63,7 +63,7 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
     os.environ[HOME_ENV] = str(home.path)
     # One process: the check and the update of a log's latest checkpoint share one lock.
     uvicorn.run(
-        "witness.app:app_from_environment",
+        "api.witness.app:app_from_environment",
         factory=True,
         host=options.host,
         port=options.port,

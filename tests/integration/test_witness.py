@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.witness.app import app_from_home
+from api.witness.home import WitnessHome
+from api.witness.state import WitnessState
 from events.ledger import Ledger
 from events.rotation import rotate_signing_key
 from events.witnessing import (
@@ -39,9 +42,6 @@ from verify.cosignature import (
     verify_cosignature,
 )
 from verify.witness import check_witnessed_checkpoint
-from witness.app import app_from_home
-from witness.home import WitnessHome
-from witness.state import WitnessState
 
 
 class Setup:

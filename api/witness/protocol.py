@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from api.witness.state import Advance, Latest, WitnessState
 from events.keys import SigningKey
 from verify.cosignature import (
     NOTE_ED25519_TYPE,
@@ -29,7 +30,6 @@ from verify.cosignature import (
 from verify.errors import MalformedInput, ProofInvalid, SignatureInvalid
 from verify.merkle import verify_consistency
 from verify.signing import verify_signature
-from witness.state import Advance, Latest, WitnessState
 
 SIZE_TYPE = "text/x.tlog.size"
 MAX_PROOF_LINES = 63

@@ -7,9 +7,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from witness.home import WitnessHome
-from witness.protocol import Witness
-from witness.state import WitnessState
+from api.witness.home import WitnessHome
+from api.witness.protocol import Witness
+from api.witness.state import WitnessState
 
 MAX_REQUEST = 64 * 1024  # a checkpoint, 63 proof lines and a few signatures fit many times over
 PROBLEM_JSON = "application/problem+json"
