@@ -50,6 +50,8 @@ def check_may_grant(actor: User, role: str, target: User | None = None) -> None:
     _check_active(actor)
     if actor.has_role("owner"):
         return
+    if not actor.has_role("user_admin"):
+        raise NotPermitted("only an owner or a user administrator grants roles")
     if role not in USER_ADMIN_ROLES:
         raise NotPermitted(f"only an owner may grant or revoke the role {role}")
     if target is not None and target.id == actor.id:
