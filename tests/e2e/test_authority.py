@@ -12,6 +12,7 @@ user changing their own password gives the current one and ends their other sess
 
 from __future__ import annotations
 
+import getpass
 import re
 import time
 from dataclasses import replace
@@ -25,6 +26,7 @@ from fastapi.testclient import TestClient
 
 from api import auth
 from api.app import create_app
+from api.cli import main as chartledger
 from api.client import Client, Conflict, Forbidden, Unauthorized, Unprocessable
 from tests.e2e.conftest import (
     OWNER_PASSWORD,
@@ -33,9 +35,11 @@ from tests.e2e.conftest import (
     code_now,
     events_of_type,
     office_manager,
+    one_line_refusal,
+    owner_logs_in_remotely,
 )
 from tests.e2e.test_auth import topics
-from tests.e2e.test_recovery_approval import REFUSED, written_since
+from tests.e2e.test_recovery_approval import REFUSED, served, written_since
 
 FAILED = "domain.credentials:Account.LoginFailed"
 ISSUED = "domain.credentials:Account.EnrollmentCodeIssued"
@@ -370,3 +374,54 @@ def test_an_authenticator_reset_takes_an_owner_and_an_owners_takes_a_second_owne
     ottos.deactivate_user(gone.user_id, "left")
     with pytest.raises(Conflict):
         ottos.reset_user(gone.user_id)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("token_file")
+def test_the_remote_cli_creates_resets_enrolls_and_changes_passwords(
+    practice: Practice, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": "")  # Enter, when asked
+    with served(practice) as url:
+        owner_logs_in_remotely(practice, url, capsys)
+        create = ["users", "create", "casey", "--name", "Dr. Casey", "--role", "clinician"]
+        assert chartledger(["--server", url, *create]) == 0
+        out = capsys.readouterr().out
+        first = CODE.search(out)
+        assert first and "until" in out and "enroll" in out
+
+        monkeypatch.setenv("CHARTLEDGER_ENROLLMENT_CODE", "")
+        monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "caseys-cli-pass-1")
+        assert "no enrollment code given" in one_line_refusal(capsys, url, "enroll", "casey")
+        monkeypatch.setenv("CHARTLEDGER_ENROLLMENT_CODE", first.group(0))
+        assert chartledger(["--server", url, "enroll", "casey"]) == 0
+        out = capsys.readouterr().out
+        secret = re.search(r"^  totp secret:  ([A-Z2-7]+)$", out, re.MULTILINE)
+        assert secret and "otpauth://totp/" in out
+        assert "401" in one_line_refusal(capsys, url, "enroll", "casey")  # spent
+
+        # Reset by username: a new code; an unknown user is misuse in one line.
+        assert chartledger(["--server", url, "users", "reset", "casey"]) == 0
+        second = CODE.search(capsys.readouterr().out)
+        assert second and second.group(0) != first.group(0)
+        assert "no user with the username" in one_line_refusal(
+            capsys, url, "users", "reset", "nobody"
+        )
+        monkeypatch.setenv("CHARTLEDGER_ENROLLMENT_CODE", second.group(0))
+        monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "caseys-cli-pass-2")
+        assert chartledger(["--server", url, "enroll", "casey"]) == 0
+        assert "totp secret" not in capsys.readouterr().out  # she keeps her authenticator
+
+        # Casey changes her own password; then, a clinician, she creates nobody.
+        monkeypatch.setenv("CHARTLEDGER_PASSWORD", "caseys-cli-pass-2")
+        totp = code_now(auth.from_base32(secret.group(1)))
+        assert chartledger(["--server", url, "login", "casey", "--totp", totp]) == 0
+        monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "caseys-cli-pass-3")
+        assert chartledger(["--server", url, "password"]) == 0
+        assert "other session" in capsys.readouterr().out
+        assert "401" in one_line_refusal(capsys, url, "password")  # the old one is not current
+        mint = ["users", "create", "mallory", "--name", "M", "--role", "owner"]
+        assert "403" in one_line_refusal(capsys, url, *mint)
