@@ -79,7 +79,8 @@ class AuditView(Projection):
             cursor, dialect, "audit_events", "target_user_id"
         ):
             # Built before rows named their target: the view is disposable, so it is dropped
-            # and replayed from the log (the new columns come from the events themselves).
+            # and replayed from the log (the new columns come from the events themselves). The
+            # positions table exists whenever a view was built (the runner makes it first).
             self.drop(cursor)
             cursor.execute(
                 "UPDATE projection_positions SET position = 0 WHERE name = ?", (self.name,)
