@@ -3,10 +3,11 @@ code), and (owners only) approve another owner's recovery.
 
 Owners, and user administrators (role ``user_admin``, granted by an owner: an office manager,
 say). Who may do what is ``domain/authority.py``: owners anything; a user administrator only
-clinician and staff users and roles, never their own account. Nobody sets another user's
-password: a reset issues an enrollment code for the user to spend. Every change is a ledger
-event under the acting user's session; each refusal is recorded as a ``RefusedAttempt`` event
-(actor, target, action and what was asked) before the 403 is returned.
+clinician and staff users and roles, never their own account. The changing routes take any
+logged-in user, so that anyone else's attempt is refused by the same rules and recorded alike.
+Nobody sets another user's password: a reset issues an enrollment code for the user to spend.
+Every change is a ledger event under the acting user's session; each refusal is recorded as a
+``RefusedAttempt`` event (actor, target, action and what was asked) before the 403 is returned.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def list_users(principal: UserAdmin, ledger: LedgerDep) -> list[UserOut]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_user(body: UserIn, principal: UserAdmin, services: ServicesDep) -> NewUserOut:
+def create_user(body: UserIn, principal: CurrentUser, services: ServicesDep) -> NewUserOut:
     """A new user and login account, with no password and no authenticator yet: the answer
     carries an enrollment code, shown once, for the administrator to hand to the user, who
     spends it at ``POST /auth/enroll`` to set their password and enroll their authenticator.
@@ -149,7 +150,7 @@ def create_user(body: UserIn, principal: UserAdmin, services: ServicesDep) -> Ne
 
 
 @router.post("/{user_id}/roles")
-def grant_role(user_id: UUID, body: RoleIn, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
+def grant_role(user_id: UUID, body: RoleIn, principal: CurrentUser, ledger: LedgerDep) -> UserOut:
     """Grant a role. No secret comes back: a user without an authenticator enrolls one with an
     enrollment code (``POST /users/{id}/reset``).
 
@@ -168,7 +169,7 @@ def grant_role(user_id: UUID, body: RoleIn, principal: UserAdmin, ledger: Ledger
 
 
 @router.delete("/{user_id}/roles/{role}")
-def revoke_role(user_id: UUID, role: str, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
+def revoke_role(user_id: UUID, role: str, principal: CurrentUser, ledger: LedgerDep) -> UserOut:
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
     role = check_role(role)
@@ -184,7 +185,7 @@ def revoke_role(user_id: UUID, role: str, principal: UserAdmin, ledger: LedgerDe
 
 
 @router.post("/{user_id}/deactivate")
-def deactivate(user_id: UUID, body: ReasonIn, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
+def deactivate(user_id: UUID, body: ReasonIn, principal: CurrentUser, ledger: LedgerDep) -> UserOut:
     """Revoke the user: every session they hold ends now (the next request gets 401)."""
     account, user = account_of(ledger, user_id)
     with refusals_recorded(ledger, principal, "deactivate", user.id):
@@ -199,7 +200,7 @@ def deactivate(user_id: UUID, body: ReasonIn, principal: UserAdmin, ledger: Ledg
 
 @router.post("/{user_id}/reset")
 def reset(
-    user_id: UUID, principal: UserAdmin, services: ServicesDep, body: ResetIn | None = None
+    user_id: UUID, principal: CurrentUser, services: ServicesDep, body: ResetIn | None = None
 ) -> ResetOut:
     """Reset a user's password: their password stops working, every session of theirs ends,
     and the answer carries a new enrollment code (shown once; it voids any earlier one) for the

@@ -99,6 +99,32 @@ def test_a_user_administrator_cannot_create_or_grant_a_role_above_clinician_and_
     ]
 
 
+@pytest.mark.parametrize("role", ["clinician", "staff", "risk_manager", "auditor"])
+def test_anyone_else_who_tries_to_administer_users_is_refused_and_recorded(
+    practice: Practice, role: str
+) -> None:
+    olive = practice.owner()
+    eve = add_member(practice, olive, "eve", "Eve", role)
+    casey = add_member(practice, olive, "casey", "Dr. Casey", "clinician")
+    eves = eve.client()
+    before = topics(practice)
+    for method, path, body in (
+        ("POST", "/users", {"username": "mallory", "name": "M", "role": "clinician"}),
+        ("POST", f"/users/{eve.user_id}/roles", {"role": "owner"}),
+        ("POST", f"/users/{casey.user_id}/reset", None),
+    ):
+        answer = raw(eves, method, path, body)
+        assert answer.status_code == 403, (path, answer.text)
+        assert_no_secret(answer)
+    assert written_since(practice, before) == [REFUSED] * 3
+    e, c = str(eve.user_id), str(casey.user_id)
+    assert refusals(olive, eve.user_id) == [
+        (e, None, "create_user: username mallory, role clinician"),
+        (e, e, "grant_role: role owner"),
+        (e, c, "reset: password"),
+    ]
+
+
 @pytest.mark.parametrize("role", ["risk_manager", "auditor"])
 def test_a_user_administrator_cannot_touch_a_risk_manager_or_an_auditor(
     practice: Practice, role: str

@@ -85,10 +85,14 @@ def test_grants_the_rules_refuse_write_only_what_they_did_before_and_enroll_nobo
         assert refused.value.type.endswith(":not-permitted")
     assert written_since(practice, before) == [REFUSED] * len(attempts)
 
-    # Refused before the rules are asked, or by the user's state: nothing written at all.
-    leaves = practice.leaves()
-    with pytest.raises(Forbidden):  # a clinician administers no users
+    # A clinician administers no users: refused and recorded the same way.
+    before = topics(practice)
+    with pytest.raises(Forbidden):
         casey.grant_role(casey_id, "owner")
+    assert written_since(practice, before) == [REFUSED]
+
+    # Refused by the input or by the user's state: nothing written at all.
+    leaves = practice.leaves()
     with pytest.raises(Unprocessable):
         olive.grant_role(casey_id, "superuser")
     with pytest.raises(NotFound):
