@@ -4,10 +4,15 @@
   ``Settings.pbkdf2_iterations`` (OWASP: 600,000); the stored string names its own count, so a
   lower count from the past still verifies.
 - TOTP: RFC 6238 over HOTP (RFC 4226), 30-second steps, 6 digits, HMAC-SHA-1 by default (what
-  authenticator apps use), one step of drift either way, and a code is accepted once. A user
-  given a role that needs a code (``Settings.totp_required_roles``), with a new account or by a
-  later grant, is enrolled then if they hold no secret yet (``enroll_totp_if_required``); the
-  secret is returned once, for whoever made the change to hand over.
+  authenticator apps use), one step of drift either way, and a code is accepted once. Every
+  role needs a code at login (``Settings.totp_required_roles``).
+- Enrollment codes: nobody sets another user's password or sees their TOTP secret. Creating a
+  user (``new_pending_account``) or resetting one (``issue_enrollment_code``) gives a one-time
+  code of the recovery codes' form, kept as its SHA-256 hash, for the administrator to hand over;
+  it expires after ``Settings.enrollment_code_lifetime`` and a newer one voids it. The user
+  spends it (``enroll``) to set their own password and, when the account holds no authenticator,
+  to enroll one: the new secret is returned to them alone. Only the first owner (at init) and
+  the demo's made-up users are made enrolled at once (``new_account``).
 - Sessions: the token is ``clt_<session id>.<32 random bytes>``; only its SHA-256 is recorded.
   Every request loads the session and its user from the ledger, so an ended session, a
   deactivated user or one whose sessions were ended is refused on the very next request.
@@ -77,7 +82,9 @@ def hash_password(password: str, iterations: int) -> str:
     return f"{PBKDF2}${iterations}${_b64(salt)}${_b64(digest)}"
 
 
-def password_matches(password: str, stored: str) -> bool:
+def password_matches(password: str, stored: str | None) -> bool:
+    if stored is None:  # no password yet (or reset): an enrollment code is outstanding
+        return False
     try:
         scheme, count, salt, digest = stored.split("$")
         iterations = int(count)
@@ -176,8 +183,14 @@ def new_recovery_codes() -> list[str]:
 
 def new_one_time_code() -> str:
     """A code as people copy it: ``ABCDE-FGHIJ-KLMNO-PQRST`` (100 random bits)."""
-    raw = base64.b32encode(secrets.token_bytes(15)).decode()[:20]
-    return "-".join(raw[i : i + 5] for i in range(0, 20, 5))
+    return one_time_code(secrets.token_bytes(15))
+
+
+def one_time_code(raw: bytes) -> str:
+    """The code for 15 bytes (only the first 100 bits of them count): 20 base32 characters in
+    groups of five."""
+    letters = base64.b32encode(raw).decode()[:20]
+    return "-".join(letters[i : i + 5] for i in range(0, 20, 5))
 
 
 def recovery_code_hash(code: str) -> str:
@@ -215,8 +228,19 @@ class Principal:
 class NewAccount:
     user: User
     account: Account
-    totp_secret: bytes | None
+    totp_secret: bytes
     recovery_codes: list[str]
+
+
+@dataclass(frozen=True)
+class PendingAccount:
+    """A new user and their account, waiting for the user to spend ``code`` (shown once, to
+    the administrator who made them, to hand over)."""
+
+    user: User
+    account: Account
+    code: str
+    expires_at: datetime
 
 
 def now() -> datetime:
@@ -248,9 +272,12 @@ def new_account(
     role: str,
     password: str,
     with_recovery_codes: bool = False,
+    totp_secret: bytes | None = None,
 ) -> NewAccount:
-    """A user and their account, unsaved: TOTP enrolled when the role requires it (or always
-    for owners), and recovery codes if asked (the practice's owners get them)."""
+    """A user and their account, unsaved, enrolled at once: a password and a TOTP secret (new,
+    unless given), and recovery codes if asked. Only for the first owner at init, who runs it
+    themselves, and for the demo's made-up users; an administrator makes everyone else with
+    ``new_pending_account``, so that no secret of theirs passes through the administrator."""
     at = now()
     user = User.register(name=name, role=role)
     account = Account.open(
@@ -259,7 +286,8 @@ def new_account(
         password_hash=hash_password(check_password(password), settings.pbkdf2_iterations),
         at=at,
     )
-    secret = enroll_totp_if_required(settings, account, role, by=user.id, at=at)
+    secret = new_totp_secret() if totp_secret is None else totp_secret
+    account.enroll_totp(secret=secret, by=user.id, at=at)
     codes: list[str] = []
     if with_recovery_codes:
         codes = new_recovery_codes()
@@ -267,18 +295,33 @@ def new_account(
     return NewAccount(user, account, secret, codes)
 
 
-def enroll_totp_if_required(
-    settings: Settings, account: Account, role: str, *, by: UUID, at: datetime
-) -> bytes | None:
-    """Enroll ``account`` (unsaved) in TOTP with a new secret, returned to be shown once, when
-    ``role`` needs a TOTP code at login (``Settings.totp_required_roles``) and the account holds
-    no secret yet; else None, and an existing secret stays as it is. At account opening, and
-    when such a role is granted later: without a secret the user could never log in."""
-    if role not in settings.totp_required_roles or account.totp_secret is not None:
-        return None
-    secret = new_totp_secret()
-    account.enroll_totp(secret=secret, by=by, at=at)
-    return secret
+def new_pending_account(
+    settings: Settings, *, username: str, name: str, role: str, by: UUID
+) -> PendingAccount:
+    """A user and their account (no password, no authenticator), unsaved, with an enrollment
+    code issued ``by`` the administrator creating them."""
+    at = now()
+    user = User.register(name=name, role=role)
+    account = Account.open(
+        username=check_username(username), user_id=user.id, password_hash=None, at=at
+    )
+    code, expires_at = issue_enrollment_code(settings, account, by, at=at)
+    return PendingAccount(user, account, code, expires_at)
+
+
+def issue_enrollment_code(
+    settings: Settings, account: Account, by: UUID, *, at: datetime | None = None
+) -> tuple[str, datetime]:
+    """A new enrollment code for ``account`` (unsaved; the caller checked who may), returned
+    once and kept only as its hash, and when it expires. Voids the password and any earlier
+    code."""
+    at = now() if at is None else at
+    code = new_one_time_code()
+    expires_at = at + settings.enrollment_code_lifetime
+    account.issue_enrollment_code(
+        code_hash=recovery_code_hash(code), by=by, at=at, expires_at=expires_at
+    )
+    return code, expires_at
 
 
 # Each ledger's user id -> account id. Once found, the first account opened in a user's chain
@@ -490,6 +533,60 @@ def recover_with_approval(
     return token, session, secret
 
 
+def enroll(
+    ledger: Ledger, settings: Settings, username: object, code: object, new_password: object
+) -> tuple[Account, bytes | None]:
+    """Spend an enrollment code: the user's own new password and, if the account holds no
+    authenticator, a new TOTP secret (returned, for them alone). Starts no session: whoever
+    holds the code still needs the account's authenticator to log in, so an administrator who
+    spends a code meant for someone else gains nothing but a password they cannot use. Every
+    session of the user ends.
+
+    A wrong, spent, voided or expired code, or a deactivated user, is a failed login, recorded
+    like any other. The event names who issued the code; its actor is nobody, since whoever
+    holds a code is not known to be its user."""
+    account = _account(ledger, username)
+    user = load(ledger, account.user_id, User)
+    password_hash = hash_password(check_password(new_password), settings.pbkdf2_iterations)
+    at = now()
+    secret = new_totp_secret() if account.totp_secret is None else None
+    try:
+        if type(code) is not str or not user.active:
+            raise AccountStateError(f"account {account.id}: no such unused enrollment code")
+        account.enroll(
+            code_hash=recovery_code_hash(code),
+            password_hash=password_hash,
+            totp_secret=secret,
+            at=at,
+        )
+    except AccountStateError:
+        _refuse(ledger, settings, account, "enrollment_code")
+    user.end_sessions(reason="credentials set with an enrollment code", at=at)
+    with acting(None):
+        ledger.save(account, user)
+    return account, secret
+
+
+def change_own_password(
+    ledger: Ledger, settings: Settings, principal: Principal, current: object, new: object
+) -> None:
+    """The caller's own new password, given their current one: a wrong one is a failed login,
+    recorded under the session (as at ``issue_recovery_codes``). Every other session of the
+    user ends; the one asking stays."""
+    account = account_of_user(ledger, principal.user_id)
+    user = load(ledger, principal.user_id, User)
+    password_hash = hash_password(check_password(new), settings.pbkdf2_iterations)
+    at = now()
+    if account.is_locked(at):
+        raise TooManyAttempts("too many failed attempts", retry_after=_retry_after(account, at))
+    if type(current) is not str or not password_matches(current, account.password_hash):
+        _refuse(ledger, settings, account, "password", within=principal)
+    account.change_password(password_hash=password_hash, by=principal.user_id, at=at)
+    user.end_other_sessions(keep=principal.session_id, reason="password changed by the user", at=at)
+    with principal.acting():
+        ledger.save(account, user)
+
+
 def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: LastSeen) -> Principal:
     """The principal behind ``token``, checked against the ledger now; else ``Unauthenticated``."""
     session_id = session_id_of(token)
@@ -511,7 +608,7 @@ def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: Last
         if at - session.started_at > settings.session_lifetime
         else None
     )
-    if not user.session_is_current(session.started_at):
+    if not user.session_is_current(session.started_at, session.id):
         expired = "revoked"
     if expired is not None:
         last_seen.pop(key, None)

@@ -235,7 +235,7 @@ def cmd_projections_status(config: StoreConfig, options: argparse.Namespace) -> 
 
 
 def cmd_demo(config: StoreConfig, options: argparse.Namespace) -> int:
-    from api.demo import DEMO_LOGINS, load_demo
+    from api.demo import DEMO_LOGINS, demo_totp_secret, load_demo
 
     ledger = Ledger(config)
     try:
@@ -245,9 +245,10 @@ def cmd_demo(config: StoreConfig, options: argparse.Namespace) -> int:
     finally:
         ledger.close()
     print("Demo practice loaded." if loaded else "The demo practice is already loaded.")
-    print("Demo logins (username / password):")
+    print("Demo logins (username / password / role / TOTP secret for an authenticator app):")
     for username, _, role, password in DEMO_LOGINS:
-        print(f"  {username:<10} {password:<18} {role}")
+        secret = base32(demo_totp_secret(username))
+        print(f"  {username:<10} {password:<18} {role:<10} totp secret:  {secret}")
     return EXIT_OK
 
 
@@ -412,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
     login = commands.add_parser("login", help="(--server) log in and keep the token (0600)")
     login.add_argument("username")
-    login.add_argument("--totp", help="the current TOTP code (owners, risk managers)")
+    login.add_argument("--totp", help="the current TOTP code from your authenticator")
     login.set_defaults(run=cmd_login)
     logout = commands.add_parser("logout", help="(--server) end the session")
     logout.set_defaults(run=cmd_logout)

@@ -199,6 +199,21 @@ class Client:
         body = schemas.RecoveryCodesIn(password=password)
         return self._send(schemas.RecoveryCodesOut, "POST", "/auth/recovery-codes", body)
 
+    def enroll(self, username: str, enrollment_code: str, new_password: str) -> schemas.EnrolledOut:
+        """Spend an enrollment code: one's own new password and, if the account held no
+        authenticator, its new TOTP secret (in the answer, this once). Starts no session."""
+        body = schemas.EnrollIn(
+            username=username, enrollment_code=enrollment_code, new_password=new_password
+        )
+        return self._send(schemas.EnrolledOut, "POST", "/auth/enroll", body)
+
+    def change_password(self, current_password: str, new_password: str) -> None:
+        """One's own new password; every other session of the user ends, this one stays."""
+        body = schemas.PasswordChangeIn(
+            current_password=current_password, new_password=new_password
+        )
+        self.request("POST", "/auth/password", json=body.model_dump())
+
     def logout(self) -> None:
         self.request("POST", "/auth/logout")
         self.token = None
@@ -208,18 +223,17 @@ class Client:
 
     # -- users (owners) ------------------------------------------------------------------------
 
-    def create_user(self, username: str, name: str, role: str, password: str) -> schemas.NewUserOut:
-        body = schemas.UserIn(username=username, name=name, role=role, password=password)
+    def create_user(self, username: str, name: str, role: str) -> schemas.NewUserOut:
+        """A new user; the answer holds their enrollment code, shown this once, to hand over."""
+        body = schemas.UserIn(username=username, name=name, role=role)
         return self._send(schemas.NewUserOut, "POST", "/users", body)
 
     def users(self) -> list[schemas.UserOut]:
         return self._list(schemas.UserOut, "/users")
 
-    def grant_role(self, user_id: UUID, role: str) -> schemas.RoleGrantOut:
-        """Grant a role. If it needs a TOTP code at login and the user held no secret, the
-        answer holds their new one, shown this once (``totp_secret``, ``totp_uri``)."""
+    def grant_role(self, user_id: UUID, role: str) -> schemas.UserOut:
         return self._send(
-            schemas.RoleGrantOut, "POST", f"/users/{user_id}/roles", schemas.RoleIn(role=role)
+            schemas.UserOut, "POST", f"/users/{user_id}/roles", schemas.RoleIn(role=role)
         )
 
     def revoke_role(self, user_id: UUID, role: str) -> schemas.UserOut:
@@ -229,9 +243,11 @@ class Client:
         body = schemas.ReasonIn(reason=reason)
         return self._send(schemas.UserOut, "POST", f"/users/{user_id}/deactivate", body)
 
-    def set_password(self, user_id: UUID, password: str) -> None:
-        body = schemas.PasswordIn(password=password).model_dump()
-        self.request("PUT", f"/users/{user_id}/password", json=body)
+    def reset_user(self, user_id: UUID, *, authenticator: bool = False) -> schemas.ResetOut:
+        """Reset a user's password (and, as an owner, their authenticator): their sessions
+        end, and the answer holds a new enrollment code, shown this once, to hand over."""
+        body = schemas.ResetIn(authenticator=authenticator)
+        return self._send(schemas.ResetOut, "POST", f"/users/{user_id}/reset", body)
 
     def approve_recovery(self, user_id: UUID) -> schemas.RecoveryApprovalOut:
         """As an owner, approve another owner's recovery: the one-time code to hand over."""

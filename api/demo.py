@@ -1,12 +1,15 @@
 """``chartledger demo``: a small demo practice in the configured store.
 
-Three clinicians and a front-desk account with known passwords, 50 patients, a week of
+Three clinicians and a front-desk account with known passwords and known TOTP secrets (made
+up, like everything here: a real practice's users enroll with a code, ``POST /auth/enroll``),
+50 patients, a week of
 appointments (each patient booked with one clinician, so that clinician has a care relationship),
 labs, signed notes and secure messages. Loading twice changes nothing. The data is made up.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
@@ -42,6 +45,12 @@ LABS = (
 )
 
 
+def demo_totp_secret(username: str) -> bytes:
+    """A demo user's TOTP secret: fixed by their username, so that loading the demo again (or
+    ``make run`` a second time) can print it. Never for a real account."""
+    return hashlib.sha256(f"chartledger demo totp {username}".encode()).digest()[:20]
+
+
 def already_loaded(ledger: Ledger) -> bool:
     try:
         ledger.repository.get(account_id(DEMO_LOGINS[0][0]))
@@ -57,7 +66,14 @@ def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int 
     rng = random.Random(seed)
     users = {}
     for username, name, role, password in DEMO_LOGINS:
-        made = new_account(settings, username=username, name=name, role=role, password=password)
+        made = new_account(
+            settings,
+            username=username,
+            name=name,
+            role=role,
+            password=password,
+            totp_secret=demo_totp_secret(username),
+        )
         with acting(user_subject(made.user.id), "demo"):
             ledger.save(made.user, made.account)
         users[username] = made.user.id

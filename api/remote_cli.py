@@ -41,6 +41,8 @@ REMOTE_COMMANDS = frozenset(
         "recover",
         "recover-approved",
         "recovery-codes",
+        "enroll",
+        "password",
         "status",
         "productions",
     }
@@ -62,6 +64,18 @@ def _given(variable: str, prompt: str, what: str, most: int) -> str:
     if len(value) > most:
         raise UsageError(f"the {what} is longer than {most} characters")
     return value
+
+
+def _user_id(client: Client, user: str) -> UUID:
+    """A user named by id or by username."""
+    try:
+        return UUID(user)
+    except ValueError:
+        pass
+    for u in client.users():
+        if u.username.casefold() == user.casefold():
+            return u.user_id
+    raise UsageError(f"no user with the username {user!r}")
 
 
 def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str], Any]) -> None:
@@ -192,12 +206,6 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
         with client_for(o) as client:
             u = client.grant_role(o.user_id, o.role)
         print(f"user {u.user_id} now holds {','.join(u.roles)}")
-        if u.totp_secret is not None:
-            # The role needs a TOTP code at login and they had no secret: enrolled now.
-            print("  Their TOTP secret, for their authenticator app: hand it to them in person "
-                  "(it is not shown again):")  # fmt: skip
-            print(f"  totp secret:  {u.totp_secret}")
-            print(f"  totp uri:     {u.totp_uri}")
         if o.role == "owner":
             print("  A new owner holds no recovery codes: they issue their own with "
                   "`recovery-codes`, logged in with their password and a TOTP code.")  # fmt: skip
@@ -217,8 +225,44 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
         print(f"    {a.approval_code}")
         return EXIT_OK
 
+    def hand_over(code: str, expires_at: Any) -> None:
+        print("Hand this enrollment code to them in person (it works once, until "
+              f"{expires_at.isoformat()}, and is not shown again):")  # fmt: skip
+        print(f"    {code}")
+        print("They set their own password (and enroll their authenticator) with "
+              "`chartledger --server URL enroll <username>`.")  # fmt: skip
+
+    def users_create(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            u = client.create_user(o.username, o.name, o.role)
+        print(f"user {u.user_id} ({u.username}) created with the role {o.role}")
+        hand_over(u.enrollment_code, u.expires_at)
+        return EXIT_OK
+
+    def users_reset(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            user_id = _user_id(client, o.user)
+            u = client.reset_user(user_id, authenticator=o.authenticator)
+        what = "password and authenticator" if u.authenticator_reset else "password"
+        print(f"user {u.user_id} ({u.username}): {what} reset; every session of theirs ended")
+        hand_over(u.enrollment_code, u.expires_at)
+        return EXIT_OK
+
     users = actions("users", "(--server) users (owners; user administrators for non-owners)")
     sub(users, "list", "every user, their roles and whether active", users_list)
+    p = sub(users, "create", "create a user: prints their one-time enrollment code", users_create)
+    p.add_argument("username")
+    p.add_argument("--name", required=True, help="the user's full name")
+    p.add_argument("--role", required=True, help="clinician, staff, risk_manager, auditor, ...")
+    p = sub(
+        users,
+        "reset",
+        "reset a user's password (their authenticator too with --authenticator, owners only): "
+        "ends their sessions, prints a new enrollment code",
+        users_reset,
+    )
+    p.add_argument("user", help="the user's id or username")
+    p.add_argument("--authenticator", action="store_true")
     p = sub(users, "deactivate", "revoke a user: ends all their sessions at once", users_deactivate)
     p.add_argument("user_id", type=UUID)
     p.add_argument("--reason", required=True)
@@ -238,6 +282,44 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
 
     def new_password() -> str:
         return _given("CHARTLEDGER_NEW_PASSWORD", "New password: ", "new password", MAX_PASSWORD)
+
+    def enroll(o: argparse.Namespace) -> int:
+        code = _given(
+            "CHARTLEDGER_ENROLLMENT_CODE", "Enrollment code: ", "enrollment code", MAX_CODE
+        )
+        password = new_password()
+        with Client(o.server) as client:
+            out = client.enroll(o.username, code, password)
+        print(f"Enrolled {o.username}: your password is set. Log in with it and a TOTP code.")
+        if out.totp_secret is not None:
+            print("  your TOTP secret, for your authenticator app (shown once, to you alone):")
+            print(f"  totp secret:  {out.totp_secret}")
+            print(f"  totp uri:     {out.totp_uri}")
+        return EXIT_OK
+
+    p = commands.add_parser(
+        "enroll",
+        help="(--server) spend an enrollment code: set your password, enroll your authenticator "
+        "(code from CHARTLEDGER_ENROLLMENT_CODE, password from CHARTLEDGER_NEW_PASSWORD, or asked)",
+    )
+    p.set_defaults(run=enroll)
+    p.add_argument("username")
+
+    def change_password(o: argparse.Namespace) -> int:
+        current = _given("CHARTLEDGER_PASSWORD", "Current password: ", "current password",
+                         MAX_PASSWORD)  # fmt: skip
+        password = new_password()
+        with client_for(o) as client:
+            client.change_password(current, password)
+        print("Password changed; every other session of yours has ended.")
+        return EXIT_OK
+
+    p = commands.add_parser(
+        "password",
+        help="(--server) change your own password (current from CHARTLEDGER_PASSWORD, new from "
+        "CHARTLEDGER_NEW_PASSWORD, or asked); your other sessions end",
+    )
+    p.set_defaults(run=change_password)
 
     def recover(o: argparse.Namespace) -> int:
         code = _given("CHARTLEDGER_RECOVERY_CODE", "Recovery code: ", "recovery code", MAX_CODE)

@@ -5,7 +5,8 @@
 - risk_manager: audit views (holds and productions come later)
 - auditor: audit views only
 - owner: users, keys, everything
-- user_admin (granted by an owner, e.g. to an office manager): non-owner users only
+- user_admin (granted by an owner, e.g. to an office manager): clinician and staff users only
+  (``domain/authority.py``)
 """
 
 from __future__ import annotations

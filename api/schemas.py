@@ -91,10 +91,11 @@ class MeOut(Model):
 
 
 class UserIn(Model):
+    """A new user: no password (they set their own, spending the enrollment code)."""
+
     username: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
     role: str
-    password: str = Field(min_length=1, max_length=1024)
 
 
 class UserOut(Model):
@@ -105,21 +106,52 @@ class UserOut(Model):
     active: bool
 
 
-class NewUserOut(UserOut):
-    totp_secret: str | None = Field(description="base32; shown once, for the user's app")
+class EnrollmentCodeOut(Model):
+    enrollment_code: str = Field(
+        description="shown once: hand it to the user, who spends it at POST /auth/enroll"
+    )
+    expires_at: datetime
+
+
+class NewUserOut(UserOut, EnrollmentCodeOut):
+    pass
+
+
+class ResetIn(Model):
+    authenticator: StrictBool = Field(
+        default=False,
+        description="also forget the user's authenticator, so that they enroll a new one "
+        "(owners only; an owner's by a second owner)",
+    )
+
+
+class ResetOut(UserOut, EnrollmentCodeOut):
+    authenticator_reset: bool
+
+
+class EnrollIn(Model):
+    username: str = Field(min_length=1, max_length=64)
+    enrollment_code: str = Field(min_length=1, max_length=MAX_CODE)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class EnrolledOut(Model):
+    user_id: UUID
+    username: str
+    totp_secret: str | None = Field(
+        description="base32; only when the account held no authenticator: shown this once, "
+        "for the user's own authenticator app"
+    )
     totp_uri: str | None
+
+
+class PasswordChangeIn(Model):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
 
 
 class RoleIn(Model):
     role: str
-
-
-class RoleGrantOut(UserOut):
-    totp_secret: str | None = Field(
-        description="base32; only when this grant enrolled the user in TOTP (the role needs a "
-        "code at login and they held no secret): shown once, to hand over in person"
-    )
-    totp_uri: str | None
 
 
 class ReasonIn(Model):
@@ -127,7 +159,13 @@ class ReasonIn(Model):
 
 
 class PasswordIn(Model):
-    password: str = Field(min_length=1, max_length=1024)
+    """``PUT /users/{id}/password``: one's own change, as ``POST /auth/password``. ``password``
+    (what it once took, to set anyone's) is still read, so that such a request is refused as
+    what it is (403, recorded) rather than as malformed."""
+
+    current_password: str | None = Field(default=None, min_length=1, max_length=1024)
+    new_password: str | None = Field(default=None, min_length=1, max_length=1024)
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
 
 
 # -- clinical --------------------------------------------------------------------------------
@@ -247,6 +285,14 @@ class AuditRowOut(Model):
     source: str
     purpose: str | None
     event_type: str
+    target_user_id: str | None = Field(
+        description="the users the event concerns other than its actor (for a refused "
+        "administrative action, the user it was aimed at)"
+    )
+    detail: str | None = Field(
+        description="for a refused administrative action, the action attempted and what it "
+        "asked for; for an enrollment code spent, who issued it"
+    )
 
 
 class AccessRowOut(Model):

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from domain.users import ROLES
 from events.config import ConfigError, StoreConfig
 
 # OWASP Password Storage Cheat Sheet: PBKDF2-HMAC-SHA256, 600,000 iterations.
@@ -30,17 +31,23 @@ class Settings:
     recovery_approval_lifetime: timedelta = timedelta(minutes=15)
     max_body_bytes: int = 1_048_576
     background: bool = True  # keep the views caught up and sign the log on a timer
-    totp_required_roles: tuple[str, ...] = field(default=("owner", "risk_manager"))
+    # Everyone who sees PHI or administers logs in with a TOTP code: every role.
+    totp_required_roles: tuple[str, ...] = field(default=ROLES)
+    # How long an enrollment code (a new user's, or a reset's) may be spent: a working day and
+    # night to hand it over, after which the administrator issues a new one.
+    enrollment_code_lifetime: timedelta = timedelta(hours=24)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         iterations = _int(env, "CHARTLEDGER_PBKDF2_ITERATIONS", OWASP_PBKDF2_ITERATIONS)
         idle = _int(env, "CHARTLEDGER_IDLE_TIMEOUT_SECONDS", 15 * 60)
+        enrollment = _int(env, "CHARTLEDGER_ENROLLMENT_CODE_LIFETIME_SECONDS", 24 * 3600)
         return cls(
             store=StoreConfig.from_env(env),
             pbkdf2_iterations=iterations,
             idle_timeout=timedelta(seconds=idle),
+            enrollment_code_lifetime=timedelta(seconds=enrollment),
         )
 
 

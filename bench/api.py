@@ -1,7 +1,8 @@
 """Requests/s and p50/p95 latency of the API with 16 concurrent clients: chart read and lab
 write, on SQLite and (with CHARTLEDGER_BENCH_DATABASE_URL or CHARTLEDGER_TEST_DATABASE_URL)
-PostgreSQL. The server runs as `chartledger serve` in its own process. Each client has its own
-session and reads the chart of a patient it registered (a care relationship). Two load
+PostgreSQL. The server runs as `chartledger serve` in its own process. Each client is a clinician
+of its own, enrolled with a code and logged in with a TOTP code, and reads the chart of a patient
+it registered (a care relationship). Two load
 generators: wrk (in C, one connection per client) when it is installed, then the thin client
 (api/client.py: httpx and pydantic) in one thread per client of this process, whose own work
 competes with the server for the machine's cores. Each line also gives the server process's CPU
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -35,6 +37,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
+from api.auth import from_base32, totp  # noqa: E402
 from api.client import Client  # noqa: E402
 from api.schemas import LabIn, PatientIn  # noqa: E402
 
@@ -56,13 +59,17 @@ def _run(
     warmup: float,
 ) -> dict[tuple[str, str], list[tuple[float, ...]]]:
     chartledger = str(Path(sys.executable).with_name("chartledger"))
-    subprocess.run(
+    init = subprocess.run(
         [chartledger, "init", "--name", "Bench", "--owner", "owner", "--owner-name", "O"],
         env=env,
         check=True,
         capture_output=True,
+        text=True,
         stdin=subprocess.DEVNULL,
     )
+    found = re.search(r"totp secret:  ([A-Z2-7]+)", init.stdout)
+    assert found, "init printed no TOTP secret for the owner"
+    owner_secret = from_base32(found.group(1))
     subprocess.run(
         [chartledger, "demo", "--patients", str(clients)], env=env, check=True, capture_output=True
     )
@@ -81,10 +88,18 @@ def _run(
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
+        # A clinician of its own for each client: a TOTP code logs a user in once, so each
+        # session is a different user's, made as the practice makes users (an enrollment code).
+        owner = Client(url)
+        owner.login("owner", PASSWORD, totp(owner_secret, int(time.time())))
         sessions = []
         for i in range(clients):
             c = Client(url)
-            c.login("dr.ames", "demo-clinician-1")
+            made = owner.create_user(f"bench{i}", f"Dr. Bench {i}", "clinician")
+            enrolled = c.enroll(f"bench{i}", made.enrollment_code, PASSWORD)
+            assert enrolled.totp_secret is not None
+            secret = from_base32(enrolled.totp_secret)
+            c.login(f"bench{i}", PASSWORD, totp(secret, int(time.time())))
             p = c.register_patient(
                 PatientIn(
                     mrn=f"B-{i}",

@@ -6,8 +6,14 @@ events concern the user (``user:<user_id>``), so every login, failure and lockou
 user's chain. Secrets arrive already hashed (``api/auth.py`` hashes); the TOTP secret is kept in
 the sealed payload because it is needed to check codes. No event holds a password.
 
-Who may change whom is decided here too: no non-owner removes, demotes or changes the
-credentials of an owner, and the practice always keeps an active owner.
+Who may change whom is decided in ``domain/authority.py``; here, that the practice always keeps
+an active owner, and the record of every refused attempt (``RefusedAttempt``).
+
+Nobody sets another user's password. Creating a user or resetting one issues an enrollment code
+(``issue_enrollment_code``: kept as its hash, spent once, expiring, a newer one voiding the
+older) that the user spends to set their own password and, if the account holds none, enroll
+their own authenticator (``enroll``). A reset voids the password at once and never the
+authenticator; resetting that is its own step (``reset_authenticator``).
 
 An owner locked out of their account gets back in with one of their recovery codes, or with a
 second owner's approval: a one-time code that owner hands over in person, which expires and is
@@ -29,10 +35,17 @@ from eventsourcing.domain import event
 from domain.base import Record, user_subject
 from domain.checks import identifier, moment, text
 from domain.errors import AccountStateError, InvalidEntry, NotPermitted, UserStateError
-from domain.users import OWNER_GRANTED, User
+from domain.users import User
 
 ACCOUNT_NAMESPACE = UUID("6f0c1f6e-3c3b-4d59-9d55-6b1c2f1e8a01")
-FAILURE_REASONS = ("password", "totp", "recovery_code", "recovery_approval", "inactive")
+FAILURE_REASONS = (
+    "password",
+    "totp",
+    "recovery_code",
+    "recovery_approval",
+    "inactive",
+    "enrollment_code",
+)
 # The event types whose payload holds a login secret or a hash of one: a password hash, the TOTP
 # secret, recovery or approval code hashes, a session token's hash. Their payloads never leave
 # the practice: an e-discovery production withholds them (docs/BUNDLE_FORMAT.md §2.1). Logins,
@@ -46,6 +59,8 @@ SECRET_EVENT_TYPES = frozenset(
         "domain.credentials:Account.RecoveryCodeUsed",
         "domain.credentials:Account.RecoveryApproved",
         "domain.credentials:Account.RecoveryApprovalUsed",
+        "domain.credentials:Account.EnrollmentCodeIssued",
+        "domain.credentials:Account.Enrolled",
         "domain.sessions:Session.Started",
     }
 )
@@ -84,22 +99,39 @@ class RecoveryApproval:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class EnrollmentCode:
+    """The one outstanding enrollment code: its hash, who issued it, and until when it may be
+    spent."""
+
+    code_hash: str
+    issued_by: UUID
+    expires_at: datetime
+
+
 class Account(Record):
     @staticmethod
     def create_id(username: str) -> UUID:
         return account_id(username)
 
     @classmethod
-    def open(cls, *, username: str, user_id: UUID, password_hash: str, at: datetime) -> Account:
+    def open(
+        cls, *, username: str, user_id: UUID, password_hash: str | None, at: datetime
+    ) -> Account:
+        """An account; with no password (``None``) until its user spends an enrollment code."""
         return cls(
             username=check_username(username),
             user_id=identifier(user_id, "user_id"),
-            password_hash=_digest(password_hash, "password_hash"),
+            password_hash=None
+            if password_hash is None
+            else _digest(password_hash, "password_hash"),
             at=moment(at, "at"),
         )
 
     @event("Opened")
-    def __init__(self, username: str, user_id: UUID, password_hash: str, at: datetime) -> None:
+    def __init__(
+        self, username: str, user_id: UUID, password_hash: str | None, at: datetime
+    ) -> None:
         self.username = username
         self.user_id = user_id
         self.password_hash = password_hash
@@ -107,6 +139,7 @@ class Account(Record):
         self.last_totp_step = -1
         self.recovery_codes: list[str] = []
         self.recovery_approval: RecoveryApproval | None = None
+        self.enrollment: EnrollmentCode | None = None
         self.failures = 0
         self.locked_until: datetime | None = None
 
@@ -134,6 +167,67 @@ class Account(Record):
     def _enroll_totp(self, secret: bytes, by: UUID, at: datetime) -> None:
         self.totp_secret = secret
         self.last_totp_step = -1
+
+    def issue_enrollment_code(
+        self, *, code_hash: str, by: UUID, at: datetime, expires_at: datetime
+    ) -> None:
+        """A new account's first code, or a reset (``by`` someone else: ``check_may_reset``).
+        The password stops working at once (whoever asked for a reset may have reason to think
+        it known), and only the latest code counts: a newer one voids the one before."""
+        at, expires_at = moment(at, "at"), moment(expires_at, "expires_at")
+        if expires_at <= at:
+            raise InvalidEntry("expires_at must be after at")
+        self._issue_enrollment_code(
+            code_hash=_digest(code_hash, "code_hash"),
+            issued_by=identifier(by, "by"),
+            at=at,
+            expires_at=expires_at,
+        )
+
+    @event("EnrollmentCodeIssued")
+    def _issue_enrollment_code(
+        self, code_hash: str, issued_by: UUID, at: datetime, expires_at: datetime
+    ) -> None:
+        self.enrollment = EnrollmentCode(code_hash, issued_by, expires_at)
+        self.password_hash = None
+
+    def reset_authenticator(self, *, by: UUID, at: datetime) -> None:
+        """Forget the TOTP secret (``check_may_reset_authenticator`` says who may): the user
+        enrolls a new one when they spend their next enrollment code."""
+        if self.totp_secret is None:
+            raise AccountStateError(f"account {self.id} holds no authenticator")
+        self._reset_authenticator(by=identifier(by, "by"), at=moment(at, "at"))
+
+    @event("AuthenticatorReset")
+    def _reset_authenticator(self, by: UUID, at: datetime) -> None:
+        self.totp_secret = None
+        self.last_totp_step = -1
+
+    def enroll(
+        self, *, code_hash: str, password_hash: str, totp_secret: bytes | None, at: datetime
+    ) -> None:
+        """Spend the outstanding enrollment code before it expires: the user's own new password
+        and, if the account holds no authenticator, their own new TOTP secret (one is needed
+        exactly then: an existing authenticator is never replaced this way)."""
+        code, at = self.enrollment, moment(at, "at")
+        password_hash = _digest(password_hash, "password_hash")
+        if code is None or code.code_hash != code_hash:
+            raise AccountStateError(f"account {self.id}: no such unused enrollment code")
+        if at >= code.expires_at:
+            raise AccountStateError(f"account {self.id}: that enrollment code has expired")
+        if (totp_secret is None) != (self.totp_secret is not None):
+            raise InvalidEntry("a TOTP secret is enrolled exactly when the account holds none")
+        self._enroll(
+            code_hash=code_hash, issued_by=code.issued_by, password_hash=password_hash, at=at
+        )
+        if totp_secret is not None:
+            # Its own event, as at every change of second factor.
+            self._enroll_totp(secret=_totp_secret(totp_secret), by=self.user_id, at=at)
+
+    @event("Enrolled")
+    def _enroll(self, code_hash: str, issued_by: UUID, password_hash: str, at: datetime) -> None:
+        self.enrollment = None
+        self.password_hash = password_hash
 
     def issue_recovery_codes(self, *, code_hashes: list[str], at: datetime) -> None:
         """Replace every earlier recovery code, used or not, with these (at init, or when an owner
@@ -256,17 +350,6 @@ class Account(Record):
         self.locked_until = None
 
 
-def check_may_administer(actor: User, target: User) -> None:
-    """Only an owner removes, demotes or changes the credentials of an owner (or of a user
-    administrator); a non-owner never changes their own roles."""
-    if not actor.active:
-        raise NotPermitted(f"user {actor.id} is deactivated")
-    if actor.has_role("owner"):
-        return
-    if any(r in target.roles for r in OWNER_GRANTED):
-        raise NotPermitted(f"only an owner may change user {target.id}")
-
-
 def _check_totp_session(session_method: str, doing: str) -> None:
     if "totp" not in session_method.split("+"):
         # A session begun with a recovery code or an approval skipped the second factor.
@@ -304,13 +387,6 @@ def check_approval_stands(approver: User, target: User) -> None:
         raise AccountStateError("that recovery approval no longer stands")
 
 
-def check_may_grant(actor: User, role: str, target: User | None = None) -> None:
-    if role in OWNER_GRANTED and not actor.has_role("owner"):
-        raise NotPermitted(f"only an owner may grant the role {role}")
-    if target is not None and target.id == actor.id and not actor.has_role("owner"):
-        raise NotPermitted("only an owner may change their own roles")
-
-
 ADMIN_ACTIONS = (
     "create_user",
     "grant_role",
@@ -319,6 +395,8 @@ ADMIN_ACTIONS = (
     "set_password",
     "approve_recovery",
     "issue_recovery_codes",
+    "reset",
+    "reset_authenticator",
 )
 
 
@@ -328,8 +406,18 @@ class RefusedAttempt(Record):
 
     @classmethod
     def record(
-        cls, *, actor_id: UUID, target_id: UUID | None, action: str, reason: str, at: datetime
+        cls,
+        *,
+        actor_id: UUID,
+        target_id: UUID | None,
+        action: str,
+        reason: str,
+        at: datetime,
+        detail: str | None = None,
     ) -> RefusedAttempt:
+        """``detail``: what was attempted, beyond the action, in words that hold no secret and
+        no PHI (the role asked for; for a refused ``create_user``, which has no target yet, the
+        username and role)."""
         if action not in ADMIN_ACTIONS:
             raise InvalidEntry(f"action must be one of {', '.join(ADMIN_ACTIONS)}")
         return cls(
@@ -338,17 +426,25 @@ class RefusedAttempt(Record):
             action=action,
             reason=text(reason, "reason"),
             at=moment(at, "at"),
+            detail=None if detail is None else text(detail, "detail"),
         )
 
     @event("Refused")
     def __init__(
-        self, actor_id: UUID, target_id: UUID | None, action: str, reason: str, at: datetime
+        self,
+        actor_id: UUID,
+        target_id: UUID | None,
+        action: str,
+        reason: str,
+        at: datetime,
+        detail: str | None = None,  # absent from attempts recorded before it existed
     ) -> None:
         self.actor_id = actor_id
         self.target_id = target_id
         self.action = action
         self.reason = reason
         self.at = at
+        self.detail = detail
 
     def ledger_subjects(self) -> Iterable[str]:
         subjects = [user_subject(self.actor_id)]

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import Record, user_subject
-from domain.checks import moment, text
+from domain.checks import identifier, moment, text
 from domain.errors import UnknownRole, UserStateError
 
 ROLES = ("owner", "clinician", "staff", "risk_manager", "auditor", "user_admin")
-# Granted by owners only; user_admin (e.g. an office manager, on top of staff) administers
-# non-owner users and never an owner.
-OWNER_GRANTED = ("owner", "user_admin")
 
 
 def check_role(role: object) -> str:
@@ -40,6 +38,9 @@ class User(Record):
         self.active = True
         self.deactivated_at: datetime | None = None
         self.sessions_ended_at: datetime | None = None
+        # The one session spared by the latest ``end_other_sessions`` (the user's own, when
+        # they change their password); any later end of sessions ends it too.
+        self.session_kept: UUID | None = None
 
     def ledger_subjects(self) -> Iterable[str]:
         return (user_subject(self.id),)
@@ -76,6 +77,7 @@ class User(Record):
         self.active = False
         self.deactivated_at = at
         self.sessions_ended_at = at
+        self.session_kept = None
 
     def end_sessions(self, *, reason: str, at: datetime) -> None:
         """End every session the user holds now (e.g. after someone else set their password)."""
@@ -84,10 +86,26 @@ class User(Record):
     @event("SessionsEnded")
     def _end_sessions(self, reason: str, at: datetime) -> None:
         self.sessions_ended_at = at
+        self.session_kept = None
 
-    def session_is_current(self, started_at: datetime) -> bool:
+    def end_other_sessions(self, *, keep: UUID, reason: str, at: datetime) -> None:
+        """End every session the user holds now but ``keep`` (the one they are changing their
+        password in)."""
+        self._end_other_sessions(
+            keep=identifier(keep, "keep"), reason=text(reason, "reason"), at=moment(at, "at")
+        )
+
+    @event("OtherSessionsEnded")
+    def _end_other_sessions(self, keep: UUID, reason: str, at: datetime) -> None:
+        self.sessions_ended_at = at
+        self.session_kept = keep
+
+    def session_is_current(self, started_at: datetime, session_id: UUID | None = None) -> bool:
         ended = self.sessions_ended_at
-        return self.active and (ended is None or started_at >= ended)
+        kept = self.session_kept
+        return self.active and (
+            ended is None or started_at >= ended or (kept is not None and session_id == kept)
+        )
 
     def _check_active(self) -> None:
         if not self.active:

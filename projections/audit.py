@@ -6,6 +6,13 @@ disclose), the data category, the outcome and the source. The ledger's header su
 them for every event, readable even after its payload was disposed of; reads (domain
 ``Access`` events) supply their own action, category, purpose and outcome. ONC 170.315(d)(3)
 asks for a report over any period, sortable by every field: ``audit_report``.
+
+Beyond E2147, each row names the users the event concerns other than its actor
+(``target_user_id``: whose role was granted, whose account was reset) and, where the event says
+more about what was asked, a ``detail``: for a refused administrative action, the action
+attempted and what it asked for (the actor and target alone do not say that a user
+administrator tried to make someone a risk manager); for a spent enrollment code, who issued it
+(whoever spends a code is not known to be its user, so the event has no actor).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ COLUMNS = (
     "source",
     "purpose",
     "event_type",
+    "target_user_id",
+    "detail",
 )
 # Where an event type does not say it itself, its module names the data category.
 CATEGORIES = {
@@ -66,11 +75,22 @@ class AuditView(Projection):
 
     def create(self, cursor: Cursor, dialect: Dialect) -> None:
         big = "INTEGER" if dialect == "sqlite" else "bigint"
+        if _table_exists(cursor, dialect, "audit_events") and not _has_column(
+            cursor, dialect, "audit_events", "target_user_id"
+        ):
+            # Built before rows named their target: the view is disposable, so it is dropped
+            # and replayed from the log (the new columns come from the events themselves). The
+            # positions table exists whenever a view was built (the runner makes it first).
+            self.drop(cursor)
+            cursor.execute(
+                "UPDATE projection_positions SET position = 0 WHERE name = ?", (self.name,)
+            )
         cursor.execute(
             "CREATE TABLE IF NOT EXISTS audit_events ("
             f"position {big} PRIMARY KEY, event_time TEXT NOT NULL, activity_time TEXT NOT NULL, "
             "patient_id TEXT, user_id TEXT, action TEXT NOT NULL, data_category TEXT NOT NULL, "
-            "outcome TEXT NOT NULL, source TEXT NOT NULL, purpose TEXT, event_type TEXT NOT NULL)"
+            "outcome TEXT NOT NULL, source TEXT NOT NULL, purpose TEXT, event_type TEXT NOT NULL, "
+            "target_user_id TEXT, detail TEXT)"
         )
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS audit_patients (patient_id TEXT NOT NULL, "
@@ -136,6 +156,18 @@ def _table_exists(cursor: Cursor, dialect: Dialect, name: str) -> bool:
     return cursor.fetchone() is not None
 
 
+def _has_column(cursor: Cursor, dialect: Dialect, table: str, column: str) -> bool:
+    if dialect == "sqlite":
+        cursor.execute(f"SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?", (column,))
+    else:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ? AND column_name = ?",
+            (table, column),
+        )
+    return cursor.fetchone() is not None
+
+
 USER, ACTION, SOURCE, EVENT_TYPE = (
     COLUMNS.index(c) for c in ("user_id", "action", "source", "event_type")
 )
@@ -176,19 +208,41 @@ def audit_row(entry: Entry) -> tuple[Any, ...]:
     # said, else when it was recorded.
     at = getattr(event, "at", None) if event is not None else None
     activity = format_timestamp(at) if isinstance(at, datetime) else header.original
+    actor = header.actor.removeprefix("user:") if header.actor else None
+    target, detail = targets(header, actor), None
+    if event is not None and header.type == REFUSED:
+        target = None if event.target_id is None else str(event.target_id)
+        asked = getattr(event, "detail", None)  # attempts recorded before it existed have none
+        detail = str(event.action) if asked is None else f"{event.action}: {asked}"
+    elif event is not None and header.type == ENROLLED:
+        detail = f"enrollment code issued by user {event.issued_by}"
     return (
         entry.position,
         header.recorded,
         activity or header.recorded,
         " ".join(patients) or None,
-        header.actor.removeprefix("user:") if header.actor else None,
+        actor,
         action,
         category,
         outcome,
         header.session or "system",
         None if purpose is None else str(purpose),
         header.type,
+        target,
+        detail,
     )
+
+
+REFUSED = "domain.credentials:RefusedAttempt.Refused"
+ENROLLED = "domain.credentials:Account.Enrolled"
+
+
+def targets(header: Header, actor: str | None) -> str | None:
+    """The users an event concerns other than its actor (its ``user:`` subjects), or the actor
+    when they are the only one (a login, one's own password change)."""
+    users = [s.removeprefix("user:") for s in header.subjects if s.startswith("user:")]
+    others = [u for u in users if u != actor]
+    return " ".join(others or users) or None
 
 
 def audit_report(

@@ -1,6 +1,7 @@
-"""Logging in (password, and TOTP where required), out, and back in with a recovery code or
-with a second owner's approval (given at ``POST /users/{user_id}/recovery-approvals``); an
-owner's own new recovery codes."""
+"""Logging in (password and TOTP code), out, and back in with a recovery code or with a second
+owner's approval (given at ``POST /users/{user_id}/recovery-approvals``); spending an enrollment
+code (given at ``POST /users`` or ``POST /users/{user_id}/reset``); one's own password change;
+an owner's own new recovery codes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from api.deps import CurrentUser, ServicesDep
 from api.routers.users import refusals_recorded
 from api.routing import Router
 from api.schemas import (
+    EnrolledOut,
+    EnrollIn,
     LoginIn,
     MeOut,
+    PasswordChangeIn,
     RecoverApprovedIn,
     RecoveredOut,
     RecoverIn,
@@ -34,6 +38,32 @@ def login(body: LoginIn, services: ServicesDep) -> SessionOut:
         services.ledger, services.settings, body.username, body.password, body.totp_code
     )
     return SessionOut(token=token, session_id=session.id, user_id=session.user_id)
+
+
+@router.post("/enroll")
+def enroll(body: EnrollIn, services: ServicesDep) -> EnrolledOut:
+    """Spend an enrollment code (from whoever created or reset the account) to set one's own
+    password; an account with no authenticator enrolls one here, and its TOTP secret is shown
+    this once, to the user alone. No session starts: log in next with the password and a code
+    from the authenticator. A wrong, spent, replaced or expired code is a failed login (401)."""
+    account, secret = auth.enroll(
+        services.ledger, services.settings, body.username, body.enrollment_code, body.new_password
+    )
+    return EnrolledOut(
+        user_id=account.user_id,
+        username=account.username,
+        totp_secret=None if secret is None else auth.base32(secret),
+        totp_uri=None if secret is None else auth.totp_uri(secret, account.username),
+    )
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(body: PasswordChangeIn, principal: CurrentUser, services: ServicesDep) -> None:
+    """Change one's own password, giving the current one (a wrong one is a failed login: 401,
+    recorded under the session). Every other session of the user ends at once; this one stays."""
+    auth.change_own_password(
+        services.ledger, services.settings, principal, body.current_password, body.new_password
+    )
 
 
 @router.post("/recover")

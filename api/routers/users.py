@@ -1,11 +1,13 @@
-"""The practice's users: create, list, grant and revoke roles, deactivate, set passwords, and
-(owners only) approve another owner's recovery.
+"""The practice's users: create, list, grant and revoke roles, deactivate, reset (an enrollment
+code), and (owners only) approve another owner's recovery.
 
 Owners, and user administrators (role ``user_admin``, granted by an owner: an office manager,
-say). Every change is a ledger event under the acting user's session. The domain refuses any
-non-owner touching an owner or a user administrator, granting those roles, or changing their own
-roles, and removing or demoting the last active owner; each refusal is recorded as a
-``RefusedAttempt`` event before the 403 is returned.
+say). Who may do what is ``domain/authority.py``: owners anything; a user administrator only
+clinician and staff users and roles, never their own account. The changing routes take any
+logged-in user, so that anyone else's attempt is refused by the same rules and recorded alike.
+Nobody sets another user's password: a reset issues an enrollment code for the user to spend.
+Every change is a ledger event under the acting user's session; each refusal is recorded as a
+``RefusedAttempt`` event (actor, target, action and what was asked) before the 403 is returned.
 """
 
 from __future__ import annotations
@@ -27,20 +29,25 @@ from api.schemas import (
     PasswordIn,
     ReasonIn,
     RecoveryApprovalOut,
-    RoleGrantOut,
+    ResetIn,
+    ResetOut,
     RoleIn,
     UserIn,
     UserOut,
 )
+from domain.authority import (
+    check_may_administer,
+    check_may_grant,
+    check_may_reset,
+    check_may_reset_authenticator,
+)
 from domain.credentials import (
     Account,
     RefusedAttempt,
-    check_may_administer,
     check_may_approve_recovery,
-    check_may_grant,
     check_owners_remain,
 )
-from domain.errors import NotPermitted
+from domain.errors import InvalidEntry, NotPermitted, UserStateError
 from domain.sessions import Session
 from domain.users import User, check_role
 from events.ledger import Ledger
@@ -79,9 +86,14 @@ def _out(account: Account, user: User) -> UserOut:
 
 @contextmanager
 def refusals_recorded(
-    ledger: Ledger, principal: Principal, action: str, target_id: UUID | None
+    ledger: Ledger,
+    principal: Principal,
+    action: str,
+    target_id: UUID | None,
+    detail: str | None = None,
 ) -> Iterator[None]:
-    """Record a refused administrative action as a ledger event, then refuse (403)."""
+    """Record a refused administrative action as a ledger event, then refuse (403). ``detail``
+    says what was asked beyond the action (never a secret or PHI)."""
     try:
         yield
     except NotPermitted as refused:
@@ -91,6 +103,7 @@ def refusals_recorded(
             action=action,
             reason=str(refused),
             at=auth.now(),
+            detail=detail,
         )
         with principal.acting():
             ledger.save(attempt)
@@ -107,69 +120,62 @@ def list_users(principal: UserAdmin, ledger: LedgerDep) -> list[UserOut]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_user(body: UserIn, principal: UserAdmin, services: ServicesDep) -> NewUserOut:
-    """A new user and login account; the TOTP secret (owners, risk managers) is shown once.
+def create_user(body: UserIn, principal: CurrentUser, services: ServicesDep) -> NewUserOut:
+    """A new user and login account, with no password and no authenticator yet: the answer
+    carries an enrollment code, shown once, for the administrator to hand to the user, who
+    spends it at ``POST /auth/enroll`` to set their password and enroll their authenticator.
 
-    A new owner gets no recovery codes here, where whoever created them would see them: once
-    logged in with their password and TOTP code, they issue their own at
-    ``POST /auth/recovery-codes`` (``GET /auth/me`` counts what they hold)."""
+    A user administrator creates clinician and staff users only (403, recorded, otherwise). A new
+    owner gets no recovery codes here: once logged in with their password and TOTP code, they
+    issue their own at ``POST /auth/recovery-codes``."""
     ledger = services.ledger
-    with refusals_recorded(ledger, principal, "create_user", None):
-        check_may_grant(auth.load(ledger, principal.user_id, User), check_role(body.role))
-    made = auth.new_account(
+    role = check_role(body.role)
+    asked = f"username {body.username}, role {role}"
+    with refusals_recorded(ledger, principal, "create_user", None, asked):
+        check_may_grant(auth.load(ledger, principal.user_id, User), role)
+    made = auth.new_pending_account(
         services.settings,
         username=body.username,
         name=body.name,
-        role=body.role,
-        password=body.password,
+        role=role,
+        by=principal.user_id,
     )
     with principal.acting():
         ledger.save(made.user, made.account)
-    secret = made.totp_secret
     return NewUserOut(
         **_out(made.account, made.user).model_dump(),
-        totp_secret=None if secret is None else auth.base32(secret),
-        totp_uri=None if secret is None else auth.totp_uri(secret, made.account.username),
+        enrollment_code=made.code,
+        expires_at=made.expires_at,
     )
 
 
 @router.post("/{user_id}/roles")
-def grant_role(
-    user_id: UUID, body: RoleIn, principal: UserAdmin, services: ServicesDep
-) -> RoleGrantOut:
-    """Grant a role. A role that needs a TOTP code at login (owner, risk manager) granted to a
-    user holding no TOTP secret enrolls them, in the same transaction: the secret is shown once,
-    as for a new account, for the granting user to hand over in person (without it the user
-    could not log in). A user who already has one keeps it, and no secret is returned.
+def grant_role(user_id: UUID, body: RoleIn, principal: CurrentUser, ledger: LedgerDep) -> UserOut:
+    """Grant a role. No secret comes back: a user without an authenticator enrolls one with an
+    enrollment code (``POST /users/{id}/reset``).
 
     A user made owner gets no recovery codes here: they issue their own at
     ``POST /auth/recovery-codes`` from a session started with a TOTP code."""
-    ledger = services.ledger
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
-    with refusals_recorded(ledger, principal, "grant_role", user.id):
+    role = check_role(body.role)
+    with refusals_recorded(ledger, principal, "grant_role", user.id, f"role {role}"):
         check_may_administer(actor, user)
-        check_may_grant(actor, check_role(body.role), user)
-    user.grant_role(body.role)
-    secret = auth.enroll_totp_if_required(
-        services.settings, account, body.role, by=principal.user_id, at=auth.now()
-    )
+        check_may_grant(actor, role, user)
+    user.grant_role(role)
     with principal.acting():
-        ledger.save(user, account)  # the account has an event only if it was enrolled
-    return RoleGrantOut(
-        **_out(account, user).model_dump(),
-        totp_secret=None if secret is None else auth.base32(secret),
-        totp_uri=None if secret is None else auth.totp_uri(secret, account.username),
-    )
+        ledger.save(user)
+    return _out(account, user)
 
 
 @router.delete("/{user_id}/roles/{role}")
-def revoke_role(user_id: UUID, role: str, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
+def revoke_role(user_id: UUID, role: str, principal: CurrentUser, ledger: LedgerDep) -> UserOut:
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
-    with refusals_recorded(ledger, principal, "revoke_role", user.id):
+    role = check_role(role)
+    with refusals_recorded(ledger, principal, "revoke_role", user.id, f"role {role}"):
         check_may_administer(actor, user)
-        check_may_grant(actor, check_role(role), user)
+        check_may_grant(actor, role, user)
         if role == "owner" and user.has_role("owner"):
             check_owners_remain(_owners_after(ledger, user.id))
     user.revoke_role(role)
@@ -179,7 +185,7 @@ def revoke_role(user_id: UUID, role: str, principal: UserAdmin, ledger: LedgerDe
 
 
 @router.post("/{user_id}/deactivate")
-def deactivate(user_id: UUID, body: ReasonIn, principal: UserAdmin, ledger: LedgerDep) -> UserOut:
+def deactivate(user_id: UUID, body: ReasonIn, principal: CurrentUser, ledger: LedgerDep) -> UserOut:
     """Revoke the user: every session they hold ends now (the next request gets 401)."""
     account, user = account_of(ledger, user_id)
     with refusals_recorded(ledger, principal, "deactivate", user.id):
@@ -192,29 +198,73 @@ def deactivate(user_id: UUID, body: ReasonIn, principal: UserAdmin, ledger: Ledg
     return _out(account, user)
 
 
+@router.post("/{user_id}/reset")
+def reset(
+    user_id: UUID, principal: CurrentUser, services: ServicesDep, body: ResetIn | None = None
+) -> ResetOut:
+    """Reset a user's password: their password stops working, every session of theirs ends,
+    and the answer carries a new enrollment code (shown once; it voids any earlier one) for the
+    administrator to hand over. The user spends it at ``POST /auth/enroll`` to set a new
+    password; their authenticator stays, so a code that goes astray does not let anyone log in
+    as them.
+
+    ``{"authenticator": true}`` also forgets their authenticator, so that spending the code
+    enrolls a new one: an owner only, from a session started with a TOTP code, and an owner's
+    authenticator only by a second owner. A user administrator resets clinician and staff users
+    only, and nobody resets themselves (``POST /auth/password``). Refusals: 403, recorded."""
+    ledger = services.ledger
+    with_authenticator = body is not None and body.authenticator
+    account, user = account_of(ledger, user_id)
+    actor = auth.load(ledger, principal.user_id, User)
+    if with_authenticator:
+        session = auth.load(ledger, principal.session_id, Session)
+        with refusals_recorded(
+            ledger, principal, "reset_authenticator", user.id, "password and authenticator"
+        ):
+            check_may_reset(actor, user)
+            check_may_reset_authenticator(actor, user, session_method=session.method)
+    else:
+        with refusals_recorded(ledger, principal, "reset", user.id, "password"):
+            check_may_reset(actor, user)
+    if not user.active:
+        raise UserStateError(f"user {user.id} is deactivated")
+    at = auth.now()
+    if with_authenticator and account.totp_secret is not None:
+        account.reset_authenticator(by=principal.user_id, at=at)
+    code, expires_at = auth.issue_enrollment_code(
+        services.settings, account, principal.user_id, at=at
+    )
+    user.end_sessions(reason="credentials reset by another user", at=at)
+    with principal.acting():
+        ledger.save(account, user)
+    return ResetOut(
+        **_out(account, user).model_dump(),
+        enrollment_code=code,
+        expires_at=expires_at,
+        authenticator_reset=with_authenticator,
+    )
+
+
 @router.put("/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
 def set_password(
-    user_id: UUID, body: PasswordIn, principal: UserAdmin, services: ServicesDep
+    user_id: UUID, body: PasswordIn, principal: CurrentUser, services: ServicesDep
 ) -> None:
-    """Set a user's password. Set for someone else, it ends all of their sessions."""
+    """One's own password change, as ``POST /auth/password`` (``current_password`` and
+    ``new_password``). Nobody sets another user's password: that is refused (403) for everyone
+    and recorded; an administrator resets it instead (``POST /users/{id}/reset``)."""
     ledger = services.ledger
-    account, user = account_of(ledger, user_id)
-    with refusals_recorded(ledger, principal, "set_password", user.id):
-        check_may_administer(auth.load(ledger, principal.user_id, User), user)
-    at = auth.now()
-    account.change_password(
-        password_hash=auth.hash_password(
-            auth.check_password(body.password), services.settings.pbkdf2_iterations
-        ),
-        by=principal.user_id,
-        at=at,
+    if user_id != principal.user_id:
+        _account, user = account_of(ledger, user_id)
+        with refusals_recorded(ledger, principal, "set_password", user.id):
+            raise NotPermitted(
+                "nobody sets another user's password: reset it (POST /users/{user_id}/reset) "
+                "and hand them the enrollment code"
+            )
+    if body.current_password is None or body.new_password is None:
+        raise InvalidEntry("give current_password and new_password")
+    auth.change_own_password(
+        ledger, services.settings, principal, body.current_password, body.new_password
     )
-    changed = [account]
-    if user.id != principal.user_id:
-        user.end_sessions(reason="password set by another user", at=at)
-        changed.append(user)
-    with principal.acting():
-        ledger.save(*changed)
 
 
 @router.post("/{user_id}/recovery-approvals", status_code=status.HTTP_201_CREATED)

@@ -120,7 +120,10 @@ class AuditLines:
             for action, (kind, subtype, code) in ACTIONS.items()
         }
         probe = audit_event(
-            (0, "", "", None, None, "create", "", "success", "system", None, ""), "", [], context
+            (0, "", "", None, None, "create", "", "success", "system", None, "", None, None),
+            "",
+            [],
+            context,
         )
         self.source = _inner({"source": probe["source"]})
         self.patient_tail = _inner({"type": PATIENT_TYPE, "role": PATIENT_ROLE})
@@ -128,7 +131,7 @@ class AuditLines:
 
     def line(self, row: Sequence[Any], stream: str, patients: Sequence[str]) -> str:
         (position, event_time, activity_time, _, user_id, action, category, outcome, source,
-         purpose, event_type) = row  # fmt: skip
+         purpose, event_type, *_) = row  # fmt: skip  # the target and detail are not shown
         parts = [
             '{"resourceType":"AuditEvent","id":"',
             audit_event_id(position),

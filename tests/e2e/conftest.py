@@ -17,7 +17,6 @@ from api import auth
 from api.app import create_app
 from api.cli import main as chartledger
 from api.client import Client, TooManyRequests, Unauthorized
-from api.schemas import NewUserOut
 from api.settings import Settings
 from events.config import StoreConfig
 from projections.runner import read_entries
@@ -78,12 +77,12 @@ def one_line_refusal(capsys: pytest.CaptureFixture[str], server: str, *args: str
     return refused[0]
 
 
-MANAGER, MANAGER_PASSWORD = "morgan", "office-manager-1"
+MANAGER = "morgan"
 
 
-def office_manager(owner: Client) -> NewUserOut:
+def office_manager(practice: Practice, owner: Client) -> Member:
     """The stories' office manager: a staff member the owner made a user admin."""
-    manager = owner.create_user(MANAGER, "Morgan Manager", "staff", MANAGER_PASSWORD)
+    manager = add_member(practice, owner, MANAGER, "Morgan Manager", "staff")
     owner.grant_role(manager.user_id, "user_admin")
     return manager
 
@@ -161,19 +160,23 @@ class Member:
     user_id: UUID
     username: str
     password: str
-    totp_secret: bytes | None
+    totp_secret: bytes
 
     def client(self) -> Client:
         """A fresh client of the practice, logged in as this member."""
         client = self.practice.client()
-        code = None if self.totp_secret is None else code_now(self.totp_secret)
-        client.login(self.username, self.password, code)
+        client.login(self.username, self.password, code_now(self.totp_secret))
         return client
 
 
 def add_member(practice: Practice, by: Client, username: str, name: str, role: str) -> Member:
-    """A new user made by ``by`` (an owner or a user administrator), ready to log in."""
+    """A new user made by ``by`` (an owner or a user administrator), ready to log in: ``by``
+    creates them and gets an enrollment code, which the user spends to set their password and
+    enroll their authenticator."""
     password = f"{username}-password-1"
-    made = by.create_user(username, name, role, password)
-    secret = None if made.totp_secret is None else auth.from_base32(made.totp_secret)
-    return Member(practice, made.user_id, username, password, secret)
+    made = by.create_user(username, name, role)
+    enrolled = practice.client().enroll(username, made.enrollment_code, password)
+    assert enrolled.totp_secret is not None
+    return Member(
+        practice, made.user_id, username, password, auth.from_base32(enrolled.totp_secret)
+    )

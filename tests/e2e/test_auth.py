@@ -7,7 +7,7 @@ from uuid import UUID
 import pytest
 
 from api.client import Forbidden, TooManyRequests, Unauthorized
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now
+from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, add_member, code_now
 
 
 def topics(practice: Practice, stream_prefix: str = "domain.") -> list[str]:
@@ -82,38 +82,38 @@ def test_an_idle_session_ends(practice: Practice) -> None:
 
 def test_revoking_a_user_ends_their_live_session_at_the_next_request(practice: Practice) -> None:
     owner = practice.owner()
-    made = owner.create_user("casey", "Dr. Casey", "clinician", "clinician-pass-1")
-    assert made.totp_secret is None
-    clinician = practice.client()
-    clinician.login("casey", "clinician-pass-1")
+    casey = add_member(practice, owner, "casey", "Dr. Casey", "clinician")
+    clinician = casey.client()
     assert clinician.me().roles == ["clinician"]
-    owner.deactivate_user(made.user_id, "left the practice")
+    owner.deactivate_user(casey.user_id, "left the practice")
     with pytest.raises(Unauthorized):
         clinician.me()
     with pytest.raises(Unauthorized):
-        practice.client().login("casey", "clinician-pass-1")
+        practice.client().login("casey", casey.password, code_now(casey.totp_secret))
 
 
-def test_a_risk_manager_gets_a_totp_secret_and_needs_it(practice: Practice) -> None:
-    from api.auth import from_base32
-
-    made = practice.owner().create_user("rita", "Rita", "risk_manager", "risk-manager-pass")
-    assert made.totp_secret and made.totp_uri and made.totp_uri.startswith("otpauth://totp/")
+@pytest.mark.parametrize("role", ["clinician", "staff", "auditor", "risk_manager"])
+def test_every_role_needs_its_totp_code(practice: Practice, role: str) -> None:
+    member = add_member(practice, practice.owner(), "rita", "Rita", role)
     client = practice.client()
     with pytest.raises(Unauthorized):
-        client.login("rita", "risk-manager-pass")
-    client.login("rita", "risk-manager-pass", code_now(from_base32(made.totp_secret)))
+        client.login("rita", member.password)
+    with pytest.raises(Unauthorized):
+        client.login("rita", member.password, "000000")
+    client.login("rita", member.password, code_now(member.totp_secret))
 
 
 def test_only_owners_administer_users_and_the_last_owner_stays(practice: Practice) -> None:
     owner = practice.owner()
-    staff_id = owner.create_user("sam", "Sam", "staff", "staff-password-1").user_id
-    staff = practice.client()
-    staff.login("sam", "staff-password-1")
+    sam = add_member(practice, owner, "sam", "Sam", "staff")
+    staff_id = sam.user_id
+    staff = sam.client()
     with pytest.raises(Forbidden):
         staff.users()
     with pytest.raises(Forbidden):
-        staff.set_password(UUID(practice.owner_id), "taken-over-pass")
+        staff.request(
+            "PUT", f"/users/{practice.owner_id}/password", json={"password": "taken-over-pass"}
+        )
     with pytest.raises(Forbidden) as last:
         owner.deactivate_user(UUID(practice.owner_id), "oops")
     assert "at least one active owner" in last.value.problem["detail"]
@@ -123,18 +123,17 @@ def test_only_owners_administer_users_and_the_last_owner_stays(practice: Practic
     assert {u.username: u.roles for u in owner.users()}["sam"] == ["staff", "auditor"]
 
 
-def test_an_owner_whose_password_was_changed_gets_back_in_with_a_recovery_code(
+def test_an_owner_whose_password_was_reset_gets_back_in_with_a_recovery_code(
     practice: Practice,
 ) -> None:
     first = practice.owner()
-    second = first.create_user("otto", "Otto", "owner", "second-owner-pw")
-    from api.auth import from_base32
-
-    otto = practice.client()
-    otto.login("otto", "second-owner-pw", code_now(from_base32(second.totp_secret or "")))
-    otto.set_password(UUID(practice.owner_id), "changed-by-otto")
+    second = add_member(practice, first, "otto", "Otto", "owner")
+    otto = second.client()
+    otto.reset_user(UUID(practice.owner_id))  # otto keeps the code to himself
     with pytest.raises(Unauthorized):
-        first.me()  # her sessions ended when someone else set her password
+        first.me()  # her sessions ended when someone else reset her password
+    with pytest.raises(Unauthorized):
+        practice.client().login(OWNER, OWNER_PASSWORD, code_now(practice.totp_secret))
     locked_out = practice.client()
     with pytest.raises(Unauthorized):
         locked_out.recover(OWNER, "AAAAA-AAAAA-AAAAA-AAAAA", "back-in-control")

@@ -9,15 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from api.client import Conflict, Forbidden
-from tests.e2e.conftest import Practice
+from tests.e2e.conftest import Practice, add_member
 from tests.e2e.test_clinical import ada, glucose, staffed
 
 
 def test_break_glass_is_allowed_loud_flagged_and_reviewed(practice: Practice) -> None:
     owner, casey, risk = staffed(practice)
-    owner.create_user("drew", "Dr. Drew", "clinician", "clinician-pass-2")
-    drew = practice.client()
-    drew.login("drew", "clinician-pass-2")
+    drew_member = add_member(practice, owner, "drew", "Dr. Drew", "clinician")
+    drew = drew_member.client()
     patient = casey.register_patient(ada())  # Casey's patient: Casey may open the chart
     assert casey.chart(patient.patient_id).entries
 
@@ -45,8 +44,7 @@ def test_break_glass_is_allowed_loud_flagged_and_reviewed(practice: Practice) ->
 
     # Another clinician's session is not covered by Drew's emergency.
     with pytest.raises(Forbidden):
-        other = practice.client()
-        other.login("drew", "clinician-pass-2")
+        other = drew_member.client()
         other.chart(patient.patient_id)
 
     # The owners are alerted; the access waits for review by an owner or a risk manager.
@@ -85,9 +83,7 @@ def test_break_glass_ends_when_its_time_is_up(
 
 def test_staff_cannot_break_the_glass(practice: Practice) -> None:
     owner, _, risk = staffed(practice)
-    owner.create_user("sam", "Sam", "staff", "staff-password-1")
-    staff = practice.client()
-    staff.login("sam", "staff-password-1")
+    staff = add_member(practice, owner, "sam", "Sam", "staff").client()
     patient = staff.register_patient(ada())
     for who in (staff, risk):
         with pytest.raises(Forbidden):

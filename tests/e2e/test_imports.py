@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from api.client import Client, Forbidden, Unprocessable
-from tests.e2e.conftest import Practice
+from tests.e2e.conftest import Practice, add_member
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "imports"
 MAP = (FIXTURES / "billing_map.json").read_text()
@@ -20,10 +20,7 @@ def fixture(name: str) -> bytes:
 
 
 def logged_in(practice: Practice, owner: Client, username: str, role: str) -> Client:
-    owner.create_user(username, username.title(), role, f"{username}-password-1")
-    client = practice.client()
-    client.login(username, f"{username}-password-1")
-    return client
+    return add_member(practice, owner, username, username.title(), role).client()
 
 
 def test_patients_then_labs_then_messages_over_http(practice: Practice) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from api import schemas
 from api.client import Conflict, Forbidden, Unprocessable
-from tests.e2e.conftest import Practice
+from tests.e2e.conftest import Practice, add_member
 from tests.e2e.test_clinical import ada, staffed
 
 EMAIL = b"From: ada@example.org\r\nSubject: refill\r\n  please\r\n\r\nMy pills ran out.\r\n"
@@ -19,9 +19,7 @@ EMAIL = b"From: ada@example.org\r\nSubject: refill\r\n  please\r\n\r\nMy pills r
 
 def test_every_kind_of_record_through_the_api(practice: Practice) -> None:
     owner, casey, risk = staffed(practice)
-    owner.create_user("sam", "Sam", "staff", "staff-password-1")
-    staff = practice.client()
-    staff.login("sam", "staff-password-1")
+    staff = add_member(practice, owner, "sam", "Sam", "staff").client()
     me = casey.me().user_id
     patient = staff.register_patient(ada())
     pid = patient.patient_id

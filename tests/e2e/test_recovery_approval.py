@@ -35,11 +35,10 @@ from api.client import (
     Unprocessable,
 )
 from tests.e2e.conftest import (
-    MANAGER,
-    MANAGER_PASSWORD,
     OWNER,
     OWNER_PASSWORD,
     Practice,
+    add_member,
     code_now,
     events_of_type,
     lock_out,
@@ -49,7 +48,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_auth import topics
 
-OTTO, OTTO_PASSWORD = "otto", "second-owner-pw"
+OTTO, OTTO_PASSWORD = "otto", "otto-password-1"  # the password add_member gives him
 CODE = re.compile(r"[A-Z2-7]{5}(?:-[A-Z2-7]{5}){3}")
 APPROVED = "domain.credentials:Account.RecoveryApproved"
 USED = "domain.credentials:Account.RecoveryApprovalUsed"
@@ -60,9 +59,9 @@ REFUSED = "domain.credentials:RefusedAttempt.Refused"
 def two_owners(practice: Practice) -> tuple[Client, UUID, bytes]:
     """Olive logged in, and a second owner, Otto: his user id and his TOTP secret."""
     olive = practice.owner()
-    made = olive.create_user(OTTO, "Otto", "owner", OTTO_PASSWORD)
-    assert made.totp_secret is not None
-    return olive, made.user_id, auth.from_base32(made.totp_secret)
+    made = add_member(practice, olive, OTTO, "Otto", "owner")
+    assert made.password == OTTO_PASSWORD
+    return olive, made.user_id, made.totp_secret
 
 
 def logged_in(practice: Practice, username: str, password: str, secret: bytes | None) -> Client:
@@ -157,8 +156,9 @@ def test_an_expired_approval_is_refused_and_a_new_one_voids_the_old(
 
 def test_only_another_owner_approves_and_wrong_input_writes_nothing(practice: Practice) -> None:
     olive, otto_id, _ = two_owners(practice)
-    casey_id = olive.create_user("casey", "Dr. Casey", "clinician", "clinician-pass-1").user_id
-    olive.create_user("sam", "Sam", "staff", "staff-password-1")
+    casey_member = add_member(practice, olive, "casey", "Dr. Casey", "clinician")
+    sam_member = add_member(practice, olive, "sam", "Sam", "staff")
+    casey_id = casey_member.user_id
 
     leaves = practice.leaves()
     with pytest.raises(NotFound):
@@ -181,8 +181,7 @@ def test_only_another_owner_approves_and_wrong_input_writes_nothing(practice: Pr
     assert practice.leaves() == leaves
 
     # Refusals are 403s, and each is recorded.
-    casey = logged_in(practice, "casey", "clinician-pass-1", None)
-    sam = logged_in(practice, "sam", "staff-password-1", None)
+    casey, sam = casey_member.client(), sam_member.client()
     before = topics(practice)
     attempts = [
         lambda: casey.approve_recovery(otto_id),
@@ -222,9 +221,9 @@ def test_a_user_administrator_cannot_take_over_an_owner_with_approvals(
 ) -> None:
     olive, otto_id, _ = two_owners(practice)
     olive_id = UUID(practice.owner_id)
-    morgan = office_manager(olive)
-    manager = logged_in(practice, MANAGER, MANAGER_PASSWORD, None)
-    mallory = manager.create_user("mallory", "Mallory", "staff", "accomplice-pass-1")
+    morgan = office_manager(practice, olive)
+    manager = morgan.client()
+    mallory = manager.create_user("mallory", "Mallory", "staff")
 
     before = topics(practice)
     for target in (olive_id, otto_id, morgan.user_id, mallory.user_id):

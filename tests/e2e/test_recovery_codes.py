@@ -22,11 +22,10 @@ from api.cli import main as chartledger
 from api.client import Client, Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from api.remote_cli import KEEP_CODES
 from tests.e2e.conftest import (
-    MANAGER,
-    MANAGER_PASSWORD,
     OWNER,
     OWNER_PASSWORD,
     Practice,
+    add_member,
     code_now,
     events_of_type,
     office_manager,
@@ -68,8 +67,9 @@ def test_an_owner_added_later_issues_codes_and_gets_back_in_with_one_after_a_tak
     assert latest.code_hashes == [auth.recovery_code_hash(c) for c in codes]  # type: ignore[attr-defined]
     assert not any(c in repr(vars(latest)) for c in codes)
 
-    # Someone in Olive's stolen session sets Otto's password: his sessions end, his login fails.
-    olive.set_password(otto_id, "taken-over-pass-1")
+    # Someone in Olive's stolen session resets Otto's password: his sessions end, his login
+    # fails.
+    olive.reset_user(otto_id)
     with pytest.raises(Unauthorized):
         otto.me()
     with pytest.raises(Unauthorized):
@@ -134,16 +134,14 @@ def test_new_codes_make_every_earlier_one_worthless(practice: Practice) -> None:
 
 def test_only_an_owner_issues_codes_and_each_refusal_is_recorded(practice: Practice) -> None:
     olive = practice.owner()
-    olive.create_user("casey", "Dr. Casey", "clinician", "clinician-pass-1")
-    risk = olive.create_user("rita", "Rita Risk", "risk_manager", "risk-manager-pw-1")
-    morgan = office_manager(olive)
-    assert risk.totp_secret is not None
-    callers = [
-        logged_in(practice, "casey", "clinician-pass-1", None),
-        logged_in(practice, "rita", "risk-manager-pw-1", auth.from_base32(risk.totp_secret)),
-        logged_in(practice, MANAGER, MANAGER_PASSWORD, None),
+    members = [
+        add_member(practice, olive, "casey", "Dr. Casey", "clinician"),
+        add_member(practice, olive, "rita", "Rita Risk", "risk_manager"),
+        office_manager(practice, olive),
     ]
-    passwords = ["clinician-pass-1", "risk-manager-pw-1", "office-manager-1"]
+    morgan = members[-1]
+    callers = [m.client() for m in members]
+    passwords = [m.password for m in members]
 
     before = topics(practice)
     for caller, password in zip(callers, passwords, strict=True):

@@ -17,7 +17,7 @@ from api.deps import CurrentUser
 from api.roles import Clinician
 from api.routing import CALLER, Router, in_one_thread
 from api.schemas import LabIn
-from tests.e2e.conftest import Practice
+from tests.e2e.conftest import Practice, add_member
 
 HEADERS = {"Authorization": "Bearer not-a-session-token"}
 
@@ -98,9 +98,7 @@ def test_the_callers_refusal_outranks_a_validation_error(practice: Practice) -> 
         errors.PROBLEM_BASE + "unauthenticated",
     )
     owner = practice.owner()
-    owner.create_user("sam", "Sam Staff", "staff", "staff-password-1")
-    as_staff = practice.client()
-    as_staff.login("sam", "staff-password-1")
+    as_staff = add_member(practice, owner, "sam", "Sam Staff", "staff").client()
     assert http.post("/labs", json=bad, headers=bearer(as_staff)).status_code == 403
     assert http.post("/labs", json=bad, headers=bearer(owner)).status_code == 422
     malformed = http.post(

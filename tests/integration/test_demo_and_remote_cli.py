@@ -4,6 +4,7 @@ keep the token in a 0600 file."""
 
 from __future__ import annotations
 
+import re
 import socket
 import stat
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from api import auth
 from api.app import create_app
 from api.cli import main as chartledger
 from api.settings import Settings
@@ -28,9 +30,15 @@ def test_demo_then_the_remote_cli(
     monkeypatch.setenv("CHARTLEDGER_PBKDF2_ITERATIONS", "1000")
     assert chartledger(["init", "--name", "Demo"]) == 0
     assert chartledger(["demo", "--patients", "6"]) == 0
-    assert "Demo practice loaded." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Demo practice loaded." in out
+    ames = re.search(
+        r"^  dr\.ames +demo-clinician-1 +clinician +totp secret:  ([A-Z2-7]+)$", out, re.M
+    )
+    assert ames, out
     assert chartledger(["demo", "--patients", "6"]) == 0
-    assert "already loaded" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "already loaded" in again and ames.group(1) in again  # printed each time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,7 +56,8 @@ def test_demo_then_the_remote_cli(
         token = tmp_path / "token.json"
         monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(token))
         monkeypatch.setenv("CHARTLEDGER_PASSWORD", "demo-clinician-1")
-        assert chartledger(["--server", url, "login", "dr.ames"]) == 0
+        totp = auth.totp(auth.from_base32(ames.group(1)), int(time.time()))
+        assert chartledger(["--server", url, "login", "dr.ames", "--totp", totp]) == 0
         assert stat.S_IMODE(token.stat().st_mode) == 0o600
         capsys.readouterr()
         assert chartledger(["--server", url, "patients", "search", "DEMO-0001"]) == 0

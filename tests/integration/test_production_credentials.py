@@ -4,8 +4,9 @@ not produced", on SQLite and on PostgreSQL; no EHI export holds them either.
 
 The practice is served in process and used over HTTP, so every credential event is the real one:
 accounts opened with password hashes, TOTP secrets enrolled (and replaced on an approved
-recovery), recovery codes issued and spent, a recovery approval given and spent, a password set by
-an owner, sessions started (token hashes), a failed login and a logout. Then a risk manager
+recovery), enrollment codes issued and spent (at creation and at a reset), recovery codes issued
+and spent, a recovery approval given and spent, a password changed by its user, sessions started
+(token hashes), a failed login and a logout. Then a risk manager
 produces the matter and the bundle's every entry (review files included, PDFs inflated) is
 searched for each secret and hash the ledger holds, in every form it could be written in.
 """
@@ -31,7 +32,14 @@ from domain.base import patient_subject, user_subject
 from events.ledger import Ledger
 from legal_hold.production_scope import CREDENTIAL_CLAIM, CREDENTIAL_EVENTS
 from projections.runner import Entry, read_entries
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, code_now, practice  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401
+    OWNER,
+    OWNER_PASSWORD,
+    Practice,
+    add_member,
+    code_now,
+    practice,
+)
 from tests.e2e.test_clinical import ada
 from tests.integration.test_production import bundle_entries, readable, records_of
 from verify import bundle_format as bf
@@ -69,12 +77,12 @@ def ledger_of(served: Practice) -> Ledger:
 def credential_story(served: Practice) -> Story:
     """Every kind of credential event, for two owners, a clinician and a risk manager."""
     olive = served.owner()
-    otto_new = olive.create_user("otto", "Otto", "owner", "second-owner-pass")
-    rita_new = olive.create_user("rita", "Rita", "risk_manager", "risk-manager-pass")
-    casey_new = olive.create_user("casey", "Dr. Casey", "clinician", "clinician-pass-1")
-    olive.set_password(casey_new.user_id, "clinician-pass-2")
-    otto = served.client()
-    otto.login("otto", "second-owner-pass", code_now(from_base32(otto_new.totp_secret or "")))
+    otto_new = add_member(served, olive, "otto", "Otto", "owner")
+    rita_new = add_member(served, olive, "rita", "Rita", "risk_manager")
+    casey_new = add_member(served, olive, "casey", "Dr. Casey", "clinician")
+    reset = olive.reset_user(casey_new.user_id)  # an enrollment code, spent by Casey
+    served.client().enroll("casey", reset.enrollment_code, "clinician-pass-2")
+    otto = otto_new.client()
     approval = otto.approve_recovery(UUID(served.owner_id))
     recovered = served.client().recover_approved(OWNER, approval.approval_code, "owner-password-2")
     served.client().recover(OWNER, served.recovery_codes[0], "owner-password-3")
@@ -85,11 +93,11 @@ def credential_story(served: Practice) -> Story:
     new_codes = olive.issue_recovery_codes("owner-password-3").recovery_codes
     olive.logout()
     casey = served.client()
-    casey.login("casey", "clinician-pass-2")
+    casey.login("casey", "clinician-pass-2", code_now(casey_new.totp_secret))
+    casey.change_password("clinician-pass-2", "clinician-pass-3")
     patient = casey.register_patient(ada()).patient_id
     casey.draft_note(patient, "progress", "Seen today.")
-    risk = served.client()
-    risk.login("rita", "risk-manager-pass", code_now(from_base32(rita_new.totp_secret or "")))
+    risk = rita_new.client()
     matter = risk.open_matter("Doe v. Practice", "CV-2026-9", "Superior Court")
     custodians = (UUID(served.owner_id), otto_new.user_id, casey_new.user_id, rita_new.user_id)
     risk.place_hold(
@@ -98,17 +106,18 @@ def credential_story(served: Practice) -> Story:
     )
     plaintexts = [
         OWNER_PASSWORD,
-        "second-owner-pass",
-        "risk-manager-pass",
-        "clinician-pass-1",
+        otto_new.password,
+        rita_new.password,
+        casey_new.password,
         "clinician-pass-2",
+        "clinician-pass-3",
         "owner-password-2",
         "owner-password-3",
         approval.approval_code,
+        reset.enrollment_code,
         *served.recovery_codes,
         *new_codes,
-        otto_new.totp_secret or "",
-        rita_new.totp_secret or "",
+        *(base64.b32encode(m.totp_secret).decode() for m in (otto_new, rita_new, casey_new)),
         recovered.totp_secret,
         base64.b32encode(served.totp_secret).decode(),
     ]
@@ -140,11 +149,12 @@ def forms(value: Any) -> list[bytes]:
 
 
 def secret_events(ledger: Ledger) -> dict[int, tuple[str, list[bytes]]]:
-    """position -> (type, every form of every secret it holds), for each event holding one."""
+    """position -> (type, every form of every secret it holds), for each event of a type that
+    holds one (an account opened before its user enrolled holds no password hash yet)."""
     held = {}
     for entry in every_entry(ledger):
         values = secrets_of(entry.event) if entry.event is not None else []
-        if values:
+        if values or entry.header.type in CREDENTIAL_EVENTS:
             held[entry.position] = (entry.header.type, [f for v in values for f in forms(v)])
     return held
 

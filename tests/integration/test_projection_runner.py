@@ -179,3 +179,28 @@ def test_a_runner_that_lost_the_race_for_a_batch_backs_off_without_touching_the_
     assert table(ledger, "audit_events") == before
     second.catch_up()  # and the next round simply finds nothing to do
     assert table(ledger, "audit_events") == before
+
+
+def test_an_audit_view_built_before_rows_named_their_target_is_replayed_with_them(
+    ledger: Ledger,
+) -> None:
+    acted_on = user()
+    with acting(user(), "session-y"):
+        ledger.save(Chart(subjects=(patient(), acted_on), text="opened"))
+    runner = Runner(ledger, [AuditView()])
+    runner.catch_up()
+    # The table as it was before it had the target and detail columns, fully applied.
+    with ledger.db.write(lock=False) as c:
+        c.execute("DROP TABLE audit_events")
+        c.execute(
+            "CREATE TABLE audit_events (position INTEGER PRIMARY KEY, event_time TEXT NOT NULL, "
+            "activity_time TEXT NOT NULL, patient_id TEXT, user_id TEXT, action TEXT NOT NULL, "
+            "data_category TEXT NOT NULL, outcome TEXT NOT NULL, source TEXT NOT NULL, "
+            "purpose TEXT, event_type TEXT NOT NULL)"
+        )
+    assert runner.positions() == {"audit": size(ledger)}
+    again = Runner(ledger, [AuditView()])
+    assert again.positions() == {"audit": 0}  # dropped, to be replayed
+    again.catch_up()
+    (row,) = [r for r in audit_report(ledger.db) if r["source"] == "session-y"]
+    assert row["target_user_id"] == acted_on.removeprefix("user:") and row["detail"] is None

@@ -160,6 +160,8 @@ rows = st.tuples(
     st.just("system") | ids,
     st.none() | st.sampled_from(PURPOSES_OF_USE) | words,
     st.just("domain.notes:Note.Signed") | words,
+    st.none() | ids,  # target_user_id
+    st.none() | words,  # detail
 )
 
 

@@ -3,6 +3,7 @@ recovery approvals."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -13,6 +14,7 @@ from api import auth
 from api.settings import OWASP_PBKDF2_ITERATIONS, Settings
 from domain.credentials import Account
 from domain.errors import InvalidEntry
+from domain.users import ROLES
 from events.config import StoreConfig
 
 SHA1_SEED = b"12345678901234567890"
@@ -109,21 +111,25 @@ def test_an_approval_is_a_fresh_code_kept_as_its_hash_expiring_after_the_setting
     assert expires_at - at == settings.recovery_approval_lifetime
 
 
-def test_a_role_needing_totp_enrolls_an_account_without_a_secret_and_keeps_an_existing_one() -> (
-    None
-):
+def test_every_role_needs_a_totp_code_by_default() -> None:
     settings = Settings(store=StoreConfig(home=Path("x")))
-    at, owner = datetime.now(UTC), uuid4()
-    account = Account.open(username="casey", user_id=uuid4(), password_hash="h", at=at)
-    account.collect_events()
-    assert auth.enroll_totp_if_required(settings, account, "clinician", by=owner, at=at) is None
-    assert account.totp_secret is None and account.collect_events() == []
+    assert set(settings.totp_required_roles) == set(ROLES)
 
-    secret = auth.enroll_totp_if_required(settings, account, "owner", by=owner, at=at)
-    assert secret is not None and account.totp_secret == secret
-    (enrolled,) = account.collect_events()
-    assert type(enrolled).__name__ == "TotpEnrolled" and enrolled.by == owner  # type: ignore[attr-defined]
 
-    for role in settings.totp_required_roles:  # already enrolled: nothing changes
-        assert auth.enroll_totp_if_required(settings, account, role, by=owner, at=at) is None
-    assert account.totp_secret == secret and account.collect_events() == []
+def test_a_new_user_gets_an_enrollment_code_kept_only_as_its_hash() -> None:
+    settings = Settings(store=StoreConfig(home=Path("x")), pbkdf2_iterations=1_000)
+    admin = uuid4()
+    made = auth.new_pending_account(
+        settings, username="casey", name="Dr. Casey", role="clinician", by=admin
+    )
+    assert re.fullmatch(r"[A-Z2-7]{5}(-[A-Z2-7]{5}){3}", made.code)
+    events = made.account.collect_events()
+    assert [type(e).__name__ for e in events] == ["Opened", "EnrollmentCodeIssued"]
+    opened, issued = events
+    assert opened.password_hash is None and made.account.totp_secret is None  # type: ignore[attr-defined]
+    assert issued.code_hash == auth.recovery_code_hash(made.code)  # type: ignore[attr-defined]
+    assert issued.issued_by == admin  # type: ignore[attr-defined]
+    assert made.code not in repr([vars(e) for e in events])
+    assert made.expires_at - issued.at == settings.enrollment_code_lifetime  # type: ignore[attr-defined]
+    assert settings.enrollment_code_lifetime == timedelta(hours=24)
+    assert not auth.password_matches("anything-at-all", made.account.password_hash)

@@ -10,9 +10,7 @@ from domain.credentials import (
     Account,
     account_id,
     check_approval_stands,
-    check_may_administer,
     check_may_approve_recovery,
-    check_may_grant,
     check_may_issue_recovery_codes,
     check_owners_remain,
 )
@@ -135,31 +133,7 @@ def test_an_accounts_and_a_sessions_events_concern_the_user_and_replay(memory: M
         session.end(reason="idle", at=AT)
 
 
-def test_only_an_owner_changes_an_owner_or_makes_one() -> None:
-    owner, staff = User.register(name="o", role="owner"), User.register(name="s", role="staff")
-    with pytest.raises(NotPermitted, match="only an owner may change user"):
-        check_may_administer(staff, owner)
-    with pytest.raises(NotPermitted, match="only an owner may grant the role owner"):
-        check_may_grant(staff, "owner")
-    check_may_administer(owner, staff)
-    check_may_grant(owner, "owner")
-
-
-def test_a_user_administrator_never_touches_owners_admins_or_their_own_roles() -> None:
-    owner = User.register(name="o", role="owner")
-    admin, other = User.register(name="m", role="staff"), User.register(name="a", role="staff")
-    admin.grant_role("user_admin")
-    other.grant_role("user_admin")
-    clinician = User.register(name="c", role="clinician")
-    check_may_administer(admin, clinician)
-    check_may_grant(admin, "staff", clinician)
-    for target in (owner, other):
-        with pytest.raises(NotPermitted, match="only an owner may change user"):
-            check_may_administer(admin, target)
-    with pytest.raises(NotPermitted, match="grant the role user_admin"):
-        check_may_grant(admin, "user_admin", clinician)
-    with pytest.raises(NotPermitted, match="their own roles"):
-        check_may_grant(admin, "clinician", admin)
+def test_the_practice_keeps_an_active_owner() -> None:
     with pytest.raises(NotPermitted, match="at least one active owner"):
         check_owners_remain(0)
 
@@ -283,3 +257,78 @@ def test_an_approval_falls_when_either_owner_is_no_longer_one() -> None:
     olive.deactivate(reason="left", at=AT)
     with pytest.raises(AccountStateError, match="no longer stands"):
         check_approval_stands(olive, User.register(name="x", role="owner"))
+
+
+def pending(user_id=None) -> Account:  # type: ignore[no-untyped-def]
+    """An account opened with no password, and an enrollment code outstanding."""
+    acc = Account.open(username="Casey", user_id=user_id or uuid4(), password_hash=None, at=AT)
+    acc.issue_enrollment_code(
+        code_hash="code-1", by=uuid4(), at=AT, expires_at=AT + timedelta(hours=24)
+    )
+    return acc
+
+
+def test_an_enrollment_code_is_spent_once_for_a_password_and_a_first_authenticator() -> None:
+    memory = Memory()
+    acc = pending()
+    assert acc.password_hash is None
+    with pytest.raises(InvalidEntry, match="TOTP secret"):  # none held: one must be enrolled
+        acc.enroll(code_hash="code-1", password_hash="p", totp_secret=None, at=AT)
+    acc.enroll(code_hash="code-1", password_hash="p", totp_secret=b"s" * 20, at=AT)
+    assert (acc.password_hash, acc.totp_secret, acc.enrollment) == ("p", b"s" * 20, None)
+    with pytest.raises(AccountStateError, match="no such unused enrollment code"):
+        acc.enroll(code_hash="code-1", password_hash="q", totp_secret=None, at=AT)
+    assert_round_trips(memory, acc)
+
+
+def test_a_reset_voids_the_password_keeps_the_authenticator_and_a_newer_code_voids_the_older() -> (
+    None
+):
+    acc = pending()
+    acc.enroll(code_hash="code-1", password_hash="p", totp_secret=b"s" * 20, at=AT)
+    later = AT + timedelta(hours=1)
+    for code in ("code-2", "code-3"):
+        acc.issue_enrollment_code(
+            code_hash=code, by=uuid4(), at=later, expires_at=later + timedelta(hours=24)
+        )
+    assert acc.password_hash is None and acc.totp_secret == b"s" * 20
+    with pytest.raises(AccountStateError, match="no such unused"):
+        acc.enroll(code_hash="code-2", password_hash="q", totp_secret=None, at=later)
+    with pytest.raises(InvalidEntry, match="TOTP secret"):  # the authenticator is never replaced
+        acc.enroll(code_hash="code-3", password_hash="q", totp_secret=b"t" * 20, at=later)
+    acc.enroll(code_hash="code-3", password_hash="q", totp_secret=None, at=later)
+    assert (acc.password_hash, acc.totp_secret) == ("q", b"s" * 20)
+
+
+def test_an_expired_enrollment_code_is_refused() -> None:
+    acc = pending()
+    with pytest.raises(AccountStateError, match="expired"):
+        acc.enroll(
+            code_hash="code-1",
+            password_hash="p",
+            totp_secret=b"s" * 20,
+            at=AT + timedelta(hours=24),
+        )
+    with pytest.raises(InvalidEntry, match="expires_at"):
+        acc.issue_enrollment_code(code_hash="c", by=uuid4(), at=AT, expires_at=AT)
+
+
+def test_an_authenticator_reset_forgets_the_secret_until_the_next_enrollment() -> None:
+    acc = pending()
+    acc.enroll(code_hash="code-1", password_hash="p", totp_secret=b"s" * 20, at=AT)
+    acc.reset_authenticator(by=uuid4(), at=AT)
+    assert acc.totp_secret is None
+    with pytest.raises(AccountStateError, match="no authenticator"):
+        acc.reset_authenticator(by=uuid4(), at=AT)
+
+
+def test_ending_the_other_sessions_keeps_the_one_named_until_the_next_end() -> None:
+    user = User.register(name="x", role="clinician")
+    kept, other = uuid4(), uuid4()
+    before = AT - timedelta(seconds=1)
+    user.end_other_sessions(keep=kept, reason="password changed by the user", at=AT)
+    assert user.session_is_current(before, kept)
+    assert not user.session_is_current(before, other)
+    assert user.session_is_current(AT, other)
+    user.end_sessions(reason="reset", at=AT + timedelta(seconds=1))
+    assert not user.session_is_current(before, kept)
