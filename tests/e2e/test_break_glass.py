@@ -10,7 +10,7 @@ import pytest
 
 from api.client import Conflict, Forbidden
 from tests.e2e.conftest import Practice
-from tests.e2e.test_clinical import ada, glucose, staffed
+from tests.e2e.test_clinical import ada, glucose, in_care, staffed
 
 
 def test_break_glass_is_allowed_loud_flagged_and_reviewed(practice: Practice) -> None:
@@ -18,7 +18,8 @@ def test_break_glass_is_allowed_loud_flagged_and_reviewed(practice: Practice) ->
     owner.create_user("drew", "Dr. Drew", "clinician", "clinician-pass-2")
     drew = practice.client()
     drew.login("drew", "clinician-pass-2")
-    patient = casey.register_patient(ada())  # Casey's patient: Casey may open the chart
+    patient = casey.register_patient(ada())
+    in_care(owner, patient.patient_id, casey)  # Casey's patient: Casey may open the chart
     assert casey.chart(patient.patient_id).entries
 
     with pytest.raises(Forbidden) as refused:
