@@ -1,7 +1,7 @@
 """Requests/s and p50/p95 latency of the API with 16 concurrent clients: chart read and lab
 write, on SQLite and (with CHARTLEDGER_BENCH_DATABASE_URL or CHARTLEDGER_TEST_DATABASE_URL)
 PostgreSQL. The server runs as `chartledger serve` in its own process. Each client has its own
-session and reads the chart of a patient it registered (a care relationship). Two load
+session and reads the chart of a patient the front desk registered and put in its care. Two load
 generators: wrk (in C, one connection per client) when it is installed, then the thin client
 (api/client.py: httpx and pydantic) in one thread per client of this process, whose own work
 competes with the server for the machine's cores. Each line also gives the server process's CPU
@@ -82,10 +82,12 @@ def _run(
             except httpx.HTTPError:
                 time.sleep(0.1)
         sessions = []
+        desk = Client(url)
+        desk.login("frontdesk", "demo-frontdesk-1")
         for i in range(clients):
             c = Client(url)
             c.login("dr.ames", "demo-clinician-1")
-            p = c.register_patient(
+            p = desk.register_patient(
                 PatientIn(
                     mrn=f"B-{i}",
                     given_name="B",
@@ -94,6 +96,7 @@ def _run(
                     sex="unknown",
                 )
             )
+            desk.assign_care(p.patient_id, c.me().user_id)  # nobody puts themselves in care
             sessions.append((c, p.patient_id))
         results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
         for name, (method, path, body), op in _operations():
