@@ -87,6 +87,7 @@ def credential_story(served: Practice) -> Story:
     casey = served.client()
     casey.login("casey", "clinician-pass-2")
     patient = casey.register_patient(ada()).patient_id
+    otto.assign_care(patient, casey_new.user_id)  # nobody puts themselves in a patient's care
     casey.draft_note(patient, "progress", "Seen today.")
     risk = served.client()
     risk.login("rita", "risk-manager-pass", code_now(from_base32(rita_new.totp_secret or "")))
