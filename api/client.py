@@ -342,6 +342,26 @@ class Client:
     def schedule(self, provider_id: UUID, day: date) -> schemas.ScheduleOut:
         return self._get(schemas.ScheduleOut, f"/schedule/{provider_id}/{day.isoformat()}")
 
+    # -- the care team -------------------------------------------------------------------------
+
+    def assign_care(self, patient_id: UUID, user_id: UUID) -> schemas.CareMemberOut:
+        body = schemas.CareMemberIn(user_id=user_id)
+        path = f"/patients/{patient_id}/care-team"
+        return self._send(schemas.CareMemberOut, "POST", path, body)
+
+    def end_care(self, patient_id: UUID, user_id: UUID) -> schemas.CareMemberOut:
+        path = f"/patients/{patient_id}/care-team/{user_id}"
+        return self._send(schemas.CareMemberOut, "DELETE", path)
+
+    def set_registered_provider(self, patient_id: UUID, user_id: UUID) -> schemas.CareMemberOut:
+        body = schemas.CareMemberIn(user_id=user_id)
+        path = f"/patients/{patient_id}/registered-provider"
+        return self._send(schemas.CareMemberOut, "PUT", path, body)
+
+    def clear_registered_provider(self, patient_id: UUID) -> schemas.CareMemberOut:
+        path = f"/patients/{patient_id}/registered-provider"
+        return self._send(schemas.CareMemberOut, "DELETE", path)
+
     # -- documents and messages ----------------------------------------------------------------
 
     def upload_document(

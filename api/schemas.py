@@ -600,3 +600,16 @@ class VerificationOut(Model):
     payloads_opened: int
     payloads_disposed: int
     problems: list[str]
+
+
+# -- care team (api/routers/care_team.py) ---------------------------------------------------
+
+
+class CareMemberIn(Model):
+    user_id: UUID
+
+
+class CareMemberOut(Model):
+    patient_id: UUID
+    user_id: UUID | None
+    active: bool

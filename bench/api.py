@@ -2,7 +2,7 @@
 write, on SQLite and (with CHARTLEDGER_BENCH_DATABASE_URL or CHARTLEDGER_TEST_DATABASE_URL)
 PostgreSQL. The server runs as `chartledger serve` in its own process. Each client is a clinician
 of its own, enrolled with a code and logged in with a TOTP code, and reads the chart of a patient
-it registered (a care relationship). Two load
+the owner registered and put in its care (nobody puts themselves in care). Two load
 generators: wrk (in C, one connection per client) when it is installed, then the thin client
 (api/client.py: httpx and pydantic) in one thread per client of this process, whose own work
 competes with the server for the machine's cores. Each line also gives the server process's CPU
@@ -100,7 +100,7 @@ def _run(
             assert enrolled.totp_secret is not None
             secret = from_base32(enrolled.totp_secret)
             c.login(f"bench{i}", PASSWORD, totp(secret, int(time.time())))
-            p = c.register_patient(
+            p = owner.register_patient(
                 PatientIn(
                     mrn=f"B-{i}",
                     given_name="B",
@@ -109,6 +109,7 @@ def _run(
                     sex="unknown",
                 )
             )
+            owner.assign_care(p.patient_id, c.me().user_id)  # nobody puts themselves in care
             sessions.append((c, p.patient_id))
         results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
         for name, (method, path, body), op in _operations():

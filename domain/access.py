@@ -158,3 +158,60 @@ class Disclosure(Record):
         if self.by is not None:
             subjects.append(user_subject(self.by))
         return subjects
+
+
+# E2147 actions a refused attempt can name: a read, or a write to the chart.
+REFUSED_ACTIONS = ("access", "query", "create", "change")
+REFUSAL_REASONS = ("break-glass-required", "no-chart-role", "not-the-author", "self-assignment")
+
+
+class Refusal(Record):
+    """An attempt on a patient's record that was refused: who, what, why, and on which entry.
+
+    Only the refusal is written (nothing of what was attempted), so the audit view shows the
+    attempt under the user and the patient without the ledger holding anything half done.
+    """
+
+    @classmethod
+    def record(
+        cls,
+        *,
+        user_id: UUID,
+        patient_id: UUID,
+        action: str,
+        data_category: str,
+        reason: str,
+        at: datetime,
+        target_id: UUID | None = None,
+    ) -> Refusal:
+        return cls(
+            user_id=identifier(user_id, "user_id"),
+            patient_id=identifier(patient_id, "patient_id"),
+            action=choice(action, "action", REFUSED_ACTIONS),
+            data_category=choice(data_category, "data_category", DATA_CATEGORIES),
+            reason=choice(reason, "reason", REFUSAL_REASONS),
+            at=moment(at, "at"),
+            target_id=optional_identifier(target_id, "target_id"),
+        )
+
+    @event("Refused")
+    def __init__(
+        self,
+        user_id: UUID,
+        patient_id: UUID,
+        action: str,
+        data_category: str,
+        reason: str,
+        at: datetime,
+        target_id: UUID | None,
+    ) -> None:
+        self.user_id = user_id
+        self.patient_id = patient_id
+        self.action = action
+        self.data_category = data_category
+        self.reason = reason
+        self.at = at
+        self.target_id = target_id
+
+    def ledger_subjects(self) -> Iterable[str]:
+        return (patient_subject(self.patient_id), user_subject(self.user_id))

@@ -6,6 +6,10 @@ booked on it and refuses an overlap. The helpers :func:`book`, :func:`reschedule
 aggregates; the caller saves them in ONE ``ledger.save(...)``. Two racing bookings then both try
 to append the same next version of the same ``ProviderDay`` and the store refuses the second
 (optimistic concurrency), so no double booking gets through even across processes.
+
+Who booked an appointment is the ``Booked`` event's header actor, set by the server from the
+session: the care view (``projections/care.py``) reads it there, and an appointment gives its
+provider a care relationship only when someone other than the provider booked it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Encounter notes: drafted, edited as a draft, signed once, then only amended by addenda.
 
 The signed text never changes; an addendum adds text with its reason, author and time, and may
-name the HIPAA amendment request it answers.
+name the HIPAA amendment request it answers. A draft is its author's alone: only they edit or
+sign it (``check_author``); anyone else adds to the chart in their own name (their own note, or
+an addendum once it is signed).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from eventsourcing.domain import event
 from domain.base import Record, patient_subject
 from domain.checks import identifier, moment, optional_identifier
 from domain.checks import text as _text
-from domain.errors import NoteAlreadySigned, NoteNotSigned
+from domain.errors import NoteAlreadySigned, NoteNotSigned, NotPermitted
 
 
 class Note(Record):
@@ -45,6 +47,14 @@ class Note(Record):
     @property
     def is_signed(self) -> bool:
         return self.signed_at is not None
+
+    def check_author(self, user_id: UUID, what: str) -> None:
+        """``NotPermitted`` unless ``user_id`` wrote the draft: a note keeps its author, so no
+        one else may put words in it or sign it under that name."""
+        if user_id != self.author_id:
+            raise NotPermitted(
+                f"only the author of note {self.id} may {what} it: add your own note instead"
+            )
 
     def edit(self, text: str) -> None:
         """Replace a draft's text. A signed note raises ``NoteAlreadySigned``: amend it instead."""

@@ -27,8 +27,8 @@ from projections.runner import Entry, Projection
 from verify.canonical import format_timestamp
 from verify.records import Header
 
-# A batch's rows: audit_events rows, (patient, position) pairs, (user, patient) care pairs.
-_Rows = tuple[list[tuple[Any, ...]], list[tuple[str, int]], set[tuple[str, str]]]
+# A batch's rows: audit_events rows, and (patient, position) pairs.
+_Rows = tuple[list[tuple[Any, ...]], list[tuple[str, int]]]
 READ_ACTIONS = ("query", "access", "print", "copy", "export", "disclose")
 COLUMNS = (
     "position",
@@ -54,6 +54,7 @@ CATEGORIES = {
     "domain.sessions": "users",
     "domain.emergency": "break-glass",
     "domain.access": "disclosures",
+    "domain.care_team": "care team",
     "events.rotation": "ledger keys",
     "legal_hold.matters": "legal holds",
     "legal_hold.holds": "legal holds",
@@ -68,10 +69,7 @@ VOIDING = {"Cancelled", "EnteredInError", "Deactivated", "Stopped", "Inactivated
 
 class AuditView(Projection):
     name = "audit"
-    # audit_care: each (user, patient) pair where the user created or changed something in
-    # the patient's record outside break-glass, the care relationship a chart read checks; a
-    # key lookup, however many reads the record has piled up.
-    tables = ("audit_care", "audit_patients", "audit_events")
+    tables = ("audit_patients", "audit_events")
 
     def create(self, cursor: Cursor, dialect: Dialect) -> None:
         big = "INTEGER" if dialect == "sqlite" else "bigint"
@@ -96,40 +94,23 @@ class AuditView(Projection):
             f"CREATE TABLE IF NOT EXISTS audit_patients (patient_id TEXT NOT NULL, "
             f"position {big} NOT NULL, PRIMARY KEY (patient_id, position))"
         )
-        had_care = _table_exists(cursor, dialect, "audit_care")
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS audit_care (user_id TEXT NOT NULL, "
-            "patient_id TEXT NOT NULL, PRIMARY KEY (user_id, patient_id))"
-        )
-        if not had_care:
-            # A view built before this table existed: fill it from the rows already there,
-            # by the same rule as gives_care (so a rebuild comes out the same).
-            cursor.execute(
-                "INSERT INTO audit_care (user_id, patient_id) "
-                "SELECT DISTINCT a.user_id, p.patient_id FROM audit_events a "
-                "JOIN audit_patients p ON p.position = a.position "
-                "WHERE a.user_id IS NOT NULL AND a.action IN ('create', 'change') "
-                "AND a.source NOT LIKE '%break-glass:%' "
-                "AND a.event_type NOT LIKE 'domain.emergency:%' "
-                "ON CONFLICT (user_id, patient_id) DO NOTHING"
-            )
+        # audit_care held (user, patient) pairs where the user had written to the record: a care
+        # relationship anyone could give themselves. The care view (projections/care.py)
+        # replaced it; a store built before still has the table, and nothing may read it.
+        cursor.execute("DROP TABLE IF EXISTS audit_care")
 
     def apply(self, cursor: Cursor, entries: Sequence[Entry]) -> None:
         self.write(cursor, self.prepare(None, entries, 0))
 
     def prepare(self, db: Database | None, entries: Sequence[Entry], since: int) -> _Rows:
-        rows, patients, care = [], [], set()
+        rows, patients = [], []
         for entry in entries:
-            row = audit_row(entry)
-            rows.append(row)
-            of = patients_of(entry.header)
-            patients.extend((p, entry.position) for p in of)
-            if of and gives_care(row):
-                care.update((row[USER], p) for p in of)
-        return rows, patients, care
+            rows.append(audit_row(entry))
+            patients.extend((p, entry.position) for p in patients_of(entry.header))
+        return rows, patients
 
     def write(self, cursor: Cursor, prepared: _Rows) -> None:
-        rows, patients, care = prepared
+        rows, patients = prepared
         cursor.executemany(
             f"INSERT INTO audit_events ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(COLUMNS))})",
@@ -138,12 +119,6 @@ class AuditView(Projection):
         if patients:
             cursor.executemany(
                 "INSERT INTO audit_patients (patient_id, position) VALUES (?, ?)", patients
-            )
-        if care:
-            cursor.executemany(
-                "INSERT INTO audit_care (user_id, patient_id) VALUES (?, ?) "
-                "ON CONFLICT (user_id, patient_id) DO NOTHING",
-                sorted(care),
             )
 
 
@@ -168,22 +143,6 @@ def _has_column(cursor: Cursor, dialect: Dialect, table: str, column: str) -> bo
     return cursor.fetchone() is not None
 
 
-USER, ACTION, SOURCE, EVENT_TYPE = (
-    COLUMNS.index(c) for c in ("user_id", "action", "source", "event_type")
-)
-
-
-def gives_care(row: tuple[Any, ...]) -> bool:
-    """Whether the audited event shows its user caring for its patients: something created or
-    changed in their record, not under break-glass (an emergency is no relationship)."""
-    return (
-        row[USER] is not None
-        and row[ACTION] in ("create", "change")
-        and "break-glass:" not in row[SOURCE]
-        and not row[EVENT_TYPE].startswith("domain.emergency:")
-    )
-
-
 def patients_of(header: Header) -> list[str]:
     return [s.removeprefix("patient:") for s in header.subjects if s.startswith("patient:")]
 
@@ -202,6 +161,10 @@ def audit_row(entry: Entry) -> tuple[Any, ...]:
         category = str(event.data_category)
         outcome = str(event.outcome)
         purpose = event.purpose_of_use
+    elif event is not None and module == "domain.access" and qualname.startswith("Refusal."):
+        # A refused attempt: what was attempted, on which data, why (a reason code), and on
+        # which entry; it failed (FAILED).
+        action, category = str(event.action), str(event.data_category)
     elif event is not None and module == "domain.access" and qualname.startswith("Disclosure."):
         action, purpose = "disclose", event.purpose
     # The activity's own time: what the event says (a read, a check-in), else what its source
@@ -214,6 +177,9 @@ def audit_row(entry: Entry) -> tuple[Any, ...]:
         target = None if event.target_id is None else str(event.target_id)
         asked = getattr(event, "detail", None)  # attempts recorded before it existed have none
         detail = str(event.action) if asked is None else f"{event.action}: {asked}"
+    elif event is not None and module == "domain.access" and qualname.startswith("Refusal."):
+        on = "" if event.target_id is None else f" on {event.target_id}"
+        detail = f"{event.action} {event.data_category}{on}: {event.reason}"
     elif event is not None and header.type == ENROLLED:
         detail = f"enrollment code issued by user {event.issued_by}"
     return (

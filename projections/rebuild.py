@@ -19,6 +19,7 @@ from events.config import StoreConfig
 from events.ledger import Ledger
 from projections.access_report import DisclosuresView
 from projections.audit import AuditView
+from projections.care import CareView
 from projections.chart import ChartView
 from projections.runner import PRELOAD_AFTER, Progress, Projection, Runner, log_size
 from projections.schedule import ScheduleView
@@ -35,7 +36,7 @@ class ReplayFailed(RuntimeError):
 
 
 def all_projections() -> list[Projection]:
-    return [AuditView(), ChartView(), DisclosuresView(), ScheduleView()]
+    return [AuditView(), CareView(), ChartView(), DisclosuresView(), ScheduleView()]
 
 
 def runner_for(ledger: Ledger) -> Runner:

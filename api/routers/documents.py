@@ -48,7 +48,9 @@ def upload(
     """The request body is the document's bytes (``Content-Type: application/octet-stream``)."""
     acting = principal.acting
     if patient_id is not None:
-        acting = chart_access(ledger, runner, principal, patient_id).acting
+        acting = chart_access(
+            ledger, runner, principal, patient_id, action="create", category="documents"
+        ).acting
         load(ledger, patient_id, Patient)
     document = Document.store(
         content=content,
@@ -75,7 +77,14 @@ def download(
     document = load(ledger, document_id, Document)
     reader = Reader(principal.user_id, purpose, str(principal.session_id))
     if document.patient_id is not None:
-        reader = chart_access(ledger, runner, principal, document.patient_id).reader(purpose)
+        reader = chart_access(
+            ledger,
+            runner,
+            principal,
+            document.patient_id,
+            category="documents",
+            target_id=document.id,
+        ).reader(purpose)
     elif document.uploader_id != principal.user_id and "owner" not in principal.roles:
         load(ledger, UUID(int=0), Document)  # someone else's unfiled upload: as if absent
     record_access(ledger, reader, "access", "documents", [document.patient_id])

@@ -49,6 +49,7 @@ def record(body: LabIn, principal: Clinician, ledger: LedgerDep, runner: RunnerD
             abnormal_flag=body.abnormal_flag,
             collected_at=body.collected_at,
         ),
+        category="labs",
     )
     return _out(lab)
 
@@ -58,7 +59,15 @@ def convert(
     lab_id: UUID, body: ConversionIn, principal: Clinician, ledger: LedgerDep, runner: RunnerDep
 ) -> ConversionOut:
     lab = load(ledger, lab_id, LabResult)
-    access = chart_access(ledger, runner, principal, lab.patient_id)
+    access = chart_access(
+        ledger,
+        runner,
+        principal,
+        lab.patient_id,
+        action="change",
+        category="labs",
+        target_id=lab.id,
+    )
     conversion = lab.record_conversion(body.to_unit)
     with access.acting():
         ledger.save(lab)

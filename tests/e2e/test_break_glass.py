@@ -10,14 +10,15 @@ import pytest
 
 from api.client import Conflict, Forbidden
 from tests.e2e.conftest import Practice, add_member
-from tests.e2e.test_clinical import ada, glucose, staffed
+from tests.e2e.test_clinical import ada, glucose, in_care, staffed
 
 
 def test_break_glass_is_allowed_loud_flagged_and_reviewed(practice: Practice) -> None:
     owner, casey, risk = staffed(practice)
     drew_member = add_member(practice, owner, "drew", "Dr. Drew", "clinician")
     drew = drew_member.client()
-    patient = casey.register_patient(ada())  # Casey's patient: Casey may open the chart
+    patient = casey.register_patient(ada())
+    in_care(owner, patient.patient_id, casey)  # Casey's patient: Casey may open the chart
     assert casey.chart(patient.patient_id).entries
 
     with pytest.raises(Forbidden) as refused:

@@ -54,9 +54,16 @@ def staffed(practice: Practice) -> tuple[Client, Client, Client]:
     return owner, clinician, risk
 
 
+def in_care(by: Client, patient_id: UUID, clinician: Client) -> None:
+    """``by`` (an owner or staff) puts the clinician on the patient's care team: nobody puts
+    themselves there, and without it the chart needs break-glass (api/care.py)."""
+    by.assign_care(patient_id, clinician.me().user_id)
+
+
 def test_the_clinical_story_end_to_end(practice: Practice) -> None:
     owner, clinician, risk = staffed(practice)
     patient = clinician.register_patient(ada())
+    in_care(owner, patient.patient_id, clinician)
     assert [p.patient_id for p in clinician.search_patients("quill")] == [patient.patient_id]
 
     lab = clinician.record_lab(glucose(patient.patient_id))
@@ -137,6 +144,7 @@ def test_each_role_reaches_only_its_routes(practice: Practice) -> None:
 def test_bad_input_gets_a_problem_and_writes_nothing(practice: Practice) -> None:
     owner, clinician, _ = staffed(practice)
     patient = clinician.register_patient(ada())
+    in_care(owner, patient.patient_id, clinician)
     note = clinician.draft_note(patient.patient_id, "progress", "x")
     clinician.sign_note(note.note_id)
     lab = clinician.record_lab(glucose(patient.patient_id))
@@ -213,8 +221,9 @@ def refuse_access_events(ledger: Ledger) -> None:
 def test_a_read_returns_nothing_when_its_access_event_cannot_be_written(
     practice: Practice,
 ) -> None:
-    _, clinician, _ = staffed(practice)
+    owner, clinician, _ = staffed(practice)
     patient = clinician.register_patient(ada())
+    in_care(owner, patient.patient_id, clinician)
     ledger = practice.http.app.state.services.ledger  # type: ignore[attr-defined]
     refuse_access_events(ledger)
     response = practice.http_client().get(

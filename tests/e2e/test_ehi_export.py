@@ -15,7 +15,7 @@ import pytest
 from api.cli import main as chartledger
 from api.client import Forbidden, NotFound, Unprocessable
 from tests.e2e.conftest import Practice
-from tests.e2e.test_clinical import ada, glucose, staffed
+from tests.e2e.test_clinical import ada, glucose, in_care, staffed
 from tests.integration.test_ehi_export import fhir_model
 
 
@@ -24,6 +24,7 @@ def test_owners_and_risk_managers_export_and_nobody_else_can(
 ) -> None:
     owner, casey, risk = staffed(practice)
     patient = casey.register_patient(ada()).patient_id
+    in_care(owner, patient, casey)
     casey.record_lab(glucose(patient))
     note = casey.draft_note(patient, "progress", "BP fine")
     casey.sign_note(note.note_id)

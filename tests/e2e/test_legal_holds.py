@@ -12,7 +12,7 @@ from api.cli import main as chartledger
 from api.client import Conflict, Forbidden, NotFound, Unprocessable
 from api.hold_schemas import HoldIn, PolicyIn, RuleIn, ScopeIn
 from tests.e2e.conftest import Practice
-from tests.e2e.test_clinical import ada, staffed
+from tests.e2e.test_clinical import ada, in_care, staffed
 
 POLICY = PolicyIn(name="adults-0y-test", adult_years=0, minor_years=0)
 
@@ -23,6 +23,7 @@ def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it
     owner, casey, risk = staffed(practice)
     casey_id, risk_id = casey.me().user_id, risk.me().user_id
     patient = casey.register_patient(ada()).patient_id
+    in_care(owner, patient, casey)
     casey.draft_note(patient, "progress", "SECRET-HISTORY")
 
     # Risk managers only: an owner or a clinician is refused with a problem.
@@ -110,7 +111,7 @@ def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it
     # The store still verifies, with the patient's payloads counted as disposed.
     capsys.readouterr()
     assert chartledger(["verify"]) == 0
-    assert "3 disposed" in capsys.readouterr().out  # registration, MRN claim, the note
+    assert "4 disposed" in capsys.readouterr().out  # registration, MRN claim, care team, note
 
     # The disposed events keep their metadata in the audit view and read as disposed.
     rows = risk.audit(patient_id=patient)
@@ -121,6 +122,7 @@ def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it
     assert [e.type for e in record.events] == [
         "domain.patients:Patient.Registered",
         "domain.identifiers:MrnClaim.Claimed",
+        "domain.care_team:CareAssignment.Assigned",
         "domain.notes:Note.Drafted",
     ]
     assert {e.disposal for e in record.events} == {disposal.description}

@@ -91,7 +91,7 @@ def test_a_session_used_in_one_process_is_alive_in_the_other_and_ends_idle_in_bo
     clinician.login("dr.ames", PASSWORD, ames_code())
     token = clinician.token
     assert token is not None
-    patient = register(clinician, "W-1")
+    patient = register(server, clinician, "W-1")
     for _ in range(4 * IDLE_SECONDS):
         assert clinician.chart(patient).entries
         time.sleep(0.5)
@@ -124,7 +124,7 @@ def test_every_read_reaches_the_access_report_whichever_process_served_it(
     clinician.login("dr.ames", PASSWORD, ames_code())
     token = clinician.token
     assert token is not None
-    patient = register(clinician, "W-2")
+    patient = register(server, clinician, "W-2")
     for _ in range(10):
         fresh(server, token).chart(patient)
     ledger = Ledger(store_config)
@@ -143,8 +143,13 @@ def test_every_read_reaches_the_access_report_whichever_process_served_it(
         ledger.close()
 
 
-def register(clinician: Client, mrn: str) -> UUID:
+def register(server: str, clinician: Client, mrn: str) -> UUID:
+    """A patient the demo's front desk registers and puts in the clinician's care."""
     body = PatientIn(
         mrn=mrn, given_name="W", family_name="P", birth_date=date(1970, 1, 1), sex="unknown"
     )
-    return clinician.register_patient(body).patient_id
+    desk = Client(server)
+    desk.login("frontdesk", "demo-frontdesk-1")
+    patient = desk.register_patient(body).patient_id
+    desk.assign_care(patient, clinician.me().user_id)
+    return patient

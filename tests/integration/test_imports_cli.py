@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
 
 from api.cli import main
+from domain.care_team import CareAssignment
 from domain.documents import Document
 from domain.imports.summary import ImportRun
 from domain.labs import LabResult
@@ -24,6 +25,7 @@ from events.ledger import Ledger
 from tests.support import init_practice
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "imports"
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -69,8 +71,14 @@ def practice(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Setu
         mrn="A-0001", given_name="T", family_name="T", birth_date=date(2003, 1, 2), sex="female"
     )
     ledger.save(staff, clinician, outsider)
-    with acting(f"user:{clinician.id}", "test"):  # the clinician registered them: care
-        ledger.save(jane, rich, taken)
+    ledger.save(jane, rich, taken)
+    with acting(f"user:{staff.id}", "test"):  # staff put the clinician in their care
+        ledger.save(
+            *(
+                CareAssignment.assign(patient_id=p.id, user_id=clinician.id, by=staff.id, at=AT)
+                for p in (jane, rich, taken)
+            )
+        )
     ledger.close()
     return Setup(store_config, staff, clinician, outsider, jane, rich)
 

@@ -16,7 +16,7 @@ from api.hold_schemas import HoldIn, ScopeIn
 from api.remote_cli import add_production_commands
 from projections.runner import read_entries
 from tests.e2e.conftest import Practice, practice  # noqa: F401  (the fixture)
-from tests.e2e.test_clinical import ada, staffed
+from tests.e2e.test_clinical import ada, in_care, staffed
 from verify.__main__ import main as verify_main
 from verify.bundle import verify_bundle
 
@@ -30,6 +30,7 @@ def test_a_risk_manager_produces_downloads_and_the_bundle_verifies(
     casey_id = casey.me().user_id
     first = casey.register_patient(ada()).patient_id
     second = casey.register_patient(ada().model_copy(update={"mrn": "MRN-8"})).patient_id
+    in_care(owner, first, casey)
     casey.draft_note(first, "progress", "PRIVILEGED-COUNSEL-NOTE")
     matter = risk.open_matter("Doe v. Practice", "CV-2026-7", "Superior Court")
     risk.place_hold(

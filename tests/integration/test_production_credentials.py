@@ -96,6 +96,7 @@ def credential_story(served: Practice) -> Story:
     casey.login("casey", "clinician-pass-2", code_now(casey_new.totp_secret))
     casey.change_password("clinician-pass-2", "clinician-pass-3")
     patient = casey.register_patient(ada()).patient_id
+    otto.assign_care(patient, casey_new.user_id)  # nobody puts themselves in a patient's care
     casey.draft_note(patient, "progress", "Seen today.")
     risk = rita_new.client()
     matter = risk.open_matter("Doe v. Practice", "CV-2026-9", "Superior Court")
