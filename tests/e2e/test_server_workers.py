@@ -149,7 +149,9 @@ def register(server: str, clinician: Client, mrn: str) -> UUID:
         mrn=mrn, given_name="W", family_name="P", birth_date=date(1970, 1, 1), sex="unknown"
     )
     desk = Client(server)
-    desk.login("frontdesk", "demo-frontdesk-1")
+    desk.login(
+        "frontdesk", "demo-frontdesk-1", auth.totp(demo_totp_secret("frontdesk"), int(time.time()))
+    )
     patient = desk.register_patient(body).patient_id
     desk.assign_care(patient, clinician.me().user_id)
     return patient
