@@ -161,11 +161,23 @@ class Member:
     username: str
     password: str
     totp_secret: bytes
+    token: str | None = None
 
     def client(self) -> Client:
-        """A fresh client of the practice, logged in as this member."""
+        """A client of the practice acting as this member: in their latest session (``login``
+        starts one the first time). A TOTP code logs a user in once, and a test that acts as
+        someone many times needs no new session each time."""
+        if self.token is None:
+            return self.login()
+        client = self.practice.client()
+        client.token = self.token
+        return client
+
+    def login(self) -> Client:
+        """A client in a new session of this member's, logged in with password and TOTP code."""
         client = self.practice.client()
         client.login(self.username, self.password, code_now(self.totp_secret))
+        self.token = client.token
         return client
 
 

@@ -202,7 +202,7 @@ def test_nobody_sets_another_users_password_not_even_an_owner(practice: Practice
         answer = raw(olive, "PUT", f"/users/{casey.user_id}/password", payload)
         assert answer.status_code == 403
     assert written_since(practice, before) == [REFUSED, REFUSED]
-    casey.client()  # her password still works
+    casey.login()  # her password still works
 
 
 # -- attack 7: one's own password -----------------------------------------------------------
@@ -212,7 +212,7 @@ def test_changing_ones_own_password_needs_the_current_one_and_ends_the_other_ses
     practice: Practice,
 ) -> None:
     casey = add_member(practice, practice.owner(), "casey", "Dr. Casey", "clinician")
-    here, elsewhere = casey.client(), casey.client()
+    here, elsewhere = casey.login(), casey.login()
 
     before = topics(practice)
     for body in ({"new_password": "casey-new-pass-1"}, {"current_password": casey.password}):

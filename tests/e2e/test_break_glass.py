@@ -45,7 +45,7 @@ def test_break_glass_is_allowed_loud_flagged_and_reviewed(practice: Practice) ->
 
     # Another clinician's session is not covered by Drew's emergency.
     with pytest.raises(Forbidden):
-        other = drew_member.client()
+        other = drew_member.login()  # a session of his own
         other.chart(patient.patient_id)
 
     # The owners are alerted; the access waits for review by an owner or a risk manager.

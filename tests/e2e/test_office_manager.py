@@ -69,7 +69,7 @@ def test_a_user_administrator_cannot_take_the_practice_from_its_owners(
     with pytest.raises(Unauthorized):
         manager.users()  # the very next request
     with pytest.raises(Unauthorized):
-        morgan.client()
+        morgan.login()
     fresh = practice.client()
     fresh.login(OWNER, "owner-password-2", code_now(practice.totp_secret))
 
