@@ -31,16 +31,20 @@ class Settings:
     max_body_bytes: int = 1_048_576
     background: bool = True  # keep the views caught up and sign the log on a timer
     totp_required_roles: tuple[str, ...] = field(default=("owner", "risk_manager"))
+    # How long a disposal proposal waits for its second person (legal_hold/disposal_approvals.py).
+    disposal_approval_lifetime: timedelta = timedelta(hours=72)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         iterations = _int(env, "CHARTLEDGER_PBKDF2_ITERATIONS", OWASP_PBKDF2_ITERATIONS)
         idle = _int(env, "CHARTLEDGER_IDLE_TIMEOUT_SECONDS", 15 * 60)
+        approval = _int(env, "CHARTLEDGER_DISPOSAL_APPROVAL_HOURS", 72)
         return cls(
             store=StoreConfig.from_env(env),
             pbkdf2_iterations=iterations,
             idle_timeout=timedelta(seconds=idle),
+            disposal_approval_lifetime=timedelta(hours=approval),
         )
 
 
