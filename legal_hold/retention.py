@@ -278,6 +278,15 @@ def patient_record(ledger: Ledger, patient_id: UUID) -> PatientRecord:
     return record
 
 
+def eligibility(
+    policy: Policy, categories: Iterable[str], birth_date: date, last_encounter: date, on: date
+) -> tuple[date, bool]:
+    """Until when ``policy`` keeps the record, and whether it may be disposed of ``on`` that day
+    (from ``retain_until`` itself on)."""
+    until = policy.retain_until(categories, birth_date, last_encounter)
+    return until, on >= until
+
+
 @dataclass(frozen=True)
 class Candidate:
     patient_id: UUID
@@ -317,8 +326,10 @@ def assess(ledger: Ledger, patient_id: UUID, policy: Policy, *, at: datetime) ->
     birth = _birth_date(ledger, patient_id)
     if birth is None or record.last_encounter is None:
         return Candidate(patient_id, record.last_encounter, None, False, held)
-    until = policy.retain_until(record.categories, birth, record.last_encounter.date())
-    return Candidate(patient_id, record.last_encounter, until, at.date() >= until, held)
+    until, eligible = eligibility(
+        policy, record.categories, birth, record.last_encounter.date(), at.date()
+    )
+    return Candidate(patient_id, record.last_encounter, until, eligible, held)
 
 
 def disposal_run(ledger: Ledger, policy: Policy, *, at: datetime) -> list[Candidate]:
