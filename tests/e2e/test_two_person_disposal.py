@@ -28,8 +28,16 @@ from api.cli import main as chartledger
 from api.client import ApiError, Client, Conflict, Forbidden, Unprocessable
 from api.hold_schemas import HoldIn, PolicyIn, ScopeIn
 from projections.runner import read_entries
-from tests.e2e.conftest import OWNER, Practice, add_member
+from tests.e2e.conftest import (
+    OWNER,
+    OWNER_PASSWORD,
+    Practice,
+    add_member,
+    one_line_refusal,
+    owner_logs_in_remotely,
+)
 from tests.e2e.test_clinical import ada
+from tests.e2e.test_recovery_approval import served
 
 POLICY = PolicyIn(name="adults-0y", adult_years=0, minor_years=2)
 REFUSALS = "legal_hold.refusals:"
@@ -372,3 +380,46 @@ def test_a_session_without_a_totp_code_can_neither_propose_nor_approve(
         _, event = refused(practice, call, Forbidden, "two-person-rule")
         assert "TOTP" in event.reason and event.by == UUID(practice.owner_id)
     assert keys_of(practice, patient) == 1
+
+
+@pytest.mark.usefixtures("token_file")
+def test_the_command_line_adopts_proposes_lists_and_approves(
+    practice: Practice, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owner = practice.owner()
+    rita_m = add_member(practice, owner, "rita", "Rita Risk", "risk_manager")
+    casey_m = add_member(practice, owner, "casey", "Dr. Casey", "clinician")
+    rita, casey = rita_m.client(), casey_m.client()
+    first = casey.register_patient(ada()).patient_id
+    second = casey.register_patient(ada().model_copy(update={"mrn": "MRN-8"})).patient_id
+    monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
+
+    with served(practice) as url:
+        owner_logs_in_remotely(practice, url, capsys)
+        adopt = ["policies", "adopt", "--name", "adults-0y", "--adult-years", "0"]
+        assert chartledger(["--server", url, *adopt, "--minor-years", "2"]) == 0
+        assert "Adopted policy adults-0y version 1" in capsys.readouterr().out
+        assert "409" in one_line_refusal(capsys, url, *adopt, "--minor-years", "1")
+        assert chartledger(["--server", url, "policies", "list"]) == 0
+        listed = capsys.readouterr().out
+        assert "floor: adults 0y, minors 2y past majority at 18" in listed
+        assert "adults-0y v1: majority 18; * 0y/2y" in listed
+
+        # Rita proposes; the owner lists and approves on the command line.
+        proposal = rita.propose_disposal(first, "adults-0y", 1)
+        assert chartledger(["--server", url, "disposals", "list"]) == 0
+        assert f"{proposal.proposal_id}  pending" in capsys.readouterr().out
+        approve = ["disposals", "approve", str(proposal.proposal_id)]
+        assert chartledger(["--server", url, *approve]) == 0
+        assert "disposed under policy adults-0y v1" in capsys.readouterr().out
+        assert "409" in one_line_refusal(capsys, url, *approve)
+
+        # The owner proposes on the command line and cannot approve their own proposal.
+        propose = ["disposals", "propose", str(second), "--policy", "adults-0y", "--version", "1"]
+        assert chartledger(["--server", url, *propose]) == 0
+        mine = UUID(capsys.readouterr().out.split()[2])
+        assert "403" in one_line_refusal(capsys, url, "disposals", "approve", str(mine))
+        assert "409" in one_line_refusal(
+            capsys, url, *propose[:3], "--policy", "x", "--version", "1"
+        )
+    assert rita.approve_disposal(mine).patient_id == second
