@@ -222,7 +222,10 @@ def propose_disposal(
         if candidate.held_by:
             raise UnderLegalHold(patient_id, list(candidate.held_by))
         if not patient_record(ledger, patient_id).live_keys:
-            raise NothingToDispose(f"patient {patient_id} has no data key left to destroy")
+            raise NothingToDispose(
+                f"patient {patient_id} has no data key to destroy (already disposed of, or no "
+                "such patient)"
+            )
         if not candidate.eligible:
             raise NotEligible(
                 f"policy {policy.label} does not allow disposing of patient {patient_id} at "
