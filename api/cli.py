@@ -138,9 +138,13 @@ def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
                 )
                 with acting(user_subject(made.user.id), "init"):
                     ledger.save(made.user, made.account)
+            # Set by the first owner, or chosen at init. A bare practice (no owner, the default
+            # floor) gets the same default, recorded with its first adoption (load_book), so
+            # its log starts with the practice alone, as the ledger's own tests expect.
             by = None if made is None else made.user.id
-            with acting(None if by is None else user_subject(by), "init"):
-                set_floor(ledger, floor, by=by, at=datetime.now(UTC))
+            if by is not None or floor != DEFAULT_FLOOR:
+                with acting(None if by is None else user_subject(by), "init"):
+                    set_floor(ledger, floor, by=by, at=datetime.now(UTC))
             checkpoint = ledger.checkpointer.issue()
         finally:
             ledger.close()

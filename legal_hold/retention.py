@@ -6,10 +6,12 @@ log still verifies and the audit trail still shows every event's metadata; no pa
 patient's sealed before the disposal can be opened again by anyone, the practice included.
 
 **Policy.** One rule per record category (``"*"`` for the rest): adults are kept ``adult_years``
-after their last encounter; a patient who was a minor at their last encounter is kept until the
-later of that and ``minor_years`` after reaching majority. A record is eligible once every
-category it holds is past its rule. The last encounter is the latest ``recorded`` time of the
-patient's events other than reads (header metadata, readable without any key).
+after their last encounter; a patient who was a minor at any encounter (their first) is kept until
+the later of that and ``minor_years`` after reaching majority, so a record holding care given in
+minority keeps the minor rule, and a later encounter never brings its disposal forward. A record
+is eligible once every category it holds is past its rule. The last (first) encounter is the
+latest (earliest) ``recorded`` time of the patient's events other than reads (header metadata,
+readable without any key).
 
 **The gate.** A patient in scope of any active hold is refused (``UnderLegalHold``) and the
 refusal is itself a ledger event (``DisposalRefusal.Refused``). A hold covers a patient when it
@@ -112,10 +114,15 @@ class Policy:
         return self.rules.get(category, self.rules["*"])
 
     def retain_until(
-        self, categories: Iterable[str], birth_date: date, last_encounter: date
+        self,
+        categories: Iterable[str],
+        birth_date: date,
+        last_encounter: date,
+        first_encounter: date | None = None,
     ) -> date:
         majority = add_years(birth_date, self.majority_age)
-        minor = last_encounter < majority
+        # A minor at any encounter: the earliest one, when known.
+        minor = min(last_encounter, first_encounter or last_encounter) < majority
         until = last_encounter
         for category in set(categories) or {"*"}:
             rule = self.rule(category)
@@ -233,6 +240,7 @@ class PatientRecord:
     patient_id: UUID
     live_keys: list[str]  # the patient's data keys the store still holds
     last_encounter: datetime | None
+    first_encounter: datetime | None = None
     categories: set[str] = field(default_factory=set)
     events: int = 0
     users: set[UUID] = field(default_factory=set)  # who acted in it or is a subject of it
@@ -275,15 +283,22 @@ def patient_record(ledger: Ledger, patient_id: UUID) -> PatientRecord:
             recorded = parse_timestamp(header.recorded)
             if record.last_encounter is None or recorded > record.last_encounter:
                 record.last_encounter = recorded
+            if record.first_encounter is None or recorded < record.first_encounter:
+                record.first_encounter = recorded
     return record
 
 
 def eligibility(
-    policy: Policy, categories: Iterable[str], birth_date: date, last_encounter: date, on: date
+    policy: Policy,
+    categories: Iterable[str],
+    birth_date: date,
+    encounters: tuple[date, date],
+    on: date,
 ) -> tuple[date, bool]:
-    """Until when ``policy`` keeps the record, and whether it may be disposed of ``on`` that day
-    (from ``retain_until`` itself on)."""
-    until = policy.retain_until(categories, birth_date, last_encounter)
+    """Until when ``policy`` keeps the record (``encounters``: its first and last), and whether
+    it may be disposed of ``on`` that day (from ``retain_until`` itself on)."""
+    first, last = encounters
+    until = policy.retain_until(categories, birth_date, last, first)
     return until, on >= until
 
 
@@ -326,8 +341,9 @@ def assess(ledger: Ledger, patient_id: UUID, policy: Policy, *, at: datetime) ->
     birth = _birth_date(ledger, patient_id)
     if birth is None or record.last_encounter is None:
         return Candidate(patient_id, record.last_encounter, None, False, held)
+    first = record.first_encounter or record.last_encounter
     until, eligible = eligibility(
-        policy, record.categories, birth, record.last_encounter.date(), at.date()
+        policy, record.categories, birth, (first.date(), record.last_encounter.date()), at.date()
     )
     return Candidate(patient_id, record.last_encounter, until, eligible, held)
 

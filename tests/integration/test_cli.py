@@ -114,7 +114,7 @@ def test_init_over_a_ledger_whose_practice_files_are_gone_refuses_and_keeps_the_
     shutil.move(aside / "practice.json", store_config.practice_path)
     shutil.move(aside / "keys", store_config.keys_dir)
     assert chartledger(["verify"]) == 0
-    assert ": 5 leaves, 5 events, " in capsys.readouterr().out
+    assert ": 4 leaves, 4 events, " in capsys.readouterr().out
 
 
 # -- misuse: one line, exit 2 ------------------------------------------------------------------

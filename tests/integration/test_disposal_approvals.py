@@ -8,16 +8,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from api.cli import main as chartledger
 from domain.users import User
+from events.config import StoreConfig
 from events.ledger import Ledger
 from legal_hold import holds as lh
 from legal_hold.disposal_approvals import Actor, approve_disposal, get_proposal, propose_disposal
-from legal_hold.errors import NotEligible, UnderLegalHold
+from legal_hold.errors import BelowFloor, NotEligible, UnderLegalHold
 from legal_hold.holds import Scope
-from legal_hold.policies import DEFAULT_FLOOR, adopt_policy, load_book
+from legal_hold.policies import DEFAULT_FLOOR, Floor, adopt_policy, load_book
 from legal_hold.retention import Policy, patient_record
 from projections.runner import read_entries
 from tests.integration.test_legal_hold import LATER, a_matter, a_patient
+from tests.support import set_env
 
 LIFETIME = timedelta(hours=72)
 
@@ -39,14 +42,39 @@ def size(ledger: Ledger) -> int:
         return int(c.fetchone()[0])
 
 
-def test_init_records_the_default_floor_and_policies_below_it_are_refused(ledger: Ledger) -> None:
+def test_a_bare_practice_has_the_default_floor_recorded_with_its_first_adoption(
+    ledger: Ledger,
+) -> None:
     now = datetime.now(UTC)
     book = load_book(ledger, at=now)
     assert book.floor == DEFAULT_FLOOR and book.adoptions == []
-    assert "legal_hold.policies:PolicyBook.FloorSet" in types_since(ledger, 0)
+    assert "legal_hold.policies:PolicyBook.FloorSet" not in types_since(ledger, 0)
     _, owner = people(ledger)
+    with pytest.raises(BelowFloor):
+        adopt_policy(ledger, Policy.simple("short", 6, 3), by=owner.user_id, at=now)
+    before = size(ledger)
     adopted = adopt_policy(ledger, Policy.simple("state-10y", 10, 3), by=owner.user_id, at=now)
+    assert types_since(ledger, before) == [
+        "legal_hold.policies:PolicyBook.FloorSet",
+        "legal_hold.policies:PolicyBook.PolicyAdopted",
+    ]
     assert (adopted.version, load_book(ledger, at=now).policy("state-10y", 1)) == (1, adopted)
+
+
+def test_init_records_the_floor_it_is_given(
+    store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_env(store_config, monkeypatch)
+    assert chartledger(["init", "--floor-minor-years", "-1"]) == 2
+    assert not store_config.practice_path.exists()  # refused before anything was made
+    assert chartledger(["init", "--floor-adult-years", "10", "--floor-majority-age", "21"]) == 0
+    ledger = Ledger(store_config)
+    try:
+        book = load_book(ledger, at=datetime.now(UTC))
+        assert book.floor == Floor(adult_years=10, minor_years=3, majority_age=21)
+        assert types_since(ledger, 0)[-1] == "legal_hold.policies:PolicyBook.FloorSet"
+    finally:
+        ledger.close()
 
 
 def test_approval_checks_eligibility_again_and_disposes_only_with_its_approval(
