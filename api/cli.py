@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -53,6 +54,7 @@ from events.rotation import rotate_signing_key
 from events.verification import verify_configured_store
 from events.witnessing import WitnessingError
 from legal_hold.cli import add_commands as add_legal_hold_commands
+from legal_hold.policies import DEFAULT_FLOOR, Floor, set_floor
 from legal_hold.production_cli import add_commands as add_production_commands
 from projections.ehi_export_cli import add_commands as add_export_commands
 from projections.rebuild import UnknownProjection, all_projections, rebuild, runner_for
@@ -103,8 +105,29 @@ def owner_details(options: argparse.Namespace) -> tuple[str, str, str] | None:
     return username, name, password
 
 
+def retention_floor(options: argparse.Namespace) -> Floor:
+    """The floor no adopted retention policy may go below: the init options, else
+    CHARTLEDGER_RETENTION_FLOOR_{ADULT_YEARS,MINOR_YEARS,MAJORITY_AGE}, else the US defaults."""
+    found = {}
+    for field in ("adult_years", "minor_years", "majority_age"):
+        given = getattr(options, f"floor_{field}")
+        if given is None:
+            given = os.environ.get(f"CHARTLEDGER_RETENTION_FLOOR_{field.upper()}") or None
+        if given is None:
+            given = getattr(DEFAULT_FLOOR, field)
+        try:
+            found[field] = int(given)
+        except ValueError:
+            raise UsageError(f"the retention floor's {field} must be a whole number") from None
+    try:
+        return Floor(**found)
+    except InvalidEntry as e:
+        raise UsageError(str(e)) from None
+
+
 def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
     owner = owner_details(options)
+    floor = retention_floor(options)
     settings = Settings.from_env()
     if options.origin is not None:
         try:
@@ -130,6 +153,13 @@ def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
                 )
                 with acting(user_subject(made.user.id), "init"):
                     ledger.save(made.user, made.account)
+            # Set by the first owner, or chosen at init. A bare practice (no owner, the default
+            # floor) gets the same default, recorded with its first adoption (load_book), so
+            # its log starts with the practice alone, as the ledger's own tests expect.
+            by = None if made is None else made.user.id
+            if by is not None or floor != DEFAULT_FLOOR:
+                with acting(None if by is None else user_subject(by), "init"):
+                    set_floor(ledger, floor, by=by, at=datetime.now(UTC))
             checkpoint = ledger.checkpointer.issue()
         finally:
             ledger.close()
@@ -144,6 +174,10 @@ def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
     print(f"  key id:       {signing_key.key_id}")
     print(f"  origin:       {practice['origin']}")
     print(f"  checkpoint:   size {checkpoint.size}")
+    print(
+        f"  retention floor: adults {floor.adult_years} years after the last encounter; minors "
+        f"{floor.minor_years} years past majority at {floor.majority_age} (no policy goes below)"
+    )
     print(
         "Back up the keys folder now and keep it apart from the database: without the master "
         "key no record can be read, and anyone holding it can read them all. Publish the key id "
@@ -389,6 +423,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the log's name in checkpoints, one the practice controls, e.g. "
         "records.example.org/log (default chartledger.local/<practice id>)",
     )
+    for field, what in (
+        ("adult-years", "years an adult's record is kept after the last encounter"),
+        ("minor-years", "years a minor's record is kept past majority"),
+        ("majority-age", "the age of majority"),
+    ):
+        name = field.replace("-", "_")
+        init.add_argument(
+            f"--floor-{field}",
+            metavar="N",
+            help=f"retention floor, {what} (default from CHARTLEDGER_RETENTION_FLOOR_"
+            f"{name.upper()}, else {getattr(DEFAULT_FLOOR, name)})",
+        )
     init.set_defaults(run=cmd_init)
     checkpoint = commands.add_parser("checkpoint", help="issue a signed checkpoint and print it")
     checkpoint.set_defaults(run=cmd_checkpoint)

@@ -529,14 +529,36 @@ class Client:
     def hold_report(self, hold_id: UUID) -> hs.HoldReportOut:
         return self._get(hs.HoldReportOut, f"/holds/{hold_id}/report")
 
-    def retention_run(self, policy: hs.PolicyIn) -> list[hs.CandidateOut]:
-        body = policy.model_dump(mode="json", exclude_none=True)
-        response = self.request("POST", "/retention/runs", json=body)
+    def adopt_policy(self, policy: hs.PolicyIn) -> hs.AdoptedPolicyOut:
+        """As an owner, adopt ``policy`` as the next version of its name (409
+        ``below-retention-floor`` if it keeps any record less than the practice's floor)."""
+        return self._send(hs.AdoptedPolicyOut, "POST", "/retention/policies", policy)
+
+    def retention_policies(self) -> hs.PoliciesOut:
+        return self._get(hs.PoliciesOut, "/retention/policies")
+
+    def retention_run(self, policy: str, version: int) -> list[hs.CandidateOut]:
+        body = hs.PolicyRefIn(policy=policy, version=version)
+        response = self.request("POST", "/retention/runs", json=body.model_dump(exclude_none=True))
         return self._read(list[hs.CandidateOut], response)
 
-    def dispose(self, patient_id: UUID, policy: hs.PolicyIn) -> hs.DisposalOut:
-        """Dispose of the patient's record (409 ``under-legal-hold`` while a hold covers it)."""
-        return self._send(hs.DisposalOut, "POST", f"/patients/{patient_id}/disposal", policy)
+    def propose_disposal(self, patient_id: UUID, policy: str, version: int) -> hs.ProposalOut:
+        """Propose disposing of the patient's record under an adopted policy; a second person
+        approves it (``approve_disposal``). Nothing is destroyed until then."""
+        body = hs.PolicyRefIn(policy=policy, version=version)
+        response = self.request(
+            "POST", f"/patients/{patient_id}/disposal", json=body.model_dump(exclude_none=True)
+        )
+        return self._read(hs.ProposalOut, response)
+
+    def disposal_proposals(self) -> list[hs.ProposalOut]:
+        return self._list(hs.ProposalOut, "/disposals")
+
+    def approve_disposal(self, proposal_id: UUID) -> hs.DisposalOut:
+        """Approve someone else's proposal: the record is disposed of now (409
+        ``under-legal-hold`` while a hold covers it)."""
+        response = self.request("POST", f"/disposals/{proposal_id}/approve")
+        return self._read(hs.DisposalOut, response)
 
     def disposed_record(self, patient_id: UUID) -> hs.DisposedRecordOut:
         return self._get(hs.DisposedRecordOut, f"/patients/{patient_id}/disposal")

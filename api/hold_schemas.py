@@ -208,14 +208,70 @@ class RuleIn(Model):
 
 
 class PolicyIn(Model):
-    """A retention policy: ``adult_years`` after the last encounter; minors until majority plus
-    ``minor_years`` (if later); ``rules`` per record category override both."""
+    """A retention policy for an owner to adopt (``POST /retention/policies``): ``adult_years``
+    after the last encounter; minors until majority plus ``minor_years`` (if later); ``rules``
+    per record category override both. None may keep less than the practice's floor."""
 
     name: str = Field(min_length=1, max_length=200)
     adult_years: int = Field(ge=0, le=200)
     minor_years: int = Field(ge=0, le=200)
     majority_age: int = Field(default=18, ge=1, le=30)
     rules: dict[str, RuleIn] = Field(default_factory=dict, max_length=50)
+
+
+class AdoptedRuleOut(Model):
+    adult_years: int
+    minor_years: int
+
+
+class AdoptedPolicyOut(Model):
+    name: str
+    version: int
+    majority_age: int
+    rules: dict[str, AdoptedRuleOut]  # "*": every category not named
+    adopted_by: UUID
+    adopted_at: datetime
+
+
+class FloorOut(Model):
+    adult_years: int
+    minor_years: int
+    majority_age: int
+
+
+class PoliciesOut(Model):
+    floor: FloorOut
+    policies: list[AdoptedPolicyOut]
+
+
+REFUSED = "refused: name an adopted policy with policy and version instead"
+
+
+class PolicyRefIn(Model):
+    """An adopted policy, by name and version. A policy's own rules in the request (the fields
+    marked refused) are refused with a ``422 per-call-policy`` problem."""
+
+    policy: str | None = Field(default=None, min_length=1, max_length=200)
+    version: int | None = Field(default=None, ge=1, le=1_000_000)
+    name: str | None = Field(default=None, max_length=200, description=REFUSED)
+    adult_years: int | None = Field(default=None, description=REFUSED)
+    minor_years: int | None = Field(default=None, description=REFUSED)
+    majority_age: int | None = Field(default=None, description=REFUSED)
+    rules: dict[str, RuleIn] | None = Field(default=None, max_length=50, description=REFUSED)
+
+
+class ProposalOut(Model):
+    proposal_id: UUID
+    patient_id: UUID
+    policy: str
+    version: int
+    proposed_by: UUID
+    proposed_at: datetime
+    expires_at: datetime
+    state: Literal["pending", "approved", "expired"]
+    approved_by: UUID | None
+    approved_at: datetime | None
+    disposal_id: UUID | None
 
 
 class CandidateOut(Model):
@@ -236,6 +292,7 @@ class DisposalOut(Model):
     disposed_by: UUID
     keys_destroyed: int
     description: str  # "disposed under policy P on D by user U"
+    proposal_id: UUID | None = None  # the two-person proposal it executed
 
 
 class DisposedEventOut(Model):

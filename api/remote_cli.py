@@ -18,6 +18,7 @@ from uuid import UUID
 
 from api.auth import MAX_PASSWORD
 from api.client import Client
+from api.hold_schemas import PolicyIn
 from api.schemas import MAX_CODE, LabIn
 from legal_hold.production_cli import withheld_item
 
@@ -45,6 +46,8 @@ REMOTE_COMMANDS = frozenset(
         "password",
         "status",
         "productions",
+        "policies",
+        "disposals",
     }
 )
 
@@ -391,6 +394,7 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
     p = commands.add_parser("status", help="(--server) the store's verification and checkpoint")
     p.set_defaults(run=status)
     add_production_commands(commands, client_for)
+    add_disposal_commands(commands, client_for)
 
 
 def add_production_commands(commands: Any, client_for: ClientFor) -> None:
@@ -426,3 +430,77 @@ def add_production_commands(commands: Any, client_for: ClientFor) -> None:
         "--withhold", type=withheld_item, action="append", default=[], metavar="POSITION=CLAIM"
     )
     p.add_argument("--since", type=int, metavar="SIZE", help="a checkpoint the other side holds")
+
+
+def add_disposal_commands(commands: Any, client_for: ClientFor) -> None:
+    """``policies list|adopt`` (an owner adopts) and ``disposals propose|list|approve``: disposal
+    by two people, one proposing under an adopted policy, another approving (one an owner)."""
+
+    def policies_list(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            book = client.retention_policies()
+        f = book.floor
+        print(f"floor: adults {f.adult_years}y, minors {f.minor_years}y past majority at "
+              f"{f.majority_age}")  # fmt: skip
+        for p in book.policies:
+            rules = ", ".join(f"{c} {r.adult_years}y/{r.minor_years}y" for c, r in p.rules.items())
+            print(f"{p.name} v{p.version}: majority {p.majority_age}; {rules}; adopted by "
+                  f"{p.adopted_by} at {p.adopted_at.isoformat()}")  # fmt: skip
+        return EXIT_OK
+
+    def policies_adopt(o: argparse.Namespace) -> int:
+        body = PolicyIn(
+            name=o.name,
+            adult_years=o.adult_years,
+            minor_years=o.minor_years,
+            majority_age=o.majority_age,
+        )
+        with client_for(o) as client:
+            p = client.adopt_policy(body)
+        print(f"Adopted policy {p.name} version {p.version}")
+        return EXIT_OK
+
+    def disposals_propose(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            p = client.propose_disposal(o.patient_id, o.policy, o.version)
+        until = p.expires_at.isoformat()
+        print(f"Proposed disposal {p.proposal_id} of patient {p.patient_id} under {p.policy} "
+              f"v{p.version}; a second person approves it before {until}")  # fmt: skip
+        return EXIT_OK
+
+    def disposals_list(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            for p in client.disposal_proposals():
+                print(f"{p.proposal_id}  {p.state:<8} patient {p.patient_id}  {p.policy} "
+                      f"v{p.version}  by {p.proposed_by}")  # fmt: skip
+        return EXIT_OK
+
+    def disposals_approve(o: argparse.Namespace) -> int:
+        with client_for(o) as client:
+            d = client.approve_disposal(o.proposal_id)
+        print(f"Patient {d.patient_id}: {d.description}; {d.keys_destroyed} key(s) destroyed")
+        return EXIT_OK
+
+    group = commands.add_parser("policies", help="(--server) retention floor and policies")
+    actions = group.add_subparsers(dest="action", required=True, parser_class=type(group))
+    p = actions.add_parser("list", help="the floor and every adopted policy")
+    p.set_defaults(run=policies_list)
+    p = actions.add_parser("adopt", help="(owner) adopt a policy: the next version of its name")
+    p.set_defaults(run=policies_adopt)
+    p.add_argument("--name", required=True)
+    p.add_argument("--adult-years", type=int, required=True)
+    p.add_argument("--minor-years", type=int, required=True)
+    p.add_argument("--majority-age", type=int, default=18)
+
+    group = commands.add_parser("disposals", help="(--server) disposal by two people")
+    actions = group.add_subparsers(dest="action", required=True, parser_class=type(group))
+    p = actions.add_parser("propose", help="propose disposing of a record under an adopted policy")
+    p.set_defaults(run=disposals_propose)
+    p.add_argument("patient_id", type=UUID)
+    p.add_argument("--policy", required=True, help="an adopted policy's name")
+    p.add_argument("--version", type=int, required=True)
+    p = actions.add_parser("list", help="every proposal and its state")
+    p.set_defaults(run=disposals_list)
+    p = actions.add_parser("approve", help="approve someone else's proposal: disposes now")
+    p.set_defaults(run=disposals_approve)
+    p.add_argument("proposal_id", type=UUID)

@@ -36,6 +36,8 @@ class Settings:
     # How long an enrollment code (a new user's, or a reset's) may be spent: a working day and
     # night to hand it over, after which the administrator issues a new one.
     enrollment_code_lifetime: timedelta = timedelta(hours=24)
+    # How long a disposal proposal waits for its second person (legal_hold/disposal_approvals.py).
+    disposal_approval_lifetime: timedelta = timedelta(hours=72)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,11 +45,13 @@ class Settings:
         iterations = _int(env, "CHARTLEDGER_PBKDF2_ITERATIONS", OWASP_PBKDF2_ITERATIONS)
         idle = _int(env, "CHARTLEDGER_IDLE_TIMEOUT_SECONDS", 15 * 60)
         enrollment = _int(env, "CHARTLEDGER_ENROLLMENT_CODE_LIFETIME_SECONDS", 24 * 3600)
+        approval = _int(env, "CHARTLEDGER_DISPOSAL_APPROVAL_HOURS", 72)
         return cls(
             store=StoreConfig.from_env(env),
             pbkdf2_iterations=iterations,
             idle_timeout=timedelta(seconds=idle),
             enrollment_code_lifetime=timedelta(seconds=enrollment),
+            disposal_approval_lifetime=timedelta(hours=approval),
         )
 
 

@@ -1,5 +1,9 @@
 """``chartledger matters|holds|retention ...``: legal holds as local administration commands.
 
+Retention here is read-only (the floor, adopted policies, a run under one of them): adopting a
+policy and disposing of a record need people signed in with TOTP codes, so they are done over
+the API (``chartledger --server URL policies|disposals ...``).
+
 Each command that changes something names the acting user with ``--by``, who must be an
 active risk manager (as over HTTP: owners too need the role, which an owner can grant, in the
 open); its events carry that user as their actor. Exit status 0: done; 2: misuse or refused,
@@ -24,10 +28,11 @@ from events.context import acting
 from events.ledger import Ledger
 from legal_hold import holds as lh
 from legal_hold.custodians import report
+from legal_hold.hold_releases import release as release_hold
 from legal_hold.holds import Scope
 from legal_hold.notices import outbox_from_env, send_due
-from legal_hold.retention import Policy, disposal_run, dispose
-from projections.rebuild import rebuild
+from legal_hold.policies import adopted_policy, load_book
+from legal_hold.retention import disposal_run
 
 EXIT_OK, EXIT_REFUSED = 0, 2
 ALLOWED_ROLES = ("risk_manager",)
@@ -74,10 +79,6 @@ def _scope(options: argparse.Namespace) -> Scope:
         end=options.end,
         categories=options.category,
     )
-
-
-def _policy(options: argparse.Namespace) -> Policy:
-    return Policy.simple(options.policy, options.adult_years, options.minor_years, options.majority)
 
 
 def matters_open(ledger: Ledger, o: argparse.Namespace) -> int:
@@ -130,12 +131,14 @@ def holds_ack(ledger: Ledger, o: argparse.Namespace) -> int:
 
 
 def holds_release(ledger: Ledger, o: argparse.Namespace) -> int:
-    hold = lh.release_hold(
+    # As over HTTP: only whoever placed the hold (or an owner) releases it; a refusal is recorded.
+    hold = release_hold(
         ledger,
         o.hold,
+        by=o.by,
+        roles=getattr(ledger.repository.get(o.by), "roles", ()),
         reason=o.reason,
         at=_now(),
-        by=o.by,
         patients=o.patient,
         custodians=o.custodian,
     )
@@ -173,16 +176,27 @@ def holds_report(ledger: Ledger, o: argparse.Namespace) -> int:
 
 
 def retention_run(ledger: Ledger, o: argparse.Namespace) -> int:
-    for c in disposal_run(ledger, _policy(o), at=_now()):
+    policy = adopted_policy(ledger, o.policy, o.version, at=_now())
+    for c in disposal_run(ledger, policy, at=_now()):
         state = "disposable" if c.disposable else ("held" if c.held_by else "kept")
         print(f"{c.patient_id}  {state}  kept until {c.retain_until}")
     return EXIT_OK
 
 
-def retention_dispose(ledger: Ledger, o: argparse.Namespace) -> int:
-    disposal = dispose(ledger, o.patient, policy=_policy(o), by=o.by, at=_now())
-    rebuild(ledger)
-    print(f"Patient {o.patient}: {disposal.describe()}; views rebuilt")
+def retention_policies(ledger: Ledger, o: argparse.Namespace) -> int:
+    book = load_book(ledger, at=_now())
+    f = book.floor
+    print(
+        f"floor: adults {f.adult_years}y, minors {f.minor_years}y past majority at {f.majority_age}"
+    )
+    for a in book.adoptions:
+        rules = ", ".join(
+            f"{c} {r.adult_years}y/{r.minor_years}y" for c, r in sorted(a.policy.rules.items())
+        )
+        print(
+            f"{a.policy.label}: majority {a.policy.majority_age}; {rules}; adopted by "
+            f"{a.adopted_by} at {a.adopted_at}"
+        )
     return EXIT_OK
 
 
@@ -202,10 +216,8 @@ def add_commands(commands: Any) -> None:
             p.add_argument("--category", action="append", default=[])
 
     def policy(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--policy", required=True, help="the policy's name")
-        p.add_argument("--adult-years", type=int, required=True)
-        p.add_argument("--minor-years", type=int, required=True)
-        p.add_argument("--majority", type=int, default=18)
+        p.add_argument("--policy", required=True, help="an adopted policy's name")
+        p.add_argument("--version", type=int, required=True, help="its adopted version")
 
     matters = commands.add_parser("matters", help="legal matters")
     m = matters.add_subparsers(dest="action", required=True)
@@ -262,8 +274,7 @@ def add_commands(commands: Any) -> None:
     p = r.add_parser("run", help="list each patient's retention and whether it is disposable")
     policy(p)
     p.set_defaults(run=_run(False, retention_run))
-    p = r.add_parser("dispose", help="dispose of a patient's record (refused under a hold)")
-    p.add_argument("patient", type=UUID)
-    policy(p)
-    by(p)
-    p.set_defaults(run=_run(True, retention_dispose))
+    p = r.add_parser("policies", help="the retention floor and every adopted policy")
+    p.set_defaults(run=_run(False, retention_policies))
+    # No local disposal: it takes two people signed in with TOTP codes, over the API
+    # (chartledger --server URL disposals propose|approve).

@@ -55,3 +55,24 @@ class NothingToDispose(HoldError):
 class DisposalContended(HoldError):
     """Disposal gave up: the patient's keys or record kept changing while it was planned.
     Nothing was disposed of; trying again later is safe."""
+
+
+class NotAdopted(HoldError):
+    """A retention run or disposal named a policy (name and version) the practice never adopted."""
+
+
+class BelowFloor(HoldError):
+    """A policy keeps some record for less than the practice's retention floor (set at init)."""
+
+
+class PerCallPolicy(InvalidHoldEntry):
+    """A request carried a policy's rules instead of naming an adopted policy."""
+
+
+class ProposalStateError(HoldError):
+    """A disposal proposal that is unknown, expired, or already approved."""
+
+
+class DisposalNotPermitted(HoldError):
+    """The two-person rule refused a step: the wrong role, a session without a TOTP code, the
+    proposer approving, no owner among the two, or a release of someone else's hold."""

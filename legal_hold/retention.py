@@ -6,10 +6,12 @@ log still verifies and the audit trail still shows every event's metadata; no pa
 patient's sealed before the disposal can be opened again by anyone, the practice included.
 
 **Policy.** One rule per record category (``"*"`` for the rest): adults are kept ``adult_years``
-after their last encounter; a patient who was a minor at their last encounter is kept until the
-later of that and ``minor_years`` after reaching majority. A record is eligible once every
-category it holds is past its rule. The last encounter is the latest ``recorded`` time of the
-patient's events other than reads (header metadata, readable without any key).
+after their last encounter; a patient who was a minor at any encounter (their first) is kept until
+the later of that and ``minor_years`` after reaching majority, so a record holding care given in
+minority keeps the minor rule, and a later encounter never brings its disposal forward. A record
+is eligible once every category it holds is past its rule. The last (first) encounter is the
+latest (earliest) ``recorded`` time of the patient's events other than reads (header metadata,
+readable without any key).
 
 **The gate.** A patient in scope of any active hold is refused (``UnderLegalHold``) and the
 refusal is itself a ledger event (``DisposalRefusal.Refused``). A hold covers a patient when it
@@ -34,14 +36,14 @@ cannot open was "disposed under policy P on date D by user U".
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 
 from domain.base import Record, patient_subject, user_subject
@@ -89,10 +91,13 @@ class Policy:
     name: str
     rules: Mapping[str, Rule]
     majority_age: int = 18
+    version: int | None = None  # set once the practice adopted it (legal_hold/policies.py)
 
     def __post_init__(self) -> None:
-        if not self.name.strip():
+        if type(self.name) is not str or not self.name.strip():
             raise InvalidHoldEntry("a policy needs a name")
+        if type(self.majority_age) is not int or not 1 <= self.majority_age <= 30:
+            raise InvalidHoldEntry("a policy's majority_age is a whole number of years, 1 to 30")
         for category, rule in self.rules.items():
             for years in (rule.adult_years, rule.minor_years):
                 if type(years) is not int or years < 0:
@@ -110,10 +115,15 @@ class Policy:
         return self.rules.get(category, self.rules["*"])
 
     def retain_until(
-        self, categories: Iterable[str], birth_date: date, last_encounter: date
+        self,
+        categories: Iterable[str],
+        birth_date: date,
+        last_encounter: date,
+        first_encounter: date | None = None,
     ) -> date:
         majority = add_years(birth_date, self.majority_age)
-        minor = last_encounter < majority
+        # A minor at any encounter: the earliest one, when known.
+        minor = min(last_encounter, first_encounter or last_encounter) < majority
         until = last_encounter
         for category in set(categories) or {"*"}:
             rule = self.rule(category)
@@ -123,15 +133,25 @@ class Policy:
             until = max(until, kept)
         return until
 
-    def to_payload(self) -> dict[str, Any]:
+    @property
+    def label(self) -> str:
+        return self.name if self.version is None else f"{self.name} v{self.version}"
+
+    def rules_payload(self) -> dict[str, dict[str, int]]:
         return {
+            c: {"adult_years": r.adult_years, "minor_years": r.minor_years}
+            for c, r in self.rules.items()
+        }
+
+    def to_payload(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
             "name": self.name,
             "majority_age": self.majority_age,
-            "rules": {
-                c: {"adult_years": r.adult_years, "minor_years": r.minor_years}
-                for c, r in self.rules.items()
-            },
+            "rules": self.rules_payload(),
         }
+        if self.version is not None:
+            found["version"] = self.version
+        return found
 
 
 # -- Aggregates ---------------------------------------------------------------------------------
@@ -149,6 +169,7 @@ class Disposal(Record):
         key_names: list[str],
         by: UUID,
         at: datetime,
+        proposal_id: UUID | None = None,
     ) -> None:
         self.patient_id = patient_id
         self.policy = policy
@@ -156,6 +177,9 @@ class Disposal(Record):
         self.key_names = list(key_names)
         self.by = by
         self.at = at
+        # The two-person proposal this disposal executes (legal_hold/disposal_approvals.py);
+        # None only in disposals recorded before proposals existed.
+        self.proposal_id = proposal_id
 
     def ledger_subjects(self) -> Iterable[str]:
         return (user_subject(self.by),)
@@ -164,8 +188,13 @@ class Disposal(Record):
     def policy_name(self) -> str:
         return str(self.policy["name"])
 
+    @property
+    def policy_label(self) -> str:
+        version = self.policy.get("version")
+        return self.policy_name if version is None else f"{self.policy_name} v{version}"
+
     def describe(self) -> str:
-        return f"disposed under policy {self.policy_name} on {self.at.date()} by user {self.by}"
+        return f"disposed under policy {self.policy_label} on {self.at.date()} by user {self.by}"
 
 
 class DisposalRefusal(Record):
@@ -212,6 +241,7 @@ class PatientRecord:
     patient_id: UUID
     live_keys: list[str]  # the patient's data keys the store still holds
     last_encounter: datetime | None
+    first_encounter: datetime | None = None
     categories: set[str] = field(default_factory=set)
     events: int = 0
     users: set[UUID] = field(default_factory=set)  # who acted in it or is a subject of it
@@ -253,7 +283,23 @@ def patient_record(ledger: Ledger, patient_id: UUID) -> PatientRecord:
             recorded = parse_timestamp(header.recorded)
             if record.last_encounter is None or recorded > record.last_encounter:
                 record.last_encounter = recorded
+            if record.first_encounter is None or recorded < record.first_encounter:
+                record.first_encounter = recorded
     return record
+
+
+def eligibility(
+    policy: Policy,
+    categories: Iterable[str],
+    birth_date: date,
+    encounters: tuple[date, date],
+    on: date,
+) -> tuple[date, bool]:
+    """Until when ``policy`` keeps the record (``encounters``: its first and last), and whether
+    it may be disposed of ``on`` that day (from ``retain_until`` itself on)."""
+    first, last = encounters
+    until = policy.retain_until(categories, birth_date, last, first)
+    return until, on >= until
 
 
 @dataclass(frozen=True)
@@ -295,8 +341,11 @@ def assess(ledger: Ledger, patient_id: UUID, policy: Policy, *, at: datetime) ->
     birth = _birth_date(ledger, patient_id)
     if birth is None or record.last_encounter is None:
         return Candidate(patient_id, record.last_encounter, None, False, held)
-    until = policy.retain_until(record.categories, birth, record.last_encounter.date())
-    return Candidate(patient_id, record.last_encounter, until, at.date() >= until, held)
+    first = record.first_encounter or record.last_encounter
+    until, eligible = eligibility(
+        policy, record.categories, birth, (first.date(), record.last_encounter.date()), at.date()
+    )
+    return Candidate(patient_id, record.last_encounter, until, eligible, held)
 
 
 def disposal_run(ledger: Ledger, policy: Policy, *, at: datetime) -> list[Candidate]:
@@ -322,17 +371,29 @@ def _refuse(
 ) -> UnderLegalHold:
     ledger.save(
         DisposalRefusal(
-            patient_id=patient_id, hold_ids=hold_ids, policy_name=policy.name, by=by, at=at
+            patient_id=patient_id, hold_ids=hold_ids, policy_name=policy.label, by=by, at=at
         )
     )
     return UnderLegalHold(patient_id, hold_ids)
 
 
 def dispose(
-    ledger: Ledger, patient_id: UUID, *, policy: Policy, by: UUID, at: datetime
+    ledger: Ledger,
+    patient_id: UUID,
+    *,
+    policy: Policy,
+    by: UUID,
+    at: datetime,
+    proposal_id: UUID | None = None,
+    with_disposal: Callable[[Disposal], Iterable[Aggregate]] | None = None,
 ) -> Disposal:
     """Dispose of the patient's record: destroy their data key and record ``Disposed``, in one
-    transaction under the writer lock, refusing if any active hold covers them."""
+    transaction under the writer lock, refusing if any active hold covers them.
+
+    This is the machinery only: who may dispose, under which policy, is decided before it is
+    called (``legal_hold/disposal_approvals.py``, the only caller outside tests). The aggregates
+    ``with_disposal`` returns (the proposal's approval) are saved in the same append, made anew
+    on each attempt, so the approval is on the record exactly when the key is gone."""
     patient_id = _checked(identifier, patient_id, "patient_id")
     by = _checked(identifier, by, "by")
     at = _checked(moment, at, "at")
@@ -346,7 +407,7 @@ def dispose(
             raise NothingToDispose(f"patient {patient_id} has no data key left to destroy")
         if not candidate.eligible:
             raise NotEligible(
-                f"policy {policy.name} does not allow disposing of patient {patient_id} at "
+                f"policy {policy.label} does not allow disposing of patient {patient_id} at "
                 f"{at.date()}"
                 + (f" (kept until {candidate.retain_until})" if candidate.retain_until else "")
             )
@@ -357,9 +418,11 @@ def dispose(
             key_names=record.live_keys,
             by=by,
             at=at,
+            proposal_id=proposal_id,
         )
         register = _load_register(ledger)
         register.list_disposal(disposal.id, patient_id)
+        also = [] if with_disposal is None else list(with_disposal(disposal))
 
         def destroy(
             cursor: Cursor,
@@ -377,7 +440,7 @@ def dispose(
             destroy_data_keys(cursor, ledger.db.dialect, expected, disposal_id)
 
         try:
-            ledger.save(disposal, register, after_append=destroy)
+            ledger.save(disposal, register, *also, after_append=destroy)
         except UnderLegalHold as held:
             raise _refuse(ledger, patient_id, held.hold_ids, policy, by, at) from None
         except (_KeysMoved, IntegrityError):

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from domain.categories import RECORD_CATEGORIES
 from events.db import Cursor, Database, Dialect
@@ -60,6 +61,9 @@ CATEGORIES = {
     "legal_hold.holds": "legal holds",
     "legal_hold.productions": "legal holds",
     "legal_hold.retention": "retention",
+    "legal_hold.policies": "retention",
+    "legal_hold.disposal_approvals": "retention",
+    "legal_hold.refusals": "retention",
 }
 # Event names that record something refused or failed.
 FAILED = {"Refused", "LoginFailed", "LockedOut"}
@@ -106,7 +110,8 @@ class AuditView(Projection):
         rows, patients = [], []
         for entry in entries:
             rows.append(audit_row(entry))
-            patients.extend((p, entry.position) for p in patients_of(entry.header))
+            of = patients_of(entry.header)
+            patients.extend((p, entry.position) for p in of or payload_patients(entry))
         return rows, patients
 
     def write(self, cursor: Cursor, prepared: _Rows) -> None:
@@ -147,11 +152,20 @@ def patients_of(header: Header) -> list[str]:
     return [s.removeprefix("patient:") for s in header.subjects if s.startswith("patient:")]
 
 
+def payload_patients(entry: Entry) -> list[str]:
+    """The patient a legal-hold event is about, which it names in its payload and never as a
+    subject (legal_hold/retention.py says why): the audit view shows it (a refused or done
+    disposal names its target), but it makes no care relationship."""
+    module = entry.header.type.partition(":")[0]
+    found = getattr(entry.event, "patient_id", None) if module.startswith("legal_hold.") else None
+    return [str(found)] if isinstance(found, UUID) else []
+
+
 def audit_row(entry: Entry) -> tuple[Any, ...]:
     header, event = entry.header, entry.event
     module, _, qualname = header.type.partition(":")
     event_name = qualname.rpartition(".")[2]
-    patients = patients_of(header)
+    patients = patients_of(header) or payload_patients(entry)
     action = "void" if event_name in VOIDING else "create" if header.version == 1 else "change"
     category, purpose = CATEGORIES.get(module, "other"), None
     outcome = "failure" if event_name in FAILED else "success"

@@ -1,9 +1,11 @@
 """Legal holds and retention over HTTP (``legal_hold/``): matters, holds and their scope,
 notices and acknowledgements, reminders, hold reports, retention runs and disposal.
 
-Everything here is for the ``risk_manager`` role only (an owner without it is refused too: the
-issue gives holds and disposal to risk managers), except a custodian's own notices and their
-acknowledgement, which any signed-in custodian does for themself. Every change is a ledger event
+Holds are for the ``risk_manager`` role (an owner without it is refused too), except a
+custodian's own notices and their acknowledgement, which any signed-in custodian does for
+themself, and a hold's release, which its placer or an owner makes. Retention policies are
+adopted by owners; disposal is proposed and approved by two people, one of them an owner
+(legal_hold/disposal_approvals.py). Every change is a ledger event
 acted by the caller's session; every read of holds or retention (they name patients by id) is
 recorded first, as a query of category ``audit`` with purpose ``HLEGAL``.
 
@@ -13,18 +15,21 @@ event about the patient would be sealed under a fresh key of the patient the dis
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, status
 
-from api.auth import Principal, now
-from api.deps import CurrentUser, LedgerDep, RunnerDep
+from api.auth import Principal, load, now
+from api.deps import CurrentUser, LedgerDep, RunnerDep, ServicesDep
 from api.errors import Forbidden, NotFound
 from api.hold_schemas import (
     AcknowledgeIn,
     AcknowledgementOut,
     AckRowOut,
+    AdoptedPolicyOut,
+    AdoptedRuleOut,
     CandidateOut,
     CustodianHoldOut,
     CustodianStatusOut,
@@ -33,6 +38,7 @@ from api.hold_schemas import (
     DisposedEventOut,
     DisposedRecordOut,
     DueOut,
+    FloorOut,
     HoldIn,
     HoldOut,
     HoldReportOut,
@@ -41,7 +47,10 @@ from api.hold_schemas import (
     MatterOut,
     NoticeIn,
     NoticeVersionOut,
+    PoliciesOut,
     PolicyIn,
+    PolicyRefIn,
+    ProposalOut,
     ReleaseIn,
     ScopeChangeIn,
     ScopeChangeOut,
@@ -49,17 +58,25 @@ from api.hold_schemas import (
     ScopeOut,
     SentOut,
 )
+from api.roles import require_role
 from api.routing import Router
 from domain.access import Access
+from domain.sessions import Session
 from events.ledger import Ledger
+from legal_hold import disposal_approvals as approvals
 from legal_hold import holds as lh
+from legal_hold import policies
 from legal_hold.custodians import Due, report
 from legal_hold.custodians import status as custodian_status
-from legal_hold.errors import InvalidHoldEntry
+from legal_hold.disposal_approvals import Actor, DisposalProposal
+from legal_hold.errors import BelowFloor, DisposalNotPermitted, InvalidHoldEntry, PerCallPolicy
+from legal_hold.hold_releases import RELEASER_ROLES
+from legal_hold.hold_releases import release as release_hold
 from legal_hold.holds import CATEGORIES, Hold, Scope
 from legal_hold.matters import Matter
 from legal_hold.notices import outbox_from_env, send_due
-from legal_hold.retention import Disposal, Policy, Rule, disposal_run, disposals, dispose
+from legal_hold.refusals import AdoptionRefusal
+from legal_hold.retention import Disposal, Policy, Rule, disposal_run, disposals
 from legal_hold.retention import disposed_events as disposed_events_of
 
 router = Router(tags=["legal holds"])
@@ -73,6 +90,8 @@ def require_risk_manager(principal: CurrentUser) -> Principal:
 
 
 RiskManager = Annotated[Principal, Depends(require_risk_manager)]
+# Risk managers and owners: who proposes and approves disposals, and reads the policies.
+Disposer = Annotated[Principal, require_role("risk_manager")]
 
 
 def _record_read(ledger: Ledger, principal: Principal, what: str, **detail: str) -> None:
@@ -162,12 +181,13 @@ def _disposal_out(d: Disposal) -> DisposalOut:
     return DisposalOut(
         disposal_id=d.id,
         patient_id=d.patient_id,
-        policy=d.policy_name,
+        policy=d.policy_label,
         retain_until=d.retain_until,
         disposed_at=d.at,
         disposed_by=d.by,
         keys_destroyed=len(d.key_names),
         description=d.describe(),
+        proposal_id=getattr(d, "proposal_id", None),
     )
 
 
@@ -306,15 +326,20 @@ def change_scope(
 
 
 @router.post("/holds/{hold_id}/release")
-def release(hold_id: UUID, body: ReleaseIn, principal: RiskManager, ledger: LedgerDep) -> HoldOut:
-    """Release the whole hold, or only the patients and custodians named, with a reason."""
+def release(hold_id: UUID, body: ReleaseIn, principal: CurrentUser, ledger: LedgerDep) -> HoldOut:
+    """Release the whole hold, or only the patients and custodians named, with a reason: by the
+    risk manager who placed it, or by an owner. Another risk manager is refused (403
+    ``two-person-rule``, recorded): they ask an owner (legal_hold/hold_releases.py)."""
+    if not any(r in principal.roles for r in RELEASER_ROLES):
+        raise Forbidden("this needs the role risk_manager or owner")
     with principal.acting():
-        hold = lh.release_hold(
+        hold = release_hold(
             ledger,
             hold_id,
+            by=principal.user_id,
+            roles=principal.roles,
             reason=body.reason,
             at=now(),
-            by=principal.user_id,
             patients=body.patients,
             custodians=body.custodians,
         )
@@ -392,14 +417,101 @@ def hold_report(hold_id: UUID, principal: RiskManager, ledger: LedgerDep) -> Hol
 
 
 # -- retention ----------------------------------------------------------------------------------
+# Policies are adopted by owners; retention runs and disposal name an adopted policy. Disposal
+# takes two people (legal_hold/disposal_approvals.py): a proposal, then a second person's
+# approval, which disposes of the record.
+
+
+def _actor(ledger: Ledger, principal: Principal) -> Actor:
+    session = load(ledger, principal.session_id, Session, hot=True)
+    return Actor(principal.user_id, tuple(principal.roles), "totp" in session.method)
+
+
+def _adopted_out(policy: Policy, by: UUID, at: datetime) -> AdoptedPolicyOut:
+    assert policy.version is not None
+    return AdoptedPolicyOut(
+        name=policy.name,
+        version=policy.version,
+        majority_age=policy.majority_age,
+        rules={
+            c: AdoptedRuleOut(adult_years=r.adult_years, minor_years=r.minor_years)
+            for c, r in sorted(policy.rules.items())
+        },
+        adopted_by=by,
+        adopted_at=at,
+    )
+
+
+def _named(body: PolicyRefIn) -> tuple[str, int]:
+    """The adopted policy a request names; a policy's own rules in it are refused."""
+    given = body.model_dump(exclude_none=True)
+    carried = sorted(set(given) - {"policy", "version"})
+    if carried:
+        raise PerCallPolicy(
+            f"a policy's rules are not accepted with the request ({', '.join(carried)}): name a "
+            "policy the practice adopted (policy and version; an owner adopts one at "
+            "POST /retention/policies)"
+        )
+    if body.policy is None or body.version is None:
+        raise InvalidHoldEntry("name an adopted policy: policy and version")
+    return body.policy, body.version
+
+
+def _proposal_out(p: DisposalProposal, at: datetime) -> ProposalOut:
+    return ProposalOut(
+        proposal_id=p.id,
+        patient_id=p.patient_id,
+        policy=p.policy_name,
+        version=p.policy_version,
+        proposed_by=p.proposed_by,
+        proposed_at=p.proposed_at,
+        expires_at=p.expires_at,
+        state=p.state(at),  # type: ignore[arg-type]
+        approved_by=p.approved_by,
+        approved_at=p.approved_at,
+        disposal_id=p.disposal_id,
+    )
+
+
+@router.post("/retention/policies", status_code=status.HTTP_201_CREATED)
+def adopt_policy(body: PolicyIn, principal: CurrentUser, ledger: LedgerDep) -> AdoptedPolicyOut:
+    """An owner adopts a policy: the next version of its name. Refused (and recorded) for
+    anyone else (403) and for a policy keeping any record less than the practice's floor (409
+    ``below-retention-floor``)."""
+    at = now()
+    with principal.acting():
+        try:
+            if "owner" not in principal.roles:
+                raise DisposalNotPermitted("only an owner adopts a retention policy")
+            adopted = policies.adopt_policy(ledger, _policy(body), by=principal.user_id, at=at)
+        except (DisposalNotPermitted, BelowFloor) as refused:
+            ledger.save(
+                AdoptionRefusal.record(
+                    policy_name=body.name, by=principal.user_id, reason=str(refused), at=at
+                )
+            )
+            raise
+    return _adopted_out(adopted, principal.user_id, at)
+
+
+@router.get("/retention/policies")
+def list_policies(principal: Disposer, ledger: LedgerDep) -> PoliciesOut:
+    """The practice's retention floor (set at init) and every adopted policy, oldest first."""
+    book = policies.load_book(ledger, at=now())
+    return PoliciesOut(
+        floor=FloorOut(**book.floor.to_payload()),
+        policies=[_adopted_out(a.policy, a.adopted_by, a.adopted_at) for a in book.adoptions],
+    )
 
 
 @router.post("/retention/runs")
-def retention_run(body: PolicyIn, principal: RiskManager, ledger: LedgerDep) -> list[CandidateOut]:
-    """Each patient's retention under the policy at this moment: eligible (the policy allows
-    disposal), held by (active holds covering them: they win) and disposable (both allow it)."""
-    policy = _policy(body)
-    _record_read(ledger, principal, "retention run", policy=policy.name)
+def retention_run(body: PolicyRefIn, principal: Disposer, ledger: LedgerDep) -> list[CandidateOut]:
+    """Each patient's retention under an adopted policy at this moment: eligible (the policy
+    allows disposal), held by (active holds covering them: they win) and disposable (both)."""
+    name, version = _named(body)
+    at = now()
+    policy = policies.adopted_policy(ledger, name, version, at=at)
+    _record_read(ledger, principal, "retention run", policy=policy.label)
     return [
         CandidateOut(
             patient_id=c.patient_id,
@@ -409,32 +521,74 @@ def retention_run(body: PolicyIn, principal: RiskManager, ledger: LedgerDep) -> 
             held_by=list(c.held_by),
             disposable=c.disposable,
         )
-        for c in disposal_run(ledger, policy, at=now())
+        for c in disposal_run(ledger, policy, at=at)
     ]
 
 
 @router.post("/patients/{patient_id}/disposal", status_code=status.HTTP_201_CREATED)
-def dispose_patient(
-    patient_id: UUID,
-    body: PolicyIn,
-    principal: RiskManager,
-    ledger: LedgerDep,
-    runner: RunnerDep,
-) -> DisposalOut:
-    """Dispose of the patient's record under the policy by destroying their data key, then
-    rebuild the views. Refused (409 ``under-legal-hold``, and a ``Refused`` event in the ledger)
-    while any active hold covers the patient; 409 ``not-eligible`` before the policy allows it."""
-    policy = _policy(body)
+def propose_disposal(
+    patient_id: UUID, body: PolicyRefIn, principal: CurrentUser, services: ServicesDep
+) -> ProposalOut:
+    """Propose disposing of the patient's record under an adopted policy; nothing is destroyed
+    until a second person approves (``POST /disposals/{id}/approve``). A risk manager or an
+    owner, signed in with a TOTP code. Refused, and the refusal recorded: a policy's rules in
+    the body (422 ``per-call-policy``), an unadopted policy (409 ``policy-not-adopted``), a
+    patient under a hold (409 ``under-legal-hold``) or not yet eligible (409 ``not-eligible``),
+    the wrong role or session (403 ``two-person-rule``)."""
+    ledger, at = services.ledger, now()
     with principal.acting():
-        disposal = dispose(ledger, patient_id, policy=policy, by=principal.user_id, at=now())
+        actor = _actor(ledger, principal)
+        try:
+            name, version = _named(body)
+        except InvalidHoldEntry as refused:
+            raise approvals.refuse_proposal(
+                ledger,
+                patient_id=patient_id,
+                policy_name=body.policy or body.name,
+                policy_version=body.version,
+                actor=actor,
+                refused=refused,
+                at=at,
+            ) from None
+        proposal = approvals.propose_disposal(
+            ledger,
+            patient_id,
+            policy_name=name,
+            policy_version=version,
+            actor=actor,
+            at=at,
+            lifetime=services.settings.disposal_approval_lifetime,
+        )
+    return _proposal_out(proposal, at)
+
+
+@router.get("/disposals")
+def list_proposals(principal: Disposer, ledger: LedgerDep) -> list[ProposalOut]:
+    """Every disposal proposal, oldest first, with its state now."""
+    _record_read(ledger, principal, "disposal proposals")
+    at = now()
+    return [_proposal_out(p, at) for p in approvals.proposals(ledger)]
+
+
+@router.post("/disposals/{proposal_id}/approve", status_code=status.HTTP_201_CREATED)
+def approve_disposal(
+    proposal_id: UUID, principal: CurrentUser, ledger: LedgerDep, runner: RunnerDep
+) -> DisposalOut:
+    """Approve a pending proposal: the record is disposed of now (its data key destroyed), then
+    the views are rebuilt. Someone other than the proposer, a risk manager or an owner in a TOTP
+    session, one of the two an owner (403 ``two-person-rule``); before it expires (409
+    ``proposal-state``); holds and eligibility are checked again (409 ``under-legal-hold``,
+    ``not-eligible``). Every refusal is recorded."""
+    with principal.acting():
+        disposal = approvals.approve_disposal(
+            ledger, proposal_id, actor=_actor(ledger, principal), at=now()
+        )
     runner.rebuild()
     return _disposal_out(disposal)
 
 
 @router.get("/patients/{patient_id}/disposal")
-def disposed_record(
-    patient_id: UUID, principal: RiskManager, ledger: LedgerDep
-) -> DisposedRecordOut:
+def disposed_record(patient_id: UUID, principal: Disposer, ledger: LedgerDep) -> DisposedRecordOut:
     """How the patient's record was disposed of, and each disposed event's metadata, read as
     "disposed under policy P on date D by user U" (404 if it never was)."""
     _record_read(ledger, principal, "disposed record", patient_id=str(patient_id))

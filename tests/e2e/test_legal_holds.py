@@ -2,19 +2,38 @@
 places a hold, the notice goes to the custodian through the outbox, the custodian acknowledges
 it, disposal is refused under the hold (and the refusal is in the audit view), the hold is
 released, disposal succeeds, the store still verifies and the disposed events keep their
-metadata."""
+metadata. Disposal takes two people under an adopted policy (tests/e2e/test_two_person_disposal.py
+plays the attempts to do it alone): here the risk manager proposes and the owner approves."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import UUID
 
 import pytest
 
 from api.cli import main as chartledger
-from api.client import Conflict, Forbidden, NotFound, Unprocessable
-from api.hold_schemas import HoldIn, PolicyIn, RuleIn, ScopeIn
+from api.client import Client, Conflict, Forbidden, NotFound, Unprocessable
+from api.hold_schemas import DisposalOut, HoldIn, PolicyIn, RuleIn, ScopeIn
 from tests.e2e.conftest import Practice
 from tests.e2e.test_clinical import ada, in_care, staffed
 
 POLICY = PolicyIn(name="adults-0y-test", adult_years=0, minor_years=0)
+
+
+@pytest.fixture(autouse=True)
+def no_floor(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A practice whose floor lets a record with activity today be disposed of (read by
+    ``chartledger init``; autouse, so set before the practice fixture runs it)."""
+    for name in ("ADULT_YEARS", "MINOR_YEARS"):
+        monkeypatch.setenv(f"CHARTLEDGER_RETENTION_FLOOR_{name}", "0")
+    yield
+
+
+def dispose(proposer: Client, approver: Client, patient: UUID) -> DisposalOut:
+    """Disposal as it is done: one person proposes under the adopted policy, another approves."""
+    proposal = proposer.propose_disposal(patient, POLICY.name, 1)
+    return approver.approve_disposal(proposal.proposal_id)
 
 
 def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it(
@@ -76,36 +95,37 @@ def test_a_hold_preserves_a_record_until_its_release_and_then_disposal_shreds_it
     casey.acknowledge_hold(hold.hold_id, 2)
 
     # The policy allows disposal, but the holds win: 409, and the refusal is a ledger event.
-    (candidate,) = [c for c in risk.retention_run(POLICY) if c.patient_id == patient]
+    owner.adopt_policy(POLICY)
+    (candidate,) = [c for c in risk.retention_run(POLICY.name, 1) if c.patient_id == patient]
     assert candidate.eligible and not candidate.disposable
     assert set(candidate.held_by) == {hold.hold_id, silent.hold_id}
     with pytest.raises(Conflict) as held:
-        risk.dispose(patient, POLICY)
+        dispose(risk, owner, patient)
     assert held.value.type.endswith("under-legal-hold")
     assert "2 active legal hold" in held.value.problem["detail"]
     assert "Quill" not in str(held.value.problem)
     refusals = [
         r
         for r in risk.audit(user_id=risk_id)
-        if r.event_type == "legal_hold.retention:DisposalRefusal.Refused"
+        if r.event_type == "legal_hold.refusals:ProposalRefusal.Refused"
     ]
-    assert [(r.outcome, r.user_id, r.data_category) for r in refusals] == [
-        ("failure", str(risk_id), "retention")
+    assert [(r.outcome, r.user_id, r.data_category, r.patient_id) for r in refusals] == [
+        ("failure", str(risk_id), "retention", str(patient))
     ]
 
     # Released (one partly, then both): disposal goes through.
     # 'quiet' no longer names the patient, but its custodian wrote in the record: it still holds.
     risk.release_hold(silent.hold_id, "not needed", patients=[patient], custodians=[])
     with pytest.raises(Conflict) as still:
-        risk.dispose(patient, POLICY)
+        dispose(risk, owner, patient)
     assert "2 active legal hold" in still.value.problem["detail"]
     assert risk.release_hold(hold.hold_id, "settled").active is False
     risk.release_hold(silent.hold_id, "settled")
-    disposal = risk.dispose(patient, POLICY)
-    assert disposal.description.startswith(f"disposed under policy {POLICY.name} on ")
-    assert disposal.description.endswith(f"by user {risk_id}")
+    disposal = dispose(risk, owner, patient)
+    assert disposal.description.startswith(f"disposed under policy {POLICY.name} v1 on ")
+    assert disposal.description.endswith(f"by user {owner.me().user_id}")
     with pytest.raises(Conflict) as twice:
-        risk.dispose(patient, POLICY)
+        dispose(risk, owner, patient)
     assert twice.value.type.endswith("already-disposed")
 
     # The store still verifies, with the patient's payloads counted as disposed.
@@ -141,6 +161,7 @@ def test_every_hold_and_retention_route_is_for_risk_managers_and_checks_its_inpu
         matter.matter_id, HoldIn(name="custodian only", scope=ScopeIn(custodians=[casey_id]))
     )
     some = hold.hold_id
+    owner.adopt_policy(POLICY)
     refused = [
         lambda c: c.open_matter("x", "y"),
         lambda c: c.matters(),
@@ -151,19 +172,23 @@ def test_every_hold_and_retention_route_is_for_risk_managers_and_checks_its_inpu
         lambda c: c.holds(),
         lambda c: c.hold(some),
         lambda c: c.change_hold_scope(some, ScopeIn(patients=[patient]), "widen"),
-        lambda c: c.release_hold(some, "done"),
         lambda c: c.issue_notice(some, "text"),
         lambda c: c.remind(),
         lambda c: c.hold_report(some),
-        lambda c: c.retention_run(POLICY),
-        lambda c: c.dispose(patient, POLICY),
-        lambda c: c.disposed_record(patient),
     ]
     before = practice.leaves()
     for call in refused:
         for other in (owner, casey):
             with pytest.raises(Forbidden):
                 call(other)
+    # Retention runs, a disposed record and a hold's release: for owners too, not clinicians.
+    for call in (
+        lambda c: c.retention_run(POLICY.name, 1),
+        lambda c: c.disposed_record(patient),
+        lambda c: c.release_hold(some, "done"),
+    ):
+        with pytest.raises(Forbidden):
+            call(casey)
     assert practice.leaves() == before  # refused before anything is written or read
 
     # Bad input: a 422 problem naming the field, never echoing the value.
@@ -171,7 +196,7 @@ def test_every_hold_and_retention_route_is_for_risk_managers_and_checks_its_inpu
         risk.place_hold(matter.matter_id, HoldIn(name="empty", scope=ScopeIn()))
     assert empty.value.type.endswith("invalid-entry")
     with pytest.raises(Unprocessable):
-        risk.retention_run(
+        owner.adopt_policy(
             PolicyIn(
                 name="p",
                 adult_years=1,
@@ -204,7 +229,7 @@ def test_every_hold_and_retention_route_is_for_risk_managers_and_checks_its_inpu
         risk.place_hold(matter.matter_id, HoldIn(name="late", scope=ScopeIn(patients=[patient])))
 
     # A patient the policy keeps is refused with its own problem type.
-    keep = PolicyIn(name="adults-10y", adult_years=10, minor_years=10)
+    keep = owner.adopt_policy(PolicyIn(name="adults-10y", adult_years=10, minor_years=10))
     with pytest.raises(Conflict) as early:
-        risk.dispose(patient, keep)
+        risk.propose_disposal(patient, keep.name, keep.version)
     assert early.value.type.endswith("not-eligible") and "Quill" not in str(early.value.problem)

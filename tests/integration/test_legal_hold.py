@@ -128,7 +128,13 @@ def test_after_disposal_the_log_verifies_views_forget_and_nothing_opens_the_payl
     assert chart(ledger.db, patient) == []
     assert chart(ledger.db, other)
     audit = [r for r in audit_report(ledger.db) if r["patient_id"] == str(patient)]
-    assert len(audit) == 2  # registration and note: their metadata outlives their content
+    own = [r for r in audit if not r["event_type"].startswith("legal_hold.")]
+    assert len(own) == 2  # registration and note: their metadata outlives their content
+    # and the disposal itself names the patient (in its payload, never as a subject)
+    assert {r["event_type"] for r in audit if r not in own} == {
+        "legal_hold.retention:Disposal.Disposed",
+        "legal_hold.retention:DisposalRegister.Listed",
+    }
     described = disposed_events(ledger, patient)
     assert [d.type for d in described] == [
         "domain.patients:Patient.Registered",
