@@ -36,7 +36,7 @@ from tests.e2e.conftest import (
     one_line_refusal,
     owner_logs_in_remotely,
 )
-from tests.e2e.test_clinical import ada
+from tests.e2e.test_clinical import ada, in_care
 from tests.e2e.test_recovery_approval import served
 
 POLICY = PolicyIn(name="adults-0y", adult_years=0, minor_years=2)
@@ -98,6 +98,7 @@ def test_one_person_alone_cannot_dispose_and_two_with_an_owner_do(
     rita, rory, casey = rita_m.client(), rory_m.client(), casey_m.client()
     rita_id, rory_id, owner_id = rita_m.user_id, rory_m.user_id, UUID(practice.owner_id)
     patient = casey.register_patient(ada()).patient_id
+    in_care(owner, patient, casey)
     casey.draft_note(patient, "progress", "SECRET-HISTORY")
 
     # Policies: an owner adopts them; a risk manager may not, and none goes below the floor.
