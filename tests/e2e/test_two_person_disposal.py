@@ -210,8 +210,8 @@ def test_one_person_alone_cannot_dispose_and_two_with_an_owner_do(
     assert kind == APPROVAL_REFUSED
     capsys.readouterr()
     assert chartledger(["verify"]) == 0
-    # registration, MRN claim, the note, and Casey's chart read
-    assert "4 disposed" in capsys.readouterr().out
+    # registration, MRN claim, Casey's care assignment, the note, and Casey's chart read
+    assert "5 disposed" in capsys.readouterr().out
 
     # The audit view names, for each refusal, the actor, the patient and the action.
     rows = owner.audit(patient_id=patient)
