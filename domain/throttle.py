@@ -37,8 +37,9 @@ class ThrottlePolicy:
             raise InvalidEntry("failures_before_wait must be at least 1")
         if not timedelta(0) < self.first_delay <= self.max_delay:
             raise InvalidEntry("first_delay must be more than zero and at most max_delay")
-        if self.forget_after < self.max_delay:
-            raise InvalidEntry("forget_after must be at least max_delay")
+        if self.forget_after <= self.max_delay:
+            # else sitting out the longest wait would also wipe the slate
+            raise InvalidEntry("forget_after must be more than max_delay")
 
 
 @dataclass(frozen=True)
