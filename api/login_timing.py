@@ -1,46 +1,44 @@
 """A refused login for a username that does not exist takes as long as one for a username that
 does, so the time of the answer does not tell which usernames exist.
 
-The unknown path does the known path's work where it can: the same reads, and a full password
-hash at ``Settings.pbkdf2_iterations`` (``api/auth.py``). The one thing it cannot do is append
-the ``LoginFailed`` event (there is no account to append it to, and the log is not to be filled
-with made-up usernames), so it waits instead as long as this process's recent appends of one
-took (``RecentWrites``): the known path's cost, measured, rather than a guess that a busy or a
-PostgreSQL store would prove wrong.
+The unknown path does the known path's work where it can: the throttle's count, the same reads
+and a full password hash at ``Settings.pbkdf2_iterations`` (``api/auth.py``). What it cannot do
+is bring the account up to date and append its ``LoginFailed`` event (there is no account, and
+the log is not to be filled with made-up usernames). So it waits instead for as long as that
+other work (everything but the hash) typically takes this process when it refuses a known
+username: the median of the latest ones, measured where they run, rather than a guess that a
+busy machine or a PostgreSQL store would prove wrong. (A median, not a mean: one slow append
+would otherwise slow every answer for an unknown name after it, and show.)
 """
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import deque
 
-SMOOTHING = 0.2  # weight of the latest append in the running estimate
+SAMPLES = 31  # the latest refusals of known usernames whose median is waited for
 
 
-class RecentWrites:
-    """A running (exponentially weighted) mean of how long recording a failure took."""
+class BesidesTheHash:
+    """How long refusing a known username takes besides checking the password, lately."""
 
     def __init__(self) -> None:
-        self._seconds: float | None = None
+        self._seconds: deque[float] = deque(maxlen=SAMPLES)
         self._lock = threading.Lock()
 
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        took = time.perf_counter() - started
+    def observe(self, seconds: float) -> None:
         with self._lock:
-            known = self._seconds
-            self._seconds = took if known is None else known + SMOOTHING * (took - known)
+            self._seconds.append(seconds)
 
-    def wait_as_long(self) -> None:
-        """Spend what recording a failure has lately cost (nothing before the first)."""
+    def wait_out(self, spent: float) -> None:
+        """Sleep for what the known path's work besides the hash lately takes, less the
+        ``spent`` seconds of it the unknown path did (no wait before the first measure)."""
         with self._lock:
-            seconds = self._seconds
-        if seconds:
-            time.sleep(seconds)
+            typical = statistics.median(self._seconds) if self._seconds else 0.0
+        if typical > spent:
+            time.sleep(typical - spent)
 
 
-FAILURE_WRITES = RecentWrites()
+KNOWN_FAILURES = BesidesTheHash()
