@@ -29,7 +29,7 @@ from projections.runner import read_entries
 from tests.e2e.conftest import code_now
 
 OWNER, PASSWORD = "olive", "owner-password-1"
-ITERATIONS = 50_000  # OWASP's 600,000 in production: enough here that hashing is the main cost
+ITERATIONS = 100_000  # OWASP's 600,000 in production: enough here that hashing is the main cost
 OWNER_ADDRESS, ATTACKER = "127.0.0.1", "127.0.0.2"
 
 
@@ -129,12 +129,27 @@ def test_an_attacker_at_127_0_0_2_cannot_keep_the_owner_out(server: Server) -> N
     assert login_failures(server.store) == [("password", ATTACKER)] * 5
 
 
+def test_x_forwarded_for_is_not_believed_even_from_127_0_0_1(server: Server) -> None:
+    """uvicorn would believe it from 127.0.0.1 by default; ``chartledger serve`` tells it not
+    to, and no proxy is trusted: a new claimed address per try does not reset the count."""
+    statuses = []
+    for n in range(7):
+        with client_at(OWNER_ADDRESS) as client:
+            answer = client.post(
+                server.url + "/auth/login",
+                json={"username": "oliver", "password": f"guess-{n}-password"},
+                headers={"x-forwarded-for": f"198.51.100.{n}"},
+            )
+            statuses.append(answer.status_code)
+    assert statuses == [401] * 4 + [429] * 3
+
+
 def test_a_wrong_password_takes_as_long_for_an_unknown_username_as_for_a_known_one(
     server: Server,
 ) -> None:
     """Interleaved, each pair of samples from an address of its own on one connection (so
     neither is throttled, and both are served by the same process): the medians are within
-    10%. A second batch is pooled with the first if the machine was too noisy for one."""
+    10%. Up to two more batches are pooled with the first if the machine was too noisy."""
     known: list[float] = []
     unknown: list[float] = []
 
@@ -152,13 +167,14 @@ def test_a_wrong_password_takes_as_long_for_an_unknown_username_as_for_a_known_o
     batch(1, 8)  # warm both processes up: caches, and their measure of a known refusal
     known.clear()
     unknown.clear()
-    batch(10, 25)
 
     def apart() -> float:
         k, u = statistics.median(known), statistics.median(unknown)
         return abs(k - u) / max(k, u)
 
-    if apart() > 0.10:
-        batch(50, 25)
+    for first in (10, 40, 70):  # a busy machine's noise shrinks as batches are pooled
+        batch(first, 25)
+        if apart() <= 0.10:
+            break
     assert apart() <= 0.10, (statistics.median(known), statistics.median(unknown))
     assert statistics.median(known) > 0.01  # the hash at the server's iterations was spent
