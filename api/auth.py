@@ -45,9 +45,10 @@ import secrets
 import struct
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 from uuid import UUID, uuid4, uuid5
 
@@ -76,6 +77,7 @@ RECOVERY_CODES = 10
 # throttle lets through at once from one address, and then some.
 SAVE_ATTEMPTS = 10
 ACCOUNT_OPENED = "domain.credentials:Account.Opened"
+T = TypeVar("T")
 
 
 # -- passwords ----------------------------------------------------------------------------------
@@ -500,6 +502,21 @@ def recover(
     ``address``) but counts towards no lock. Success lifts the account-wide lock and makes
     ``address`` one the account knows. Every other session of the user ends.
     """
+    token, session = _saved(
+        lambda: _recover(ledger, settings, username, code, new_password, address)
+    )
+    throttle.succeeded(account_id(str(username)), address, now())
+    return token, session
+
+
+def _recover(
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    code: object,
+    new_password: object,
+    address: str,
+) -> tuple[str, Session]:
     account = _account(ledger, settings, username)
     user = load(ledger, account.user_id, User)
     password = check_password(new_password)
@@ -515,9 +532,7 @@ def recover(
     except AccountStateError:
         _refuse(ledger, settings, account, "recovery_code", address=address)
     user.end_sessions(reason="credentials recovered with a recovery code", at=at)
-    started = _start_session(ledger, account, user, "recovery_code", also=(user,))
-    throttle.succeeded(account.id, address, now())
-    return started
+    return _start_session(ledger, account, user, "recovery_code", also=(user,))
 
 
 def issue_recovery_codes(
@@ -581,6 +596,21 @@ def recover_with_approval(
     secret (returned, for their app). Never throttled and never locked out, as a recovery code
     (and lifts the lock as it does); every other session of the user ends. The approval must
     still stand: both still active owners."""
+    token, session, secret = _saved(
+        lambda: _recover_with_approval(ledger, settings, username, code, new_password, address)
+    )
+    throttle.succeeded(account_id(str(username)), address, now())
+    return token, session, secret
+
+
+def _recover_with_approval(
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    code: object,
+    new_password: object,
+    address: str,
+) -> tuple[str, Session, bytes]:
     account = _account(ledger, settings, username)
     user = load(ledger, account.user_id, User)
     password_hash = hash_password(check_password(new_password), settings.pbkdf2_iterations)
@@ -601,8 +631,20 @@ def recover_with_approval(
         _refuse(ledger, settings, account, "recovery_approval", address=address)
     user.end_sessions(reason="credentials recovered with another owner's approval", at=at)
     token, session = _start_session(ledger, account, user, "recovery_approval", also=(user,))
-    throttle.succeeded(account.id, address, now())
     return token, session, secret
+
+
+def _saved(attempt: Callable[[], T]) -> T:
+    """``attempt()``, made again from a fresh read while a concurrent change to the same
+    account or user (say, an attacker's failed login) is saved first: nothing of a losing
+    attempt was saved, and a recovery must not fail for someone else's noise."""
+    for n in range(SAVE_ATTEMPTS):
+        try:
+            return attempt()
+        except IntegrityError:
+            if n == SAVE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: LastSeen) -> Principal:

@@ -80,7 +80,7 @@ def address_key(address: str) -> str:
 def client_address(request: Request, trusted_proxies: tuple[str, ...]) -> str:
     """The address the request came from: the TCP peer, or, when the peer is a trusted proxy,
     the nearest address in ``X-Forwarded-For`` that is not one (proxies append on the right)."""
-    peer = request.client.host if request.client is not None else UNKNOWN_CLIENT
+    peer = request.client.host[:64] if request.client is not None else UNKNOWN_CLIENT
     if not trusted_proxies or not _trusted(peer, trusted_proxies):
         return peer
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
