@@ -70,6 +70,7 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
         stop.set()
         ledger.close()
         services.last_seen.close()
+        services.throttle.close()
 
     app = FastAPI(
         title="Chartledger",

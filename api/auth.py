@@ -26,31 +26,45 @@
   keeps: a recovery code is the owner's own second proof, while an approval is for the owner who
   has lost their authenticator (or cannot trust it) as well as their password.
 
-Logins, failures, lockouts, logouts and recoveries are events (``domain/credentials.py``,
-``domain/sessions.py``); errors say no more than "wrong credentials" to the caller.
+- Throttling (NIST SP 800-63B §5.2.2): failed logins are counted per username and client
+  address (``api/throttle.py``, rule in ``domain/throttle.py``), so an address that keeps
+  failing waits longer and longer while the owner's right password and code from elsewhere
+  still get in; 100 failures in a row lock the account to addresses it never logged in from,
+  and recovery codes and approvals are never throttled and lift that lock. A username that
+  does not exist is throttled, answered and timed as one that does (``api/login_timing.py``).
+
+Logins, failures (with the client's address), lockouts, logouts and recoveries are events
+(``domain/credentials.py``, ``domain/sessions.py``); errors say no more than "wrong
+credentials" to the caller.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
+import functools
 import hashlib
 import hmac
 import secrets
 import struct
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from api.activity import LastSeen
-from api.errors import TooManyAttempts, Unauthenticated
+from api.errors import Unauthenticated
+from api.login_timing import KNOWN_FAILURES
 from api.settings import Settings
+from api.throttle import Admission, LoginThrottle
 from domain.base import user_subject
 from domain.credentials import Account, account_id, check_approval_stands, check_username
 from domain.errors import AccountStateError, InvalidEntry
@@ -64,7 +78,11 @@ MIN_PASSWORD, MAX_PASSWORD = 12, 1024
 TOTP_STEP, TOTP_DIGITS = 30, 6
 TOKEN_PREFIX = "clt_"
 RECOVERY_CODES = 10
+# Tries at saving an account that concurrent attempts on it keep changing: as many as the
+# throttle lets through at once from one address, and then some.
+SAVE_ATTEMPTS = 10
 ACCOUNT_OPENED = "domain.credentials:Account.Opened"
+T = TypeVar("T")
 
 
 # -- passwords ----------------------------------------------------------------------------------
@@ -352,15 +370,39 @@ def account_of_user(ledger: Ledger, user_id: UUID, *, hot: bool = False) -> Acco
     return load(ledger, found, Account, hot=hot)
 
 
-def _account(ledger: Ledger, username: object) -> Account:
+def _account(ledger: Ledger, settings: Settings, username: object) -> Account:
     if type(username) is not str or not username:
         raise Unauthenticated("wrong credentials")
     try:
         return load(ledger, account_id(username), Account)
     except AggregateNotFoundError:
         # Spend the time a real check would, so timing does not tell which usernames exist.
-        password_matches("x", f"{PBKDF2}$1000$AAAA$AAAA")
+        password_matches("x", _unknown_hash(settings.pbkdf2_iterations))
         raise Unauthenticated("wrong credentials") from None
+
+
+@functools.cache
+def _unknown_hash(iterations: int) -> str:
+    """A stored-password string no password matches, at ``iterations``: checking a password
+    against it costs what checking one against a real account's costs."""
+    return f"{PBKDF2}${iterations}${_b64(bytes(16))}${_b64(bytes(32))}"
+
+
+def _account_and_user(ledger: Ledger, key: UUID) -> tuple[Account, User] | None:
+    """The account with id ``key`` (a copy, to change) and its user (read only), both up to
+    date; None if there is no such account, after the same reads a found one costs."""
+    try:
+        (account,) = ledger.hot.get(key)
+    except AggregateNotFoundError:
+        with contextlib.suppress(AggregateNotFoundError):
+            ledger.hot.get(uuid5(key, "user"))  # what reading the user would cost: no such id
+        return None
+    if not isinstance(account, Account):
+        return None
+    (user,) = ledger.hot.get(account.user_id)
+    if not isinstance(user, User):
+        return None
+    return copy.deepcopy(account), user
 
 
 def _refuse(
@@ -370,31 +412,33 @@ def _refuse(
     reason: str,
     *,
     within: Principal | None = None,
-) -> None:
-    """Record the failure (and any lockout it causes), then refuse. A failure ``within`` a
-    session (a password given again to confirm a step) is recorded under that session."""
+    address: str | None = None,
+    admission: Admission | None = None,
+) -> NoReturn:
+    """Record the failure (from ``address``; and the account-wide lock if it reaches it), then
+    refuse: 429 when the attempt (``admission``, counted by the throttle) leaves its address
+    waiting or the account locked to it, else 401. A failure ``within`` a session (a password
+    given again to confirm a step) is recorded under that session."""
     at = now()
-    for attempt in range(3):
+    for attempt in range(SAVE_ATTEMPTS):
         try:
-            account.record_failure(
-                reason=reason, at=at, max_failures=settings.max_failures, lockout=settings.lockout
-            )
+            account.record_failure(reason=reason, at=at, address=address)
             with acting(None) if within is None else within.acting():
                 ledger.save(account)
             break
         except IntegrityError:
             # Another attempt on the same account was recorded first: count on top of it.
-            if attempt == 2:
+            if attempt == SAVE_ATTEMPTS - 1:
                 raise
             account = load(ledger, account.id, Account)
-    if account.is_locked(at):
-        raise TooManyAttempts("too many failed attempts", retry_after=_retry_after(account, at))
+    _answer_failure(admission, at)
+
+
+def _answer_failure(admission: Admission | None, at: datetime) -> NoReturn:
+    refusal = None if admission is None else admission.refusal(at)
+    if refusal is not None:
+        raise refusal
     raise Unauthenticated("wrong credentials")
-
-
-def _retry_after(account: Account, at: datetime) -> int:
-    assert account.locked_until is not None
-    return max(1, int((account.locked_until - at).total_seconds()) + 1)
 
 
 def _start_session(
@@ -418,17 +462,49 @@ def _start_session(
 
 
 def log_in(
-    ledger: Ledger, settings: Settings, username: object, password: object, code: object
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    password: object,
+    code: object,
+    *,
+    throttle: LoginThrottle,
+    address: str,
 ) -> tuple[str, Session]:
-    account = _account(ledger, username)
-    at = now()
-    if account.is_locked(at):
-        raise TooManyAttempts("too many failed attempts", retry_after=_retry_after(account, at))
-    user = load(ledger, account.user_id, User)
-    if type(password) is not str or not password_matches(password, account.password_hash):
-        _refuse(ledger, settings, account, "password")
+    """A session for the right password (and TOTP code, where needed) from ``address``, unless
+    the throttle holds that address back for this username (``api/throttle.py``): a username
+    that does not exist is throttled, answered and timed as one that does."""
+    if type(username) is not str or not username:
+        raise Unauthenticated("wrong credentials")
+    key, at, started = account_id(username), now(), time.perf_counter()
+    admission = throttle.admit(key, address, at)
+    found = _account_and_user(ledger, key)
+    if found is None:
+        besides_the_hash = time.perf_counter() - started
+        password_matches(str(password), _unknown_hash(settings.pbkdf2_iterations))
+        KNOWN_FAILURES.wait_out(besides_the_hash)
+        _answer_failure(admission, at)
+    account, user = found
+    hashing = 0.0
+
+    def refuse(reason: str) -> NoReturn:
+        try:
+            _refuse(ledger, settings, account, reason, address=address, admission=admission)
+        finally:
+            KNOWN_FAILURES.observe(time.perf_counter() - started - hashing)
+
+    if type(password) is not str:
+        refuse("password")
+    began = time.perf_counter()
+    # An account not yet enrolled has no password: it is checked against one no password
+    # matches, at the same cost, so timing does not tell it from any other.
+    stored = account.password_hash or _unknown_hash(settings.pbkdf2_iterations)
+    matched = password_matches(password, stored)
+    hashing = time.perf_counter() - began
+    if not matched:
+        refuse("password")
     if not user.active:
-        _refuse(ledger, settings, account, "inactive")
+        refuse("inactive")
     step = None
     needs_totp = account.totp_secret is not None or any(
         r in settings.totp_required_roles for r in user.roles
@@ -437,27 +513,61 @@ def log_in(
         secret = account.totp_secret
         step = None if secret is None else matching_totp_step(secret, str(code or ""), at)
         if step is None or step <= account.last_totp_step:
-            _refuse(ledger, settings, account, "totp")
+            refuse("totp")
     method = "password+totp" if needs_totp else "password"
-    try:
-        return _start_session(ledger, account, user, method, step)
-    except AccountStateError:
-        _refuse(ledger, settings, account, "totp")
-        raise
+    for attempt in range(SAVE_ATTEMPTS):
+        try:
+            session = _start_session(ledger, account, user, method, step)
+            break
+        except IntegrityError:
+            # Someone's failure (say, an attacker's elsewhere) was recorded first: the owner
+            # logs in on top of it rather than being refused for it.
+            if attempt == SAVE_ATTEMPTS - 1:
+                raise
+            account = load(ledger, account.id, Account)
+        except AccountStateError:
+            refuse("totp")  # the code was spent meanwhile
+    throttle.succeeded(key, address, now())
+    return session
 
 
 def recover(
-    ledger: Ledger, settings: Settings, username: object, code: object, new_password: object
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    code: object,
+    new_password: object,
+    *,
+    throttle: LoginThrottle,
+    address: str,
 ) -> tuple[str, Session]:
     """An owner (or anyone holding recovery codes) sets a new password with one code.
 
-    Works through a lockout: a code has 100 random bits. Every other session of the user ends.
+    Never throttled and never locked out: a code has 100 random bits, and this is the way back
+    in for an owner whose login an attacker has locked. A wrong code is recorded (with
+    ``address``) but counts towards no lock. Success lifts the account-wide lock and makes
+    ``address`` one the account knows. Every other session of the user ends.
     """
-    account = _account(ledger, username)
+    token, session = _saved(
+        lambda: _recover(ledger, settings, username, code, new_password, address)
+    )
+    throttle.succeeded(account_id(str(username)), address, now())
+    return token, session
+
+
+def _recover(
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    code: object,
+    new_password: object,
+    address: str,
+) -> tuple[str, Session]:
+    account = _account(ledger, settings, username)
     user = load(ledger, account.user_id, User)
     password = check_password(new_password)
     if type(code) is not str or not user.active:
-        _refuse(ledger, settings, account, "recovery_code")
+        _refuse(ledger, settings, account, "recovery_code", address=address)
     at = now()
     try:
         account.use_recovery_code(
@@ -466,25 +576,39 @@ def recover(
             at=at,
         )
     except AccountStateError:
-        _refuse(ledger, settings, account, "recovery_code")
+        _refuse(ledger, settings, account, "recovery_code", address=address)
     user.end_sessions(reason="credentials recovered with a recovery code", at=at)
     return _start_session(ledger, account, user, "recovery_code", also=(user,))
 
 
 def issue_recovery_codes(
-    ledger: Ledger, settings: Settings, principal: Principal, password: object
+    ledger: Ledger,
+    settings: Settings,
+    principal: Principal,
+    password: object,
+    *,
+    throttle: LoginThrottle,
+    address: str,
 ) -> list[str]:
     """New recovery codes for the caller (the caller checked who may:
     ``check_may_issue_recovery_codes``), returned once and kept only as their hashes; every
     earlier code stops working. The current password must be given again, so a stolen session
     token alone is not enough: a wrong one is a failed login, recorded under the session and
-    counted towards the lockout, and a locked account is refused, as at login."""
+    throttled from ``address`` as a login is (``api/throttle.py``)."""
     account = account_of_user(ledger, principal.user_id)
     at = now()
-    if account.is_locked(at):
-        raise TooManyAttempts("too many failed attempts", retry_after=_retry_after(account, at))
+    admission = throttle.admit(account.id, address, at)
     if type(password) is not str or not password_matches(password, account.password_hash):
-        _refuse(ledger, settings, account, "password", within=principal)
+        _refuse(
+            ledger,
+            settings,
+            account,
+            "password",
+            within=principal,
+            address=address,
+            admission=admission,
+        )
+    throttle.succeeded(account.id, address, at)
     codes = new_recovery_codes()
     account.issue_recovery_codes(code_hashes=[recovery_code_hash(c) for c in codes], at=at)
     with principal.acting():
@@ -505,12 +629,35 @@ def approve_recovery(settings: Settings, account: Account, by: UUID) -> tuple[st
 
 
 def recover_with_approval(
-    ledger: Ledger, settings: Settings, username: object, code: object, new_password: object
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    code: object,
+    new_password: object,
+    *,
+    throttle: LoginThrottle,
+    address: str,
 ) -> tuple[str, Session, bytes]:
     """An owner sets a new password with a second owner's approval code, and gets a new TOTP
-    secret (returned, for their app). Works through a lockout, as a recovery code does; every
-    other session of the user ends. The approval must still stand: both still active owners."""
-    account = _account(ledger, username)
+    secret (returned, for their app). Never throttled and never locked out, as a recovery code
+    (and lifts the lock as it does); every other session of the user ends. The approval must
+    still stand: both still active owners."""
+    token, session, secret = _saved(
+        lambda: _recover_with_approval(ledger, settings, username, code, new_password, address)
+    )
+    throttle.succeeded(account_id(str(username)), address, now())
+    return token, session, secret
+
+
+def _recover_with_approval(
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    code: object,
+    new_password: object,
+    address: str,
+) -> tuple[str, Session, bytes]:
+    account = _account(ledger, settings, username)
     user = load(ledger, account.user_id, User)
     password_hash = hash_password(check_password(new_password), settings.pbkdf2_iterations)
     secret, at = new_totp_secret(), now()
@@ -527,14 +674,20 @@ def recover_with_approval(
         )
     except AccountStateError:
         # Wrong, spent, expired or voided: one answer for all, and a failure on the record.
-        _refuse(ledger, settings, account, "recovery_approval")
+        _refuse(ledger, settings, account, "recovery_approval", address=address)
     user.end_sessions(reason="credentials recovered with another owner's approval", at=at)
     token, session = _start_session(ledger, account, user, "recovery_approval", also=(user,))
     return token, session, secret
 
 
 def enroll(
-    ledger: Ledger, settings: Settings, username: object, code: object, new_password: object
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    code: object,
+    new_password: object,
+    *,
+    address: str | None = None,
 ) -> tuple[Account, bytes | None]:
     """Spend an enrollment code: the user's own new password and, if the account holds no
     authenticator, a new TOTP secret (returned, for them alone). Starts no session: whoever
@@ -543,9 +696,21 @@ def enroll(
     session of the user ends.
 
     A wrong, spent, voided or expired code, or a deactivated user, is a failed login, recorded
-    like any other. The event names who issued the code; its actor is nobody, since whoever
-    holds a code is not known to be its user."""
-    account = _account(ledger, username)
+    like any other (with ``address``) but never throttled: a code has 100 random bits, as a
+    recovery code does. The event names who issued the code; its actor is nobody, since
+    whoever holds a code is not known to be its user."""
+    return _saved(lambda: _enroll(ledger, settings, username, code, new_password, address))
+
+
+def _enroll(
+    ledger: Ledger,
+    settings: Settings,
+    username: object,
+    code: object,
+    new_password: object,
+    address: str | None,
+) -> tuple[Account, bytes | None]:
+    account = _account(ledger, settings, username)
     user = load(ledger, account.user_id, User)
     password_hash = hash_password(check_password(new_password), settings.pbkdf2_iterations)
     at = now()
@@ -560,7 +725,7 @@ def enroll(
             at=at,
         )
     except AccountStateError:
-        _refuse(ledger, settings, account, "enrollment_code")
+        _refuse(ledger, settings, account, "enrollment_code", address=address)
     user.end_sessions(reason="credentials set with an enrollment code", at=at)
     with acting(None):
         ledger.save(account, user)
@@ -568,23 +733,51 @@ def enroll(
 
 
 def change_own_password(
-    ledger: Ledger, settings: Settings, principal: Principal, current: object, new: object
+    ledger: Ledger,
+    settings: Settings,
+    principal: Principal,
+    current: object,
+    new: object,
+    *,
+    throttle: LoginThrottle,
+    address: str,
 ) -> None:
     """The caller's own new password, given their current one: a wrong one is a failed login,
-    recorded under the session (as at ``issue_recovery_codes``). Every other session of the
-    user ends; the one asking stays."""
+    recorded under the session and throttled from ``address`` as a login is (as at
+    ``issue_recovery_codes``). Every other session of the user ends; the one asking stays."""
     account = account_of_user(ledger, principal.user_id)
     user = load(ledger, principal.user_id, User)
     password_hash = hash_password(check_password(new), settings.pbkdf2_iterations)
     at = now()
-    if account.is_locked(at):
-        raise TooManyAttempts("too many failed attempts", retry_after=_retry_after(account, at))
+    admission = throttle.admit(account.id, address, at)
     if type(current) is not str or not password_matches(current, account.password_hash):
-        _refuse(ledger, settings, account, "password", within=principal)
+        _refuse(
+            ledger,
+            settings,
+            account,
+            "password",
+            within=principal,
+            address=address,
+            admission=admission,
+        )
+    throttle.succeeded(account.id, address, at)
     account.change_password(password_hash=password_hash, by=principal.user_id, at=at)
     user.end_other_sessions(keep=principal.session_id, reason="password changed by the user", at=at)
     with principal.acting():
         ledger.save(account, user)
+
+
+def _saved(attempt: Callable[[], T]) -> T:
+    """``attempt()``, made again from a fresh read while a concurrent change to the same
+    account or user (say, an attacker's failed login) is saved first: nothing of a losing
+    attempt was saved, and a recovery must not fail for someone else's noise."""
+    for n in range(SAVE_ATTEMPTS):
+        try:
+            return attempt()
+        except IntegrityError:
+            if n == SAVE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: LastSeen) -> Principal:

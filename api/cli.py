@@ -379,6 +379,9 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
         port=options.port,
         log_level="warning",
         access_log=False,
+        # The client's address is the TCP peer's, unless CHARTLEDGER_TRUSTED_PROXIES names the
+        # proxy (api/throttle.py): uvicorn must not take X-Forwarded-For from 127.0.0.1 itself.
+        proxy_headers=False,
     )
     return EXIT_OK
 

@@ -13,6 +13,7 @@ from api.activity import SessionActivity
 from api.auth import Principal, authenticate
 from api.errors import Unauthenticated
 from api.settings import Settings
+from api.throttle import LoginThrottle
 from events.ledger import Ledger
 from projections.rebuild import all_projections
 from projections.runner import PositionMoved, Progress, Runner
@@ -63,12 +64,14 @@ class Services:
     ledger: Ledger
     runner: SerialRunner
     last_seen: SessionActivity  # session id -> when last used, shared by the server processes
+    throttle: LoginThrottle  # failed logins by account and address, shared likewise
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         ledger = Ledger(settings.store)
         activity = SessionActivity(settings.store.home / "session-activity")
-        return cls(settings, ledger, SerialRunner(ledger), activity)
+        throttle = LoginThrottle(settings.store.home / "login-throttle", settings.login_throttle)
+        return cls(settings, ledger, SerialRunner(ledger), activity, throttle)
 
 
 async def get_services(request: Request) -> Services:

@@ -6,11 +6,14 @@ with a low PBKDF2 iteration count so that hashing a password does not dominate t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from domain.errors import InvalidEntry
+from domain.throttle import ThrottlePolicy
 from domain.users import ROLES
 from events.config import ConfigError, StoreConfig
 
@@ -24,8 +27,11 @@ class Settings:
     pbkdf2_iterations: int = OWASP_PBKDF2_ITERATIONS
     idle_timeout: timedelta = timedelta(minutes=15)
     session_lifetime: timedelta = timedelta(hours=12)
-    max_failures: int = 5  # consecutive failed logins before a lockout
-    lockout: timedelta = timedelta(minutes=15)
+    # Growing waits per account and client address; the account-wide limit is fixed at 100
+    # (domain/throttle.py). Addresses (or networks) of reverse proxies whose X-Forwarded-For
+    # is believed (api/throttle.py); none by default: the TCP peer is the client.
+    login_throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    trusted_proxies: tuple[str, ...] = ()
     # How long a second owner's approval of an owner's recovery may be spent: long enough to
     # hand the code over in person, short enough that a lost note is soon worthless.
     recovery_approval_lifetime: timedelta = timedelta(minutes=15)
@@ -52,7 +58,42 @@ class Settings:
             idle_timeout=timedelta(seconds=idle),
             enrollment_code_lifetime=timedelta(seconds=enrollment),
             disposal_approval_lifetime=timedelta(hours=approval),
+            login_throttle=_throttle(env),
+            trusted_proxies=_networks(env, "CHARTLEDGER_TRUSTED_PROXIES"),
         )
+
+
+def _throttle(env: Mapping[str, str]) -> ThrottlePolicy:
+    default = ThrottlePolicy()
+    try:
+        return ThrottlePolicy(
+            failures_before_wait=_int(
+                env, "CHARTLEDGER_LOGIN_FAILURES_BEFORE_WAIT", default.failures_before_wait
+            ),
+            first_delay=_seconds(env, "CHARTLEDGER_LOGIN_FIRST_DELAY_SECONDS", default.first_delay),
+            max_delay=_seconds(env, "CHARTLEDGER_LOGIN_MAX_DELAY_SECONDS", default.max_delay),
+            forget_after=_seconds(
+                env, "CHARTLEDGER_LOGIN_FORGET_AFTER_SECONDS", default.forget_after
+            ),
+        )
+    except InvalidEntry as e:
+        raise ConfigError(f"login throttle: {e}") from None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    return timedelta(seconds=_int(env, name, int(default.total_seconds())))
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (``10.0.0.1``, ``10.0.0.0/8``, ``::1``)."""
+    found = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                found.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+            except ValueError:
+                raise ConfigError(f"{name} must list IP addresses or networks") from None
+    return tuple(found)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
@@ -35,6 +35,7 @@ from eventsourcing.domain import event
 from domain.base import Record, user_subject
 from domain.checks import identifier, moment, text
 from domain.errors import AccountStateError, InvalidEntry, NotPermitted, UserStateError
+from domain.throttle import ACCOUNT_LOCK_FAILURES
 from domain.users import User
 
 ACCOUNT_NAMESPACE = UUID("6f0c1f6e-3c3b-4d59-9d55-6b1c2f1e8a01")
@@ -46,6 +47,7 @@ FAILURE_REASONS = (
     "inactive",
     "enrollment_code",
 )
+LOGIN_REASONS = ("password", "totp", "inactive")  # what counts towards the account-wide limit
 # The event types whose payload holds a login secret or a hash of one: a password hash, the TOTP
 # secret, recovery or approval code hashes, a session token's hash. Their payloads never leave
 # the practice: an e-discovery production withholds them (docs/BUNDLE_FORMAT.md §2.1). Logins,
@@ -146,9 +148,6 @@ class Account(Record):
     def ledger_subjects(self) -> Iterable[str]:
         return (user_subject(self.user_id),)
 
-    def is_locked(self, at: datetime) -> bool:
-        return self.locked_until is not None and at < self.locked_until
-
     def change_password(self, *, password_hash: str, by: UUID, at: datetime) -> None:
         self._change_password(
             password_hash=_digest(password_hash, "password_hash"),
@@ -241,22 +240,30 @@ class Account(Record):
     def _issue_recovery_codes(self, code_hashes: list[str], at: datetime) -> None:
         self.recovery_codes = list(code_hashes)
 
-    def record_failure(
-        self, *, reason: str, at: datetime, max_failures: int, lockout: timedelta
-    ) -> None:
-        """Count a failed login; the ``max_failures``-th in a row locks the account for a while."""
+    def record_failure(self, *, reason: str, at: datetime, address: str | None = None) -> None:
+        """Record a failed attempt, from ``address`` (the client's, as the server saw it). A
+        failed login (not a wrong recovery or approval code: those are 100 random bits, and
+        never locked out) counts towards the account-wide limit; the one that reaches it is
+        followed by ``LockedOut``. Who must wait is decided in ``api/throttle.py`` by
+        ``domain/throttle.py``: these events are the evidence."""
         if reason not in FAILURE_REASONS:
             raise InvalidEntry(f"reason must be one of {', '.join(FAILURE_REASONS)}")
-        self._fail(reason=reason, at=moment(at, "at"))
-        if self.failures >= max_failures and not self.is_locked(at):
-            self._lock(until=at + lockout, failures=self.failures)
+        if address is not None and (type(address) is not str or not 0 < len(address) <= 64):
+            raise InvalidEntry("address must be 1-64 characters")
+        self._fail(reason=reason, at=moment(at, "at"), address=address)
+        if reason in LOGIN_REASONS and self.failures == ACCOUNT_LOCK_FAILURES:
+            self._lock(until=None, failures=self.failures)
 
     @event("LoginFailed")
-    def _fail(self, reason: str, at: datetime) -> None:
-        self.failures += 1
+    def _fail(self, reason: str, at: datetime, address: str | None = None) -> None:
+        if reason in LOGIN_REASONS:
+            self.failures += 1
 
+    # ``until`` is None since the limit became ACCOUNT_LOCK_FAILURES in a row: the lock lasts
+    # until a login from an address the account knows, or a recovery. Earlier lockouts (five
+    # failures, fifteen minutes) carry their end.
     @event("LockedOut")
-    def _lock(self, until: datetime, failures: int) -> None:
+    def _lock(self, until: datetime | None, failures: int) -> None:
         self.locked_until = until
 
     def record_login(

@@ -5,7 +5,7 @@ an owner's own new recovery codes."""
 
 from __future__ import annotations
 
-from fastapi import status
+from fastapi import Request, status
 
 from api import auth
 from api.deps import CurrentUser, ServicesDep
@@ -24,6 +24,7 @@ from api.schemas import (
     RecoveryCodesOut,
     SessionOut,
 )
+from api.throttle import client_address
 from domain.credentials import check_may_issue_recovery_codes
 from domain.sessions import Session
 from domain.users import User
@@ -32,22 +33,36 @@ router = Router(prefix="/auth", tags=["auth"])
 
 
 @router.post("/login")
-def login(body: LoginIn, services: ServicesDep) -> SessionOut:
-    """Start a session. Every success, failure and lockout is a ledger event."""
+def login(body: LoginIn, request: Request, services: ServicesDep) -> SessionOut:
+    """Start a session. Every success, failure and lockout is a ledger event. Failures are
+    counted per username and client address: after a few from one address, that address waits
+    (429, ``Retry-After``), longer with each further failure, while the right password and code
+    from anywhere else still get in (README, "Login throttling")."""
     token, session = auth.log_in(
-        services.ledger, services.settings, body.username, body.password, body.totp_code
+        services.ledger,
+        services.settings,
+        body.username,
+        body.password,
+        body.totp_code,
+        throttle=services.throttle,
+        address=_address(request, services),
     )
     return SessionOut(token=token, session_id=session.id, user_id=session.user_id)
 
 
 @router.post("/enroll")
-def enroll(body: EnrollIn, services: ServicesDep) -> EnrolledOut:
+def enroll(body: EnrollIn, request: Request, services: ServicesDep) -> EnrolledOut:
     """Spend an enrollment code (from whoever created or reset the account) to set one's own
     password; an account with no authenticator enrolls one here, and its TOTP secret is shown
     this once, to the user alone. No session starts: log in next with the password and a code
     from the authenticator. A wrong, spent, replaced or expired code is a failed login (401)."""
     account, secret = auth.enroll(
-        services.ledger, services.settings, body.username, body.enrollment_code, body.new_password
+        services.ledger,
+        services.settings,
+        body.username,
+        body.enrollment_code,
+        body.new_password,
+        address=_address(request, services),
     )
     return EnrolledOut(
         user_id=account.user_id,
@@ -58,29 +73,53 @@ def enroll(body: EnrollIn, services: ServicesDep) -> EnrolledOut:
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
-def change_password(body: PasswordChangeIn, principal: CurrentUser, services: ServicesDep) -> None:
+def change_password(
+    body: PasswordChangeIn, request: Request, principal: CurrentUser, services: ServicesDep
+) -> None:
     """Change one's own password, giving the current one (a wrong one is a failed login: 401,
     recorded under the session). Every other session of the user ends at once; this one stays."""
     auth.change_own_password(
-        services.ledger, services.settings, principal, body.current_password, body.new_password
+        services.ledger,
+        services.settings,
+        principal,
+        body.current_password,
+        body.new_password,
+        throttle=services.throttle,
+        address=_address(request, services),
     )
 
 
 @router.post("/recover")
-def recover(body: RecoverIn, services: ServicesDep) -> SessionOut:
-    """Spend a one-time recovery code to set a new password; ends the user's other sessions."""
+def recover(body: RecoverIn, request: Request, services: ServicesDep) -> SessionOut:
+    """Spend a one-time recovery code to set a new password; ends the user's other sessions.
+    Never throttled or locked out; lifts a lock on the account's logins."""
     token, session = auth.recover(
-        services.ledger, services.settings, body.username, body.recovery_code, body.new_password
+        services.ledger,
+        services.settings,
+        body.username,
+        body.recovery_code,
+        body.new_password,
+        throttle=services.throttle,
+        address=_address(request, services),
     )
     return SessionOut(token=token, session_id=session.id, user_id=session.user_id)
 
 
 @router.post("/recover-approved")
-def recover_approved(body: RecoverApprovedIn, services: ServicesDep) -> RecoveredOut:
+def recover_approved(
+    body: RecoverApprovedIn, request: Request, services: ServicesDep
+) -> RecoveredOut:
     """Spend a second owner's approval code to set a new password; the account also gets a new
-    TOTP secret, shown once here. Ends the user's other sessions."""
+    TOTP secret, shown once here. Ends the user's other sessions. Never throttled or locked
+    out; lifts a lock on the account's logins."""
     token, session, secret = auth.recover_with_approval(
-        services.ledger, services.settings, body.username, body.approval_code, body.new_password
+        services.ledger,
+        services.settings,
+        body.username,
+        body.approval_code,
+        body.new_password,
+        throttle=services.throttle,
+        address=_address(request, services),
     )
     return RecoveredOut(
         token=token,
@@ -93,7 +132,7 @@ def recover_approved(body: RecoverApprovedIn, services: ServicesDep) -> Recovere
 
 @router.post("/recovery-codes", status_code=status.HTTP_201_CREATED)
 def issue_recovery_codes(
-    body: RecoveryCodesIn, principal: CurrentUser, services: ServicesDep
+    body: RecoveryCodesIn, request: Request, principal: CurrentUser, services: ServicesDep
 ) -> RecoveryCodesOut:
     """An owner issues themselves ten new recovery codes, shown once here and kept only as their
     hashes; every earlier code, used or not, stops working. An owner created later, or made one,
@@ -103,14 +142,25 @@ def issue_recovery_codes(
     Needs a session started with a password and a TOTP code (not one begun with a recovery code
     or an approval: log in again first) and the current password again in the body. A non-owner
     or such a session is refused (403) and the attempt recorded; a wrong password is a failed
-    login (401), recorded under the session and counted towards the lockout (429)."""
+    login (401), recorded under the session and throttled as a login is (429)."""
     ledger = services.ledger
     user = auth.load(ledger, principal.user_id, User)
     session = auth.load(ledger, principal.session_id, Session)
     with refusals_recorded(ledger, principal, "issue_recovery_codes", user.id):
         check_may_issue_recovery_codes(user, session_method=session.method)
-    codes = auth.issue_recovery_codes(ledger, services.settings, principal, body.password)
+    codes = auth.issue_recovery_codes(
+        ledger,
+        services.settings,
+        principal,
+        body.password,
+        throttle=services.throttle,
+        address=_address(request, services),
+    )
     return RecoveryCodesOut(recovery_codes=codes)
+
+
+def _address(request: Request, services: ServicesDep) -> str:
+    return client_address(request, services.settings.trusted_proxies)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

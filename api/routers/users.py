@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import UUID
 
-from fastapi import status
+from fastapi import Request, status
 
 from api import auth
 from api.auth import Principal
@@ -35,6 +35,7 @@ from api.schemas import (
     UserIn,
     UserOut,
 )
+from api.throttle import client_address
 from domain.authority import (
     check_may_administer,
     check_may_grant,
@@ -247,7 +248,7 @@ def reset(
 
 @router.put("/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
 def set_password(
-    user_id: UUID, body: PasswordIn, principal: CurrentUser, services: ServicesDep
+    user_id: UUID, body: PasswordIn, request: Request, principal: CurrentUser, services: ServicesDep
 ) -> None:
     """One's own password change, as ``POST /auth/password`` (``current_password`` and
     ``new_password``). Nobody sets another user's password: that is refused (403) for everyone
@@ -263,7 +264,13 @@ def set_password(
     if body.current_password is None or body.new_password is None:
         raise InvalidEntry("give current_password and new_password")
     auth.change_own_password(
-        ledger, services.settings, principal, body.current_password, body.new_password
+        ledger,
+        services.settings,
+        principal,
+        body.current_password,
+        body.new_password,
+        throttle=services.throttle,
+        address=client_address(request, services.settings.trusted_proxies),
     )
 
 

@@ -18,12 +18,14 @@ from api.app import create_app
 from api.cli import main as chartledger
 from api.client import Client, TooManyRequests, Unauthorized
 from api.settings import Settings
+from domain.throttle import ACCOUNT_LOCK_FAILURES
 from events.config import StoreConfig
 from projections.runner import read_entries
 from tests.support import set_env
 
 OWNER, OWNER_PASSWORD = "olive", "owner-password-1"
 ITERATIONS = 1_000  # OWASP's 600,000 in production; low here so logins are quick
+TEST_CLIENT = "testclient"  # the address a TestClient calls from unless told otherwise
 
 
 @dataclass
@@ -34,12 +36,12 @@ class Practice:
     totp_secret: bytes
     recovery_codes: list[str]
 
-    def client(self) -> Client:
-        return Client(http=self.http_client())
+    def client(self, address: str = TEST_CLIENT) -> Client:
+        return Client(http=self.http_client(address))
 
-    def http_client(self) -> TestClient:
-        # A client of its own (its own headers), on the same app.
-        return TestClient(self.http.app, raise_server_exceptions=False)
+    def http_client(self, address: str = TEST_CLIENT) -> TestClient:
+        # A client of its own (its own headers), on the same app, calling from ``address``.
+        return TestClient(self.http.app, raise_server_exceptions=False, client=(address, 50000))
 
     def owner(self) -> Client:
         client = self.client()
@@ -88,14 +90,20 @@ def office_manager(practice: Practice, owner: Client) -> Member:
 
 
 def lock_out(practice: Practice, username: str) -> None:
-    """An intruder's wrong logins as ``username``: four refused, and the fifth finds the account
-    locked."""
-    intruder = practice.client()
-    for _ in range(4):
-        with pytest.raises(Unauthorized):
+    """An intruder's wrong logins as ``username`` from twenty addresses (the test clients' own
+    first), five from each: four refused, and the fifth leaves that address waiting. The
+    hundredth locks the account to every address it never logged in from."""
+    per_address = practice.settings.login_throttle.failures_before_wait
+    addresses = [TEST_CLIENT] + [
+        f"192.0.2.{n}" for n in range(1, ACCOUNT_LOCK_FAILURES // per_address)
+    ]
+    for address in addresses:
+        intruder = practice.client(address)
+        for _ in range(per_address - 1):
+            with pytest.raises(Unauthorized):
+                intruder.login(username, "guessed-password", "000000")
+        with pytest.raises(TooManyRequests):
             intruder.login(username, "guessed-password", "000000")
-    with pytest.raises(TooManyRequests):
-        intruder.login(username, "guessed-password", "000000")
 
 
 @pytest.fixture

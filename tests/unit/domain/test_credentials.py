@@ -16,6 +16,7 @@ from domain.credentials import (
 )
 from domain.errors import AccountStateError, InvalidEntry, NotPermitted, UserStateError
 from domain.sessions import Session
+from domain.throttle import ACCOUNT_LOCK_FAILURES
 from domain.users import User
 from tests.unit.domain.memory import AT, Memory, assert_round_trips, subjects
 
@@ -34,21 +35,46 @@ def test_a_malformed_username_is_refused(username: str) -> None:
         Account.open(username=username, user_id=uuid4(), password_hash="h", at=AT)
 
 
-def test_the_fifth_failure_in_a_row_locks_the_account_for_a_while() -> None:
+def test_the_hundredth_failed_login_in_a_row_is_recorded_as_a_lockout(memory: Memory) -> None:
     acc = account()
-    for _ in range(4):
-        acc.record_failure(reason="password", at=AT, max_failures=5, lockout=timedelta(minutes=15))
-    assert not acc.is_locked(AT)
-    acc.record_failure(reason="totp", at=AT, max_failures=5, lockout=timedelta(minutes=15))
-    assert acc.is_locked(AT + timedelta(minutes=14))
-    assert not acc.is_locked(AT + timedelta(minutes=15))
+    for _ in range(ACCOUNT_LOCK_FAILURES - 1):
+        acc.record_failure(reason="password", at=AT, address="203.0.113.7")
+    for reason in ("recovery_code", "recovery_approval"):  # 100 random bits: never locked out
+        acc.record_failure(reason=reason, at=AT, address="203.0.113.8")
     names = [type(e).__name__ for e in acc.collect_events()]
-    assert names == ["Opened", *["LoginFailed"] * 5, "LockedOut"]
+    assert "LockedOut" not in names and acc.failures == ACCOUNT_LOCK_FAILURES - 1
+    acc.record_failure(reason="totp", at=AT, address="2001:db8::1")
+    events = acc.collect_events()
+    assert [type(e).__name__ for e in events] == ["LoginFailed", "LockedOut"]
+    assert (events[0].address, events[1].until, events[1].failures) == (  # type: ignore[attr-defined]
+        "2001:db8::1",
+        None,
+        ACCOUNT_LOCK_FAILURES,
+    )
+    acc.record_failure(reason="password", at=AT)  # one lockout, however many failures follow
+    assert [type(e).__name__ for e in acc.collect_events()] == ["LoginFailed"]
+
+
+def test_a_failures_address_is_kept_and_replays(memory: Memory) -> None:
+    acc = account()
+    acc.record_failure(reason="password", at=AT, address="198.51.100.23")
+    acc.record_failure(reason="password", at=AT)  # from a caller with no address
+    for _ in range(ACCOUNT_LOCK_FAILURES):
+        acc.record_failure(reason="totp", at=AT, address="198.51.100.24")
+    assert_round_trips(memory, acc)
+    addresses = [getattr(e, "address", "-") for e in memory.stored(acc.id)][1:4]
+    assert addresses == ["198.51.100.23", None, "198.51.100.24"]
+
+
+@pytest.mark.parametrize("address", ["", "x" * 65, 7])
+def test_a_malformed_address_is_refused(address: object) -> None:
+    with pytest.raises(InvalidEntry, match="address"):
+        account().record_failure(reason="password", at=AT, address=address)  # type: ignore[arg-type]
 
 
 def test_a_login_resets_the_failures_and_a_totp_step_is_used_once() -> None:
     acc = account()
-    acc.record_failure(reason="password", at=AT, max_failures=5, lockout=timedelta(minutes=1))
+    acc.record_failure(reason="password", at=AT)
     acc.record_login(session_id=uuid4(), at=AT, method="password+totp", totp_step=100)
     assert acc.failures == 0
     with pytest.raises(AccountStateError, match="already used"):
@@ -58,10 +84,10 @@ def test_a_login_resets_the_failures_and_a_totp_step_is_used_once() -> None:
 def test_a_recovery_code_works_once_and_lifts_a_lockout() -> None:
     acc = account()
     acc.issue_recovery_codes(code_hashes=["a", "b"], at=AT)
-    for _ in range(5):
-        acc.record_failure(reason="password", at=AT, max_failures=5, lockout=timedelta(hours=1))
+    for _ in range(ACCOUNT_LOCK_FAILURES):
+        acc.record_failure(reason="password", at=AT)
     acc.use_recovery_code(code_hash="a", password_hash="new", at=AT)
-    assert (acc.password_hash, acc.recovery_codes, acc.is_locked(AT)) == ("new", ["b"], False)
+    assert (acc.password_hash, acc.recovery_codes, acc.failures) == ("new", ["b"], 0)
     with pytest.raises(AccountStateError, match="no such unused recovery code"):
         acc.use_recovery_code(code_hash="a", password_hash="again", at=AT)
 
@@ -158,12 +184,12 @@ def approved(acc: Account, code_hash: str = "ok", by=None) -> Account:  # type: 
 def test_a_recovery_approval_works_once_sets_password_and_totp_and_lifts_a_lockout() -> None:
     acc = account()
     acc.enroll_totp(secret=b"o" * 20, by=acc.user_id, at=AT)
-    for _ in range(5):
-        acc.record_failure(reason="password", at=AT, max_failures=5, lockout=timedelta(hours=1))
+    for _ in range(ACCOUNT_LOCK_FAILURES):
+        acc.record_failure(reason="password", at=AT)
     approved(acc).use_recovery_approval(
         code_hash="ok", password_hash="new", totp_secret=b"n" * 20, at=AT + FIFTEEN / 2
     )
-    assert (acc.password_hash, acc.totp_secret, acc.is_locked(AT)) == ("new", b"n" * 20, False)
+    assert (acc.password_hash, acc.totp_secret, acc.failures) == ("new", b"n" * 20, 0)
     assert acc.recovery_approval is None
     names = [type(e).__name__ for e in acc.collect_events()]
     assert names[-3:] == ["RecoveryApproved", "RecoveryApprovalUsed", "TotpEnrolled"]
