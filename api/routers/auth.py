@@ -64,6 +64,9 @@ def enroll(body: EnrollIn, request: Request, services: ServicesDep) -> EnrolledO
         body.new_password,
         address=_address(request, services),
     )
+    # A password set anew by whoever was entitled to issue the code: a lock an attacker's
+    # failures put on the account's logins is lifted, as a recovery lifts it.
+    services.throttle.lift(account.id)
     return EnrolledOut(
         user_id=account.user_id,
         username=account.username,

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     OWNER,
     OWNER_PASSWORD,
     Practice,
+    add_member,
     code_now,
     events_of_type,
     lock_out,
@@ -204,3 +205,22 @@ def test_the_client_address_is_the_peer_and_x_forwarded_for_changes_nothing(
     assert statuses == [401] * 4 + [429] * 4
     addresses = {f.address for f in events_of_type(practice, FAILED)}  # type: ignore[attr-defined]
     assert addresses == {ATTACKER}
+
+
+def test_a_reset_and_enrollment_lift_the_lock_an_attacker_put_on_a_clinician(
+    practice: Practice,
+) -> None:
+    """An attacker's hundred failures lock Casey's account to new addresses; the owner resets
+    her, and once she has spent the code (her own new password, her own authenticator kept)
+    she logs in from anywhere. Before the fix a reset left the lock in place."""
+    owner = practice.owner()
+    casey = add_member(practice, owner, "casey", "Dr. Casey", "clinician")
+    lock_out(practice, "casey")
+    new_password = "casey-new-pass-1"
+    assert try_login(practice, NEW_LAPTOP, "casey", casey.password, "000000").status_code == 429
+
+    code = owner.reset_user(casey.user_id).enrollment_code
+    practice.client(NEW_LAPTOP).enroll("casey", code, new_password)
+
+    laptop = try_login(practice, NEW_LAPTOP, "casey", new_password, code_now(casey.totp_secret))
+    assert laptop.status_code == 200, laptop.text
