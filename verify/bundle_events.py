@@ -36,6 +36,13 @@ class Checked(NamedTuple):
     leaf_hash: bytes
     links: tuple[Link, ...]
     offset: int  # of the record's frame in events.bin
+    # What the scope and disposal checks (verify.bundle_scope) need of the header.
+    type: str
+    recorded: str
+    key: str
+    stream: str
+    version: int
+    commitment: bytes
 
 
 class Outcome(NamedTuple):
@@ -159,6 +166,18 @@ def check_record(
         raise VerificationError(
             f"{record.status} with claim {record.claim!r}, the manifest says {claim!r}"
         )
-    checked = Checked(record.position, record.status, leaf_hash(record.leaf), leaf.links, offset)
+    checked = Checked(
+        record.position,
+        record.status,
+        leaf_hash(record.leaf),
+        leaf.links,
+        offset,
+        header.type,
+        header.recorded,
+        header.key,
+        header.stream,
+        header.version,
+        header.commitment,
+    )
     shown = f" ({record.claim})" if record.claim else ""
     return checked, f"{record.status}{shown}, {header.type}"

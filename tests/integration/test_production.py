@@ -35,6 +35,7 @@ from verify import bundle_format as bf
 from verify.__main__ import main as verify_main
 from verify.bundle import verify_bundle
 from verify.canonical import decode
+from verify.records import parse_header
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRET_NOTE = "PRIVILEGED-ADVICE-7f3a"  # must appear in no file of the bundle once withheld
@@ -243,9 +244,16 @@ def test_disposed_events_are_produced_as_disposed_and_still_verify(
 
     report = verify_bundle(out)
     assert report.ok, [str(line) for line in report.failures]
-    statuses = [r.status for r in records_of(out)]
-    # Registered and the note: disposed; the production's own disclosure read: produced.
-    assert statuses == [bf.DISPOSED, bf.DISPOSED, bf.PRODUCED]
+    found = [(r.status, parse_header(r.header).type) for r in records_of(out)]
+    # Registered and the note: disposed; then the evidence a reader checks them and the scope
+    # against (the Disposed event, the hold's Placed), produced; the disclosure read: produced.
+    assert found == [
+        (bf.DISPOSED, "domain.patients:Patient.Registered"),
+        (bf.DISPOSED, "domain.notes:Note.Drafted"),
+        (bf.PRODUCED, "legal_hold.retention:Disposal.Disposed"),
+        (bf.PRODUCED, "legal_hold.holds:Hold.Placed"),
+        (bf.PRODUCED, "domain.access:Access.Recorded"),
+    ]
 
 
 def test_producing_is_a_ledger_event_with_the_bundles_hash_in_the_audit_view(
