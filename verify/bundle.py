@@ -21,7 +21,7 @@ from verify import bundle_format as bf
 from verify import bundle_scope as sc
 from verify.bundle_container import NATIVE_FIELDS, name_problem, native_path, strictly_ascending
 from verify.bundle_events import Checked, Outcome, check_records, frames
-from verify.bundle_privilege import PRIVILEGE_LOG, privilege_rows
+from verify.bundle_privilege import PRIVILEGE_LOG, cell, privilege_rows
 from verify.canonical import decode, decode_fixed_map, key_order
 from verify.checkpoint import UnverifiedCheckpoint, parse_note, verify_checkpoint
 from verify.errors import ChainBroken, MalformedInput, ProofInvalid, VerificationError
@@ -881,7 +881,7 @@ def _check_privilege_log(
             report.bad(item, f"lists position {row.position} twice")
         elif claim is None:
             report.bad(item, f"lists position {row.position}, which is not withheld")
-        elif row.claim != claim:
+        elif row.claim != cell(claim):
             report.bad(
                 item, f"position {row.position}: claim {row.claim!r}, the manifest's is {claim!r}"
             )

@@ -17,15 +17,15 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 class Row(NamedTuple):
     position: int
-    claim: str
+    claim: str  # as written: see ``cell``
     commitment: str
 
 
-def _cell(value: str) -> str:
-    # The writer puts an apostrophe before a cell a spreadsheet would run as a formula.
-    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
-        return value[1:]
-    return value
+def cell(value: str) -> str:
+    """A value as the log writes it: with an apostrophe before it when a spreadsheet would run
+    it as a formula. Rows are compared in this form, which is one-to-one (a value that starts
+    with an apostrophe itself is written as it is)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def privilege_rows(data: bytes) -> list[Row]:
@@ -51,8 +51,8 @@ def privilege_rows(data: bytes) -> list[Row]:
     for number, row in enumerate(table[1:], start=1):
         if len(row) != len(head):
             raise MalformedInput(f"row {number} has {len(row)} cells, the header {len(head)}")
-        position = _cell(row[at[POSITION]])
+        position = row[at[POSITION]]
         if not re.fullmatch(r"0|[1-9][0-9]{0,18}", position):
             raise MalformedInput(f"row {number}: ledger position {position!r} is not a number")
-        rows.append(Row(int(position), _cell(row[at[CLAIM]]), _cell(row[at[COMMITMENT]])))
+        rows.append(Row(int(position), row[at[CLAIM]], row[at[COMMITMENT]]))
     return rows
