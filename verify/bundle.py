@@ -302,6 +302,10 @@ def _check_checkpoint(
         return None
     try:
         checkpoint = parse_note(note)
+        signers = [(name, key_hash) for name, key_hash, _ in checkpoint.signatures]
+        if len(set(signers)) != len(signers):
+            # Which of two lines by one key would count is left to no reader to guess.
+            raise MalformedInput("two signature lines by the same key")
         if history is None:
             raise VerificationError("no verified key history to check its signature against")
         if checkpoint.origin != history[0].origin:

@@ -8,6 +8,7 @@ import base64
 import csv
 import hashlib
 import io
+import os
 import struct
 import zipfile
 from collections.abc import Callable, Iterator
@@ -745,3 +746,33 @@ def test_the_verifier_carries_the_domains_lists() -> None:
     assert bundle_scope.CREDENTIAL_CLAIM == CREDENTIAL_CLAIM
     assert bundle_scope.CATEGORIES == RECORD_CATEGORIES
     assert set(bundle_scope.CATEGORIES.values()) | {"access", "disclosures"} == set(CATEGORIES)
+
+
+def test_a_checkpoint_with_two_signature_lines_by_one_key_fails(bundle: Produced) -> None:
+    note = entries(bundle.path)[bf.CHECKPOINT]
+    body, _, signature_line = note.partition(b"\n\n")
+    prefix, _, blob = signature_line.rstrip(b"\n").rpartition(b" ")
+    key_hash = base64.b64decode(blob)[:4]
+    forged = SigningKey.generate().sign(body + b"\n")
+    # The genuine line first, which a reader taking the first line by this key would accept;
+    # one taking the last would not. v2 leaves no such choice: two lines by one key fail.
+    doubled = note + prefix + b" " + base64.b64encode(key_hash + forged) + b"\n"
+
+    rewrite(bundle.path, lambda files: files.__setitem__(bf.CHECKPOINT, doubled))
+    lines = failures(bundle.path)
+    assert "FAIL checkpoint.note: two signature lines by the same key" in lines, lines
+
+
+def test_a_bundle_that_cannot_be_read_is_misuse_exit_2(
+    bundle: Produced, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert verify_main(["bundle", str(bundle.path.parent)]) == 2  # a folder
+    assert "no such file" in capsys.readouterr().err
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file whatever its mode")
+    bundle.path.chmod(0)
+    try:
+        assert verify_main(["bundle", str(bundle.path)]) == 2
+    finally:
+        bundle.path.chmod(0o644)
+    assert "cannot be read" in capsys.readouterr().err
