@@ -402,7 +402,10 @@ def _check_events(
             continue
         last = checked.position
         found[checked.position] = checked
-        report.good(outcome.item, outcome.text)
+        for problem in outcome.problems:
+            report.bad(outcome.item, problem)
+        if not outcome.problems:
+            report.good(outcome.item, outcome.text)
     if broken is not None:
         report.bad("events", f"{broken}; the records after it cannot be read")
     elif count != manifest.raw["events"]:
@@ -755,57 +758,63 @@ def _check_statuses(
     subjects: set[str],
     report: BundleReport,
 ) -> None:
+    """§10 rules 28-30 (26 and 27 are checked with each record, in bundle_events)."""
     disposals = _disposals(records, payloads, subjects)
+    destroyed = {key: d for d, (_, keys) in sorted(disposals.items()) for key in keys}
     produced_under: dict[str, int] = {}
     for position, checked in records.items():
         if checked.status == bf.PRODUCED:
             produced_under.setdefault(checked.key, position)
     practice_wide = any(h.scope.all_patients for h in holds)
+    hold_ids = {h.id for h in holds}
+    # Whether a record concerns a subject of the production, and which holds' subject rules
+    # (§2.4 rules 1-2) cover it, depend on its subjects only: worked out once per subject list.
+    by_subjects: dict[tuple[str, ...], tuple[bool, list[sc.Hold]]] = {}
     for position, checked in sorted(records.items()):
-        item = f"event {position}"
-        mine = [link[0] for link in checked.links]
-        owner = sc.expected_owner(mine)
-        if sc.key_owner(checked.key) != owner:
-            report.bad(
-                item,
-                f"sealed under a data key of {sc.key_owner(checked.key)}, "
-                f"not of its first subject ({owner})",
+        mine = checked.subjects
+        known = by_subjects.get(mine)
+        if known is None:
+            concerned = any(
+                s in subjects or (practice_wide and s.startswith(sc.PATIENT)) for s in mine
             )
-        if checked.status == bf.PRODUCED and checked.type in sc.SECRET_EVENT_TYPES:
-            report.bad(item, f"{checked.type} holds a login secret and is produced")
-            continue
-        evidence = checked.type.startswith(sc.HOLD_PREFIX) or position in disposals
-        in_scope = any(s in subjects or (practice_wide and s.startswith(sc.PATIENT)) for s in mine)
-        if not in_scope and not evidence:
+            known = (concerned, [h for h in holds if sc.covers_subjects(h.scope, mine)])
+            by_subjects[mine] = known
+        concerned, candidates = known
+        status = checked.status
+        if status == bf.PRODUCED and checked.type in sc.SECRET_EVENT_TYPES:
+            continue  # reported with the record
+        is_hold = checked.type.startswith(sc.HOLD_PREFIX)
+        evidence = (is_hold and checked.stream in hold_ids) or position in disposals
+        item = f"event {position}"
+        if not concerned and not evidence:
             report.bad(
                 item,
-                f"{checked.status}, but it is on the chain of no subject in scope "
+                f"{status}, but it is on the chain of no subject in scope "
                 f"({', '.join(mine) or 'no subjects'})",
             )
             continue
-        if checked.status == bf.DISPOSED:
+        if status == bf.DISPOSED:
             _check_disposed(item, position, checked, disposals, produced_under, report)
             continue
-        if checked.status == bf.PRODUCED:
-            destroyed = next((d for d, (_, keys) in disposals.items() if checked.key in keys), None)
-            if destroyed is not None:
-                report.bad(
-                    item,
-                    f"produced under data key {checked.key}, which the Disposed "
-                    f"event at position {destroyed} destroyed",
-                )
-        if evidence or checked.status == bf.PRIVILEGED:
+        if status == bf.PRODUCED and checked.key in destroyed:
+            report.bad(
+                item,
+                f"produced under data key {checked.key}, which the Disposed event at position "
+                f"{destroyed[checked.key]} destroyed",
+            )
+        if evidence or is_hold or status == bf.PRIVILEGED:
             continue  # hold and Disposed events are produced; a claim is the producer's call
         covering = next(
-            (h for h in holds if sc.covers(h.scope, mine, checked.recorded, checked.type)), None
+            (h for h in candidates if sc.covers_rest(h.scope, checked.recorded, checked.type)),
+            None,
         )
-        if checked.status == bf.PRODUCED and covering is None:
+        if status == bf.PRODUCED and covering is None:
             report.bad(
                 item,
                 f"produced, but no hold's scope covers it ({checked.type}, "
                 f"recorded {checked.recorded[:10]})",
             )
-        elif checked.status == bf.OUT_OF_SCOPE and covering is not None:
+        elif status == bf.OUT_OF_SCOPE and covering is not None:
             want = "privileged" if checked.type in sc.SECRET_EVENT_TYPES else "produced"
             report.bad(item, f"out-of-scope, but hold {covering.id} covers it: it must be {want}")
 

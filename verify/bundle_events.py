@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
 from verify import bundle_format as bf
+from verify.bundle_scope import SECRET_EVENT_TYPES, expected_owner, key_owner
 from verify.errors import MalformedInput, VerificationError
 from verify.hashing import commitment, event_digest, short
 from verify.merkle import leaf_hash
@@ -43,12 +44,16 @@ class Checked(NamedTuple):
     stream: str
     version: int
     commitment: bytes
+    subjects: tuple[str, ...]
 
 
 class Outcome(NamedTuple):
     checked: Checked | None  # None when the record failed
     item: str
     text: str
+    # Rules of the record alone that do not make it unusable for the proofs (§10 rules 26-27):
+    # each a FAIL line of its own, while the record still counts for inclusion and completeness.
+    problems: tuple[str, ...] = ()
 
 
 # What forked workers read: set before the pool forks, so the bytes are shared, not copied.
@@ -132,7 +137,7 @@ def _check_span(span: tuple[int, int]) -> list[Outcome]:
             record = bf.parse_record(raw)
             item = f"event {record.position}"
             checked, text = check_record(record, offset, withheld)
-            outcomes.append(Outcome(checked, item, text))
+            outcomes.append(Outcome(checked, item, text, record_problems(checked)))
         except VerificationError as e:
             outcomes.append(Outcome(None, item, str(e)))
     return outcomes
@@ -178,6 +183,21 @@ def check_record(
         header.stream,
         header.version,
         header.commitment,
+        header.subjects,
     )
     shown = f" ({record.claim})" if record.claim else ""
     return checked, f"{record.status}{shown}, {header.type}"
+
+
+def record_problems(checked: Checked) -> tuple[str, ...]:
+    """The scope rules a record breaks on its own (docs/BUNDLE_FORMAT.md §2.5, §2.6)."""
+    problems = []
+    owner = key_owner(checked.key)
+    expected = expected_owner(checked.subjects)
+    if owner != expected:
+        problems.append(
+            f"sealed under a data key of {owner}, not of its first subject ({expected})"
+        )
+    if checked.status == bf.PRODUCED and checked.type in SECRET_EVENT_TYPES:
+        problems.append(f"{checked.type} holds a login secret and is produced")
+    return tuple(problems)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 HOLD_PREFIX = "legal_hold.holds:Hold."
@@ -74,6 +75,14 @@ class Scope:
     start: str | None = None
     end: str | None = None
     categories: tuple[str, ...] = ()
+
+    @cached_property
+    def patient_set(self) -> frozenset[str]:
+        return frozenset(self.patients)
+
+    @cached_property
+    def custodian_set(self) -> frozenset[str]:
+        return frozenset(self.custodians)
 
     def as_manifest(self) -> dict[str, Any]:
         return {
@@ -233,17 +242,25 @@ def category_of(event_type: str) -> str | None:
 
 
 def covers(scope: Scope, subjects: Sequence[str], recorded: str, event_type: str) -> bool:
-    """Whether ``scope`` covers an event whole (§2 rules 1-4)."""
+    """Whether ``scope`` covers an event whole (§2.4 rules 1-4)."""
+    return covers_subjects(scope, subjects) and covers_rest(scope, recorded, event_type)
+
+
+def covers_subjects(scope: Scope, subjects: Sequence[str]) -> bool:
+    """§2.4 rules 1 and 2: the event concerns the scope, and no patient outside it."""
     patients = [s[len(PATIENT) :] for s in subjects if s.startswith(PATIENT)]
     users = [s[len(USER) :] for s in subjects if s.startswith(USER)]
 
     def has(patient: str) -> bool:
-        return scope.all_patients or patient in scope.patients
+        return scope.all_patients or patient in scope.patient_set
 
-    if not (any(map(has, patients)) or any(u in scope.custodians for u in users)):
+    if not (any(map(has, patients)) or any(u in scope.custodian_set for u in users)):
         return False
-    if not all(map(has, patients)):
-        return False
+    return all(map(has, patients))
+
+
+def covers_rest(scope: Scope, recorded: str, event_type: str) -> bool:
+    """§2.4 rules 3 and 4: the event's date and category."""
     day = recorded[:10]
     if scope.start is not None and day < scope.start:
         return False
