@@ -697,7 +697,7 @@ def _check_scope(
 
 def _check_manifest_holds(holds: list[sc.Hold], manifest: _Manifest, report: BundleReport) -> None:
     stated = manifest.raw["holds"]
-    by_id = {h.get("id"): h for h in stated if type(h) is dict}
+    by_id = {h["id"]: h for h in stated if type(h) is dict and type(h.get("id")) is str}
     for hold in holds:
         item = f"hold {hold.id}"
         said = by_id.pop(hold.id, None)
@@ -714,26 +714,31 @@ def _check_manifest_holds(holds: list[sc.Hold], manifest: _Manifest, report: Bun
             report.good(item, f"{_hold_text(said)}, placed {placed}, {len(hold.history)} event(s)")
     for hold_id in by_id:
         report.bad(f"hold {hold_id}", "in the manifest; no hold event of it is in the bundle")
-    if [h.get("id") for h in stated if type(h) is dict] != [
-        h.id for h in holds if h.id in {x.get("id") for x in stated if type(x) is dict}
-    ]:
-        report.bad("holds", "the manifest's holds are not in the order they were placed")
+    ids = [h.get("id") if type(h) is dict else None for h in stated]
+    if any(type(i) is not str for i in ids):
+        report.bad("holds", "each of the manifest's holds is a map with a text id")
+    listed = [i for i in ids if type(i) is str]
+    if listed != [h.id for h in holds if h.id in set(listed)]:
+        report.bad("holds", "the manifest's holds are not in the order they were placed, each once")
 
 
 def _hold_text(hold: dict[str, Any]) -> str:
+    """A hold as a short phrase; whatever the manifest holds, this only describes it."""
     scope = hold.get("scope") if type(hold.get("scope")) is dict else {}
-    state = "active" if hold.get("active") else "released"
-    parts = [
-        f"{len(scope.get('patients') or ())} patient(s)",
-        f"{len(scope.get('custodians') or ())} custodian(s)",
-    ]
-    if scope.get("all_patients"):
+
+    def many(name: str) -> int:
+        value = scope.get(name)
+        return len(value) if type(value) is list else 0
+
+    state = "active" if hold.get("active") is True else "released"
+    parts = [f"{many('patients')} patient(s)", f"{many('custodians')} custodian(s)"]
+    if scope.get("all_patients") is True:
         parts.append("all patients")
     for name in ("start", "end"):
-        if scope.get(name):
+        if type(scope.get(name)) is str:
             parts.append(f"{name} {scope[name]}")
-    if scope.get("categories"):
-        parts.append("categories " + ",".join(scope["categories"]))
+    if many("categories"):
+        parts.append("categories " + ",".join(map(str, scope["categories"])))
     return f"{state}, " + ", ".join(parts)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from domain.base import patient_subject, user_subject
@@ -776,3 +776,43 @@ def test_a_bundle_that_cannot_be_read_is_misuse_exit_2(
     finally:
         bundle.path.chmod(0o644)
     assert "cannot be read" in capsys.readouterr().err
+
+
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 2**40) | st.text(max_size=8)
+    | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["id", "scope", "patients", "path", "position"]), inner,
+                      max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_any_value_in_any_manifest_field_fails_with_lines_never_a_traceback(
+    bundle: Produced, data: st.DataObject
+) -> None:
+    """The manifest's statements are checked against what the bundle proves; whatever they say,
+    and whatever their types, the verifier answers with FAIL lines."""
+    original = entries(bundle.path)
+    manifest = decode(original[bf.MANIFEST])
+    name = data.draw(st.sampled_from(sorted(manifest)), label="field")
+    if name == "holds" and data.draw(st.booleans(), label="inside a hold"):
+        hold = dict(manifest["holds"][0])
+        hold[data.draw(st.sampled_from(sorted(hold)), label="hold field")] = data.draw(junk)
+        manifest["holds"] = [hold]
+    else:
+        manifest[name] = data.draw(junk, label="value")
+    assume(encode(manifest) != original[bf.MANIFEST])
+    target = bundle.path.with_name("junk.zip")
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+        for entry, raw in {**original, bf.MANIFEST: encode(manifest)}.items():
+            archive.writestr(entry, raw)
+
+    report = verify_bundle(target)
+
+    assert not report.ok
+    assert all(line.item and line.text for line in report.failures)
