@@ -22,7 +22,7 @@ from verify import bundle_scope as sc
 from verify.bundle_container import NATIVE_FIELDS, name_problem, native_path, strictly_ascending
 from verify.bundle_events import Checked, Outcome, check_records, frames
 from verify.bundle_privilege import PRIVILEGE_LOG, cell, privilege_rows
-from verify.canonical import decode, decode_fixed_map, key_order
+from verify.canonical import decode, decode_fixed_map, encode, key_order
 from verify.checkpoint import UnverifiedCheckpoint, parse_note, verify_checkpoint
 from verify.errors import ChainBroken, MalformedInput, ProofInvalid, VerificationError
 from verify.hashing import short
@@ -703,7 +703,7 @@ def _check_manifest_holds(holds: list[sc.Hold], manifest: _Manifest, report: Bun
         said = by_id.pop(hold.id, None)
         if said is None:
             report.bad(item, "its hold events are in the bundle; the manifest does not list it")
-        elif said != hold.as_manifest():
+        elif encode(said) != encode(hold.as_manifest()):  # bytes: true is not 1
             report.bad(
                 item,
                 f"the manifest states {_hold_text(said)}; its hold events at positions "

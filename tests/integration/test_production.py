@@ -359,3 +359,33 @@ def test_a_patient_in_scope_with_no_record_is_proven_absent(ledger: Ledger, tmp_
     lines = [str(line) for line in report.lines]
     assert any(line.startswith(f"OK absence patient:{nobody}: no event") for line in lines), lines
     assert decode(bundle_entries(out)[bf.MANIFEST])["absent"] == [f"patient:{nobody}"]
+
+
+def test_a_hold_widened_partly_released_and_released_is_produced_as_its_events_say(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """BUNDLE_FORMAT v2 §2.3: the verifier derives each hold from its events, released holds
+    included (with the scope they had when released), and holds the manifest to it."""
+    m = a_matter(ledger)
+    (hold,) = lh.all_holds(ledger, m.matter_id)
+    first, second = m.patients
+    wider = Scope.of(patients=[first, second, m.other_patient], custodians=[m.custodian])
+    lh.change_scope(ledger, hold.id, scope=wider, reason="r", at=T0, by=m.risk)
+    lh.release_hold(ledger, hold.id, reason="r", at=T0, by=m.risk, patients=[second])
+    lh.release_hold(ledger, hold.id, reason="done", at=T0, by=m.risk)
+    out = tmp_path / "p.zip"
+    produce(ledger, m.matter_id, out, by=m.risk)
+
+    report = verify_bundle(out)
+    assert report.ok, [str(line) for line in report.failures]
+    lines = "\n".join(map(str, report.lines))
+    assert f"OK hold {hold.id}: released, 2 patient(s), 1 custodian(s), placed " in lines
+    assert "4 event(s)" in lines
+    (stated,) = decode(bundle_entries(out)[bf.MANIFEST])["holds"]
+    assert stated["active"] is False
+    assert stated["scope"]["patients"] == sorted([str(first), str(m.other_patient)])
+    produced = {r.position for r in records_of(out) if r.status == bf.PRODUCED}
+    assert set(positions_of(ledger, patient_subject(m.other_patient))) & produced
+    assert not set(positions_of(ledger, patient_subject(second))) & produced - set(
+        positions_of(ledger, user_subject(m.custodian))
+    )
