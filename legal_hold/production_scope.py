@@ -82,17 +82,19 @@ def status_of(
     """(status, claim) of one event of the production: an evidence event (the matter's hold
     events, its patients' disposals) is produced whatever the scope, so that a reader can
     derive the scope and check disposals from them; otherwise a claim of the producer wins,
-    then disposal, then scope; an event in scope that holds a login secret is withheld under
-    ``CREDENTIAL_CLAIM`` rather than produced."""
+    then scope, then disposal (an event out of scope is out-of-scope even when its key was
+    destroyed: the disposal that destroyed it may be no evidence of this matter); an event in
+    scope that holds a login secret is withheld under ``CREDENTIAL_CLAIM`` rather than
+    produced."""
     if evidence or header.type.startswith(HOLD_EVENTS):
         return PRODUCED, None
     claim = claims.get(position)
     if claim is not None:
         return PRIVILEGED, claim
-    if disposed:
-        return DISPOSED, None
     if not any(covers(scope, header) for scope in scopes):
         return OUT_OF_SCOPE, None
+    if disposed:
+        return DISPOSED, None
     if header.type in CREDENTIAL_EVENTS:
         return PRIVILEGED, CREDENTIAL_CLAIM
     return PRODUCED, None

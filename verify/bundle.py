@@ -3,9 +3,14 @@ and signatures.
 
 Every check gives one line: ``OK <item>: ...`` or ``FAIL <item>: ...``, where the item is the
 manifest, the key history, a checkpoint, a file, an event (by position), a native, the inclusion
-proof, a subject's completeness or the consistency proof. A damaged part fails its own items and
-whatever depends on it; the rest are still checked. Nothing here raises for bad input: a bundle
-that cannot be read at all is one FAIL line.
+proof, a subject's completeness or absence, the consistency proof, a hold, a subject, the scope
+or the privilege log (the list of docs/BUNDLE_FORMAT.md §10). A damaged part fails its own items
+and whatever depends on it; the rest are still checked. Nothing here raises for bad input: a
+bundle that cannot be read at all is one FAIL line.
+
+The manifest is the producer's statement. The scope is not taken from it: it is derived from the
+matter's hold events (produced, proven included like every record) and the manifest is held to
+it, and so is every record's status (``verify.bundle_scope``).
 """
 
 from __future__ import annotations
@@ -798,9 +803,6 @@ def _check_statuses(
                 f"({', '.join(mine) or 'no subjects'})",
             )
             continue
-        if status == bf.DISPOSED:
-            _check_disposed(item, position, checked, disposals, produced_under, report)
-            continue
         if status == bf.PRODUCED and checked.key in destroyed:
             report.bad(
                 item,
@@ -813,6 +815,12 @@ def _check_statuses(
             (h for h in candidates if sc.covers_rest(h.scope, checked.recorded, checked.type)),
             None,
         )
+        if status == bf.DISPOSED:
+            # Scope before disposal: only what the matter reaches is disposed, and proven so.
+            if covering is None:
+                report.bad(item, "disposed, but no hold's scope covers it: it is out-of-scope")
+            _check_disposed(item, position, checked, disposals, produced_under, report)
+            continue
         if status == bf.PRODUCED and covering is None:
             report.bad(
                 item,

@@ -389,3 +389,40 @@ def test_a_hold_widened_partly_released_and_released_is_produced_as_its_events_s
     assert not set(positions_of(ledger, patient_subject(second))) & produced - set(
         positions_of(ledger, user_subject(m.custodian))
     )
+
+
+def test_a_custodians_read_of_an_outside_patient_since_disposed_of_is_out_of_scope(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """BUNDLE_FORMAT v2 §2.1: scope before disposal. A patient disposed of before the hold was
+    placed is not the matter's: the custodian's read of them is out-of-scope, not disposed (a
+    disposed label would need their Disposed event, which is no evidence of this matter)."""
+    risk, custodian = uuid4(), uuid4()
+    mine, other = a_patient(ledger, custodian), a_patient(ledger, uuid4())
+    read = Access.record(
+        user_id=custodian,
+        patient_id=other,
+        action="access",
+        data_category="chart",
+        purpose_of_use="TREAT",
+        outcome="success",
+        at=T0,
+    )
+    with acting(user_subject(custodian), "s1"):
+        ledger.save(read)
+    later = datetime.now(UTC).replace(year=datetime.now(UTC).year + 30)
+    dispose(ledger, other, policy=Policy.simple("p", 7, 3), by=risk, at=later)
+    matter = lh.open_matter(ledger, name="E v. F", number="CV-3", forum=None, at=T0, by=risk)
+    scope = Scope.of(patients=[mine], custodians=[custodian])
+    lh.place_hold(ledger, matter_id=matter.id, name="h", scope=scope, at=T0, by=risk)
+    out = tmp_path / "p.zip"
+    produce(ledger, matter.id, out, by=risk)
+
+    report = verify_bundle(out)
+    assert report.ok, [str(line) for line in report.failures]
+    position = sorted(
+        set(positions_of(ledger, patient_subject(other)))
+        & set(positions_of(ledger, user_subject(custodian)))
+    )[-1]
+    (record,) = [r for r in records_of(out) if r.position == position]
+    assert record.status == bf.OUT_OF_SCOPE
