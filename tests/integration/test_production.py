@@ -23,6 +23,7 @@ from domain.notes import Note
 from domain.patients import Patient
 from events.context import acting
 from events.ledger import Ledger
+from events.log import tree_size
 from legal_hold import holds as lh
 from legal_hold.holds import Scope
 from legal_hold.production import produce
@@ -36,6 +37,8 @@ from verify.__main__ import main as verify_main
 from verify.bundle import verify_bundle
 from verify.canonical import decode
 from verify.records import parse_header
+
+PLACED = "legal_hold.holds:Hold.Placed"
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRET_NOTE = "PRIVILEGED-ADVICE-7f3a"  # must appear in no file of the bundle once withheld
@@ -426,3 +429,20 @@ def test_a_custodians_read_of_an_outside_patient_since_disposed_of_is_out_of_sco
     )[-1]
     (record,) = [r for r in records_of(out) if r.position == position]
     assert record.status == bf.OUT_OF_SCOPE
+
+
+def test_a_hold_event_cannot_be_withheld_and_nothing_is_written(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """The hold events are what a reader derives the scope from (BUNDLE_FORMAT v2 §2.2)."""
+    m = a_matter(ledger)
+    with ledger.db.read() as c:
+        size_before = tree_size(c)
+        c.execute("SELECT position FROM stored_events WHERE topic = ?", (PLACED,))
+        placed = max(row[0] for row in c.fetchall())
+    out = tmp_path / "p.zip"
+    with pytest.raises(InvalidProduction, match="hold or disposal events"):
+        produce(ledger, m.matter_id, out, by=m.risk, withhold={placed: "work product"})
+    assert not out.exists()
+    with ledger.db.read() as c:
+        assert tree_size(c) == size_before
