@@ -30,9 +30,11 @@ from legal_hold.holds import Hold, Scope, all_holds, get_matter
 from legal_hold.production_errors import InvalidProduction, NothingToProduce
 from legal_hold.production_gather import (
     Gathered,
+    evidence_streams,
     gather,
     patient_subjects,
     positions_of,
+    streams_positions,
     subjects_present,
 )
 from legal_hold.production_natives import NativeFile, write_natives
@@ -42,7 +44,7 @@ from legal_hold.production_review import (
     timelines,
     write_review_files,
 )
-from legal_hold.production_scope import PATIENT, subjects_in_scope
+from legal_hold.production_scope import HOLD_EVENTS, PATIENT, subjects_in_scope
 from legal_hold.productions import Production
 from legal_hold.review.items import ReviewInput
 from verify import bundle_format as bf
@@ -84,11 +86,13 @@ def produce(
     claims = _checked_claims(withhold or {})
     matter, holds, subjects, present = _checked_request(ledger, matter_id, out, claims, since)
     scopes = [hold.scope for hold in holds]
+    evidence = evidence_streams(ledger, [hold.id for hold in holds], subjects)
+    _refuse_claims_on_evidence(ledger, evidence, claims)
     at = at or datetime.now(UTC)
     # Only patients with a record are disclosed: a read of nobody's chart would start one.
     _record_disclosure(ledger, by, session, matter_id, present, at)
     checkpoint = ledger.checkpointer.issue()
-    found = gather(ledger, checkpoint, subjects, scopes, claims, since, progress)
+    found = gather(ledger, checkpoint, subjects, scopes, claims, since, progress, evidence=evidence)
     manifest_fields = _manifest_fields(ledger, matter, holds, by, at, found, subjects)
     digest, size = _write_bundle(ledger, out, found, manifest_fields, subjects, review_progress)
     production = Production(
@@ -140,6 +144,29 @@ def _checked_request(
     if outside:
         raise InvalidProduction(f"positions {outside[:5]} are not events of the subjects in scope")
     return matter, holds, subjects, present
+
+
+def _refuse_claims_on_evidence(
+    ledger: Ledger, evidence: list[UUID], claims: dict[int, str]
+) -> None:
+    """Hold and disposal events are what a reader derives the scope and checks disposals from:
+    they are produced, never withheld (docs/BUNDLE_FORMAT.md §2.2)."""
+    if not claims:
+        return
+    with ledger.db.read() as c:
+        shown = set(streams_positions(ledger, c, evidence, tree_size(c)))
+        marks = ", ".join("?" * len(claims))
+        c.execute(
+            f"SELECT position FROM stored_events WHERE position IN ({marks}) AND topic LIKE ?",
+            (*claims, HOLD_EVENTS + "%"),
+        )
+        shown.update(row[0] for row in c.fetchall())
+    refused = sorted(shown & set(claims))
+    if refused:
+        raise InvalidProduction(
+            f"positions {refused[:5]} are hold or disposal events: they are produced, "
+            "so that the scope can be checked, and cannot be withheld"
+        )
 
 
 def _checked_claims(withhold: Mapping[int, str]) -> dict[int, str]:

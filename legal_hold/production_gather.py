@@ -11,14 +11,17 @@ import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
+from domain.base import patient_subject
 from events.db import Cursor
 from events.ledger import Ledger
 from events.log import iter_leaves, subject_heads
 from events.sealing import DataKeyDestroyed, SealError, unseal
 from legal_hold.holds import Scope
 from legal_hold.production_errors import InvalidProduction, ProductionError
-from legal_hold.production_scope import status_of
+from legal_hold.production_scope import HOLD_EVENTS, status_of
+from legal_hold.retention import disposals
 from projections.runner import KeyRing
 from verify.bundle_format import PRODUCED, EventRecord, batch_proof
 from verify.checkpoint import UnverifiedCheckpoint
@@ -87,6 +90,33 @@ def positions_of(cursor: Cursor, subjects: Sequence[str], size: int) -> list[int
     return sorted(found)
 
 
+def streams_positions(
+    ledger: Ledger, cursor: Cursor, streams: Sequence[UUID], size: int
+) -> list[int]:
+    """The positions below ``size`` of every event of ``streams``, ascending."""
+    found: list[int] = []
+    ids = [s.hex if ledger.db.dialect == "sqlite" else s for s in streams]
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        cursor.execute(
+            f"SELECT position FROM stored_events WHERE originator_id IN ({marks}) AND position < ?",
+            (*chunk, size),
+        )
+        found.extend(row[0] for row in cursor.fetchall())
+    return sorted(found)
+
+
+def evidence_streams(
+    ledger: Ledger, hold_ids: Sequence[UUID], subjects: Sequence[str]
+) -> list[UUID]:
+    """The streams whose events a bundle produces as evidence whatever the scope
+    (docs/BUNDLE_FORMAT.md §2.2): the matter's holds, and the disposals of its patients."""
+    patients = {s for s in subjects if s.startswith("patient:")}
+    disposed = [d.id for d in disposals(ledger) if patient_subject(d.patient_id) in patients]
+    return [*hold_ids, *disposed]
+
+
 def gather(
     ledger: Ledger,
     checkpoint: UnverifiedCheckpoint,
@@ -95,12 +125,14 @@ def gather(
     claims: Mapping[int, str],
     since: int | None = None,
     progress: Progress | None = None,
+    evidence: Sequence[UUID] = (),
 ) -> Gathered:
     size = checkpoint.size
     with ledger.db.read() as c:
         note = _note(c, size)
         found = Gathered(checkpoint, note, _key_rows(c))
-        positions = positions_of(c, subjects, size)
+        shown = set(streams_positions(ledger, c, evidence, size))
+        positions = sorted(set(positions_of(c, subjects, size)) | shown)
         if not positions:
             raise ProductionError("no event of the subjects in scope is in the log yet")
         hashes = [leaf_hash(leaf) for leaf in iter_leaves(c, 0, size)]
@@ -117,7 +149,9 @@ def gather(
         with ledger.db.read() as c:
             rows = _rows(c, chunk)
         for position, leaf, state in rows:
-            record, header = _record(keys, position, bytes(leaf), bytes(state), scopes, claims)
+            record, header = _record(
+                keys, position, bytes(leaf), bytes(state), scopes, claims, position in shown
+            )
             found.records.append(record)
             found.headers[position] = header
         if progress is not None:
@@ -187,14 +221,23 @@ def _record(
     state: bytes,
     scopes: Sequence[Scope],
     claims: Mapping[int, str],
+    evidence: bool,
 ) -> tuple[EventRecord, Header]:
     header_bytes, sealed = split_record(state)
     header = parse_header(header_bytes)
+    evidence = evidence or header.type.startswith(HOLD_EVENTS)
     try:
         data_key: bytes | None = keys.get(header.key)
     except DataKeyDestroyed:
         data_key = None
-    status, claim = status_of(position, header, scopes, claims, disposed=data_key is None)
+    if evidence and data_key is None:
+        raise ProductionError(
+            f"the hold or disposal event at position {position} cannot be opened: its data key "
+            "is gone, so the bundle could not prove its scope"
+        )
+    status, claim = status_of(
+        position, header, scopes, claims, disposed=data_key is None, evidence=evidence
+    )
     if status != PRODUCED:
         return EventRecord(position, leaf, header_bytes, status, claim=claim), header
     assert data_key is not None

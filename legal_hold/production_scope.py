@@ -27,6 +27,9 @@ PATIENT, USER = "patient:", "user:"
 # Every event holding a login secret or a hash of one, and the claim it is withheld under.
 CREDENTIAL_EVENTS = SECRET_EVENT_TYPES
 CREDENTIAL_CLAIM = "security credential: not produced"
+# Every hold's events are produced, the matter's or another's a custodian's chain brings along:
+# a reader cannot tell which matter an unproduced one belongs to (docs/BUNDLE_FORMAT.md §2.2).
+HOLD_EVENTS = "legal_hold.holds:Hold."
 
 
 def subjects_in_scope(scopes: Iterable[Scope], known_patients: Iterable[str]) -> list[str]:
@@ -74,17 +77,24 @@ def status_of(
     scopes: Sequence[Scope],
     claims: Mapping[int, str],
     disposed: bool,
+    evidence: bool = False,
 ) -> tuple[str, str | None]:
-    """(status, claim) of one event of the production: a claim of the producer wins, then
-    disposal, then scope; an event in scope that holds a login secret is withheld under
-    ``CREDENTIAL_CLAIM`` rather than produced."""
+    """(status, claim) of one event of the production: an evidence event (the matter's hold
+    events, its patients' disposals) is produced whatever the scope, so that a reader can
+    derive the scope and check disposals from them; otherwise a claim of the producer wins,
+    then scope, then disposal (an event out of scope is out-of-scope even when its key was
+    destroyed: the disposal that destroyed it may be no evidence of this matter); an event in
+    scope that holds a login secret is withheld under ``CREDENTIAL_CLAIM`` rather than
+    produced."""
+    if evidence or header.type.startswith(HOLD_EVENTS):
+        return PRODUCED, None
     claim = claims.get(position)
     if claim is not None:
         return PRIVILEGED, claim
-    if disposed:
-        return DISPOSED, None
     if not any(covers(scope, header) for scope in scopes):
         return OUT_OF_SCOPE, None
+    if disposed:
+        return DISPOSED, None
     if header.type in CREDENTIAL_EVENTS:
         return PRIVILEGED, CREDENTIAL_CLAIM
     return PRODUCED, None

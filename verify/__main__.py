@@ -153,6 +153,12 @@ def run_bundle(file: str, trusted_key: str | None, workers: int = 1) -> int:
     if not os.path.isfile(file):
         print(f"python -m verify: error: {file}: no such file", file=sys.stderr)
         return EXIT_MISUSE
+    try:
+        with open(file, "rb"):
+            pass
+    except OSError as e:  # a file that is there but cannot be read: not the bundle's fault
+        print(f"python -m verify: error: {file}: cannot be read ({e.strerror})", file=sys.stderr)
+        return EXIT_MISUSE
     progress = progress_printer("verifying", unit="events")
     report = check_bundle(Path(file), trusted_key, progress, workers=workers)
     return print_bundle_report(report)

@@ -3,9 +3,14 @@ and signatures.
 
 Every check gives one line: ``OK <item>: ...`` or ``FAIL <item>: ...``, where the item is the
 manifest, the key history, a checkpoint, a file, an event (by position), a native, the inclusion
-proof, a subject's completeness or the consistency proof. A damaged part fails its own items and
-whatever depends on it; the rest are still checked. Nothing here raises for bad input: a bundle
-that cannot be read at all is one FAIL line.
+proof, a subject's completeness or absence, the consistency proof, a hold, a subject, the scope
+or the privilege log (the list of docs/BUNDLE_FORMAT.md §10). A damaged part fails its own items
+and whatever depends on it; the rest are still checked. Nothing here raises for bad input: a
+bundle that cannot be read at all is one FAIL line.
+
+The manifest is the producer's statement. The scope is not taken from it: it is derived from the
+matter's hold events (produced, proven included like every record) and the manifest is held to
+it, and so is every record's status (``verify.bundle_scope``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from verify import bundle_format as bf
+from verify import bundle_scope as sc
+from verify.bundle_container import NATIVE_FIELDS, name_problem, native_path, strictly_ascending
 from verify.bundle_events import Checked, Outcome, check_records, frames
-from verify.canonical import decode, decode_fixed_map, key_order
+from verify.bundle_privilege import PRIVILEGE_LOG, cell, privilege_rows
+from verify.canonical import decode, decode_fixed_map, encode, key_order
 from verify.checkpoint import UnverifiedCheckpoint, parse_note, verify_checkpoint
 from verify.errors import ChainBroken, MalformedInput, ProofInvalid, VerificationError
 from verify.hashing import short
@@ -145,7 +153,10 @@ def check_bundle(
         _check_consistency(entries, proofs, manifest, checkpoint, history, report)
     elif checkpoint is None:
         report.bad("inclusion", "no valid checkpoint to prove the events against")
-    _check_natives(entries, records, manifest, report)
+    payloads = _evidence_payloads(entries, records)
+    _check_scope(records, payloads, manifest, report)
+    _check_privilege_log(entries, records, manifest, report)
+    _check_natives(entries, records, payloads, manifest, report)
     report.events = len(records)
     return report
 
@@ -171,6 +182,9 @@ def _read_entries(path: Path, report: BundleReport) -> dict[str, bytes] | None:
             if name in entries:
                 report.bad(f"file {name}", "appears twice in the archive")
                 continue
+            problem = name_problem(name, info.compress_type)
+            if problem is not None:
+                report.bad(f"file {name}", problem)
             if info.is_dir():
                 continue
             del info.CRC  # read the bytes as they are; integrity is the manifest's job
@@ -201,7 +215,11 @@ def _check_manifest_shape(entries: dict[str, bytes], report: BundleReport) -> _M
             item = _fixed(f, FILE_KEYS, "files entry")
             if type(item["path"]) is not str or type(item["size"]) is not int:
                 raise MalformedInput("a files entry needs a text path and an integer size")
+            if item["path"] in bf.UNSIGNED:
+                raise MalformedInput(f"files lists {item['path']}, which it cannot sign")
             files[item["path"]] = (item["size"], _hash(item["sha256"], "files sha256"))
+        if len(files) != len(m["files"]):
+            raise MalformedInput("files lists a path twice")
         cp = _fixed(m["checkpoint"], CHECKPOINT_KEYS, "manifest checkpoint")
         since = m["since"]
         if since is not None:
@@ -221,10 +239,16 @@ def _check_manifest_shape(entries: dict[str, bytes], report: BundleReport) -> _M
         absent = _list(m["absent"], "absent")
         if not all(type(s) is str for s in subjects + absent) or type(m["origin"]) is not str:
             raise MalformedInput("subjects, absent and origin must be text")
-        named = _named_in_scope(m["holds"])
-        unproven = sorted(named - set(subjects) - set(absent))
-        if unproven:
-            raise MalformedInput(f"the holds name {unproven[0]}, which has no completeness proof")
+        _int(m["events"], "events")
+        _ascending(list(files), str.encode, "files", "path")
+        _ascending(subjects, str.encode, "subjects", "subject")
+        _ascending(absent, str.encode, "absent", "subject")
+        _ascending([w[0] for w in m["withheld"]], None, "withheld", "position")
+        _ascending([n[1] for n in natives], None, "natives", "position")
+        both = sorted(set(subjects) & set(absent))
+        if both:
+            raise MalformedInput(f"{both[0]} is in both subjects and absent")
+        _list(m["holds"], "holds")
         manifest = _Manifest(
             raw=m,
             files=files,
@@ -283,6 +307,10 @@ def _check_checkpoint(
         return None
     try:
         checkpoint = parse_note(note)
+        signers = [(name, key_hash) for name, key_hash, _ in checkpoint.signatures]
+        if len(set(signers)) != len(signers):
+            # Which of two lines by one key would count is left to no reader to guess.
+            raise MalformedInput("two signature lines by the same key")
         if history is None:
             raise VerificationError("no verified key history to check its signature against")
         if checkpoint.origin != history[0].origin:
@@ -364,8 +392,9 @@ def _check_events(
         report.bad("events", f"the bundle has no {bf.EVENTS}")
         return found
     outcomes, broken = started
-    last = -1
+    last, count = -1, 0
     for outcome in outcomes:
+        count += 1
         checked = outcome.checked
         if checked is not None and checked.position <= last:
             report.bad(
@@ -378,9 +407,17 @@ def _check_events(
             continue
         last = checked.position
         found[checked.position] = checked
-        report.good(outcome.item, outcome.text)
+        for problem in outcome.problems:
+            report.bad(outcome.item, problem)
+        if not outcome.problems:
+            report.good(outcome.item, outcome.text)
     if broken is not None:
         report.bad("events", f"{broken}; the records after it cannot be read")
+    elif count != manifest.raw["events"]:
+        report.bad(
+            "events",
+            f"{bf.EVENTS} holds {count} records, the manifest says {manifest.raw['events']}",
+        )
     for position in sorted(set(manifest.withheld) - set(found)):
         report.bad(f"event {position}", "withheld as privileged in the manifest, not in the bundle")
     return found
@@ -441,7 +478,11 @@ def _check_completeness(
         except VerificationError as e:
             report.bad("completeness", str(e))
             continue
+        if head["subject"] in heads:
+            report.bad("completeness", f"two heads for {head['subject']}")
         heads[head["subject"]] = head
+    if list(heads) != manifest.subjects:
+        report.bad("completeness", "the heads are not one per subject, in the manifest's order")
     on_chain: dict[str, list[int]] = {}
     for position, checked in records.items():
         for subject, _, _ in checked.links:
@@ -519,7 +560,11 @@ def _check_absences(
     given = {}
     for entry in _list(proofs["absent"], "absent proofs"):
         if type(entry) is dict and type(entry.get("subject")) is str:
+            if entry["subject"] in given:
+                report.bad(f"absence {entry['subject']}", "two absence proofs for it")
             given[entry["subject"]] = entry
+    if list(given) != manifest.absent:
+        report.bad("absence", "the absence proofs are not one per absent subject, in order")
     size = proofs["heads_size"]
     for subject in manifest.absent:
         item = f"absence {subject}"
@@ -584,42 +629,345 @@ def _check_consistency(
     report.good("consistency", f"the log of size {since.size} grew into size {checkpoint.size}")
 
 
-# --- (5) natives ------------------------------------------------------------------------------
+# --- (5) scope, from the hold events (§2) ------------------------------------------------------
 
 
-def _check_natives(
+def _evidence_payloads(
+    entries: dict[str, bytes], records: dict[int, Checked]
+) -> dict[int, dict[str, Any]]:
+    """The decoded payloads of the produced events the scope and natives checks read: hold
+    events, Disposed events, documents and emails. A few, so decoded here, not in the workers."""
+    wanted = sc.HOLD_TYPES | {sc.DISPOSED, *NATIVE_FIELDS}
+    data = entries.get(bf.EVENTS, b"")
+    found = {}
+    for position, checked in records.items():
+        if checked.status == bf.PRODUCED and checked.type in wanted:
+            try:
+                payload = decode(_record_at(data, checked.offset).payload or b"")
+            except VerificationError:
+                payload = None
+            found[position] = payload if type(payload) is dict else {}
+    return found
+
+
+def _check_scope(
+    records: dict[int, Checked],
+    payloads: dict[int, dict[str, Any]],
+    manifest: _Manifest,
+    report: BundleReport,
+) -> None:
+    """Derive the holds from their events alone, hold the manifest to them, then check every
+    record's place and status against the derived scope (§2, §5.1)."""
+    ok_before = len(report.failures)
+    hold_events = []
+    for position, checked in sorted(records.items()):
+        if checked.type.startswith(sc.HOLD_PREFIX):
+            if checked.status != bf.PRODUCED:
+                report.bad(
+                    f"event {position}",
+                    f"{checked.type} is {checked.status}: every "
+                    "hold event is produced, so that the scope can be derived from it",
+                )
+                continue
+            hold_events.append(
+                sc.HoldEvent(
+                    position,
+                    checked.stream,
+                    checked.version,
+                    checked.type,
+                    payloads.get(position, {}),
+                )
+            )
+    matter = manifest.raw["matter"]
+    matter_id = matter.get("id") if type(matter) is dict else None
+    try:
+        holds = sc.derive_holds(hold_events, str(matter_id))
+    except sc.ScopeError as e:
+        report.bad(e.item, e.text)
+        report.bad("scope", "the hold events give no scope: no record's status can be checked")
+        return
+    if not holds:
+        report.bad("scope", f"no Hold.Placed event of matter {matter_id} is in the bundle")
+        return
+    _check_manifest_holds(holds, manifest, report)
+    subjects = _check_subjects(holds, manifest, report)
+    _check_statuses(records, payloads, holds, subjects, report)
+    if len(report.failures) == ok_before:
+        changes = sum(len(h.history) for h in holds)
+        report.good(
+            "scope",
+            f"{len(holds)} hold(s) from {changes} hold events; every event's status follows",
+        )
+
+
+def _check_manifest_holds(holds: list[sc.Hold], manifest: _Manifest, report: BundleReport) -> None:
+    stated = manifest.raw["holds"]
+    by_id = {h["id"]: h for h in stated if type(h) is dict and type(h.get("id")) is str}
+    for hold in holds:
+        item = f"hold {hold.id}"
+        said = by_id.pop(hold.id, None)
+        if said is None:
+            report.bad(item, "its hold events are in the bundle; the manifest does not list it")
+        elif encode(said) != encode(hold.as_manifest()):  # bytes: true is not 1
+            report.bad(
+                item,
+                f"the manifest states {_hold_text(said)}; its hold events at positions "
+                f"{[p for p, _, _ in hold.history]} give {_hold_text(hold.as_manifest())}",
+            )
+        else:
+            placed = hold.history[0][2]
+            report.good(item, f"{_hold_text(said)}, placed {placed}, {len(hold.history)} event(s)")
+    for hold_id in by_id:
+        report.bad(f"hold {hold_id}", "in the manifest; no hold event of it is in the bundle")
+    ids = [h.get("id") if type(h) is dict else None for h in stated]
+    if any(type(i) is not str for i in ids):
+        report.bad("holds", "each of the manifest's holds is a map with a text id")
+    listed = [i for i in ids if type(i) is str]
+    if listed != [h.id for h in holds if h.id in set(listed)]:
+        report.bad("holds", "the manifest's holds are not in the order they were placed, each once")
+
+
+def _hold_text(hold: dict[str, Any]) -> str:
+    """A hold as a short phrase; whatever the manifest holds, this only describes it."""
+    scope = hold.get("scope") if type(hold.get("scope")) is dict else {}
+
+    def many(name: str) -> int:
+        value = scope.get(name)
+        return len(value) if type(value) is list else 0
+
+    state = "active" if hold.get("active") is True else "released"
+    parts = [f"{many('patients')} patient(s)", f"{many('custodians')} custodian(s)"]
+    if scope.get("all_patients") is True:
+        parts.append("all patients")
+    for name in ("start", "end"):
+        if type(scope.get(name)) is str:
+            parts.append(f"{name} {scope[name]}")
+    if many("categories"):
+        parts.append("categories " + ",".join(map(str, scope["categories"])))
+    return f"{state}, " + ", ".join(parts)
+
+
+def _check_subjects(holds: list[sc.Hold], manifest: _Manifest, report: BundleReport) -> set[str]:
+    """The subjects the derived holds name must be exactly those with a completeness or absence
+    proof (with a practice-wide hold, other patients may be there too)."""
+    named = sc.named_subjects(holds)
+    proven = set(manifest.subjects) | set(manifest.absent)
+    practice_wide = any(h.scope.all_patients for h in holds)
+    for subject in sorted(named - proven):
+        report.bad(f"subject {subject}", "named by a hold, with no completeness or absence proof")
+    for subject in sorted(proven - named):
+        if not (practice_wide and subject.startswith(sc.PATIENT)):
+            report.bad(f"subject {subject}", "in the manifest, but no hold's scope names it")
+    return named | (proven if practice_wide else set())
+
+
+def _check_statuses(
+    records: dict[int, Checked],
+    payloads: dict[int, dict[str, Any]],
+    holds: list[sc.Hold],
+    subjects: set[str],
+    report: BundleReport,
+) -> None:
+    """§10 rules 28-30 (26 and 27 are checked with each record, in bundle_events)."""
+    disposals = _disposals(records, payloads, subjects)
+    destroyed = {key: d for d, (_, keys) in sorted(disposals.items()) for key in keys}
+    produced_under: dict[str, int] = {}
+    for position, checked in records.items():
+        if checked.status == bf.PRODUCED:
+            produced_under.setdefault(checked.key, position)
+    practice_wide = any(h.scope.all_patients for h in holds)
+    hold_ids = {h.id for h in holds}
+    # Whether a record concerns a subject of the production, and which holds' subject rules
+    # (§2.4 rules 1-2) cover it, depend on its subjects only: worked out once per subject list.
+    by_subjects: dict[tuple[str, ...], tuple[bool, list[sc.Hold]]] = {}
+    for position, checked in sorted(records.items()):
+        mine = checked.subjects
+        known = by_subjects.get(mine)
+        if known is None:
+            concerned = any(
+                s in subjects or (practice_wide and s.startswith(sc.PATIENT)) for s in mine
+            )
+            known = (concerned, [h for h in holds if sc.covers_subjects(h.scope, mine)])
+            by_subjects[mine] = known
+        concerned, candidates = known
+        status = checked.status
+        if status == bf.PRODUCED and checked.type in sc.SECRET_EVENT_TYPES:
+            continue  # reported with the record
+        is_hold = checked.type.startswith(sc.HOLD_PREFIX)
+        evidence = (is_hold and checked.stream in hold_ids) or position in disposals
+        item = f"event {position}"
+        if not concerned and not evidence:
+            report.bad(
+                item,
+                f"{status}, but it is on the chain of no subject in scope "
+                f"({', '.join(mine) or 'no subjects'})",
+            )
+            continue
+        if status == bf.PRODUCED and checked.key in destroyed:
+            report.bad(
+                item,
+                f"produced under data key {checked.key}, which the Disposed event at position "
+                f"{destroyed[checked.key]} destroyed",
+            )
+        if evidence or is_hold or status == bf.PRIVILEGED:
+            continue  # hold and Disposed events are produced; a claim is the producer's call
+        covering = next(
+            (h for h in candidates if sc.covers_rest(h.scope, checked.recorded, checked.type)),
+            None,
+        )
+        if status == bf.DISPOSED:
+            # Scope before disposal: only what the matter reaches is disposed, and proven so.
+            if covering is None:
+                report.bad(item, "disposed, but no hold's scope covers it: it is out-of-scope")
+            _check_disposed(item, position, checked, disposals, produced_under, report)
+            continue
+        if status == bf.PRODUCED and covering is None:
+            report.bad(
+                item,
+                f"produced, but no hold's scope covers it ({checked.type}, "
+                f"recorded {checked.recorded[:10]})",
+            )
+        elif status == bf.OUT_OF_SCOPE and covering is not None:
+            want = "privileged" if checked.type in sc.SECRET_EVENT_TYPES else "produced"
+            report.bad(item, f"out-of-scope, but hold {covering.id} covers it: it must be {want}")
+
+
+def _disposals(
+    records: dict[int, Checked], payloads: dict[int, dict[str, Any]], subjects: set[str]
+) -> dict[int, tuple[str, set[str]]]:
+    """position → (patient subject, destroyed key names) of each produced Disposed event about
+    a subject in scope: evidence for the records the bundle says are disposed."""
+    found = {}
+    for position, payload in payloads.items():
+        if records[position].type != sc.DISPOSED:
+            continue
+        patient = sc.untag(payload.get("patient_id"))
+        keys = sc.untag(payload.get("key_names"))
+        if type(patient) is not str or type(keys) is not list:
+            continue
+        subject = sc.PATIENT + patient
+        if subject in subjects:
+            found[position] = (subject, {k for k in keys if type(k) is str})
+    return found
+
+
+def _check_disposed(
+    item: str,
+    position: int,
+    checked: Checked,
+    disposals: dict[int, tuple[str, set[str]]],
+    produced_under: dict[str, int],
+    report: BundleReport,
+) -> None:
+    owner = sc.key_owner(checked.key)
+    backing = [
+        d
+        for d, (subject, keys) in disposals.items()
+        if subject == owner and checked.key in keys and d > position
+    ]
+    if not backing:
+        report.bad(
+            item,
+            f"disposed, but no produced Disposed event of {owner} after it "
+            f"names its data key {checked.key}",
+        )
+    readable = produced_under.get(checked.key)
+    if readable is not None:
+        report.bad(
+            item,
+            f"disposed, but the event at position {readable} under the same data "
+            f"key {checked.key} is produced",
+        )
+
+
+# --- (6) the privilege log ---------------------------------------------------------------------
+
+
+def _check_privilege_log(
     entries: dict[str, bytes],
     records: dict[int, Checked],
     manifest: _Manifest,
     report: BundleReport,
 ) -> None:
+    item = f"privilege log {PRIVILEGE_LOG}"
+    data = entries.get(PRIVILEGE_LOG)
+    if data is None:
+        report.bad(item, "missing from the bundle")
+        return
+    try:
+        rows = privilege_rows(data)
+    except VerificationError as e:
+        report.bad(item, str(e))
+        return
+    bad = len(report.failures)
+    seen: set[int] = set()
+    for row in rows:
+        claim = manifest.withheld.get(row.position)
+        if row.position in seen:
+            report.bad(item, f"lists position {row.position} twice")
+        elif claim is None:
+            report.bad(item, f"lists position {row.position}, which is not withheld")
+        elif row.claim != cell(claim):
+            report.bad(
+                item, f"position {row.position}: claim {row.claim!r}, the manifest's is {claim!r}"
+            )
+        elif row.position in records and row.commitment != records[row.position].commitment.hex():
+            report.bad(item, f"position {row.position}: the commitment is not the event's")
+        seen.add(row.position)
+    for position in sorted(set(manifest.withheld) - seen):
+        report.bad(f"event {position}", "withheld with a claim, but not in the privilege log")
+    if [r.position for r in rows] != sorted(seen):
+        report.bad(item, "its rows are not in ascending ledger position")
+    if len(report.failures) == bad:
+        report.good(item, f"one row for each of the {len(rows)} withheld events")
+
+
+# --- (7) natives ------------------------------------------------------------------------------
+
+
+def _check_natives(
+    entries: dict[str, bytes],
+    records: dict[int, Checked],
+    payloads: dict[int, dict[str, Any]],
+    manifest: _Manifest,
+    report: BundleReport,
+) -> None:
+    """One native per produced document or email, at the path §9 gives, equal to the committed
+    field; and nothing else under natives/."""
+    listed: dict[int, str] = {}
     for path, position, name in manifest.natives:
         item = f"native {path}"
         found = records.get(position)
         data = entries.get(path)
+        if position in listed:
+            report.bad(item, f"a second native for the event at position {position}")
+            continue
+        listed[position] = path
         if data is None:
             report.bad(item, "missing from the bundle")
         elif found is None or found.status != bf.PRODUCED:
             report.bad(item, f"its event at position {position} is not produced in the bundle")
+        elif found.type not in NATIVE_FIELDS:
+            report.bad(item, f"the event at position {position} is a {found.type}, no native")
+        elif name != NATIVE_FIELDS[found.type]:
+            report.bad(
+                item,
+                f"names field {name!r}; a {found.type} gives its {NATIVE_FIELDS[found.type]!r}",
+            )
+        elif path != (want := native_path(position, found.type, payloads[position])):
+            report.bad(item, f"the native of the event at position {position} must be at {want}")
+        elif payloads[position].get(name) != data:
+            report.bad(item, f"differs from field {name!r} of the event at {position}")
         else:
-            payload = decode(_record_at(entries[bf.EVENTS], found.offset).payload)
-            if payload.get(name) != data:
-                report.bad(item, f"differs from field {name!r} of the event at {position}")
-            else:
-                report.good(item, f"{len(data)} bytes, the committed {name!r} of event {position}")
-
-
-def _named_in_scope(holds: Any) -> set[str]:
-    """The patients and custodians the holds name: each needs a completeness proof."""
-    named = set()
-    for hold in _list(holds, "holds"):
-        scope = hold.get("scope") if type(hold) is dict else None
-        if type(scope) is not dict:
-            raise MalformedInput("each hold needs a scope")
-        for kind, field_name in (("patient", "patients"), ("user", "custodians")):
-            for identifier in _list(scope.get(field_name), f"scope {field_name}"):
-                named.add(f"{kind}:{identifier}")
-    return named
+            report.good(item, f"{len(data)} bytes, the committed {name!r} of event {position}")
+    for position, checked in sorted(records.items()):
+        produced = checked.status == bf.PRODUCED and checked.type in NATIVE_FIELDS
+        if produced and position not in listed:
+            report.bad(f"event {position}", f"a produced {checked.type} without its native")
+    natives = set(listed.values())
+    for name in sorted(entries):
+        if name.startswith(bf.NATIVES_DIR) and name not in natives:
+            report.bad(f"file {name}", "under natives/ but the native of no produced event")
 
 
 def _record_at(data: bytes, offset: int) -> bf.EventRecord:
@@ -654,6 +1002,14 @@ def _int(value: Any, what: str) -> int:
     if type(value) is not int or value < 0:
         raise MalformedInput(f"{what} must be a non-negative integer")
     return value
+
+
+def _ascending(values: list[Any], key: Any, what: str, name: str) -> None:
+    at = strictly_ascending(values, key)
+    if at is not None:
+        raise MalformedInput(
+            f"{what}: {name} {values[at]!r} is not after {values[at - 1]!r} (ascending, each once)"
+        )
 
 
 def _hash(value: Any, what: str) -> bytes:

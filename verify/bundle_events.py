@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
 from verify import bundle_format as bf
+from verify.bundle_scope import SECRET_EVENT_TYPES, expected_owner, key_owner
 from verify.errors import MalformedInput, VerificationError
 from verify.hashing import commitment, event_digest, short
 from verify.merkle import leaf_hash
@@ -36,12 +37,23 @@ class Checked(NamedTuple):
     leaf_hash: bytes
     links: tuple[Link, ...]
     offset: int  # of the record's frame in events.bin
+    # What the scope and disposal checks (verify.bundle_scope) need of the header.
+    type: str
+    recorded: str
+    key: str
+    stream: str
+    version: int
+    commitment: bytes
+    subjects: tuple[str, ...]
 
 
 class Outcome(NamedTuple):
     checked: Checked | None  # None when the record failed
     item: str
     text: str
+    # Rules of the record alone that do not make it unusable for the proofs (§10 rules 26-27):
+    # each a FAIL line of its own, while the record still counts for inclusion and completeness.
+    problems: tuple[str, ...] = ()
 
 
 # What forked workers read: set before the pool forks, so the bytes are shared, not copied.
@@ -118,6 +130,10 @@ def _check_span(span: tuple[int, int]) -> list[Outcome]:
     assert _shared is not None
     data, found, withheld = _shared
     outcomes = []
+    # One object per distinct type, key, stream, subject list and text within the span, so
+    # that what goes back to the parent pickles each once (a quarter fewer bytes).
+    memo: dict[object, object] = {}
+    share = memo.setdefault
     for offset, start, end in found[span[0] : span[1]]:
         raw = data[start:end]
         item = f"event record at offset {offset}"
@@ -125,7 +141,15 @@ def _check_span(span: tuple[int, int]) -> list[Outcome]:
             record = bf.parse_record(raw)
             item = f"event {record.position}"
             checked, text = check_record(record, offset, withheld)
-            outcomes.append(Outcome(checked, item, text))
+            checked = checked._replace(
+                type=share(checked.type, checked.type),
+                key=share(checked.key, checked.key),
+                stream=share(checked.stream, checked.stream),
+                subjects=share(checked.subjects, checked.subjects),
+                links=tuple((share(s, s), q, p) for s, q, p in checked.links),
+            )
+            problems = record_problems(checked)
+            outcomes.append(Outcome(checked, item, share(text, text), problems))  # type: ignore[arg-type]
         except VerificationError as e:
             outcomes.append(Outcome(None, item, str(e)))
     return outcomes
@@ -159,6 +183,33 @@ def check_record(
         raise VerificationError(
             f"{record.status} with claim {record.claim!r}, the manifest says {claim!r}"
         )
-    checked = Checked(record.position, record.status, leaf_hash(record.leaf), leaf.links, offset)
+    checked = Checked(
+        record.position,
+        record.status,
+        leaf_hash(record.leaf),
+        leaf.links,
+        offset,
+        header.type,
+        header.recorded,
+        header.key,
+        header.stream,
+        header.version,
+        header.commitment,
+        header.subjects,
+    )
     shown = f" ({record.claim})" if record.claim else ""
     return checked, f"{record.status}{shown}, {header.type}"
+
+
+def record_problems(checked: Checked) -> tuple[str, ...]:
+    """The scope rules a record breaks on its own (docs/BUNDLE_FORMAT.md §2.5, §2.6)."""
+    problems = []
+    owner = key_owner(checked.key)
+    expected = expected_owner(checked.subjects)
+    if owner != expected:
+        problems.append(
+            f"sealed under a data key of {owner}, not of its first subject ({expected})"
+        )
+    if checked.status == bf.PRODUCED and checked.type in SECRET_EVENT_TYPES:
+        problems.append(f"{checked.type} holds a login secret and is produced")
+    return tuple(problems)

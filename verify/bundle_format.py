@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 KIND = "chartledger-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.msgpack"
 SIGNATURE = "manifest.sig"
 KEYS = "keys.msgpack"

@@ -23,6 +23,7 @@ from domain.notes import Note
 from domain.patients import Patient
 from events.context import acting
 from events.ledger import Ledger
+from events.log import tree_size
 from legal_hold import holds as lh
 from legal_hold.holds import Scope
 from legal_hold.production import produce
@@ -35,6 +36,9 @@ from verify import bundle_format as bf
 from verify.__main__ import main as verify_main
 from verify.bundle import verify_bundle
 from verify.canonical import decode
+from verify.records import parse_header
+
+PLACED = "legal_hold.holds:Hold.Placed"
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRET_NOTE = "PRIVILEGED-ADVICE-7f3a"  # must appear in no file of the bundle once withheld
@@ -243,9 +247,16 @@ def test_disposed_events_are_produced_as_disposed_and_still_verify(
 
     report = verify_bundle(out)
     assert report.ok, [str(line) for line in report.failures]
-    statuses = [r.status for r in records_of(out)]
-    # Registered and the note: disposed; the production's own disclosure read: produced.
-    assert statuses == [bf.DISPOSED, bf.DISPOSED, bf.PRODUCED]
+    found = [(r.status, parse_header(r.header).type) for r in records_of(out)]
+    # Registered and the note: disposed; then the evidence a reader checks them and the scope
+    # against (the Disposed event, the hold's Placed), produced; the disclosure read: produced.
+    assert found == [
+        (bf.DISPOSED, "domain.patients:Patient.Registered"),
+        (bf.DISPOSED, "domain.notes:Note.Drafted"),
+        (bf.PRODUCED, "legal_hold.retention:Disposal.Disposed"),
+        (bf.PRODUCED, "legal_hold.holds:Hold.Placed"),
+        (bf.PRODUCED, "domain.access:Access.Recorded"),
+    ]
 
 
 def test_producing_is_a_ledger_event_with_the_bundles_hash_in_the_audit_view(
@@ -351,3 +362,87 @@ def test_a_patient_in_scope_with_no_record_is_proven_absent(ledger: Ledger, tmp_
     lines = [str(line) for line in report.lines]
     assert any(line.startswith(f"OK absence patient:{nobody}: no event") for line in lines), lines
     assert decode(bundle_entries(out)[bf.MANIFEST])["absent"] == [f"patient:{nobody}"]
+
+
+def test_a_hold_widened_partly_released_and_released_is_produced_as_its_events_say(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """BUNDLE_FORMAT v2 §2.3: the verifier derives each hold from its events, released holds
+    included (with the scope they had when released), and holds the manifest to it."""
+    m = a_matter(ledger)
+    (hold,) = lh.all_holds(ledger, m.matter_id)
+    first, second = m.patients
+    wider = Scope.of(patients=[first, second, m.other_patient], custodians=[m.custodian])
+    lh.change_scope(ledger, hold.id, scope=wider, reason="r", at=T0, by=m.risk)
+    lh.release_hold(ledger, hold.id, reason="r", at=T0, by=m.risk, patients=[second])
+    lh.release_hold(ledger, hold.id, reason="done", at=T0, by=m.risk)
+    out = tmp_path / "p.zip"
+    produce(ledger, m.matter_id, out, by=m.risk)
+
+    report = verify_bundle(out)
+    assert report.ok, [str(line) for line in report.failures]
+    lines = "\n".join(map(str, report.lines))
+    assert f"OK hold {hold.id}: released, 2 patient(s), 1 custodian(s), placed " in lines
+    assert "4 event(s)" in lines
+    (stated,) = decode(bundle_entries(out)[bf.MANIFEST])["holds"]
+    assert stated["active"] is False
+    assert stated["scope"]["patients"] == sorted([str(first), str(m.other_patient)])
+    produced = {r.position for r in records_of(out) if r.status == bf.PRODUCED}
+    assert set(positions_of(ledger, patient_subject(m.other_patient))) & produced
+    assert not set(positions_of(ledger, patient_subject(second))) & produced - set(
+        positions_of(ledger, user_subject(m.custodian))
+    )
+
+
+def test_a_custodians_read_of_an_outside_patient_since_disposed_of_is_out_of_scope(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """BUNDLE_FORMAT v2 §2.1: scope before disposal. A patient disposed of before the hold was
+    placed is not the matter's: the custodian's read of them is out-of-scope, not disposed (a
+    disposed label would need their Disposed event, which is no evidence of this matter)."""
+    risk, custodian = uuid4(), uuid4()
+    mine, other = a_patient(ledger, custodian), a_patient(ledger, uuid4())
+    read = Access.record(
+        user_id=custodian,
+        patient_id=other,
+        action="access",
+        data_category="chart",
+        purpose_of_use="TREAT",
+        outcome="success",
+        at=T0,
+    )
+    with acting(user_subject(custodian), "s1"):
+        ledger.save(read)
+    later = datetime.now(UTC).replace(year=datetime.now(UTC).year + 30)
+    dispose(ledger, other, policy=Policy.simple("p", 7, 3), by=risk, at=later)
+    matter = lh.open_matter(ledger, name="E v. F", number="CV-3", forum=None, at=T0, by=risk)
+    scope = Scope.of(patients=[mine], custodians=[custodian])
+    lh.place_hold(ledger, matter_id=matter.id, name="h", scope=scope, at=T0, by=risk)
+    out = tmp_path / "p.zip"
+    produce(ledger, matter.id, out, by=risk)
+
+    report = verify_bundle(out)
+    assert report.ok, [str(line) for line in report.failures]
+    position = sorted(
+        set(positions_of(ledger, patient_subject(other)))
+        & set(positions_of(ledger, user_subject(custodian)))
+    )[-1]
+    (record,) = [r for r in records_of(out) if r.position == position]
+    assert record.status == bf.OUT_OF_SCOPE
+
+
+def test_a_hold_event_cannot_be_withheld_and_nothing_is_written(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """The hold events are what a reader derives the scope from (BUNDLE_FORMAT v2 §2.2)."""
+    m = a_matter(ledger)
+    with ledger.db.read() as c:
+        size_before = tree_size(c)
+        c.execute("SELECT position FROM stored_events WHERE topic = ?", (PLACED,))
+        placed = max(row[0] for row in c.fetchall())
+    out = tmp_path / "p.zip"
+    with pytest.raises(InvalidProduction, match="hold or disposal events"):
+        produce(ledger, m.matter_id, out, by=m.risk, withhold={placed: "work product"})
+    assert not out.exists()
+    with ledger.db.read() as c:
+        assert tree_size(c) == size_before

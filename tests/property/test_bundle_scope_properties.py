@@ -1,6 +1,6 @@
 """Properties of the production's scope rules (docs/BUNDLE_FORMAT.md §2): an event naming a
 patient outside the scope is never produced; dates and categories only narrow; a practice-wide
-hold covers every patient's event; a claim outranks disposal, which outranks scope; a login
+hold covers every patient's event; a claim outranks scope, which outranks disposal; a login
 credential in scope is withheld under its own claim, never produced."""
 
 from __future__ import annotations
@@ -108,17 +108,17 @@ def test_a_practice_wide_hold_covers_every_event_about_a_patient(header: Header)
     st.none() | st.text(min_size=1, max_size=10),
     st.booleans(),
 )
-def test_a_claim_outranks_disposal_which_outranks_scope(
+def test_a_claim_outranks_scope_which_outranks_disposal(
     held: list[Scope], header: Header, claim: str | None, disposed: bool
 ) -> None:
     claims = {} if claim is None else {7: claim}
     status, given_claim = status_of(7, header, held, claims, disposed)
     if claim is not None:
         assert (status, given_claim) == (bf.PRIVILEGED, claim)
-    elif disposed:
-        assert (status, given_claim) == (bf.DISPOSED, None)
     elif not any(covers(s, header) for s in held):
         assert (status, given_claim) == (bf.OUT_OF_SCOPE, None)
+    elif disposed:
+        assert (status, given_claim) == (bf.DISPOSED, None)
     elif header.type in CREDENTIAL_EVENTS:
         assert (status, given_claim) == (bf.PRIVILEGED, CREDENTIAL_CLAIM)
     else:
