@@ -13,6 +13,16 @@ Who granted is the event header's actor (the server sets it from the session, ne
 request), so it is read from the ledger like everything else. A row counts (``has_care``) only
 when its grantor is recorded and is not the clinician themselves: self-booking never counts,
 before a cancellation or after. Rescheduling, checking in or no-show leave the grantor as it was.
+
+Nor does a grant count between two accounts one person may hold. Whoever issued an account's
+enrollment code could have spent it themselves, so a user administrator who creates a clinician
+(or resets one) and then books them, or books them through a staff account they also created,
+would open charts as a clinician through an identity of their own. The view keeps who issued
+each account's codes (``care_issuers``, from ``Account.EnrollmentCodeIssued``), and a grant does
+not count when its grantor issued the clinician's code, the clinician issued the grantor's, or
+one non-owner issued both. Codes an owner issued are not kept: an owner opens every chart already,
+so a second account of theirs gains nothing. Who is an owner is followed from the users' own
+events (``care_owners``), as the log stood when the code was issued.
 """
 
 from __future__ import annotations
@@ -26,18 +36,42 @@ APPOINTMENT = "domain.appointments:Appointment."
 ASSIGNMENT = "domain.care_team:CareAssignment."
 PROVIDER = "domain.care_team:RegisteredProvider."
 
+USERS = "domain.users:User."
+CODE_ISSUED = "domain.credentials:Account.EnrollmentCodeIssued"
+
 HAS_CARE = (
-    "SELECT EXISTS (SELECT 1 FROM care_sources WHERE user_id = ? AND patient_id = ? "
-    "AND active = 1 AND granted_by IS NOT NULL AND granted_by <> user_id)"
+    "SELECT EXISTS (SELECT 1 FROM care_sources s WHERE s.user_id = ? AND s.patient_id = ? "
+    "AND s.active = 1 AND s.granted_by IS NOT NULL AND s.granted_by <> s.user_id "
+    "AND NOT EXISTS (SELECT 1 FROM care_issuers i WHERE i.user_id = s.user_id "
+    "AND i.issuer_id = s.granted_by) "
+    "AND NOT EXISTS (SELECT 1 FROM care_issuers i WHERE i.user_id = s.granted_by "
+    "AND i.issuer_id = s.user_id) "
+    "AND NOT EXISTS (SELECT 1 FROM care_issuers a JOIN care_issuers b "
+    "ON b.issuer_id = a.issuer_id WHERE a.user_id = s.user_id AND b.user_id = s.granted_by))"
 )
 
 
 class CareView(Projection):
     name = "care"
-    tables = ("care_sources",)
-    modules = frozenset({"domain.appointments", "domain.care_team"})
+    tables = ("care_sources", "care_issuers", "care_owners")
+    modules = frozenset(
+        {"domain.appointments", "domain.care_team", "domain.users", "domain.credentials"}
+    )
 
     def create(self, cursor: Cursor, dialect: Dialect) -> None:
+        if _table_exists(cursor, dialect, "care_sources") and not _table_exists(
+            cursor, dialect, "care_issuers"
+        ):
+            # Built before it followed who issued codes: dropped and replayed from the log.
+            self.drop(cursor)
+            cursor.execute(
+                "UPDATE projection_positions SET position = 0 WHERE name = ?", (self.name,)
+            )
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS care_issuers (user_id TEXT NOT NULL, "
+            "issuer_id TEXT NOT NULL, PRIMARY KEY (user_id, issuer_id))"
+        )
+        cursor.execute("CREATE TABLE IF NOT EXISTS care_owners (user_id TEXT PRIMARY KEY)")
         cursor.execute(
             "CREATE TABLE IF NOT EXISTS care_sources (source_id TEXT PRIMARY KEY, "
             "kind TEXT NOT NULL, user_id TEXT NOT NULL, patient_id TEXT NOT NULL, granted_by TEXT, "
@@ -53,7 +87,11 @@ class CareView(Projection):
             if event is None:  # disposed of, or of no concern here
                 continue
             name, source, actor = kind.rpartition(".")[2], entry.header.stream, actor_of(entry)
-            if kind.startswith(APPOINTMENT) and name == "Booked":
+            if kind.startswith(USERS):
+                _follow_owners(cursor, source, name, event)
+            elif kind == CODE_ISSUED:
+                _issued(cursor, entry, str(event.issued_by))
+            elif kind.startswith(APPOINTMENT) and name == "Booked":
                 _begin(cursor, source, "appointment", event.provider_id, event.patient_id, actor)
             elif kind.startswith(ASSIGNMENT) and name == "Assigned":
                 _begin(cursor, source, "care_team", event.user_id, event.patient_id, actor)
@@ -86,6 +124,39 @@ def _begin(
         "VALUES (?, ?, ?, ?, ?, 1)",
         (source, kind, str(user), str(patient), actor),
     )
+
+
+def _follow_owners(cursor: Cursor, user: str, name: str, event: object) -> None:
+    role = getattr(event, "role", None)
+    if role == "owner" and name in ("Registered", "RoleGranted"):
+        cursor.execute(
+            "INSERT INTO care_owners (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING",
+            (user,),
+        )
+    elif (role == "owner" and name == "RoleRevoked") or name == "Deactivated":
+        cursor.execute("DELETE FROM care_owners WHERE user_id = ?", (user,))
+
+
+def _issued(cursor: Cursor, entry: Entry, issuer: str) -> None:
+    """Keep who issued this account's code, unless they were an owner then."""
+    cursor.execute("SELECT 1 FROM care_owners WHERE user_id = ?", (issuer,))
+    if cursor.fetchone() is not None:
+        return
+    for subject in entry.header.subjects:
+        if subject.startswith("user:"):
+            cursor.execute(
+                "INSERT INTO care_issuers (user_id, issuer_id) VALUES (?, ?) "
+                "ON CONFLICT (user_id, issuer_id) DO NOTHING",
+                (subject.removeprefix("user:"), issuer),
+            )
+
+
+def _table_exists(cursor: Cursor, dialect: Dialect, name: str) -> bool:
+    if dialect == "sqlite":
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return cursor.fetchone() is not None
+    cursor.execute("SELECT to_regclass(?)", (name,))
+    return cursor.fetchone()[0] is not None
 
 
 def actor_of(entry: Entry) -> str | None:

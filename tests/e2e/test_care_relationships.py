@@ -13,9 +13,9 @@ from uuid import UUID
 
 import pytest
 
-from api import schemas
+from api import auth, schemas
 from api.client import Client, Conflict, Forbidden
-from tests.e2e.conftest import Member, Practice, add_member, events_of_type
+from tests.e2e.conftest import Member, Practice, add_member, events_of_type, office_manager
 from tests.e2e.test_clinical import ada
 
 REFUSAL = "domain.access:Refusal.Refused"
@@ -300,3 +300,40 @@ def test_only_a_drafts_author_edits_or_signs_it(practice: Practice, team: dict[s
         ("change", "failure"),
         ("change", "failure"),
     ]
+
+
+def test_an_office_manager_opens_no_chart_through_accounts_they_made(practice: Practice) -> None:
+    """The office manager (staff and user administrator) creates a clinician, spends the
+    enrollment code themselves, and books that clinician, assigns them, or has a staff account
+    they also made book them: no chart opens, because one person may hold both accounts. The
+    owner's own booking of a clinician the manager made, and a colleague's booking of one the
+    owner made, still open it."""
+    owner = practice.owner()
+    manager_member = office_manager(practice, owner)
+    manager = manager_member.client()
+    patient = a_patient(owner, "MRN-OM")
+
+    def own_account(username: str, role: str) -> Member:
+        made = manager.create_user(username, username.title(), role)
+        enrolled = practice.client().enroll(username, made.enrollment_code, "puppet-password-1")
+        assert enrolled.totp_secret is not None
+        secret = auth.from_base32(enrolled.totp_secret)
+        return Member(practice, made.user_id, username, "puppet-password-1", secret)
+
+    puppet, desk = own_account("dr.puppet", "clinician"), own_account("puppet.desk", "staff")
+    as_puppet = puppet.client()
+    manager.book(appointment(patient, puppet.user_id, 1))
+    refused(lambda: as_puppet.chart(patient))
+    manager.assign_care(patient, puppet.user_id)
+    refused(lambda: as_puppet.chart(patient))
+    desk.client().book(appointment(patient, puppet.user_id, 2))
+    one_refusal_written(practice, lambda: as_puppet.chart(patient), "break-glass-required")
+
+    # Someone who holds neither account puts the clinician in care: it opens.
+    owner.book(appointment(patient, puppet.user_id, 3))
+    assert as_puppet.chart(patient).entries
+    # And the manager's bookings of a clinician the owner made count as ever.
+    casey = add_member(practice, owner, "casey", "Dr. Casey", "clinician")
+    other = a_patient(owner, "MRN-OM2")
+    manager.book(appointment(other, casey.user_id, 4))
+    assert casey.client().chart(other).entries
