@@ -597,18 +597,7 @@ def issue_recovery_codes(
     throttled from ``address`` as a login is (``api/throttle.py``)."""
     account = account_of_user(ledger, principal.user_id)
     at = now()
-    admission = throttle.admit(account.id, address, at)
-    if type(password) is not str or not password_matches(password, account.password_hash):
-        _refuse(
-            ledger,
-            settings,
-            account,
-            "password",
-            within=principal,
-            address=address,
-            admission=admission,
-        )
-    throttle.succeeded(account.id, address, at)
+    _confirm_password(ledger, settings, principal, account, password, throttle, address, at)
     codes = new_recovery_codes()
     account.issue_recovery_codes(code_hashes=[recovery_code_hash(c) for c in codes], at=at)
     with principal.acting():
@@ -749,8 +738,28 @@ def change_own_password(
     user = load(ledger, principal.user_id, User)
     password_hash = hash_password(check_password(new), settings.pbkdf2_iterations)
     at = now()
+    _confirm_password(ledger, settings, principal, account, current, throttle, address, at)
+    account.change_password(password_hash=password_hash, by=principal.user_id, at=at)
+    user.end_other_sessions(keep=principal.session_id, reason="password changed by the user", at=at)
+    with principal.acting():
+        ledger.save(account, user)
+
+
+def _confirm_password(
+    ledger: Ledger,
+    settings: Settings,
+    principal: Principal,
+    account: Account,
+    password: object,
+    throttle: LoginThrottle,
+    address: str,
+    at: datetime,
+) -> None:
+    """The caller's current password, given again to confirm a step in a session: a wrong one
+    is a failed login, recorded under the session and throttled from ``address`` as a login is,
+    so a stolen session token alone cannot take the step."""
     admission = throttle.admit(account.id, address, at)
-    if type(current) is not str or not password_matches(current, account.password_hash):
+    if type(password) is not str or not password_matches(password, account.password_hash):
         _refuse(
             ledger,
             settings,
@@ -761,10 +770,6 @@ def change_own_password(
             admission=admission,
         )
     throttle.succeeded(account.id, address, at)
-    account.change_password(password_hash=password_hash, by=principal.user_id, at=at)
-    user.end_other_sessions(keep=principal.session_id, reason="password changed by the user", at=at)
-    with principal.acting():
-        ledger.save(account, user)
 
 
 def _saved(attempt: Callable[[], T]) -> T:
