@@ -95,10 +95,12 @@ def evidence(config: StoreConfig) -> tuple[list[tuple[Any, ...]], list[tuple[Any
     return cosignatures, timestamps
 
 
-def target_for(source: StoreConfig, tmp_path: Path, make_postgres: Any) -> StoreConfig:
-    if source.database_url is None:
+@pytest.fixture
+def target(witnessed: Witnessed, tmp_path: Path, request: pytest.FixtureRequest) -> StoreConfig:
+    """A fresh store of the source's kind to restore into."""
+    if witnessed.config.database_url is None:
         return fresh_sqlite(tmp_path, "restored")
-    return make_postgres(tmp_path, "restored")
+    return request.getfixturevalue("fresh_postgres")(tmp_path, "restored")
 
 
 def restore(target: StoreConfig, source: Witnessed, monkeypatch: pytest.MonkeyPatch,
@@ -130,7 +132,7 @@ def refused(
 
 def test_a_restored_store_holds_the_same_cosignatures_and_timestamps(
     witnessed: Witnessed,
-    fresh_postgres: Any,  # noqa: F811
+    target: StoreConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -138,7 +140,6 @@ def test_a_restored_store_holds_the_same_cosignatures_and_timestamps(
     manifest = json.loads((witnessed.folder / "manifest.json").read_text())
     assert manifest["version"] == 2
     assert manifest["counts"]["cosignatures"] == manifest["counts"]["timestamps"] == 1
-    target = target_for(witnessed.config, tmp_path, fresh_postgres)
     capsys.readouterr()
     assert restore(target, witnessed, monkeypatch, "--trusted-witness", witnessed.vkey) == 0
     assert "cosignatures: 1 (1 verified under a known witness key), timestamps: 1" in (
@@ -161,7 +162,7 @@ def test_a_restored_store_holds_the_same_cosignatures_and_timestamps(
 
 def test_a_version_1_backup_without_them_still_restores(
     witnessed: Witnessed,
-    fresh_postgres: Any,  # noqa: F811
+    target: StoreConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -173,7 +174,6 @@ def test_a_version_1_backup_without_them_still_restores(
         del manifest["counts"][count]
     manifest["files"] = [e for e in manifest["files"] if (folder / e["path"]).exists()]
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    target = target_for(witnessed.config, tmp_path, fresh_postgres)
     assert restore(target, witnessed, monkeypatch) == 0
     assert evidence(target) == ([], [])
     set_env(target, monkeypatch)
@@ -200,7 +200,7 @@ def edit(folder: Path, name: str, change: Any) -> None:
 
 def test_an_altered_cosignature_is_refused_under_the_witness_key(
     witnessed: Witnessed,
-    fresh_postgres: Any,  # noqa: F811
+    target: StoreConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -209,7 +209,6 @@ def test_an_altered_cosignature_is_refused_under_the_witness_key(
         records[0]["line"] = flip_signature(records[0]["line"])
 
     edit(witnessed.folder, "cosignatures.msgpack", forge)
-    target = target_for(witnessed.config, tmp_path, fresh_postgres)
     err = refused(target, witnessed, monkeypatch, capsys, "--trusted-witness", witnessed.vkey)
     assert (
         f"cosignatures.msgpack: the cosignature by '{WITNESS}' at size {witnessed.size} "
@@ -219,7 +218,7 @@ def test_an_altered_cosignature_is_refused_under_the_witness_key(
 
 def test_the_witness_key_may_come_from_the_new_homes_witnesses_json(
     witnessed: Witnessed,
-    fresh_postgres: Any,  # noqa: F811
+    target: StoreConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -228,7 +227,6 @@ def test_the_witness_key_may_come_from_the_new_homes_witnesses_json(
         records[0]["line"] = flip_signature(records[0]["line"])
 
     edit(witnessed.folder, "cosignatures.msgpack", forge)
-    target = target_for(witnessed.config, tmp_path, fresh_postgres)
     target.home.mkdir(parents=True)
     config = {"witnesses": [{"url": "http://127.0.0.1:1", "vkey": witnessed.vkey}]}
     (target.home / "witnesses.json").write_text(json.dumps(config))
@@ -269,7 +267,7 @@ def test_the_witness_key_may_come_from_the_new_homes_witnesses_json(
 )
 def test_a_malformed_or_misplaced_record_is_refused_without_any_witness_key(
     witnessed: Witnessed,
-    fresh_postgres: Any,  # noqa: F811
+    target: StoreConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -278,14 +276,13 @@ def test_a_malformed_or_misplaced_record_is_refused_without_any_witness_key(
     says: str,
 ) -> None:
     edit(witnessed.folder, name, change)
-    target = target_for(witnessed.config, tmp_path, fresh_postgres)
     err = refused(target, witnessed, monkeypatch, capsys)
     assert name in err and says in err
 
 
 def test_a_timestamp_of_another_checkpoint_is_refused(
     witnessed: Witnessed,
-    fresh_postgres: Any,  # noqa: F811
+    target: StoreConfig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -299,6 +296,5 @@ def test_a_timestamp_of_another_checkpoint_is_refused(
         records[0]["size"] = later
 
     edit(witnessed.folder, "timestamps.msgpack", refile)
-    target = target_for(witnessed.config, tmp_path, fresh_postgres)
     err = refused(target, witnessed, monkeypatch, capsys)
     assert f"at size {later} is not of that checkpoint's body" in err
