@@ -163,7 +163,6 @@ def test_a_restored_store_holds_the_same_cosignatures_and_timestamps(
 def test_a_version_1_backup_without_them_still_restores(
     witnessed: Witnessed,
     target: StoreConfig,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder = witnessed.folder
@@ -201,7 +200,6 @@ def edit(folder: Path, name: str, change: Any) -> None:
 def test_an_altered_cosignature_is_refused_under_the_witness_key(
     witnessed: Witnessed,
     target: StoreConfig,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -219,7 +217,6 @@ def test_an_altered_cosignature_is_refused_under_the_witness_key(
 def test_the_witness_key_may_come_from_the_new_homes_witnesses_json(
     witnessed: Witnessed,
     target: StoreConfig,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -268,7 +265,6 @@ def test_the_witness_key_may_come_from_the_new_homes_witnesses_json(
 def test_a_malformed_or_misplaced_record_is_refused_without_any_witness_key(
     witnessed: Witnessed,
     target: StoreConfig,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     name: str,
@@ -283,7 +279,6 @@ def test_a_malformed_or_misplaced_record_is_refused_without_any_witness_key(
 def test_a_timestamp_of_another_checkpoint_is_refused(
     witnessed: Witnessed,
     target: StoreConfig,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
