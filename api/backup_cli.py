@@ -82,6 +82,7 @@ def cmd_restore(config: StoreConfig, options: argparse.Namespace) -> int:
             options.folder,
             master_key_file=options.master_key,
             trusted_key=options.trusted_key,
+            trusted_witnesses=options.trusted_witness,
             checking=progress_printer("checking backup", unit="events"),
             restoring=progress_printer("restoring", unit="events"),
             verifying=progress_printer("verifying the restored store"),
@@ -106,6 +107,11 @@ def cmd_restore(config: StoreConfig, options: argparse.Namespace) -> int:
     print(f"Restored {restored.size} events into {config.display_location()} in {seconds:.1f} s")
     print(f"  root:        {restored.root} at size {restored.size}")
     print(f"  checkpoints: {restored.checkpoints}, data keys: {restored.data_keys}")
+    witnessed = restored.witnessed
+    print(
+        f"  cosignatures: {witnessed.cosignatures} ({witnessed.verified} verified under a known "
+        f"witness key), timestamps: {witnessed.timestamps}"
+    )
     print("  views rebuilt from the restored log; run `chartledger verify` to open every payload")
     return EXIT_OK
 
@@ -126,4 +132,12 @@ def add_commands(commands: Any) -> None:
         help="the practice's master key file (default: the home's keys/master.key)",
     )
     restore.add_argument("--trusted-key", help="key id the backup's key history must start with")
+    restore.add_argument(
+        "--trusted-witness",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a witness's verifier key: its cosignatures in the backup must verify under it "
+        "(repeatable; the new home's witnesses.json is read too)",
+    )
     restore.set_defaults(run=cmd_restore)

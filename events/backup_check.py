@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from events.backup_format import (
     CHECKPOINT_KEYS,
     CHECKPOINT_TYPES,
     CHECKPOINTS,
+    COSIGNATURE_KEYS,
+    COSIGNATURE_TYPES,
+    COSIGNATURES,
     DATA_KEY_KEYS,
     DATA_KEY_TYPES,
     DATA_KEYS,
@@ -34,6 +37,9 @@ from events.backup_format import (
     SIGNING_KEY_KEYS,
     SIGNING_KEY_TYPES,
     SIGNING_KEYS,
+    TIMESTAMP_KEYS,
+    TIMESTAMP_TYPES,
+    TIMESTAMPS,
     BackupInvalid,
     EventRow,
     Manifest,
@@ -45,9 +51,11 @@ from events.backup_format import (
 from events.backup_keys import SigningKeyUnwrapError, unwrap_signing_key
 from events.backup_log import LogRoots
 from events.backup_record import Backups
+from events.backup_witnessed import Witnessed, check_cosignatures, check_timestamps
 from events.keys import KeyError_, unwrap_key
 from events.sealing import key_name_minted_here
 from verify.checkpoint import UnverifiedCheckpoint, parse_note, verify_checkpoint
+from verify.cosignature import Vkey
 from verify.errors import VerificationError
 from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
@@ -63,6 +71,7 @@ class CheckedBackup:
     manifest: Manifest
     practice: dict[str, Any]
     signing_keys: dict[str, bytes]  # key id -> PEM, opened under the master key
+    witnessed: Witnessed
 
 
 def check_backup(
@@ -70,7 +79,9 @@ def check_backup(
     master_key: bytes,
     trusted_key: str | None = None,
     progress: Progress | None = None,
+    witnesses: Sequence[Vkey] = (),
 ) -> CheckedBackup:
+    """``witnesses``: verifier keys the cosignatures by those witnesses must verify under."""
     manifest = read_manifest(folder)
     for entry in manifest.files:
         hash_file(folder, entry)
@@ -79,8 +90,9 @@ def check_backup(
     signing_keys = _signing_keys(folder, manifest, master_key, history)
     _data_keys(folder, manifest, master_key)
     checkpoints = _checkpoints(folder, manifest, history)
+    witnessed = _witnessed(folder, manifest, checkpoints, witnesses)
     _events(folder, manifest, checkpoints, progress)
-    return CheckedBackup(folder, manifest, practice, signing_keys)
+    return CheckedBackup(folder, manifest, practice, signing_keys, witnessed)
 
 
 def _practice(folder: Path, manifest: Manifest, trusted_key: str | None) -> dict[str, Any]:
@@ -105,6 +117,8 @@ def records(folder: Path, manifest: Manifest, name: str) -> Iterator[dict[str, A
         CHECKPOINTS: (CHECKPOINT_KEYS, CHECKPOINT_TYPES),
         DATA_KEYS: (DATA_KEY_KEYS, DATA_KEY_TYPES),
         SIGNING_KEYS: (SIGNING_KEY_KEYS, SIGNING_KEY_TYPES),
+        COSIGNATURES: (COSIGNATURE_KEYS, COSIGNATURE_TYPES),
+        TIMESTAMPS: (TIMESTAMP_KEYS, TIMESTAMP_TYPES),
     }[name]
     return read_records(folder, manifest.file(name), keys, types)
 
@@ -187,6 +201,24 @@ def _checkpoints(
             f"{manifest.newest_checkpoint}"
         )
     return found
+
+
+def witness_records(folder: Path, manifest: Manifest, name: str) -> Iterator[dict[str, Any]]:
+    """A version 2 file's records; a version 1 backup holds none."""
+    return records(folder, manifest, name) if manifest.has(name) else iter(())
+
+
+def _witnessed(
+    folder: Path,
+    manifest: Manifest,
+    checkpoints: dict[int, UnverifiedCheckpoint],
+    witnesses: Sequence[Vkey],
+) -> Witnessed:
+    cosignatures, verified = check_cosignatures(
+        witness_records(folder, manifest, COSIGNATURES), checkpoints, witnesses
+    )
+    timestamps = check_timestamps(witness_records(folder, manifest, TIMESTAMPS), checkpoints)
+    return Witnessed(cosignatures, verified, timestamps)
 
 
 def event_rows(folder: Path, manifest: Manifest) -> Iterator[EventRow]:

@@ -22,13 +22,17 @@ import msgpack
 from verify.canonical import pack_ordered
 
 FORMAT = "chartledger-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 had no cosignatures or timestamps; such a backup is still read (as holding none).
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 PRACTICE = "practice.json"
 KEYS = "keys.msgpack"
 CHECKPOINTS = "checkpoints.msgpack"
 DATA_KEYS = "data_keys.msgpack"
 SIGNING_KEYS = "signing_keys.msgpack"
+COSIGNATURES = "cosignatures.msgpack"  # from version 2
+TIMESTAMPS = "timestamps.msgpack"  # from version 2
 EVENTS_DIR = "events"
 CHUNK_EVENTS = 10_000  # events per chunk file
 READ_BLOCK = 1 << 20
@@ -40,6 +44,8 @@ KEY_KEYS = ("seq", "statement", "signature_prev", "signature_self")
 CHECKPOINT_KEYS = ("note", "size")
 DATA_KEY_KEYS = ("name", "subject", "wrapped")
 SIGNING_KEY_KEYS = ("key_id", "wrapped")
+COSIGNATURE_KEYS = ("line", "size", "witness")
+TIMESTAMP_KEYS = ("tsa", "size", "response")
 _FILE_NAME = re.compile(r"\A(?:[a-z_]+\.(?:json|msgpack)|events/[0-9]{8}\.msgpack)\Z")
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 
@@ -100,6 +106,8 @@ KEY_TYPES = {
 CHECKPOINT_TYPES = {"note": bytes, "size": int}
 DATA_KEY_TYPES = {"name": str, "subject": str, "wrapped": bytes}
 SIGNING_KEY_TYPES = {"key_id": str, "wrapped": bytes}
+COSIGNATURE_TYPES = {"line": str, "size": int, "witness": str}
+TIMESTAMP_TYPES = {"tsa": str, "size": int, "response": bytes}
 
 
 def event_row(value: dict[str, Any], where: str) -> EventRow:
@@ -278,6 +286,10 @@ class Manifest:
     backup_event: int | None  # position of the Backups.Taken event this backup includes
     counts: dict[str, int]
     files: list[FileEntry] = field(default_factory=list)
+    version: int = FORMAT_VERSION
+
+    def has(self, name: str) -> bool:
+        return any(entry.path == name for entry in self.files)
 
     def file(self, name: str) -> FileEntry:
         for entry in self.files:
@@ -291,7 +303,7 @@ class Manifest:
     def to_bytes(self) -> bytes:
         value = {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            "version": self.version,
             "practice_id": self.practice_id,
             "origin": self.origin,
             "genesis_key_id": self.genesis_key_id,
@@ -320,10 +332,11 @@ def read_manifest(folder: Path) -> Manifest:
         raise BackupInvalid(f"{MANIFEST} is not readable JSON: {e}") from None
     if not isinstance(value, dict) or value.get("format") != FORMAT:
         raise BackupInvalid(f"{MANIFEST} is not a {FORMAT} manifest")
-    if value.get("version") != FORMAT_VERSION:
+    version = value.get("version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise BackupInvalid(
-            f"backup format version {value.get('version')!r}; this restore reads version "
-            f"{FORMAT_VERSION} only"
+            f"backup format version {version!r}; this restore reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} only"
         )
     try:
         manifest = Manifest(
@@ -337,8 +350,9 @@ def read_manifest(folder: Path) -> Manifest:
             subjects_root=_hex64(value, "subjects_root"),
             newest_checkpoint=_optional_count(value, "newest_checkpoint"),
             backup_event=_optional_count(value, "backup_event"),
-            counts={k: _count(value["counts"], k) for k in COUNT_NAMES},
+            counts={k: _count(value["counts"], k) for k in count_names(version)},
             files=[_file_entry(e) for e in value["files"]],
+            version=version,
         )
     except (KeyError, TypeError) as e:
         raise BackupInvalid(f"{MANIFEST} lacks or mistypes {e}") from None
@@ -347,6 +361,16 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 COUNT_NAMES = ("events", "checkpoints", "key_statements", "data_keys", "signing_keys")
+WITNESS_COUNTS = {"cosignatures": COSIGNATURES, "timestamps": TIMESTAMPS}  # from version 2
+
+
+def count_names(version: int) -> tuple[str, ...]:
+    return COUNT_NAMES if version == 1 else (*COUNT_NAMES, *WITNESS_COUNTS)
+
+
+def required_files(version: int) -> tuple[str, ...]:
+    files = (PRACTICE, KEYS, CHECKPOINTS, DATA_KEYS, SIGNING_KEYS)
+    return files if version == 1 else (*files, COSIGNATURES, TIMESTAMPS)
 
 
 def _text(value: dict[str, Any], key: str) -> str:
@@ -384,8 +408,13 @@ def _check_file_list(manifest: Manifest) -> None:
     names = [e.path for e in manifest.files]
     if len(set(names)) != len(names):
         raise BackupInvalid(f"{MANIFEST} lists a file twice")
-    for name in (PRACTICE, KEYS, CHECKPOINTS, DATA_KEYS, SIGNING_KEYS):
+    for name in required_files(manifest.version):
         manifest.file(name)
+    if manifest.version == 1 and (manifest.has(COSIGNATURES) or manifest.has(TIMESTAMPS)):
+        raise BackupInvalid(f"{MANIFEST}: a version 1 backup holds no cosignatures or timestamps")
+    for count, name in WITNESS_COUNTS.items():
+        if manifest.has(name) and manifest.file(name).records != manifest.counts[count]:
+            raise BackupInvalid(f"{MANIFEST}: counts.{count} is not the records of {name}")
     chunks = manifest.chunks()
     if [e.path for e in chunks] != [chunk_name(i) for i in range(len(chunks))]:
         raise BackupInvalid(f"{MANIFEST}: event chunks are not numbered 0, 1, 2, … in order")

@@ -20,8 +20,23 @@ from uuid import UUID
 import psycopg
 from psycopg.sql import SQL, Identifier
 
-from events.backup_check import CheckedBackup, check_backup, event_rows, records
-from events.backup_format import CHECKPOINTS, DATA_KEYS, KEYS, BackupError, BackupInvalid
+from events.backup_check import (
+    CheckedBackup,
+    check_backup,
+    event_rows,
+    records,
+    witness_records,
+)
+from events.backup_format import (
+    CHECKPOINTS,
+    COSIGNATURES,
+    DATA_KEYS,
+    KEYS,
+    TIMESTAMPS,
+    BackupError,
+    BackupInvalid,
+)
+from events.backup_witnessed import Witnessed, known_witnesses
 from events.config import StoreConfig, parse_database_url
 from events.db import Cursor
 from events.keys import read_master_key, write_secret
@@ -45,6 +60,7 @@ class Restored:
     root: str
     checkpoints: int
     data_keys: int
+    witnessed: Witnessed
 
 
 def restore_backup(
@@ -53,13 +69,17 @@ def restore_backup(
     *,
     master_key_file: Path | None = None,
     trusted_key: str | None = None,
+    trusted_witnesses: Iterable[str] = (),
     checking: Progress | None = None,
     restoring: Progress | None = None,
     verifying: Progress | None = None,
 ) -> Restored:
     refuse_non_empty(config)
     master_key = _master_key(config, master_key_file)
-    checked = check_backup(folder, master_key, trusted_key, checking)
+    # The witnesses' keys come from outside the backup, as the master key does: a key carried
+    # in the backup would vouch only for whoever wrote it.
+    witnesses = known_witnesses(config.home, trusted_witnesses)
+    checked = check_backup(folder, master_key, trusted_key, checking, witnesses)
     created: list[Path] = []
     had_sqlite_file = config.sqlite_path.exists()
     try:
@@ -78,6 +98,7 @@ def restore_backup(
         manifest.root,
         manifest.counts["checkpoints"],
         manifest.counts["data_keys"],
+        checked.witnessed,
     )
 
 
@@ -218,7 +239,7 @@ def _insert(
 
 
 def _insert_keys(c: Cursor, checked: CheckedBackup) -> None:
-    """Key statements, checkpoints and data keys."""
+    """Key statements, checkpoints, their cosignatures and timestamps, and data keys."""
     folder, manifest = checked.folder, checked.manifest
     c.executemany(
         "INSERT INTO ledger_keys (seq, statement, signature_self, signature_prev) "
@@ -230,6 +251,17 @@ def _insert_keys(c: Cursor, checked: CheckedBackup) -> None:
     )
     for batch in _batches((r["size"], r["note"]) for r in records(folder, manifest, CHECKPOINTS)):
         c.executemany("INSERT INTO ledger_checkpoints (size, note) VALUES (?, ?)", batch)
+    for batch in _batches(
+        (r["size"], r["witness"], r["line"])
+        for r in witness_records(folder, manifest, COSIGNATURES)
+    ):
+        c.executemany(
+            "INSERT INTO ledger_cosignatures (size, witness, line) VALUES (?, ?, ?)", batch
+        )
+    for batch in _batches(
+        (r["size"], r["tsa"], r["response"]) for r in witness_records(folder, manifest, TIMESTAMPS)
+    ):
+        c.executemany("INSERT INTO ledger_timestamps (size, tsa, response) VALUES (?, ?, ?)", batch)
     for batch in _batches(
         (r["name"], r["subject"], r["wrapped"]) for r in records(folder, manifest, DATA_KEYS)
     ):

@@ -22,12 +22,14 @@ import msgpack
 from events.backup_format import (
     CHECKPOINTS,
     CHUNK_EVENTS,
+    COSIGNATURES,
     DATA_KEYS,
     FORMAT_VERSION,
     KEYS,
     MANIFEST,
     PRACTICE,
     SIGNING_KEYS,
+    TIMESTAMPS,
     BackupError,
     FileEntry,
     Manifest,
@@ -118,6 +120,29 @@ def _write(
             ({"note": bytes(note), "size": n} for n, note in checkpoints),
         )
     )
+    # What witnesses and a TSA said about those checkpoints: evidence kept outside the practice
+    # too, but only here does a restored store get it back.
+    cosignatures = _write_rows(
+        out,
+        COSIGNATURES,
+        (
+            {"line": line, "size": n, "witness": witness}
+            for n, witness, line in store.rows(
+                "SELECT size, witness, line FROM ledger_cosignatures ORDER BY size, witness"
+            )
+        ),
+    )
+    timestamps = _write_rows(
+        out,
+        TIMESTAMPS,
+        (
+            {"tsa": tsa, "size": n, "response": bytes(response)}
+            for n, tsa, response in store.rows(
+                "SELECT size, tsa, response FROM ledger_timestamps ORDER BY size, tsa"
+            )
+        ),
+    )
+    files += [cosignatures, timestamps]
     data_keys = _write_rows(
         out,
         DATA_KEYS,
@@ -148,6 +173,8 @@ def _write(
             "key_statements": len(statements),
             "data_keys": data_keys.records,
             "signing_keys": len(statements),
+            "cosignatures": cosignatures.records,
+            "timestamps": timestamps.records,
         },
         files=files,
     )

@@ -262,8 +262,8 @@ def test_a_manifest_of_an_unknown_format_version_is_refused(
     folder, master_key = backup
 
     def from_the_future(manifest: dict[str, Any]) -> None:
-        manifest["version"] = 2
+        manifest["version"] = 3
 
     rewrite_manifest(folder, from_the_future)
     err = refused(store_config, folder, master_key, monkeypatch, capsys)
-    assert "backup format version 2; this restore reads version 1 only" in err
+    assert "backup format version 3; this restore reads versions 1, 2 only" in err
