@@ -151,7 +151,7 @@ def test_a_wrong_password_takes_as_long_for_an_unknown_username_as_for_a_known_o
 ) -> None:
     """Interleaved, each pair of samples from an address of its own on one connection (so
     neither is throttled, and both are served by the same process): the medians are within
-    10%. Up to two more batches are pooled with the first if the machine was too noisy."""
+    10%. Up to seven more batches are pooled with the first if the machine was too noisy."""
     known: list[float] = []
     unknown: list[float] = []
 
@@ -174,7 +174,9 @@ def test_a_wrong_password_takes_as_long_for_an_unknown_username_as_for_a_known_o
         k, u = statistics.median(known), statistics.median(unknown)
         return abs(k - u) / max(k, u)
 
-    for first in (10, 40, 70):  # a busy machine's noise shrinks as batches are pooled
+    # A busy machine's noise (the other test worker, on 2 cores) shrinks as batches are pooled:
+    # up to eight, each from addresses of its own (127.0.1.10 to 127.0.1.244).
+    for first in range(10, 250, 30):
         batch(first, 25)
         if apart() <= 0.10:
             break
