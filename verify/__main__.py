@@ -81,9 +81,22 @@ def main(args: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="processes checking the event records at once (default: one per core)",
     )
+    bundle.add_argument(
+        "--trusted-witness",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a witness's verifier key; the bundle's checkpoint must carry its cosignature "
+        "(repeatable)",
+    )
     options = parser.parse_args(args)
     if options.command == "bundle":
-        return run_bundle(options.file, options.trusted_key, max(1, options.workers))
+        try:
+            witnesses = [parse_vkey(text) for text in options.trusted_witness]
+        except VerificationError as e:
+            print(f"python -m verify: error: --trusted-witness: {e}", file=sys.stderr)
+            return EXIT_MISUSE
+        return run_bundle(options.file, options.trusted_key, max(1, options.workers), witnesses)
 
     location = options.database_url or options.sqlite
     try:
@@ -149,7 +162,9 @@ def check_outside_cosignatures(
         report.fail(outside.where, e)
 
 
-def run_bundle(file: str, trusted_key: str | None, workers: int = 1) -> int:
+def run_bundle(
+    file: str, trusted_key: str | None, workers: int = 1, witnesses: list[Vkey] | None = None
+) -> int:
     if not os.path.isfile(file):
         print(f"python -m verify: error: {file}: no such file", file=sys.stderr)
         return EXIT_MISUSE
@@ -160,7 +175,9 @@ def run_bundle(file: str, trusted_key: str | None, workers: int = 1) -> int:
         print(f"python -m verify: error: {file}: cannot be read ({e.strerror})", file=sys.stderr)
         return EXIT_MISUSE
     progress = progress_printer("verifying", unit="events")
-    report = check_bundle(Path(file), trusted_key, progress, workers=workers)
+    report = check_bundle(
+        Path(file), trusted_key, progress, workers=workers, trusted_witnesses=witnesses
+    )
     return print_bundle_report(report)
 
 
