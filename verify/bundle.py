@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from verify import bundle_format as bf
 from verify import bundle_scope as sc
 from verify.bundle_container import NATIVE_FIELDS, name_problem, native_path, strictly_ascending
@@ -112,10 +114,15 @@ def verify_bundle(
     trusted_key: str | None = None,
     workers: int = 1,
     trusted_witnesses: list[Vkey] | None = None,
+    trusted_tsas: list[x509.Certificate] | None = None,
 ) -> BundleReport:
     """Check the bundle at ``path``; the report's ``ok`` says whether every item passed."""
     return check_bundle(
-        Path(path), trusted_key, workers=workers, trusted_witnesses=trusted_witnesses
+        Path(path),
+        trusted_key,
+        workers=workers,
+        trusted_witnesses=trusted_witnesses,
+        trusted_tsas=trusted_tsas,
     )
 
 
@@ -125,6 +132,7 @@ def check_bundle(
     progress: Progress | None = None,
     workers: int = 1,
     trusted_witnesses: list[Vkey] | None = None,
+    trusted_tsas: list[x509.Certificate] | None = None,
 ) -> BundleReport:
     report = BundleReport(str(path))
     entries = _read_entries(path, report)
@@ -166,7 +174,12 @@ def check_bundle(
     _check_privilege_log(entries, records, manifest, report)
     _check_natives(entries, records, payloads, manifest, report)
     check_witness_area(
-        entries, entries.get(bf.CHECKPOINT), checkpoint is not None, trusted_witnesses or [], report
+        entries,
+        entries.get(bf.CHECKPOINT),
+        checkpoint is not None,
+        trusted_witnesses or [],
+        report,
+        trusted_tsas,
     )
     report.events = len(records)
     return report

@@ -1,10 +1,9 @@
 """The bundle's ``witness/`` area (docs/BUNDLE_FORMAT.md §13): its checkpoint with the
 cosignatures of outside witnesses, and RFC 3161 timestamps of it.
 
-A cosignature is only worth the key that made it: without ``--trusted-witness`` the lines are
-checked for shape and listed, and with it each trusted witness must have cosigned the bundle's
-own checkpoint. The timestamps' imprint is checked here (stdlib DER reading); their CMS signature
-needs the TSA's certificate chain and is left to a TSA-aware tool (§13.2).
+A cosignature or a timestamp is only worth the key that made it: without ``--trusted-witness``
+(``--trusted-tsa``) they are checked for shape and listed, and with it each trusted witness (TSA)
+must have cosigned (timestamped) the bundle's own checkpoint.
 """
 
 from __future__ import annotations
@@ -14,22 +13,18 @@ import re
 from datetime import UTC, datetime
 from typing import Protocol
 
+from cryptography import x509
+
 from verify.cosignature import Vkey, parse_cosignature
 from verify.errors import MalformedInput, VerificationError
+from verify.rfc3161 import Timestamp, check_tsa_signature, read_timestamp
 from verify.witness import OutsideCheckpoint, check_cosignatures, read_outside_checkpoint
 
-__all__ = ["WITNESS_DIR", "WITNESS_NOTE", "check_witness_area", "timestamp_imprint"]
+__all__ = ["WITNESS_DIR", "WITNESS_NOTE", "check_witness_area", "tsa_name"]
 
 WITNESS_DIR = "witness/"
 WITNESS_NOTE = "witness/checkpoint.note"
 TIMESTAMP_RE = re.compile(r"\Awitness/timestamp-([1-9][0-9]{0,8})\.tsr\Z")
-# RFC 3161 message imprint hash algorithms a verifier accepts (RFC 5754 OIDs).
-HASHES = {
-    "2.16.840.1.101.3.4.2.1": "sha256",
-    "2.16.840.1.101.3.4.2.2": "sha384",
-    "2.16.840.1.101.3.4.2.3": "sha512",
-}
-TSTINFO_OID = "1.2.840.113549.1.9.16.1.4"
 
 
 class Report(Protocol):
@@ -43,9 +38,11 @@ def check_witness_area(
     checkpoint_ok: bool,
     trusted: list[Vkey],
     report: Report,
+    trusted_tsas: list[x509.Certificate] | None = None,
 ) -> None:
-    """§10 rules 35-38: the names under witness/, the cosigned checkpoint, each trusted witness,
-    each timestamp. ``checkpoint_ok`` says whether checkpoint.note passed rule 9."""
+    """§10 rules 35-39: the names under witness/, the cosigned checkpoint, each trusted witness,
+    each timestamp, each trusted TSA. ``checkpoint_ok`` says whether checkpoint.note passed
+    rule 9."""
     stamps = []
     for name in sorted(entries):
         if not name.startswith(WITNESS_DIR) or name == WITNESS_NOTE:
@@ -72,26 +69,55 @@ def check_witness_area(
             report.bad(item, str(e))
             continue
         report.good(item, f"trusted; cosigned size {outside.checkpoint.size} at {_time(when)}")
+    tsas = trusted_tsas or []
     if checkpoint_note is None or not checkpoint_ok:
         for _, name in stamps:
             report.bad(f"timestamp {name}", "no valid checkpoint.note to check its imprint against")
+        for certificate in tsas:
+            report.bad(f"tsa {tsa_name(certificate)}", "no valid checkpoint.note to check against")
         return
     body = checkpoint_note.split(b"\n\n", 1)[0] + b"\n"
+    signed_by: dict[int, str] = {}  # trusted TSA (index) → the timestamp it signed
     for _, name in sorted(stamps):
         try:
-            algorithm, imprint, when = timestamp_imprint(entries[name])
-            if imprint != hashlib.new(algorithm, body).digest():
+            stamp = read_timestamp(entries[name])
+            if stamp.imprint != hashlib.new(stamp.algorithm, body).digest():
                 raise VerificationError(
                     "its message imprint is not the hash of the checkpoint body"
                 )
         except VerificationError as e:
             report.bad(f"timestamp {name}", str(e))
             continue
+        by = [i for i, cert in enumerate(tsas) if _signed(stamp, cert)]
+        for i in by:
+            signed_by.setdefault(i, name)
+        who = (
+            "signed by trusted TSA " + ", ".join(tsa_name(tsas[i]) for i in by)
+            if by
+            else "its signature is checked only against a --trusted-tsa certificate"
+        )
         report.good(
             f"timestamp {name}",
-            f"{algorithm} imprint of the checkpoint body, time {when}; the TSA's signature is "
-            "not checked here (§13.2)",
+            f"{stamp.algorithm} imprint of the checkpoint body, time {stamp.gen_time}; {who}",
         )
+    for i, certificate in enumerate(tsas):
+        item = f"tsa {tsa_name(certificate)}"
+        if i in signed_by:
+            report.good(item, f"trusted; timestamped the checkpoint ({signed_by[i]})")
+        else:
+            report.bad(item, "no timestamp of the bundle's checkpoint is signed by this TSA")
+
+
+def tsa_name(certificate: x509.Certificate) -> str:
+    return certificate.subject.rfc4514_string() or "(no subject)"
+
+
+def _signed(stamp: Timestamp, certificate: x509.Certificate) -> bool:
+    try:
+        check_tsa_signature(stamp, certificate)
+    except VerificationError:
+        return False
+    return True
 
 
 def _cosigned(
@@ -136,89 +162,3 @@ def _time(seconds: int) -> str:
         return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return f"{seconds} s"
-
-
-# --- RFC 3161 in DER, just far enough to find the TSTInfo -------------------------------------
-
-
-def timestamp_imprint(response: bytes) -> tuple[str, bytes, str]:
-    """(hash algorithm, message imprint, genTime) of an RFC 3161 TimeStampResp (DER) whose
-    status is granted. Raises MalformedInput; checks no signature."""
-    try:
-        resp = _children(_one(response, 0x30))
-        status = _children(_expect(resp[0], 0x30))
-        if _integer(_expect(status[0], 0x02)) not in (0, 1):
-            raise MalformedInput("the TSA did not grant it (PKIStatus not 0 or 1)")
-        if len(resp) < 2:
-            raise MalformedInput("no timeStampToken")
-        content_info = _children(_expect(resp[1], 0x30))
-        signed = _children(_one(_expect(content_info[1], 0xA0), 0x30))
-        encap = _children(_expect(signed[2], 0x30))
-        if _oid(_expect(encap[0], 0x06)) != TSTINFO_OID:
-            raise MalformedInput("the token does not hold a TSTInfo")
-        tst = _children(_one(_one(_expect(encap[1], 0xA0), 0x04), 0x30))
-        imprint = _children(_expect(tst[2], 0x30))
-        algorithm = _oid(_expect(_children(_expect(imprint[0], 0x30))[0], 0x06))
-        if algorithm not in HASHES:
-            raise MalformedInput(f"imprint hash {algorithm} is not SHA-256, -384 or -512")
-        gen_time = _expect(tst[4], 0x18).decode("ascii")
-        return HASHES[algorithm], _expect(imprint[1], 0x04), gen_time
-    except (IndexError, UnicodeDecodeError):
-        raise MalformedInput("not an RFC 3161 TimeStampResp") from None
-
-
-_Tlv = tuple[int, bytes]
-
-
-def _tlv(data: bytes, at: int) -> tuple[_Tlv, int]:
-    tag = data[at]
-    length = data[at + 1]
-    at += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if not 1 <= count <= 4:
-            raise MalformedInput("not DER: a length of unsupported size")
-        length = int.from_bytes(data[at : at + count], "big")
-        at += count
-    if at + length > len(data):
-        raise MalformedInput("not DER: a value runs past its end")
-    return (tag, data[at : at + length]), at + length
-
-
-def _children(value: bytes) -> list[_Tlv]:
-    found, at = [], 0
-    while at < len(value):
-        tlv, at = _tlv(value, at)
-        found.append(tlv)
-    return found
-
-
-def _one(data: bytes, tag: int) -> bytes:
-    tlv, end = _tlv(data, 0)
-    if end != len(data):
-        raise MalformedInput("not DER: bytes after the value")
-    return _expect(tlv, tag) if tag != 0 else tlv[1]
-
-
-def _expect(tlv: _Tlv, tag: int) -> bytes:
-    if tlv[0] != tag:
-        raise MalformedInput(f"not an RFC 3161 TimeStampResp: tag {tlv[0]:#x}, want {tag:#x}")
-    return tlv[1]
-
-
-def _integer(value: bytes) -> int:
-    return int.from_bytes(value, "big", signed=True)
-
-
-def _oid(value: bytes) -> str:
-    if not value:
-        raise MalformedInput("not DER: an empty object identifier")
-    first = value[0]
-    parts = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    number = 0
-    for byte in value[1:]:
-        number = (number << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(number)
-            number = 0
-    return ".".join(map(str, parts))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,12 +33,13 @@ from tests.tamper.test_rollback import WitnessProcess, free_port
 from verify import bundle_format as bf
 from verify.__main__ import main as verify_main
 from verify.bundle import verify_bundle
-from verify.bundle_witness import WITNESS_NOTE, timestamp_imprint
+from verify.bundle_witness import WITNESS_NOTE
 from verify.canonical import decode, encode
 from verify.checkpoint import parse_note
 from verify.cosignature import COSIGNATURE_TYPE, NOTE_ED25519_TYPE, format_vkey, parse_vkey
 from verify.errors import MalformedInput
 from verify.keyhistory import key_for_size
+from verify.rfc3161 import read_timestamp
 
 NAME = "attorney.example/w"
 STAMP = "witness/timestamp-1.tsr"
@@ -101,13 +103,25 @@ def resign(ledger: Ledger, path: Path, change: Callable[[dict[str, bytes]], None
             archive.writestr(name, data)
 
 
-def lines(path: Path, *witnesses: str) -> list[str]:
-    report = verify_bundle(path, trusted_witnesses=[parse_vkey(w) for w in witnesses])
+def lines(path: Path, *witnesses: str, tsas: tuple[Path, ...] = ()) -> list[str]:
+    report = verify_bundle(
+        path,
+        trusted_witnesses=[parse_vkey(w) for w in witnesses],
+        trusted_tsas=[x509.load_pem_x509_certificate(p.read_bytes()) for p in tsas],
+    )
     return [str(line) for line in report.lines]
 
 
-def fails(path: Path, *witnesses: str) -> list[str]:
-    return [line for line in lines(path, *witnesses) if line.startswith("FAIL")]
+def fails(path: Path, *witnesses: str, tsas: tuple[Path, ...] = ()) -> list[str]:
+    return [line for line in lines(path, *witnesses, tsas=tsas) if line.startswith("FAIL")]
+
+
+def tsa_pem(tsa: tuple[str, Path]) -> Path:  # noqa: F811
+    """The TSA's own certificate (the fixture gives its root's)."""
+    return tsa[1].parent / "tsa.pem"
+
+
+TSA_ITEM = "tsa CN=Test TSA"
 
 
 def test_a_witnessed_bundle_verifies_with_the_trusted_witness(
@@ -135,14 +149,53 @@ def test_a_witnessed_bundle_verifies_with_the_trusted_witness(
     assert not any(line.startswith("OK witness ") for line in untrusted)
 
     capsys.readouterr()
-    code = verify_main(
-        ["bundle", str(witnessed), "--workers", "1", "--trusted-witness", witness.vkey]
-    )
+    trust = ["--trusted-witness", witness.vkey, "--trusted-tsa", str(tsa_pem(tsa))]
+    code = verify_main(["bundle", str(witnessed), "--workers", "1", *trust])
     assert code == 0, capsys.readouterr().out
     capsys.readouterr()
     code = verify_main(["bundle", str(witnessed), "--trusted-witness", "not-a-vkey"])
     out = capsys.readouterr()
     assert code == 2 and out.out == "" and len(out.err.strip().splitlines()) == 1
+    code = verify_main(["bundle", str(witnessed), "--trusted-tsa", str(witnessed)])
+    out = capsys.readouterr()
+    assert code == 2 and out.out == "" and len(out.err.strip().splitlines()) == 1
+
+
+def test_a_trusted_tsa_must_have_signed_a_timestamp_of_the_checkpoint(
+    ledger: Ledger,
+    witnessed: Path,
+    tsa: tuple[str, Path],  # noqa: F811
+) -> None:
+    shown = lines(witnessed, tsas=(tsa_pem(tsa),))
+    assert not [line for line in shown if line.startswith("FAIL")], shown
+    assert any(line.startswith(f"OK {TSA_ITEM}: trusted") for line in shown), shown
+    # Its root is not the TSA: the reader names the TSA by the certificate that signs.
+    assert [line.split(":")[0] for line in fails(witnessed, tsas=(tsa[1],))] == ["FAIL tsa CN=root"]
+
+
+def test_a_backdated_or_forged_timestamp_fails_the_trusted_tsa(
+    ledger: Ledger,
+    witnessed: Path,
+    tsa: tuple[str, Path],  # noqa: F811
+) -> None:
+    original = entries(witnessed)[STAMP]
+    when = read_timestamp(original).gen_time.encode()
+    assert original.count(when) == 1
+    # The insider moves the TSA's time back a year (the imprint still fits the checkpoint)...
+    earlier = str(int(when[:4]) - 1).encode() + when[4:]
+    resign(
+        ledger, witnessed, lambda found: found.__setitem__(STAMP, original.replace(when, earlier))
+    )
+    assert fails(witnessed) == []  # without a trusted TSA, the time is only the producer's word
+    assert [line.split(":")[0] for line in fails(witnessed, tsas=(tsa_pem(tsa),))] == [
+        f"FAIL {TSA_ITEM}"
+    ]
+    # ...or changes a byte of the TSA's signature.
+    flipped = original[:-1] + bytes([original[-1] ^ 1])
+    resign(ledger, witnessed, lambda found: found.__setitem__(STAMP, flipped))
+    assert [line.split(":")[0] for line in fails(witnessed, tsas=(tsa_pem(tsa),))] == [
+        f"FAIL {TSA_ITEM}"
+    ]
 
 
 def test_another_witness_key_fails_naming_it(witnessed: Path) -> None:
@@ -273,7 +326,19 @@ def response(algorithm: str, imprint: bytes, gen_time: str, status: int) -> byte
         + der(0x18, gen_time.encode()),
     )
     encap = der(0x30, oid("1.2.840.113549.1.9.16.1.4") + der(0xA0, der(0x04, tst)))
-    signed = der(0x30, der(0x02, b"\x03") + der(0x31, b"") + encap)
+    sha256 = der(0x30, oid("2.16.840.1.101.3.4.2.1"))
+    attrs = der(0x30, oid("1.2.840.113549.1.9.3") + der(0x31, oid("1.2.840.113549.1.9.16.1.4")))
+    attrs += der(0x30, oid("1.2.840.113549.1.9.4") + der(0x31, der(0x04, b"d" * 32)))
+    signer = der(
+        0x30,
+        der(0x02, b"\x01")
+        + der(0x30, b"")
+        + sha256
+        + der(0xA0, attrs)
+        + der(0x30, oid("1.2.840.10045.4.3.2"))
+        + der(0x04, b"s" * 70),
+    )
+    signed = der(0x30, der(0x02, b"\x03") + der(0x31, b"") + encap + der(0x31, signer))
     token = der(0x30, oid("1.2.840.113549.1.7.2") + der(0xA0, signed))
     return der(0x30, der(0x30, der(0x02, bytes([status]))) + token)
 
@@ -294,16 +359,23 @@ def test_the_imprint_reader_reads_back_what_was_written(
     data = response(algorithm, imprint, gen_time, status)
     if status > 1:
         with pytest.raises(MalformedInput):
-            timestamp_imprint(data)
+            read_timestamp(data)
         return
-    assert timestamp_imprint(data) == (ALGORITHMS[algorithm], imprint, gen_time)
+    stamp = read_timestamp(data)
+    assert (stamp.algorithm, stamp.imprint, stamp.gen_time) == (
+        ALGORITHMS[algorithm],
+        imprint,
+        gen_time,
+    )
+    assert (stamp.message_digest, stamp.signature) == (b"d" * 32, b"s" * 70)
+    assert stamp.signed_attrs[0] == 0x31 and stamp.signed_attrs.endswith(b"d" * 32)
     for cut in (1, len(data) // 2, len(data) - 1):
         with pytest.raises(MalformedInput):
-            timestamp_imprint(data[:cut])
+            read_timestamp(data[:cut])
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_the_imprint_reader_refuses_any_bytes_with_malformed_input(data: bytes) -> None:
     with contextlib.suppress(MalformedInput):
-        timestamp_imprint(data)
+        read_timestamp(data)
