@@ -45,6 +45,7 @@ from legal_hold.production_review import (
     write_review_files,
 )
 from legal_hold.production_scope import HOLD_EVENTS, PATIENT, subjects_in_scope
+from legal_hold.production_witness import send_out, write_witness_files
 from legal_hold.productions import Production
 from legal_hold.review.items import ReviewInput
 from verify import bundle_format as bf
@@ -92,6 +93,7 @@ def produce(
     # Only patients with a record are disclosed: a read of nobody's chart would start one.
     _record_disclosure(ledger, by, session, matter_id, present, at)
     checkpoint = ledger.checkpointer.issue()
+    send_out(ledger)
     found = gather(ledger, checkpoint, subjects, scopes, claims, since, progress, evidence=evidence)
     manifest_fields = _manifest_fields(ledger, matter, holds, by, at, found, subjects)
     digest, size = _write_bundle(ledger, out, found, manifest_fields, subjects, review_progress)
@@ -282,6 +284,7 @@ def _write_bundle(
         root = Path(tmp) / "bundle"
         root.mkdir()
         _write_ledger_files(root, found)
+        write_witness_files(root, ledger.db, found.note, found.checkpoint.size)
         natives = write_natives(root, found.records, found.headers)
         review = _review_input(ledger, found, fields, natives, subjects)
         write_review_files(root, review, review_progress)

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from cryptography import x509
+
 from verify.bundle import BundleReport, check_bundle
 from verify.cosignature import Vkey, parse_vkey
 from verify.errors import VerificationError
@@ -81,9 +83,42 @@ def main(args: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="processes checking the event records at once (default: one per core)",
     )
+    bundle.add_argument(
+        "--trusted-witness",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a witness's verifier key; the bundle's checkpoint must carry its cosignature "
+        "(repeatable)",
+    )
+    bundle.add_argument(
+        "--trusted-tsa",
+        metavar="PEM",
+        action="append",
+        default=[],
+        help="a TSA's own certificate (PEM); a timestamp of the bundle's checkpoint must be "
+        "signed by its key (repeatable)",
+    )
     options = parser.parse_args(args)
     if options.command == "bundle":
-        return run_bundle(options.file, options.trusted_key, max(1, options.workers))
+        try:
+            witnesses = [parse_vkey(text) for text in options.trusted_witness]
+        except VerificationError as e:
+            print(f"python -m verify: error: --trusted-witness: {e}", file=sys.stderr)
+            return EXIT_MISUSE
+        tsas = []
+        for pem in options.trusted_tsa:
+            try:
+                tsas.append(x509.load_pem_x509_certificate(Path(pem).read_bytes()))
+            except (OSError, ValueError):
+                print(
+                    f"python -m verify: error: --trusted-tsa {pem}: not a PEM certificate",
+                    file=sys.stderr,
+                )
+                return EXIT_MISUSE
+        return run_bundle(
+            options.file, options.trusted_key, max(1, options.workers), witnesses, tsas
+        )
 
     location = options.database_url or options.sqlite
     try:
@@ -149,7 +184,13 @@ def check_outside_cosignatures(
         report.fail(outside.where, e)
 
 
-def run_bundle(file: str, trusted_key: str | None, workers: int = 1) -> int:
+def run_bundle(
+    file: str,
+    trusted_key: str | None,
+    workers: int = 1,
+    witnesses: list[Vkey] | None = None,
+    tsas: list[x509.Certificate] | None = None,
+) -> int:
     if not os.path.isfile(file):
         print(f"python -m verify: error: {file}: no such file", file=sys.stderr)
         return EXIT_MISUSE
@@ -160,7 +201,14 @@ def run_bundle(file: str, trusted_key: str | None, workers: int = 1) -> int:
         print(f"python -m verify: error: {file}: cannot be read ({e.strerror})", file=sys.stderr)
         return EXIT_MISUSE
     progress = progress_printer("verifying", unit="events")
-    report = check_bundle(Path(file), trusted_key, progress, workers=workers)
+    report = check_bundle(
+        Path(file),
+        trusted_key,
+        progress,
+        workers=workers,
+        trusted_witnesses=witnesses,
+        trusted_tsas=tsas,
+    )
     return print_bundle_report(report)
 
 

@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from verify import bundle_format as bf
 from verify import bundle_scope as sc
 from verify.bundle_container import NATIVE_FIELDS, name_problem, native_path, strictly_ascending
 from verify.bundle_events import Checked, Outcome, check_records, frames
 from verify.bundle_privilege import PRIVILEGE_LOG, cell, privilege_rows
+from verify.bundle_witness import check_witness_area
 from verify.canonical import decode, decode_fixed_map, encode, key_order
 from verify.checkpoint import UnverifiedCheckpoint, parse_note, verify_checkpoint
+from verify.cosignature import Vkey
 from verify.errors import ChainBroken, MalformedInput, ProofInvalid, VerificationError
 from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
@@ -106,10 +110,20 @@ class _Manifest:
 
 
 def verify_bundle(
-    path: str | Path, trusted_key: str | None = None, workers: int = 1
+    path: str | Path,
+    trusted_key: str | None = None,
+    workers: int = 1,
+    trusted_witnesses: list[Vkey] | None = None,
+    trusted_tsas: list[x509.Certificate] | None = None,
 ) -> BundleReport:
     """Check the bundle at ``path``; the report's ``ok`` says whether every item passed."""
-    return check_bundle(Path(path), trusted_key, workers=workers)
+    return check_bundle(
+        Path(path),
+        trusted_key,
+        workers=workers,
+        trusted_witnesses=trusted_witnesses,
+        trusted_tsas=trusted_tsas,
+    )
 
 
 def check_bundle(
@@ -117,6 +131,8 @@ def check_bundle(
     trusted_key: str | None = None,
     progress: Progress | None = None,
     workers: int = 1,
+    trusted_witnesses: list[Vkey] | None = None,
+    trusted_tsas: list[x509.Certificate] | None = None,
 ) -> BundleReport:
     report = BundleReport(str(path))
     entries = _read_entries(path, report)
@@ -157,6 +173,14 @@ def check_bundle(
     _check_scope(records, payloads, manifest, report)
     _check_privilege_log(entries, records, manifest, report)
     _check_natives(entries, records, payloads, manifest, report)
+    check_witness_area(
+        entries,
+        entries.get(bf.CHECKPOINT),
+        checkpoint is not None,
+        trusted_witnesses or [],
+        report,
+        trusted_tsas,
+    )
     report.events = len(records)
     return report
 
