@@ -14,11 +14,13 @@ from domain import appointments as scheduling
 from domain.access import Disclosure
 from domain.amendments import DENIAL_BASES, AmendmentRequest
 from domain.care_team import CareAssignment
+from domain.credentials import Account
 from domain.errors import DoubleBooking, NoteAlreadySigned
 from domain.labs import LabResult
 from domain.notes import Note
 from domain.patients import Patient
 from domain.quantities import Quantity
+from domain.users import User
 from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
@@ -263,11 +265,22 @@ def test_every_rebuilt_view_equals_the_live_one_row_for_row(ledger: Ledger, runn
 
 def a_record_made_by_a_user(ledger: Ledger) -> Patient:
     """A registration by a user, who puts a clinician in the patient's care (the scenarios
-    above act as nobody): a care relationship someone else gave."""
+    above act as nobody): a care relationship someone else gave. And an owner, a user
+    administrator, and a clinician whose enrollment code that administrator issued (the care
+    view follows who may hold whose account)."""
     by = uuid4()
     with acting(f"user:{by}", "s-1"):
         patient = register(ledger, "MRN-CARE")
         ledger.save(CareAssignment.assign(patient_id=patient.id, user_id=uuid4(), by=by, at=AT))
+    owner = User.register(name="Olive", role="owner")
+    admin = User.register(name="Morgan", role="user_admin")
+    made = User.register(name="Dr. New", role="clinician")
+    account = Account.open(username=f"new-{made.id}", user_id=made.id, password_hash=None, at=AT)
+    account.issue_enrollment_code(
+        code_hash="a hash", by=admin.id, at=AT, expires_at=AT + timedelta(days=1)
+    )
+    with acting(f"user:{admin.id}", "s-2"):
+        ledger.save(owner, admin, made, account)
     return patient
 
 
