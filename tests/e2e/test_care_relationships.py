@@ -337,3 +337,18 @@ def test_an_office_manager_opens_no_chart_through_accounts_they_made(practice: P
     other = a_patient(owner, "MRN-OM2")
     manager.book(appointment(other, casey.user_id, 4))
     assert casey.client().chart(other).entries
+
+
+def test_a_clinician_booking_a_colleague_arranges_no_care(
+    practice: Practice, team: dict[str, Any]
+) -> None:
+    """Care is arranged by the front desk or an owner: a clinician who books a colleague (say,
+    two who would open each other's patients' charts) gives them nothing, and the colleague's
+    chart open is refused and recorded; the same booking by staff opens it."""
+    owner, staff = team["owner"], team["staff"].client()
+    mallory, casey = team["mallory"], team["casey"]
+    patient, as_casey = a_patient(owner, "MRN-COL"), casey.client()
+    mallory.client().book(appointment(patient, casey.user_id, 1))
+    one_refusal_written(practice, lambda: as_casey.chart(patient), "break-glass-required")
+    staff.book(appointment(patient, casey.user_id, 2))
+    assert as_casey.chart(patient).entries
