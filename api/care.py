@@ -3,9 +3,9 @@
 - An **owner** may open every chart (the practice's owners answer for all of it).
 - A **clinician** may open a patient's chart when **someone other than themselves** put them in
   the patient's care (``projections/care.py`` reads it from the ledger):
-  - an appointment with them that someone else booked (staff, an owner, a colleague), until it is
-    cancelled: a cancelled appointment no longer counts, a checked-in or no-show one still does
-    (the patient was theirs that day); one they booked themselves never counts;
+  - an appointment with them that the front desk or an owner booked, until it is cancelled: a
+    cancelled appointment no longer counts, a checked-in or no-show one still does (the patient
+    was theirs that day); one a clinician booked, of themselves or a colleague, never counts;
   - a care-team assignment by someone else (``POST /patients/{id}/care-team``, owners and
     staff), until it is ended (``DELETE /patients/{id}/care-team/{user_id}``);
   - being the patient's registered provider, named by someone else
