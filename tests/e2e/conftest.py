@@ -4,12 +4,18 @@ SQLite and on PostgreSQL; clients reach it over HTTP through ``api/client.py``."
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -200,3 +206,38 @@ def add_member(practice: Practice, by: Client, username: str, name: str, role: s
     return Member(
         practice, made.user_id, username, password, auth.from_base32(enrolled.totp_secret)
     )
+
+
+CHARTLEDGER = [sys.executable, "-m", "api.cli"]
+
+
+@contextmanager
+def served(env: dict[str, str]) -> Iterator[str]:
+    """``chartledger serve`` with two worker processes on a free port of 127.0.0.1, for the
+    practice ``env`` names, until the block ends; yields its URL once it answers. What the
+    server printed is shown if the test failed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [*CHARTLEDGER, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert process.stdout is not None
+        assert re.search(r"\(2 worker processes\)", process.stdout.readline())
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)
+        print(process.stdout.read() if process.stdout else "")

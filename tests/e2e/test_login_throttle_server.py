@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,7 @@ from api import auth
 from events.config import StoreConfig
 from events.ledger import Ledger
 from projections.runner import read_entries
-from tests.e2e.conftest import code_now
+from tests.e2e.conftest import CHARTLEDGER, code_now, served
 
 OWNER, PASSWORD = "olive", "owner-password-1"
 ITERATIONS = 100_000  # OWASP's 600,000 in production: enough here that hashing is the main cost
@@ -53,39 +51,15 @@ def server(store_config: StoreConfig) -> Iterator[Server]:
         env.pop(name, None)
     if store_config.database_url:
         env["CHARTLEDGER_DATABASE_URL"] = store_config.database_url
-    chartledger = [sys.executable, "-m", "api.cli"]
     init = ["init", "--name", "Throttled", "--owner", OWNER, "--owner-name", "Olive"]
     done = subprocess.run(
-        chartledger + init, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        CHARTLEDGER + init, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     assert done.returncode == 0, done.stderr
     secret = re.search(r"totp secret:  ([A-Z2-7]+)", done.stdout)
     assert secret, done.stdout
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [*chartledger, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert process.stdout is not None
-        assert re.search(r"\(2 worker processes\)", process.stdout.readline())
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with served(env) as url:
         yield Server(url, store_config, auth.from_base32(secret.group(1)))
-    finally:
-        process.terminate()
-        process.wait(20)
-        print(process.stdout.read() if process.stdout else "")  # shown if the test failed
 
 
 def client_at(address: str) -> httpx.Client:

@@ -5,16 +5,12 @@ ended session is refused by both, and the views one process keeps up serve the o
 from __future__ import annotations
 
 import os
-import re
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
 from uuid import UUID
 
-import httpx
 import pytest
 
 from api import auth
@@ -24,6 +20,7 @@ from api.schemas import PatientIn
 from events.config import StoreConfig
 from events.ledger import Ledger
 from projections.access_report import patient_access_report
+from tests.e2e.conftest import CHARTLEDGER, served
 
 IDLE_SECONDS = 3
 PASSWORD = "demo-clinician-1"
@@ -45,36 +42,13 @@ def server(store_config: StoreConfig) -> Iterator[str]:
     env.pop("CHARTLEDGER_DATABASE_URL", None)
     if store_config.database_url:
         env["CHARTLEDGER_DATABASE_URL"] = store_config.database_url
-    chartledger = [sys.executable, "-m", "api.cli"]
     for command in (["init", "--name", "Workers"], ["demo", "--patients", "4"]):
         done = subprocess.run(
-            chartledger + command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+            CHARTLEDGER + command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
         )
         assert done.returncode == 0, done.stderr
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [*chartledger, "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert process.stdout is not None
-        assert re.search(r"\(2 worker processes\)", process.stdout.readline())
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with served(env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(20)
 
 
 def fresh(url: str, token: str) -> Client:
