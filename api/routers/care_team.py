@@ -78,24 +78,16 @@ def assign(
     load(ledger, patient_id, Patient)
     _clinician(ledger, body.user_id)
     found = _existing(ledger, care_assignment_id(patient_id, body.user_id), CareAssignment)
-    if found is not None:
-        assignment = found
-        _not_themselves(
-            ledger,
-            principal,
-            patient_id,
-            lambda: found.assign_again(by=principal.user_id, at=now()),
-        )
-    else:
-        made = _not_themselves(
-            ledger,
-            principal,
-            patient_id,
-            lambda: CareAssignment.assign(
+
+    def assigned() -> CareAssignment:
+        if found is None:
+            return CareAssignment.assign(
                 patient_id=patient_id, user_id=body.user_id, by=principal.user_id, at=now()
-            ),
-        )
-        assignment = made
+            )
+        found.assign_again(by=principal.user_id, at=now())
+        return found
+
+    assignment = _not_themselves(ledger, principal, patient_id, assigned)
     with principal.acting():
         ledger.save(assignment)
     return CareMemberOut(patient_id=patient_id, user_id=body.user_id, active=True)
@@ -117,26 +109,18 @@ def register_provider(
     load(ledger, patient_id, Patient)
     _clinician(ledger, body.user_id)
     found = _existing(ledger, registered_provider_id(patient_id), RegisteredProvider)
-    if found is not None:
-        provider = found
-        if found.user_id == body.user_id:
-            raise EntryStateError("that clinician is already the registered provider")
-        _not_themselves(
-            ledger,
-            principal,
-            patient_id,
-            lambda: found.change(user_id=body.user_id, by=principal.user_id, at=now()),
-        )
-    else:
-        made = _not_themselves(
-            ledger,
-            principal,
-            patient_id,
-            lambda: RegisteredProvider.appoint(
+    if found is not None and found.user_id == body.user_id:
+        raise EntryStateError("that clinician is already the registered provider")
+
+    def named() -> RegisteredProvider:
+        if found is None:
+            return RegisteredProvider.appoint(
                 patient_id=patient_id, user_id=body.user_id, by=principal.user_id, at=now()
-            ),
-        )
-        provider = made
+            )
+        found.change(user_id=body.user_id, by=principal.user_id, at=now())
+        return found
+
+    provider = _not_themselves(ledger, principal, patient_id, named)
     with principal.acting():
         ledger.save(provider)
     return CareMemberOut(patient_id=patient_id, user_id=body.user_id, active=True)
