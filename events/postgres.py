@@ -193,7 +193,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         try:
             with self.datastore.get_connection() as conn:
                 settle(conn, self.datastore)
-                ids, appended = self._append(conn, stored_events, after_append)
+                try:
+                    ids, appended = self._append(conn, stored_events, after_append)
+                except psycopg.Error:
+                    # After a failed pipeline, psycopg's cache of prepared statements and the
+                    # server's can disagree: the next read on this connection then failed
+                    # with "prepared statement _pg3_N does not exist" (a 500 when two failed
+                    # logins raced). Closed, the pool discards it and the next use starts clean.
+                    conn.close()
+                    raise
         except psycopg.IntegrityError as e:
             raise IntegrityError(str(e)) from e
         except psycopg.errors.LockNotAvailable as e:
