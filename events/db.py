@@ -22,6 +22,8 @@ from psycopg.sql import SQL, Identifier
 from events.writer_lock import writer_lock
 
 Dialect = Literal["sqlite", "postgres"]
+# The advisory-lock space ("CHLG") in which a schema's set-up is serialised (Database.setting_up).
+SETUP_LOCK_SPACE = 0x43484C47
 Statement = tuple[str, Sequence[Any]]  # SQL with ? placeholders, and its parameters
 
 # A ledger append dirties about twice the pages of a plain event (its leaf, and a links-index
@@ -80,6 +82,27 @@ class Database:
         else:
             with self._postgres(lock=lock) as c:
                 yield c
+
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Hold the store's set-up lock while tables are created or altered.
+
+        PostgreSQL's ``CREATE ... IF NOT EXISTS`` is not safe against itself: two server workers
+        starting at once both find a table missing, and one fails ("duplicate key value violates
+        unique constraint pg_type_typname_nsp_index", "tuple concurrently updated"), so a worker
+        dies at start. A session advisory lock per schema serialises them; the second finds the
+        tables made. SQLite's own database lock already serialises its DDL.
+        """
+        if self.dialect == "sqlite":
+            yield
+            return
+        with self.datastore.get_connection() as conn:
+            key = (SETUP_LOCK_SPACE, self.schema)
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one statement that only reads, run on its own, as its own snapshot.

@@ -170,15 +170,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         )
 
     def create_table(self) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(self.datastore.schema))
-            )
-        super().create_table()
         db = Database(self.datastore)
-        with db.write(lock=False) as c:
-            create_tables(c, "postgres")
-            install_guards(c, "postgres", self.datastore.schema)
+        with db.setting_up():
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(
+                    SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(self.datastore.schema))
+                )
+            super().create_table()
+            with db.write(lock=False) as c:
+                create_tables(c, "postgres")
+                install_guards(c, "postgres", self.datastore.schema)
 
     @retry((OperationalError,), max_attempts=10, wait=0.2)
     def insert_events(

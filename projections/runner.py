@@ -98,7 +98,7 @@ class Runner:
         # reader looks only past them (see catch_up_for). The log never changes, so what was
         # found stays true; threads may race to replace it, each with something it found.
         self._unread: dict[str, tuple[int, int]] = {}
-        with self.db.write(lock=False) as c:
+        with self.db.setting_up(), self.db.write(lock=False) as c:
             big = "INTEGER" if self.db.dialect == "sqlite" else "bigint"
             c.execute(POSITIONS_DDL.format(big=big))
             for projection in self.projections.values():
