@@ -271,6 +271,8 @@ def keep_running(
         try:
             round()
         except Exception as e:
+            if stop.is_set():
+                return  # the server is stopping and closed the store under the round
             failures += 1
             if heartbeat is not None:
                 heartbeat.failed(e)

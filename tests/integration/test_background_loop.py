@@ -142,3 +142,17 @@ def test_an_unreadable_heartbeat_is_reported_as_such(tmp_path: Path) -> None:
     (tmp_path / "status" / "views-follower.json").write_bytes(b"\xff not json")
     states = {s.name: s.state for s in background_status(tmp_path).loops}
     assert states == {"checkpoint-signer": "never-ran", "views-follower": "unreadable"}
+
+
+def test_a_round_failing_because_the_server_is_stopping_ends_the_loop_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+
+    def round() -> None:  # the server stops, and closes the store under the round
+        stop.set()
+        raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+    with caplog.at_level(logging.WARNING, logger="events.background"):
+        keep_running("test loop", round, stop, 0.01, 0.1)  # returns: the loop has ended
+    assert caplog.records == []
