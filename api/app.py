@@ -35,13 +35,14 @@ def signer_heartbeat(ledger: Ledger) -> Heartbeat:
 def _checkpoint_every(ledger: Ledger, stop: threading.Event) -> None:
     """Sign the log every T seconds while it grows, so a quiet spell leaves no tail unsigned."""
 
-    def round() -> None:
+    def sign_if_due() -> None:
         with ledger.db.read() as c:
             size = tree_size(c)
         ledger.checkpointer.maybe_issue(size)
 
     every = ledger.checkpointer.every_seconds
-    keep_running("checkpoints: signing", round, stop, every, 4 * every, signer_heartbeat(ledger))
+    beat = signer_heartbeat(ledger)
+    keep_running("checkpoints: signing", sign_if_due, stop, every, 4 * every, beat)
 
 
 def _follow_when_chosen(runner: Runner, stop: threading.Event, home: Path) -> None:
@@ -49,7 +50,7 @@ def _follow_when_chosen(runner: Runner, stop: threading.Event, home: Path) -> No
     The others look again every few seconds, so a successor takes over if it stops."""
     heartbeat = Heartbeat(home, FOLLOWER, FOLLOW_EVERY, FOLLOW_LATE_AFTER)
 
-    def round() -> None:
+    def follow_if_chosen() -> None:
         fd = os.open(home / "views-follower.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:
@@ -62,7 +63,12 @@ def _follow_when_chosen(runner: Runner, stop: threading.Event, home: Path) -> No
 
     # A lock file that cannot be opened (say, the home's disk is full) is tried again too.
     keep_running(
-        "projections: waiting to follow", round, stop, FOLLOWER_LOOKS_AGAIN, 60.0, at_once=True
+        "projections: waiting to follow",
+        follow_if_chosen,
+        stop,
+        FOLLOWER_LOOKS_AGAIN,
+        60.0,
+        at_once=True,
     )
 
 

@@ -253,14 +253,14 @@ def _worth_logging(failures: int) -> bool:
 
 def keep_running(
     what: str,
-    round: Callable[[], None],
+    one_round: Callable[[], None],
     stop: threading.Event,
     every: float,
     longest_wait: float,
     heartbeat: Heartbeat | None = None,
     at_once: bool = False,
 ) -> None:
-    """Run ``round`` every ``every`` seconds (the first at once, or after ``every``) until
+    """Run ``one_round`` every ``every`` seconds (the first at once, or after ``every``) until
     ``stop`` is set, surviving its failures."""
     if heartbeat is not None:
         heartbeat.started()
@@ -269,7 +269,7 @@ def keep_running(
     while not stop.wait(wait):
         wait = every
         try:
-            round()
+            one_round()
         except Exception as e:
             if stop.is_set():
                 return  # the server is stopping and closed the store under the round

@@ -293,15 +293,14 @@ def follow(
     after a growing wait (``events/background.py``); a batch another runner applied first
     is no failure."""
 
-    def round() -> None:
+    def catch_up_once() -> None:
         # A runner of a request's, or of another process, that applies a batch first did
         # this round's work.
         with contextlib.suppress(PositionMoved):
             runner.catch_up(progress=None if heartbeat is None else lambda *_: heartbeat.ran())
 
-    keep_running(
-        "projections: catching up", round, stop, every_seconds, FOLLOW_LONGEST_WAIT, heartbeat
-    )
+    what = "projections: catching up"
+    keep_running(what, catch_up_once, stop, every_seconds, FOLLOW_LONGEST_WAIT, heartbeat)
 
 
 class KeyRing:

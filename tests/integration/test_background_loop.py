@@ -25,10 +25,10 @@ PHI = "Quinn Locke, DOB 1980-01-02"  # what a failure's message might quote
 
 
 @contextmanager
-def running(round: Callable[[], None], heartbeat: Heartbeat | None = None) -> Iterator[None]:
+def running(one_round: Callable[[], None], heartbeat: Heartbeat | None = None) -> Iterator[None]:
     stop = threading.Event()
     thread = threading.Thread(
-        target=keep_running, args=("test loop", round, stop, 0.05, 0.2, heartbeat), daemon=True
+        target=keep_running, args=("test loop", one_round, stop, 0.05, 0.2, heartbeat), daemon=True
     )
     thread.start()
     try:
@@ -50,13 +50,13 @@ def test_a_loop_outlives_store_errors_and_bugs_and_logs_neither_message(
     ]
     rounds: list[float] = []
 
-    def round() -> None:
+    def one_round() -> None:
         rounds.append(time.monotonic())
         if failures:
             raise failures.pop(0)
 
-    heartbeat = Heartbeat(tmp_path, "test-loop", 0.05, 1.0)
-    with caplog.at_level(logging.WARNING, logger="events.background"), running(round, heartbeat):
+    beat = Heartbeat(tmp_path, "test-loop", 0.05, 1.0)
+    with caplog.at_level(logging.WARNING, logger="events.background"), running(one_round, beat):
         deadline = time.monotonic() + 20
         while len(rounds) < 7 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -68,7 +68,7 @@ def test_a_loop_outlives_store_errors_and_bugs_and_logs_neither_message(
     assert "(OperationalError; 1 in a row)" in logged and "(OSError; 4 in a row)" in logged
     assert "3 in a row" not in logged  # the 1st, 2nd, 4th, 8th...: a long outage, few lines
     bug = next(r for r in caplog.records if "ZeroDivisionError" in r.getMessage())
-    assert bug.levelno == logging.ERROR and "in round" in bug.getMessage()  # its traceback
+    assert bug.levelno == logging.ERROR and "in one_round" in bug.getMessage()  # its traceback
     assert "working again after 4 failed rounds" in logged
     beat = read_beat(tmp_path, "test-loop")
     assert beat is not None and beat.failure == "OSError"
@@ -77,12 +77,12 @@ def test_a_loop_outlives_store_errors_and_bugs_and_logs_neither_message(
 
 
 def test_a_loop_ends_when_told_even_while_waiting_long_after_failures() -> None:
-    def round() -> None:
+    def one_round() -> None:
         raise sqlite3.OperationalError("database is locked")
 
     stop = threading.Event()
     thread = threading.Thread(
-        target=keep_running, args=("test loop", round, stop, 0.05, 3600.0), daemon=True
+        target=keep_running, args=("test loop", one_round, stop, 0.05, 3600.0), daemon=True
     )
     thread.start()
     time.sleep(0.5)  # several failures: now waiting an hour
@@ -149,10 +149,10 @@ def test_a_round_failing_because_the_server_is_stopping_ends_the_loop_quietly(
 ) -> None:
     stop = threading.Event()
 
-    def round() -> None:  # the server stops, and closes the store under the round
+    def one_round() -> None:  # the server stops, and closes the store under the round
         stop.set()
         raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
 
     with caplog.at_level(logging.WARNING, logger="events.background"):
-        keep_running("test loop", round, stop, 0.01, 0.1)  # returns: the loop has ended
+        keep_running("test loop", one_round, stop, 0.01, 0.1)  # returns: the loop has ended
     assert caplog.records == []
