@@ -2,7 +2,8 @@
 ``--server URL``: login, logout, recover, recover-approved, recovery-codes, patients search,
 chart show, labs, notes, audit, access-report, users, status; see api/remote_cli.py) the thin
 client against a running server, its session token kept in ~/.chartledger-token
-(CHARTLEDGER_TOKEN_FILE) with mode 0600.
+(CHARTLEDGER_TOKEN_FILE) with mode 0600. ``status --local`` reads the server's background loops
+from the practice home instead (api/status.py).
 
 Exit status 0: success; 1: the store failed verification; 2: misuse, with one line saying what
 is wrong. Nothing here prints PHI.
