@@ -133,6 +133,7 @@ def test_the_signer_and_the_follower_outlive_a_locked_store_and_are_reported_lat
             api.token = owner_token
             size = register_patient(writer, 0)
             eventually("signed", lambda: signed(writer, size))
+            eventually("caught up", lambda: views_at(writer, size))  # the login's, the patient's
             eventually("healthy", lambda: api.status().healthy)
             assert http.get("/health").json() == {"status": "ok", "background": "ok"}
             assert local_status(capsys)[0] == 0
