@@ -15,37 +15,61 @@ from fastapi import FastAPI
 from api import errors
 from api.deps import Services
 from api.settings import Settings
+from api.status import FOLLOWER, SIGNER, health_word
+from events.background import Heartbeat, keep_running
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import tree_size
-from projections.runner import Runner, follow
+from projections.runner import FOLLOW_EVERY, FOLLOW_LATE_AFTER, Runner, follow
 
 FOLLOWER_LOOKS_AGAIN = 5.0  # seconds between a waiting process's tries for the follower lock
 
 
+def signer_heartbeat(ledger: Ledger) -> Heartbeat:
+    """The signer runs every T seconds; late once it has missed a round (2 T, and a second
+    for the round itself); while the store fails it waits up to 4 T between tries."""
+    every = ledger.checkpointer.every_seconds
+    return Heartbeat(ledger.config.home, SIGNER, every, 2 * every + 1.0)
+
+
 def _checkpoint_every(ledger: Ledger, stop: threading.Event) -> None:
     """Sign the log every T seconds while it grows, so a quiet spell leaves no tail unsigned."""
-    while not stop.wait(ledger.checkpointer.every_seconds):
+
+    def sign_if_due() -> None:
         with ledger.db.read() as c:
             size = tree_size(c)
         ledger.checkpointer.maybe_issue(size)
 
+    every = ledger.checkpointer.every_seconds
+    beat = signer_heartbeat(ledger)
+    keep_running("checkpoints: signing", sign_if_due, stop, every, 4 * every, beat)
 
-def _follow_when_chosen(runner: Runner, stop: threading.Event, lock_path: Path) -> None:
+
+def _follow_when_chosen(runner: Runner, stop: threading.Event, home: Path) -> None:
     """Keep the views caught up, from one server process only: the one holding the lock file.
     The others look again every few seconds, so a successor takes over if it stops."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        while True:
+    heartbeat = Heartbeat(home, FOLLOWER, FOLLOW_EVERY, FOLLOW_LATE_AFTER)
+
+    def follow_if_chosen() -> None:
+        fd = os.open(home / "views-follower.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if stop.wait(FOLLOWER_LOOKS_AGAIN):
-                    return
-        follow(runner, stop)
-    finally:
-        os.close(fd)  # and with it the lock
+                return  # another process follows; look again later
+            follow(runner, stop, heartbeat=heartbeat)
+        finally:
+            os.close(fd)  # and with it the lock
+
+    # A lock file that cannot be opened (say, the home's disk is full) is tried again too.
+    keep_running(
+        "projections: waiting to follow",
+        follow_if_chosen,
+        stop,
+        FOLLOWER_LOOKS_AGAIN,
+        60.0,
+        at_once=True,
+    )
 
 
 def create_app(settings: Settings | StoreConfig) -> FastAPI:
@@ -62,7 +86,7 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
             timer.start()
             views = threading.Thread(
                 target=_follow_when_chosen,
-                args=(services.runner, stop, settings.store.home / "views-follower.lock"),
+                args=(services.runner, stop, settings.store.home),
                 daemon=True,
             )
             views.start()
@@ -94,9 +118,15 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
 
     app.include_router(productions_router)
 
+    from api.routers.status import router as status_router  # issue 17: background loops
+
+    app.include_router(status_router)
+
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        # background: ok, or late when a loop has missed its rounds (details: GET /status).
+        word = health_word(settings.store.home) if settings.background else "off"
+        return {"status": "ok", "background": word}
 
     app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -2,7 +2,8 @@
 ``--server URL``: login, logout, recover, recover-approved, recovery-codes, patients search,
 chart show, labs, notes, audit, access-report, users, status; see api/remote_cli.py) the thin
 client against a running server, its session token kept in ~/.chartledger-token
-(CHARTLEDGER_TOKEN_FILE) with mode 0600.
+(CHARTLEDGER_TOKEN_FILE) with mode 0600. ``status --local`` reads the server's background loops
+from the practice home instead (api/status.py).
 
 Exit status 0: success; 1: the store failed verification; 2: misuse, with one line saying what
 is wrong. Nothing here prints PHI.
@@ -33,6 +34,7 @@ from api.import_cli import add_commands as add_import_commands
 from api.remote_cli import KEEP_CODES, REMOTE_COMMANDS, UsageError
 from api.remote_cli import add_commands as add_remote_commands
 from api.settings import Settings
+from api.status import LoopStatus, background_status
 from api.witness_cli import add_commands as add_witness_commands
 from domain.base import user_subject
 from domain.credentials import check_username
@@ -266,6 +268,34 @@ def cmd_projections_status(config: StoreConfig, options: argparse.Namespace) -> 
     for name, position in sorted(positions.items()):
         print(f"{name}: {position} of {size} events applied")
     return EXIT_OK
+
+
+def cmd_status_local(config: StoreConfig, options: argparse.Namespace) -> int:
+    """``status --local``: the server's background loops, from the heartbeats in the practice
+    home (no server, no store): one line each; exit 1 when one is not ok."""
+    if not config.practice_path.exists():
+        raise NotInitialised(f"no practice at {config.home}: run `chartledger init` first")
+    found = background_status(config.home)
+    for loop in found.loops:
+        print(f"{loop.name}: {loop.state}{_loop_details(loop, found.at)}")
+    return EXIT_OK if found.healthy else EXIT_INVALID
+
+
+def _loop_details(loop: LoopStatus, at: datetime) -> str:
+    def when(moment: datetime) -> str:
+        ago = max(0, round((at - moment).total_seconds()))
+        return f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')} ({ago} s ago)"
+
+    said = []
+    if loop.last_ran is not None:
+        said.append(f"last ran {when(loop.last_ran)}")
+    elif loop.started is not None:
+        said.append(f"started {when(loop.started)}, no round yet")
+    if loop.late_after_seconds is not None:
+        said.append(f"every {loop.cadence_seconds:g} s, late after {loop.late_after_seconds:g} s")
+    if loop.last_failure is not None:
+        said.append(f"last failed {when(loop.last_failure)} ({loop.failure})")
+    return "".join(f"; {part}" for part in said)
 
 
 def cmd_demo(config: StoreConfig, options: argparse.Namespace) -> int:
@@ -531,11 +561,12 @@ def _remote(options: argparse.Namespace) -> int:
 
 def _main(args: Sequence[str] | None) -> int:
     options = build_parser().parse_args(args)
-    if options.command in REMOTE:
+    local_status = options.command == "status" and options.local
+    if options.command in REMOTE and not local_status:
         return _remote(options)
     try:
         config = StoreConfig.from_env()
-        return options.run(config, options)
+        return (cmd_status_local if local_status else options.run)(config, options)
     except (
         ConfigError,
         NotInitialised,

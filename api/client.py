@@ -14,6 +14,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api import hold_schemas as hs
 from api import schemas
 from api.importing_schemas import ImportReportOut
+from api.status import BackgroundStatus
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -468,6 +469,10 @@ class Client:
 
     def verify_store(self) -> schemas.VerificationOut:
         return self._get(schemas.VerificationOut, "/store/verification")
+
+    def status(self) -> BackgroundStatus:
+        """The server's background loops: each one's last good round, and whether it is late."""
+        return self._get(BackgroundStatus, "/status")
 
     # -- legal holds and retention (risk managers; acknowledgements by the custodian) ---------
 

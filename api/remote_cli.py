@@ -386,12 +386,31 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
 
     def status(o: argparse.Namespace) -> int:
         with client_for(o) as client:
+            background = client.status()
             checked = client.verify_store()
             latest = client.latest_checkpoint()
-        print(json.dumps({"store": checked.model_dump(), "latest_checkpoint": latest}, indent=2))
-        return EXIT_OK if checked.ok else 1
+        print(
+            json.dumps(
+                {
+                    "store": checked.model_dump(),
+                    "latest_checkpoint": latest,
+                    "background": background.model_dump(mode="json"),
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK if checked.ok and background.healthy else 1
 
-    p = commands.add_parser("status", help="(--server) the store's verification and checkpoint")
+    p = commands.add_parser(
+        "status",
+        help="(--server) the store's verification, its checkpoint and the server's background "
+        "loops; with --local, the loops as this practice home's heartbeats tell (no server)",
+    )
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="read CHARTLEDGER_HOME's heartbeats instead of asking a server",
+    )
     p.set_defaults(run=status)
     add_production_commands(commands, client_for)
     add_disposal_commands(commands, client_for)

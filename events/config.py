@@ -1,5 +1,7 @@
 """Where a practice's ledger lives: CHARTLEDGER_HOME (keys, SQLite file) and
-CHARTLEDGER_DATABASE_URL (PostgreSQL instead of the SQLite file)."""
+CHARTLEDGER_DATABASE_URL (PostgreSQL instead of the SQLite file); and how long a statement
+waits for a lock (CHARTLEDGER_LOCK_TIMEOUT_SECONDS) and how often the log is signed while it
+grows (CHARTLEDGER_CHECKPOINT_SECONDS)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 DEFAULT_HOME = "./var"
+SQLITE_LOCK_TIMEOUT = 60  # seconds a SQLite writer waits for the lock before "database is locked"
 
 
 def pool_size(dialect: str) -> int:
@@ -72,6 +75,11 @@ def parse_database_url(url: str) -> PostgresLocation:
 class StoreConfig:
     home: Path
     database_url: str | None = None
+    # Seconds a statement waits for a lock another connection holds before it fails: None
+    # keeps each store's own (SQLite: SQLITE_LOCK_TIMEOUT; PostgreSQL: wait without end).
+    lock_timeout: int | None = None
+    # Seconds between the server's checkpoints while the log grows (None: the ledger's own).
+    checkpoint_seconds: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StoreConfig:
@@ -79,7 +87,12 @@ class StoreConfig:
         url = env.get("CHARTLEDGER_DATABASE_URL") or None
         if url is not None:
             parse_database_url(url)
-        return cls(home=Path(env.get("CHARTLEDGER_HOME") or DEFAULT_HOME), database_url=url)
+        return cls(
+            home=Path(env.get("CHARTLEDGER_HOME") or DEFAULT_HOME),
+            database_url=url,
+            lock_timeout=_whole_seconds(env, "CHARTLEDGER_LOCK_TIMEOUT_SECONDS"),
+            checkpoint_seconds=_whole_seconds(env, "CHARTLEDGER_CHECKPOINT_SECONDS"),
+        )
 
     @property
     def keys_dir(self) -> Path:
@@ -112,7 +125,7 @@ class StoreConfig:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.sqlite_path),
-                "SQLITE_LOCK_TIMEOUT": "60",
+                "SQLITE_LOCK_TIMEOUT": str(self.lock_timeout or SQLITE_LOCK_TIMEOUT),
                 "APPLICATION_RECORDER_TOPIC": "events.sqlite:LedgerSQLiteRecorder",
             }
         pg = parse_database_url(self.database_url)
@@ -125,8 +138,18 @@ class StoreConfig:
             "POSTGRES_PASSWORD": pg.password,
             "POSTGRES_SCHEMA": pg.schema,
             "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": str(self.lock_timeout or 0),  # 0: wait without end
             "POSTGRES_POOL_SIZE": str(pool_size("postgres")),
             "POSTGRES_MAX_OVERFLOW": "16",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # it would skip the writer lock
             "APPLICATION_RECORDER_TOPIC": "events.postgres:LedgerPostgresRecorder",
         }
+
+
+def _whole_seconds(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ConfigError(f"{name} must be a whole number of seconds, at least 1")
+    return int(raw)

@@ -70,6 +70,8 @@ class Ledger(Application):
         self.db = Database(self.factory.datastore)  # type: ignore[attr-defined]
         self.hot = HotAggregates(self.db, self.mapper, HOT_CACHE_SIZE)
         self.group_commit = GroupCommit(self)
+        if every_seconds is None:
+            every_seconds = config.checkpoint_seconds  # CHARTLEDGER_CHECKPOINT_SECONDS
         self.checkpointer = Checkpointer(
             self.db,
             self.origin,

@@ -8,11 +8,12 @@ tables and replays it from position 0, and must come out identical to the live o
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from events.background import Heartbeat, keep_running
 from events.collector import heap_frozen
 from events.db import Cursor, Database, Dialect, Statement
 from events.encoding import CanonicalTranscoder, LedgerMapper, read_record
@@ -23,7 +24,6 @@ from verify.records import Header
 BATCH = 2_000
 PRELOAD_AFTER = 20_000  # events behind: a long pass (every data key in one query, heap frozen)
 PENDING_SCAN = 500  # pending events a reader looks through before it simply catches up
-log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (applied up to position, log size)
 
 
@@ -275,15 +275,32 @@ class Runner:
             raise PositionMoved(f"projection {name} was moved by another runner")
 
 
-def follow(runner: Runner, stop: threading.Event, every_seconds: float = 0.2) -> None:
+FOLLOW_EVERY = 0.2  # seconds between rounds: short, as a round holds SQLite's writer
+FOLLOW_LONGEST_WAIT = 5.0  # seconds between rounds at most while the store keeps failing
+# A round is one catch-up pass, which beats after each batch it applies; on a busy machine a
+# batch of BATCH events can take seconds. Without a beat for this long the follower is late.
+FOLLOW_LATE_AFTER = 30.0
+
+
+def follow(
+    runner: Runner,
+    stop: threading.Event,
+    every_seconds: float = FOLLOW_EVERY,
+    heartbeat: Heartbeat | None = None,
+) -> None:
     """Keep the views caught up until ``stop`` is set. SQLite has no notifications, so this
-    polls; a failed round is logged by its type only (messages could name records) and retried.
-    Often, so each round is short: a round holds SQLite's writer while appends wait."""
-    while not stop.wait(every_seconds):
-        try:
-            runner.catch_up()
-        except Exception as e:
-            log.warning("projections: catching up failed (%s); retrying", type(e).__name__)
+    polls. A failed round is logged (by its type: messages could name records) and retried
+    after a growing wait (``events/background.py``); a batch another runner applied first
+    is no failure."""
+
+    def catch_up_once() -> None:
+        # A runner of a request's, or of another process, that applies a batch first did
+        # this round's work.
+        with contextlib.suppress(PositionMoved):
+            runner.catch_up(progress=None if heartbeat is None else lambda *_: heartbeat.ran())
+
+    what = "projections: catching up"
+    keep_running(what, catch_up_once, stop, every_seconds, FOLLOW_LONGEST_WAIT, heartbeat)
 
 
 class KeyRing:

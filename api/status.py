@@ -1,0 +1,73 @@
+"""How the server's background loops are doing: the checkpoint signer and the views' follower,
+each late when it has gone longer than its cadence (and some slack) without a good round.
+
+Read from their heartbeat files in the practice home (``events/background.py``), never from
+the store, so the answer comes even while the store is locked or away; ``GET /status`` (owners
+and auditors), ``/health`` (one word) and ``chartledger status`` all give it. Nothing here is
+PHI: times, cadences and exception types.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from events.background import Beat, MalformedBeat, read_beat
+
+SIGNER = "checkpoint-signer"
+FOLLOWER = "views-follower"
+LOOPS = (SIGNER, FOLLOWER)
+
+
+class LoopStatus(BaseModel):
+    name: str = Field(description="checkpoint-signer or views-follower")
+    state: Literal["ok", "late", "never-ran", "unreadable"] = Field(
+        description="late: no good round (or start) for longer than late_after_seconds; "
+        "never-ran: no server process has started it in this practice home"
+    )
+    cadence_seconds: float | None = None
+    late_after_seconds: float | None = None
+    last_ran: datetime | None = Field(None, description="its last good round")
+    started: datetime | None = Field(None, description="a server process last started it")
+    last_failure: datetime | None = None
+    failure: str | None = Field(None, description="the last failure's exception type")
+
+
+class BackgroundStatus(BaseModel):
+    healthy: bool = Field(description="every loop ok")
+    at: datetime
+    loops: list[LoopStatus]
+
+
+def loop_status(name: str, beat: Beat | None, now: datetime) -> LoopStatus:
+    if beat is None:
+        return LoopStatus(name=name, state="never-ran")
+    return LoopStatus(
+        name=name,
+        state="late" if beat.late(now) else "ok",
+        cadence_seconds=beat.cadence,
+        late_after_seconds=beat.late_after,
+        last_ran=beat.last_ok,
+        started=beat.started,
+        last_failure=beat.last_failure,
+        failure=beat.failure,
+    )
+
+
+def background_status(home: Path, now: datetime | None = None) -> BackgroundStatus:
+    now = now or datetime.now(UTC)
+    loops = []
+    for name in LOOPS:
+        try:
+            loops.append(loop_status(name, read_beat(home, name), now))
+        except (MalformedBeat, OSError):
+            loops.append(LoopStatus(name=name, state="unreadable"))
+    return BackgroundStatus(healthy=all(s.state == "ok" for s in loops), at=now, loops=loops)
+
+
+def health_word(home: Path) -> str:
+    """``/health``'s one word on the loops, for a monitor without credentials: ok or late."""
+    return "ok" if background_status(home).healthy else "late"
