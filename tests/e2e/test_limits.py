@@ -307,3 +307,21 @@ def test_a_served_api_bounds_headers_bodies_and_nesting_before_anything_else(
         is_problem(http.post("/patients", content=deep(100_000).encode()), 400, "too-deep")
         # Within the bounds, the request reaches authentication.
         assert http.post("/documents", params=upload, content=pdf(1_000)).status_code == 401
+
+
+def test_the_openapi_states_each_bound_on_the_routes_it_applies_to(practice: Practice) -> None:
+    spec = practice.http.get("/openapi.json").json()
+    upload = spec["paths"]["/documents"]["post"]["responses"]
+    assert "52428800 bytes" in upload["413"]["description"]
+    assert "application/problem+json" in upload["413"]["content"]
+    patients = spec["paths"]["/patients"]["post"]["responses"]
+    assert "1048576 bytes" in patients["413"]["description"]
+    assert "400" in spec["paths"]["/imports/patients"]["post"]["responses"]
+    operations = [
+        (path, method, operation)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert all("431" in o["responses"] for _, _, o in operations)
+    assert all("413" in o["responses"] for _, _, o in operations if "requestBody" in o)
+    assert "413" not in spec["paths"]["/health"]["get"]["responses"]
