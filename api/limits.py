@@ -7,9 +7,9 @@
   over the limit is refused before the app runs; otherwise the bytes are counted as they pass
   through to the app, which is refused the moment the count passes the limit. Nothing is held
   here: a 50 MB upload goes to the route (``request.stream()``) chunk by chunk.
-- JSON: a JSON body (or one without a content type, which FastAPI reads as JSON) and any query
-  value that is a JSON array or object nesting deeper than ``max_json_depth`` is a 400 problem,
-  found by counting brackets (``domain/json_depth.py``) before any parser recurses into it.
+- JSON: a JSON body and any query value that is a JSON array or object, nesting deeper than
+  ``max_json_depth``, is a 400 problem, found by counting brackets (``domain/json_depth.py``)
+  before any parser recurses into it. A JSON body has the small limit, even on an upload path.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def header_bytes(headers: list[tuple[bytes, bytes]]) -> int:
 
 
 def _is_json(content_type: bytes | None) -> bool:
+    """What FastAPI parses as JSON: ``application/json`` or ``application/*+json`` (a body
+    without a content type it takes as bytes: its ``strict_content_type`` default)."""
     if content_type is None:
-        return True
+        return False
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or (
         media.startswith(b"application/") and media.endswith(b"+json")
@@ -121,13 +123,15 @@ class RequestLimits:
             if value.lstrip()[:1] in ("[", "{"):
                 gauge = DepthGauge(depth, f"the query parameter {name[:40]!r}")
                 _feed(gauge, value.encode("utf-8", "surrogatepass"))
-        limit = self.limits.body_limit(scope["method"], scope["path"])
         fields = dict(headers)
+        is_json = _is_json(fields.get(b"content-type"))
+        limit = self.limits.body_limit(scope["method"], scope["path"])
+        if is_json:  # a JSON body is never a file: the small limit, wherever it goes
+            limit = min(limit, self.limits.max_body_bytes)
         declared = fields.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise BodyTooLarge(f"the body is larger than {limit} bytes")
-        gauge = DepthGauge(depth, "the body") if _is_json(fields.get(b"content-type")) else None
-        return limit, gauge
+        return limit, DepthGauge(depth, "the body") if is_json else None
 
 
 def _feed(gauge: DepthGauge, chunk: bytes) -> None:

@@ -144,6 +144,9 @@ def test_the_limits_are_settings_and_an_upload_over_its_limit_writes_nothing(
         is_problem(
             raw.post("/patients", json={**patient_json(), "mrn": "M" * 600}), 413, "too-large"
         )
+        # A JSON body is never a file: the small limit, even where uploads go.
+        json_upload = raw.post("/documents", params=upload, content=b"[" + b" " * 600, headers=JSON)
+        is_problem(json_upload, 413, "too-large")
         assert practice.leaves() == before
         assert raw.post("/documents", params=upload, content=pdf(299_000)).status_code == 201
         assert raw.post("/patients", json=patient_json()).status_code == 201
@@ -175,11 +178,11 @@ def test_json_nested_too_deep_is_a_400_in_a_body_or_a_query_and_never_a_500(
         practice, owner, f"mapping={mapping}", csv, "/imports/patients", b"text/csv"
     )
     assert (status, problem["type"]) == (400, "urn:chartledger:problem:too-deep")
-    # A JSON body, declared as JSON or with no content type (which FastAPI reads as JSON),
-    # on a small route and on an upload route alike.
+    # A JSON body, on a small route and on an upload route alike.
     nested = deep(levels).encode()
     is_problem(raw.post("/patients", content=nested, headers=JSON), 400, "too-deep")
-    is_problem(raw.post("/patients", content=nested), 400, "too-deep")
+    plus_json = {"content-type": "application/merge-patch+json"}
+    is_problem(raw.post("/patients", content=nested, headers=plus_json), 400, "too-deep")
     upload = raw.post("/documents", params={"filename": "x.json"}, content=nested, headers=JSON)
     is_problem(upload, 400, "too-deep")
     # Brackets inside a string are text, not nesting.
@@ -304,7 +307,8 @@ def test_a_served_api_bounds_headers_bodies_and_nesting_before_anything_else(
         # A URL of 600 KB: uvicorn's parser refuses it itself (URLs over 64 KiB), still a 400.
         status, _ = over_a_socket(url, "/imports/patients?mapping=" + quote(deep(100_000)))
         assert status == 400
-        is_problem(http.post("/patients", content=deep(100_000).encode()), 400, "too-deep")
+        nested = deep(100_000).encode()
+        is_problem(http.post("/patients", content=nested, headers=JSON), 400, "too-deep")
         # Within the bounds, the request reaches authentication.
         assert http.post("/documents", params=upload, content=pdf(1_000)).status_code == 401
 
