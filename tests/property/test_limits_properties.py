@@ -1,5 +1,6 @@
 """The input bounds' rules for any input (issue 17).
 
+- Text the gauge lets through, JSON or not, never makes the JSON parser raise RecursionError.
 - The depth gauge agrees with the nesting of any JSON value, however its text is split into
   chunks (inside a string, between a backslash and what it escapes), and refuses exactly the
   text nested deeper than its limit.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -76,6 +78,27 @@ def test_the_gauge_refuses_brackets_nested_any_depth_without_recursing(levels: i
             check_depth(text)
     else:
         check_depth(text)
+
+
+noise = st.text(alphabet=st.sampled_from('[]{}"\\ ,:1a'), max_size=12)
+
+
+@SETTINGS
+@given(noise, st.integers(min_value=0, max_value=5_000), noise, st.sampled_from("[{"))
+def test_whatever_the_gauge_lets_through_json_parses_without_recursing_too_deep(
+    before: str, levels: int, after: str, bracket: str
+) -> None:
+    """Valid or not, text the gauge passes never makes the parser recurse too deep."""
+    opener = bracket if bracket == "[" else '{"k":'
+    text = before + opener * levels + after
+    try:
+        check_depth(text)
+    except TooDeeplyNested:
+        return
+    # Not JSON is a ValueError where it stops being JSON, before anything deeper; a
+    # RecursionError would fail the test.
+    with contextlib.suppress(ValueError):
+        json.loads(text)
 
 
 # (the name in the XML declaration, the Python codec, a byte order mark to put first)
