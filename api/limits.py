@@ -2,11 +2,12 @@
 
 - Headers: their total bytes over ``max_header_bytes`` is a 431 problem (RFC 6585). uvicorn's
   httptools parser takes headers of any size, so the app counts them itself.
-- Body: over its limit is a 413 problem. Uploads (``POST /documents``, ``POST /imports/...``)
-  have ``max_upload_bytes``, everything else ``max_body_bytes``. A declared ``Content-Length``
-  over the limit is refused before the app runs; otherwise the bytes are counted as they pass
-  through to the app, which is refused the moment the count passes the limit. Nothing is held
-  here: a 50 MB upload goes to the route (``request.stream()``) chunk by chunk.
+- Body: over its limit is a 413 problem. Uploads (``POST /documents``, ``/imports/...``,
+  ``/threads/{id}/email``) have ``max_upload_bytes``, everything else ``max_body_bytes``. A
+  declared ``Content-Length`` over the limit is refused before the app runs; otherwise the bytes
+  are counted as they pass through to the app, which is refused the moment the count passes the
+  limit. Nothing is held here: a 50 MB upload goes to the route (``request.stream()``) chunk by
+  chunk.
 - JSON: a JSON body and any query value that is a JSON array or object, nesting deeper than
   ``max_json_depth``, is a 400 problem, found by counting brackets (``domain/json_depth.py``)
   before any parser recurses into it. A JSON body has the small limit, even on an upload path.
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +38,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-UPLOAD_PATH, UPLOAD_PREFIX = "/documents", "/imports/"
-"""Where ``POST`` takes a file as its body (a scanned PDF, a billing export, a lab feed)."""
+UPLOADS = re.compile(r"/documents|/imports/[^/]+|/threads/[^/]+/email")
+"""Where ``POST`` takes a file as its body: a scanned PDF, a billing export, a lab feed, an
+email as received (attachments and all)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Limits:
     max_json_depth: int = MAX_DEPTH
 
     def body_limit(self, method: str, path: str) -> int:
-        if method == "POST" and (path == UPLOAD_PATH or path.startswith(UPLOAD_PREFIX)):
+        if method == "POST" and UPLOADS.fullmatch(path):
             return self.max_upload_bytes
         return self.max_body_bytes
 

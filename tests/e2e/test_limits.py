@@ -317,6 +317,8 @@ def test_the_openapi_states_each_bound_on_the_routes_it_applies_to(practice: Pra
     spec = practice.http.get("/openapi.json").json()
     upload = spec["paths"]["/documents"]["post"]["responses"]
     assert "52428800 bytes" in upload["413"]["description"]
+    email = spec["paths"]["/threads/{thread_id}/email"]["post"]["responses"]
+    assert "52428800 bytes" in email["413"]["description"]  # an email, attachments and all
     assert "application/problem+json" in upload["413"]["content"]
     patients = spec["paths"]["/patients"]["post"]["responses"]
     assert "1048576 bytes" in patients["413"]["description"]

@@ -90,6 +90,9 @@ def test_uploads_have_their_own_limit_and_the_rest_the_small_one() -> None:
     limits = Limits(max_body_bytes=10, max_upload_bytes=1_000)
     assert limits.body_limit("POST", "/documents") == 1_000
     assert limits.body_limit("POST", "/imports/labs") == 1_000
+    assert limits.body_limit("POST", "/threads/0f7e/email") == 1_000  # attachments and all
+    assert limits.body_limit("POST", "/threads/0f7e/sms") == 10
+    assert limits.body_limit("POST", "/imports/labs/more") == 10
     assert limits.body_limit("POST", "/documents-and-more") == 10
     assert limits.body_limit("PUT", "/documents") == 10
     assert limits.body_limit("POST", "/patients") == 10
