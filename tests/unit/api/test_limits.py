@@ -1,15 +1,20 @@
 """The request bounds as ASGI middleware, driven message by message as a server would: the body
 passes through chunk by chunk (never gathered first), the count stops an app mid-body, and each
-refusal is a problem document."""
+refusal is a problem document; the bounds come from the environment."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from api.errors import BodyTooLarge
 from api.limits import Limits, RequestLimits
+from api.settings import Settings
+from events.config import ConfigError
 
 CHUNK = b"x" * 1_000
 
@@ -114,3 +119,20 @@ def test_a_deep_query_value_is_refused_before_the_app_runs() -> None:
     server, seen = Server(chunks=1), []
     app = RequestLimits(reader(seen, server), Limits(max_json_depth=3))
     assert server.call(app, query=b"map=%5B%5B%5B1%5D%5D%5D") == (201, 1)
+
+
+def test_the_bounds_are_settings_from_the_environment(tmp_path: Path) -> None:
+    home = {"CHARTLEDGER_HOME": str(tmp_path)}
+    assert Settings.from_env(home).limits == Limits(1_048_576, 52_428_800, 16_384, 64)
+    env = {
+        **home,
+        "CHARTLEDGER_MAX_BODY_BYTES": "2000",
+        "CHARTLEDGER_MAX_UPLOAD_BYTES": "200000000",
+        "CHARTLEDGER_MAX_HEADER_BYTES": "8192",
+        "CHARTLEDGER_MAX_JSON_DEPTH": "16",
+    }
+    assert Settings.from_env(env).limits == Limits(2_000, 200_000_000, 8_192, 16)
+    for name in ("CHARTLEDGER_MAX_BODY_BYTES", "CHARTLEDGER_MAX_JSON_DEPTH"):
+        for value in ("1 MiB", "0", "-5"):
+            with pytest.raises(ConfigError, match=name):
+                Settings.from_env({**home, name: value})
