@@ -279,6 +279,9 @@ def test_an_sms_backup_declaring_an_entity_is_refused_in_any_encoding(
 def test_a_served_api_bounds_headers_bodies_and_nesting_before_anything_else(
     practice: Practice,
 ) -> None:
+    """Over a real ``chartledger serve``, where uvicorn's own parser is in front: one server
+    per store for every case (starting its two workers is most of the time, 5 to 25 s on a
+    busy two-core machine)."""
     env = {
         **os.environ,
         "CHARTLEDGER_POOL_SIZE": "4",  # a shared PostgreSQL has few connections to spare
