@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, limits
 from api.deps import Services
 from api.settings import Settings
 from api.status import FOLLOWER, SIGNER, health_word
@@ -128,5 +128,6 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
         word = health_word(settings.store.home) if settings.background else "off"
         return {"status": "ok", "background": word}
 
-    app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(limits.RequestLimits, limits=settings.limits)
+    limits.document(app, settings.limits)
     return app

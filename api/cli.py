@@ -394,7 +394,7 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
 
     # Keep a connection per concurrent request open (see events.config.pool_size).
     os.environ.setdefault("CHARTLEDGER_POOL_SIZE", "16")
-    Settings.from_env()  # bad settings stop here, once, rather than in every worker
+    settings = Settings.from_env()  # bad settings stop here, once, rather than in every worker
     workers = options.workers if options.workers is not None else default_workers()
     print(
         f"Chartledger API on http://{options.host}:{options.port}/docs "
@@ -412,6 +412,9 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
         # The client's address is the TCP peer's, unless CHARTLEDGER_TRUSTED_PROXIES names the
         # proxy (api/throttle.py): uvicorn must not take X-Forwarded-For from 127.0.0.1 itself.
         proxy_headers=False,
+        # The head's bound where uvicorn offers one (its h11 parser; httptools has none, so
+        # the app counts the header fields itself: api/limits.py). Room for the request line.
+        h11_max_incomplete_event_size=settings.max_header_bytes + 8_192,
     )
     return EXIT_OK
 

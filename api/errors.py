@@ -9,7 +9,6 @@ failures are logged by their type only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
@@ -22,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.importing_schemas import ImportReportOut
 from domain import errors as domain
 from domain.imports.report import ImportRejected
+from domain.json_depth import TooDeeplyNested
 from legal_hold import errors as holds
 from legal_hold import production_errors as productions
 from legal_hold.notices import OutboxError
@@ -61,6 +61,31 @@ class NotFound(ApiError):
     """No record of that kind with that id."""
 
 
+class EdgeRefusal(StarletteHTTPException):
+    """A request refused by the bounds on its size and shape (``api/limits.py``), before or
+    while its handler reads it. An HTTP exception, because FastAPI passes those on as they are
+    from a body read, where it would turn anything else into a vague 400."""
+
+    status = 400
+    slug = "http"
+    title = "HTTP error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(self.status, detail)
+
+
+class BodyTooLarge(EdgeRefusal):
+    status, slug, title = 413, "too-large", "Request body too large"
+
+
+class HeadersTooLarge(EdgeRefusal):  # RFC 6585 §5
+    status, slug, title = 431, "headers-too-large", "Request header fields too large"
+
+
+class NestedTooDeep(EdgeRefusal):
+    status, slug, title = 400, "too-deep", "JSON nested too deeply"
+
+
 # One place: an error class (the nearest in its MRO wins) -> (status, problem type slug, title).
 STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     domain.ChartError: (400, "domain-rule", "Refused by a domain rule"),
@@ -81,6 +106,7 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     domain.DuplicateIdentifier: (409, "duplicate-identifier", "Duplicate identifier"),
     domain.NotPermitted: (403, "not-permitted", "Not permitted"),
     ImportRejected: (422, "import-rejected", "Import rejected: nothing written"),
+    TooDeeplyNested: (400, "too-deep", "JSON nested too deeply"),
     holds.MatterStateError: (409, "matter-state", "Matter state"),
     holds.HoldStateError: (409, "hold-state", "Legal hold state"),
     holds.NoticeStateError: (409, "notice-state", "Legal hold notice state"),
@@ -171,6 +197,8 @@ async def _validation(request: Request, error: Exception) -> JSONResponse:
 
 async def _http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if isinstance(error, EdgeRefusal):
+        return problem(error.status, error.slug, error.title, error.detail)
     slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
         error.status_code, "http"
     )
@@ -191,53 +219,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
-
-
-ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-    Awaitable[None],
-]
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with a 413 problem, before any handler runs."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, receive, send)
-            return
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body, sent = b"".join(chunks), False
-
-        async def replay() -> Any:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
-        detail = f"the body is larger than {self.limit} bytes"
-        response = problem(413, "too-large", "Request body too large", detail)
-        await response(scope, receive, send)

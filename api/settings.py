@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from api.limits import Limits
 from domain.errors import InvalidEntry
+from domain.json_depth import MAX_DEPTH
 from domain.throttle import ThrottlePolicy
 from domain.users import ROLES
 from events.config import ConfigError, StoreConfig
@@ -35,7 +37,12 @@ class Settings:
     # How long a second owner's approval of an owner's recovery may be spent: long enough to
     # hand the code over in person, short enough that a lost note is soon worthless.
     recovery_approval_lifetime: timedelta = timedelta(minutes=15)
+    # Request bounds (api/limits.py): bodies, uploads (documents and imports), header fields,
+    # JSON nesting. An ordinary scanned PDF or a day's lab feed is a few megabytes.
     max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 50 * 1_048_576
+    max_header_bytes: int = 16_384
+    max_json_depth: int = MAX_DEPTH
     background: bool = True  # keep the views caught up and sign the log on a timer
     # Everyone who sees PHI or administers logs in with a TOTP code: every role.
     totp_required_roles: tuple[str, ...] = field(default=ROLES)
@@ -44,6 +51,12 @@ class Settings:
     enrollment_code_lifetime: timedelta = timedelta(hours=24)
     # How long a disposal proposal waits for its second person (legal_hold/disposal_approvals.py).
     disposal_approval_lifetime: timedelta = timedelta(hours=72)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            self.max_body_bytes, self.max_upload_bytes, self.max_header_bytes, self.max_json_depth
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +73,10 @@ class Settings:
             disposal_approval_lifetime=timedelta(hours=approval),
             login_throttle=_throttle(env),
             trusted_proxies=_networks(env, "CHARTLEDGER_TRUSTED_PROXIES"),
+            max_body_bytes=_int(env, "CHARTLEDGER_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_upload_bytes=_int(env, "CHARTLEDGER_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_header_bytes=_int(env, "CHARTLEDGER_MAX_HEADER_BYTES", cls.max_header_bytes),
+            max_json_depth=_int(env, "CHARTLEDGER_MAX_JSON_DEPTH", cls.max_json_depth),
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from api.limits import Limits, RequestLimits
 from api.witness.home import WitnessHome
 from api.witness.protocol import Witness
 from api.witness.state import WitnessState
@@ -25,6 +26,10 @@ def problem(status: int, detail: str) -> JSONResponse:
 
 def create_witness_app(witness: Witness, vkey: str) -> FastAPI:
     app = FastAPI(title="Chartledger witness", docs_url=None, redoc_url=None, openapi_url=None)
+    # Open to the network like the API: its header fields bounded too (uvicorn's httptools
+    # parser takes any size), and a body over the limit refused before it is read.
+    bounds = Limits(max_body_bytes=MAX_REQUEST, max_upload_bytes=MAX_REQUEST)
+    app.add_middleware(RequestLimits, limits=bounds)
 
     @app.post("/add-checkpoint")
     async def add_checkpoint(request: Request) -> Response:

@@ -18,6 +18,7 @@ from typing import Any
 
 from domain.errors import InvalidEntry
 from domain.imports.report import Parsed
+from domain.json_depth import check_depth
 from domain.patients import SEXES
 
 REQUIRED = ("mrn", "family_name", "given_name", "birth_date", "sex")
@@ -41,6 +42,7 @@ class ColumnMap:
     def from_json(cls, data: bytes | str) -> ColumnMap:
         """Read ``{"columns": {...}, "date_format": "%m/%d/%Y", "sex_codes": {...},
         "identifiers": {system: column}}``; ``sex_codes`` and ``identifiers`` are optional."""
+        check_depth(data, what="the column map")  # before json.loads can recurse into it
         try:
             raw = json.loads(data)
         except (ValueError, UnicodeDecodeError):

@@ -13,7 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from xml.parsers import expat
+from xml.sax import SAXParseException
+from xml.sax.handler import ContentHandler
+from xml.sax.xmlreader import AttributesImpl, Locator
+
+from defusedxml import DefusedXmlException
+from defusedxml import sax as defused_sax
 
 from domain.imports.report import Parsed
 
@@ -39,26 +44,20 @@ def parse_sms_export(data: bytes) -> Parsed[SmsItem]:
     """Every ``<sms>`` and ``<mms>`` of the export, accepted or rejected with its reason; named
     ``sms N (line L)`` in file order. A file that is not such an export is one rejection."""
     parsed: Parsed[SmsItem] = Parsed()
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+    reader = _Elements()
+    try:
+        # defusedxml refuses a DOCTYPE (and with it any entity) once expat has decoded the
+        # text, so in every encoding expat reads: UTF-8, UTF-16 either way round, a declared
+        # one. A search of the raw bytes for "<!DOCTYPE" missed UTF-16.
+        defused_sax.parseString(data, reader, forbid_dtd=True)
+    except DefusedXmlException:
         parsed.reject("file", "declares a DOCTYPE or entities, which an export never does")
         return parsed
-    elements: list[tuple[str, int, dict[str, str]]] = []
-    root: list[str] = []
-    parser = expat.ParserCreate()
-
-    def start(name: str, attributes: dict[str, str]) -> None:
-        if not root:
-            root.append(name)
-        elif name in ("sms", "mms"):
-            elements.append((name, parser.CurrentLineNumber, attributes))
-
-    parser.StartElementHandler = start
-    try:
-        parser.Parse(data, True)
-    except expat.ExpatError as e:
-        why = expat.ErrorString(e.code)
-        parsed.reject("file", f"is not well-formed XML (line {e.lineno}: {why})")
+    except SAXParseException as e:
+        why = e.getMessage()
+        parsed.reject("file", f"is not well-formed XML (line {e.getLineNumber()}: {why})")
         return parsed
+    root, elements = reader.root, reader.elements
     if root != ["smses"]:
         parsed.reject("file", "is not an SMS Backup & Restore export (no <smses> root)")
         return parsed
@@ -73,6 +72,26 @@ def parse_sms_export(data: bytes) -> Parsed[SmsItem]:
         else:
             parsed.accept(location, _item(attributes))
     return parsed
+
+
+class _Elements(ContentHandler):
+    """The root's name, and each ``<sms>`` and ``<mms>`` with its line and attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root: list[str] = []
+        self.elements: list[tuple[str, int, dict[str, str]]] = []
+        self._locator: Locator | None = None
+
+    def setDocumentLocator(self, locator: Locator) -> None:
+        self._locator = locator
+
+    def startElement(self, name: str, attrs: AttributesImpl) -> None:
+        if not self.root:
+            self.root.append(name)
+        elif name in ("sms", "mms"):
+            line = self._locator.getLineNumber() if self._locator is not None else 0
+            self.elements.append((name, line, dict(attrs.items())))
 
 
 def _check(attributes: dict[str, str]) -> list[str]:

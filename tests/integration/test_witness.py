@@ -179,6 +179,18 @@ def test_bad_signatures_and_unknown_logs_are_refused(setup: Setup, tmp_path: Pat
     assert setup.post(request(0, [], note))[0] == 200  # the refusals left no state behind
 
 
+def test_oversized_header_fields_and_bodies_are_refused_before_the_witness_reads_them(
+    setup: Setup,
+) -> None:
+    assert setup.client is not None
+    refused = setup.client.get("/", headers={"x-pad": "a" * 1_000_000})
+    assert (refused.status_code, refused.json()["status"]) == (431, 431)
+    note = setup.grow()
+    huge = request(0, [], note) + b"\n" * (64 * 1024)
+    assert setup.post(huge)[0] == 413
+    assert setup.post(request(0, [], note))[0] == 200  # the refusals left no state behind
+
+
 def test_a_rotated_log_is_followed_through_its_dual_signed_checkpoint(setup: Setup) -> None:
     setup.grow()
     setup.push()

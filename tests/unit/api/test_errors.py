@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from api import errors
+from api.limits import Limits, RequestLimits
 from domain import errors as domain
 from projections.reads import PatientNotFound
 
@@ -42,7 +43,7 @@ def make_app(limit: int = 1_000) -> FastAPI:
             "boom": RuntimeError(PHI),
         }[name]
 
-    app.add_middleware(errors.BodyLimit, limit=limit)
+    app.add_middleware(RequestLimits, limits=Limits(max_body_bytes=limit))
     return app
 
 
