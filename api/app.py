@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, security_headers
 from api.deps import Services
 from api.settings import Settings
 from events.config import StoreConfig
@@ -99,4 +99,5 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
+    security_headers.install(app)  # outermost: every response, 413s and 500s too
     return app

@@ -23,6 +23,7 @@ from api.hold_schemas import HoldIn, ScopeIn
 from events.config import StoreConfig
 from tests.e2e.conftest import CHARTLEDGER, ITERATIONS, OWNER_PASSWORD, Practice, code_now, served
 from tests.e2e.test_clinical import ada, glucose, in_care, staffed
+from tests.e2e.test_security_headers import assert_protected
 
 LOOSE_UMASK = 0o022  # the usual default: without care, files 0644 in folders 0755
 
@@ -172,7 +173,9 @@ def test_real_processes_under_umask_022_write_only_private_files(
         patient = clinician.register_patient(ada()).patient_id
         in_care(owner, patient, clinician)
         clinician.record_lab(glucose(patient))
-        assert clinician.chart(patient).entries
+        chart = clinician.request("GET", f"/patients/{patient}/chart", params={"purpose": "TREAT"})
+        assert chart.json()["entries"]
+        assert_protected(chart)  # the response headers from a real uvicorn worker too
         exported = owner.export_ehi(all_patients=True, purpose="HOPERAT")
         matter = risk.open_matter("Roe v. Practice", "CV-2026-18")
         scope = ScopeIn(patients=[patient], custodians=[clinician.me().user_id])
