@@ -26,7 +26,7 @@ from events.encoding import CanonicalTranscoder, LedgerMapper
 from events.group_commit import GroupCommit
 from events.hot import HotAggregates
 from events.keys import SigningKey, new_master_key, read_master_key, write_secret
-from events.private_files import private_dir, touch_private
+from events.private_files import private_dir, tighten, touch_private
 from events.sealing import DataKeys
 from events.store import StaleDataKey
 from events.witnessing import Outward, Sender
@@ -69,8 +69,11 @@ class Ledger(Application):
         self.master_key = read_master_key(config.master_key_path)
         if config.database_url is None:
             # SQLite would create the file 0644 less the umask, and its -wal and -shm with the
-            # file's mode; the views in it hold PHI in clear, so it is made 0600 first.
+            # file's mode; the views in it hold PHI in clear, so it is made 0600 first (and one
+            # an older version made 0644 is set to 0600).
             touch_private(config.sqlite_path)
+            for suffix in ("", "-wal", "-shm"):
+                tighten(config.sqlite_path.with_name(config.sqlite_path.name + suffix))
         super().__init__(env=config.eventsourcing_env())
         self.db = Database(self.factory.datastore)  # type: ignore[attr-defined]
         self.hot = HotAggregates(self.db, self.mapper, HOT_CACHE_SIZE)

@@ -16,6 +16,7 @@ threads at once.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -84,6 +85,17 @@ def touch_private(path: Path) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def tighten(path: Path) -> None:
+    """Take group and other bits off a file of ours made before files were created 0600 (a
+    store from an older version, under umask 022). Missing, or not ours to change (another
+    user's, read-only media): left as it is."""
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            os.chmod(path, FILE_MODE)
+    except OSError:
+        pass
 
 
 def open_private_fd(path: Path, flags: int) -> int:

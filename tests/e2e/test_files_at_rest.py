@@ -21,9 +21,11 @@ from api.cli import main as chartledger
 from api.client import Client
 from api.hold_schemas import HoldIn, ScopeIn
 from events.config import StoreConfig
+from events.ledger import Ledger
 from tests.e2e.conftest import CHARTLEDGER, ITERATIONS, OWNER_PASSWORD, Practice, code_now, served
 from tests.e2e.test_clinical import ada, glucose, in_care, staffed
 from tests.e2e.test_security_headers import assert_protected
+from tests.support import QUIET, init_practice
 
 LOOSE_UMASK = 0o022  # the usual default: without care, files 0644 in folders 0755
 
@@ -217,3 +219,19 @@ def enrolled(url: str, owner: Client, username: str, role: str) -> tuple[Client,
     secret = from_base32(done.totp_secret)
     client.login(username, password, code_now(secret))
     return client, secret
+
+
+def test_a_store_an_older_version_left_0644_is_0600_once_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loose_umask: None
+) -> None:
+    config = StoreConfig(home=tmp_path / "home")
+    init_practice(config, monkeypatch)
+    store = [config.sqlite_path.with_name(config.sqlite_path.name + s) for s in ("", "-wal")]
+    ledger = Ledger(config, **QUIET)
+    try:
+        for path in store:  # as umask 022 left them before files were made 0600
+            os.chmod(path, 0o644)
+        Ledger(config, **QUIET).close()
+        assert [stat.S_IMODE(p.stat().st_mode) for p in store] == [0o600, 0o600]
+    finally:
+        ledger.close()

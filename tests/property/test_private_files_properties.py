@@ -19,6 +19,7 @@ from events.private_files import (
     private_binary,
     private_dir,
     private_text,
+    tighten,
     touch_private,
     write_private,
 )
@@ -103,3 +104,19 @@ def test_a_file_that_was_there_keeps_content_and_mode_when_touched_and_is_0600_w
         assert mode(theirs) == before & 0o666
         write_private(theirs, b"new")  # a file we write over (a token file) is ours: 0600
         assert theirs.read_bytes() == b"new" and mode(theirs) == 0o600
+
+
+@settings(max_examples=25, deadline=None)
+@given(before=st.integers(min_value=0, max_value=0o077).map(lambda rest: 0o600 | rest))
+def test_tighten_takes_off_group_and_other_bits_and_leaves_a_private_file_alone(
+    before: int,
+) -> None:
+    with under(0o022) as base:
+        old = base / "old"
+        old.write_bytes(b"kept")
+        os.chmod(old, before)
+        tighten(old)
+        assert mode(old) == (0o600 if before & 0o077 else before)
+        assert old.read_bytes() == b"kept"
+        tighten(base / "missing")  # nothing there: nothing to do
+        assert not (base / "missing").exists()
