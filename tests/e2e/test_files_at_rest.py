@@ -132,19 +132,22 @@ def test_a_folder_the_user_made_keeps_its_mode_and_what_we_write_in_it_is_0600(
 
 
 def test_real_processes_under_umask_022_write_only_private_files(
-    store_config: StoreConfig, tmp_path: Path, loose_umask: None
+    store_config: StoreConfig,
+    tmp_path: Path,
+    loose_umask: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`chartledger init`, `serve` (two workers) with reads and writes, an export, an
-    outbox notice and a production over HTTP, a remote CLI login's token file, then `backup`
-    and `restore`: each a process of its own, inheriting the umask of 022."""
+    outbox notice and a production over HTTP, then `backup` and `restore`: each a process of
+    its own, inheriting the umask of 022 (about 15 s on an idle machine: five processes start),
+    and a remote CLI login's token file."""
     home = store_config.home
     env = {
         **os.environ,
         "CHARTLEDGER_HOME": str(home),
         "CHARTLEDGER_PBKDF2_ITERATIONS": str(ITERATIONS),
         "CHARTLEDGER_OWNER_PASSWORD": OWNER_PASSWORD,
-        "CHARTLEDGER_TOKEN_FILE": str(tmp_path / "cli" / "token"),
-        "CHARTLEDGER_PASSWORD": "casey-password-1",
     }
     env.pop("CHARTLEDGER_DATABASE_URL", None)
     if store_config.database_url:
@@ -171,7 +174,11 @@ def test_real_processes_under_umask_022_write_only_private_files(
         owner.login("olive", OWNER_PASSWORD, code_now(from_base32(secret.group(1))))
         risk, _ = enrolled(url, owner, "rita", "risk_manager")
         clinician, casey_secret = enrolled(url, owner, "casey", "clinician")
-        run("--server", url, "login", "casey", "--totp", code_now(casey_secret))
+        monkeypatch.setenv("CHARTLEDGER_TOKEN_FILE", str(tmp_path / "cli" / "token"))
+        monkeypatch.setenv("CHARTLEDGER_PASSWORD", "casey-password-1")
+        login = ["--server", url, "login", "casey", "--totp", code_now(casey_secret)]
+        assert chartledger(login) == 0
+        capsys.readouterr()
         patient = clinician.register_patient(ada()).patient_id
         in_care(owner, patient, clinician)
         clinician.record_lab(glucose(patient))
