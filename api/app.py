@@ -12,8 +12,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import errors, security_headers
+from api import errors
 from api.deps import Services
+from api.security_headers import add_security_headers
 from api.settings import Settings
 from events.config import StoreConfig
 from events.ledger import Ledger
@@ -99,5 +100,5 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
-    security_headers.install(app)  # outermost: every response, 413s and 500s too
+    add_security_headers(app)  # outermost: every response, 413s and 500s too
     return app

@@ -14,8 +14,8 @@ The interactive docs (``/docs``, ``/redoc`` and ``/openapi.json``) hold no PHI: 
 frame protection but not the strict CSP, which would stop Swagger UI's scripts, and may be
 cached.
 
-``install`` wraps the whole app, outside Starlette's error middleware, so that the 500 problem
-it answers with carries the headers too.
+``add_security_headers`` wraps the whole app, outside Starlette's error middleware, so that
+the 500 problem it answers with carries the headers too.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def docs_paths(app: FastAPI) -> frozenset[str]:
     return frozenset(p for p in paths if p)
 
 
-def install(app: FastAPI) -> None:
+def add_security_headers(app: FastAPI) -> None:
     """Wrap ``app``'s whole middleware stack (built on its first request) in SecurityHeaders."""
     build = app.build_middleware_stack
 
