@@ -25,7 +25,7 @@ DEMO_OWNER_PASSWORD ?= demo-owner-password
 
 run: install
 	@if [ ! -f "$(CHARTLEDGER_HOME)/practice.json" ]; then \
-		mkdir -p "$(CHARTLEDGER_HOME)" && umask 077 && \
+		umask 077 && mkdir -p "$(CHARTLEDGER_HOME)" && \
 		CHARTLEDGER_OWNER_PASSWORD="$(DEMO_OWNER_PASSWORD)" $(BIN)/chartledger init \
 			--name "Demo Practice" --owner "$(DEMO_OWNER)" --owner-name "Demo Owner" \
 			< /dev/null > "$(CHARTLEDGER_HOME)/demo-owner.txt" || exit 1; fi

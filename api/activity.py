@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
+from events.private_files import open_private_fd
+
 MAGIC = b"CLACT1\0\0"
 SLOTS = 1 << 14  # sessions within reach at once; 384 KiB
 SLOT = 24  # id (16 bytes) and time (8)
@@ -50,7 +52,7 @@ class SessionActivity:
     def __init__(self, path: Path) -> None:
         self._local: dict[str, float] = {}
         self._threads = threading.Lock()  # flock does not tell this process's threads apart
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = open_private_fd(path, os.O_RDWR | os.O_CLOEXEC)
         size = HEADER + SLOTS * SLOT
         with self._claiming():
             if os.fstat(self._fd).st_size < size:

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from api import errors, limits
 from api.deps import Services
+from api.security_headers import add_security_headers
 from api.settings import Settings
 from api.status import FOLLOWER, SIGNER, health_word
 from events.background import Heartbeat, keep_running
@@ -130,4 +131,5 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
 
     app.add_middleware(limits.RequestLimits, limits=settings.limits)
     limits.document(app, settings.limits)
+    add_security_headers(app)  # outermost: every response, 413s, 431s and 500s too
     return app

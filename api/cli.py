@@ -52,6 +52,7 @@ from events.ledger import (
     record_genesis_key,
     remove_practice_files,
 )
+from events.private_files import private_text
 from events.rotation import rotate_signing_key
 from events.verification import verify_configured_store
 from events.witnessing import WitnessingError
@@ -325,11 +326,8 @@ def token_file() -> Path:
 
 def _save_token(server: str, token: str) -> Path:
     path = token_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
+    with private_text(path, exclusive=False) as f:  # an old token file is set to 0600 too
         json.dump({"server": server, "token": token}, f)
-    os.chmod(path, 0o600)
     return path
 
 

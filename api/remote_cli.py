@@ -20,6 +20,7 @@ from api.auth import MAX_PASSWORD
 from api.client import Client
 from api.hold_schemas import PolicyIn
 from api.schemas import MAX_CODE, LabIn
+from events.private_files import write_private
 from legal_hold.production_cli import withheld_item
 
 EXIT_OK = 0
@@ -430,8 +431,7 @@ def add_production_commands(commands: Any, client_for: ClientFor) -> None:
             bundle = client.download_production(produced["production_id"])
         if hashlib.sha256(bundle).hexdigest() != produced["sha256"]:
             raise ValueError("the downloaded bundle is not the one the server recorded")
-        with open(out, "xb") as f:
-            f.write(bundle)
+        write_private(out, bundle, exclusive=True)
         print(
             f"Produced {out}: {produced['events']} events, checkpoint size "
             f"{produced['checkpoint_size']}, SHA-256 {produced['sha256']} "

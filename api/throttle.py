@@ -25,7 +25,6 @@ addresses are throttled by their /64, which one host usually holds whole.
 from __future__ import annotations
 
 import ipaddress
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -46,6 +45,7 @@ from domain.throttle import (
     after_failure,
     retry_after,
 )
+from events.private_files import touch_private
 
 KNOWN_ADDRESSES = 32  # addresses kept per account that it logged in from, the latest first
 UNKNOWN_CLIENT = "unknown"
@@ -151,7 +151,7 @@ class LoginThrottle:
                 self._db = None
 
     def _open(self) -> sqlite3.Connection:
-        os.close(os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        touch_private(self._path)  # 0600 before SQLite opens it: its -wal/-shm take its mode
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 import msgpack
 
+from events.private_files import private_binary
 from verify.canonical import pack_ordered
 
 FORMAT = "chartledger-backup"
@@ -144,9 +145,7 @@ class RecordWriter:
     def __init__(self, folder: Path, name: str) -> None:
         self.name = name
         path = folder / name
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._file: BinaryIO = os.fdopen(fd, "wb", buffering=READ_BLOCK)
+        self._file: BinaryIO = private_binary(path, buffering=READ_BLOCK)
         self._hash = hashlib.sha256()
         self.bytes = 0
         self.records = 0

@@ -41,6 +41,7 @@ from events.config import StoreConfig, parse_database_url
 from events.db import Cursor
 from events.keys import read_master_key, write_secret
 from events.ledger import Ledger
+from events.private_files import private_dir
 from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
 from verify.records import parse_leaf
 from verify.store import check_store
@@ -170,7 +171,7 @@ def _master_key(config: StoreConfig, given: Path | None) -> bytes:
 def _write_home(
     config: StoreConfig, checked: CheckedBackup, master_key: bytes, created: list[Path]
 ) -> None:
-    config.home.mkdir(parents=True, exist_ok=True)
+    private_dir(config.home)
     if not config.master_key_path.exists():
         write_secret(config.master_key_path, master_key)
         created.append(config.master_key_path)

@@ -42,6 +42,7 @@ from events.backup_log import LogRoots
 from events.backup_record import record_backup
 from events.keys import write_secret
 from events.ledger import Ledger
+from events.private_files import private_dir
 from events.verification import store_location
 from verify.canonical import format_timestamp, pack_ordered
 from verify.errors import VerificationError
@@ -83,7 +84,7 @@ def take_backup(
 def _claim_folder(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BackupError(f"{out} is not an empty folder: a backup goes into a new one")
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(out)  # a new one 0700; an empty folder the user made is theirs
 
 
 def _empty_folder(out: Path) -> None:

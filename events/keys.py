@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from events.private_files import write_private
 from verify.canonical import encode
 from verify.signing import key_id, note_key_hash
 
@@ -33,10 +34,7 @@ class KeyError_(ValueError):
 
 def write_secret(path: Path, data: bytes) -> None:
     """Create ``path`` with mode 0600 from the start (never world-readable, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    write_private(path, data, exclusive=True)
 
 
 def new_master_key() -> bytes:

@@ -26,6 +26,7 @@ from events.encoding import CanonicalTranscoder, LedgerMapper
 from events.group_commit import GroupCommit
 from events.hot import HotAggregates
 from events.keys import SigningKey, new_master_key, read_master_key, write_secret
+from events.private_files import private_dir, tighten, touch_private
 from events.sealing import DataKeys
 from events.store import StaleDataKey
 from events.witnessing import Outward, Sender
@@ -66,6 +67,13 @@ class Ledger(Application):
         self.origin: str = self.practice["origin"]
         _check_store_kind(config, self.practice)
         self.master_key = read_master_key(config.master_key_path)
+        if config.database_url is None:
+            # SQLite would create the file 0644 less the umask, and its -wal and -shm with the
+            # file's mode; the views in it hold PHI in clear, so it is made 0600 first (and one
+            # an older version made 0644 is set to 0600).
+            touch_private(config.sqlite_path)
+            for suffix in ("", "-wal", "-shm"):
+                tighten(config.sqlite_path.with_name(config.sqlite_path.name + suffix))
         super().__init__(env=config.eventsourcing_env())
         self.db = Database(self.factory.datastore)  # type: ignore[attr-defined]
         self.hot = HotAggregates(self.db, self.mapper, HOT_CACHE_SIZE)
@@ -226,7 +234,7 @@ def create_practice_files(
             f"a ledger already exists at {config.sqlite_path} without its practice files: "
             "restore the keys folder and practice.json from backup"
         )
-    config.home.mkdir(parents=True, exist_ok=True)
+    private_dir(config.home)
     practice_id = str(uuid.uuid4())
     practice = {
         "practice_id": practice_id,

@@ -25,6 +25,7 @@ import httpx
 
 from events.db import Database
 from events.log import iter_leaves
+from events.private_files import write_private
 from events.timestamps import TimestampError, load_certificates, request_timestamp
 from verify.checkpoint import UnverifiedCheckpoint, parse_note
 from verify.cosignature import Vkey, parse_vkey, split_signed_note, verify_cosignature
@@ -91,7 +92,7 @@ def add_witness(home: Path, url: str, vkey_text: str) -> Vkey:
     raw.setdefault("witnesses", [])
     raw["witnesses"] = [w for w in raw["witnesses"] if w["url"].rstrip("/") != url.rstrip("/")]
     raw["witnesses"].append({"url": url, "vkey": vkey_text.strip()})
-    path.write_text(json.dumps(raw, indent=2) + "\n")
+    write_private(path, (json.dumps(raw, indent=2) + "\n").encode())
     return vkey
 
 
@@ -100,7 +101,7 @@ def set_tsa(home: Path, url: str, roots: str) -> None:
     path = home / CONFIG_FILE
     raw = json.loads(path.read_text()) if path.exists() else {}
     raw["tsa"] = {"url": url, "roots": roots}
-    path.write_text(json.dumps(raw, indent=2) + "\n")
+    write_private(path, (json.dumps(raw, indent=2) + "\n").encode())
 
 
 def latest_note(db: Database) -> bytes | None:

@@ -25,11 +25,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.sqlite import SQLiteConnection
 
 from events.per_store import PerDatastore
+from events.private_files import open_private_fd
 
 WAIT_AT_MOST = 5.0
 _FIRST_NAP, _LONGEST_NAP = 0.0001, 0.001
@@ -87,7 +89,7 @@ class WriterLock:
             return False
         try:
             if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._fd = open_private_fd(Path(self._path), os.O_RDWR | os.O_CLOEXEC)
             give_up, nap = time.monotonic() + WAIT_AT_MOST, _FIRST_NAP
             while True:
                 try:

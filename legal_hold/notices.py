@@ -29,6 +29,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from events.private_files import private_dir, write_private
 from legal_hold.custodians import Due, due
 from legal_hold.errors import HoldError
 from legal_hold.holds import Hold, all_holds, get_matter
@@ -72,13 +73,13 @@ class FileOutbox:
         self.sender = sender
 
     def send(self, notice: Notice, *, at: datetime) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.folder)
         d = notice.about
         stamp = at.strftime("%Y%m%dT%H%M%S%z")
         name = f"{stamp}-{d.hold_id}-{d.custodian_id}-{d.kind}-v{d.version}-{notice.to}.eml"
         path = self.folder / name
         message = _message(notice, self.sender, f"user:{notice.to}", at)
-        path.write_bytes(bytes(message))
+        write_private(path, bytes(message))
         return str(path)
 
 

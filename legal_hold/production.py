@@ -26,6 +26,7 @@ from domain.base import user_subject
 from events.context import acting
 from events.ledger import Ledger
 from events.log import tree_size
+from events.private_files import touch_private
 from legal_hold.holds import Hold, Scope, all_holds, get_matter
 from legal_hold.production_errors import InvalidProduction, NothingToProduce
 from legal_hold.production_gather import (
@@ -296,7 +297,9 @@ def _write_bundle(
         key = key_for_size(ledger.key_history(), found.checkpoint.size)
         signing_key = ledger.signing_key(key.key_id)
         signature = encode({"key_id": key.key_id, "signature": signing_key.sign(manifest)})
-        partial = Path(tmp) / "bundle.zip"
+        # zipfile would create it 0644 less the umask; the bundle carries PHI, so it is made
+        # 0600 first, and keeps that mode when renamed into place.
+        partial = touch_private(Path(tmp) / "bundle.zip")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             archive.writestr(_info(bf.MANIFEST), manifest)
             archive.writestr(_info(bf.SIGNATURE), signature)

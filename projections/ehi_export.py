@@ -24,6 +24,7 @@ from uuid import UUID, uuid4
 from domain.credentials import SECRET_EVENT_TYPES
 from events.db import Database
 from events.ledger import Ledger
+from events.private_files import private_dir, private_text, touch_private, write_private
 from events.sealing import unseal
 from projections.ehi_export_fold import Encoded, Fold, Resource
 from projections.ehi_export_native import (
@@ -115,14 +116,14 @@ def export(
 
     context = Context(ledger.practice["practice_id"], ledger.origin, transaction_time)
     staging = out.parent / f".{out.name}.partial-{request.export_id.hex}"
-    staging.mkdir(parents=True)
+    private_dir(staging, exist_ok=False)
     try:
         with _without_cycle_collection():
             files = _write(ledger, staging, context, subject, size, positions, progress)
         manifest = _manifest(request, context, scope, size, files)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_private(staging / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         if DOC_SOURCE.exists():
-            shutil.copyfile(DOC_SOURCE, staging / "EHI_EXPORT.md")
+            shutil.copyfile(DOC_SOURCE, touch_private(staging / "EHI_EXPORT.md"))
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -154,7 +155,7 @@ def _write(
     progress: Progress | None,
 ) -> dict[str, Any]:
     native_folder = folder / "native"
-    native_folder.mkdir()
+    private_dir(native_folder, exist_ok=False)
     ndjson = NdjsonFiles(folder)
     native = NativeFile(native_folder, RECORDS)
     fold = Fold(context, (lambda s: True) if subject is None else (lambda s: s == subject))
@@ -208,7 +209,8 @@ class NdjsonFiles:
                 kind, line = resource["resourceType"], dumps(resource)
             out = self.files.get(kind)
             if out is None:
-                out = (self.folder / f"{kind}.ndjson").open("x", encoding="ascii", newline="\n")
+                path = self.folder / f"{kind}.ndjson"
+                out = private_text(path, encoding="ascii", newline="\n")
                 self.files[kind] = out
                 self.counts[kind] = 0
             out.write(line + "\n")

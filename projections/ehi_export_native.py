@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from events.db import Cursor
 from events.log import completeness_proof
+from events.private_files import private_binary
 from verify.canonical import encode, pack_ordered
 
 RECORDS = "records.msgpack"
@@ -27,7 +28,7 @@ class NativeFile:
         self.name = name
         self.count = 0
         self._hash = hashlib.sha256()
-        self._file: IO[bytes] = (folder / name).open("xb")
+        self._file: IO[bytes] = private_binary(folder / name)
 
     def add(self, packed: bytes) -> None:
         self._file.write(packed)

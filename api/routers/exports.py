@@ -17,6 +17,7 @@ from api.deps import LedgerDep
 from api.roles import require_role
 from api.routing import Router
 from api.schemas import Purpose
+from events.private_files import private_dir
 from projections.ehi_export import ExportRequest, export, exports_home, finished_file
 from projections.reads import Reader, record_access
 
@@ -53,7 +54,7 @@ def create_export(
     reader = Reader(principal.user_id, body.purpose, str(principal.session_id))
     export_id = uuid4()
     home = exports_home(ledger)
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     wanted = ExportRequest(reader, body.patient_id, str(request.url), True, export_id)
     return export(ledger, wanted, home / str(export_id))
 

@@ -20,6 +20,7 @@ from api.routers.holds import RiskManager
 from api.routing import Router
 from domain.access import Access
 from events.ledger import Ledger
+from events.private_files import private_dir
 from legal_hold.production import produce
 
 router = Router(tags=["productions"])
@@ -67,7 +68,7 @@ def create_production(
     """Produce the matter: every event of its patients and custodians, payloads in scope only."""
     production_id = uuid4()
     home = productions_home(ledger)
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     at = now()
     produced = produce(
         ledger,

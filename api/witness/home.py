@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from events.keys import SigningKey
+from events.private_files import write_private
 from verify.cosignature import (
     COSIGNATURE_TYPE,
     NOTE_ED25519_TYPE,
@@ -108,7 +109,6 @@ class WitnessHome:
         return vkey
 
     def _write(self, config: dict[str, object]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = self.config_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(config, indent=2) + "\n")
+        write_private(temporary, (json.dumps(config, indent=2) + "\n").encode())
         temporary.replace(self.config_path)

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
+from events.private_files import touch_private
+
 T = TypeVar("T")
 
 
@@ -34,6 +36,7 @@ class Advance(NamedTuple):
 class WitnessState:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
+        touch_private(path)  # sqlite3 would make it 0644 less the umask; -wal/-shm follow it
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(

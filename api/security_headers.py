@@ -1,0 +1,88 @@
+"""Response headers that keep PHI out of caches, sniffers, frames and referrers (issue 17).
+
+Every API response carries ``Cache-Control: no-store`` (charts, exports and bundles must not be
+kept by a browser, a proxy or a shared machine's disk cache), no validators (``ETag`` and
+``Last-Modified``, which ``FileResponse`` adds to export and production downloads, would invite
+a cache to keep and revalidate them, and an ETag made from a file's time and size says when
+it was written), ``X-Content-Type-Options: nosniff`` (an uploaded document or an export file is
+never run as HTML or script), frame protection (``X-Frame-Options: DENY`` for old browsers,
+``Content-Security-Policy: frame-ancestors 'none'`` for the rest) and ``Referrer-Policy:
+no-referrer`` (URLs name patients and exports). API responses are data, never pages, so their
+CSP also allows nothing to load (``default-src 'none'``).
+
+The interactive docs (``/docs``, ``/redoc`` and ``/openapi.json``) hold no PHI: they keep
+frame protection but not the strict CSP, which would stop Swagger UI's scripts, and may be
+cached.
+
+``add_security_headers`` wraps the whole app, outside Starlette's error middleware, so that
+the 500 problem it answers with carries the headers too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Send], Awaitable[None]]
+
+EVERYWHERE = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+API = {
+    **EVERYWHERE,
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+DOCS = {**EVERYWHERE, "Content-Security-Policy": "frame-ancestors 'none'"}
+VALIDATORS = ("etag", "last-modified")
+
+
+class SecurityHeaders:
+    """ASGI middleware: sets the headers above on every HTTP response's start message."""
+
+    def __init__(self, app: ASGIApp, docs_paths: frozenset[str]) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        wanted = DOCS if scope["path"] in self.docs_paths else API
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name in VALIDATORS:
+                    del headers[name]
+                for name, value in wanted.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def docs_paths(app: FastAPI) -> frozenset[str]:
+    """Where this app serves its OpenAPI document and the pages that show it."""
+    paths = {app.openapi_url, app.docs_url, app.redoc_url}
+    if app.docs_url and app.swagger_ui_oauth2_redirect_url:
+        paths.add(app.swagger_ui_oauth2_redirect_url)
+    return frozenset(p for p in paths if p)
+
+
+def add_security_headers(app: FastAPI) -> None:
+    """Wrap ``app``'s whole middleware stack (built on its first request) in SecurityHeaders."""
+    build = app.build_middleware_stack
+
+    def build_with_headers() -> ASGIApp:
+        return SecurityHeaders(build(), docs_paths(app))
+
+    app.build_middleware_stack = build_with_headers  # type: ignore[method-assign]
