@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.deps import Services
+from api.idempotency.middleware import IdempotencyKeys
 from api.settings import Settings
 from events.config import StoreConfig
 from events.ledger import Ledger
@@ -98,5 +99,8 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    # Inside the body limit: the key's digest reads a body already bounded.
+    lifetime = settings.idempotency_key_lifetime
+    app.add_middleware(IdempotencyKeys, answers=lambda: services.answers, lifetime=lifetime)
     app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.activity import SessionActivity
 from api.auth import Principal, authenticate
 from api.errors import Unauthenticated
+from api.idempotency.answers import Answers
 from api.settings import Settings
 from api.throttle import LoginThrottle
 from events.ledger import Ledger
@@ -65,13 +66,15 @@ class Services:
     runner: SerialRunner
     last_seen: SessionActivity  # session id -> when last used, shared by the server processes
     throttle: LoginThrottle  # failed logins by account and address, shared likewise
+    answers: Answers  # first answers to keyed requests (api/idempotency/)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         ledger = Ledger(settings.store)
         activity = SessionActivity(settings.store.home / "session-activity")
         throttle = LoginThrottle(settings.store.home / "login-throttle", settings.login_throttle)
-        return cls(settings, ledger, SerialRunner(ledger), activity, throttle)
+        answers = Answers(ledger.db, ledger.master_key)
+        return cls(settings, ledger, SerialRunner(ledger), activity, throttle, answers)
 
 
 async def get_services(request: Request) -> Services:

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Principal
 from api.deps import Caller, CallerDep, bearer, current_user
 from api.errors import ApiError, Forbidden, Unauthenticated
+from api.idempotency.middleware import begin
 from api.roles import allowed
 
 CALLER = "caller_"  # the parameter the wrapped route takes the unchecked caller by
@@ -56,7 +57,9 @@ def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         caller = arguments.pop(CALLER)
 
         def checked_then_run() -> Any:
-            arguments[name] = checked(caller)
+            arguments[name] = principal = checked(caller)
+            # A keyed write answered before is answered again here, not run twice.
+            begin(caller.services.answers, str(principal.user_id))
             return endpoint(**arguments)
 
         return await run_in_threadpool(checked_then_run)

@@ -19,6 +19,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import Mapper, Recording
 
+from events import idempotency
 from events.checkpoints import Checkpointer
 from events.config import StoreConfig
 from events.db import Cursor, Database
@@ -105,6 +106,8 @@ class Ledger(Application):
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Append; a checkpoint that has fallen due is signed in the same transaction."""
         inner: Callable[[Cursor, list[int]], None] | None = kwargs.pop("after_append", None)
+        # A keyed request's first append carries its idempotency key (events/idempotency.py).
+        inner, claim = idempotency.with_claim(inner)
         signed: list[int] = []
         with self.checkpoint_when_due(signed):
             # Application.save (eventsourcing 9.5.6, pinned), with the events collected by
@@ -114,6 +117,8 @@ class Ledger(Application):
                 *objs, after_append=self.checkpoint_hook(signed, inner), **kwargs
             )
             recordings = self._record(processing_event)
+            if claim is not None and recordings:
+                claim.claimed = True  # committed, its row with it
             self._take_snapshots(processing_event)
             self._notify(recordings)
             self.notify(processing_event.events)  # type: ignore[no-untyped-call]
