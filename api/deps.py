@@ -13,6 +13,7 @@ from api.activity import SessionActivity
 from api.auth import Principal, authenticate
 from api.errors import Unauthenticated
 from api.idempotency.answers import Answers
+from api.idempotency.middleware import begin
 from api.settings import Settings
 from api.throttle import LoginThrottle
 from events.ledger import Ledger
@@ -132,7 +133,10 @@ CallerDep = Annotated[Caller, Depends(caller)]
 
 def current_user(services: ServicesDep, credentials: Credentials) -> Principal:
     """The caller, checked against the ledger on every request (so revocation is immediate)."""
-    return Caller(services, credentials).principal()
+    principal = Caller(services, credentials).principal()
+    # A keyed write answered before is answered again here, not run twice (api/idempotency/).
+    begin(services.answers, str(principal.user_id))
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

@@ -20,8 +20,9 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Header
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import (
@@ -79,6 +80,28 @@ def verdict(claim: Claim, row: Row) -> ApiError:
         f"this request was kept (its first event is at log position {row.position}), but its "
         "answer was not recorded: read the record back rather than sending it again"
     )
+
+
+async def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="One key per logical write (a UUID, say), the same on every retry of it, "
+            'as an RFC 8941 string ("8e03978e-40d5-43e8-bc93-6894a57f9324") or bare. A repeat '
+            "with the same request gets the first answer again (header Idempotent-Replayed: "
+            "true) and writes nothing; the same key with another request: 422; while the first "
+            "is still running: 409 with Retry-After; a malformed key: 400. Keys are the caller's "
+            "own and kept 24 hours (docs/IDEMPOTENCY.md).",
+            examples=['"8e03978e-40d5-43e8-bc93-6894a57f9324"'],
+        ),
+    ] = None,
+) -> None:
+    """Documents the header in the OpenAPI document; ``IdempotencyKeys`` reads and checks it
+    before any route runs (async: no worker thread for a dependency that does nothing)."""
+
+
+IDEMPOTENCY_KEY = Depends(idempotency_key)
 
 
 class IdempotencyKeys:

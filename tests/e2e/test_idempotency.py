@@ -136,6 +136,27 @@ def test_a_key_is_its_callers_own(
     assert callers == sorted([practice.owner_id, str(clinician.me().user_id)])
 
 
+def test_a_route_that_checks_its_caller_through_a_dependency_honours_the_key_too(
+    practice: Practice,
+) -> None:
+    """``POST /matters`` takes its risk manager through ``current_user`` as a dependency, not
+    through api/routing.py's caller check."""
+    owner = practice.owner()
+    risk = add_member(practice, owner, "rita", "Rita", "risk_manager").client()
+    body = {"name": "Doe v. Clinic", "number": "CV-1"}
+    matters = "SELECT COUNT(*) FROM stored_events WHERE topic LIKE 'legal_hold.%'"
+    before = ledger_of(practice).db.query(matters)[0][0]
+    first = send(risk, body, '"matter"', path="/matters")
+    assert first.status_code == 201, first.text
+    written = ledger_of(practice).db.query(matters)[0][0]
+    assert written > before
+    again = send(risk, body, '"matter"', path="/matters")
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert send(risk, {**body, "number": "CV-2"}, '"matter"', path="/matters").status_code == 422
+    assert ledger_of(practice).db.query(matters)[0][0] == written
+
+
 def test_a_refusal_frees_the_key_for_a_retry_that_may_succeed(
     practice: Practice, owner_and_patient: tuple[Client, UUID]
 ) -> None:
