@@ -97,3 +97,16 @@ def with_claim(inner: AfterAppend | None) -> tuple[AfterAppend | None, Claim | N
         )  # fmt: skip
 
     return after_append, claim
+
+
+def kept(cursor: Cursor, claim: Claim) -> bool:
+    """Whether the claim's own row (its token) is in the store: the append that carried it
+    committed, whatever the answer to its COMMIT said. For resolving an append whose outcome
+    is unknown (the connection dropped during COMMIT) by looking for what it wrote."""
+    if claim.caller is None:
+        return False
+    cursor.execute(
+        f"SELECT token FROM {TABLE} WHERE caller = ? AND key = ?", (claim.caller, claim.key)
+    )
+    row = cursor.fetchone()
+    return row is not None and row[0] == claim.token

@@ -221,6 +221,40 @@ def test_a_key_still_in_flight_is_409_and_one_whose_answer_was_lost_says_it_was_
     assert labs_in_log(practice) == before
 
 
+def test_the_same_keyed_request_sent_at_once_is_written_once(
+    practice: Practice, owner_and_patient: tuple[Client, UUID]
+) -> None:
+    """Four copies at the same moment: one writes; each other gets its answer, or 409 while
+    it is still being written (never a second lab, never a 'conflicting change')."""
+    owner, patient_id = owner_and_patient
+    before = labs_in_log(practice)
+    start = threading.Barrier(4)
+    answers: list[httpx.Response] = []
+
+    def one() -> None:
+        client = Client(http=practice.http_client(), token=owner.token)
+        start.wait()
+        answers.append(send(client, lab_body(patient_id), '"at-once"'))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == 4
+    replayed = [a for a in answers if "idempotent-replayed" in a.headers]
+    written = [a for a in answers if a.status_code == 201 and a not in replayed]
+    assert len(written) == 1, [(a.status_code, a.text) for a in answers]
+    for answer in answers:
+        if answer.status_code == 201:
+            assert answer.json() == written[0].json()
+        else:
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["type"] == PROBLEM + "idempotency-key-in-flight"
+    assert labs_in_log(practice) == before + 1
+    print("at once:", sorted((a.status_code, a in replayed) for a in answers))
+
+
 @pytest.mark.parametrize("value", ["", '""', '"a', '"a"b', "a b", '"\\n"', '"' + "k" * 256 + '"'])
 def test_a_malformed_key_is_400_and_writes_nothing(
     practice: Practice, owner_and_patient: tuple[Client, UUID], value: str
