@@ -29,7 +29,7 @@ class Retry:
     attempts: int = 6
     first: float = 0.5
     longest: float = 8.0
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    sleep: Callable[[float], None] | None = field(default=None, repr=False)  # time.sleep
 
     def send(
         self,
@@ -39,7 +39,7 @@ class Retry:
         headers: dict[str, str],
         kwargs: dict[str, Any],
     ) -> httpx.Response:
-        wait = self.first
+        wait, sleep = self.first, self.sleep or time.sleep
         for attempt in range(1, self.attempts + 1):
             last = attempt == self.attempts
             try:
@@ -53,11 +53,11 @@ class Retry:
                         f"no answer to {method} {path} after {attempt} tries ({reason}); "
                         "the server may have kept it: check before sending it again"
                     ) from e
-                self.sleep(wait)
+                sleep(wait)
             else:
                 if last or not _worth_retrying(response):
                     return response
-                self.sleep(min(_retry_after(response, wait), self.longest))
+                sleep(min(_retry_after(response, wait), self.longest))
             wait = min(wait * 2, self.longest)
         raise AssertionError("unreachable")  # the last attempt returns or raises
 

@@ -5,27 +5,35 @@ client's retry after a dropped answer lands the write once."""
 
 from __future__ import annotations
 
-import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.cli import main as chartledger
 from api.client import Client
 from api.client_retry import Retry
 from api.schemas import LabIn
 from events.idempotency import TABLE
 from events.ledger import Ledger
-from tests.e2e.conftest import Practice, add_member, served
+from tests.e2e.conftest import (
+    OWNER_PASSWORD,
+    Practice,
+    add_member,
+    owner_logs_in_remotely,
+)
 from tests.e2e.test_clinical import ada, glucose, in_care
 
 PROBLEM = "urn:chartledger:problem:"
@@ -331,8 +339,30 @@ def _http_message(conn: socket.socket) -> bytes:
 
 @pytest.fixture
 def server(practice: Practice) -> Iterator[str]:
-    with served(dict(os.environ)) as url:  # the practice fixture set the store's environment
-        yield url
+    """The practice's app behind uvicorn on a real socket, in this process (a subprocess
+    server takes 10-15 s to start on a busy machine; the retries are the client's, not the
+    server's). Its lifespan is the practice fixture's, so it is not run again."""
+    config = uvicorn.Config(
+        practice.http.app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="off",
+        log_config=None,  # no handlers on a test's captured (and later closed) stderr
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_a_write_whose_answer_was_lost_lands_once_when_the_client_retries(
@@ -377,3 +407,37 @@ def test_the_client_sends_a_fresh_key_per_write(
     assert len(ids) == 2 and labs_in_log(practice) == before + 2
     keys = {row[1] for row in key_rows(practice)}
     assert len(keys) >= 3 and all(UUID(k) for k in keys)  # the patient's and both labs'
+
+
+def test_the_cli_retries_a_lost_answer_and_records_the_lab_once(
+    practice: Practice,
+    owner_and_patient: tuple[Client, UUID],
+    server: str,
+    token_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, patient_id = owner_and_patient
+    monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
+    proxy = DroppingProxy(server, drop=0)
+    owner_logs_in_remotely(practice, proxy.url, capsys)  # the token is kept for this URL
+    proxy.drop = 1
+    lab = ["labs", "record", str(patient_id), "--loinc", "2345-7", "--test", "Glucose"]
+    lab += ["--value", "5.2", "--unit", "mg/dL", "--lab", "ACME"]
+    try:
+        before = labs_in_log(practice)
+        assert chartledger(["--server", proxy.url, *lab]) == 0
+        assert re.fullmatch(r"lab [0-9a-f-]{36} recorded: 5.2 mg/dL\n", capsys.readouterr().out)
+        assert proxy.dropped == 1 and labs_in_log(practice) == before + 1
+        # Never an answer: one line, exit 1, saying it may have been kept (it was, once).
+        proxy.drop = 100
+        waits: list[float] = []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("api.client_retry.time.sleep", waits.append)
+            assert chartledger(["--server", proxy.url, *lab]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "after 6 tries" in err[0] and "may have kept it" in err[0], err
+        assert waits == [0.5, 1.0, 2.0, 4.0, 8.0]
+        assert labs_in_log(practice) == before + 2
+    finally:
+        proxy.close()
