@@ -101,6 +101,6 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
 
     # Inside the body limit: the key's digest reads a body already bounded.
     lifetime = settings.idempotency_key_lifetime
-    app.add_middleware(IdempotencyKeys, answers=lambda: services.answers, lifetime=lifetime)
+    app.add_middleware(IdempotencyKeys, answers=services.answers, lifetime=lifetime)
     app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
     return app

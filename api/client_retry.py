@@ -74,11 +74,19 @@ def _worth_retrying(response: httpx.Response) -> bool:
 
 
 def _retry_after(response: httpx.Response, otherwise: float) -> float:
-    """RFC 9110 §10.2.3: seconds, or an HTTP-date."""
-    value = response.headers.get("Retry-After", "").strip()
-    if value.isdigit():
+    return retry_after(response.headers.get("Retry-After", ""), otherwise, time.time())
+
+
+def retry_after(value: str, otherwise: float, now: float) -> float:
+    """Seconds to wait by a ``Retry-After`` value (RFC 9110 §10.2.3: delay-seconds, or an
+    HTTP-date), or ``otherwise`` if it is neither."""
+    value = value.strip()
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return otherwise
+    if when.tzinfo is None:  # "-0000" in an HTTP-date's place: not a date a server sends
+        return otherwise
+    return max(0.0, when.timestamp() - now)

@@ -18,7 +18,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -107,7 +106,7 @@ IDEMPOTENCY_KEY = Depends(idempotency_key)
 class IdempotencyKeys:
     """ASGI middleware: see the module's docstring. ``lifetime``: how long a key is kept."""
 
-    def __init__(self, app: Any, answers: Callable[[], Answers], lifetime: timedelta) -> None:
+    def __init__(self, app: Any, answers: Answers, lifetime: timedelta) -> None:
         self.app = app
         self.answers = answers
         self.lifetime = lifetime
@@ -156,7 +155,7 @@ class IdempotencyKeys:
 
         await self.app(scope, receive, hold)
         status, headers, body = start["status"], list(start.get("headers", [])), b"".join(chunks)
-        answers = self.answers()
+        answers = self.answers
         if not claim.claimed and claim.caller is not None and _conflict(status, body):
             # Another request under this key appended first (the key's row refused ours).
             row = await run_in_threadpool(answers.find, claim.caller, claim.key, claim.created)

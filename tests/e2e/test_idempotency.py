@@ -283,11 +283,12 @@ class DroppingProxy:
     request on and reads the server's whole answer, then closes the client's connection
     without sending it: the write is done, the client never hears so."""
 
-    def __init__(self, upstream: str, drop: int) -> None:
+    def __init__(self, upstream: str, drop: int, busy: list[str] | None = None) -> None:
         host, port = upstream.removeprefix("http://").split(":")
         self.upstream = (host, int(port))
         self.drop = drop
         self.dropped = 0
+        self.busy = busy or []  # first answer these Retry-After values with 503, passing nothing on
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
@@ -304,6 +305,17 @@ class DroppingProxy:
         with conn, socket.create_connection(self.upstream) as up:
             request = _http_message(conn)
             if not request:
+                return
+            if self.busy:
+                problem = b'{"type":"about:blank","title":"Unavailable","status":503}'
+                conn.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: "
+                    + self.busy.pop(0).encode()
+                    + b"\r\nContent-Type: application/problem+json\r\nContent-Length: "
+                    + str(len(problem)).encode()
+                    + b"\r\nConnection: close\r\n\r\n"
+                    + problem
+                )
                 return
             # One exchange per connection, so the proxy knows where each answer ends.
             up.sendall(request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
@@ -377,6 +389,24 @@ def test_a_write_whose_answer_was_lost_lands_once_when_the_client_retries(
         assert proxy.dropped == 2  # two answers lost, the third retry heard
         assert labs_in_log(practice) == before + 1
         assert ledger_of(practice).repository.get(lab.lab_id).id == lab.lab_id
+    finally:
+        proxy.close()
+
+
+def test_a_503_is_retried_after_its_retry_after_with_the_same_key(
+    practice: Practice, owner_and_patient: tuple[Client, UUID], server: str
+) -> None:
+    owner, patient_id = owner_and_patient
+    proxy = DroppingProxy(server, drop=1, busy=["2", "120"])
+    waits: list[float] = []
+    try:
+        client = Client(proxy.url, token=owner.token, retry=Retry(sleep=waits.append))
+        before = labs_in_log(practice)
+        client.record_lab(LabIn.model_validate(lab_body(patient_id)))
+        # 503 "wait 2 s", 503 "wait 120 s" (capped at 8), then the write with its answer
+        # dropped, then its replay.
+        assert waits == [2.0, 8.0, 2.0] and proxy.dropped == 1
+        assert labs_in_log(practice) == before + 1
     finally:
         proxy.close()
 

@@ -1,13 +1,18 @@
 """The Idempotency-Key header's parsing and the request digest (api/idempotency/header.py):
 every key a client can send comes back as itself, in the quoted and (where it has one) the bare
-form; anything else is refused; equal requests digest equally and any change does not."""
+form; anything else is refused; equal requests digest equally and any change does not; and the
+client waits as a Retry-After says (api/client_retry.py)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.client_retry import retry_after
 from api.idempotency.header import (
     MAX_KEY_LENGTH,
     InvalidKey,
@@ -16,6 +21,7 @@ from api.idempotency.header import (
     serialize_key,
 )
 
+NOW = datetime(2026, 12, 7, 15, 0, tzinfo=UTC).timestamp()
 PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 keys = st.text(PRINTABLE, min_size=1, max_size=MAX_KEY_LENGTH)
 bare_keys = st.text(
@@ -113,3 +119,23 @@ def test_moving_bytes_between_parts_changes_the_digest(
     assert request_digest(method, path + text, query, body) != request_digest(
         method, path, text.encode() + query, body
     )
+
+
+@given(st.integers(0, 10**7), st.floats(0, 60))
+def test_retry_after_in_seconds_is_waited_as_given(seconds: int, otherwise: float) -> None:
+    assert retry_after(str(seconds), otherwise, NOW) == seconds
+    assert retry_after(f" {seconds} ", otherwise, NOW) == seconds
+
+
+@given(st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1)), st.floats(0, 60))
+def test_retry_after_as_an_http_date_is_waited_until_then(when: datetime, otherwise: float) -> None:
+    when = when.replace(microsecond=0, tzinfo=UTC)
+    value = format_datetime(when, usegmt=True)  # IMF-fixdate, RFC 9110 §5.6.7
+    assert retry_after(value, otherwise, NOW) == max(0.0, when.timestamp() - NOW)
+
+
+@given(st.text(st.characters(categories=["L", "P", "Zs"]), max_size=12), st.floats(0, 60))
+def test_a_retry_after_that_is_neither_waits_the_clients_own_backoff(
+    value: str, otherwise: float
+) -> None:
+    assert retry_after(value, otherwise, NOW) == otherwise
