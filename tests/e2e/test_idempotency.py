@@ -19,6 +19,7 @@ from uuid import UUID
 import httpx
 import pytest
 import uvicorn
+from eventsourcing.persistence import OperationalError
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -26,6 +27,7 @@ from api.cli import main as chartledger
 from api.client import Client
 from api.client_retry import Retry
 from api.schemas import LabIn
+from events import postgres as pg_recorder
 from events.idempotency import TABLE
 from events.ledger import Ledger
 from tests.e2e.conftest import (
@@ -261,6 +263,32 @@ def test_the_same_keyed_request_sent_at_once_is_written_once(
             assert answer.json()["type"] == PROBLEM + "idempotency-key-in-flight"
     assert labs_in_log(practice) == before + 1
     print("at once:", sorted((a.status_code, a in replayed) for a in answers))
+
+
+def test_a_keyed_write_whose_commit_was_not_heard_is_201_not_a_conflict(
+    practice: Practice, owner_and_patient: tuple[Client, UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23's false 409 over HTTP: PostgreSQL committed the lab, the server heard an error
+    and its recorder appended again, colliding with itself. The key's row says it was this
+    request's own write: 201, one lab."""
+    if ledger_of(practice).db.dialect != "postgres":
+        pytest.skip("only PostgreSQL's recorder retries an append")
+    owner, patient_id = owner_and_patient
+    real, lost = pg_recorder.commit_to, []
+
+    def answer_lost_once(cache: Any, appended: Any) -> None:
+        real(cache, appended)
+        if not lost:
+            lost.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(pg_recorder, "commit_to", answer_lost_once)
+    before = labs_in_log(practice)
+    kept = send(owner, lab_body(patient_id), '"heard-nothing"')
+    assert kept.status_code == 201, kept.text
+    assert lost and labs_in_log(practice) == before + 1
+    again = send(owner, lab_body(patient_id), '"heard-nothing"')
+    assert again.json() == kept.json() and labs_in_log(practice) == before + 1
 
 
 @pytest.mark.parametrize("value", ["", '""', '"a', '"a"b', "a b", '"\\n"', '"' + "k" * 256 + '"'])
