@@ -104,7 +104,11 @@ ERRORS: dict[int, type[ApiError]] = {
 
 
 class Client:
-    """``Client("http://127.0.0.1:8000")``, or ``Client(http=...)`` over any httpx.Client."""
+    """``Client("http://127.0.0.1:8000")``, or ``Client(http=...)`` over any httpx.Client.
+
+    Each write made in a session carries a new Idempotency-Key and is retried with it on a lost
+    connection, a 503 or its own key still in flight (``retry``; docs/IDEMPOTENCY.md), so it is
+    kept once or raises ``api.client_retry.Unanswered`` saying it may have been kept."""
 
     def __init__(
         self,
