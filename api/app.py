@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from api import errors, limits
 from api.deps import Services
+from api.idempotency.middleware import IdempotencyKeys
 from api.security_headers import add_security_headers
 from api.settings import Settings
 from api.status import FOLLOWER, SIGNER, health_word
@@ -129,6 +130,9 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
         word = health_word(settings.store.home) if settings.background else "off"
         return {"status": "ok", "background": word}
 
+    # Inside the request limits: the key's digest reads a body already bounded.
+    lifetime = settings.idempotency_key_lifetime
+    app.add_middleware(IdempotencyKeys, answers=services.answers, lifetime=lifetime)
     app.add_middleware(limits.RequestLimits, limits=settings.limits)
     limits.document(app, settings.limits)
     add_security_headers(app)  # outermost: every response, 413s, 431s and 500s too

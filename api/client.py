@@ -4,6 +4,7 @@ raises a typed error carrying the RFC 9457 problem body (STYLE.md §1)."""
 from __future__ import annotations
 
 import functools
+import uuid
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -13,6 +14,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api import hold_schemas as hs
 from api import schemas
+from api.client_retry import WRITES, Retry
+from api.idempotency.header import serialize_key
 from api.importing_schemas import ImportReportOut
 from api.status import BackgroundStatus
 
@@ -102,7 +105,11 @@ ERRORS: dict[int, type[ApiError]] = {
 
 
 class Client:
-    """``Client("http://127.0.0.1:8000")``, or ``Client(http=...)`` over any httpx.Client."""
+    """``Client("http://127.0.0.1:8000")``, or ``Client(http=...)`` over any httpx.Client.
+
+    Each write made in a session carries a new Idempotency-Key and is retried with it on a lost
+    connection, a 503 or its own key still in flight (``retry``; docs/IDEMPOTENCY.md), so it is
+    kept once or raises ``api.client_retry.Unanswered`` saying it may have been kept."""
 
     def __init__(
         self,
@@ -111,9 +118,11 @@ class Client:
         http: httpx.Client | None = None,
         token: str | None = None,
         timeout: float = 30.0,
+        retry: Retry | None = None,
     ) -> None:
         self.http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
         self.token = token
+        self.retry = retry if retry is not None else Retry()
 
     def close(self) -> None:
         self.http.close()
@@ -130,7 +139,12 @@ class Client:
         headers = dict(kwargs.pop("headers", {}) or {})
         if self.token is not None:
             headers.setdefault("Authorization", f"Bearer {self.token}")
-        response = self.http.request(method, path, headers=headers, **kwargs)
+        if self.token is not None and method.upper() in WRITES:
+            # One key per logical write: every retry of it sends the same (docs/IDEMPOTENCY.md).
+            headers.setdefault("Idempotency-Key", serialize_key(str(uuid.uuid4())))
+            response = self.retry.send(self.http, method, path, headers, kwargs)
+        else:
+            response = self.http.request(method, path, headers=headers, **kwargs)
         if response.status_code >= 400:
             try:
                 problem = response.json()

@@ -12,6 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.activity import SessionActivity
 from api.auth import Principal, authenticate
 from api.errors import Unauthenticated
+from api.idempotency.answers import Answers
+from api.idempotency.middleware import begin
 from api.settings import Settings
 from api.throttle import LoginThrottle
 from events.ledger import Ledger
@@ -65,13 +67,15 @@ class Services:
     runner: SerialRunner
     last_seen: SessionActivity  # session id -> when last used, shared by the server processes
     throttle: LoginThrottle  # failed logins by account and address, shared likewise
+    answers: Answers  # first answers to keyed requests (api/idempotency/)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         ledger = Ledger(settings.store)
         activity = SessionActivity(settings.store.home / "session-activity")
         throttle = LoginThrottle(settings.store.home / "login-throttle", settings.login_throttle)
-        return cls(settings, ledger, SerialRunner(ledger), activity, throttle)
+        answers = Answers(ledger.db, ledger.master_key)
+        return cls(settings, ledger, SerialRunner(ledger), activity, throttle, answers)
 
 
 async def get_services(request: Request) -> Services:
@@ -129,7 +133,10 @@ CallerDep = Annotated[Caller, Depends(caller)]
 
 def current_user(services: ServicesDep, credentials: Credentials) -> Principal:
     """The caller, checked against the ledger on every request (so revocation is immediate)."""
-    return Caller(services, credentials).principal()
+    principal = Caller(services, credentials).principal()
+    # A keyed write answered before is answered again here, not run twice (api/idempotency/).
+    begin(services.answers, str(principal.user_id))
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

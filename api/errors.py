@@ -15,7 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.importing_schemas import ImportReportOut
@@ -86,6 +86,27 @@ class NestedTooDeep(EdgeRefusal):
     status, slug, title = 400, "too-deep", "JSON nested too deeply"
 
 
+# The Idempotency-Key header's answers (api/idempotency/, docs/IDEMPOTENCY.md).
+class IdempotencyKeyReused(ApiError):
+    """The caller sent this key before with a different request."""
+
+
+class IdempotencyKeyInFlight(ApiError):
+    """A request with this key is still being processed."""
+
+
+class KeptWithoutAnswer(ApiError):
+    """A request with this key was kept, but its first answer was never recorded."""
+
+
+class Replayed(ApiError):
+    """The first answer to the same request under the same key, sent again as it was."""
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        super().__init__("replayed")
+        self.status, self.headers, self.body = status, headers, body
+
+
 # One place: an error class (the nearest in its MRO wins) -> (status, problem type slug, title).
 STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     domain.ChartError: (400, "domain-rule", "Refused by a domain rule"),
@@ -131,6 +152,9 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     Forbidden: (403, "forbidden", "Forbidden"),
     BreakGlassRequired: (403, "break-glass-required", "No care relationship with the patient"),
     TooManyAttempts: (429, "too-many-attempts", "Too many failed attempts"),
+    IdempotencyKeyReused: (422, "idempotency-key-reused", "Key used for another request"),
+    IdempotencyKeyInFlight: (409, "idempotency-key-in-flight", "Request with this key in progress"),
+    KeptWithoutAnswer: (409, "kept-without-answer", "Kept earlier; its answer was not recorded"),
     ExportError: (400, "export", "Export refused"),
     ExportNotFound: (404, "not-found", "Not found"),
     OutputExists: (409, "export-exists", "Export destination exists"),
@@ -167,11 +191,21 @@ def _detail(error: BaseException) -> str:
     return str(error)
 
 
-async def _known(request: Request, error: Exception) -> JSONResponse:
+async def _known(request: Request, error: Exception) -> Response:
+    return response_for(error)
+
+
+def response_for(error: Exception) -> Response:
+    """The answer to a known error (``STATUS``), or a replayed first answer."""
+    if isinstance(error, Replayed):
+        headers = dict(error.headers) | {"Idempotent-Replayed": "true"}
+        return Response(error.body, status_code=error.status, headers=headers)
     status, slug, title = status_of(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if isinstance(error, TooManyAttempts):
         headers = {"Retry-After": str(error.retry_after)}
+    if isinstance(error, IdempotencyKeyInFlight):
+        headers = {"Retry-After": "1"}
     extra = {}
     if isinstance(error, ImportRejected):  # every rejection, by location and rule (no values)
         extra["report"] = ImportReportOut.of(error.report).model_dump(mode="json")
@@ -214,7 +248,7 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Register the handlers: domain and edge errors, validation, HTTP errors, the rest."""
-    for cls in STATUS:
+    for cls in (*STATUS, Replayed):
         app.add_exception_handler(cls, _known)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)

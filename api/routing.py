@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Principal
 from api.deps import Caller, CallerDep, bearer, current_user
 from api.errors import ApiError, Forbidden, Unauthenticated
+from api.idempotency.middleware import IDEMPOTENCY_KEY, WRITES, begin
 from api.roles import allowed
 
 CALLER = "caller_"  # the parameter the wrapped route takes the unchecked caller by
@@ -33,7 +34,11 @@ CALLER = "caller_"  # the parameter the wrapped route takes the unchecked caller
 
 class Router(APIRouter):
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().add_api_route(path, in_one_thread(endpoint), **kwargs)
+        route = in_one_thread(endpoint)
+        if WRITES & set(kwargs.get("methods") or ()) and _needs_caller(endpoint):
+            # A write with a caller honours an Idempotency-Key (api/idempotency/): say so.
+            kwargs["dependencies"] = [*(kwargs.get("dependencies") or ()), IDEMPOTENCY_KEY]
+        super().add_api_route(path, route, **kwargs)
 
 
 def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,7 +61,9 @@ def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         caller = arguments.pop(CALLER)
 
         def checked_then_run() -> Any:
-            arguments[name] = checked(caller)
+            arguments[name] = principal = checked(caller)
+            # A keyed write answered before is answered again here, not run twice.
+            begin(caller.services.answers, str(principal.user_id))
             return endpoint(**arguments)
 
         return await run_in_threadpool(checked_then_run)
@@ -106,3 +113,22 @@ def _roles(hint: Any) -> tuple[str, ...] | None:
     if dependency is current_user:
         return None
     return getattr(dependency, "roles", ())
+
+
+def _needs_caller(function: Callable[..., Any], depth: int = 0) -> bool:
+    """Whether ``function`` depends, directly or through its dependencies, on the caller's
+    check (``current_user``): the routes where an Idempotency-Key has a caller to belong to."""
+    if function is current_user:
+        return True
+    if depth > 8:  # dependencies are shallow; this only guards against a cycle
+        return False
+    hints = get_type_hints(function, include_extras=True)
+    for name in inspect.signature(function).parameters:
+        hint = hints.get(name)
+        if get_origin(hint) is not Annotated:
+            continue
+        for extra in get_args(hint)[1:]:
+            dependency = getattr(extra, "dependency", None) if isinstance(extra, Depends) else None
+            if dependency is not None and _needs_caller(dependency, depth + 1):
+                return True
+    return False

@@ -51,6 +51,9 @@ class Settings:
     enrollment_code_lifetime: timedelta = timedelta(hours=24)
     # How long a disposal proposal waits for its second person (legal_hold/disposal_approvals.py).
     disposal_approval_lifetime: timedelta = timedelta(hours=72)
+    # How long an Idempotency-Key is kept (docs/IDEMPOTENCY.md): longer than any client's
+    # retries (api/client.py gives up within a minute), and a working day for a person's.
+    idempotency_key_lifetime: timedelta = timedelta(hours=24)
 
     @property
     def limits(self) -> Limits:
@@ -65,12 +68,14 @@ class Settings:
         idle = _int(env, "CHARTLEDGER_IDLE_TIMEOUT_SECONDS", 15 * 60)
         enrollment = _int(env, "CHARTLEDGER_ENROLLMENT_CODE_LIFETIME_SECONDS", 24 * 3600)
         approval = _int(env, "CHARTLEDGER_DISPOSAL_APPROVAL_HOURS", 72)
+        keys = _int(env, "CHARTLEDGER_IDEMPOTENCY_KEY_LIFETIME_SECONDS", 24 * 3600)
         return cls(
             store=StoreConfig.from_env(env),
             pbkdf2_iterations=iterations,
             idle_timeout=timedelta(seconds=idle),
             enrollment_code_lifetime=timedelta(seconds=enrollment),
             disposal_approval_lifetime=timedelta(hours=approval),
+            idempotency_key_lifetime=timedelta(seconds=keys),
             login_throttle=_throttle(env),
             trusted_proxies=_networks(env, "CHARTLEDGER_TRUSTED_PROXIES"),
             max_body_bytes=_int(env, "CHARTLEDGER_MAX_BODY_BYTES", cls.max_body_bytes),

@@ -8,6 +8,7 @@ the hashes catch that.
 from __future__ import annotations
 
 from events.db import Cursor, Dialect
+from events.idempotency import TABLE as IDEMPOTENCY_KEYS
 from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
 from events.sealing import DESTROY_FUNCTION, DISPOSED_TYPE
 
@@ -126,6 +127,8 @@ def writer_role_statements(schema: str) -> list[str]:
         # UPDATE only because LOCK TABLE ... IN EXCLUSIVE MODE demands it; the triggers refuse it.
         f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {s} TO {WRITER_ROLE}",
         f"GRANT DELETE ON {s}.{RECENT_LINKS} TO {WRITER_ROLE}",
+        # Idempotency keys are not ledger rows: they expire and are deleted (events/idempotency.py).
+        f"GRANT DELETE ON {s}.{IDEMPOTENCY_KEYS} TO {WRITER_ROLE}",
         # A data key only through the function (stores made before it had DELETE granted).
         f"REVOKE DELETE, TRUNCATE ON {s}.ledger_data_keys FROM {WRITER_ROLE}",
         f"REVOKE ALL ON FUNCTION {s}.{DESTROY_FUNCTION}(text, uuid) FROM PUBLIC",

@@ -17,8 +17,9 @@ from typing import Any
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
-from eventsourcing.persistence import Mapper, Recording
+from eventsourcing.persistence import IntegrityError, Mapper, Recording
 
+from events import idempotency
 from events.checkpoints import Checkpointer
 from events.config import StoreConfig
 from events.db import Cursor, Database
@@ -115,6 +116,31 @@ class Ledger(Application):
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Append; a checkpoint that has fallen due is signed in the same transaction."""
         inner: Callable[[Cursor, list[int]], None] | None = kwargs.pop("after_append", None)
+        # A keyed request's first append carries its idempotency key (events/idempotency.py).
+        inner, claim = idempotency.with_claim(inner)
+        try:
+            return self._save(objs, kwargs, inner, claim)
+        except IntegrityError:
+            # PostgreSQL's recorder tries an append again when the connection dropped, also
+            # when it dropped during a COMMIT that went through; the second try then collides
+            # with the first. If the key's row is this request's, the first try committed:
+            # the write was kept, and there is no conflict to answer (issue 23).
+            if claim is None or not self._kept(claim):
+                raise
+            claim.claimed = True
+            return []
+
+    def _kept(self, claim: idempotency.Claim) -> bool:
+        with self.db.read() as c:
+            return idempotency.kept(c, claim)
+
+    def _save(
+        self,
+        objs: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        inner: Callable[[Cursor, list[int]], None] | None,
+        claim: idempotency.Claim | None,
+    ) -> Any:
         signed: list[int] = []
         with self.checkpoint_when_due(signed):
             # Application.save (eventsourcing 9.5.6, pinned), with the events collected by
@@ -124,6 +150,8 @@ class Ledger(Application):
                 *objs, after_append=self.checkpoint_hook(signed, inner), **kwargs
             )
             recordings = self._record(processing_event)
+            if claim is not None and recordings:
+                claim.claimed = True  # committed, its row with it
             self._take_snapshots(processing_event)
             self._notify(recordings)
             self.notify(processing_event.events)  # type: ignore[no-untyped-call]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from events import idempotency
 from events.db import Cursor, Dialect
 
 APPEND_ONLY_TABLES = (
@@ -54,6 +55,7 @@ def table_statements(dialect: Dialect) -> list[str]:
         f"tsa TEXT NOT NULL, response {blob} NOT NULL, PRIMARY KEY (size, tsa))",
         f"CREATE TABLE IF NOT EXISTS ledger_data_keys (name TEXT PRIMARY KEY, "
         f"subject TEXT NOT NULL UNIQUE, wrapped {blob} NOT NULL)",
+        *idempotency.table_statements(dialect),
     ]
 
 
