@@ -48,7 +48,7 @@ def normalise_instant(text: str) -> str:
     year, month, day, hour, minute, second, fraction, _z, sign, off_h, off_m = found.groups()
     digits = fraction or ""
     micro = int(digits[:6].ljust(6, "0"))
-    round_up = int(digits[6:] or "0") > 0
+    round_up = digits[6:].strip("0") != ""  # not int(): a long enough run of digits is refused
     try:
         if int(off_h or 0) > 23 or int(off_m or 0) > 59:
             raise ValueError("no such offset")

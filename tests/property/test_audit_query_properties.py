@@ -159,3 +159,9 @@ def test_the_refusal_budget_caps_many_addresses() -> None:
     admitted = [budget.admit(f"192.0.2.{n}", float(n) / 10) for n in range(50)]
     assert sum(a is not None for a in admitted) == 5
     assert budget.admit("192.0.2.40", 61.0) == 1  # its refused one, counted
+
+
+def test_any_number_of_fractional_digits_is_read() -> None:
+    # Past Python's 4,300-digit limit on int(): still an instant, rounded up, never a 500.
+    many = "2026-12-07T06:20:00." + "0" * 6 + "1" * 5_000 + "-05:00"
+    assert normalise_instant(many) == "2026-12-07T11:20:00.000001Z"
