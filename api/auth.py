@@ -854,13 +854,21 @@ def _session_and_user(ledger: Ledger, session_id: UUID) -> tuple[Session, User]:
 
 
 def _end(ledger: Ledger, session: Session, reason: str, at: datetime) -> None:
+    """End the session. A concurrent change to it (a refused request recorded on it, say a
+    forged token's) is read and ended on top of; one already ended is over either way."""
     session = copy.deepcopy(session)  # it may be the hot cache's own object
-    try:
-        session.end(reason=reason, at=at)
-        with acting(user_subject(session.user_id), str(session.id)):
-            ledger.save(session)
-    except (IntegrityError, AccountStateError):
-        pass  # ended by a concurrent request: it is over either way
+    for attempt in range(SAVE_ATTEMPTS):
+        try:
+            session.end(reason=reason, at=at)
+            with acting(user_subject(session.user_id), str(session.id)):
+                ledger.save(session)
+            return
+        except AccountStateError:
+            return  # ended by a concurrent request: it is over either way
+        except IntegrityError:
+            if attempt == SAVE_ATTEMPTS - 1:
+                raise
+            session = load(ledger, session.id, Session)
 
 
 def log_out(ledger: Ledger, principal: Principal, last_seen: LastSeen) -> None:
