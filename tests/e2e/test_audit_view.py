@@ -14,9 +14,9 @@ from uuid import UUID
 import pytest
 
 from api.cli import main as chartledger
-from api.client import Forbidden, Unauthorized
+from api.client import Conflict, Forbidden, Unauthorized
 from api.csv_export import unguard
-from api.hold_schemas import HoldIn, ScopeIn
+from api.hold_schemas import HoldIn, PolicyIn, ScopeIn
 from api.schemas import AccessRowOut, AuditRowOut
 from projections.ehi_export import EXTENSION
 from tests.e2e.conftest import (
@@ -153,6 +153,9 @@ def test_every_refusal_is_a_row_under_the_user_and_the_patient(
         sam.audit()
     with pytest.raises(Forbidden):
         sam.access_report(patient)
+    # Policy: a retention policy below the practice's floor.
+    with pytest.raises(Conflict):
+        owner.adopt_policy(PolicyIn(name="too-short", adult_years=0, minor_years=1))
     # Hold: a disposal proposed for a patient under a legal hold.
     owner.adopt_policy(POLICY)
     matter = rita.open_matter("Doe v. Practice", "CV-2026-17")
@@ -183,6 +186,8 @@ def test_every_refusal_is_a_row_under_the_user_and_the_patient(
     assert ("RoleRefusal.Refused", p, "failure", "role") in refusals(sam_m.user_id, patient)
     (held,) = refusals(rita_m.user_id, patient)
     assert held[:3] == ("ProposalRefusal.Refused", p, "failure") and "hold" in held[3]
+    (policy,) = refusals(UUID(practice.owner_id))
+    assert policy[:3] == ("AdoptionRefusal.Refused", None, "failure") and "floor" in policy[3]
     # The failed login is filed under the account it targeted (nobody was logged in).
     (failed,) = [r for r in owner.audit(user_id=casey_m.user_id) if r.event_type == LOGIN_FAILED]
     assert (failed.outcome, failed.reason, failed.target_user_id) == (
