@@ -263,8 +263,9 @@ def test_an_anonymous_flood_writes_a_bounded_number_of_rows(practice: Practice) 
     (row,) = [r for r in owner.audit() if r.event_type == TOKEN_REFUSED]
     assert (row.outcome, row.user_id, row.detail) == ("failure", None, "from 192.0.2.66")
     assert row.reason in ("malformed-token", "unknown-session")
-    # The refusals are ledger events like any other: the store still verifies.
+    # The refusals are ledger events like any other: the store still verifies, and exports.
     assert chartledger(["verify"]) == 0
+    assert owner.export_ehi(all_patients=True, purpose="HOPERAT")["transactionTime"]
 
 
 def test_export_and_production_downloads_name_every_patient_they_carry(
