@@ -63,6 +63,8 @@ from eventsourcing.persistence import IntegrityError
 from api.activity import LastSeen
 from api.errors import Unauthenticated
 from api.login_timing import KNOWN_FAILURES
+from api.refusal_budget import RefusalBudget
+from api.refused_requests import refuse_session, refuse_token
 from api.settings import Settings
 from api.throttle import Admission, LoginThrottle
 from domain.base import user_subject
@@ -785,18 +787,34 @@ def _saved(attempt: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: LastSeen) -> Principal:
-    """The principal behind ``token``, checked against the ledger now; else ``Unauthenticated``."""
+def authenticate(
+    ledger: Ledger,
+    settings: Settings,
+    token: str,
+    last_seen: LastSeen,
+    *,
+    address: str | None = None,
+    budget: RefusalBudget | None = None,
+) -> Principal:
+    """The principal behind ``token``, checked against the ledger now; else ``Unauthenticated``,
+    recorded first (``api/refused_requests.py``): under the session's user when the token
+    names a known session, else by ``address`` within ``budget``."""
+    at = now()
     session_id = session_id_of(token)
     if session_id is None:
+        refuse_token(ledger, budget, address, "malformed-token", at)
         raise Unauthenticated("no valid session")
     try:
         session, user = _session_and_user(ledger, session_id)
     except AggregateNotFoundError:
+        refuse_token(ledger, budget, address, "unknown-session", at)
         raise Unauthenticated("no valid session") from None
-    if not hmac.compare_digest(session.token_hash, sha256_hex(token)) or not session.is_open:
+    if not hmac.compare_digest(session.token_hash, sha256_hex(token)):
+        refuse_session(ledger, session, "wrong-token", at)
         raise Unauthenticated("no valid session")
-    at = now()
+    if not session.is_open:
+        refuse_session(ledger, session, session.end_reason or "ended", at)
+        raise Unauthenticated("no valid session")
     key = str(session_id)
     seen = last_seen.get(key, session.started_at.timestamp())
     expired = (
@@ -810,7 +828,7 @@ def authenticate(ledger: Ledger, settings: Settings, token: str, last_seen: Last
         expired = "revoked"
     if expired is not None:
         last_seen.pop(key, None)
-        _end(ledger, session, expired, at)
+        refuse_session(ledger, session, expired, at, end=True)
         raise Unauthenticated("no valid session")
     last_seen[key] = at.timestamp()
     emergencies = tuple(
@@ -836,13 +854,21 @@ def _session_and_user(ledger: Ledger, session_id: UUID) -> tuple[Session, User]:
 
 
 def _end(ledger: Ledger, session: Session, reason: str, at: datetime) -> None:
+    """End the session. A concurrent change to it (a refused request recorded on it, say a
+    forged token's) is read and ended on top of; one already ended is over either way."""
     session = copy.deepcopy(session)  # it may be the hot cache's own object
-    try:
-        session.end(reason=reason, at=at)
-        with acting(user_subject(session.user_id), str(session.id)):
-            ledger.save(session)
-    except (IntegrityError, AccountStateError):
-        pass  # ended by a concurrent request: it is over either way
+    for attempt in range(SAVE_ATTEMPTS):
+        try:
+            session.end(reason=reason, at=at)
+            with acting(user_subject(session.user_id), str(session.id)):
+                ledger.save(session)
+            return
+        except AccountStateError:
+            return  # ended by a concurrent request: it is over either way
+        except IntegrityError:
+            if attempt == SAVE_ATTEMPTS - 1:
+                raise
+            session = load(ledger, session.id, Session)
 
 
 def log_out(ledger: Ledger, principal: Principal, last_seen: LastSeen) -> None:

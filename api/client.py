@@ -467,11 +467,17 @@ class Client:
     def audit(self, **filters: Any) -> list[schemas.AuditRowOut]:
         """The audit view; ``filters``: since, until, sort_by, descending, patient_id, user_id,
         action, purpose."""
-        params = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in filters.items()}
-        return self._list(schemas.AuditRowOut, "/audit", params=params)
+        return self._list(schemas.AuditRowOut, "/audit", params=_params(filters))
+
+    def audit_csv(self, **filters: Any) -> str:
+        """The audit view as CSV (``api/csv_export.py``), with the filters of ``audit``."""
+        return self.request("GET", "/audit.csv", params=_params(filters)).text
 
     def access_report(self, patient_id: UUID) -> list[schemas.AccessRowOut]:
         return self._list(schemas.AccessRowOut, f"/patients/{patient_id}/access-report")
+
+    def access_report_csv(self, patient_id: UUID) -> str:
+        return self.request("GET", f"/patients/{patient_id}/access-report.csv").text
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -688,3 +694,8 @@ class Client:
     def download_production(self, production_id: UUID | str) -> bytes:
         """The bundle's bytes, exactly as produced."""
         return self.request("GET", f"/productions/{production_id}/bundle").content
+
+
+def _params(filters: dict[str, Any]) -> dict[str, str]:
+    """Query parameters as the API spells them (booleans in lower case)."""
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in filters.items()}

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.activity import SessionActivity
-from api.auth import Principal, authenticate
+from api.auth import Principal, authenticate, now
 from api.errors import Unauthenticated
 from api.idempotency.answers import Answers
 from api.idempotency.middleware import begin
+from api.refusal_budget import RefusalBudget
+from api.refused_requests import refuse_role
 from api.settings import Settings
-from api.throttle import LoginThrottle
+from api.throttle import LoginThrottle, client_address
 from events.ledger import Ledger
 from projections.rebuild import all_projections
 from projections.runner import PositionMoved, Progress, Runner
@@ -68,6 +71,8 @@ class Services:
     last_seen: SessionActivity  # session id -> when last used, shared by the server processes
     throttle: LoginThrottle  # failed logins by account and address, shared likewise
     answers: Answers  # first answers to keyed requests (api/idempotency/)
+    # which refusals of tokens naming no session are written (api/refusal_budget.py)
+    refusals: RefusalBudget = field(default_factory=RefusalBudget)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -113,29 +118,54 @@ class Caller:
 
     services: Services
     credentials: HTTPAuthorizationCredentials | None
+    address: str | None = None  # the client's (api/throttle.py), for refusals naming no one
+    route: str = "?"  # the route asked for: method and path template, never the path's values
+    patient_id: UUID | None = None  # the patient the path names, if any
 
     def principal(self) -> Principal:
-        """The caller, checked against the ledger now (so revocation is immediate)."""
+        """The caller, checked against the ledger now (so revocation is immediate). A request
+        without credentials is refused unrecorded: it is no decision about anyone."""
         if self.credentials is None or self.credentials.scheme.lower() != "bearer":
             raise Unauthenticated("no valid session")
         services = self.services
         return authenticate(
-            services.ledger, services.settings, self.credentials.credentials, services.last_seen
+            services.ledger,
+            services.settings,
+            self.credentials.credentials,
+            services.last_seen,
+            address=self.address,
+            budget=services.refusals,
         )
 
+    def refuse_role(self, principal: Principal, roles: tuple[str, ...]) -> None:
+        """Record that ``principal`` asked for this route, which needs one of ``roles``."""
+        refuse_role(self.services.ledger, principal, self.route, roles, self.patient_id, now())
 
-async def caller(services: ServicesDep, credentials: Credentials) -> Caller:
-    return Caller(services, credentials)
+    @classmethod
+    def of(cls, request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+        services: Services = request.app.state.services
+        address = client_address(request, services.settings.trusted_proxies)
+        template = getattr(request.scope.get("route"), "path", None) or "?"
+        try:
+            patient_id = UUID(str(request.path_params["patient_id"]))
+        except (KeyError, ValueError):
+            patient_id = None
+        return cls(services, credentials, address, f"{request.method} {template}", patient_id)
+
+
+async def caller(request: Request, credentials: Credentials) -> Caller:
+    return Caller.of(request, credentials)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
-def current_user(services: ServicesDep, credentials: Credentials) -> Principal:
+def current_user(request: Request, credentials: Credentials) -> Principal:
     """The caller, checked against the ledger on every request (so revocation is immediate)."""
-    principal = Caller(services, credentials).principal()
+    caller = Caller.of(request, credentials)
+    principal = caller.principal()
     # A keyed write answered before is answered again here, not run twice (api/idempotency/).
-    begin(services.answers, str(principal.user_id))
+    begin(caller.services.answers, str(principal.user_id))
     return principal
 
 

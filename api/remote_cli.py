@@ -19,6 +19,7 @@ from uuid import UUID
 from api.auth import MAX_PASSWORD
 from api.client import Client
 from api.hold_schemas import PolicyIn
+from api.instants import NotAnInstant, normalise_instant
 from api.schemas import MAX_CODE, LabIn
 from events.private_files import write_private
 from legal_hold.production_cli import withheld_item
@@ -53,6 +54,15 @@ REMOTE_COMMANDS = frozenset(
 )
 
 ClientFor = Callable[[argparse.Namespace], Client]
+
+
+def _instant(option: str, value: str | None) -> str | None:
+    """``value`` as the ledger's UTC timestamp, or ``UsageError`` (exit 2, one line) before
+    anything is sent."""
+    try:
+        return None if value is None else normalise_instant(value)
+    except NotAnInstant as e:
+        raise UsageError(f"{option}: {e}") from None
 
 
 def _secret(variable: str, prompt: str) -> str:
@@ -153,8 +163,8 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
         filters = {
             k: v
             for k, v in (
-                ("since", o.since),
-                ("until", o.until),
+                ("since", _instant("--since", o.since)),
+                ("until", _instant("--until", o.until)),
                 ("patient_id", o.patient),
                 ("user_id", o.user),
                 ("action", o.action_type),
@@ -163,26 +173,37 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
             if v is not None
         }
         with client_for(o) as client:
+            if o.csv:
+                print(client.audit_csv(**filters, descending=o.descending), end="")
+                return EXIT_OK
             rows = client.audit(**filters, descending=o.descending)
         for r in rows:
             print(
                 f"{r.position:>8} {r.event_time} {r.action:<7} {r.data_category:<14} "
-                f"{r.outcome:<8} user={r.user_id} patient={r.patient_id} source={r.source}"
+                f"{r.outcome:<8} {r.event_type} user={r.user_id} target={r.target_user_id} "
+                f"patient={r.patient_id} source={r.source}"
+                + (f" reason={r.reason}" if r.reason else "")
             )
         return EXIT_OK
 
     p = commands.add_parser("audit", help="(--server) the audit report, any period, any order")
     p.set_defaults(run=audit)
-    p.add_argument("--since", help="a time with its zone, e.g. 2026-11-01T00:00:00Z")
-    p.add_argument("--until")
+    p.add_argument(
+        "--since", help="an RFC 3339 time with its offset, e.g. 2026-11-01T00:00:00-05:00"
+    )
+    p.add_argument("--until", help="as --since; rows before it")
     p.add_argument("--patient", type=UUID)
     p.add_argument("--user", type=UUID)
     p.add_argument("--action-type", help="create, change, void, query, access, print, ...")
     p.add_argument("--sort-by", help="any audit column, e.g. user_id")
     p.add_argument("--descending", action="store_true")
+    p.add_argument("--csv", action="store_true", help="every field as CSV (formula-guarded)")
 
     def access_report(o: argparse.Namespace) -> int:
         with client_for(o) as client:
+            if o.csv:
+                print(client.access_report_csv(o.patient_id), end="")
+                return EXIT_OK
             rows = client.access_report(o.patient_id)
         for r in rows:
             print(f"{r.event_time} {r.action:<7} {r.data_category:<14} {r.outcome:<8} "
@@ -192,6 +213,7 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
     p = commands.add_parser("access-report", help="(--server) who read a patient's record, why")
     p.set_defaults(run=access_report)
     p.add_argument("patient_id", type=UUID)
+    p.add_argument("--csv", action="store_true", help="every field as CSV (formula-guarded)")
 
     def users_list(o: argparse.Namespace) -> int:
         with client_for(o) as client:

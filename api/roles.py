@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
-from api.deps import CurrentUser
+from api.deps import Caller, CurrentUser
 from api.errors import Forbidden
 
 
@@ -33,8 +34,14 @@ def require_role(*roles: str) -> Any:
 
     # async: it only compares roles, so FastAPI runs it on the event loop instead of handing it
     # to a worker thread (each such hand-off costs more than the check).
-    async def check(principal: CurrentUser) -> Principal:
-        return allowed(principal, roles)
+    async def check(principal: CurrentUser, request: Request) -> Principal:
+        try:
+            return allowed(principal, roles)
+        except Forbidden:
+            # Only for a route api.routing does not wrap (it checks, and records, itself).
+            caller = Caller.of(request, None)
+            await run_in_threadpool(caller.refuse_role, principal, roles)
+            raise
 
     check.__name__ = f"require_{'_or_'.join(roles)}"
     check.roles = roles  # type: ignore[attr-defined]  # read by api.routing

@@ -54,8 +54,14 @@ def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     name, roles = callers[0]
 
     def checked(caller: Caller) -> Principal:
-        """The caller if they may use the route (the one rule for both paths below)."""
-        return allowed(caller.principal(), roles)
+        """The caller if they may use the route (the one rule for both paths below); a role
+        refusal is recorded before it is answered."""
+        principal = caller.principal()
+        try:
+            return allowed(principal, roles)
+        except Forbidden:
+            caller.refuse_role(principal, roles or ())
+            raise
 
     async def route(**arguments: Any) -> Any:
         caller = arguments.pop(CALLER)
@@ -90,7 +96,7 @@ def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         """Why the caller may not use the route (401 or 403), if so. For a request that FastAPI
         refused before the route ran (an invalid field): the caller's refusal outranks it, as it
         did when the check was a dependency, which FastAPI ran before validating the fields."""
-        caller = Caller(request.app.state.services, await bearer(request))
+        caller = Caller.of(request, await bearer(request))
         try:
             await run_in_threadpool(checked, caller)
         except (Unauthenticated, Forbidden) as refused:

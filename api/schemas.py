@@ -278,7 +278,10 @@ class AuditRowOut(Model):
     event_time: str
     activity_time: str
     patient_id: str | None
-    user_id: str | None
+    user_id: str | None = Field(
+        description="the actor; for an anonymous failure (a failed login, a lockout), the user "
+        "whose account was targeted"
+    )
     action: str
     data_category: str
     outcome: str
@@ -291,7 +294,13 @@ class AuditRowOut(Model):
     )
     detail: str | None = Field(
         description="for a refused administrative action, the action attempted and what it "
-        "asked for; for an enrollment code spent, who issued it"
+        "asked for; for an enrollment code spent, who issued it; for a role refusal, the route "
+        "and the roles it needs; for a refused token, the client address"
+    )
+    reason: str | None = Field(
+        default=None,
+        description="why a failure failed (e.g. password, totp, revoked, wrong-token, role, "
+        "break-glass-required, unknown-session), or why a session ended",
     )
 
 

@@ -7,7 +7,7 @@ its own stream, so checking one on a request reads two events at most.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -17,6 +17,12 @@ from domain.checks import choice, identifier, moment, text
 from domain.errors import AccountStateError
 
 END_REASONS = ("logout", "idle", "expired", "revoked")
+# Why a request carrying this session's token was refused: the session had ended (its end
+# reason, or ``ended`` once recorded), or the token's secret was not this session's.
+REFUSAL_REASONS = (*END_REASONS, "ended", "wrong-token")
+# Refused requests on one session are recorded once per this span: the first one always (the
+# next request of a revoked user), then a token replayed in a loop cannot write without bound.
+REFUSAL_SPAN = timedelta(minutes=1)
 
 
 class Session(Record):
@@ -48,6 +54,7 @@ class Session(Record):
         self.method = method
         self.ended_at: datetime | None = None
         self.end_reason: str | None = None
+        self.last_refused_at: datetime | None = None
         # patient id -> (emergency access id, until): break-glass held in this session
         self.emergencies: dict[UUID, tuple[UUID, datetime]] = {}
 
@@ -67,6 +74,20 @@ class Session(Record):
     def _end(self, reason: str, at: datetime) -> None:
         self.ended_at = at
         self.end_reason = reason
+
+    def refuse_request(self, *, reason: str, at: datetime) -> bool:
+        """Record that a request with this session's token was refused (``reason``), unless one
+        was recorded less than ``REFUSAL_SPAN`` before ``at``; True if it was recorded."""
+        at = moment(at, "at")
+        last = getattr(self, "last_refused_at", None)  # sessions cached before it existed
+        if last is not None and at - last < REFUSAL_SPAN:
+            return False
+        self._refuse_request(reason=choice(reason, "reason", REFUSAL_REASONS), at=at)
+        return True
+
+    @event("RequestRefused")
+    def _refuse_request(self, reason: str, at: datetime) -> None:
+        self.last_refused_at = at
 
     def start_emergency_access(
         self, *, access_id: UUID, patient_id: UUID, at: datetime, until: datetime

@@ -45,6 +45,7 @@ COLUMNS = (
     "event_type",
     "target_user_id",
     "detail",
+    "reason",
 )
 # Where an event type does not say it itself, its module names the data category.
 CATEGORIES = {
@@ -64,9 +65,12 @@ CATEGORIES = {
     "legal_hold.policies": "retention",
     "legal_hold.disposal_approvals": "retention",
     "legal_hold.refusals": "retention",
+    "domain.refusals": "access control",
 }
 # Event names that record something refused or failed.
-FAILED = {"Refused", "LoginFailed", "LockedOut"}
+FAILED = {"Refused", "LoginFailed", "LockedOut", "RequestRefused"}
+# Modules whose events name a patient in their payload, never as a subject.
+PAYLOAD_PATIENT_MODULES = ("legal_hold.", "domain.refusals")
 # Event names (the part after the last dot of the type) that withdraw what came before.
 VOIDING = {"Cancelled", "EnteredInError", "Deactivated", "Stopped", "Inactivated", "RoleRevoked"}
 
@@ -78,11 +82,13 @@ class AuditView(Projection):
     def create(self, cursor: Cursor, dialect: Dialect) -> None:
         big = "INTEGER" if dialect == "sqlite" else "bigint"
         if _table_exists(cursor, dialect, "audit_events") and not _has_column(
-            cursor, dialect, "audit_events", "target_user_id"
+            cursor, dialect, "audit_events", "reason"
         ):
-            # Built before rows named their target: the view is disposable, so it is dropped
-            # and replayed from the log (the new columns come from the events themselves). The
-            # positions table exists whenever a view was built (the runner makes it first).
+            # Built before rows named their target, or before each row said why it failed and
+            # anonymous failures were filed under the account they targeted: the view is
+            # disposable, so it is dropped and replayed from the log (the new columns come from
+            # the events themselves). The positions table exists whenever a view was built (the
+            # runner makes it first).
             self.drop(cursor)
             cursor.execute(
                 "UPDATE projection_positions SET position = 0 WHERE name = ?", (self.name,)
@@ -92,7 +98,7 @@ class AuditView(Projection):
             f"position {big} PRIMARY KEY, event_time TEXT NOT NULL, activity_time TEXT NOT NULL, "
             "patient_id TEXT, user_id TEXT, action TEXT NOT NULL, data_category TEXT NOT NULL, "
             "outcome TEXT NOT NULL, source TEXT NOT NULL, purpose TEXT, event_type TEXT NOT NULL, "
-            "target_user_id TEXT, detail TEXT)"
+            "target_user_id TEXT, detail TEXT, reason TEXT)"
         )
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS audit_patients (patient_id TEXT NOT NULL, "
@@ -153,11 +159,12 @@ def patients_of(header: Header) -> list[str]:
 
 
 def payload_patients(entry: Entry) -> list[str]:
-    """The patient a legal-hold event is about, which it names in its payload and never as a
-    subject (legal_hold/retention.py says why): the audit view shows it (a refused or done
-    disposal names its target), but it makes no care relationship."""
+    """The patient a legal-hold event or a role refusal is about, which it names in its payload
+    and never as a subject (legal_hold/retention.py says why): the audit view shows it (a
+    refused or done disposal names its target), but it makes no care relationship."""
     module = entry.header.type.partition(":")[0]
-    found = getattr(entry.event, "patient_id", None) if module.startswith("legal_hold.") else None
+    named = module.startswith(PAYLOAD_PATIENT_MODULES)
+    found = getattr(entry.event, "patient_id", None) if named else None
     return [str(found)] if isinstance(found, UUID) else []
 
 
@@ -181,6 +188,11 @@ def audit_row(entry: Entry) -> tuple[Any, ...]:
         action, category = str(event.action), str(event.data_category)
     elif event is not None and module == "domain.access" and qualname.startswith("Disclosure."):
         action, purpose = "disclose", event.purpose
+    elif event is not None and header.type == ROLE_REFUSED:
+        # What the refused request would have done, by its method.
+        action = METHOD_ACTIONS.get(str(event.route).partition(" ")[0], "access")
+    elif header.type in (TOKEN_REFUSED, REQUEST_REFUSED):
+        action = "access"  # a request refused at the door: it reached nothing
     # The activity's own time: what the event says (a read, a check-in), else what its source
     # said, else when it was recorded.
     at = getattr(event, "at", None) if event is not None else None
@@ -196,12 +208,23 @@ def audit_row(entry: Entry) -> tuple[Any, ...]:
         detail = f"{event.action} {event.data_category}{on}: {event.reason}"
     elif event is not None and header.type == ENROLLED:
         detail = f"enrollment code issued by user {event.issued_by}"
+    elif event is not None and header.type == ROLE_REFUSED:
+        detail = f"{event.route} needs the role {' or '.join(event.roles_required)}"
+    elif event is not None and header.type == TOKEN_REFUSED:
+        more = f"; {event.suppressed} more refused unrecorded" if event.suppressed else ""
+        detail = f"from {event.address}{more}"
+    reason = failure_reason(header.type, event_name, event) if outcome == "failure" else None
+    if event is not None and header.type == SESSION_ENDED:
+        reason = str(event.reason)  # logout, idle, expired, revoked
+    # An anonymous attempt (a failed login, a lockout) is filed under the account it targeted,
+    # so the victim's rows show the attack.
+    user = actor if actor is not None or outcome != "failure" else target
     return (
         entry.position,
         header.recorded,
         activity or header.recorded,
         " ".join(patients) or None,
-        actor,
+        user,
         action,
         category,
         outcome,
@@ -210,11 +233,30 @@ def audit_row(entry: Entry) -> tuple[Any, ...]:
         header.type,
         target,
         detail,
+        reason,
     )
 
 
 REFUSED = "domain.credentials:RefusedAttempt.Refused"
 ENROLLED = "domain.credentials:Account.Enrolled"
+ROLE_REFUSED = "domain.refusals:RoleRefusal.Refused"
+TOKEN_REFUSED = "domain.refusals:TokenRefusal.Refused"
+SESSION_ENDED = "domain.sessions:Session.Ended"
+REQUEST_REFUSED = "domain.sessions:Session.RequestRefused"
+METHOD_ACTIONS = {"GET": "access", "HEAD": "access", "POST": "create", "PUT": "change"}
+METHOD_ACTIONS |= {"PATCH": "change", "DELETE": "void"}
+LOCKED_OUT = "LockedOut"
+
+
+def failure_reason(event_type: str, event_name: str, event: Any) -> str | None:
+    """Why a failure failed, as its event says (a reason code, or the domain's words, which
+    hold no PHI); a payload already disposed of says nothing."""
+    if event_type == ROLE_REFUSED:
+        return "role"
+    if event_name == LOCKED_OUT:
+        return "locked-out"
+    found = getattr(event, "reason", None) if event is not None else None
+    return str(found)[:500] if isinstance(found, str) else None
 
 
 def targets(header: Header, actor: str | None) -> str | None:

@@ -307,6 +307,17 @@ def _rows(db: Database, size: int, positions: list[int] | None) -> Iterator[list
             yield c.fetchall()
 
 
+def exported_patients(db: Database, home: Path, export_id: UUID) -> list[UUID]:
+    """The patients a finished export under ``home`` carries, as its manifest says: its one
+    patient, or every patient the log named below the size it was made at (as recorded by
+    ``export``, so a download names the same patients the export did)."""
+    manifest = json.loads((home / str(export_id) / MANIFEST).read_text(encoding="utf-8"))
+    made = manifest["extension"][EXTENSION]
+    if made["scope"] == "patient":
+        return [UUID(made["patient"])]
+    return _patients(db, int(made["logSize"]))
+
+
 def finished_file(home: Path, export_id: UUID, name: str) -> Path:
     """A file of a finished export under ``home``; ExportNotFound for anything else."""
     if FILE_NAME.fullmatch(name) is None:

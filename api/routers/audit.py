@@ -1,19 +1,28 @@
 """The audit view (ASTM E2147 fields, any period, sortable by every field) and a patient's
-access report. Reading either is itself recorded (category ``audit``)."""
+access report, as JSON or as CSV (``/audit.csv``, ``/patients/{id}/access-report.csv``: every
+field, guarded against formula injection, ``api/csv_export.py``). Reading either is itself
+recorded (category ``audit``), whatever the format."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from api.auth import now
+from fastapi import Response
+
+from api.auth import Principal, now
+from api.csv_export import CsvResponse, csv_content, csv_response
 from api.deps import LedgerDep, RunnerDep
+from api.instants import InstantQuery
 from api.roles import AuditReader
 from api.routing import Router
 from api.schemas import AccessRowOut, AuditRowOut, Purpose
 from domain.access import Access
+from events.ledger import Ledger
+from projections.access_report import ACCESS_COLUMNS
 from projections.audit import COLUMNS, audit_report
 from projections.reads import Reader, read_access_report
+from projections.runner import Runner
 
 router = Router(tags=["audit"])
 
@@ -23,22 +32,20 @@ Action = Literal[
 ]
 
 
-@router.get("/audit")
-def report(
-    principal: AuditReader,
-    ledger: LedgerDep,
-    runner: RunnerDep,
-    since: str | None = None,
-    until: str | None = None,
-    sort_by: SortBy = "event_time",
-    descending: bool = False,
-    patient_id: UUID | None = None,
-    user_id: UUID | None = None,
-    action: Action | None = None,
-    purpose: Purpose = "HOPERAT",
-) -> list[AuditRowOut]:
-    """Audit rows whose event time is in [since, until) (ledger timestamps, e.g.
-    ``2026-11-25T06:45:05.123456Z``)."""
+def _rows(
+    principal: Principal,
+    ledger: Ledger,
+    runner: Runner,
+    since: str | None,
+    until: str | None,
+    sort_by: str,
+    descending: bool,
+    patient_id: UUID | None,
+    user_id: UUID | None,
+    action: str | None,
+    purpose: str,
+) -> list[dict[str, Any]]:
+    """The reading recorded first, then the rows (``since``/``until`` already normalised)."""
     read = Access.record(
         user_id=principal.user_id,
         patient_id=patient_id,
@@ -50,7 +57,7 @@ def report(
     with principal.acting():
         ledger.save(read)
     runner.catch_up_to()
-    rows = audit_report(
+    return audit_report(
         ledger.db,
         since,
         until,
@@ -60,7 +67,77 @@ def report(
         user_id=None if user_id is None else str(user_id),
         action=action,
     )
+
+
+@router.get("/audit")
+def report(
+    principal: AuditReader,
+    ledger: LedgerDep,
+    runner: RunnerDep,
+    since: InstantQuery = None,
+    until: InstantQuery = None,
+    sort_by: SortBy = "event_time",
+    descending: bool = False,
+    patient_id: UUID | None = None,
+    user_id: UUID | None = None,
+    action: Action | None = None,
+    purpose: Purpose = "HOPERAT",
+) -> list[AuditRowOut]:
+    """Audit rows whose event time is in [since, until): RFC 3339 instants with their offset
+    (``2026-12-07T01:20:00-05:00`` and ``2026-12-07T06:20:00Z`` are the same instant); anything
+    else is a 422 problem. ``user_id`` finds what the user did and, for anonymous failures
+    (failed logins, lockouts), what was tried against their account."""
+    rows = _rows(
+        principal,
+        ledger,
+        runner,
+        since,
+        until,
+        sort_by,
+        descending,
+        patient_id,
+        user_id,
+        action,
+        purpose,
+    )
     return [AuditRowOut(**row) for row in rows]
+
+
+@router.get(
+    "/audit.csv",
+    response_class=CsvResponse,
+    responses=csv_content("the audit rows as CSV: a header row, then every field of each row"),
+)
+def report_csv(
+    principal: AuditReader,
+    ledger: LedgerDep,
+    runner: RunnerDep,
+    since: InstantQuery = None,
+    until: InstantQuery = None,
+    sort_by: SortBy = "event_time",
+    descending: bool = False,
+    patient_id: UUID | None = None,
+    user_id: UUID | None = None,
+    action: Action | None = None,
+    purpose: Purpose = "HOPERAT",
+) -> Response:
+    """``GET /audit`` as CSV (the same query parameters, the same rows, every field). Cells a
+    spreadsheet would run as a formula (starting ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return), and cells starting ``'``, get a leading ``'``; an empty cell is a null."""
+    rows = _rows(
+        principal,
+        ledger,
+        runner,
+        since,
+        until,
+        sort_by,
+        descending,
+        patient_id,
+        user_id,
+        action,
+        purpose,
+    )
+    return csv_response(COLUMNS, rows, "audit.csv")
 
 
 @router.get("/patients/{patient_id}/access-report")
@@ -74,3 +151,21 @@ def access_report(
     """Who read this patient's record, when, what and why."""
     reader = Reader(principal.user_id, purpose, str(principal.session_id))
     return [AccessRowOut(**row) for row in read_access_report(ledger, runner, reader, patient_id)]
+
+
+@router.get(
+    "/patients/{patient_id}/access-report.csv",
+    response_class=CsvResponse,
+    responses=csv_content("the access report as CSV: a header row, then every field"),
+)
+def access_report_csv(
+    patient_id: UUID,
+    principal: AuditReader,
+    ledger: LedgerDep,
+    runner: RunnerDep,
+    purpose: Purpose = "HOPERAT",
+) -> Response:
+    """``GET /patients/{id}/access-report`` as CSV, guarded as ``GET /audit.csv`` is."""
+    reader = Reader(principal.user_id, purpose, str(principal.session_id))
+    rows = read_access_report(ledger, runner, reader, patient_id)
+    return csv_response(ACCESS_COLUMNS, rows, f"access-report-{patient_id}.csv")

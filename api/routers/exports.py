@@ -18,10 +18,18 @@ from api.roles import require_role
 from api.routing import Router
 from api.schemas import Purpose
 from events.private_files import private_dir
-from projections.ehi_export import ExportRequest, export, exports_home, finished_file
+from projections.ehi_export import (
+    ACCESS_BATCH,
+    ExportRequest,
+    export,
+    exported_patients,
+    exports_home,
+    finished_file,
+)
 from projections.reads import Reader, record_access
 
 router = Router(tags=["exports"])
+DOCUMENTATION_FILE = "EHI_EXPORT.md"  # copied into every export, as ehi_export.export does
 Exporter = Annotated[Principal, require_role("risk_manager")]  # and owners
 MEDIA_TYPES = {
     "ndjson": "application/fhir+ndjson",
@@ -61,10 +69,16 @@ def create_export(
 
 @router.get("/exports/{export_id}/{name:path}")
 def download(export_id: UUID, name: str, principal: Exporter, ledger: LedgerDep) -> FileResponse:
-    """One file of a finished export; the download is recorded (action ``copy``) first."""
-    path = finished_file(exports_home(ledger), export_id, name)
+    """One file of a finished export; the download is recorded (action ``copy``) first, once
+    for each patient the export carries, so it reaches each one's access report (the
+    documentation file, the same for every export, carries nobody's and names nobody)."""
+    home = exports_home(ledger)
+    path = finished_file(home, export_id, name)
     reader = Reader(principal.user_id, "HOPERAT", str(principal.session_id))
     detail = {"export_id": str(export_id), "file": name}
-    record_access(ledger, reader, "copy", "chart", [None], detail=detail)
+    carried = [] if name == DOCUMENTATION_FILE else exported_patients(ledger.db, home, export_id)
+    for start in range(0, max(len(carried), 1), ACCESS_BATCH):
+        chunk: list[UUID | None] = list(carried[start : start + ACCESS_BATCH]) or [None]
+        record_access(ledger, reader, "copy", "chart", chunk, detail=detail)
     kind = MEDIA_TYPES[name.rpartition(".")[2]]
     return FileResponse(path, media_type=kind, filename=path.name)

@@ -19,10 +19,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, status
+from fastapi import Depends, Request, status
 
 from api.auth import Principal, load, now
-from api.deps import CurrentUser, LedgerDep, RunnerDep, ServicesDep
+from api.deps import Caller, CurrentUser, LedgerDep, RunnerDep, ServicesDep
 from api.errors import Forbidden, NotFound
 from api.hold_schemas import (
     AcknowledgeIn,
@@ -58,6 +58,7 @@ from api.hold_schemas import (
     ScopeOut,
     SentOut,
 )
+from api.refused_requests import refuse_role
 from api.roles import require_role
 from api.routing import Router
 from domain.access import Access
@@ -83,8 +84,9 @@ router = Router(tags=["legal holds"])
 ROLE = "risk_manager"
 
 
-def require_risk_manager(principal: CurrentUser) -> Principal:
+def require_risk_manager(principal: CurrentUser, request: Request) -> Principal:
     if ROLE not in principal.roles:
+        Caller.of(request, None).refuse_role(principal, (ROLE,))  # recorded, as api/roles.py
         raise Forbidden(f"this needs the role {ROLE}")
     return principal
 
@@ -331,6 +333,8 @@ def release(hold_id: UUID, body: ReleaseIn, principal: CurrentUser, ledger: Ledg
     risk manager who placed it, or by an owner. Another risk manager is refused (403
     ``two-person-rule``, recorded): they ask an owner (legal_hold/hold_releases.py)."""
     if not any(r in principal.roles for r in RELEASER_ROLES):
+        route, roles = "POST /holds/{hold_id}/release", tuple(RELEASER_ROLES)
+        refuse_role(ledger, principal, route, roles, None, now())  # recorded, as api/roles.py
         raise Forbidden("this needs the role risk_manager or owner")
     with principal.acting():
         hold = release_hold(

@@ -100,14 +100,24 @@ def download_bundle(production_id: UUID, principal: RiskManager, ledger: LedgerD
     path = productions_home(ledger) / f"{production_id}.zip"
     if not path.is_file():
         raise NotFound(f"no production {production_id}")
-    copy = Access.record(
-        user_id=principal.user_id,
-        action="copy",
-        data_category="chart",
-        purpose_of_use="HLEGAL",
-        at=now(),
-        detail={"production": str(production_id)},
-    )
+    # One copy per patient the bundle carries (its production event names them), so the
+    # download reaches each one's access report; one without a patient if it carries none.
+    produced = ledger.repository.get(production_id)
+    subjects = getattr(produced, "produced_subjects", [])
+    carried = [UUID(s.removeprefix("patient:")) for s in subjects if s.startswith("patient:")]
+    at = now()
+    copies = [
+        Access.record(
+            user_id=principal.user_id,
+            patient_id=patient_id,
+            action="copy",
+            data_category="chart",
+            purpose_of_use="HLEGAL",
+            at=at,
+            detail={"production": str(production_id)},
+        )
+        for patient_id in carried or [None]
+    ]
     with principal.acting():
-        ledger.save(copy)
+        ledger.save_together(*copies)
     return FileResponse(path, media_type=MEDIA_TYPE, filename=f"production-{production_id}.zip")

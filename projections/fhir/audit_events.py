@@ -120,7 +120,7 @@ class AuditLines:
             for action, (kind, subtype, code) in ACTIONS.items()
         }
         probe = audit_event(
-            (0, "", "", None, None, "create", "", "success", "system", None, "", None, None),
+            (0, "", "", None, None, "create", "", "success", "system", None, "", None, None, None),
             "",
             [],
             context,

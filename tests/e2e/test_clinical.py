@@ -133,9 +133,11 @@ def test_each_role_reaches_only_its_routes(practice: Practice) -> None:
             reader.audit()
     assert auditor.audit()
     report = auditor.access_report(patient.patient_id)
-    assert [(r.action, r.data_category) for r in report] == [
-        ("query", "demographics"),  # staff's search
-        ("access", "audit"),  # the auditor reading this very report
+    assert [(r.action, r.data_category, r.outcome) for r in report] == [
+        ("query", "demographics", "success"),  # staff's search
+        # staff's, the auditor's and the risk manager's refused chart opens (issue 17)
+        *[("access", "access control", "failure")] * 3,
+        ("access", "audit", "success"),  # the auditor reading this very report
     ]
     with pytest.raises(Forbidden):
         clinician.users()

@@ -31,14 +31,21 @@ def test_owners_and_risk_managers_export_and_nobody_else_can(
     casey.amend_note(note.note_id, "BP recheck 150/95", "late entry")
     exports = practice.settings.store.home / "exports"
 
-    # A clinician is refused before anything is recorded or written.
+    # A clinician is refused before anything is read or written: only the refusals are
+    # recorded, one row each (issue 17: every access decision is an audit row).
     before = practice.leaves()
     with pytest.raises(Forbidden) as refused:
         casey.export_ehi(patient)
     assert refused.value.type.endswith(":forbidden")
     with pytest.raises(Forbidden):
         casey.export_file(uuid4(), "manifest.json")
-    assert practice.leaves() == before and not exports.exists()
+    assert practice.leaves() == before + 2 and not exports.exists()
+    casey_id = str(casey.me().user_id)
+    rows = [r for r in risk.audit(user_id=casey_id) if r.outcome == "failure"]
+    assert [(r.event_type, r.reason) for r in rows] == [
+        ("domain.refusals:RoleRefusal.Refused", "role")
+    ] * 2
+    before = practice.leaves()
 
     # Bad input: neither or both scopes, an unknown purpose: 422 problems, nothing written.
     for body in ({}, {"all": True, "patient_id": str(patient)}, {"all": True, "purpose": "X"}):

@@ -189,7 +189,13 @@ def test_every_hold_and_retention_route_is_for_risk_managers_and_checks_its_inpu
     ):
         with pytest.raises(Forbidden):
             call(casey)
-    assert practice.leaves() == before  # refused before anything is written or read
+    # Refused before anything is read or done: each refusal writes its one row, and nothing else
+    # (issue 17: every access decision is an audit row).
+    refusals = 2 * len(refused) + 3
+    assert practice.leaves() == before + refusals
+    rows = owner.audit(sort_by="position")[-refusals - 1 : -1]  # the last: this very query
+    assert {r.event_type for r in rows} == {"domain.refusals:RoleRefusal.Refused"}
+    assert {r.user_id for r in rows} == {str(owner.me().user_id), str(casey_id)}
 
     # Bad input: a 422 problem naming the field, never echoing the value.
     with pytest.raises(Unprocessable) as empty:

@@ -84,12 +84,18 @@ def test_a_user_administrator_cannot_take_the_practice_from_its_owners(
     assert refusals == [(m, "RefusedAttempt.Refused", "failure")] * len(attempts)
     assert (o, "User.RoleGranted", "success") in story  # olive made morgan a user admin
     assert (m, "User.Deactivated", "success") in story  # morgan deactivated casey
-    assert ("None", "Account.LockedOut", "failure") in [(str(u), e, x) for u, e, x in story]
+    # Nobody was logged in to lock olive out: the lockout is filed under her account (issue 17).
+    assert (o, "Account.LockedOut", "failure") in story
     assert (o, "Account.RecoveryCodeUsed", "success") in story
     assert story.index((o, "Account.RecoveryCodeUsed", "success")) < story.index(
         (o, "User.Deactivated", "success")
     )
     rows = fresh.audit(user_id=morgan.user_id, sort_by="position")
-    assert [r.event_type for r in rows if r.outcome == "failure"] == [
+    # His refused attempts, then, once deactivated, his session's next request and his login.
+    assert [(r.event_type, r.reason) for r in rows if r.outcome == "failure"][len(attempts) :] == [
+        ("domain.sessions:Session.RequestRefused", "revoked"),
+        ("domain.credentials:Account.LoginFailed", "inactive"),
+    ]
+    assert [r.event_type for r in rows if r.outcome == "failure"][: len(attempts)] == [
         "domain.credentials:RefusedAttempt.Refused"
     ] * len(attempts)

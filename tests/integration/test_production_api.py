@@ -47,7 +47,13 @@ def test_a_risk_manager_produces_downloads_and_the_bundle_verifies(
     assert bad.value.type.endswith(":invalid-production")
     with pytest.raises(NotFound):
         risk.produce(uuid4())
-    assert practice.leaves() == leaves
+    # Nothing produced: the two role refusals are recorded (issue 17), and nothing else.
+    assert practice.leaves() == leaves + 2
+    refused = [r for r in owner.audit(sort_by="position") if r.outcome == "failure"][-2:]
+    assert [(r.user_id, r.reason) for r in refused] == [
+        (practice.owner_id, "role"),
+        (str(casey_id), "role"),
+    ]
     assert not (practice.settings.store.home / "productions").exists() or not list(
         (practice.settings.store.home / "productions").glob("*.zip")
     )

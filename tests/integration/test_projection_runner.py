@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
+from domain.credentials import Account
 from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
@@ -204,3 +207,33 @@ def test_an_audit_view_built_before_rows_named_their_target_is_replayed_with_the
     again.catch_up()
     (row,) = [r for r in audit_report(ledger.db) if r["source"] == "session-y"]
     assert row["target_user_id"] == acted_on.removeprefix("user:") and row["detail"] is None
+
+
+def test_an_audit_view_built_before_rows_said_why_they_failed_is_replayed_with_reasons(
+    ledger: Ledger,
+) -> None:
+    victim, at = uuid4(), datetime.now(UTC)
+    account = Account.open(username="victim", user_id=victim, password_hash=None, at=at)
+    account.record_failure(reason="password", at=at, address="192.0.2.9")
+    with acting(None):  # a failed login: nobody is logged in
+        ledger.save(account)
+    runner = Runner(ledger, [AuditView()])
+    runner.catch_up()
+    # The table as it was before the reason column, with target and detail, fully applied.
+    with ledger.db.write(lock=False) as c:
+        c.execute("DROP TABLE audit_events")
+        c.execute(
+            "CREATE TABLE audit_events (position INTEGER PRIMARY KEY, event_time TEXT NOT NULL, "
+            "activity_time TEXT NOT NULL, patient_id TEXT, user_id TEXT, action TEXT NOT NULL, "
+            "data_category TEXT NOT NULL, outcome TEXT NOT NULL, source TEXT NOT NULL, "
+            "purpose TEXT, event_type TEXT NOT NULL, target_user_id TEXT, detail TEXT)"
+        )
+    again = Runner(ledger, [AuditView()])
+    assert again.positions() == {"audit": 0}  # dropped, to be replayed
+    again.catch_up()
+    # Filed under the account it targeted, with why it failed.
+    (row,) = [r for r in audit_report(ledger.db, user_id=str(victim)) if r["outcome"] == "failure"]
+    assert (row["event_type"], row["reason"]) == (
+        "domain.credentials:Account.LoginFailed",
+        "password",
+    )

@@ -162,6 +162,7 @@ rows = st.tuples(
     st.just("domain.notes:Note.Signed") | words,
     st.none() | ids,  # target_user_id
     st.none() | words,  # detail
+    st.none() | words,  # reason
 )
 
 
