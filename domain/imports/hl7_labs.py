@@ -3,7 +3,11 @@
 A file holds one or more messages, one segment a line (CR, LF or CRLF), optionally framed by
 MLLP (``0x0b`` ... ``0x1c 0x0d``). The message is the unit: it is accepted with all its numeric
 results or rejected with every reason found, so a lab's report never lands in pieces. Each
-accepted message keeps its exact bytes, to be stored as a Document and as each result's source.
+accepted message keeps its exact bytes, to be stored once as a Document that each result names
+with its segment.
+
+Every step is linear in the message's size: a message of 20,000 OBX segments is one pass over its
+lines, one parse, and one pass over its segments.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class LabItem:
     """One OBX result, its fields as sent."""
 
     segment: str
+    index: int  # the segment's position in its message, MSH being 1
+    set_id: str | None  # OBX-1 as sent
     loinc_code: str
     test_name: str
     value: str
@@ -65,16 +71,17 @@ def split_messages(data: bytes) -> list[tuple[bytes, bool]]:
         frames = data.split(MLLP_START)[1:]
         return [(f[: f.index(MLLP_END)], False) if MLLP_END in f else (f, True) for f in frames]
     messages: list[bytes] = []
-    current = b""
-    for line in _LINE.findall(data):
-        if not line.strip() or line[:3] in BATCH_SEGMENTS:
+    current: list[bytes] = []  # joined once per message: adding line by line was quadratic
+    for line in _LINE.finditer(data):
+        text = line.group()
+        if not text.strip() or text[:3] in BATCH_SEGMENTS:
             continue
-        if line.startswith(b"MSH") and current:
-            messages.append(current)
-            current = b""
-        current += line
+        if text.startswith(b"MSH") and current:
+            messages.append(b"".join(current))
+            current = []
+        current.append(text)
     if current:
-        messages.append(current)
+        messages.append(b"".join(current))
     return [(m, False) for m in messages]
 
 
@@ -154,9 +161,19 @@ def _message(
     for n, name in ((10, "message control id"), (12, "version")):
         if not _field(msh, n):
             reasons.append(f"segment 1 (MSH) has no MSH-{n} ({name}): the segment is cut off")
-    pids = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "PID"]
-    obrs = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "OBR"]
-    obxs = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "OBX"]
+    pids: list[tuple[int, hl7.Segment]] = []
+    obrs: list[tuple[int, hl7.Segment]] = []
+    obxs: list[tuple[int, hl7.Segment, hl7.Segment | None]] = []
+    latest_obr: hl7.Segment | None = None
+    for i, segment in enumerate(message, start=1):
+        kind = str(segment[0])
+        if kind == "PID":
+            pids.append((i, segment))
+        elif kind == "OBR":
+            obrs.append((i, segment))
+            latest_obr = segment
+        elif kind == "OBX":  # with the OBR it follows, found in the same pass
+            obxs.append((i, segment, latest_obr))
     if len(pids) != 1:
         reasons.append("has no PID segment" if not pids else "has more than one PID segment")
     if not obrs:
@@ -168,8 +185,7 @@ def _message(
     patient_id = _patient(pids[0], patients, reasons)
     sending_lab = _component(msh, 4, 1)
     results = []
-    for index, obx in obxs:
-        obr = _obr_before(index, obrs)
+    for index, obx, obr in obxs:
         if obr is None:
             reasons.append(f"{_where(index, obx)}: comes before any OBR")
             continue
@@ -197,11 +213,6 @@ def _patient(
         reasons.append(f"{_where(index, segment)}: PID-3 names no patient of this practice")
         return None
     return patients[mrn]
-
-
-def _obr_before(index: int, obrs: list[tuple[int, hl7.Segment]]) -> hl7.Segment | None:
-    before = [s for i, s in obrs if i < index]
-    return before[-1] if before else None
 
 
 def _result(
@@ -239,6 +250,8 @@ def _result(
     bounds = _RANGE.fullmatch(reference or "")
     return LabItem(
         segment=where,
+        index=index,
+        set_id=_field(obx, 1) or None,
         loinc_code=code,
         test_name=name,
         value=value,

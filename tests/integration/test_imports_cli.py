@@ -224,7 +224,12 @@ def test_good_hl7_results_arrive_exactly_with_the_message_kept_as_a_document(
         )  # fmt: skip
         assert glucose.performing_lab == "Acme Reference Lab"  # OBX-23
         assert glucose.collected_at == "20261120071500"  # OBX-14, as sent
-        assert glucose.source_message == document.content
+        # Each result names the message's Document and its own segment, and carries no copy.
+        segments = document.content.split(b"\r")
+        assert (glucose.source_message, glucose.source_document_id) == (None, document.id)
+        assert segments[glucose.source_segment - 1].startswith(b"OBX|1|NM|2345-7^")
+        assert segments[creatinine.source_segment - 1].startswith(b"OBX|2|NM|2160-0^")
+        assert (glucose.source_set_id, creatinine.source_set_id) == ("1", "2")
         assert (creatinine.value, creatinine.performing_lab) == ("0.90", "Acme Lab")  # MSH-4
         [leukocytes] = (ledger.repository.get(i) for i in second["lab_ids"])
         assert (leukocytes.value, leukocytes.unit) == ("7.4", "10^3/uL")  # \S\ is ^
