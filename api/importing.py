@@ -41,7 +41,7 @@ T = TypeVar("T")
 Progress = Callable[[int, int], None]
 # Lab results per transaction: a few hundred milliseconds of writing at most, so a chart read
 # waiting for the writer lock between two of them answers well within a second.
-LAB_BATCH = 100
+LAB_BATCH = 50
 
 
 @dataclass(frozen=True)
