@@ -29,9 +29,9 @@ class SerialRunner(Runner):
         super().__init__(ledger, all_projections())
         self._lock = threading.Lock()
 
-    def catch_up(self, progress: Progress | None = None) -> int:
+    def catch_up(self, progress: Progress | None = None, until: int | None = None) -> int:
         with self._lock:
-            return self._catch_up_locked(progress)
+            return self._catch_up_locked(progress, until)
 
     def _catch_up_locked(self, progress: Progress | None = None, target: int | None = None) -> int:
         # A batch applied first by another process (another server worker, a CLI command) is
@@ -41,10 +41,10 @@ class SerialRunner(Runner):
             if target is not None and (lowest := self.applied()[1]) >= target:
                 return lowest
             try:
-                return super().catch_up(progress)
+                return super().catch_up(progress, until=target)
             except PositionMoved:
                 continue
-        return super().catch_up(progress)
+        return super().catch_up(progress, until=target)
 
     def catch_up_to(self, target: int | None = None) -> None:
         """As ``Runner.catch_up_to``, but requests waiting for one catch-up share it: whoever
