@@ -42,6 +42,9 @@ Progress = Callable[[int, int], None]
 # Lab results per transaction: a few hundred milliseconds of writing at most, so a chart read
 # waiting for the writer lock between two of them answers well within a second.
 LAB_BATCH = 50
+# Results one lab import takes: two and a half times issue 17's 20,000, about a minute of
+# writing. A bigger file is refused whole (422 import-rejected, CLI exit 2): split it.
+MAX_LAB_RESULTS = 50_000
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def import_labs(
     Document and its segment (never a copy of the message, which made an import's size grow
     with the square of its results)."""
     patients = patients_by_mrn(importer.ledger, importer.runner)
-    parsed = hl7_labs.parse_lab_messages(data, patients)
+    parsed = hl7_labs.parse_lab_messages(data, patients, MAX_LAB_RESULTS)
     _refuse_without_care(importer, parsed, lambda m: m.patient_id, "PID-3")
     documents = _lab_sources(importer, parsed, source_name)
     rejections = _decide("labs", sha256(data), parsed, accept_valid)

@@ -31,6 +31,7 @@ ACCEPTED_STATUSES = ("F", "P")  # final, preliminary; corrections are not new re
 # Segments parsed at a time. python-hl7 turns a segment into a tree of lists (some 8 KB for an
 # OBX), so a whole 20,000-OBX message parsed at once held 150 MB; a slice at a time holds ~4 MB.
 PARSE_SLICE = 500
+_OBX = re.compile(rb"(?:\A|[\r\n])OBX")
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)?")
 _RANGE = re.compile(r"([+-]?[0-9]+(?:\.[0-9]+)?)\s*-\s*([+-]?[0-9]+(?:\.[0-9]+)?)", re.ASCII)
 
@@ -88,12 +89,27 @@ def split_messages(data: bytes) -> list[tuple[bytes, bool]]:
     return [(m, False) for m in messages]
 
 
-def parse_lab_messages(data: bytes, patients: Mapping[str, UUID]) -> Parsed[LabMessage]:
-    """Every message in ``data``, accepted or rejected; ``patients`` maps MRN -> patient id."""
+def parse_lab_messages(
+    data: bytes, patients: Mapping[str, UUID], max_results: int | None = None
+) -> Parsed[LabMessage]:
+    """Every message in ``data``, accepted or rejected; ``patients`` maps MRN -> patient id.
+
+    With ``max_results``, a file with more OBX segments than that is refused whole, every
+    message rejected for it, before any is parsed (counting segments costs one scan)."""
     parsed: Parsed[LabMessage] = Parsed()
     messages = split_messages(data)
     if not messages:
         parsed.reject("file", "holds no HL7 message")
+    if max_results is not None:
+        results = sum(len(_OBX.findall(raw)) for raw, _ in messages)
+        if results > max_results:
+            reason = (
+                f"the file holds {results} OBX segments, more than the {max_results} one import "
+                "takes: split it into smaller files"
+            )
+            for number in range(1, len(messages) + 1):
+                parsed.reject(f"message {number}", reason)
+            return parsed
     for number, (raw, cut) in enumerate(messages, start=1):
         reasons: list[str] = []
         message = _read(raw, cut, reasons)

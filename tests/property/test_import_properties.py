@@ -276,3 +276,27 @@ def test_each_result_names_the_segment_it_came_from(segments: list[str]) -> None
         assert fields[0] == "OBX" and (fields[1] or None) == result.set_id
         assert (fields[5], fields[6].split("^")[0]) == (result.value, result.unit)
         assert result.segment == f"segment {result.index} (OBX)"
+
+
+@SETTINGS
+@given(body_segments, st.integers(0, 8), st.sampled_from(["\r", "\n", "\r\n"]))
+def test_a_file_over_the_results_bound_is_refused_whole_and_one_within_it_read_as_ever(
+    segments: list[str], bound: int, newline: str
+) -> None:
+    data = _message(segments, newline) * 2  # two messages
+    count = 2 * sum(s.startswith("OBX") for s in segments)
+    unbounded = parse_lab_messages(data, {"M-1": UUID(int=1)})
+    bounded = parse_lab_messages(data, {"M-1": UUID(int=1)}, max_results=bound)
+    if count <= bound:
+        assert (bounded.accepted, bounded.rejections) == (
+            unbounded.accepted,
+            unbounded.rejections,
+        )
+    else:
+        assert bounded.accepted == [] and bounded.items == unbounded.items == 2
+        assert {r.reasons for r in bounded.rejections} == {
+            (
+                f"the file holds {count} OBX segments, more than the {bound} one import takes: "
+                "split it into smaller files",
+            )
+        }
