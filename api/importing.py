@@ -116,7 +116,8 @@ def import_labs(
     parsed = hl7_labs.parse_lab_messages(data, patients, MAX_LAB_RESULTS)
     _refuse_without_care(importer, parsed, lambda m: m.patient_id, "PID-3")
     documents = _lab_sources(importer, parsed, source_name)
-    rejections = _decide("labs", sha256(data), parsed, accept_valid)
+    digest = sha256(data)
+    rejections = _decide("labs", digest, parsed, accept_valid)
     created: list[UUID] = []
     links: list[dict[str, Any]] = []
     done, total = 0, sum(len(a.item.results) for a in parsed.accepted)
@@ -144,7 +145,7 @@ def import_labs(
         )
     batch = _Batch(aggregates=[], created=created, links=links)
     return _summarize(
-        importer, "labs", source_name, sha256(data), parsed, rejections, batch, accept_valid
+        importer, "labs", source_name, digest, parsed, rejections, batch, accept_valid
     )
 
 
