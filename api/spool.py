@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from fastapi.exceptions import RequestValidationError
 from api.deps import ServicesDep
 
 FOLDER = "spool"
+# A body file older than this was left by a process that died mid-request (a live request's is
+# removed when it ends): the next request removes it, as no other is reading it any more.
+STALE_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,17 @@ class Spooled:
 
 
 def spool_folder(home: Path) -> Path:
+    """The spool folder, made 0700 if need be, without the files crashed requests left."""
     folder = home / FOLDER
     folder.mkdir(mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask; the spool holds PHI
+    stale = time.time() - STALE_SECONDS
+    for leftover in folder.glob("*.body"):
+        try:
+            if leftover.stat().st_mtime < stale:
+                leftover.unlink()
+        except FileNotFoundError:  # another request removed it first
+            pass
     return folder
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from api.client import Unprocessable
+from api.spool import STALE_SECONDS
 from tests.e2e.conftest import Practice, add_member
 
 
@@ -41,3 +43,18 @@ def test_an_upload_arrives_exactly_and_leaves_nothing_in_the_spool(
     with pytest.raises(Unprocessable):  # and a missing body is refused as before
         clinician.upload_document(b"", "empty.pdf", "application/pdf")
     assert list(spool.iterdir()) == []
+
+
+def test_a_body_file_a_crashed_request_left_is_removed_by_a_later_request(
+    practice: Practice,
+) -> None:
+    spool = practice.settings.store.home / "spool"
+    spool.mkdir(mode=0o700, exist_ok=True)
+    left, recent = spool / "crashed.body", spool / "in-flight.body"
+    for path in (left, recent):
+        path.write_bytes(b"PHI")
+    a_day_ago = time.time() - STALE_SECONDS - 60
+    os.utime(left, (a_day_ago, a_day_ago))
+    clinician = add_member(practice, practice.owner(), "casey", "Casey", "clinician").client()
+    clinician.upload_document(b"%PDF-1.4", "letter.pdf", "application/pdf")
+    assert sorted(p.name for p in spool.iterdir()) == ["in-flight.body"]  # a live one stays
