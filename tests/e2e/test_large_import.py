@@ -71,8 +71,10 @@ def workers_rss(url: str) -> int:
     parents = [p for p in _pids() if f"--port\0{port}\0" in _read(p, "cmdline")]
     assert len(parents) == 1, parents
     workers = [p for p in _pids() if _status(p, "PPid") == parents[0]]
-    assert len(workers) >= 2, workers
-    return sum(int(_status(p, "VmRSS").split()[0]) * 1024 for p in workers)
+    # A worker the server is replacing just then has no VmRSS (or no /proc entry) left.
+    sizes = [rss.split()[0] for p in workers if (rss := _status(p, "VmRSS"))]
+    assert sizes, workers
+    return sum(int(size) * 1024 for size in sizes)
 
 
 def _pids() -> list[str]:
