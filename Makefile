@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python bench/bundle.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/imports.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

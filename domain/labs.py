@@ -1,8 +1,10 @@
 """Laboratory results, kept exactly as received.
 
 The value is a decimal string and its UCUM unit as the lab sent them (``"5.2"``, ``"mg/dL"``),
-next to the reference range, the performing lab, the collection time as text and the original
-source message as bytes. A correction is a new event naming the version it corrects; a unit
+next to the reference range, the performing lab, the collection time as text and where the
+original source message is: its bytes, or (for an import) a reference to the Document holding the
+message once and the result's segment in it, so a 20,000-result message is stored once and not
+20,000 times. A correction is a new event naming the version it corrects; a unit
 conversion is its own event showing both values, the factor and the rule, and never replaces the
 value (``domain/quantities.py``).
 """
@@ -22,6 +24,36 @@ from domain.quantities import Conversion, Quantity, check_decimal, checked, conv
 
 
 class LabResult(Record):
+    class Received(Record.Created):
+        """Version 2 names where the source message is: its bytes (``source_message``), or the
+        Document holding it with the result's segment (``source_document_id``,
+        ``source_segment``, ``source_set_id``). Version 1 always carried the bytes."""
+
+        class_version = 2
+
+        patient_id: UUID
+        loinc_code: str
+        test_name: str
+        value: str
+        unit: str
+        reference_range: str | None
+        reference_low: str | None
+        reference_high: str | None
+        abnormal_flag: str | None
+        performing_lab: str
+        collected_at: str | None
+        source_message: bytes | None
+        source_format: str
+        source_document_id: UUID | None
+        source_segment: int | None
+        source_set_id: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["source_document_id"] = None
+            state["source_segment"] = None
+            state["source_set_id"] = None
+
     @classmethod
     def receive(
         cls,
@@ -31,15 +63,22 @@ class LabResult(Record):
         test_name: str,
         quantity: Quantity,
         performing_lab: str,
-        source_message: bytes,
         source_format: str,
+        source_message: bytes | None = None,
+        source_document_id: UUID | None = None,
+        source_segment: int | None = None,
+        source_set_id: str | None = None,
         reference_range: str | None = None,
         reference_low: str | None = None,
         reference_high: str | None = None,
         abnormal_flag: str | None = None,
         collected_at: str | None = None,
     ) -> LabResult:
+        """``source_message`` is the source's bytes; or, when the message is stored once as a
+        Document (an import), ``source_document_id`` names that Document, ``source_segment``
+        the result's segment in it (1-based, MSH is 1) and ``source_set_id`` its OBX-1."""
         quantity = checked(quantity)
+        _check_source(source_message, source_document_id, source_segment, source_set_id)
         low = None if reference_low is None else check_decimal(reference_low, "reference_low")
         high = None if reference_high is None else check_decimal(reference_high, "reference_high")
         return cls(
@@ -54,11 +93,14 @@ class LabResult(Record):
             abnormal_flag=optional_text(abnormal_flag, "abnormal_flag"),
             performing_lab=text(performing_lab, "performing_lab"),
             collected_at=optional_text(collected_at, "collected_at"),
-            source_message=raw_bytes(source_message, "source_message"),
+            source_message=source_message,
             source_format=text(source_format, "source_format"),
+            source_document_id=source_document_id,
+            source_segment=source_segment,
+            source_set_id=source_set_id,
         )
 
-    @event("Received")
+    @event(Received)
     def __init__(
         self,
         patient_id: UUID,
@@ -72,8 +114,11 @@ class LabResult(Record):
         abnormal_flag: str | None,
         performing_lab: str,
         collected_at: str | None,
-        source_message: bytes,
+        source_message: bytes | None,
         source_format: str,
+        source_document_id: UUID | None,
+        source_segment: int | None,
+        source_set_id: str | None,
     ) -> None:
         self.patient_id = patient_id
         self.loinc_code = loinc_code
@@ -88,6 +133,9 @@ class LabResult(Record):
         self.collected_at = collected_at
         self.source_message = source_message
         self.source_format = source_format
+        self.source_document_id = source_document_id
+        self.source_segment = source_segment
+        self.source_set_id = source_set_id
         self.value_version = 1
         self.history: list[dict[str, Any]] = [{"version": 1, "value": value, "unit": unit}]
         self.conversions: list[dict[str, Any]] = []
@@ -189,3 +237,20 @@ class LabResult(Record):
                 "rule": rule,
             }
         )
+
+
+def _check_source(
+    message: bytes | None, document_id: UUID | None, segment: int | None, set_id: str | None
+) -> None:
+    """Exactly one source: the bytes, or a Document and a segment in it."""
+    if (message is None) == (document_id is None):
+        raise InvalidEntry("give source_message or source_document_id, exactly one")
+    if message is not None:
+        raw_bytes(message, "source_message")
+        if segment is not None or set_id is not None:
+            raise InvalidEntry("source_segment and source_set_id go with source_document_id")
+        return
+    identifier(document_id, "source_document_id")
+    if type(segment) is not int or segment < 1:
+        raise InvalidEntry("source_segment must be a positive whole number")
+    optional_text(set_id, "source_set_id")

@@ -150,7 +150,8 @@ class Fold:
                 yield provenance.addendum_provenance(record, addendum, request)
         elif isinstance(state, LabResult):
             yield observations.lab_observation(record)
-            yield observations.source_binary(record)
+            if state.source_message is not None:  # else the source is a Document's Binary
+                yield observations.source_binary(record)
             for header, event in record.events:
                 if header.type.endswith(".Corrected"):
                     key = str(event.correction_id)

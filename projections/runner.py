@@ -129,8 +129,9 @@ class Runner:
         """Make every view apply the log at least up to ``target`` (by default the log's size
         now, so a reader sees every write committed before it asked); cheap when they have."""
         size, lowest = self.applied()
-        if lowest < (size if target is None else target):
-            self.catch_up()
+        target = size if target is None else target
+        if lowest < target:
+            self.catch_up(until=target)
 
     def catch_up_for(self, name: str, target: int | None = None) -> None:
         """As ``catch_up_to``, for the one view a reader needs: nothing to do when every event
@@ -189,20 +190,24 @@ class Runner:
             self._unread[name] = (lo, max(hi, target)) if known else (position, target)
         return False
 
-    def catch_up(self, progress: Progress | None = None) -> int:
-        """Apply everything appended since each projection's position; return the new position."""
+    def catch_up(self, progress: Progress | None = None, until: int | None = None) -> int:
+        """Apply everything appended since each projection's position; return the new position.
+        With ``until``, stop once every view has reached it: a reader waiting for the writes
+        committed before it asked must not chase a long import's later ones."""
         keys = KeyRing(self.ledger.data_keys)
         if log_size(self.db) - min(self.positions().values(), default=0) <= PRELOAD_AFTER:
-            return self._catch_up(keys, progress)
+            return self._catch_up(keys, progress, until)
         keys.preload()
         with heap_frozen():
-            return self._catch_up(keys, progress)
+            return self._catch_up(keys, progress, until)
 
-    def _catch_up(self, keys: KeyRing, progress: Progress | None) -> int:
+    def _catch_up(self, keys: KeyRing, progress: Progress | None, until: int | None) -> int:
         try:
             while True:
                 positions = self.positions()
                 start = min(positions.values(), default=0)
+                if until is not None and start >= until:
+                    return start
                 entries = list(read_entries(self.ledger, start, BATCH, keys, self.modules))
                 if not entries:
                     return start

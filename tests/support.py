@@ -77,3 +77,20 @@ def append_charts(ledger: Ledger, subjects: list[str], events_per_chart: int = 3
         ledger.save(chart)
         charts.append(chart)
     return charts
+
+
+def oru_r01(mrn: str, results: int, control_id: str = "BULK0001") -> bytes:
+    """One HL7 v2 ORU^R01 for the patient with ``mrn``, one OBR and ``results`` numeric OBX
+    segments (glucose values that vary), CR-separated: about 48 bytes a result, so 20,000 of
+    them make the 0.9 MB message of issue 17, under the default 1 MiB body limit."""
+    head = [
+        f"MSH|^~\\&|LABSYS|Acme Lab|CHARTLEDGER|Clinic|20261120083000||ORU^R01^ORU_R01|{control_id}"
+        "|P|2.5.1",
+        f"PID|1||{mrn}^^^Clinic^MR||Doe^Jane||19800314|F",
+        "OBR|1|ORD1|FIL1|24323-8^Comprehensive metabolic panel^LN|||20261120071500",
+    ]
+    obx = [
+        f"OBX|{n}|NM|2345-7^Glucose^LN||{70 + n % 60}.{n % 10}|mg/dL||N|||F"
+        for n in range(1, results + 1)
+    ]
+    return ("\r".join(head + obx) + "\r").encode()

@@ -1,13 +1,12 @@
-"""Documents: uploaded as raw bytes, kept exactly as received with their SHA-256; reading one
-records its access event first."""
+"""Documents: uploaded as raw bytes (spooled to disk as they arrive, ``api/spool.py``), kept
+exactly as received with their SHA-256; reading one records its access event first."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Body, Query, Response, status
+from fastapi import Query, Response, status
 
 from api.auth import load
 from api.care import chart_access
@@ -15,12 +14,12 @@ from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.routing import Router
 from api.schemas import DocumentOut, Purpose
+from api.spool import SpooledBody, request_body
 from domain.documents import Document
 from domain.patients import Patient
 from projections.reads import Reader, record_access
 
 router = Router(prefix="/documents", tags=["documents"])
-Raw = Annotated[bytes, Body(media_type="application/octet-stream")]
 
 
 def _out(d: Document) -> DocumentOut:
@@ -34,9 +33,13 @@ def _out(d: Document) -> DocumentOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=request_body("application/octet-stream", "Content"),
+)
 def upload(
-    content: Raw,
+    content: SpooledBody,
     principal: Clinician,
     ledger: LedgerDep,
     runner: RunnerDep,
@@ -53,8 +56,8 @@ def upload(
         ).acting
         load(ledger, patient_id, Patient)
     document = Document.store(
-        content=content,
-        sha256=hashlib.sha256(content).hexdigest() if sha256 is None else sha256,
+        content=content.read(),
+        sha256=content.sha256 if sha256 is None else sha256,
         original_filename=filename,
         media_type=media_type,
         uploader_id=principal.user_id,

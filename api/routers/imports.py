@@ -7,6 +7,7 @@ mbox; ``POST /imports/sms?patient_id=``, an SMS Backup & Restore XML export.
 
 201 with the report when written; 422 ``import-rejected`` with the report in the problem when
 anything was rejected (unless ``accept_valid=true``) or nothing was valid: nothing is written.
+Each body is spooled to disk as it arrives (``api/spool.py``) and read once by the import.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Body, Query, status
+from fastapi import Query, status
 
 from api import importing
 from api.auth import Principal
@@ -22,6 +23,7 @@ from api.deps import LedgerDep, RunnerDep
 from api.importing_schemas import ImportReportOut
 from api.roles import require_role
 from api.routing import Router
+from api.spool import SpooledBody, request_body
 from domain.imports.csv_patients import ColumnMap
 from events.ledger import Ledger
 from projections.runner import Runner
@@ -36,10 +38,6 @@ AcceptValid = Annotated[
 SourceName = Annotated[
     str, Query(min_length=1, max_length=255, description="the file's name, for the summary")
 ]
-Csv = Annotated[bytes, Body(media_type="text/csv")]
-Hl7 = Annotated[bytes, Body(media_type="x-application/hl7-v2+er7")]
-Email = Annotated[bytes, Body(media_type="message/rfc822")]
-SmsXml = Annotated[bytes, Body(media_type="application/xml")]
 
 
 def _importer(principal: Principal, ledger: Ledger, runner: Runner) -> importing.Importer:
@@ -52,9 +50,11 @@ def _importer(principal: Principal, ledger: Ledger, runner: Runner) -> importing
     )
 
 
-@router.post("/patients", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/patients", status_code=status.HTTP_201_CREATED, openapi_extra=request_body("text/csv")
+)
 def import_patients(
-    body: Csv,
+    body: SpooledBody,
     principal: PatientImporter,
     ledger: LedgerDep,
     runner: RunnerDep,
@@ -64,13 +64,17 @@ def import_patients(
 ) -> ImportReportOut:
     columns = ColumnMap.from_json(mapping)
     importer = _importer(principal, ledger, runner)
-    report = importing.import_patients(importer, body, columns, source_name, accept_valid)
+    report = importing.import_patients(importer, body.read(), columns, source_name, accept_valid)
     return ImportReportOut.of(report)
 
 
-@router.post("/labs", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/labs",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=request_body("x-application/hl7-v2+er7"),
+)
 def import_labs(
-    body: Hl7,
+    body: SpooledBody,
     principal: ChartImporter,
     ledger: LedgerDep,
     runner: RunnerDep,
@@ -78,12 +82,16 @@ def import_labs(
     source_name: SourceName = "results.hl7",
 ) -> ImportReportOut:
     importer = _importer(principal, ledger, runner)
-    return ImportReportOut.of(importing.import_labs(importer, body, source_name, accept_valid))
+    return ImportReportOut.of(
+        importing.import_labs(importer, body.read(), source_name, accept_valid)
+    )
 
 
-@router.post("/email", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/email", status_code=status.HTTP_201_CREATED, openapi_extra=request_body("message/rfc822")
+)
 def import_email(
-    body: Email,
+    body: SpooledBody,
     principal: ChartImporter,
     ledger: LedgerDep,
     runner: RunnerDep,
@@ -92,13 +100,15 @@ def import_email(
     source_name: SourceName = "message.eml",
 ) -> ImportReportOut:
     importer = _importer(principal, ledger, runner)
-    files = [(source_name, body)]
+    files = [(source_name, body.read())]
     return ImportReportOut.of(importing.import_email(importer, files, patient_id, accept_valid))
 
 
-@router.post("/sms", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/sms", status_code=status.HTTP_201_CREATED, openapi_extra=request_body("application/xml")
+)
 def import_sms(
-    body: SmsXml,
+    body: SpooledBody,
     principal: ChartImporter,
     ledger: LedgerDep,
     runner: RunnerDep,
@@ -107,5 +117,5 @@ def import_sms(
     source_name: SourceName = "sms.xml",
 ) -> ImportReportOut:
     importer = _importer(principal, ledger, runner)
-    report = importing.import_sms(importer, body, source_name, patient_id, accept_valid)
+    report = importing.import_sms(importer, body.read(), source_name, patient_id, accept_valid)
     return ImportReportOut.of(report)

@@ -3,13 +3,17 @@
 A file holds one or more messages, one segment a line (CR, LF or CRLF), optionally framed by
 MLLP (``0x0b`` ... ``0x1c 0x0d``). The message is the unit: it is accepted with all its numeric
 results or rejected with every reason found, so a lab's report never lands in pieces. Each
-accepted message keeps its exact bytes, to be stored as a Document and as each result's source.
+accepted message keeps its exact bytes, to be stored once as a Document that each result names
+with its segment.
+
+Every step is linear in the message's size: a message of 20,000 OBX segments is one pass over its
+lines, one parse, and one pass over its segments.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -24,6 +28,10 @@ SOURCE_FORMAT = "HL7v2 ORU^R01"
 MLLP_START, MLLP_END = b"\x0b", b"\x1c\x0d"
 BATCH_SEGMENTS = (b"FHS", b"BHS", b"BTS", b"FTS")
 ACCEPTED_STATUSES = ("F", "P")  # final, preliminary; corrections are not new results
+# Segments parsed at a time. python-hl7 turns a segment into a tree of lists (some 8 KB for an
+# OBX), so a whole 20,000-OBX message parsed at once held 150 MB; a slice at a time holds ~4 MB.
+PARSE_SLICE = 500
+_OBX = re.compile(rb"(?:\A|[\r\n])OBX")
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)?")
 _RANGE = re.compile(r"([+-]?[0-9]+(?:\.[0-9]+)?)\s*-\s*([+-]?[0-9]+(?:\.[0-9]+)?)", re.ASCII)
 
@@ -33,6 +41,8 @@ class LabItem:
     """One OBX result, its fields as sent."""
 
     segment: str
+    index: int  # the segment's position in its message, MSH being 1
+    set_id: str | None  # OBX-1 as sent
     loinc_code: str
     test_name: str
     value: str
@@ -65,25 +75,41 @@ def split_messages(data: bytes) -> list[tuple[bytes, bool]]:
         frames = data.split(MLLP_START)[1:]
         return [(f[: f.index(MLLP_END)], False) if MLLP_END in f else (f, True) for f in frames]
     messages: list[bytes] = []
-    current = b""
-    for line in _LINE.findall(data):
-        if not line.strip() or line[:3] in BATCH_SEGMENTS:
+    current: list[bytes] = []  # joined once per message: adding line by line was quadratic
+    for line in _LINE.finditer(data):
+        text = line.group()
+        if not text.strip() or text[:3] in BATCH_SEGMENTS:
             continue
-        if line.startswith(b"MSH") and current:
-            messages.append(current)
-            current = b""
-        current += line
+        if text.startswith(b"MSH") and current:
+            messages.append(b"".join(current))
+            current = []
+        current.append(text)
     if current:
-        messages.append(current)
+        messages.append(b"".join(current))
     return [(m, False) for m in messages]
 
 
-def parse_lab_messages(data: bytes, patients: Mapping[str, UUID]) -> Parsed[LabMessage]:
-    """Every message in ``data``, accepted or rejected; ``patients`` maps MRN -> patient id."""
+def parse_lab_messages(
+    data: bytes, patients: Mapping[str, UUID], max_results: int | None = None
+) -> Parsed[LabMessage]:
+    """Every message in ``data``, accepted or rejected; ``patients`` maps MRN -> patient id.
+
+    With ``max_results``, a file with more OBX segments than that is refused whole, every
+    message rejected for it, before any is parsed (counting segments costs one scan)."""
     parsed: Parsed[LabMessage] = Parsed()
     messages = split_messages(data)
     if not messages:
         parsed.reject("file", "holds no HL7 message")
+    if max_results is not None:
+        results = sum(len(_OBX.findall(raw)) for raw, _ in messages)
+        if results > max_results:
+            reason = (
+                f"the file holds {results} OBX segments, more than the {max_results} one import "
+                "takes: split it into smaller files"
+            )
+            for number in range(1, len(messages) + 1):
+                parsed.reject(f"message {number}", reason)
+            return parsed
     for number, (raw, cut) in enumerate(messages, start=1):
         reasons: list[str] = []
         message = _read(raw, cut, reasons)
@@ -96,7 +122,8 @@ def parse_lab_messages(data: bytes, patients: Mapping[str, UUID]) -> Parsed[LabM
     return parsed
 
 
-def _read(raw: bytes, cut: bool, reasons: list[str]) -> hl7.Message | None:
+def _read(raw: bytes, cut: bool, reasons: list[str]) -> list[str] | None:
+    """The message's segments as text, MSH first (checked to parse), or None with why not."""
     if cut:
         reasons.append("is cut off (an MLLP start block without its end block)")
         return None
@@ -110,10 +137,27 @@ def _read(raw: bytes, cut: bool, reasons: list[str]) -> hl7.Message | None:
         return None
     segments = [s for s in re.split(r"\r\n|\r|\n", text) if s]
     try:
-        return hl7.parse("\r".join(segments))
+        hl7.parse(segments[0])
     except Exception:  # python-hl7 raises several types for malformed MSH; all mean the same
         reasons.append("segment 1 (MSH) is malformed (no field separator or encoding characters)")
         return None
+    return segments
+
+
+def _parsed(segments: list[str]) -> Iterator[tuple[int, hl7.Segment]]:
+    """Each segment parsed, with its position (MSH is 1), ``PARSE_SLICE`` at a time: each slice
+    is parsed as a message of its own behind the same MSH, so it is read with the message's own
+    separators and escapes, and is dropped once its segments are looked at."""
+    msh = segments[0]
+    yield 1, hl7.parse(msh)[0]
+    for start in range(1, len(segments), PARSE_SLICE):
+        piece = segments[start : start + PARSE_SLICE]
+        # python-hl7 strips the text it parses: a stand-in after a slice that does not end the
+        # message keeps the slice's last segment exactly as sent.
+        more = ["ZZZ"] if start + PARSE_SLICE < len(segments) else []
+        message = hl7.parse("\r".join([msh, *piece, *more]))
+        for offset in range(len(piece)):
+            yield start + 1 + offset, message[1 + offset]
 
 
 def _field(segment: hl7.Segment, n: int) -> str:
@@ -144,9 +188,9 @@ def _where(index: int, segment: hl7.Segment) -> str:
 
 
 def _message(
-    raw: bytes, message: hl7.Message, patients: Mapping[str, UUID], reasons: list[str]
+    raw: bytes, segments: list[str], patients: Mapping[str, UUID], reasons: list[str]
 ) -> LabMessage | None:
-    msh = message[0]
+    msh = hl7.parse(segments[0])[0]
     if (_component(msh, 9, 1), _component(msh, 9, 2)) != ("ORU", "R01"):
         reasons.append("MSH-9 is not ORU^R01: only lab result messages are imported")
         return None
@@ -154,28 +198,36 @@ def _message(
     for n, name in ((10, "message control id"), (12, "version")):
         if not _field(msh, n):
             reasons.append(f"segment 1 (MSH) has no MSH-{n} ({name}): the segment is cut off")
-    pids = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "PID"]
-    obrs = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "OBR"]
-    obxs = [(i, s) for i, s in enumerate(message, start=1) if str(s[0]) == "OBX"]
-    if len(pids) != 1:
+    # The segments' names (the text before the field separator), to check the message's shape
+    # before parsing any more of it.
+    kinds = [segment.split(segments[0][3], 1)[0] for segment in segments]
+    pids, obrs, obxs = (kinds.count(kind) for kind in ("PID", "OBR", "OBX"))
+    if pids != 1:
         reasons.append("has no PID segment" if not pids else "has more than one PID segment")
     if not obrs:
         reasons.append("has no OBR segment")
     if not obxs:
         reasons.append("has no OBX segment")
-    if len(pids) != 1 or not obrs or not obxs:
+    if pids != 1 or not obrs or not obxs:
         return None
-    patient_id = _patient(pids[0], patients, reasons)
     sending_lab = _component(msh, 4, 1)
+    patient_id: UUID | None = None
+    found: list[str] = []  # the results' reasons, reported after the patient's
     results = []
-    for index, obx in obxs:
-        obr = _obr_before(index, obrs)
-        if obr is None:
-            reasons.append(f"{_where(index, obx)}: comes before any OBR")
-            continue
-        item = _result(index, obx, obr, sending_lab, reasons)
-        if item is not None:
-            results.append(item)
+    latest_obr: hl7.Segment | None = None  # the OBR an OBX belongs to: the last one before it
+    for index, segment in _parsed(segments):
+        kind = kinds[index - 1]
+        if kind == "PID":
+            patient_id = _patient((index, segment), patients, reasons)
+        elif kind == "OBR":
+            latest_obr = segment
+        elif kind == "OBX" and latest_obr is None:
+            found.append(f"{_where(index, segment)}: comes before any OBR")
+        elif kind == "OBX":
+            item = _result(index, segment, latest_obr, sending_lab, found)
+            if item is not None:
+                results.append(item)
+    reasons.extend(found)
     if reasons or patient_id is None:
         return None
     return LabMessage(raw=raw, control_id=control_id, patient_id=patient_id, results=tuple(results))
@@ -197,11 +249,6 @@ def _patient(
         reasons.append(f"{_where(index, segment)}: PID-3 names no patient of this practice")
         return None
     return patients[mrn]
-
-
-def _obr_before(index: int, obrs: list[tuple[int, hl7.Segment]]) -> hl7.Segment | None:
-    before = [s for i, s in obrs if i < index]
-    return before[-1] if before else None
 
 
 def _result(
@@ -239,6 +286,8 @@ def _result(
     bounds = _RANGE.fullmatch(reference or "")
     return LabItem(
         segment=where,
+        index=index,
+        set_id=_field(obx, 1) or None,
         loinc_code=code,
         test_name=name,
         value=value,

@@ -17,6 +17,7 @@ from projections.fhir.common import (
     quantity,
     user_ref,
 )
+from projections.fhir.documents import binary_id
 from projections.fhir.ndjson import json_decimal
 
 LOINC = "http://loinc.org"
@@ -33,13 +34,22 @@ def source_binary_id(lab_id: str) -> str:
     return f"{lab_id}.source"
 
 
+def source_reference(record: Tracked) -> dict[str, Any]:
+    """Where the original message is: the lab's own Binary, or (an import) the Binary of the
+    Document holding the message once, with the result's segment in it."""
+    lab = record.state
+    if lab.source_document_id is None:
+        return {"reference": f"Binary/{source_binary_id(record.id)}"}
+    return {
+        "reference": f"Binary/{binary_id(str(lab.source_document_id))}",
+        "display": f"segment {lab.source_segment}",
+    }
+
+
 def lab_observation(record: Tracked) -> dict[str, Any]:
     lab = record.state
     extensions: list[dict[str, Any]] = [
-        {
-            "url": SOURCE_MESSAGE,
-            "valueReference": {"reference": f"Binary/{source_binary_id(record.id)}"},
-        }
+        {"url": SOURCE_MESSAGE, "valueReference": source_reference(record)}
     ]
     if lab.collected_at is not None:
         extensions.append(original_time(lab.collected_at))

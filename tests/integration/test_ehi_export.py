@@ -5,6 +5,7 @@ native records let a recipient check every commitment and the patient's complete
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
 import json
@@ -255,6 +256,38 @@ def test_lab_value_and_unit_come_out_exactly_as_received(ledger: Ledger, tmp_pat
     )
     assert glucose["status"] == "corrected"
     assert str(glucose["valueQuantity"]["value"]) == "99.5"
+
+
+def test_an_imported_lab_points_at_its_messages_document_and_segment(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    story = tell_story(ledger)
+    message = Document.store(
+        content=HL7, sha256=hashlib.sha256(HL7).hexdigest(), original_filename="r.hl7",
+        media_type="x-application/hl7-v2+er7", uploader_id=story.clinician,
+        patient_id=story.patient,
+    )  # fmt: skip
+    imported = LabResult.receive(
+        patient_id=story.patient, loinc_code="2345-7", test_name="Glucose",
+        quantity=Quantity("5.2", "mg/dL"), performing_lab="ACME", source_format="HL7v2 ORU^R01",
+        source_document_id=message.id, source_segment=2, source_set_id="1",
+    )  # fmt: skip
+    with acting(user_subject(story.clinician), "test"):
+        ledger.save(message, imported)
+    out = tmp_path / "ehi"
+    manifest = export(ledger, ExportRequest(Reader(uuid4(), "PATRQT"), story.patient, "test"), out)
+    found = all_resources(out, manifest)
+    [observation] = [o for o in found["Observation"] if o["id"] == str(imported.id)]
+    [source] = [e for e in observation["extension"] if e["url"].endswith("/source-message")]
+    assert source["valueReference"] == {
+        "reference": f"Binary/{message.id}.content",
+        "display": "segment 2",
+    }
+    binaries = {b["id"]: b for b in found["Binary"]}
+    assert f"{imported.id}.source" not in binaries  # no copy of the message
+    assert f"{story.lab}.source" in binaries  # a result that carries its bytes keeps its own
+    assert base64.b64decode(binaries[f"{message.id}.content"]["data"]) == HL7
+    fhir_model("Observation").model_validate(observation)
 
 
 def test_every_amendment_has_a_provenance(ledger: Ledger, tmp_path: Path) -> None:

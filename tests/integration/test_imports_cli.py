@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from api.cli import main
+from api.importing import MAX_LAB_RESULTS
 from domain.care_team import CareAssignment
 from domain.documents import Document
 from domain.imports.summary import ImportRun
@@ -22,7 +23,7 @@ from domain.users import User
 from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
-from tests.support import init_practice
+from tests.support import init_practice, oru_r01
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "imports"
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -224,7 +225,12 @@ def test_good_hl7_results_arrive_exactly_with_the_message_kept_as_a_document(
         )  # fmt: skip
         assert glucose.performing_lab == "Acme Reference Lab"  # OBX-23
         assert glucose.collected_at == "20261120071500"  # OBX-14, as sent
-        assert glucose.source_message == document.content
+        # Each result names the message's Document and its own segment, and carries no copy.
+        segments = document.content.split(b"\r")
+        assert (glucose.source_message, glucose.source_document_id) == (None, document.id)
+        assert segments[glucose.source_segment - 1].startswith(b"OBX|1|NM|2345-7^")
+        assert segments[creatinine.source_segment - 1].startswith(b"OBX|2|NM|2160-0^")
+        assert (glucose.source_set_id, creatinine.source_set_id) == ("1", "2")
         assert (creatinine.value, creatinine.performing_lab) == ("0.90", "Acme Lab")  # MSH-4
         [leukocytes] = (ledger.repository.get(i) for i in second["lab_ids"])
         assert (leukocytes.value, leukocytes.unit) == ("7.4", "10^3/uL")  # \S\ is ^
@@ -255,6 +261,29 @@ def test_broken_hl7_is_reported_message_by_message_and_writes_nothing(
     assert "4 of 4 item(s) rejected, nothing written" in err
     code, out, _ = run(capsys, "labs", fixture("oru_broken.hl7"), *by, "--accept-valid")
     assert code == 2 and out.splitlines() == BROKEN_LAB_LINES  # nothing valid: nothing written
+    assert practice.leaves() == before
+
+
+def test_a_file_over_the_results_bound_is_refused_whole_before_parsing(
+    practice: Setup, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """More OBX segments than one import takes (``MAX_LAB_RESULTS``) is refused whole, with
+    ``--accept-valid`` too: one line saying so, exit 2, nothing written. The good fixture's two
+    messages and one more, of as many results as the bound allows (20,000 results are imported
+    in tests/e2e/test_large_import.py)."""
+    path = tmp_path / "too-many.hl7"
+    bulk = oru_r01("MRN-1001", MAX_LAB_RESULTS, control_id="BIG")
+    path.write_bytes((FIXTURES / "oru_good.hl7").read_bytes() + bulk)
+    before = practice.leaves()
+    by = ["--by", str(practice.clinician.id)]
+    code, out, err = run(capsys, "labs", str(path), *by, "--accept-valid")
+    assert code == 2
+    reason = (
+        f"the file holds {MAX_LAB_RESULTS + 3} OBX segments, more than the {MAX_LAB_RESULTS} "
+        "one import takes: split it into smaller files"
+    )
+    assert out.splitlines() == [f"REJECTED message {n}: {reason}" for n in (1, 2, 3)]
+    assert "3 of 3 item(s) rejected, nothing written" in err
     assert practice.leaves() == before
 
 

@@ -57,6 +57,27 @@ def test_catch_up_applies_every_event_once_and_records_where_it_stopped(ledger: 
     assert runner.positions() == {"audit": size(ledger)}
 
 
+def test_a_reader_catching_up_stops_at_its_target_though_a_writer_keeps_appending(
+    ledger: Ledger,
+) -> None:
+    """A read waits for the writes committed before it asked, not for a long import's later
+    ones (issue 17: a chart read chased a 20,000-result import for 19 s). Here every batch the
+    reader applies is followed by another write, as a busy import's would be."""
+    runner = Runner(ledger, [AuditView()])
+    append_some(ledger)
+    target = size(ledger)
+    rounds = []
+
+    def a_writer_appends_meanwhile(done: int, total: int) -> None:
+        rounds.append(done)
+        if len(rounds) < 20:  # without the target, the reader would follow all 20
+            ledger.save(Chart(subjects=("patient:busy",), text="more"))
+
+    reached = runner.catch_up(a_writer_appends_meanwhile, until=target)
+    assert reached == target < size(ledger) and len(rounds) == 1
+    assert runner.catch_up(a_writer_appends_meanwhile) == size(ledger) and len(rounds) == 20
+
+
 def test_a_rebuilt_view_equals_the_live_one_row_for_row(ledger: Ledger) -> None:
     runner = Runner(ledger, [AuditView()])
     for _ in range(3):  # built incrementally, in several batches

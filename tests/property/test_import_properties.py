@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidQuantity
+from domain.imports import hl7_labs
 from domain.imports.csv_patients import ColumnMap, parse_patients
 from domain.imports.email import parse_emails, split_file
 from domain.imports.hl7_labs import parse_lab_messages, split_messages
@@ -212,3 +213,90 @@ def test_an_sms_is_accepted_exactly_when_its_time_and_type_are_well_formed(
         location = f"sms {n} (line {n + 1})"
         assert (location in [a.location for a in parsed.accepted]) == ok
         assert (location in [r.location for r in parsed.rejections]) == (not ok)
+
+
+obx_segments = st.builds(
+    lambda set_id, value, unit, status, tail: (
+        f"OBX|{set_id}|NM|2345-7^Glucose^LN||{value}|{unit}^^UCUM||N|||{status}{tail}"
+    ),
+    st.sampled_from(["1", "2", "17", ""]),
+    decimals,
+    known_units,
+    st.sampled_from(["F", "P", "C"]),
+    st.sampled_from(["", "  ", "|||20260101"]),  # trailing spaces must stay as sent
+)
+body_segments = st.lists(
+    obx_segments | st.sampled_from(["OBR|1|||1^Panel^LN|||20260101", "NTE|1||note", ""]),
+    max_size=12,
+)
+
+
+def _message(segments: list[str], newline: str) -> bytes:
+    head = ["MSH|^~\\&|LIS|Lab|||20260101||ORU^R01|C1|P|2.5.1", "PID|1||M-1^^^H^MR"]
+    return newline.join(head + segments).encode() + newline.encode()
+
+
+@SETTINGS
+@given(body_segments, st.sampled_from(["\r", "\n", "\r\n"]), st.integers(1, 4))
+def test_parsing_a_slice_at_a_time_reads_a_message_as_parsing_it_whole(
+    segments: list[str], newline: str, slice_size: int
+) -> None:
+    """A message is parsed ``PARSE_SLICE`` segments at a time: whatever the slice, the verdict,
+    every reason and every result are those of parsing the message at once."""
+    data = _message(segments, newline)
+    whole = parse_lab_messages(data, {"M-1": UUID(int=1)})
+    default = hl7_labs.PARSE_SLICE
+    hl7_labs.PARSE_SLICE = slice_size
+    try:
+        sliced = parse_lab_messages(data, {"M-1": UUID(int=1)})
+    finally:
+        hl7_labs.PARSE_SLICE = default
+    assert (sliced.accepted, sliced.rejections) == (whole.accepted, whole.rejections)
+
+
+good_obx = st.builds(
+    lambda set_id, value, unit: f"OBX|{set_id}|NM|2345-7^Glucose^LN||{value}|{unit}^^UCUM||N|||F",
+    st.sampled_from(["1", "2", "17", ""]),
+    decimals,
+    known_units,
+)
+
+
+@SETTINGS
+@given(st.lists(good_obx | st.sampled_from(["NTE|1||note", "", "OBR|2|||2^Other^LN"]), max_size=12))
+def test_each_result_names_the_segment_it_came_from(segments: list[str]) -> None:
+    """``index`` is the OBX's place in the stored message (MSH is 1, empty lines dropped) and
+    ``set_id`` its OBX-1: the reference an imported result keeps instead of a copy."""
+    segments = ["OBR|1|||1^Panel^LN|||20260101", *segments, "OBX|9|NM|1^A^LN||5|mg||N|||F"]
+    [accepted] = parse_lab_messages(_message(segments, "\r"), {"M-1": UUID(int=1)}).accepted
+    lines = [line for line in accepted.item.raw.decode().split("\r") if line]
+    assert len(accepted.item.results) == sum(line.startswith("OBX") for line in lines)
+    for result in accepted.item.results:
+        fields = lines[result.index - 1].split("|")
+        assert fields[0] == "OBX" and (fields[1] or None) == result.set_id
+        assert (fields[5], fields[6].split("^")[0]) == (result.value, result.unit)
+        assert result.segment == f"segment {result.index} (OBX)"
+
+
+@SETTINGS
+@given(body_segments, st.integers(0, 8), st.sampled_from(["\r", "\n", "\r\n"]))
+def test_a_file_over_the_results_bound_is_refused_whole_and_one_within_it_read_as_ever(
+    segments: list[str], bound: int, newline: str
+) -> None:
+    data = _message(segments, newline) * 2  # two messages
+    count = 2 * sum(s.startswith("OBX") for s in segments)
+    unbounded = parse_lab_messages(data, {"M-1": UUID(int=1)})
+    bounded = parse_lab_messages(data, {"M-1": UUID(int=1)}, max_results=bound)
+    if count <= bound:
+        assert (bounded.accepted, bounded.rejections) == (
+            unbounded.accepted,
+            unbounded.rejections,
+        )
+    else:
+        assert bounded.accepted == [] and bounded.items == unbounded.items == 2
+        assert {r.reasons for r in bounded.rejections} == {
+            (
+                f"the file holds {count} OBX segments, more than the {bound} one import takes: "
+                "split it into smaller files",
+            )
+        }

@@ -4,6 +4,7 @@ from decimal import Decimal
 from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from domain.base import patient_subject
 from domain.errors import ConversionNotDefined, EntryStateError, InvalidEntry, InvalidQuantity
@@ -74,6 +75,65 @@ def test_a_float_value_is_refused_before_it_reaches_the_ledger() -> None:
 def test_the_source_message_must_be_bytes() -> None:
     with pytest.raises(InvalidEntry, match=r"^source_message must be bytes"):
         receive(source_message=HL7.decode())
+
+
+def test_an_imported_result_names_its_document_and_segment_instead_of_a_copy(
+    memory: Memory,
+) -> None:
+    document_id = uuid4()
+    result = receive(
+        source_message=None, source_document_id=document_id, source_segment=2, source_set_id="1"
+    )
+    (again,) = assert_round_trips(memory, result)
+    assert (again.source_message, again.source_document_id) == (None, document_id)
+    assert (again.source_segment, again.source_set_id) == (2, "1")
+    (received,) = memory.stored(result.id)
+    assert type(received).class_version == 2 and received.source_message is None
+
+
+@pytest.mark.parametrize(
+    ("source", "refused"),
+    [
+        ({"source_message": None}, "exactly one"),
+        ({"source_document_id": uuid4(), "source_segment": 2}, "exactly one"),
+        ({"source_segment": 2}, "go with source_document_id"),
+        ({"source_set_id": "1"}, "go with source_document_id"),
+        ({"source_message": None, "source_document_id": "doc", "source_segment": 2}, "UUID"),
+        ({"source_message": None, "source_document_id": uuid4()}, "positive whole number"),
+        ({"source_message": None, "source_document_id": uuid4(), "source_segment": 0}, "positive"),
+        ({"source_message": None, "source_document_id": uuid4(), "source_segment": True}, "whole"),
+        (
+            {"source_message": None, "source_document_id": uuid4(), "source_segment": 2,
+             "source_set_id": " "},
+            "source_set_id must be non-empty text",
+        ),
+    ],
+)  # fmt: skip
+def test_a_result_has_exactly_one_source(source: dict[str, object], refused: str) -> None:
+    with pytest.raises(InvalidEntry, match=refused):
+        receive(**source)
+
+
+def test_a_result_received_before_references_existed_still_reads(memory: Memory) -> None:
+    """A version 1 ``Received`` (always a copy of the message, no reference fields) is upcast
+    when read: the copy is kept and the reference fields are None."""
+    result = receive()
+    memory.save(result)
+    [stored] = memory.recorder.select_events(result.id)
+    state = memory.mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2
+    for name in ("source_document_id", "source_segment", "source_set_id"):
+        del state[name]
+    old = StoredEvent(
+        originator_id=uuid4(),
+        originator_version=1,
+        topic=stored.topic,
+        state=memory.mapper.transcoder.encode(state),
+    )
+    memory.recorder.insert_events([old])
+    again = memory.repository.get(old.originator_id)
+    assert again.source_message == HL7 and (again.value, again.unit) == ("5.2", "mg/dL")
+    assert (again.source_document_id, again.source_segment, again.source_set_id) == (None,) * 3
 
 
 def test_a_conversion_to_mmol_per_litre_is_explicit_exact_and_keeps_the_original(

@@ -1,0 +1,177 @@
+"""HL7 lab imports of 1,000, 5,000 and 20,000 results in one ORU^R01: time, memory and store
+growth, and how each scales against the smallest run (issue 17).
+
+Each size runs in a fresh child process on a fresh practice (a SQLite file, or a new PostgreSQL
+schema), so its memory figure is its own: the import's peak resident memory over what the
+process held before it (VmHWM after resetting it, minus VmRSS). The import is
+``api.importing.import_labs`` as ``POST /imports/labs`` calls it; the views then catch up as
+the server's follower would, timed apart. Store growth is the SQLite file with its WAL, or
+every table and index of the schema. The ratios divide each run's cost per result by the
+smallest run's: about 1.0 all along is linear (before issue 17, 2,000 results cost four times
+what 1,000 did, each result storing a copy of the whole message).
+
+    .venv/bin/python bench/imports.py [--sizes 1000,5000,20000] [--cases sqlite,pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this file's folder comes first on sys.path and bench/api.py would hide the
+# api package: the repository's root first (tests.support too), then this folder for common.
+sys.path[0:1] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+import psycopg  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_PG_URL,
+    create_schema,
+    fresh_schema_name,
+    header,
+    new_practice,
+    postgres_reachable,
+    schemas,
+    with_schema,
+)
+
+from api import importing  # noqa: E402
+from domain.patients import Patient  # noqa: E402
+from domain.users import User  # noqa: E402
+from events.config import StoreConfig, parse_database_url  # noqa: E402
+from projections.rebuild import all_projections  # noqa: E402
+from projections.runner import Runner  # noqa: E402
+from tests.support import oru_r01  # noqa: E402  (the tests' message: both import the same)
+
+MB = 2**20
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise LookupError(field)
+
+
+def _store_size(config: StoreConfig) -> int:
+    if not config.database_url:
+        return sum(f.stat().st_size for f in config.home.glob("chartledger.sqlite3*"))
+    location = parse_database_url(config.database_url)
+    with psycopg.connect(location.conninfo(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'm')",
+            (location.schema,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def child(results: int, database_url: str | None) -> dict[str, Any]:
+    """One import of ``results`` results on a fresh practice; its figures."""
+    with tempfile.TemporaryDirectory(prefix="bench-imports-") as home:
+        ledger, config = new_practice(Path(home), database_url)
+        try:
+            runner = Runner(ledger, all_projections())
+            patient = Patient.register(
+                mrn="BENCH-1", given_name="B", family_name="P",
+                birth_date=date(1970, 1, 1), sex="unknown",
+            )  # fmt: skip
+            clinician = User.register(name="Bench Clinician", role="clinician")
+            ledger.save(clinician, patient)
+            runner.catch_up()
+            importer = importing.Importer(
+                ledger=ledger, runner=runner, by=clinician.id, is_owner=True, acting=nullcontext
+            )
+            message = oru_r01("BENCH-1", results)
+            store_before = _store_size(config)
+            Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+            rss_before = _status("VmRSS")
+            started = time.perf_counter()
+            report = importing.import_labs(importer, message, "bench.hl7")
+            took = time.perf_counter() - started
+            peak = _status("VmHWM") - rss_before
+            started = time.perf_counter()
+            runner.catch_up()
+            views = time.perf_counter() - started
+            assert report.written and len(report.created) == results + 1
+            return {
+                "results": results,
+                "bytes": len(message),
+                "seconds": took,
+                "views_seconds": views,
+                "peak_rss": peak,
+                "store": _store_size(config) - store_before,
+            }
+        finally:
+            ledger.close()
+
+
+def run_child(results: int, database_url: str | None) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", str(results)]
+    if database_url:
+        command += ["--database-url", database_url]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"child for {results} results failed:\n{done.stderr}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def table(case: str, runs: list[dict[str, Any]]) -> None:
+    base = runs[0]
+    per = lambda run, key: run[key] / run["results"]  # noqa: E731
+    print(f"\n{case}")
+    print(
+        f"{'results':>8} {'message':>9} {'import s':>9} {'views s':>8} {'peak RSS':>9} "
+        f"{'store':>9} {'s/result ratio':>15} {'store/result ratio':>19}"
+    )
+    for run in runs:
+        print(
+            f"{run['results']:>8} {run['bytes'] / MB:>7.2f}MB {run['seconds']:>9.2f} "
+            f"{run['views_seconds']:>8.2f} {run['peak_rss'] / MB:>7.1f}MB "
+            f"{run['store'] / MB:>7.1f}MB {per(run, 'seconds') / per(base, 'seconds'):>15.2f} "
+            f"{per(run, 'store') / per(base, 'store'):>19.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,5000,20000")
+    parser.add_argument("--cases", default="sqlite,pg")
+    parser.add_argument("--database-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        url = args.database_url if "?schema=" in args.database_url else None
+        print(json.dumps(child(args.child, url)))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    cases = args.cases.split(",")
+    pg_version = postgres_reachable(args.database_url) if "pg" in cases else None
+    header("bench/imports.py: one ORU^R01, N results", pg_version)
+    if "sqlite" in cases:
+        table("sqlite", [run_child(n, None) for n in sizes])
+    if "pg" in cases:
+        if pg_version is None:
+            print(f"\npg: skipped, {args.database_url} is unreachable")
+            return
+        with schemas(args.database_url) as made:
+            runs = []
+            for n in sizes:
+                schema = fresh_schema_name("imports")
+                create_schema(args.database_url, schema)
+                made.append(schema)
+                runs.append(run_child(n, with_schema(args.database_url, schema)))
+        table("pg", runs)
+
+
+if __name__ == "__main__":
+    main()
