@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, openapi
 from api.deps import Services
 from api.settings import Settings
 from events.config import StoreConfig
@@ -98,5 +98,6 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    openapi.install(app)  # after every route: each one's problems declared (issue 17)
     app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -22,6 +22,7 @@ from api import auth
 from api.auth import Principal
 from api.deps import CurrentUser, LedgerDep, ServicesDep
 from api.errors import NotFound
+from api.openapi import problems
 from api.roles import UserAdmin
 from api.routing import Router
 from api.schemas import (
@@ -246,7 +247,7 @@ def reset(
     )
 
 
-@router.put("/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.put("/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT, responses=problems(429))
 def set_password(
     user_id: UUID, body: PasswordIn, request: Request, principal: CurrentUser, services: ServicesDep
 ) -> None:
