@@ -7,12 +7,13 @@ its rules: ``extra="forbid"``, domain objects never serialised directly, ids rat
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.schemas import Model
+from legal_hold.holds import CATEGORIES
 
 # -- matters ------------------------------------------------------------------------------------
 
@@ -216,7 +217,11 @@ class PolicyIn(Model):
     adult_years: int = Field(ge=0, le=200)
     minor_years: int = Field(ge=0, le=200)
     majority_age: int = Field(default=18, ge=1, le=30)
-    rules: dict[str, RuleIn] = Field(default_factory=dict, max_length=50)
+    rules: dict[str, RuleIn] = Field(  # checked by api.routers.holds._policy
+        default_factory=dict,
+        max_length=50,
+        json_schema_extra={"propertyNames": {"enum": list(CATEGORIES)}},
+    )
 
 
 class AdoptedRuleOut(Model):
@@ -247,9 +252,24 @@ class PoliciesOut(Model):
 REFUSED = "refused: name an adopted policy with policy and version instead"
 
 
+def _policy_named(schema: dict[str, Any]) -> None:
+    """The schema states what ``api.routers.holds._named`` enforces: policy and version, and
+    none of the refused fields. The model itself takes them all, so that such a request is
+    refused as what it is, and the refusal of a disposal recorded, rather than as malformed."""
+    properties = schema["properties"]
+    properties["policy"] = {"type": "string", "minLength": 1, "maxLength": 200}
+    properties["version"] = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+    for name, field in properties.items():
+        if field.get("description") == REFUSED:
+            properties[name] = {"not": {}, "description": REFUSED}
+    schema["required"] = ["policy", "version"]
+
+
 class PolicyRefIn(Model):
     """An adopted policy, by name and version. A policy's own rules in the request (the fields
     marked refused) are refused with a ``422 per-call-policy`` problem."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_policy_named)
 
     policy: str | None = Field(default=None, min_length=1, max_length=200)
     version: int | None = Field(default=None, ge=1, le=1_000_000)

@@ -6,17 +6,25 @@ from __future__ import annotations
 import base64
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from typing_extensions import TypeAliasType
 
+from api.auth import MAX_PASSWORD, MIN_PASSWORD
+from domain.credentials import USERNAME
+from domain.patients import SEXES
+from domain.users import ROLES
 from verify.canonical import format_timestamp
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# A password being set: the rule api.auth.check_password enforces, stated in the schema too.
+NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
 
 
 class KeyOut(Model):
@@ -38,13 +46,13 @@ MAX_CODE = 64  # a recovery or approval code as typed (20 characters, dashes and
 class RecoverIn(Model):
     username: str = Field(min_length=1, max_length=64)
     recovery_code: str = Field(min_length=1, max_length=MAX_CODE)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
 
 
 class RecoverApprovedIn(Model):
     username: str = Field(min_length=1, max_length=64)
     approval_code: str = Field(min_length=1, max_length=MAX_CODE)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
 
 
 class SessionOut(Model):
@@ -93,9 +101,9 @@ class MeOut(Model):
 class UserIn(Model):
     """A new user: no password (they set their own, spending the enrollment code)."""
 
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=USERNAME.pattern)
     name: str = Field(min_length=1, max_length=200)
-    role: str
+    role: str = Field(json_schema_extra={"enum": list(ROLES)})  # checked by domain.users
 
 
 class UserOut(Model):
@@ -132,7 +140,7 @@ class ResetOut(UserOut, EnrollmentCodeOut):
 class EnrollIn(Model):
     username: str = Field(min_length=1, max_length=64)
     enrollment_code: str = Field(min_length=1, max_length=MAX_CODE)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
 
 
 class EnrolledOut(Model):
@@ -147,11 +155,11 @@ class EnrolledOut(Model):
 
 class PasswordChangeIn(Model):
     current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
 
 
 class RoleIn(Model):
-    role: str
+    role: str = Field(json_schema_extra={"enum": list(ROLES)})  # checked by domain.users
 
 
 class ReasonIn(Model):
@@ -164,7 +172,7 @@ class PasswordIn(Model):
     what it is (403, recorded) rather than as malformed."""
 
     current_password: str | None = Field(default=None, min_length=1, max_length=1024)
-    new_password: str | None = Field(default=None, min_length=1, max_length=1024)
+    new_password: NewPassword | None = None
     password: str | None = Field(default=None, min_length=1, max_length=1024)
 
 
@@ -183,7 +191,9 @@ class PatientIn(Model):
     given_name: str = Field(min_length=1, max_length=200)
     family_name: str = Field(min_length=1, max_length=200)
     birth_date: date
-    sex: str = Field(description="female, male, other or unknown")
+    sex: str = Field(  # checked by domain.patients, which names the problem
+        description="female, male, other or unknown", json_schema_extra={"enum": list(SEXES)}
+    )
     identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=20)
 
 
@@ -473,11 +483,38 @@ class DocumentOut(Model):
     original_filename: str
 
 
+# Thread.start's rules on its participants (domain.messages), stated for the schema's readers.
+_SOME = {"minItems": 1}
+_PARTICIPANTS = {
+    "anyOf": [
+        {"required": ["patient_ids"], "properties": {"patient_ids": _SOME}},
+        {"required": ["user_ids"], "properties": {"user_ids": _SOME}},
+    ],
+    "if": {"required": ["kind"], "properties": {"kind": {"const": "secure"}}},
+    "then": {
+        "required": ["user_ids"],
+        "properties": {"user_ids": _SOME},
+        "anyOf": [
+            {"required": ["patient_ids"], "properties": {"patient_ids": _SOME}},
+            {"properties": {"user_ids": {"minItems": 2}}},
+        ],
+    },
+}
+
+
 class ThreadIn(Model):
+    """At least one participant, none twice; a secure thread has a user and someone else."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_PARTICIPANTS)
+
     kind: Literal["secure", "email", "sms"]
     topic: str = Field(min_length=1, max_length=300)
-    patient_ids: list[UUID] = Field(default_factory=list, max_length=20)
-    user_ids: list[UUID] = Field(default_factory=list, max_length=20)
+    patient_ids: list[UUID] = Field(
+        default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True}
+    )
+    user_ids: list[UUID] = Field(
+        default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True}
+    )
 
 
 class ThreadOut(Model):
