@@ -14,7 +14,7 @@ from api.care import chart_access
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.routing import Router
-from api.schemas import DocumentOut, Purpose
+from api.schemas import NOT_BLANK, DocumentOut, Purpose
 from domain.documents import MEDIA_TYPE, SHA256_HEX, Document
 from domain.patients import Patient
 from projections.reads import Reader, record_access
@@ -40,7 +40,7 @@ def upload(
     principal: Clinician,
     ledger: LedgerDep,
     runner: RunnerDep,
-    filename: Annotated[str, Query(min_length=1, max_length=255)],
+    filename: Annotated[str, Query(min_length=1, max_length=255, pattern=NOT_BLANK)],
     media_type: Annotated[
         str, Query(min_length=1, max_length=100, pattern=f"^{MEDIA_TYPE.pattern}$")
     ] = "application/octet-stream",
