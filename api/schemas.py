@@ -24,8 +24,12 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# Text the domain keeps must hold more than whitespace (domain.checks.text).
-NOT_BLANK = r"\S"
+# Text the domain keeps must hold more than whitespace (domain.checks.text, str.isspace): a
+# character outside this class. Spelt out, since \s differs between Python's, ECMA-262's and
+# Rust's regular expressions (U+001C-U+001F, U+0085, U+FEFF).
+NOT_BLANK = (
+    r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
 # A quantity (domain.quantities.DECIMAL_RE), anchored as JSON Schema needs.
 DECIMAL_PATTERN = f"^{DECIMAL_RE.pattern}$"
 # A UCUM unit's characters: printable ASCII, no spaces. Its grammar and atoms
@@ -110,7 +114,7 @@ class MeOut(Model):
 class UserIn(Model):
     """A new user: no password (they set their own, spending the enrollment code)."""
 
-    username: str = Field(min_length=1, max_length=64, pattern=USERNAME.pattern)
+    username: str = Field(min_length=1, max_length=64, pattern=f"^{USERNAME.pattern}$")
     name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
     role: str = Field(json_schema_extra={"enum": list(ROLES)})  # checked by domain.users
 
