@@ -32,7 +32,7 @@ from schemathesis.schemas import APIOperation, BaseSchema
 from events.config import StoreConfig
 from tests.e2e.conftest import Practice
 
-EXAMPLES = int(os.environ.get("CHARTLEDGER_SCHEMATHESIS_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("CHARTLEDGER_SCHEMATHESIS_EXAMPLES", "10"))
 # Logging out (POST /auth/logout) would end the session the rest of the run uses: every later
 # request a 401. It is left out of both phases.
 # Checks that cannot apply to one operation, and why (never a check for the whole run).
@@ -84,9 +84,10 @@ def _interval_in_order(case: schemathesis.Case) -> None:
     if not isinstance(case.body, dict):
         return
     scope = case.body.get("scope")
-    # ISO dates: their text order is their date order.
-    if isinstance(scope, dict) and scope.get("start") and scope.get("end", "") < scope["start"]:
-        scope["start"], scope["end"] = scope["end"], scope["start"]
+    if isinstance(scope, dict):
+        first, last = scope.get("start"), scope.get("end")
+        if isinstance(first, str) and isinstance(last, str) and last < first:  # ISO: text order
+            scope["start"], scope["end"] = last, first
     start, end = case.body.get("start"), case.body.get("end")
     if isinstance(start, str) and isinstance(end, str):
         begins = datetime.fromisoformat(start)
@@ -174,7 +175,8 @@ def test_every_operation_answers_as_documented(practice: Practice) -> None:
         ran += 1
     assert not failures, "\n\n".join(failures)
     assert ran > 50, f"only {ran} operations in the OpenAPI document"
-    assert statuses.get(200, 0) + statuses.get(201, 0) > 100, statuses  # not all refused
+    # Not all refused: a valid request with an id it made up is a 404, half the cases are invalid.
+    assert statuses.get(200, 0) + statuses.get(201, 0) > EXAMPLES * 5, statuses
 
 
 def exercise(operation: APIOperation, statuses: dict[int, int]) -> None:
