@@ -27,9 +27,7 @@ class Model(BaseModel):
 # Text the domain keeps must hold more than whitespace (domain.checks.text, str.isspace): a
 # character outside this class. Spelt out, since \s differs between Python's, ECMA-262's and
 # Rust's regular expressions (U+001C-U+001F, U+0085, U+FEFF).
-NOT_BLANK = (
-    r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-)
+NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 # A quantity (domain.quantities.DECIMAL_RE), anchored as JSON Schema needs.
 DECIMAL_PATTERN = f"^{DECIMAL_RE.pattern}$"
 # A UCUM unit's characters: printable ASCII, no spaces. Its grammar and atoms
