@@ -4,12 +4,21 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 from typing_extensions import TypeAliasType
 
 from api.auth import MAX_PASSWORD, MIN_PASSWORD
@@ -34,6 +43,26 @@ DECIMAL_PATTERN = f"^{DECIMAL_RE.pattern}$"
 # (domain.quantities.check_unit) are more than a pattern can say: a unit that breaks them is a
 # 422 invalid-quantity.
 UCUM_CHARS = r"^[!-~]+$"
+# A day or an instant in a path or query: the text RFC 3339 spells (JSON Schema's "date" and
+# "date-time", an instant with its offset), not whatever pydantic would read as one ("0" is a
+# Unix time to it).
+DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+INSTANT_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _spelt(shape: re.Pattern[str], what: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and shape.fullmatch(value) is None:
+            raise ValueError(f"not an RFC 3339 {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Day = Annotated[date, _spelt(DAY_TEXT, "full-date")]
+Instant = Annotated[datetime, _spelt(INSTANT_TEXT, "date-time with an offset")]
 # A password being set: the rule api.auth.check_password enforces, stated in the schema too.
 NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
 

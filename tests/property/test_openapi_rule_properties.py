@@ -8,7 +8,7 @@ passes exactly when the handler's own check (the domain's, or the route's) accep
 from __future__ import annotations
 
 import functools
-from datetime import date
+from datetime import UTC, date
 from typing import Any
 from uuid import UUID
 
@@ -16,10 +16,12 @@ import jsonschema_rs
 from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from api import openapi
 from api.hold_schemas import PolicyRefIn
-from api.routers import documents, entries, exports, holds, messages, users
+from api.routers import appointments, chart, documents, entries, exports, holds, messages, users
+from api.schemas import DAY_TEXT, INSTANT_TEXT, Day, Instant
 from domain.checks import text
 from domain.credentials import USERNAME, check_username
 from domain.documents import MEDIA_TYPE
@@ -37,7 +39,7 @@ IDS = [UUID(int=n) for n in range(1, 4)]  # few, so that lists repeat some
 def document() -> dict[str, Any]:
     """The OpenAPI document of the routes these rules belong to, finished as the app's is."""
     app = FastAPI()
-    for module in (users, documents, messages, entries, exports, holds):
+    for module in (users, documents, messages, entries, exports, holds, appointments, chart):
         app.include_router(module.router)
     openapi.install(app)
     return app.openapi()
@@ -200,3 +202,33 @@ def test_a_policy_reference_is_valid_by_the_schema_exactly_when_a_run_takes_it(
         body[refused] = {} if refused == "rules" else ("x" if refused == "name" else 7)
     taken = accepts(lambda: holds._named(PolicyRefIn.model_validate(body)))
     assert model("PolicyRefIn").is_valid(body) == taken
+
+
+def _taken(kind: Any, value: str) -> bool:
+    try:
+        TypeAdapter(kind).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+DAYS = st.dates().map(date.isoformat)
+INSTANTS = st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat().replace("+00:00", "Z"))
+
+
+@SETTINGS
+@given(st.text(max_size=30) | DAYS | st.integers().map(str))
+def test_a_day_the_api_takes_is_a_date_by_the_schema(value: str) -> None:
+    # One way: what the API takes, the schema's "date" allows (the converse would need the
+    # validator's reading of the format and pydantic's to agree on every calendar edge).
+    day = query("/schedule/{provider_id}/{day}", "get", "day")
+    if _taken(Day, value):  # "0" was, as 1970-01-01
+        assert day.is_valid(value) and DAY_TEXT.fullmatch(value)
+
+
+@SETTINGS
+@given(st.text(max_size=40) | INSTANTS | st.integers().map(str) | DAYS)
+def test_an_instant_the_api_takes_is_a_date_time_with_an_offset(value: str) -> None:
+    as_of = query("/patients/{patient_id}/chart", "get", "as_of")
+    if _taken(Instant, value):
+        assert as_of.is_valid(value) and INSTANT_TEXT.fullmatch(value)
