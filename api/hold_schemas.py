@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import ConfigDict, Field
 
-from api.schemas import NOT_BLANK, Model
+from api.schemas import NOT_BLANK, Day, Model
 from legal_hold.holds import CATEGORIES
 
 # -- matters ------------------------------------------------------------------------------------
@@ -65,8 +65,8 @@ class ScopeIn(Model):
     patients: list[UUID] = Field(default_factory=list, max_length=10_000)
     custodians: list[UUID] = Field(default_factory=list, max_length=1_000)
     all_patients: bool = False
-    start: date | None = None
-    end: date | None = Field(default=None, description="on or after start (422 if before)")
+    start: Day | None = None
+    end: Day | None = Field(default=None, description="on or after start (422 if before)")
     categories: list[str] = Field(
         default_factory=list, max_length=50, json_schema_extra={"items": {"enum": list(CATEGORIES)}}
     )

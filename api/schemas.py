@@ -54,7 +54,9 @@ INSTANT_TEXT = re.compile(
 
 def _spelt(shape: re.Pattern[str], what: str) -> Any:
     def check(value: Any) -> Any:
-        if isinstance(value, str) and shape.fullmatch(value) is None:
+        if isinstance(value, date):  # from Python (a datetime is a date too)
+            return value
+        if not isinstance(value, str) or shape.fullmatch(value) is None:
             raise ValueError(f"not an RFC 3339 {what}")
         return value
 
@@ -243,7 +245,7 @@ class PatientIn(Model):
     mrn: str = Field(min_length=1, pattern=NOT_BLANK, max_length=64)
     given_name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
     family_name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
-    birth_date: date
+    birth_date: Day
     sex: str = Field(  # checked by domain.patients, which names the problem
         description="female, male, other or unknown", json_schema_extra={"enum": list(SEXES)}
     )
@@ -445,7 +447,7 @@ class ProblemIn(Model):
 
 
 class ResolveIn(Model):
-    resolved_on: date | None = None
+    resolved_on: Day | None = None
     note: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=1_000)
 
 
@@ -458,7 +460,7 @@ class MedicationIn(Model):
     dose_unit: str = Field(
         min_length=1, pattern=UCUM_CHARS, max_length=40, description='a UCUM unit: "mg"'
     )
-    started_on: date
+    started_on: Day
     code_system: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=200)
     code: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
     route: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
@@ -468,13 +470,13 @@ class MedicationIn(Model):
 class DoseChangeIn(Model):
     dose_value: str = Field(min_length=1, pattern=DECIMAL_PATTERN, max_length=40)
     dose_unit: str = Field(min_length=1, pattern=UCUM_CHARS, max_length=40)
-    changed_on: date
+    changed_on: Day
     reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=1_000)
     frequency: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
 
 
 class StopIn(Model):
-    stopped_on: date
+    stopped_on: Day
     reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=1_000)
 
 
@@ -493,20 +495,20 @@ class VitalIn(Model):
     name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
     value: str = Field(min_length=1, pattern=DECIMAL_PATTERN, max_length=40)
     unit: str = Field(min_length=1, pattern=UCUM_CHARS, max_length=40)
-    measured_at: datetime
+    measured_at: Instant
 
 
 class AppointmentIn(Model):
     patient_id: UUID
     provider_id: UUID
-    start: datetime
-    end: datetime
+    start: Instant
+    end: Instant
     reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=500)
 
 
 class RescheduleIn(Model):
-    start: datetime
-    end: datetime
+    start: Instant
+    end: Instant
 
 
 class AppointmentOut(Model):
@@ -635,7 +637,7 @@ class AmendmentIn(Model):
     target_id: UUID
     requested_change: str = Field(min_length=1, pattern=NOT_BLANK, max_length=10_000)
     reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=10_000)
-    received_at: datetime
+    received_at: Instant
 
 
 class AcceptIn(Model):
@@ -667,7 +669,7 @@ class AmendmentOut(Model):
 
 class DisclosureIn(Model):
     patient_id: UUID
-    disclosed_at: datetime
+    disclosed_at: Instant
     recipient_name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=300)
     recipient_address: str | None = Field(
         default=None, min_length=1, pattern=NOT_BLANK, max_length=1_000
