@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import errors, limits
+from api import errors, limits, openapi
 from api.deps import Services
 from api.idempotency.middleware import IdempotencyKeys
 from api.security_headers import add_security_headers
@@ -134,6 +134,7 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     lifetime = settings.idempotency_key_lifetime
     app.add_middleware(IdempotencyKeys, answers=services.answers, lifetime=lifetime)
     app.add_middleware(limits.RequestLimits, limits=settings.limits)
-    limits.document(app, settings.limits)
+    openapi.install(app)  # after every route: each one's problems declared (issue 17)
+    limits.document(app, settings.limits)  # and each bound's figure, over that
     add_security_headers(app)  # outermost: every response, 413s, 431s and 500s too
     return app

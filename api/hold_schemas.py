@@ -7,24 +7,27 @@ its rules: ``extra="forbid"``, domain objects never serialised directly, ids rat
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from api.schemas import Model
+from api.schemas import NOT_BLANK, Day, Model
+from legal_hold.holds import CATEGORIES
 
 # -- matters ------------------------------------------------------------------------------------
 
 
 class MatterIn(Model):
-    name: str = Field(min_length=1, max_length=500)
-    number: str = Field(min_length=1, max_length=200, description="docket or claim number")
-    forum: str | None = Field(default=None, min_length=1, max_length=500)
+    name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=500)
+    number: str = Field(
+        min_length=1, pattern=NOT_BLANK, max_length=200, description="docket or claim number"
+    )
+    forum: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=500)
 
 
 class MatterCloseIn(Model):
-    reason: str = Field(min_length=1, max_length=2_000)
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=2_000)
 
 
 class MatterOut(Model):
@@ -42,16 +45,31 @@ class MatterOut(Model):
 # -- holds --------------------------------------------------------------------------------------
 
 
+# Scope.of's rule (legal_hold.holds), for the schema's readers: a patient, a custodian or all.
+_NOT_EMPTY = {
+    "anyOf": [
+        {"required": ["patients"], "properties": {"patients": {"minItems": 1}}},
+        {"required": ["custodians"], "properties": {"custodians": {"minItems": 1}}},
+        {"required": ["all_patients"], "properties": {"all_patients": {"const": True}}},
+    ]
+}
+
+
 class ScopeIn(Model):
-    """What a hold preserves. ``start``/``end``/``categories`` narrow what is produced, not
-    what the disposal gate protects (disposal is of a patient's whole record)."""
+    """What a hold preserves: at least one patient or custodian, or all patients.
+    ``start``/``end``/``categories`` narrow what is produced, not what the disposal gate
+    protects (disposal is of a patient's whole record)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_NOT_EMPTY)
 
     patients: list[UUID] = Field(default_factory=list, max_length=10_000)
     custodians: list[UUID] = Field(default_factory=list, max_length=1_000)
     all_patients: bool = False
-    start: date | None = None
-    end: date | None = None
-    categories: list[str] = Field(default_factory=list, max_length=50)
+    start: Day | None = None
+    end: Day | None = Field(default=None, description="on or after start (422 if before)")
+    categories: list[str] = Field(
+        default_factory=list, max_length=50, json_schema_extra={"items": {"enum": list(CATEGORIES)}}
+    )
 
 
 class ScopeOut(Model):
@@ -64,31 +82,35 @@ class ScopeOut(Model):
 
 
 class HoldIn(Model):
-    name: str = Field(min_length=1, max_length=500)
+    name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=500)
     scope: ScopeIn
     silent: bool = Field(default=False, description="send no notice to the custodians")
     reminder_days: int = Field(default=7, ge=1, le=365)
     escalation_days: int = Field(default=14, ge=1, le=365)
     notice: str | None = Field(
-        default=None, min_length=1, max_length=20_000, description="the first notice's text"
+        default=None,
+        min_length=1,
+        pattern=NOT_BLANK,
+        max_length=20_000,
+        description="the first notice's text",
     )
 
 
 class ScopeChangeIn(Model):
     scope: ScopeIn
-    reason: str = Field(min_length=1, max_length=2_000)
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=2_000)
 
 
 class ReleaseIn(Model):
     """Name no patients and no custodians to release the whole hold."""
 
-    reason: str = Field(min_length=1, max_length=2_000)
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=2_000)
     patients: list[UUID] = Field(default_factory=list, max_length=10_000)
     custodians: list[UUID] = Field(default_factory=list, max_length=1_000)
 
 
 class NoticeIn(Model):
-    text: str = Field(min_length=1, max_length=20_000)
+    text: str = Field(min_length=1, pattern=NOT_BLANK, max_length=20_000)
 
 
 class AcknowledgeIn(Model):
@@ -212,11 +234,15 @@ class PolicyIn(Model):
     after the last encounter; minors until majority plus ``minor_years`` (if later); ``rules``
     per record category override both. None may keep less than the practice's floor."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
     adult_years: int = Field(ge=0, le=200)
     minor_years: int = Field(ge=0, le=200)
     majority_age: int = Field(default=18, ge=1, le=30)
-    rules: dict[str, RuleIn] = Field(default_factory=dict, max_length=50)
+    rules: dict[str, RuleIn] = Field(  # checked by api.routers.holds._policy
+        default_factory=dict,
+        max_length=50,
+        json_schema_extra={"propertyNames": {"enum": list(CATEGORIES)}},
+    )
 
 
 class AdoptedRuleOut(Model):
@@ -247,9 +273,24 @@ class PoliciesOut(Model):
 REFUSED = "refused: name an adopted policy with policy and version instead"
 
 
+def _policy_named(schema: dict[str, Any]) -> None:
+    """The schema states what ``api.routers.holds._named`` enforces: policy and version, and
+    none of the refused fields. The model itself takes them all, so that such a request is
+    refused as what it is, and the refusal of a disposal recorded, rather than as malformed."""
+    properties = schema["properties"]
+    properties["policy"] = {"type": "string", "minLength": 1, "maxLength": 200}
+    properties["version"] = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+    for name, field in properties.items():
+        if field.get("description") == REFUSED:
+            properties[name] = {"not": {}, "description": REFUSED}
+    schema["required"] = ["policy", "version"]
+
+
 class PolicyRefIn(Model):
     """An adopted policy, by name and version. A policy's own rules in the request (the fields
     marked refused) are refused with a ``422 per-call-policy`` problem."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_policy_named)
 
     policy: str | None = Field(default=None, min_length=1, max_length=200)
     version: int | None = Field(default=None, ge=1, le=1_000_000)

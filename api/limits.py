@@ -149,6 +149,14 @@ async def _refuse(refusal: EdgeRefusal, scope: Scope, receive: Receive, send: Se
     await response(scope, receive, send)
 
 
+def _describe(answers: dict[str, Any], status: str, description: str) -> None:
+    """The bound's figure as the status's description, declared as a problem if not already."""
+    if status in answers:
+        answers[status]["description"] = description
+    else:
+        answers[status] = _problem_response(description)
+
+
 def _problem_response(description: str) -> dict[str, Any]:
     schema = {
         "type": "object",
@@ -177,13 +185,13 @@ def document(app: FastAPI, limits: Limits) -> None:
                 if not isinstance(operation, dict) or "responses" not in operation:
                     continue
                 answers = operation["responses"]
-                answers.setdefault(
-                    "431",
-                    _problem_response(f"Header fields over {limits.max_header_bytes} bytes in all"),
+                # api/openapi.py declares the statuses; the figures of these bounds are said here.
+                _describe(
+                    answers, "431", f"Header fields over {limits.max_header_bytes} bytes in all"
                 )
                 if "requestBody" in operation:
                     limit = limits.body_limit(method.upper(), path)
-                    answers.setdefault("413", _problem_response(f"Body over {limit} bytes"))
+                    _describe(answers, "413", f"Body over {limit} bytes")
                 takes_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
                 if "requestBody" in operation or takes_query:
                     answers.setdefault(

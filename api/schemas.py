@@ -4,19 +4,69 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 from typing_extensions import TypeAliasType
 
+from api.auth import MAX_PASSWORD, MIN_PASSWORD
+from domain.credentials import USERNAME
+from domain.patients import SEXES
+from domain.quantities import DECIMAL_RE
+from domain.users import ROLES
 from verify.canonical import format_timestamp
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# Text the domain keeps must hold more than whitespace (domain.checks.text, str.isspace): a
+# character outside this class. Spelt out, since \s differs between Python's, ECMA-262's and
+# Rust's regular expressions (U+001C-U+001F, U+0085, U+FEFF).
+NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# A quantity (domain.quantities.DECIMAL_RE), anchored as JSON Schema needs.
+DECIMAL_PATTERN = f"^{DECIMAL_RE.pattern}$"
+# A UCUM unit's characters: printable ASCII, no spaces. Its grammar and atoms
+# (domain.quantities.check_unit) are more than a pattern can say: a unit that breaks them is a
+# 422 invalid-quantity.
+UCUM_CHARS = r"^[!-~]+$"
+# A day or an instant in a path or query: the text RFC 3339 spells (JSON Schema's "date" and
+# "date-time", an instant with its offset), not whatever pydantic would read as one ("0" is a
+# Unix time to it).
+DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+INSTANT_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _spelt(shape: re.Pattern[str], what: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, date):  # from Python (a datetime is a date too)
+            return value
+        if not isinstance(value, str) or shape.fullmatch(value) is None:
+            raise ValueError(f"not an RFC 3339 {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Day = Annotated[date, _spelt(DAY_TEXT, "full-date")]
+Instant = Annotated[datetime, _spelt(INSTANT_TEXT, "date-time with an offset")]
+# A password being set: the rule api.auth.check_password enforces, stated in the schema too.
+NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
 
 
 class KeyOut(Model):
@@ -38,13 +88,13 @@ MAX_CODE = 64  # a recovery or approval code as typed (20 characters, dashes and
 class RecoverIn(Model):
     username: str = Field(min_length=1, max_length=64)
     recovery_code: str = Field(min_length=1, max_length=MAX_CODE)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
 
 
 class RecoverApprovedIn(Model):
     username: str = Field(min_length=1, max_length=64)
     approval_code: str = Field(min_length=1, max_length=MAX_CODE)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
 
 
 class SessionOut(Model):
@@ -93,9 +143,9 @@ class MeOut(Model):
 class UserIn(Model):
     """A new user: no password (they set their own, spending the enrollment code)."""
 
-    username: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    role: str
+    username: str = Field(min_length=1, max_length=64, pattern=f"^{USERNAME.pattern}$")
+    name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
+    role: str = Field(json_schema_extra={"enum": list(ROLES)})  # checked by domain.users
 
 
 class UserOut(Model):
@@ -132,7 +182,7 @@ class ResetOut(UserOut, EnrollmentCodeOut):
 class EnrollIn(Model):
     username: str = Field(min_length=1, max_length=64)
     enrollment_code: str = Field(min_length=1, max_length=MAX_CODE)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
 
 
 class EnrolledOut(Model):
@@ -147,24 +197,37 @@ class EnrolledOut(Model):
 
 class PasswordChangeIn(Model):
     current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: NewPassword
 
 
 class RoleIn(Model):
-    role: str
+    role: str = Field(json_schema_extra={"enum": list(ROLES)})  # checked by domain.users
 
 
 class ReasonIn(Model):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=500)
+
+
+def _own_change_required(schema: dict[str, Any]) -> None:
+    """PasswordIn's schema: current_password and new_password given, as strings."""
+    for name in ("current_password", "new_password"):
+        field = schema["properties"][name]
+        text = next(s for s in field.pop("anyOf") if s.get("type") == "string")
+        field.update(text)
+        field.pop("default", None)
+    schema["required"] = ["current_password", "new_password"]
 
 
 class PasswordIn(Model):
     """``PUT /users/{id}/password``: one's own change, as ``POST /auth/password``. ``password``
     (what it once took, to set anyone's) is still read, so that such a request is refused as
-    what it is (403, recorded) rather than as malformed."""
+    what it is (403, recorded) rather than as malformed; the schema says current_password and
+    new_password are required, which the route checks after that refusal."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_own_change_required)
 
     current_password: str | None = Field(default=None, min_length=1, max_length=1024)
-    new_password: str | None = Field(default=None, min_length=1, max_length=1024)
+    new_password: NewPassword | None = None
     password: str | None = Field(default=None, min_length=1, max_length=1024)
 
 
@@ -174,16 +237,18 @@ Purpose = Literal["TREAT", "HPAYMT", "HOPERAT", "PATRQT", "HLEGAL", "HRESCH", "P
 
 
 class IdentifierIn(Model):
-    system: str = Field(min_length=1, max_length=200)
-    value: str = Field(min_length=1, max_length=200)
+    system: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
+    value: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
 
 
 class PatientIn(Model):
-    mrn: str = Field(min_length=1, max_length=64)
-    given_name: str = Field(min_length=1, max_length=200)
-    family_name: str = Field(min_length=1, max_length=200)
-    birth_date: date
-    sex: str = Field(description="female, male, other or unknown")
+    mrn: str = Field(min_length=1, pattern=NOT_BLANK, max_length=64)
+    given_name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
+    family_name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
+    birth_date: Day
+    sex: str = Field(  # checked by domain.patients, which names the problem
+        description="female, male, other or unknown", json_schema_extra={"enum": list(SEXES)}
+    )
     identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=20)
 
 
@@ -198,15 +263,19 @@ class PatientOut(Model):
 
 class LabIn(Model):
     patient_id: UUID
-    loinc_code: str = Field(min_length=1, max_length=20)
-    test_name: str = Field(min_length=1, max_length=200)
-    value: str = Field(min_length=1, max_length=40, description='a decimal string: "5.2"')
-    unit: str = Field(min_length=1, max_length=40, description='a UCUM unit: "mg/dL"')
-    performing_lab: str = Field(min_length=1, max_length=200)
+    loinc_code: str = Field(min_length=1, pattern=NOT_BLANK, max_length=20)
+    test_name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
+    value: str = Field(
+        min_length=1, pattern=DECIMAL_PATTERN, max_length=40, description='a decimal string: "5.2"'
+    )
+    unit: str = Field(
+        min_length=1, pattern=UCUM_CHARS, max_length=40, description='a UCUM unit: "mg/dL"'
+    )
+    performing_lab: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
     reference_range: str | None = Field(default=None, max_length=100)
     abnormal_flag: str | None = Field(default=None, max_length=10)
     collected_at: str | None = Field(default=None, max_length=40)
-    source_format: str = Field(default="manual", min_length=1, max_length=40)
+    source_format: str = Field(default="manual", min_length=1, pattern=NOT_BLANK, max_length=40)
     source_message: str | None = Field(
         default=None, max_length=100_000, description="the original message, as text"
     )
@@ -221,7 +290,7 @@ class LabOut(Model):
 
 
 class ConversionIn(Model):
-    to_unit: str = Field(min_length=1, max_length=40)
+    to_unit: str = Field(min_length=1, pattern=UCUM_CHARS, max_length=40)
 
 
 class ConversionOut(Model):
@@ -236,17 +305,17 @@ class ConversionOut(Model):
 
 class NoteIn(Model):
     patient_id: UUID
-    kind: str = Field(min_length=1, max_length=60)
-    text: str = Field(min_length=1, max_length=100_000)
+    kind: str = Field(min_length=1, pattern=NOT_BLANK, max_length=60)
+    text: str = Field(min_length=1, pattern=NOT_BLANK, max_length=100_000)
 
 
 class NoteEditIn(Model):
-    text: str = Field(min_length=1, max_length=100_000)
+    text: str = Field(min_length=1, pattern=NOT_BLANK, max_length=100_000)
 
 
 class AddendumIn(Model):
-    text: str = Field(min_length=1, max_length=100_000)
-    reason: str = Field(min_length=1, max_length=1_000)
+    text: str = Field(min_length=1, pattern=NOT_BLANK, max_length=100_000)
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=1_000)
 
 
 class NoteOut(Model):
@@ -332,7 +401,9 @@ def jsonable(value: Any) -> Any:
 
 
 class BreakGlassIn(Model):
-    reason: str = Field(min_length=10, max_length=1_000, description="why this is an emergency")
+    reason: str = Field(
+        min_length=10, pattern=NOT_BLANK, max_length=1_000, description="why this is an emergency"
+    )
     minutes: int = Field(default=60, ge=1, le=240, description="how long access lasts")
 
 
@@ -352,7 +423,7 @@ class BreakGlassOut(Model):
 
 class ReviewIn(Model):
     outcome: Literal["appropriate", "inappropriate"]
-    note: str | None = Field(default=None, min_length=1, max_length=2_000)
+    note: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=2_000)
 
 
 class AlertOut(Model):
@@ -378,71 +449,75 @@ class EntryOut(Model):
 
 class ProblemIn(Model):
     patient_id: UUID
-    description: str = Field(min_length=1, max_length=1_000)
-    code_system: str | None = Field(default=None, min_length=1, max_length=200)
-    code: str | None = Field(default=None, min_length=1, max_length=60)
-    onset: str | None = Field(default=None, min_length=1, max_length=60)
+    description: str = Field(min_length=1, pattern=NOT_BLANK, max_length=1_000)
+    code_system: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=200)
+    code: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
+    onset: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
 
 
 class ResolveIn(Model):
-    resolved_on: date | None = None
-    note: str | None = Field(default=None, min_length=1, max_length=1_000)
+    resolved_on: Day | None = None
+    note: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=1_000)
 
 
 class MedicationIn(Model):
     patient_id: UUID
-    drug: str = Field(min_length=1, max_length=200)
-    dose_value: str = Field(min_length=1, max_length=40, description='a decimal string: "500"')
-    dose_unit: str = Field(min_length=1, max_length=40, description='a UCUM unit: "mg"')
-    started_on: date
-    code_system: str | None = Field(default=None, min_length=1, max_length=200)
-    code: str | None = Field(default=None, min_length=1, max_length=60)
-    route: str | None = Field(default=None, min_length=1, max_length=60)
-    frequency: str | None = Field(default=None, min_length=1, max_length=60)
+    drug: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
+    dose_value: str = Field(
+        min_length=1, pattern=DECIMAL_PATTERN, max_length=40, description='a decimal string: "500"'
+    )
+    dose_unit: str = Field(
+        min_length=1, pattern=UCUM_CHARS, max_length=40, description='a UCUM unit: "mg"'
+    )
+    started_on: Day
+    code_system: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=200)
+    code: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
+    route: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
+    frequency: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
 
 
 class DoseChangeIn(Model):
-    dose_value: str = Field(min_length=1, max_length=40)
-    dose_unit: str = Field(min_length=1, max_length=40)
-    changed_on: date
-    reason: str = Field(min_length=1, max_length=1_000)
-    frequency: str | None = Field(default=None, min_length=1, max_length=60)
+    dose_value: str = Field(min_length=1, pattern=DECIMAL_PATTERN, max_length=40)
+    dose_unit: str = Field(min_length=1, pattern=UCUM_CHARS, max_length=40)
+    changed_on: Day
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=1_000)
+    frequency: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
 
 
 class StopIn(Model):
-    stopped_on: date
-    reason: str = Field(min_length=1, max_length=1_000)
+    stopped_on: Day
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=1_000)
 
 
 class AllergyIn(Model):
     patient_id: UUID
-    substance: str = Field(min_length=1, max_length=200)
-    code_system: str | None = Field(default=None, min_length=1, max_length=200)
-    code: str | None = Field(default=None, min_length=1, max_length=60)
-    reaction: str | None = Field(default=None, min_length=1, max_length=500)
+    substance: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
+    code_system: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=200)
+    code: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
+    reaction: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=500)
     severity: Literal["mild", "moderate", "severe"] | None = None
 
 
 class VitalIn(Model):
     patient_id: UUID
-    loinc_code: str = Field(min_length=1, max_length=20)
-    name: str = Field(min_length=1, max_length=200)
-    value: str = Field(min_length=1, max_length=40)
-    unit: str = Field(min_length=1, max_length=40)
-    measured_at: datetime
+    loinc_code: str = Field(min_length=1, pattern=NOT_BLANK, max_length=20)
+    name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=200)
+    value: str = Field(min_length=1, pattern=DECIMAL_PATTERN, max_length=40)
+    unit: str = Field(min_length=1, pattern=UCUM_CHARS, max_length=40)
+    measured_at: Instant
 
 
 class AppointmentIn(Model):
     patient_id: UUID
     provider_id: UUID
-    start: datetime
-    end: datetime
-    reason: str = Field(min_length=1, max_length=500)
+    start: Instant
+    end: Instant
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=500)
 
 
 class RescheduleIn(Model):
-    start: datetime
-    end: datetime
+    start: Instant
+    end: Instant
 
 
 class AppointmentOut(Model):
@@ -482,11 +557,38 @@ class DocumentOut(Model):
     original_filename: str
 
 
+# Thread.start's rules on its participants (domain.messages), stated for the schema's readers.
+_SOME = {"minItems": 1}
+_PARTICIPANTS = {
+    "anyOf": [
+        {"required": ["patient_ids"], "properties": {"patient_ids": _SOME}},
+        {"required": ["user_ids"], "properties": {"user_ids": _SOME}},
+    ],
+    "if": {"required": ["kind"], "properties": {"kind": {"const": "secure"}}},
+    "then": {
+        "required": ["user_ids"],
+        "properties": {"user_ids": _SOME},
+        "anyOf": [
+            {"required": ["patient_ids"], "properties": {"patient_ids": _SOME}},
+            {"properties": {"user_ids": {"minItems": 2}}},
+        ],
+    },
+}
+
+
 class ThreadIn(Model):
+    """At least one participant, none twice; a secure thread has a user and someone else."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_PARTICIPANTS)
+
     kind: Literal["secure", "email", "sms"]
-    topic: str = Field(min_length=1, max_length=300)
-    patient_ids: list[UUID] = Field(default_factory=list, max_length=20)
-    user_ids: list[UUID] = Field(default_factory=list, max_length=20)
+    topic: str = Field(min_length=1, pattern=NOT_BLANK, max_length=300)
+    patient_ids: list[UUID] = Field(
+        default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True}
+    )
+    user_ids: list[UUID] = Field(
+        default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True}
+    )
 
 
 class ThreadOut(Model):
@@ -499,7 +601,7 @@ class ThreadOut(Model):
 
 
 class PostIn(Model):
-    body: str = Field(min_length=1, max_length=100_000)
+    body: str = Field(min_length=1, pattern=NOT_BLANK, max_length=100_000)
 
 
 # An SMS provider's metadata as it sent it. JSON numbers with a fraction or an exponent would
@@ -512,10 +614,10 @@ MetadataValue = TypeAliasType(
 
 
 class SmsIn(Model):
-    from_number: str = Field(min_length=1, max_length=40)
-    to_number: str = Field(min_length=1, max_length=40)
+    from_number: str = Field(min_length=1, pattern=NOT_BLANK, max_length=40)
+    to_number: str = Field(min_length=1, pattern=NOT_BLANK, max_length=40)
     body: str = Field(max_length=10_000)
-    sent_at: str | None = Field(default=None, min_length=1, max_length=60)
+    sent_at: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=60)
     provider_metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
@@ -542,14 +644,14 @@ class AmendmentIn(Model):
         "document",
     ]
     target_id: UUID
-    requested_change: str = Field(min_length=1, max_length=10_000)
-    reason: str = Field(min_length=1, max_length=10_000)
-    received_at: datetime
+    requested_change: str = Field(min_length=1, pattern=NOT_BLANK, max_length=10_000)
+    reason: str = Field(min_length=1, pattern=NOT_BLANK, max_length=10_000)
+    received_at: Instant
 
 
 class AcceptIn(Model):
     amendment_id: UUID = Field(description="the addendum_id or correction_id made")
-    note: str | None = Field(default=None, min_length=1, max_length=2_000)
+    note: str | None = Field(default=None, min_length=1, pattern=NOT_BLANK, max_length=2_000)
 
 
 class DenyIn(Model):
@@ -559,11 +661,11 @@ class DenyIn(Model):
         "not_available_for_inspection",
         "accurate_and_complete",
     ]
-    denial_text: str = Field(min_length=1, max_length=10_000)
+    denial_text: str = Field(min_length=1, pattern=NOT_BLANK, max_length=10_000)
 
 
 class StatementIn(Model):
-    text: str = Field(min_length=1, max_length=10_000)
+    text: str = Field(min_length=1, pattern=NOT_BLANK, max_length=10_000)
 
 
 class AmendmentOut(Model):
@@ -576,11 +678,13 @@ class AmendmentOut(Model):
 
 class DisclosureIn(Model):
     patient_id: UUID
-    disclosed_at: datetime
-    recipient_name: str = Field(min_length=1, max_length=300)
-    recipient_address: str | None = Field(default=None, min_length=1, max_length=1_000)
-    description: str = Field(min_length=1, max_length=2_000)
-    purpose: str = Field(min_length=1, max_length=1_000)
+    disclosed_at: Instant
+    recipient_name: str = Field(min_length=1, pattern=NOT_BLANK, max_length=300)
+    recipient_address: str | None = Field(
+        default=None, min_length=1, pattern=NOT_BLANK, max_length=1_000
+    )
+    description: str = Field(min_length=1, pattern=NOT_BLANK, max_length=2_000)
+    purpose: str = Field(min_length=1, pattern=NOT_BLANK, max_length=1_000)
 
 
 class DisclosureRowOut(Model):

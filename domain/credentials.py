@@ -25,6 +25,7 @@ new recovery codes: an owner does that for themselves, in a session started with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,9 +73,14 @@ def account_id(username: str) -> UUID:
     return uuid5(ACCOUNT_NAMESPACE, username.casefold())
 
 
+USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}", re.ASCII)
+
+
 def check_username(value: object) -> str:
     name = text(value, "username")
-    if len(name) > 64 or not all(c.isalnum() or c in "._-@" for c in name):
+    # ASCII only (USERNAME): a username in other scripts could pass for another user's
+    # ("оlive" with a Cyrillic "о"), and the API's schema states the same rule as a pattern.
+    if USERNAME.fullmatch(name) is None:
         raise InvalidEntry("username must be 1-64 letters, digits, '.', '_', '-' or '@'")
     return name
 

@@ -14,7 +14,8 @@ from domain.checks import identifier, optional_identifier, optional_text, raw_by
 from domain.errors import ContentMismatch, InvalidEntry
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}", re.ASCII)
-MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:\s*;.*)?", re.ASCII | re.S)
+# Spelt so the API's schema can state it as is (ECMA-262 has no flags: no \s shorthand, no ".").
+MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:[ \t\n\r\f\v]*;[\s\S]*)?")
 
 
 class Document(Record):

@@ -7,7 +7,6 @@ access event per patient shown (category ``appointments``) is recorded first.
 
 from __future__ import annotations
 
-from datetime import date
 from uuid import UUID
 
 from fastapi import status
@@ -19,6 +18,7 @@ from api.routing import Router
 from api.schemas import (
     AppointmentIn,
     AppointmentOut,
+    Day,
     Purpose,
     ReasonIn,
     RescheduleIn,
@@ -114,7 +114,7 @@ def no_show(appointment_id: UUID, principal: FrontDesk, ledger: LedgerDep) -> Ap
 @router.get("/schedule/{provider_id}/{day}")
 def schedule(
     provider_id: UUID,
-    day: date,
+    day: Day,
     principal: FrontDesk,
     ledger: LedgerDep,
     runner: RunnerDep,

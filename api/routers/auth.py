@@ -9,6 +9,7 @@ from fastapi import Request, status
 
 from api import auth
 from api.deps import CurrentUser, ServicesDep
+from api.openapi import problems
 from api.routers.users import refusals_recorded
 from api.routing import Router
 from api.schemas import (
@@ -32,7 +33,7 @@ from domain.users import User
 router = Router(prefix="/auth", tags=["auth"])
 
 
-@router.post("/login")
+@router.post("/login", responses=problems(401, 429))
 def login(body: LoginIn, request: Request, services: ServicesDep) -> SessionOut:
     """Start a session. Every success, failure and lockout is a ledger event. Failures are
     counted per username and client address: after a few from one address, that address waits
@@ -50,7 +51,7 @@ def login(body: LoginIn, request: Request, services: ServicesDep) -> SessionOut:
     return SessionOut(token=token, session_id=session.id, user_id=session.user_id)
 
 
-@router.post("/enroll")
+@router.post("/enroll", responses=problems(401))
 def enroll(body: EnrollIn, request: Request, services: ServicesDep) -> EnrolledOut:
     """Spend an enrollment code (from whoever created or reset the account) to set one's own
     password; an account with no authenticator enrolls one here, and its TOTP secret is shown
@@ -75,7 +76,7 @@ def enroll(body: EnrollIn, request: Request, services: ServicesDep) -> EnrolledO
     )
 
 
-@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT, responses=problems(429))
 def change_password(
     body: PasswordChangeIn, request: Request, principal: CurrentUser, services: ServicesDep
 ) -> None:
@@ -92,7 +93,7 @@ def change_password(
     )
 
 
-@router.post("/recover")
+@router.post("/recover", responses=problems(401))
 def recover(body: RecoverIn, request: Request, services: ServicesDep) -> SessionOut:
     """Spend a one-time recovery code to set a new password; ends the user's other sessions.
     Never throttled or locked out; lifts a lock on the account's logins."""
@@ -108,7 +109,7 @@ def recover(body: RecoverIn, request: Request, services: ServicesDep) -> Session
     return SessionOut(token=token, session_id=session.id, user_id=session.user_id)
 
 
-@router.post("/recover-approved")
+@router.post("/recover-approved", responses=problems(401))
 def recover_approved(
     body: RecoverApprovedIn, request: Request, services: ServicesDep
 ) -> RecoveredOut:
@@ -133,7 +134,7 @@ def recover_approved(
     )
 
 
-@router.post("/recovery-codes", status_code=status.HTTP_201_CREATED)
+@router.post("/recovery-codes", status_code=status.HTTP_201_CREATED, responses=problems(429))
 def issue_recovery_codes(
     body: RecoveryCodesIn, request: Request, principal: CurrentUser, services: ServicesDep
 ) -> RecoveryCodesOut:

@@ -128,7 +128,12 @@ def register_provider(
 
 @router.delete("/{patient_id}/registered-provider")
 def clear_provider(patient_id: UUID, principal: CareAdmin, ledger: LedgerDep) -> CareMemberOut:
-    provider = load(ledger, registered_provider_id(patient_id), RegisteredProvider)
+    """A patient never given a registered provider has none to clear, as one whose provider was
+    cleared (409 entry-state); 404 is for a patient that does not exist."""
+    load(ledger, patient_id, Patient)
+    provider = _existing(ledger, registered_provider_id(patient_id), RegisteredProvider)
+    if provider is None:
+        raise EntryStateError("the patient has no registered provider")
     former = provider.user_id
     provider.clear(by=principal.user_id, at=now())
     with principal.acting():

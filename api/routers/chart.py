@@ -3,7 +3,6 @@ event cannot be written, no data is returned (``projections/reads.py``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 from fastapi import HTTPException
@@ -12,7 +11,7 @@ from api.care import chart_access
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.routing import Router
-from api.schemas import ChartEntryOut, ChartOut, Purpose, jsonable
+from api.schemas import ChartEntryOut, ChartOut, Instant, Purpose, jsonable
 from projections.reads import open_chart, open_chart_as_of
 
 router = Router(prefix="/patients", tags=["chart"])
@@ -24,7 +23,7 @@ def read_chart(
     principal: Clinician,
     ledger: LedgerDep,
     runner: RunnerDep,
-    as_of: datetime | None = None,
+    as_of: Instant | None = None,
     purpose: Purpose = "TREAT",
 ) -> ChartOut:
     reader = chart_access(ledger, runner, principal, patient_id).reader(purpose)

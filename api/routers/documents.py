@@ -13,9 +13,9 @@ from api.care import chart_access
 from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.routing import Router
-from api.schemas import DocumentOut, Purpose
+from api.schemas import NOT_BLANK, DocumentOut, Purpose
 from api.spool import SpooledBody, request_body
-from domain.documents import Document
+from domain.documents import MEDIA_TYPE, SHA256_HEX, Document
 from domain.patients import Patient
 from projections.reads import Reader, record_access
 
@@ -43,10 +43,15 @@ def upload(
     principal: Clinician,
     ledger: LedgerDep,
     runner: RunnerDep,
-    filename: Annotated[str, Query(min_length=1, max_length=255)],
-    media_type: Annotated[str, Query(min_length=1, max_length=100)] = "application/octet-stream",
+    filename: Annotated[str, Query(min_length=1, max_length=255, pattern=NOT_BLANK)],
+    media_type: Annotated[
+        str, Query(min_length=1, max_length=100, pattern=f"^{MEDIA_TYPE.pattern}$")
+    ] = "application/octet-stream",
     patient_id: UUID | None = None,
-    sha256: Annotated[str | None, Query(description="if given, must match the content")] = None,
+    sha256: Annotated[
+        str | None,
+        Query(description="if given, must match the content", pattern=f"^{SHA256_HEX.pattern}$"),
+    ] = None,
 ) -> DocumentOut:
     """The request body is the document's bytes (``Content-Type: application/octet-stream``)."""
     acting = principal.acting

@@ -39,10 +39,25 @@ MEDIA_TYPES = {
 }
 
 
+# one_scope's rule, for the schema's readers.
+ONE_SCOPE = {
+    "oneOf": [
+        {
+            "required": ["patient_id"],
+            "properties": {"patient_id": {"type": "string"}, "all": {"const": False}},
+        },
+        {
+            "required": ["all"],
+            "properties": {"all": {"const": True}, "patient_id": {"type": "null"}},
+        },
+    ]
+}
+
+
 class ExportIn(BaseModel):
     """One patient (``patient_id``) or the whole population (``all``: true), and why."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_SCOPE)
     patient_id: UUID | None = None
     all: bool = False
     purpose: Purpose = Field(default="PATRQT", description="HL7 PurposeOfUse")

@@ -58,6 +58,7 @@ from api.hold_schemas import (
     ScopeOut,
     SentOut,
 )
+from api.openapi import problems
 from api.refused_requests import refuse_role
 from api.roles import require_role
 from api.routing import Router
@@ -293,7 +294,7 @@ def my_holds(principal: CurrentUser, ledger: LedgerDep) -> list[CustodianHoldOut
     return found
 
 
-@router.post("/holds/remind")
+@router.post("/holds/remind", responses=problems(502))
 def remind(principal: RiskManager, ledger: LedgerDep) -> list[SentOut]:
     """Send every notice, reminder and escalation due now (SMTP when configured, otherwise
     files in ``$CHARTLEDGER_HOME/outbox``); each one sent is recorded on its hold."""

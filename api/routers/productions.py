@@ -18,6 +18,7 @@ from api.deps import LedgerDep
 from api.errors import NotFound
 from api.routers.holds import RiskManager
 from api.routing import Router
+from api.schemas import NOT_BLANK
 from domain.access import Access
 from events.ledger import Ledger
 from events.private_files import private_dir
@@ -30,7 +31,9 @@ MEDIA_TYPE = "application/zip"
 class WithheldIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     position: int = Field(ge=0, description="the leaf position of the event to withhold")
-    claim: str = Field(min_length=1, max_length=200, description="e.g. attorney-client")
+    claim: str = Field(
+        min_length=1, pattern=NOT_BLANK, max_length=200, description="e.g. attorney-client"
+    )
 
 
 class ProductionIn(BaseModel):

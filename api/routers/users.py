@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import Request, status
+from fastapi import Path, Request, status
 
 from api import auth
 from api.auth import Principal
 from api.deps import CurrentUser, LedgerDep, ServicesDep
 from api.errors import NotFound
+from api.openapi import problems
 from api.roles import UserAdmin
 from api.routing import Router
 from api.schemas import (
@@ -50,8 +52,11 @@ from domain.credentials import (
 )
 from domain.errors import InvalidEntry, NotPermitted, UserStateError
 from domain.sessions import Session
-from domain.users import User, check_role
+from domain.users import ROLES, User, check_role
 from events.ledger import Ledger
+
+# One of domain.users.ROLES, as the schema says; check_role refuses any other (422 unknown-role).
+RoleName = Annotated[str, Path(json_schema_extra={"enum": list(ROLES)})]
 
 router = Router(prefix="/users", tags=["users"])
 
@@ -170,7 +175,9 @@ def grant_role(user_id: UUID, body: RoleIn, principal: CurrentUser, ledger: Ledg
 
 
 @router.delete("/{user_id}/roles/{role}")
-def revoke_role(user_id: UUID, role: str, principal: CurrentUser, ledger: LedgerDep) -> UserOut:
+def revoke_role(
+    user_id: UUID, role: RoleName, principal: CurrentUser, ledger: LedgerDep
+) -> UserOut:
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
     role = check_role(role)
@@ -246,7 +253,7 @@ def reset(
     )
 
 
-@router.put("/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.put("/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT, responses=problems(429))
 def set_password(
     user_id: UUID, body: PasswordIn, request: Request, principal: CurrentUser, services: ServicesDep
 ) -> None:

@@ -316,8 +316,9 @@ def test_an_enrollment_code_works_once_and_a_newer_one_voids_the_older(practice:
 
     # Bad input is refused before anything is written; an unknown user has nothing to record.
     leaves = practice.leaves()
-    with pytest.raises(Unprocessable):
-        practice.client().enroll("casey", newer.enrollment_code, "short")
+    short = {"username": "casey", "enrollment_code": newer.enrollment_code, "new_password": "short"}
+    with pytest.raises(Unprocessable):  # as sent by a client that does not check (EnrollIn does)
+        practice.client().request("POST", "/auth/enroll", json=short)
     for body in ({"username": "casey"}, {"username": "casey", "enrollment_code": "x" * 65,
                                           "new_password": "long-enough-pass"}):  # fmt: skip
         assert practice.http_client().post("/auth/enroll", json=body).status_code == 422

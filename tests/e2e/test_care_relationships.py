@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
 from api import auth, schemas
-from api.client import Client, Conflict, Forbidden
+from api.client import Client, Conflict, Forbidden, NotFound
 from tests.e2e.conftest import Member, Practice, add_member, events_of_type, office_manager
 from tests.e2e.test_clinical import ada
 
@@ -172,6 +172,12 @@ def test_someone_else_puts_a_clinician_in_care_and_can_take_them_out(
     assert casey.client().chart(registered).entries
     staff.clear_registered_provider(registered)
     refused(lambda: casey.client().chart(registered))
+    # None to clear, whether cleared before or never named (409); no such patient is a 404.
+    for no_provider in (registered, a_patient(staff, "MRN-R")):
+        with pytest.raises(Conflict):
+            staff.clear_registered_provider(no_provider)
+    with pytest.raises(NotFound):
+        staff.clear_registered_provider(uuid4())
 
     reads = owner.audit(patient_id=booked, user_id=mallory.user_id, action="access")
     assert [r.purpose for r in reads if r.outcome == "success"] == ["TREAT", "TREAT"]

@@ -187,8 +187,9 @@ def test_bad_input_gets_a_problem_and_writes_nothing(practice: Practice) -> None
     with pytest.raises(NotFound):
         clinician.chart(uuid4())  # a failed read is recorded as a failure: one event
     assert practice.leaves() == before + 1
-    with pytest.raises(Unprocessable):
-        owner.create_user("bad name", "X", "clinician")
+    with pytest.raises(Unprocessable):  # sent raw: the client's UserIn refuses it unsent
+        bad = {"username": "bad name", "name": "X", "role": "clinician"}
+        owner.request("POST", "/users", json=bad)
     with pytest.raises(ApiError):
         owner.create_user("casey", "Again", "clinician")  # taken
 

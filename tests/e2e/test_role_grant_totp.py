@@ -155,10 +155,10 @@ def test_the_remote_cli_grant_shows_no_secret_and_recover_refuses_bad_input_in_o
             capsys, url, "recover-approved", OWNER
         )
         assert practice.leaves() == leaves
-        # (A password the server's rule refuses is still the server's one-line 422.)
+        # (A password the server's rule refuses, stated in its schema: refused before sending.)
         monkeypatch.setenv("CHARTLEDGER_RECOVERY_CODE", practice.recovery_codes[0])
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "short")
-        assert "422" in one_line_refusal(capsys, url, "recover", OWNER)
+        assert "new_password" in one_line_refusal(capsys, url, "recover", OWNER)
         assert practice.leaves() == leaves
 
         monkeypatch.setenv("CHARTLEDGER_NEW_PASSWORD", "olive-cli-password")
