@@ -83,6 +83,11 @@ def verdict(claim: Claim, row: Row) -> ApiError:
     )
 
 
+# What parse_key takes, as the OpenAPI document states it: an sf-string of 1 to 255 printable
+# ASCII characters (only " and \ escaped), or 1 to 255 bare visible ASCII characters but " \ , ;.
+KEY_PATTERN = r'^(?:"(?:[ !#-\[\]-~]|\\["\\]){1,255}"|[!#-+\--:<-\[\]-~]{1,255})$'
+
+
 async def idempotency_key(
     key: Annotated[
         str | None,
@@ -95,6 +100,7 @@ async def idempotency_key(
             "is still running: 409 with Retry-After; a malformed key: 400. Keys are the caller's "
             "own and kept 24 hours (docs/IDEMPOTENCY.md).",
             examples=['"8e03978e-40d5-43e8-bc93-6894a57f9324"'],
+            pattern=KEY_PATTERN,
         ),
     ] = None,
 ) -> None:

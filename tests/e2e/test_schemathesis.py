@@ -13,6 +13,7 @@ busy cores; ``CHARTLEDGER_SCHEMATHESIS_EXAMPLES`` raises the number of examples 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -115,6 +116,16 @@ PREPARED: dict[tuple[str, str], Callable[[schemathesis.Case], None]] = {
 }
 
 
+# A client sends one Idempotency-Key per logical write; generated keys repeat ("0", "A"), and
+# the same key with another request is rightly a 422. Valid requests get a key of their own.
+KEYS = itertools.count()
+
+
+def _keyed_as_a_client(case: schemathesis.Case) -> None:
+    if case.headers and "Idempotency-Key" in case.headers and _positive(case):
+        case.headers["Idempotency-Key"] = f'"schemathesis-{next(KEYS)}"'
+
+
 def _positive(case: schemathesis.Case) -> bool:
     return case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
 
@@ -134,8 +145,19 @@ def owners_schema(practice: Practice) -> BaseSchema:
     """The app's OpenAPI document, every request sent in the owner's session."""
     owner = practice.owner()
     schema = schemathesis.openapi.from_asgi("/openapi.json", practice.http.app)
-    # As schemathesis's own headers, so that ignored_auth knows to try without them.
-    schema.config.update(headers={"Authorization": f"Bearer {owner.token}"})
+    bearer = f"Bearer {owner.token}"
+
+    class OwnersSession:
+        """As schemathesis's own auth, so that ignored_auth knows the session is the one
+        configured (and tries without it), whatever else a request's headers carry."""
+
+        def get(self, case: schemathesis.Case, context: object) -> str:
+            return bearer
+
+        def set(self, case: schemathesis.Case, data: str, context: object) -> None:
+            case.headers = {**(case.headers or {}), "Authorization": data}
+
+    schema.auth(refresh_interval=None)(OwnersSession)
     # A body over the limit is refused before it is read (413), whatever else is wrong with it.
     schema.config.checks.negative_data_rejection.expected_statuses.append("413")
     return schema.exclude(method="POST", path="/auth/logout")  # (see SKIPPED)
@@ -184,8 +206,8 @@ def exercise(operation: APIOperation, statuses: dict[int, int]) -> None:
     label = (operation.method.upper(), operation.path)
     checks = checks_for(operation)
     strategy = st.one_of(
-        operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-        operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+        operation.as_strategy(generation_mode=mode, auth_storage=operation.schema.auth)
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     )
 
     @given(case=strategy)
@@ -200,6 +222,7 @@ def exercise(operation: APIOperation, statuses: dict[int, int]) -> None:
     def one(case: schemathesis.Case) -> None:
         if label in PREPARED and _positive(case):
             PREPARED[label](case)
+        _keyed_as_a_client(case)
         response = case.call_and_validate(checks=checks)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
@@ -221,6 +244,7 @@ def test_sequences_of_operations_answer_as_documented(practice: Practice) -> Non
             label = (case.operation.method.upper(), case.operation.path)
             if label in PREPARED and _positive(case):
                 PREPARED[label](case)
+            _keyed_as_a_client(case)
 
         def validate_response(
             self, response: schemathesis.Response, case: schemathesis.Case, **kwargs: Any

@@ -5,6 +5,7 @@ client waits as a Retry-After says (api/client_retry.py)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -20,6 +21,7 @@ from api.idempotency.header import (
     request_digest,
     serialize_key,
 )
+from api.idempotency.middleware import KEY_PATTERN
 
 NOW = datetime(2026, 12, 7, 15, 0, tzinfo=UTC).timestamp()
 PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
@@ -139,3 +141,24 @@ def test_a_retry_after_that_is_neither_waits_the_clients_own_backoff(
     value: str, otherwise: float
 ) -> None:
     assert retry_after(value, otherwise, NOW) == otherwise
+
+
+_FIELD_CHARACTERS = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+
+
+@given(
+    st.one_of(
+        st.text(_FIELD_CHARACTERS, max_size=300),
+        st.text(_FIELD_CHARACTERS, max_size=300).map(lambda s: f'"{s}"'),
+        st.from_regex(KEY_PATTERN, fullmatch=True),
+    ).filter(lambda v: v == v.strip(" \t"))
+)
+def test_the_documented_pattern_is_the_rule_the_server_applies(value: str) -> None:
+    """The OpenAPI's pattern for the header accepts exactly the keys parse_key accepts (a
+    field's surrounding blanks, which HTTP trims anyway, aside)."""
+    try:
+        parse_key([value.encode()])
+        accepted = True
+    except InvalidKey:
+        accepted = False
+    assert accepted == bool(re.fullmatch(KEY_PATTERN, value))
