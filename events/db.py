@@ -30,6 +30,9 @@ Statement = tuple[str, Sequence[Any]]  # SQL with ? placeholders, and its parame
 # per checkpoint rather than ten times. Durability is untouched: every commit still syncs the
 # WAL as before (synchronous is left as it is); only the WAL file grows, to about 40 MB.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+# What a WAL file keeps of its size once a checkpoint has copied it all back: without a limit it
+# stays at its largest (those 40 MB) for good; the file is cut back to this when it restarts.
+WAL_KEPT_BYTES = 4 * 2**20
 _tuned: weakref.WeakSet[Any] = weakref.WeakSet()  # eventsourcing connections, tuned once
 
 
@@ -119,6 +122,25 @@ class Database:
                     cursor.execute(sql, params)
             return [cursor.fetchall() for cursor in cursors]
 
+    def shrink_wal(self) -> bool:
+        """SQLite: copy the whole WAL back into the database and cut the file to nothing, as
+        after a bulk write (a large import), which would otherwise leave up to 40 MB of WAL
+        until the next automatic checkpoint. Best effort: a reader still using the WAL leaves
+        it as it is (the next automatic checkpoint takes it). True when the WAL was emptied;
+        always True on PostgreSQL, which has no such file of its own."""
+        if self.dialect != "sqlite":
+            return True
+        assert isinstance(self.datastore, SQLiteDatastore)
+        lock = writer_lock(self.datastore)
+        with lock.held():  # no writer of this process mid-transaction on the connection
+            kept = lock.connection()
+            if kept is None:
+                with self.datastore.get_connection(commit=True) as conn:
+                    row = conn._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            else:
+                row = kept._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return row is not None and row[0] == 0
+
     @contextmanager
     def read(self) -> Iterator[Cursor]:
         """A read-only transaction: one consistent snapshot."""
@@ -175,6 +197,7 @@ def _sqlite_writes(conn: SQLiteConnection, begin: str) -> Iterator[Cursor]:
     raw = conn._sqlite_conn
     if conn not in _tuned:
         raw.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        raw.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
         _tuned.add(conn)
     yield from _sqlite_transaction(raw, begin, commit=True)
 
