@@ -136,10 +136,8 @@ class Database:
             kept = lock.connection()
             if kept is None:
                 with self.datastore.get_connection(commit=True) as conn:
-                    row = conn._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            else:
-                row = kept._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return row is not None and row[0] == 0
+                    return _truncate_wal(conn._sqlite_conn)
+            return _truncate_wal(kept._sqlite_conn)
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:
@@ -191,6 +189,18 @@ class Database:
             finally:
                 if read_only:
                     conn.isolation_level = conn.read_only = None
+
+
+def _truncate_wal(raw: sqlite3.Connection) -> bool:
+    """Checkpoint and truncate the WAL without waiting: TRUNCATE would wait out the busy
+    timeout (a minute) for a reader on an older snapshot, holding the writer lock all along."""
+    (timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        row = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+    return row is not None and row[0] == 0
 
 
 def _sqlite_writes(conn: SQLiteConnection, begin: str) -> Iterator[Cursor]:
