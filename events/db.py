@@ -30,9 +30,10 @@ Statement = tuple[str, Sequence[Any]]  # SQL with ? placeholders, and its parame
 # per checkpoint rather than ten times. Durability is untouched: every commit still syncs the
 # WAL as before (synchronous is left as it is); only the WAL file grows, to about 40 MB.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
-# What a WAL file keeps of its size once a checkpoint has copied it all back: without a limit it
-# stays at its largest (those 40 MB) for good; the file is cut back to this when it restarts.
-WAL_KEPT_BYTES = 4 * 2**20
+# The WAL file keeps its largest size once there: no journal_size_limit, which cut it back at
+# every restart and cost single-event appends about a fifth of their rate in bench/append.py
+# (sqlite-1 0.57-0.59 of plain against 0.66-0.81), growing the file again each time. A bulk
+# write that must not leave it behind empties it itself (``Database.shrink_wal``).
 _tuned: weakref.WeakSet[Any] = weakref.WeakSet()  # eventsourcing connections, tuned once
 
 
@@ -207,7 +208,6 @@ def _sqlite_writes(conn: SQLiteConnection, begin: str) -> Iterator[Cursor]:
     raw = conn._sqlite_conn
     if conn not in _tuned:
         raw.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
-        raw.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
         _tuned.add(conn)
     yield from _sqlite_transaction(raw, begin, commit=True)
 
