@@ -4,6 +4,7 @@ they are, and anything else under the marker is refused rather than read as a st
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from typing import Any
 
@@ -72,3 +73,10 @@ def test_a_lab_results_state_packs_to_a_fraction_of_its_size() -> None:
     }  # fmt: skip
     encoded = _transcoder.encode(state)
     assert len(state_codec.pack(encoded)) < len(encoded) / 2
+
+
+def test_the_dictionary_is_the_one_rows_were_deflated_against() -> None:
+    """Rows deflated against another dictionary could no longer be read: a change to it (or to
+    what builds it, the canonical encoding included) must come with a new marker byte."""
+    digest = hashlib.sha256(state_codec.DICTIONARY).hexdigest()
+    assert digest == "245163068ba9f235c948a1c4ffdba7dd9375defb34544b0eff6d783c9455f55f"
