@@ -4,9 +4,10 @@ growth, and how each scales against the smallest run (issue 17).
 Each size runs in a fresh child process on a fresh practice (a SQLite file, or a new PostgreSQL
 schema), so its memory figure is its own: the import's peak resident memory over what the
 process held before it (VmHWM after resetting it, minus VmRSS). The import is
-``api.importing.import_labs`` as ``POST /imports/labs`` calls it (from 1,000 results on it
-ends by having the views catch up and checkpointing SQLite's WAL, ``SETTLE_AFTER``); the views
-then catch up as the server's follower would, timed apart (nothing left to do from 1,000 on).
+``api.importing.import_labs`` as ``POST /imports/labs`` calls it (on SQLite, from 1,000
+results on, it ends by having the views catch up and checkpointing the WAL, ``SETTLE_AFTER``);
+the views then catch up as the server's follower would, timed apart (on SQLite nothing is left
+to do from 1,000 on).
 Store growth, measured after that, is the SQLite file with its WAL and shared memory, or every
 table and index of the schema: the views' rows included. The ratios divide each run's cost
 per result by the smallest run's: about 1.0 all along is linear (before issue 17, 2,000
