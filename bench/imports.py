@@ -4,11 +4,14 @@ growth, and how each scales against the smallest run (issue 17).
 Each size runs in a fresh child process on a fresh practice (a SQLite file, or a new PostgreSQL
 schema), so its memory figure is its own: the import's peak resident memory over what the
 process held before it (VmHWM after resetting it, minus VmRSS). The import is
-``api.importing.import_labs`` as ``POST /imports/labs`` calls it; the views then catch up as
-the server's follower would, timed apart. Store growth is the SQLite file with its WAL, or
-every table and index of the schema. The ratios divide each run's cost per result by the
-smallest run's: about 1.0 all along is linear (before issue 17, 2,000 results cost four times
-what 1,000 did, each result storing a copy of the whole message).
+``api.importing.import_labs`` as ``POST /imports/labs`` calls it (on SQLite, from 1,000
+results on, it ends by having the views catch up and checkpointing the WAL, ``SETTLE_AFTER``);
+the views then catch up as the server's follower would, timed apart (on SQLite nothing is left
+to do from 1,000 on).
+Store growth, measured after that, is the SQLite file with its WAL and shared memory, or every
+table and index of the schema: the views' rows included. The ratios divide each run's cost
+per result by the smallest run's: about 1.0 all along is linear (before issue 17, 2,000
+results cost four times what 1,000 did, each result storing a copy of the whole message).
 
     .venv/bin/python bench/imports.py [--sizes 1000,5000,20000] [--cases sqlite,pg]
 """

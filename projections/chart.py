@@ -4,7 +4,8 @@ The fold is the domain's own: each entry (a note, a lab result, ...) is its aggr
 applying its events with the aggregate's own ``mutate``, so the view cannot drift from the
 domain's rules. A row keeps the entry's state encoded with the ledger's canonical transcoder,
 which gives back exactly the types it was given (Decimal, date, UUID, bytes), and is therefore
-byte-identical however the row was reached: live, rebuilt, or folded again by ``as_of``.
+byte-identical however the row was reached: live, rebuilt, or folded again by ``as_of``; it is
+deflated against a fixed dictionary (``projections/state_codec.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from events.db import Cursor, Database, Dialect
 from events.encoding import CanonicalTranscoder
 from events.ledger import Ledger
+from projections import state_codec
 from projections.runner import Entry, Projection, entries_at
 
 # The modules whose aggregates make up a patient's chart.
@@ -55,12 +57,12 @@ class ChartEntry:
 
 def encode_state(aggregate: Any) -> bytes:
     state = {k: v for k, v in vars(aggregate).items() if k not in TRANSIENT}
-    return _transcoder.encode(state)
+    return state_codec.pack(_transcoder.encode(state))
 
 
 def decode_state(topic: str, data: bytes) -> Any:
     aggregate = object.__new__(resolve_topic(topic))
-    aggregate.__dict__.update(_transcoder.decode(data))
+    aggregate.__dict__.update(_transcoder.decode(state_codec.unpack(data)))
     aggregate.__dict__["_pending_events"] = []
     return aggregate
 

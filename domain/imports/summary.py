@@ -2,9 +2,9 @@
 
 It names the kind of import, the file's SHA-256, what was counted, accepted and rejected (the
 rejections' locations and rules, never values), whether valid items were written alone, every
-record created, and for lab messages which Document holds each message's original. It concerns
-the importing user only, like every administrative act: the records it lists carry their
-patients themselves.
+record created (once: a lab result under its message's link), and for lab messages which
+Document holds each message's original. It concerns the importing user only, like every
+administrative act: the records it lists carry their patients themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +22,29 @@ KINDS = ("patients", "labs", "email", "sms")
 
 
 class ImportRun(Record):
+    class Completed(Record.Created):
+        """Version 2 lists a record once: ``created`` leaves out the lab results a link names
+        (``links[].lab_ids``), which version 1 listed twice (for a 20,000-result message,
+        1.1 MB of ids twice over). Version 1, read, is upcast by leaving them out."""
+
+        class_version = 2
+
+        kind: str
+        source_name: str
+        source_sha256: str
+        items: int
+        accepted: int
+        rejected: int
+        rejections: list[str]
+        created: list[UUID]
+        accept_valid: bool
+        by: UUID
+        links: list[dict[str, Any]]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["created"] = _unlinked(state["created"], state["links"])
+
     @classmethod
     def complete(
         cls,
@@ -44,13 +67,13 @@ class ImportRun(Record):
             accepted=items - len(rejections),
             rejected=len(rejections),
             rejections=[text(r, "rejections") for r in rejections],
-            created=[identifier(c, "created") for c in created],
+            created=_unlinked([identifier(c, "created") for c in created], links),
             accept_valid=bool(accept_valid),
             by=identifier(by, "by"),
             links=[dict(link) for link in links],
         )
 
-    @event("Completed")
+    @event(Completed)
     def __init__(
         self,
         kind: str,
@@ -79,3 +102,14 @@ class ImportRun(Record):
 
     def ledger_subjects(self) -> Iterable[str]:
         return (user_subject(self.by),)
+
+    @property
+    def all_created(self) -> list[UUID]:
+        """Every record the import created: ``created`` and the lab results its links name."""
+        return self.created + [i for link in self.links for i in link.get("lab_ids", ())]
+
+
+def _unlinked(created: list[UUID], links: Sequence[dict[str, Any]]) -> list[UUID]:
+    """``created`` without the ids a link lists already."""
+    linked = {i for link in links for i in link.get("lab_ids", ())}
+    return [c for c in created if c not in linked]

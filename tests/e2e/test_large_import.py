@@ -1,9 +1,10 @@
 """One HL7 ORU^R01 of 20,000 OBX segments posted to a real `chartledger serve` (two workers), on
 SQLite and on PostgreSQL (issue 17): it is accepted and imported within 30 s, the workers' memory
-grows by less than 200 MB, the store by less than 6 KB a result (not the issue's 50 MB in all:
-see the assertion), and a clinician reading another chart every 0.1 s meanwhile is answered
-within a second nine times in ten and within three seconds always. Before, the same message got
-no answer in 120 s while the worker reached 15.7 GB and the WAL 15.3 GB.
+grows by less than 200 MB, the store by less than 50 MB on SQLite and 60 MB on PostgreSQL (views
+and SQLite's WAL included; see STORE_BOUND), and a clinician reading another chart every 0.1 s
+meanwhile is answered within a second nine times in ten and within three seconds always.
+Before, the same message got no answer in 120 s while the worker reached 15.7 GB and the WAL
+15.3 GB.
 
 It takes 20 to 45 s a store on two busy cores: the issue's own message, imported for real."""
 
@@ -31,6 +32,11 @@ from tests.support import oru_r01
 
 RESULTS = 20_000
 MB = 2**20
+# Issue 17's 50 MB on SQLite (about 49 MB measured). PostgreSQL keeps the same rows in more
+# bytes (about 57 MB measured): its events, whose 1.2 KB rows fill six sevenths of each 8 KB page
+# (31 MB), and its audit rows with audit_patients (9.6 MB) are most of it; it is held to 60 MB,
+# not yet to 50.
+STORE_BOUND = {False: 50 * MB, True: 60 * MB}  # by whether the store is PostgreSQL
 
 
 @pytest.fixture
@@ -95,21 +101,26 @@ def _status(pid: str, field: str) -> str:
     return ""
 
 
-def store_size(config: StoreConfig) -> int:
-    """Bytes the store takes: the SQLite file with its WAL and shared memory, or every table
-    and index of the PostgreSQL schema."""
+def store_sizes(config: StoreConfig) -> dict[str, int]:
+    """Bytes the store takes, by where: the SQLite file, its WAL and shared memory; or every
+    table of the PostgreSQL schema with its indexes and TOAST (none left out)."""
     if not config.database_url:
-        return sum(f.stat().st_size for f in config.home.glob("chartledger.sqlite3*"))
+        return {f.name: f.stat().st_size for f in config.home.glob("chartledger.sqlite3*")}
     location = parse_database_url(config.database_url)
     with psycopg.connect(location.conninfo(), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+        rows = conn.execute(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relkind IN ('r', 'm')",
             (location.schema,),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+        ).fetchall()
+    return {name: int(size) for name, size in rows}
+
+
+def growth(before: dict[str, int], after: dict[str, int]) -> str:
+    """What grew, largest first, in MB: for the figures and the failure message."""
+    grown = {k: v - before.get(k, 0) for k, v in after.items()}
+    return ", ".join(f"{k} +{v / MB:.1f}" for k, v in sorted(grown.items(), key=lambda kv: -kv[1]))
 
 
 def test_20000_results_import_quickly_in_bounded_memory_while_charts_stay_readable(
@@ -123,7 +134,7 @@ def test_20000_results_import_quickly_in_bounded_memory_while_charts_stay_readab
     # The same clinician's session on a connection of its own (a TOTP code logs in once).
     reader = Client(server, token=clinician.token)
     reader.chart(other)  # the reader's first read (its session's setup) is not timed
-    rss_before, store_before = workers_rss(server), store_size(store_config)
+    rss_before, store_before = workers_rss(server), store_sizes(store_config)
 
     reads: list[float] = []
     wrong: list[object] = []
@@ -154,12 +165,11 @@ def test_20000_results_import_quickly_in_bounded_memory_while_charts_stay_readab
     finally:
         importing.clear()
         thread.join(30)
-    grown = store_size(store_config) - store_before
     reads.sort()
     ninetieth = reads[int(len(reads) * 0.9)] if reads else 0.0
     print(  # the figures, for the record (pytest -s)
-        f"import {took:.1f} s, workers +{(max(rss_peak) - rss_before) / MB:.0f} MB, "
-        f"store +{grown / MB:.1f} MB; {len(reads)} chart reads: median "
+        f"import {took:.1f} s, workers +{(max(rss_peak) - rss_before) / MB:.0f} MB; "
+        f"{len(reads)} chart reads: median "
         f"{reads[len(reads) // 2] if reads else 0:.2f} s, 90% {ninetieth:.2f} s, "
         f"slowest {max(reads, default=0):.2f} s"
     )
@@ -168,11 +178,6 @@ def test_20000_results_import_quickly_in_bounded_memory_while_charts_stay_readab
     assert len(report.created) == RESULTS + 1  # the message's Document, then its results
     assert took < 30, f"the import took {took:.1f} s"
     assert max(rss_peak) - rss_before < 200 * MB, f"workers grew {max(rss_peak) - rss_before} B"
-    # Not the issue's 50 MB: each result is its own event (about 1.1 KB sealed, 1.5 KB stored
-    # with its leaf and links), a chart view row (about 1 KB) and an audit row, some 3 KB in
-    # all; SQLite's WAL adds up to 40 MB (events/db.py checkpoints it every 10,000 pages).
-    # Before, it grew 760 KB a result (a copy of the message each), 15 GB here.
-    assert grown < 6 * 1024 * RESULTS, f"the store grew {grown / MB:.1f} MB"
     assert wrong == [] and len(reads) >= 3, (wrong, reads)  # it read all through the import
     # Nine reads in ten within the second asked for; the slowest within three, a generous bound
     # for two cores shared by the whole suite (a read waits for one batch of results to commit,
@@ -182,3 +187,14 @@ def test_20000_results_import_quickly_in_bounded_memory_while_charts_stay_readab
     labs = [e for e in clinician.chart(bulk).entries if e.kind == "LabResult"]
     assert len(labs) == RESULTS
     assert {e.state["source_document_id"] for e in labs} == {str(report.created[0])}
+    # The store as the import left it, the views' rows included (the read above has them caught
+    # up), and SQLite's WAL with it. Each result is its own event (about 1.2 KB sealed with its
+    # actor and session, 1.5 KB stored with its leaf and links), a chart row (its state deflated,
+    # projections/state_codec.py) and an audit row. Before, it grew 760 KB a result (a copy of
+    # the message each), 15 GB here.
+    after = store_sizes(store_config)
+    grown = sum(after.values()) - sum(store_before.values())
+    print(f"store +{grown / MB:.1f} MB: {growth(store_before, after)}")
+    assert grown < STORE_BOUND[store_config.database_url is not None], (
+        f"the store grew {grown / MB:.1f} MB: {growth(store_before, after)}"
+    )

@@ -24,6 +24,7 @@ from domain.users import User
 from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
+from projections import state_codec
 from projections.access_report import patient_access_report
 from projections.audit import audit_report
 from projections.chart import chart
@@ -125,7 +126,7 @@ def test_a_lab_value_stays_exactly_5_2_mg_dl_and_its_conversion_is_explicit(
     with ledger.db.read() as c:
         c.execute("SELECT state FROM chart_entries WHERE entry_id = ?", (str(result.id),))
         ((state,),) = c.fetchall()
-    assert "5.2" in str(decode(bytes(state)))
+    assert "5.2" in str(decode(state_codec.unpack(bytes(state))))
 
 
 def test_a_denied_amendment_keeps_request_denial_disagreement_and_rebuttal_linked(
