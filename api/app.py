@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, readiness
 from api.deps import Services
 from api.settings import Settings
 from events.config import StoreConfig
@@ -94,9 +94,6 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
 
     app.include_router(productions_router)
 
-    @app.get("/health", tags=["health"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
+    readiness.install(app)  # /health and /health/ready (issue 23)
     app.add_middleware(errors.BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -24,6 +24,15 @@ def pool_size(dialect: str) -> int:
     return 16 if dialect == "sqlite" else 2
 
 
+def sqlite_busy_timeout() -> str:
+    """Whole seconds a SQLite writer waits for another's lock before the write is refused as
+    busy (a 503 with Retry-After): CHARTLEDGER_SQLITE_BUSY_TIMEOUT, by default 60."""
+    configured = os.environ.get("CHARTLEDGER_SQLITE_BUSY_TIMEOUT", "60").strip()
+    if not configured.isdigit() or int(configured) == 0:
+        raise ConfigError("CHARTLEDGER_SQLITE_BUSY_TIMEOUT must be a whole number of seconds")
+    return configured
+
+
 class ConfigError(ValueError):
     """The configured location or database URL cannot be used."""
 
@@ -112,7 +121,7 @@ class StoreConfig:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.sqlite_path),
-                "SQLITE_LOCK_TIMEOUT": "60",
+                "SQLITE_LOCK_TIMEOUT": sqlite_busy_timeout(),
                 "APPLICATION_RECORDER_TOPIC": "events.sqlite:LedgerSQLiteRecorder",
             }
         pg = parse_database_url(self.database_url)
