@@ -24,12 +24,14 @@ def pool_size(dialect: str) -> int:
     return 16 if dialect == "sqlite" else 2
 
 
-def sqlite_busy_timeout() -> str:
-    """Whole seconds a SQLite writer waits for another's lock before the write is refused as
-    busy (a 503 with Retry-After): CHARTLEDGER_SQLITE_BUSY_TIMEOUT, by default 60."""
-    configured = os.environ.get("CHARTLEDGER_SQLITE_BUSY_TIMEOUT", "60").strip()
+def lock_timeout() -> str:
+    """Whole seconds a writer waits for a lock another holds before its write is refused as
+    busy (a 503 with Retry-After): CHARTLEDGER_LOCK_TIMEOUT, by default 60. SQLite's busy
+    timeout; PostgreSQL's lock_timeout (a PostgreSQL append then tries again for a few seconds
+    more, events/postgres.py)."""
+    configured = os.environ.get("CHARTLEDGER_LOCK_TIMEOUT", "60").strip()
     if not configured.isdigit() or int(configured) == 0:
-        raise ConfigError("CHARTLEDGER_SQLITE_BUSY_TIMEOUT must be a whole number of seconds")
+        raise ConfigError("CHARTLEDGER_LOCK_TIMEOUT must be a whole number of seconds")
     return configured
 
 
@@ -121,7 +123,7 @@ class StoreConfig:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.sqlite_path),
-                "SQLITE_LOCK_TIMEOUT": sqlite_busy_timeout(),
+                "SQLITE_LOCK_TIMEOUT": lock_timeout(),
                 "APPLICATION_RECORDER_TOPIC": "events.sqlite:LedgerSQLiteRecorder",
             }
         pg = parse_database_url(self.database_url)
@@ -134,6 +136,7 @@ class StoreConfig:
             "POSTGRES_PASSWORD": pg.password,
             "POSTGRES_SCHEMA": pg.schema,
             "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": lock_timeout(),
             "POSTGRES_POOL_SIZE": str(pool_size("postgres")),
             "POSTGRES_MAX_OVERFLOW": "16",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # it would skip the writer lock

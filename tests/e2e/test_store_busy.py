@@ -1,0 +1,83 @@
+"""A write that cannot get the store's lock in time is a 503 with Retry-After, never a 500, on
+both stores (issue 23): SQLite's "database is locked" after its busy timeout, PostgreSQL's
+lock_timeout. Readiness answers 503 while it holds; once the lock is free, writes go through
+and the server is ready again."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import pytest
+
+from api.schemas import PatientIn
+from events.config import StoreConfig, parse_database_url
+from tests.conftest import pg_connect
+from tests.e2e.conftest import Practice
+
+LOCK_TIMEOUT = 1  # seconds (CHARTLEDGER_LOCK_TIMEOUT), so the test waits little
+
+
+@pytest.fixture
+def quick_lock_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHARTLEDGER_LOCK_TIMEOUT", str(LOCK_TIMEOUT))
+
+
+@contextmanager
+def lock_held(config: StoreConfig) -> Iterator[None]:
+    """Another program holding the store's write lock, as a long transaction would."""
+    if config.database_url is None:
+        conn: Any = sqlite3.connect(config.sqlite_path, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+    else:
+        schema = parse_database_url(config.database_url).schema
+        conn = pg_connect(config.database_url)
+        conn.execute("BEGIN")
+        # The writers' own lock mode: reads go on, every append waits.
+        conn.execute(f'LOCK TABLE "{schema}".stored_events IN EXCLUSIVE MODE')
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def patient(mrn: str) -> dict[str, Any]:
+    body = PatientIn(
+        mrn=mrn, given_name="B", family_name="Usy", birth_date=date(1980, 5, 6), sex="unknown"
+    )
+    return body.model_dump(mode="json")
+
+
+def test_a_write_kept_waiting_for_the_lock_is_a_503_with_retry_after_and_not_ready(
+    quick_lock_timeout: None, practice: Practice
+) -> None:
+    owner = practice.owner()
+    http = practice.http_client()
+    http.headers["Authorization"] = f"Bearer {owner.token}"
+    with lock_held(practice.settings.store):
+        started = time.monotonic()
+        refused = http.post("/patients", json=patient("BUSY-1"))
+        waited = time.monotonic() - started
+        ready = http.get("/health/ready")
+        health = http.get("/health").json()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["type"] == "urn:chartledger:problem:store-busy"
+    assert "busy" in problem["title"].lower()
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert waited >= LOCK_TIMEOUT * 0.9  # it did wait for the lock first
+    assert ready.status_code == 503 and int(ready.headers["Retry-After"]) >= 1
+    assert "store-busy" in ready.json()["conditions"]
+    assert health["store"] == "store-busy"
+    assert all(p.mrn != "BUSY-1" for p in owner.search_patients("usy"))  # nothing half-written
+
+    kept = http.post("/patients", json=patient("BUSY-2"))
+    assert kept.status_code == 201, kept.text
+    assert http.get("/health/ready").status_code == 200
+    assert http.get("/health").json() == {"status": "ok", "store": "ok", "conditions": []}
