@@ -29,7 +29,7 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from events.db import Database, _PgCursor, settle
+from events.db import Database, _PgCursor, drop_lost_connections, settle
 from events.guards import install_guards
 from events.log import leaf_feed
 from events.schema import create_tables
@@ -169,14 +169,22 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         statement = self._select_events_sql(
             gt is not None, lte is not None, desc, limit is not None
         )
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
-            c.execute(statement, params, prepare=True)
-            return [
-                StoredEvent(
-                    originator_id=row[0], originator_version=row[1], topic=row[2], state=row[3]
-                )
-                for row in c.fetchall()
-            ]
+        try:
+            with (
+                self.datastore.get_connection() as conn,
+                conn.cursor(row_factory=tuple_row) as c,
+            ):
+                c.execute(statement, params, prepare=True)
+                return [
+                    StoredEvent(
+                        originator_id=row[0], originator_version=row[1], topic=row[2], state=row[3]
+                    )
+                    for row in c.fetchall()
+                ]
+        except (InterfaceError, OperationalError) as e:
+            if connection_lost(e):  # the others the server dropped with it, before the retry
+                drop_lost_connections(self.datastore)
+            raise
 
     @functools.lru_cache(maxsize=32)  # noqa: B019 (one recorder per store, kept for its life)
     def _select_events_sql(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
@@ -236,7 +244,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     raise
                 if condition not in (StoreUnavailable, StoreBusy):
                     raise condition(str(e)) from e
-                unsure = unsure or connection_lost(e)
+                if connection_lost(e):
+                    unsure = True
+                    drop_lost_connections(self.datastore)
                 if time.monotonic() + wait > give_up:
                     if unsure:
                         raise OutcomeUnknown(
