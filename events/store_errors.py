@@ -64,15 +64,21 @@ _PG_GONE_PREFIXES = ("08", "57P")
 
 def classify(error: BaseException) -> type[StoreError] | None:
     """The store condition behind ``error`` (looking through its causes), or None."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        found = _one(current)
+    for link in _chain(error):
+        found = _one(link)
         if found is not None:
             return found
-        current = current.__cause__ or current.__context__
     return None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from, or during, outermost first."""
+    links: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in links):
+        links.append(current)
+        current = current.__cause__ or current.__context__
+    return links
 
 
 def _one(error: BaseException) -> type[StoreError] | None:
@@ -117,9 +123,9 @@ def _postgres(error: psycopg.Error) -> type[StoreError] | None:
 def connection_lost(error: BaseException) -> bool:
     """Whether ``error`` means the connection failed (so a commit in flight may or may not
     have happened), as opposed to the server refusing a statement."""
-    if isinstance(error, psycopg.Error):
-        return classify(error) is StoreUnavailable
-    if isinstance(error, OperationalError | InterfaceError):
-        cause = error.__cause__
-        return cause is None or connection_lost(cause)
-    return False
+    links = _chain(error)
+    for link in links:
+        if isinstance(link, psycopg.Error):
+            return _postgres(link) is StoreUnavailable
+    # eventsourcing's own, with no driver error behind it: assume the worst (a lookup, a retry)
+    return isinstance(links[-1], OperationalError | InterfaceError)
