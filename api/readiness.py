@@ -29,6 +29,7 @@ NAMES: dict[type[store.StoreError], str] = {
     store.StoreBusy: "store-busy",
 }
 
+PROBLEM = {"application/problem+json": {"schema": {"type": "object"}}}
 router = APIRouter(tags=["health"])
 
 
@@ -87,7 +88,10 @@ def health(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/health/ready", responses={503: {"description": "the store cannot take writes"}})
+@router.get(
+    "/health/ready",
+    responses={503: {"description": "the store cannot take writes", "content": PROBLEM}},
+)
 def ready(request: Request) -> Any:
     """200 while the store can take writes; 503 with Retry-After while it cannot."""
     held = conditions(request.app.state.services, request.app.state.store_conditions)
@@ -123,8 +127,30 @@ class ClearOnWrite:
         await self.app(scope, receive, watched)
 
 
+STORE_RESPONSES: dict[int, dict[str, Any]] = {
+    503: {"description": "the store is unavailable or busy (Retry-After)", "content": PROBLEM},
+    507: {"description": "the store's disk is full (Retry-After)", "content": PROBLEM},
+}
+
+
 def install(app: Any) -> None:
-    """The routes, the record of conditions met, and the middleware clearing it."""
+    """The routes, the record of conditions met, and the middleware clearing it; the OpenAPI
+    document lists the store's statuses on every operation (any request may touch the store:
+    even a read records an access event)."""
     app.state.store_conditions = noted = StoreConditions()
     app.include_router(router)
     app.add_middleware(ClearOnWrite, noted=noted)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = generate()  # made once and kept by FastAPI: changed once
+        for path, item in schema.get("paths", {}).items():
+            if path.startswith("/health"):
+                continue
+            for operation in item.values():
+                if isinstance(operation, dict) and "responses" in operation:
+                    for status, described in STORE_RESPONSES.items():
+                        operation["responses"].setdefault(str(status), described)
+        return schema
+
+    app.openapi = openapi

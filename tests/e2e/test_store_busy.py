@@ -81,3 +81,25 @@ def test_a_write_kept_waiting_for_the_lock_is_a_503_with_retry_after_and_not_rea
     assert kept.status_code == 201, kept.text
     assert http.get("/health/ready").status_code == 200
     assert http.get("/health").json() == {"status": "ok", "store": "ok", "conditions": []}
+
+
+def test_the_openapi_document_lists_the_store_statuses_on_every_operation(
+    practice: Practice,
+) -> None:
+    paths = practice.http.get("/openapi.json").json()["paths"]
+    operations = [
+        (path, method, op)
+        for path, item in paths.items()
+        for method, op in item.items()
+        if not path.startswith("/health")
+    ]
+    assert len(operations) > 20
+    for path, method, op in operations:
+        for status in ("503", "507"):
+            assert "application/problem+json" in op["responses"][status]["content"], (
+                path,
+                method,
+                status,
+            )
+    ready = paths["/health/ready"]["get"]["responses"]
+    assert "503" in ready and "507" not in ready
