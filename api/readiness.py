@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from api.errors import problem
 from events import store_errors as store
 
+PROBE_TIMEOUT = 1.0  # seconds the probe waits for a connection: a probe must answer quickly
 RECENT = 10.0  # seconds a condition met by a request keeps the server unready
 FREE_AT_LEAST = 256 * 1024  # bytes a SQLite store's disk needs for an append to fit
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -62,7 +63,7 @@ def conditions(services: Any, noted: StoreConditions) -> list[str]:
     """The names of the store conditions that hold now, most serious first; none if ready."""
     found = noted.recent()
     try:
-        services.ledger.db.query("SELECT MAX(position) FROM ledger_leaves")
+        services.ledger.db.ping(PROBE_TIMEOUT)
     except Exception as error:
         found.add(store.classify(error) or store.StoreUnavailable)
     else:

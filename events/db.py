@@ -104,6 +104,16 @@ class Database:
                 found.execute(sql, params)
                 return found.fetchall()
 
+    def ping(self, timeout: float) -> None:
+        """Raise unless the store answers a trivial read within about ``timeout`` seconds (a
+        readiness probe's question, which must not wait for the pool's full timeout)."""
+        if self.dialect == "sqlite":
+            self.query("SELECT MAX(position) FROM ledger_leaves")
+            return
+        assert isinstance(self.datastore, PostgresDatastore)
+        with self.datastore.pool.connection(timeout=timeout) as conn:
+            conn.execute("SELECT 1")
+
     def queries(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         """The rows of each reading statement, run in order, each as its own snapshot (as
         ``query`` runs one): on PostgreSQL all in one round trip (a pipeline), on SQLite one

@@ -1,6 +1,7 @@
 """A PostgreSQL append whose connection is lost around COMMIT is resolved by looking, not
 guessed (issue 23): kept once if the server committed it, appended again if it did not, and a
-real conflict (another writer's event at its version) is still a conflict.
+real conflict (another writer's event at its version) is still a conflict. With the database
+away altogether, requests are 503 and /health says so, until it is back.
 
 The connection really is lost: the ledger reaches PostgreSQL through a small TCP relay that
 cuts both sides at the chosen moment, after the server answered COMMIT (the outcome is then
@@ -12,13 +13,17 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from eventsourcing.persistence import IntegrityError
+from fastapi.testclient import TestClient
 
+from api.app import create_app
+from api.settings import Settings
 from events.config import StoreConfig, parse_database_url
 from events.ledger import Ledger
 from tests.integration.test_concurrency import assert_verifies, rows
@@ -58,7 +63,20 @@ class Relay:
         self.armed: Cut | None = None
         self.cuts = 0
         self.lock = threading.Lock()
+        self.down = False  # the database away: every connection dropped, new ones refused
+        self.sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def go_down(self) -> None:
+        with self.lock:
+            self.down = True
+            for s in self.sockets:
+                _drop(s)
+            self.sockets.clear()
+
+    def come_back(self) -> None:
+        with self.lock:
+            self.down = False
 
     def _accept(self) -> None:
         while True:
@@ -66,7 +84,12 @@ class Relay:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.upstream)
+            with self.lock:
+                if self.down:
+                    _drop(client)
+                    continue
+                server = socket.create_connection(self.upstream)
+                self.sockets += [client, server]
             threading.Thread(
                 target=self._pump, args=(client, server, "before"), daemon=True
             ).start()
@@ -212,3 +235,30 @@ def test_another_writers_event_at_the_version_is_still_a_conflict_after_a_lost_c
     finally:
         direct.close()
     assert versions(store_config, chart.id) == [1, 2]
+
+
+def test_with_the_database_away_health_says_so_requests_are_503_and_it_comes_back(
+    relayed: tuple[StoreConfig, Relay],
+) -> None:
+    config, relay = relayed
+    settings = Settings(store=config, pbkdf2_iterations=1000, background=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        assert http.get("/health/ready").status_code == 200
+        relay.go_down()
+        health = http.get("/health")
+        ready = http.get("/health/ready")
+        refused = http.post("/auth/login", json={"username": "olive", "password": "p" * 12})
+        relay.come_back()
+        assert health.status_code == 200  # the process is alive, and says what is wrong
+        assert health.json()["store"] == "store-unavailable"
+        assert ready.status_code == 503 and int(ready.headers["Retry-After"]) >= 1
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["type"] == "urn:chartledger:problem:store-unavailable"
+        assert "unavailable" in refused.json()["title"].lower()
+        assert int(refused.headers["Retry-After"]) >= 1
+        # Back: ready again once the pool has reconnected (it retries with backoff).
+        give_up = time.monotonic() + 30
+        while http.get("/health/ready").status_code != 200:
+            assert time.monotonic() < give_up, "not ready 30 s after the database came back"
+            time.sleep(0.2)
+        assert http.get("/health").json()["store"] == "ok"
