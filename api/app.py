@@ -12,12 +12,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import errors, limits, openapi
+from api import errors, limits, openapi, readiness
 from api.deps import Services
 from api.idempotency.middleware import IdempotencyKeys
 from api.security_headers import add_security_headers
 from api.settings import Settings
-from api.status import FOLLOWER, SIGNER, health_word
+from api.status import FOLLOWER, SIGNER
 from events.background import Heartbeat, keep_running
 from events.config import StoreConfig
 from events.ledger import Ledger
@@ -124,17 +124,13 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
 
     app.include_router(status_router)
 
-    @app.get("/health", tags=["health"])
-    def health() -> dict[str, str]:
-        # background: ok, or late when a loop has missed its rounds (details: GET /status).
-        word = health_word(settings.store.home) if settings.background else "off"
-        return {"status": "ok", "background": word}
-
     # Inside the request limits: the key's digest reads a body already bounded.
     lifetime = settings.idempotency_key_lifetime
     app.add_middleware(IdempotencyKeys, answers=services.answers, lifetime=lifetime)
     app.add_middleware(limits.RequestLimits, limits=settings.limits)
+    readiness.install(app)  # /health and /health/ready (issue 23)
     openapi.install(app)  # after every route: each one's problems declared (issue 17)
+    readiness.document(app)  # 503 and 507 on every operation: any request may touch the store
     limits.document(app, settings.limits)  # and each bound's figure, over that
     add_security_headers(app)  # outermost: every response, 413s, 431s and 500s too
     return app

@@ -54,6 +54,7 @@ from events.ledger import (
 )
 from events.private_files import private_text
 from events.rotation import rotate_signing_key
+from events.store_errors import DRIVER_ERRORS, classify
 from events.verification import verify_configured_store
 from events.witnessing import WitnessingError
 from legal_hold.cli import add_commands as add_legal_hold_commands
@@ -580,7 +581,12 @@ def _main(args: Sequence[str] | None) -> int:
     ) as e:
         print(f"chartledger: error: {e}", file=sys.stderr)
         return EXIT_MISUSE
-    except (OperationalError, InterfaceError, psycopg.OperationalError) as e:
+    except (OperationalError, InterfaceError, psycopg.OperationalError, *DRIVER_ERRORS) as e:
+        # The store's disk full, its lock held too long, or the store gone (issue 23); any
+        # other error from a driver is a bug, and raised as one.
+        known = OperationalError | InterfaceError | psycopg.OperationalError
+        if not isinstance(e, known) and classify(e) is None:
+            raise
         where = config.display_location()
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"chartledger: error: cannot use the database at {where}: {reason}", file=sys.stderr)

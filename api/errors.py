@@ -22,6 +22,7 @@ from api.importing_schemas import ImportReportOut
 from domain import errors as domain
 from domain.imports.report import ImportRejected
 from domain.json_depth import TooDeeplyNested
+from events import store_errors as store
 from legal_hold import errors as holds
 from legal_hold import production_errors as productions
 from legal_hold.notices import OutboxError
@@ -158,6 +159,21 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     ExportError: (400, "export", "Export refused"),
     ExportNotFound: (404, "not-found", "Not found"),
     OutputExists: (409, "export-exists", "Export destination exists"),
+    # The store's own conditions (issue 23): never a 500, so a client knows to come back.
+    store.StoreUnavailable: (503, "store-unavailable", "Store unavailable: try again shortly"),
+    store.StorageFull: (507, "storage-full", "Storage full: nothing can be written"),
+    store.StoreBusy: (503, "store-busy", "Store busy: try again shortly"),
+}
+
+# Fixed words for the store's conditions: a driver's message can quote the values it was given.
+STORE_DETAIL: dict[type[store.StoreError], str] = {
+    store.StoreUnavailable: "the database could not be reached",
+    store.OutcomeUnknown: (
+        "the connection to the database was lost while the write committed, so it may have "
+        "been kept: repeat it with the same Idempotency-Key to find out without writing it twice"
+    ),
+    store.StorageFull: "the store's disk is full; this write was not kept",
+    store.StoreBusy: "another writer held the store's lock too long; this write was not kept",
 }
 
 
@@ -184,6 +200,8 @@ def problem(
 
 
 def _detail(error: BaseException) -> str:
+    if isinstance(error, store.StoreError):
+        return next(STORE_DETAIL[c] for c in type(error).__mro__ if c in STORE_DETAIL)
     if isinstance(error, AggregateNotFoundError):
         return "no record with that id"
     if isinstance(error, IntegrityError):
@@ -192,6 +210,11 @@ def _detail(error: BaseException) -> str:
 
 
 async def _known(request: Request, error: Exception) -> Response:
+    if isinstance(error, store.StoreError):
+        log.warning("%s on %s %s", type(error).__name__, request.method, request.url.path)
+        noted = getattr(request.app.state, "store_conditions", None)
+        if noted is not None:  # for /health and readiness (api/readiness.py)
+            noted.observed(type(error))
     return response_for(error)
 
 
@@ -202,7 +225,7 @@ def response_for(error: Exception) -> Response:
         return Response(error.body, status_code=error.status, headers=headers)
     status, slug, title = status_of(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    if isinstance(error, TooManyAttempts):
+    if isinstance(error, TooManyAttempts | store.StoreError):
         headers = {"Retry-After": str(error.retry_after)}
     if isinstance(error, IdempotencyKeyInFlight):
         headers = {"Retry-After": "1"}
@@ -241,7 +264,19 @@ async def _http(request: Request, error: Exception) -> JSONResponse:
     return problem(error.status_code, slug, title, detail, dict(error.headers or {}) or None)
 
 
+async def _driver(request: Request, error: Exception) -> JSONResponse:
+    """A driver's error: a store condition (503, 507) if it says one, else unexpected (raised
+    on, so it reaches ``_unexpected`` and the server's log as any other)."""
+    condition = store.classify(error)
+    if condition is None:
+        raise error
+    return await _known(request, condition())
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    condition = store.classify(error)  # a driver's error from below the store's own layers
+    if condition is not None:
+        return await _known(request, condition())
     log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)
     return problem(500, "internal", "Internal server error")
 
@@ -250,6 +285,8 @@ def install(app: FastAPI) -> None:
     """Register the handlers: domain and edge errors, validation, HTTP errors, the rest."""
     for cls in (*STATUS, Replayed):
         app.add_exception_handler(cls, _known)
+    for driver in store.DRIVER_ERRORS:
+        app.add_exception_handler(driver, _driver)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

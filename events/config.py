@@ -12,7 +12,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 DEFAULT_HOME = "./var"
-SQLITE_LOCK_TIMEOUT = 60  # seconds a SQLite writer waits for the lock before "database is locked"
+# Seconds a writer waits for a lock another holds before its write is refused as busy (503 with
+# Retry-After): SQLite's busy timeout, PostgreSQL's lock_timeout (a PostgreSQL append then tries
+# again for a few seconds more, events/postgres.py). CHARTLEDGER_LOCK_TIMEOUT_SECONDS changes it.
+LOCK_TIMEOUT = 60
 
 
 def pool_size(dialect: str) -> int:
@@ -75,8 +78,8 @@ def parse_database_url(url: str) -> PostgresLocation:
 class StoreConfig:
     home: Path
     database_url: str | None = None
-    # Seconds a statement waits for a lock another connection holds before it fails: None
-    # keeps each store's own (SQLite: SQLITE_LOCK_TIMEOUT; PostgreSQL: wait without end).
+    # Seconds a statement waits for a lock another connection holds before it fails (None:
+    # LOCK_TIMEOUT, on both stores).
     lock_timeout: int | None = None
     # Seconds between the server's checkpoints while the log grows (None: the ledger's own).
     checkpoint_seconds: float | None = None
@@ -125,7 +128,7 @@ class StoreConfig:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.sqlite_path),
-                "SQLITE_LOCK_TIMEOUT": str(self.lock_timeout or SQLITE_LOCK_TIMEOUT),
+                "SQLITE_LOCK_TIMEOUT": str(self.lock_timeout or LOCK_TIMEOUT),
                 "APPLICATION_RECORDER_TOPIC": "events.sqlite:LedgerSQLiteRecorder",
             }
         pg = parse_database_url(self.database_url)
@@ -138,7 +141,7 @@ class StoreConfig:
             "POSTGRES_PASSWORD": pg.password,
             "POSTGRES_SCHEMA": pg.schema,
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_LOCK_TIMEOUT": str(self.lock_timeout or 0),  # 0: wait without end
+            "POSTGRES_LOCK_TIMEOUT": str(self.lock_timeout or LOCK_TIMEOUT),
             "POSTGRES_POOL_SIZE": str(pool_size("postgres")),
             "POSTGRES_MAX_OVERFLOW": "16",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # it would skip the writer lock

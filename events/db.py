@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from typing import Any, Literal, Protocol, TypeVar
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteConnection, SQLiteDatastore
@@ -19,6 +19,7 @@ from psycopg import IsolationLevel
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from events.store_errors import connection_lost
 from events.writer_lock import writer_lock
 
 Dialect = Literal["sqlite", "postgres"]
@@ -119,6 +120,9 @@ class Database:
             assert isinstance(self.datastore, SQLiteDatastore)
             with self.datastore.get_connection(commit=False) as conn:
                 return conn._sqlite_conn.execute(sql, params).fetchall()
+        return again_if_lost(self.datastore, lambda: self._pg_query(sql, params))
+
+    def _pg_query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         assert isinstance(self.datastore, PostgresDatastore)
         with self.datastore.get_connection() as conn:
             settle(conn, self.datastore)  # autocommit: the statement is its own transaction
@@ -127,6 +131,16 @@ class Database:
                 found.execute(sql, params)
                 return found.fetchall()
 
+    def ping(self, timeout: float) -> None:
+        """Raise unless the store answers a trivial read within about ``timeout`` seconds (a
+        readiness probe's question, which must not wait for the pool's full timeout)."""
+        if self.dialect == "sqlite":
+            self.query("SELECT MAX(position) FROM ledger_leaves")
+            return
+        assert isinstance(self.datastore, PostgresDatastore)
+        with self.datastore.pool.connection(timeout=timeout) as conn:
+            conn.execute("SELECT 1")
+
     def queries(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         """The rows of each reading statement, run in order, each as its own snapshot (as
         ``query`` runs one): on PostgreSQL all in one round trip (a pipeline), on SQLite one
@@ -134,6 +148,9 @@ class Database:
         before it saw."""
         if self.dialect == "sqlite" or len(statements) == 1:
             return [self.query(sql, params) for sql, params in statements]
+        return again_if_lost(self.datastore, lambda: self._pg_queries(statements))
+
+    def _pg_queries(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         assert isinstance(self.datastore, PostgresDatastore)
         with self.datastore.get_connection() as conn, ExitStack() as cursors_closed:
             settle(conn, self.datastore)
@@ -196,6 +213,24 @@ class Database:
 
     @contextmanager
     def _postgres(self, lock: bool, read_only: bool = False) -> Iterator[Cursor]:
+        """A transaction on a pooled connection; if the connection turns out lost before the
+        transaction started (a connection the server dropped while it sat in the pool), once
+        more on another."""
+        for attempt in (1, 2):
+            stack = ExitStack()
+            try:
+                cursor = stack.enter_context(self._pg_transaction(lock, read_only))
+            except Exception as e:
+                if attempt == 2 or not connection_lost(e):
+                    raise
+                drop_lost_connections(self.datastore)
+                continue
+            with stack:
+                yield cursor
+            return
+
+    @contextmanager
+    def _pg_transaction(self, lock: bool, read_only: bool) -> Iterator[Cursor]:
         assert isinstance(self.datastore, PostgresDatastore)
         with self.datastore.get_connection() as conn:
             settle(conn, self.datastore)
@@ -248,6 +283,30 @@ def _sqlite_transaction(raw: sqlite3.Connection, begin: str, commit: bool) -> It
         raw.commit()
     else:
         raw.rollback()
+
+
+T = TypeVar("T")
+
+
+def drop_lost_connections(datastore: Any) -> None:
+    """After a lost connection: check the pool's idle connections (one empty statement each)
+    so those the server dropped with it are discarded now, rather than each failing a request
+    of its own. A PostgreSQL restart, or a backend terminated, drops them all at once."""
+    pool = getattr(datastore, "pool", None)
+    if pool is not None:
+        with suppress(Exception):  # the database is still away: the next use will say so
+            pool.check()
+
+
+def again_if_lost(datastore: Any, read: Callable[[], T]) -> T:
+    """``read`` (which only reads), once more if its connection turned out lost."""
+    try:
+        return read()
+    except Exception as e:
+        if not connection_lost(e):
+            raise
+    drop_lost_connections(datastore)
+    return read()
 
 
 _settled: weakref.WeakSet[Any] = weakref.WeakSet()  # PostgreSQL connections, settled once

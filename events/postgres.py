@@ -16,18 +16,20 @@ inserts leaves, links and events (one statement each) and commits.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 import psycopg
+import psycopg_pool
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from events.db import Database, _PgCursor, settle
+from events.db import Database, _PgCursor, drop_lost_connections, settle
 from events.guards import install_guards
 from events.log import leaf_feed
 from events.schema import create_tables
@@ -39,6 +41,13 @@ from events.store import (
     commit_to,
     key_names,
     start_position,
+)
+from events.store_errors import (
+    OutcomeUnknown,
+    StoreBusy,
+    StoreUnavailable,
+    classify,
+    connection_lost,
 )
 
 # Parameters are sent in binary (%b): the text form quotes and escapes every value in Python.
@@ -64,6 +73,10 @@ LEAF_COLUMNS = ("ledger_leaves (position, stream, version, leaf)", "bigint uuid 
 # page as on SQLite, so staging links in recent and merging them later only added work
 # (bench/append.py pg-100: ledger / plain 1.06-1.12 direct, 0.91-0.92 staged).
 LINK_COLUMNS = ("ledger_links_main (subject, seq, position)", "text bigint bigint")
+# How long an append keeps trying while the database is away or a lock is held: a restart
+# of PostgreSQL took 2.4 s (issue 23). Past it the client hears 503 and tries again itself.
+RETRY_FOR = 8.0
+FIRST_WAIT, LONGEST_WAIT = 0.05, 1.0
 
 
 def tip_and_keys(names: list[str]) -> tuple[str, list[Any]]:
@@ -130,6 +143,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # the append its own trip through psycopg. Nothing here listens for eventsourcing's
         # NOTIFY (views poll, as on SQLite), so it is not sent.
         self.lock_statement = SQL("LOCK TABLE {0}.stored_events IN EXCLUSIVE MODE").format(schema)
+        self._outcome_lock = SQL("LOCK TABLE {0}.stored_events IN SHARE MODE").format(schema)
+        self._find_own_sql = (
+            "SELECT e.originator_id, e.originator_version, e.state, e.notification_id "
+            f'FROM "{self.datastore.schema}".stored_events e '
+            "JOIN unnest(%s::uuid[], %s::bigint[]) AS w(id, version) "
+            "ON e.originator_id = w.id AND e.originator_version = w.version"
+        )
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events(
@@ -149,14 +169,22 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         statement = self._select_events_sql(
             gt is not None, lte is not None, desc, limit is not None
         )
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
-            c.execute(statement, params, prepare=True)
-            return [
-                StoredEvent(
-                    originator_id=row[0], originator_version=row[1], topic=row[2], state=row[3]
-                )
-                for row in c.fetchall()
-            ]
+        try:
+            with (
+                self.datastore.get_connection() as conn,
+                conn.cursor(row_factory=tuple_row) as c,
+            ):
+                c.execute(statement, params, prepare=True)
+                return [
+                    StoredEvent(
+                        originator_id=row[0], originator_version=row[1], topic=row[2], state=row[3]
+                    )
+                    for row in c.fetchall()
+                ]
+        except (InterfaceError, OperationalError) as e:
+            if connection_lost(e):  # the others the server dropped with it, before the retry
+                drop_lost_connections(self.datastore)
+            raise
 
     @functools.lru_cache(maxsize=32)  # noqa: B019 (one recorder per store, kept for its life)
     def _select_events_sql(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
@@ -181,7 +209,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 create_tables(c, "postgres")
                 install_guards(c, "postgres", self.datastore.schema)
 
-    @retry((OperationalError,), max_attempts=10, wait=0.2)
     def insert_events(
         self,
         stored_events: Sequence[StoredEvent],
@@ -189,8 +216,50 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         after_append: AfterAppend | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        """Append, trying again while the database is away or a lock is held, for up to
+        ``RETRY_FOR`` seconds.
+
+        A connection lost with COMMIT in flight leaves the outcome unknown: PostgreSQL may have
+        committed before the connection went. Appending again would then insert the same
+        versions a second time and fail as a conflict (a 409 for a write that was kept), so
+        before the next attempt this append looks for its own events, rows with its streams,
+        versions and the very sealed bytes it sent (fresh salt and nonce in each, so no other
+        write has them): all there, it committed; none there, it did not and is tried again.
+        Another writer's event at one of its versions is a real conflict (IntegrityError).
+        """
         if not stored_events:
             return []
+        give_up, wait = time.monotonic() + RETRY_FOR, FIRST_WAIT
+        unsure = False  # whether an earlier attempt may have committed
+        while True:
+            try:
+                if unsure:
+                    ids = self._committed_already(stored_events)
+                    if ids is not None:
+                        return ids  # the head cache and leaf feed catch up on their own
+                    unsure = False
+                return self._attempt(stored_events, after_append)
+            except (OperationalError, InterfaceError) as e:
+                condition = classify(e)
+                if condition is None:
+                    raise
+                if condition not in (StoreUnavailable, StoreBusy):
+                    raise condition(str(e)) from e
+                if connection_lost(e):
+                    unsure = True
+                    drop_lost_connections(self.datastore)
+                if time.monotonic() + wait > give_up:
+                    if unsure:
+                        raise OutcomeUnknown(
+                            "the connection was lost while the write committed"
+                        ) from e
+                    raise condition(str(e)) from e
+            time.sleep(wait)
+            wait = min(wait * 2, LONGEST_WAIT)
+
+    def _attempt(
+        self, stored_events: Sequence[StoredEvent], after_append: AfterAppend | None
+    ) -> list[int]:
         try:
             with self.datastore.get_connection() as conn:
                 settle(conn, self.datastore)
@@ -207,9 +276,29 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             raise IntegrityError(str(e)) from e
         except psycopg.errors.LockNotAvailable as e:
             raise OperationalError(str(e)) from e
+        except psycopg_pool.PoolTimeout as e:  # no connection to be had: tried again
+            raise OperationalError(str(e)) from e
         commit_to(self.head_cache, appended)
         self.leaf_feed.add(appended.start, appended.leaves)
         return ids
+
+    def _committed_already(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """The notification ids of ``stored_events`` if they are all in the store as sent,
+        None if none of them is; IntegrityError if another writer's event holds a version."""
+        sent = {(_uuid(s.originator_id), s.originator_version): s.state for s in stored_events}
+        with self.datastore.get_connection() as conn:
+            settle(conn, self.datastore)
+            with conn.transaction(), conn.cursor(row_factory=tuple_row) as c:
+                # The lost connection's backend may still be ending, its COMMIT not yet decided:
+                # a SHARE lock waits for its EXCLUSIVE one, so what is read is final.
+                c.execute(self._outcome_lock)
+                c.execute(self._find_own_sql, ([k[0] for k in sent], [k[1] for k in sent]))
+                found = {(row[0], row[1]): (bytes(row[2]), row[3]) for row in c.fetchall()}
+        if not found:
+            return None
+        if found.keys() != sent.keys() or any(found[k][0] != sent[k] for k in sent):
+            raise IntegrityError("another writer's event holds a version this append wrote")
+        return [found[_uuid(s.originator_id), s.originator_version][1] for s in stored_events]
 
     def _append(
         self,
@@ -270,6 +359,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 raise
             ids = [row[0] for row in inserted.fetchall()]
         return ids, appended
+
+
+def _uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
 
 
 def _heads(cursor: Any) -> dict[str, tuple[int, int]]:

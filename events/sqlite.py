@@ -22,6 +22,7 @@ from events.guards import install_guards
 from events.log import leaf_feed
 from events.schema import create_tables
 from events.store import AfterAppend, HeadCache, append_leaves, commit_to
+from events.store_errors import classify
 
 INSERT_EVENT = (
     "INSERT INTO stored_events (originator_id, originator_version, topic, state, position) "
@@ -122,6 +123,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                     after_append(c, appended.positions)
         except sqlite3.IntegrityError as e:
             raise IntegrityError(e) from e
+        except sqlite3.Error as e:
+            # A full disk, or the lock still held when the busy timeout ran out: the
+            # transaction rolled back, so nothing of it was kept. Said as such (503, 507).
+            condition = classify(e)
+            if condition is None:
+                raise
+            raise condition(str(e)) from e
         commit_to(self.head_cache, appended)
         self.leaf_feed.add(appended.start, appended.leaves)
         return ids

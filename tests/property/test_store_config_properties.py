@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.cli import main as chartledger
-from events.config import SQLITE_LOCK_TIMEOUT, ConfigError, StoreConfig
+from events.config import LOCK_TIMEOUT, ConfigError, StoreConfig
 
 SETTINGS = settings(max_examples=300, deadline=None)
 NAMES = ("CHARTLEDGER_LOCK_TIMEOUT_SECONDS", "CHARTLEDGER_CHECKPOINT_SECONDS")
@@ -70,7 +70,7 @@ def test_the_lock_timeout_reaches_both_stores(seconds: int | None) -> None:
         env["CHARTLEDGER_LOCK_TIMEOUT_SECONDS"] = str(seconds)
     sqlite = StoreConfig.from_env(env).eventsourcing_env()
     postgres = StoreConfig.from_env({**env, "CHARTLEDGER_DATABASE_URL": PG}).eventsourcing_env()
-    assert sqlite["SQLITE_LOCK_TIMEOUT"] == str(seconds or SQLITE_LOCK_TIMEOUT)
+    assert sqlite["LOCK_TIMEOUT"] == str(seconds or LOCK_TIMEOUT)
     assert postgres["POSTGRES_LOCK_TIMEOUT"] == str(seconds or 0)  # 0: PostgreSQL waits on
 
 
