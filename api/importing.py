@@ -23,6 +23,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from api.care import has_care_relationship
+from domain.access import Refusal
 from domain.documents import Document
 from domain.errors import ChartError, NotPermitted
 from domain.identifiers import MrnClaim
@@ -67,6 +68,20 @@ class Importer:
         if self.is_owner:
             return True
         return has_care_relationship(self.ledger, self.by, patient_id)
+
+    def refused(self, patient_id: UUID, category: str) -> None:
+        """Record the importer's refused write to the patient's chart (issue 17: every access
+        decision is an audit row, under the importer and the patient)."""
+        refusal = Refusal.record(
+            user_id=self.by,
+            patient_id=patient_id,
+            action="create",
+            data_category=category,
+            reason="no-care-relationship",
+            at=datetime.now(UTC),
+        )
+        with self.acting():
+            self.ledger.save(refusal)
 
 
 def patients_by_mrn(ledger: Ledger, runner: Runner) -> dict[str, UUID]:
@@ -119,7 +134,7 @@ def import_labs(
     with the square of its results)."""
     patients = patients_by_mrn(importer.ledger, importer.runner)
     parsed = hl7_labs.parse_lab_messages(data, patients, MAX_LAB_RESULTS)
-    _refuse_without_care(importer, parsed, lambda m: m.patient_id, "PID-3")
+    _refuse_without_care(importer, parsed, lambda m: m.patient_id, "PID-3", "labs")
     documents = _lab_sources(importer, parsed, source_name)
     digest = sha256(data)
     rejections = _decide("labs", digest, parsed, accept_valid)
@@ -212,7 +227,7 @@ def import_email(
     patient_id: UUID,
     accept_valid: bool = False,
 ) -> ImportReport:
-    _check_patient(importer, patient_id)
+    _check_patient(importer, patient_id, "messages")
     parsed = email.parse_emails(files)
     items = [a.item for a in parsed.accepted]
     received_at = datetime.now(UTC)
@@ -236,7 +251,7 @@ def import_sms(
     patient_id: UUID,
     accept_valid: bool = False,
 ) -> ImportReport:
-    _check_patient(importer, patient_id)
+    _check_patient(importer, patient_id, "messages")
     parsed = sms.parse_sms_export(data)
     threads: dict[str, Thread] = {}
     for done, accepted in enumerate(parsed.accepted, start=1):
@@ -257,28 +272,38 @@ def import_sms(
     return _finish(importer, "sms", source_name, sha256(data), parsed, batch, accept_valid)
 
 
-def _check_patient(importer: Importer, patient_id: UUID) -> None:
+def _check_patient(importer: Importer, patient_id: UUID, category: str) -> None:
     """The patient exists (else 404) and the importer may write to their chart (else 403)."""
     patient = importer.ledger.repository.get(patient_id)
     if not isinstance(patient, Patient):
         raise ChartError(f"{patient_id} is not a patient")
     importer.runner.catch_up_to()
     if not importer.may_write_to(patient_id):
+        importer.refused(patient_id, category)
         raise NotPermitted(
             f"no care relationship with patient {patient_id}: an owner may import for them"
         )
 
 
 def _refuse_without_care(
-    importer: Importer, parsed: Parsed[T], patient_of: Callable[[T], UUID], naming: str
+    importer: Importer,
+    parsed: Parsed[T],
+    patient_of: Callable[[T], UUID],
+    naming: str,
+    category: str,
 ) -> None:
     if importer.is_owner:
         return
     kept = []
+    refused: set[UUID] = set()
     for accepted in parsed.accepted:
-        if importer.may_write_to(patient_of(accepted.item)):
+        patient_id = patient_of(accepted.item)
+        if importer.may_write_to(patient_id):
             kept.append(accepted)
         else:
+            if patient_id not in refused:  # one refusal per patient, however many messages
+                refused.add(patient_id)
+                importer.refused(patient_id, category)
             reason = f"no care relationship with the patient {naming} names (an owner may import)"
             parsed.rejections.append(Rejection(accepted.location, (reason,)))
     parsed.accepted[:] = kept

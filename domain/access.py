@@ -162,7 +162,15 @@ class Disclosure(Record):
 
 # E2147 actions a refused attempt can name: a read, or a write to the chart.
 REFUSED_ACTIONS = ("access", "query", "create", "change")
-REFUSAL_REASONS = ("break-glass-required", "no-chart-role", "not-the-author", "self-assignment")
+# no-care-relationship: an import naming a patient the importer has no care relationship with
+# (an import cannot be made under break-glass: an owner imports for them).
+REFUSAL_REASONS = (
+    "break-glass-required",
+    "no-chart-role",
+    "not-the-author",
+    "self-assignment",
+    "no-care-relationship",
+)
 
 
 class Refusal(Record):

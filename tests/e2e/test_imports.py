@@ -60,7 +60,16 @@ def test_patients_then_labs_then_messages_over_http(practice: Practice) -> None:
         "message 1",
         "message 2",
     ]
-    assert practice.leaves() == before
+    # Nothing of the import is written; each refused chart is an audit row (issue 17), under
+    # the clinician and that patient.
+    assert practice.leaves() == before + 2
+    refusals = [
+        (row.patient_id, row.data_category, row.reason)
+        for row in owner.audit(user_id=clinician.me().user_id, action="create")
+        if row.event_type == "domain.access:Refusal.Refused"
+    ]
+    named = [str(owner.search_patients(mrn)[0].patient_id) for mrn in ("A-1001", "A-1002")]
+    assert sorted(refusals) == sorted((p, "labs", "no-care-relationship") for p in named)
     labs = owner.import_labs(hl7, source_name="oru_good.hl7")
     assert (labs.written, labs.accepted, len(labs.created)) == (True, 2, 5)
     jane = report.created[0]

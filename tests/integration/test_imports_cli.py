@@ -295,7 +295,8 @@ def test_a_clinician_without_care_cannot_import_results_for_the_patient(
     assert code == 2
     reason = "no care relationship with the patient PID-3 names (an owner may import)"
     assert out.splitlines() == [f"REJECTED message 1: {reason}", f"REJECTED message 2: {reason}"]
-    assert practice.leaves() == before
+    # Nothing of the import; a refusal per patient named, for the audit view (issue 17).
+    assert practice.leaves() == before + 2
 
 
 def test_emails_thread_by_their_references_and_keep_their_bytes(
@@ -418,4 +419,4 @@ def test_messages_for_a_patient_without_care_are_refused_whole(
         f"chartledger: refused: no care relationship with patient {practice.jane.id}: "
         "an owner may import for them\n"
     )
-    assert practice.leaves() == before
+    assert practice.leaves() == before + 1  # the refusal, for the audit view (issue 17)
