@@ -1,5 +1,6 @@
 """HL7 lab imports of 1,000, 5,000 and 20,000 results in one ORU^R01: time, memory and store
-growth, and how each scales against the smallest run (issue 17).
+growth, how each scales against the smallest run, and how long another patient's chart takes to
+open meanwhile (issue 17).
 
 Each size runs in a fresh child process on a fresh practice (a SQLite file, or a new PostgreSQL
 schema), so its memory figure is its own: the import's peak resident memory over what the
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import nullcontext
 from datetime import date
@@ -46,10 +49,11 @@ from common import (  # noqa: E402
 )
 
 from api import importing  # noqa: E402
+from api.deps import SerialRunner  # noqa: E402
 from domain.patients import Patient  # noqa: E402
 from domain.users import User  # noqa: E402
 from events.config import StoreConfig, parse_database_url  # noqa: E402
-from projections.rebuild import all_projections  # noqa: E402
+from projections.reads import Reader, open_chart  # noqa: E402
 from projections.runner import Runner  # noqa: E402
 from tests.support import oru_r01  # noqa: E402  (the tests' message: both import the same)
 
@@ -77,18 +81,44 @@ def _store_size(config: StoreConfig) -> int:
     return int(row[0]) if row else 0
 
 
+class Reads(threading.Thread):
+    """Another patient's chart opened every 0.1 s while the import runs, as a clinician at the
+    front desk would (recorded, caught up, read: ``open_chart`` as ``GET .../chart`` runs it)."""
+
+    def __init__(self, ledger: Any, runner: Runner, reader: Reader, patient_id: Any) -> None:
+        super().__init__(daemon=True)
+        self.args = (ledger, runner, reader, patient_id)
+        self.done = threading.Event()
+        self.latencies: list[float] = []
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            started = time.perf_counter()
+            open_chart(*self.args)
+            self.latencies.append(time.perf_counter() - started)
+
+    def stop(self) -> list[float]:
+        self.done.set()
+        self.join()
+        return self.latencies or [0.0]
+
+
 def child(results: int, database_url: str | None) -> dict[str, Any]:
     """One import of ``results`` results on a fresh practice; its figures."""
     with tempfile.TemporaryDirectory(prefix="bench-imports-") as home:
         ledger, config = new_practice(Path(home), database_url)
         try:
-            runner = Runner(ledger, all_projections())
+            runner = SerialRunner(ledger)  # as the server shares it between requests
             patient = Patient.register(
                 mrn="BENCH-1", given_name="B", family_name="P",
                 birth_date=date(1970, 1, 1), sex="unknown",
             )  # fmt: skip
             clinician = User.register(name="Bench Clinician", role="clinician")
-            ledger.save(clinician, patient)
+            other = Patient.register(
+                mrn="BENCH-2", given_name="O", family_name="P",
+                birth_date=date(1970, 1, 1), sex="unknown",
+            )  # fmt: skip
+            ledger.save(clinician, patient, other)
             runner.catch_up()
             importer = importing.Importer(
                 ledger=ledger, runner=runner, by=clinician.id, is_owner=True, acting=nullcontext
@@ -97,10 +127,13 @@ def child(results: int, database_url: str | None) -> dict[str, Any]:
             store_before = _store_size(config)
             Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
             rss_before = _status("VmRSS")
+            reads = Reads(ledger, runner, Reader(clinician.id, "TREAT", "bench"), other.id)
+            reads.start()
             started = time.perf_counter()
             report = importing.import_labs(importer, message, "bench.hl7")
             took = time.perf_counter() - started
             peak = _status("VmHWM") - rss_before
+            latencies = reads.stop()
             started = time.perf_counter()
             runner.catch_up()
             views = time.perf_counter() - started
@@ -112,6 +145,8 @@ def child(results: int, database_url: str | None) -> dict[str, Any]:
                 "views_seconds": views,
                 "peak_rss": peak,
                 "store": _store_size(config) - store_before,
+                "read_median": statistics.median(latencies),
+                "read_max": max(latencies),
             }
         finally:
             ledger.close()
@@ -134,14 +169,16 @@ def table(case: str, runs: list[dict[str, Any]]) -> None:
     print(f"\n{case}")
     print(
         f"{'results':>8} {'message':>9} {'import s':>9} {'views s':>8} {'peak RSS':>9} "
-        f"{'store':>9} {'s/result ratio':>15} {'store/result ratio':>19}"
+        f"{'store':>9} {'s/result ratio':>15} {'store/result ratio':>19} "
+        f"{'chart read median/max s':>24}"
     )
     for run in runs:
         print(
             f"{run['results']:>8} {run['bytes'] / MB:>7.2f}MB {run['seconds']:>9.2f} "
             f"{run['views_seconds']:>8.2f} {run['peak_rss'] / MB:>7.1f}MB "
             f"{run['store'] / MB:>7.1f}MB {per(run, 'seconds') / per(base, 'seconds'):>15.2f} "
-            f"{per(run, 'store') / per(base, 'store'):>19.2f}"
+            f"{per(run, 'store') / per(base, 'store'):>19.2f} "
+            f"{run['read_median']:>15.3f}/{run['read_max']:.3f}"
         )
 
 
