@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from eventsourcing.persistence import OperationalError
@@ -280,7 +281,9 @@ def test_a_keyed_write_whose_commit_was_not_heard_is_201_not_a_conflict(
         real(cache, appended)
         if not lost:
             lost.append(1)
-            raise OperationalError("server closed the connection unexpectedly")
+            # As psycopg reports it, under eventsourcing's own error (events/store_errors.py).
+            lost_connection = psycopg.OperationalError("server closed the connection unexpectedly")
+            raise OperationalError(str(lost_connection)) from lost_connection
 
     monkeypatch.setattr(pg_recorder, "commit_to", answer_lost_once)
     before = labs_in_log(practice)

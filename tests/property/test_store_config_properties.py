@@ -70,8 +70,8 @@ def test_the_lock_timeout_reaches_both_stores(seconds: int | None) -> None:
         env["CHARTLEDGER_LOCK_TIMEOUT_SECONDS"] = str(seconds)
     sqlite = StoreConfig.from_env(env).eventsourcing_env()
     postgres = StoreConfig.from_env({**env, "CHARTLEDGER_DATABASE_URL": PG}).eventsourcing_env()
-    assert sqlite["LOCK_TIMEOUT"] == str(seconds or LOCK_TIMEOUT)
-    assert postgres["POSTGRES_LOCK_TIMEOUT"] == str(seconds or 0)  # 0: PostgreSQL waits on
+    assert sqlite["SQLITE_LOCK_TIMEOUT"] == str(seconds or LOCK_TIMEOUT)
+    assert postgres["POSTGRES_LOCK_TIMEOUT"] == str(seconds or LOCK_TIMEOUT)
 
 
 @pytest.mark.parametrize("name", NAMES)
