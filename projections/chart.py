@@ -55,14 +55,16 @@ class ChartEntry:
     state: dict[str, Any]
 
 
-def encode_state(aggregate: Any) -> bytes:
+def encode_state(aggregate: Any, row: tuple[str, str]) -> bytes:
+    """The aggregate's state as its row keeps it; ``row`` is the row's entry id and first
+    recorded time (``row_texts``), which the state repeats and the row never changes."""
     state = {k: v for k, v in vars(aggregate).items() if k not in TRANSIENT}
-    return state_codec.pack(_transcoder.encode(state))
+    return state_codec.pack(_transcoder.encode(state), row)
 
 
-def decode_state(topic: str, data: bytes) -> Any:
+def decode_state(topic: str, data: bytes, row: tuple[str, str]) -> Any:
     aggregate = object.__new__(resolve_topic(topic))
-    aggregate.__dict__.update(_transcoder.decode(state_codec.unpack(data)))
+    aggregate.__dict__.update(_transcoder.decode(state_codec.unpack(data, row)))
     aggregate.__dict__["_pending_events"] = []
     return aggregate
 
@@ -195,7 +197,7 @@ class ChartView(Projection):
                     aggregate.version,
                     fold.first[stream],
                     fold.last[stream],
-                    encode_state(aggregate),
+                    encode_state(aggregate, (stream, fold.first[stream])),
                 )
             )
         return rows
@@ -212,7 +214,7 @@ class ChartView(Projection):
             )
             for entry_id, topic, first, last, state in cursor.fetchall():
                 stream = entry_id
-                fold.aggregates[stream] = decode_state(topic, bytes(state))
+                fold.aggregates[stream] = decode_state(topic, bytes(state), (entry_id, first))
                 fold.first[stream], fold.last[stream] = first, last
 
 
@@ -239,7 +241,7 @@ def chart_entries(rows: Iterable[Sequence[Any]]) -> list[ChartEntry]:
             version=version,
             first_recorded=first,
             last_recorded=last,
-            state=public_state(decode_state(topic, bytes(state))),
+            state=public_state(decode_state(topic, bytes(state), (entry_id, first))),
         )
         for entry_id, kind, topic, version, first, last, state in rows
     ]

@@ -17,6 +17,7 @@ from domain.care_team import CareAssignment
 from domain.credentials import Account
 from domain.errors import DoubleBooking, NoteAlreadySigned
 from domain.labs import LabResult
+from domain.messages import Thread
 from domain.notes import Note
 from domain.patients import Patient
 from domain.quantities import Quantity
@@ -124,9 +125,11 @@ def test_a_lab_value_stays_exactly_5_2_mg_dl_and_its_conversion_is_explicit(
     # No float anywhere on the path: the view's bytes pass the canonical decoder, which has no
     # floats, and the stored payload decodes the same way.
     with ledger.db.read() as c:
-        c.execute("SELECT state FROM chart_entries WHERE entry_id = ?", (str(result.id),))
-        ((state,),) = c.fetchall()
-    assert "5.2" in str(decode(state_codec.unpack(bytes(state))))
+        c.execute(
+            "SELECT state, first_recorded FROM chart_entries WHERE entry_id = ?", (str(result.id),)
+        )
+        ((state, first),) = c.fetchall()
+    assert "5.2" in str(decode(state_codec.unpack(bytes(state), (str(result.id), first))))
 
 
 def test_a_denied_amendment_keeps_request_denial_disagreement_and_rebuttal_linked(
@@ -252,8 +255,29 @@ def test_the_accounting_of_disclosures_lists_what_164_528_asks(
     )
 
 
+def test_an_event_of_two_patients_is_in_each_ones_audit_rows_and_one_patients_in_theirs(
+    ledger: Ledger, runner: Runner
+) -> None:
+    """A row names its one patient itself; an event of several is found through
+    audit_patients, under each of them, and under no one else."""
+    first, second, alone = register(ledger), register(ledger, "MRN-8"), register(ledger, "MRN-9")
+    thread = Thread.start(kind="email", topic="results", patient_ids=[first.id, second.id])
+    ledger.save(thread)
+    runner.catch_up()
+    for patient, events in ((first, 2), (second, 2), (alone, 1)):
+        rows = audit_report(ledger.db, patient_id=str(patient.id))
+        assert len(rows) == events, rows
+        assert (str(patient.id) in rows[-1]["patient_id"].split()) and rows[0]["action"] == "create"
+    (both,) = [r for r in audit_report(ledger.db) if r["event_type"].endswith("Thread.Started")]
+    assert set(both["patient_id"].split()) == {str(first.id), str(second.id)}
+    assert audit_report(ledger.db, patient_id=str(uuid4())) == []
+
+
 def test_every_rebuilt_view_equals_the_live_one_row_for_row(ledger: Ledger, runner: Runner) -> None:
     test_every_read_of_phi_shows_in_the_audit_view_and_the_access_report(ledger, runner)
+    test_an_event_of_two_patients_is_in_each_ones_audit_rows_and_one_patients_in_theirs(
+        ledger, runner
+    )
     test_double_booking_is_refused_and_the_schedule_shows_each_provider_day(ledger, runner)
     test_the_accounting_of_disclosures_lists_what_164_528_asks(ledger, runner)
     a_record_made_by_a_user(ledger)
