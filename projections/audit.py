@@ -73,6 +73,10 @@ FAILED = {"Refused", "LoginFailed", "LockedOut", "RequestRefused"}
 PAYLOAD_PATIENT_MODULES = ("legal_hold.", "domain.refusals")
 # Event names (the part after the last dot of the type) that withdraw what came before.
 BY_PATIENT = "audit_events_by_patient"
+# Each column as readers select it (alias a): activity_time is stored only where it differs.
+SELECTED = {c: f"a.{c}" for c in COLUMNS} | {
+    "activity_time": "COALESCE(a.activity_time, a.event_time)"
+}
 VOIDING = {"Cancelled", "EnteredInError", "Deactivated", "Stopped", "Inactivated", "RoleRevoked"}
 
 
@@ -88,7 +92,8 @@ class AuditView(Projection):
         ):
             # Built before rows named their target, or before each row said why it failed and
             # anonymous failures were filed under the account they targeted, or when
-            # audit_patients held every row's patient (see below): the view is disposable, so
+            # audit_patients held every row's patient and activity_time was kept in every row
+            # (see below): the view is disposable, so
             # it is dropped and replayed from the log (the new columns come from the events
             # themselves). The positions table exists whenever a view was built (the runner
             # makes it first).
@@ -98,7 +103,7 @@ class AuditView(Projection):
             )
         cursor.execute(
             "CREATE TABLE IF NOT EXISTS audit_events ("
-            f"position {big} PRIMARY KEY, event_time TEXT NOT NULL, activity_time TEXT NOT NULL, "
+            f"position {big} PRIMARY KEY, event_time TEXT NOT NULL, activity_time TEXT, "
             "patient_id TEXT, user_id TEXT, action TEXT NOT NULL, data_category TEXT NOT NULL, "
             "outcome TEXT NOT NULL, source TEXT NOT NULL, purpose TEXT, event_type TEXT NOT NULL, "
             "target_user_id TEXT, detail TEXT, reason TEXT)"
@@ -132,10 +137,13 @@ class AuditView(Projection):
 
     def write(self, cursor: Cursor, prepared: _Rows) -> None:
         rows, patients = prepared
+        # activity_time is kept only where it differs from event_time (most events say nothing
+        # of their own time): 28 bytes of a row's 258 on PostgreSQL. Readers see it whole
+        # (SELECTED).
         cursor.executemany(
             f"INSERT INTO audit_events ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(COLUMNS))})",
-            rows,
+            [(*r[:2], None if r[2] == r[1] else r[2], *r[3:]) for r in rows],
         )
         if patients:
             cursor.executemany(
@@ -335,9 +343,9 @@ def audit_report(
     # Byte order on both stores: PostgreSQL would otherwise sort text by its locale.
     collate = ' COLLATE "C"' if db.dialect == "postgres" and sort_by != "position" else ""
     sql = (
-        f"SELECT {', '.join('a.' + c for c in COLUMNS)} FROM {source}"
+        f"SELECT {', '.join(SELECTED[c] for c in COLUMNS)} FROM {source}"
         + (f" WHERE {' AND '.join(where)}" if where else "")
-        + f" ORDER BY a.{sort_by}{collate} {order}{nulls}, a.position {order}"
+        + f" ORDER BY {SELECTED[sort_by]}{collate} {order}{nulls}, a.position {order}"
     )
     with db.read() as c:
         c.execute(sql, params)

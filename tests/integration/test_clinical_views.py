@@ -271,6 +271,14 @@ def test_an_event_of_two_patients_is_in_each_ones_audit_rows_and_one_patients_in
     (both,) = [r for r in audit_report(ledger.db) if r["event_type"].endswith("Thread.Started")]
     assert set(both["patient_id"].split()) == {str(first.id), str(second.id)}
     assert audit_report(ledger.db, patient_id=str(uuid4())) == []
+    # Its activity is its recording (it says no time of its own): stored once, read whole.
+    assert both["activity_time"] == both["event_time"]
+    with ledger.db.read() as c:
+        c.execute("SELECT activity_time FROM audit_events WHERE position = ?", (both["position"],))
+        assert [tuple(row) for row in c.fetchall()] == [(None,)]
+    by_activity = audit_report(ledger.db, sort_by="activity_time", descending=True)
+    assert by_activity[0]["activity_time"] >= by_activity[-1]["activity_time"]
+    assert by_activity[0]["activity_time"] is not None
 
 
 def test_every_rebuilt_view_equals_the_live_one_row_for_row(ledger: Ledger, runner: Runner) -> None:
