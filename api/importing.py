@@ -74,13 +74,13 @@ def patients_by_mrn(ledger: Ledger, runner: Runner) -> dict[str, UUID]:
     runner.catch_up_to()
     with ledger.db.read() as c:
         c.execute(
-            "SELECT entry_id, topic, first_recorded, state FROM chart_entries "
+            "SELECT entry_id, patient_id, topic, first_recorded, state FROM chart_entries "
             "WHERE kind = 'Patient'"
         )
         rows = c.fetchall()
     return {
-        decode_state(topic, bytes(state), (entry, first)).mrn: UUID(entry)
-        for entry, topic, first, state in rows
+        decode_state(topic, bytes(state), (entry, patient, first)).mrn: UUID(entry)
+        for entry, patient, topic, first, state in rows
     }
 
 

@@ -71,6 +71,31 @@ def clinician() -> Reader:
     return Reader(user_id=uuid4(), purpose_of_use="TREAT", session="session-1")
 
 
+def test_a_chart_row_written_by_one_runner_is_read_and_rewritten_by_the_next(
+    ledger: Ledger, runner: Runner
+) -> None:
+    """A row's state is deflated against its own entry id, patient and first time: another
+    runner (a restarted server: nothing kept) reads it back from the row, folds the next event
+    into it and writes it again, and the chart reads the result."""
+    patient = register(ledger)
+    result = LabResult.receive(
+        patient_id=patient.id, loinc_code="2345-7", test_name="Glucose",
+        quantity=Quantity("5.2", "mg/dL"), performing_lab="Lab", source_format="HL7v2",
+        source_message=b"MSH|", collected_at="20261120",
+    )  # fmt: skip
+    ledger.save(result)
+    runner.catch_up()
+    result.correct(quantity=Quantity("5.3", "mg/dL"), reason="typo", corrects_version=1)
+    ledger.save(result)
+    runner_for(ledger).catch_up()
+    shown = entry_of(chart(ledger.db, patient.id), result.id)
+    assert (shown["value"], shown["value_version"], shown["patient_id"]) == ("5.3", 2, patient.id)
+    with ledger.db.read() as c:
+        c.execute("SELECT state FROM chart_entries WHERE entry_id = ?", (str(result.id),))
+        ((state,),) = c.fetchall()
+    assert bytes(state).startswith(state_codec.DEFLATED_WITH_ROW)
+
+
 def test_a_signed_note_is_amended_not_edited_and_as_of_shows_the_original(
     ledger: Ledger, runner: Runner
 ) -> None:
@@ -126,10 +151,12 @@ def test_a_lab_value_stays_exactly_5_2_mg_dl_and_its_conversion_is_explicit(
     # floats, and the stored payload decodes the same way.
     with ledger.db.read() as c:
         c.execute(
-            "SELECT state, first_recorded FROM chart_entries WHERE entry_id = ?", (str(result.id),)
+            "SELECT state, patient_id, first_recorded FROM chart_entries WHERE entry_id = ?",
+            (str(result.id),),
         )
-        ((state, first),) = c.fetchall()
-    assert "5.2" in str(decode(state_codec.unpack(bytes(state), (str(result.id), first))))
+        ((state, patient_id, first),) = c.fetchall()
+    row = (str(result.id), patient_id, first)
+    assert "5.2" in str(decode(state_codec.unpack(bytes(state), row)))
 
 
 def test_a_denied_amendment_keeps_request_denial_disagreement_and_rebuttal_linked(
