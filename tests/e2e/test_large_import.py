@@ -31,7 +31,7 @@ from tests.support import oru_r01
 
 RESULTS = 20_000
 MB = 2**20
-# Issue 17's 50 MB, on both stores: about 48 MB measured on SQLite, 49 MB on PostgreSQL (58 MB
+# Issue 17's 50 MB, on both stores: about 46 MB measured on SQLite, 48 MB on PostgreSQL (58 MB
 # before its lab events fitted seven to an 8 KB page, audit rows named their one patient
 # themselves and chart rows deflated against their own ids; bench/README.md has the tables).
 STORE_BOUND = 50 * MB
