@@ -88,9 +88,15 @@ def patients_by_mrn(ledger: Ledger, runner: Runner) -> dict[str, UUID]:
     """Every patient's MRN -> id, from the chart view (caught up to the log first)."""
     runner.catch_up_to()
     with ledger.db.read() as c:
-        c.execute("SELECT entry_id, topic, state FROM chart_entries WHERE kind = 'Patient'")
+        c.execute(
+            "SELECT entry_id, patient_id, topic, first_recorded, state FROM chart_entries "
+            "WHERE kind = 'Patient'"
+        )
         rows = c.fetchall()
-    return {decode_state(topic, bytes(state)).mrn: UUID(entry) for entry, topic, state in rows}
+    return {
+        decode_state(topic, bytes(state), (entry, patient, first)).mrn: UUID(entry)
+        for entry, patient, topic, first, state in rows
+    }
 
 
 def sha256(data: bytes) -> str:

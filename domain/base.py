@@ -33,5 +33,8 @@ class Record(Aggregate):
         events = super().collect_events()
         subjects = tuple(sorted(set(self.ledger_subjects()), key=str.encode))
         for event in events:
-            object.__setattr__(event, "subjects", subjects)
+            # An event class may name its subjects itself from its own fields (a property), so
+            # the payload does not carry them a second time next to the header's.
+            if not isinstance(getattr(type(event), "subjects", None), property):
+                object.__setattr__(event, "subjects", subjects)
         return events

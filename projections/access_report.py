@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from events.db import Cursor, Database, Dialect
-from projections.audit import READ_ACTIONS
+from projections.audit import READ_ACTIONS, patient_positions
 from projections.runner import Entry, Projection
 from verify.canonical import format_timestamp
 
@@ -34,12 +34,12 @@ def patient_access_report(
 ) -> list[dict[str, Any]]:
     """Every read of the patient's record in [since, until), oldest first."""
     marks = ", ".join("?" * len(READ_ACTIONS))
+    positions, named = patient_positions(patient_id)
     sql = (
         f"SELECT {', '.join('a.' + c for c in ACCESS_COLUMNS)} FROM audit_events a "
-        "JOIN audit_patients p ON p.position = a.position "
-        f"WHERE p.patient_id = ? AND a.action IN ({marks})"
+        f"JOIN {positions} p ON p.position = a.position WHERE a.action IN ({marks})"
     )
-    params: list[Any] = [patient_id, *READ_ACTIONS]
+    params: list[Any] = [*named, *READ_ACTIONS]
     if since is not None:
         sql += " AND a.event_time >= ?"
         params.append(since)

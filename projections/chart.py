@@ -55,14 +55,16 @@ class ChartEntry:
     state: dict[str, Any]
 
 
-def encode_state(aggregate: Any) -> bytes:
+def encode_state(aggregate: Any, row: tuple[str, str, str]) -> bytes:
+    """The aggregate's state as its row keeps it; ``row`` is the row's entry id, patient id and
+    first recorded time, which the state repeats and the row never changes once written."""
     state = {k: v for k, v in vars(aggregate).items() if k not in TRANSIENT}
-    return state_codec.pack(_transcoder.encode(state))
+    return state_codec.pack(_transcoder.encode(state), row)
 
 
-def decode_state(topic: str, data: bytes) -> Any:
+def decode_state(topic: str, data: bytes, row: tuple[str, str, str]) -> Any:
     aggregate = object.__new__(resolve_topic(topic))
-    aggregate.__dict__.update(_transcoder.decode(state_codec.unpack(data)))
+    aggregate.__dict__.update(_transcoder.decode(state_codec.unpack(data, row)))
     aggregate.__dict__["_pending_events"] = []
     return aggregate
 
@@ -84,6 +86,8 @@ class _Fold:
         self.aggregates: dict[str, Any] = {}
         self.first: dict[str, str] = {}
         self.last: dict[str, str] = {}
+        # The patient whose chart each entry is in: its row's, once written (never changed).
+        self.patient: dict[str, str] = {}
 
     def concerns(self, entry: Entry) -> bool:
         return (
@@ -97,6 +101,7 @@ class _Fold:
         aggregate = self.aggregates.get(stream)
         self.aggregates[stream] = entry.event.mutate(aggregate)  # type: ignore[union-attr]
         self.first.setdefault(stream, entry.header.recorded)
+        self.patient.setdefault(stream, patients_of(entry)[0])
         self.last[stream] = entry.header.recorded
         return stream
 
@@ -179,23 +184,21 @@ class ChartView(Projection):
         missing = {e.header.stream for e in relevant} - fold.aggregates.keys()
         if missing:
             load(missing, fold)
-        patient: dict[str, str] = {}
-        for entry in relevant:
-            stream = fold.apply(entry)
-            patient.setdefault(stream, patients_of(entry)[0])
+        changed = dict.fromkeys(fold.apply(entry) for entry in relevant)
         rows = []
-        for stream in patient:
+        for stream in changed:
             aggregate = fold.aggregates[stream]
+            patient, first = fold.patient[stream], fold.first[stream]
             rows.append(
                 (
                     stream,
-                    patient[stream],
+                    patient,
                     type(aggregate).__name__,
                     get_topic(type(aggregate)),
                     aggregate.version,
-                    fold.first[stream],
+                    first,
                     fold.last[stream],
-                    encode_state(aggregate),
+                    encode_state(aggregate, (stream, patient, first)),
                 )
             )
         return rows
@@ -206,18 +209,20 @@ class ChartView(Projection):
         for start in range(0, len(pending), 500):
             chunk = pending[start : start + 500]
             cursor.execute(
-                "SELECT entry_id, topic, first_recorded, last_recorded, state FROM chart_entries "
-                f"WHERE entry_id IN ({', '.join('?' * len(chunk))})",
+                "SELECT entry_id, patient_id, topic, first_recorded, last_recorded, state "
+                f"FROM chart_entries WHERE entry_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
-            for entry_id, topic, first, last, state in cursor.fetchall():
+            for entry_id, patient, topic, first, last, state in cursor.fetchall():
                 stream = entry_id
-                fold.aggregates[stream] = decode_state(topic, bytes(state))
+                row = (entry_id, patient, first)
+                fold.aggregates[stream] = decode_state(topic, bytes(state), row)
                 fold.first[stream], fold.last[stream] = first, last
+                fold.patient[stream] = patient
 
 
 CHART = (
-    "SELECT entry_id, kind, topic, version, first_recorded, last_recorded, state "
+    "SELECT entry_id, patient_id, kind, topic, version, first_recorded, last_recorded, state "
     "FROM chart_entries WHERE patient_id = ? ORDER BY first_recorded, entry_id"
 )
 
@@ -239,9 +244,9 @@ def chart_entries(rows: Iterable[Sequence[Any]]) -> list[ChartEntry]:
             version=version,
             first_recorded=first,
             last_recorded=last,
-            state=public_state(decode_state(topic, bytes(state))),
+            state=public_state(decode_state(topic, bytes(state), (entry_id, patient, first))),
         )
-        for entry_id, kind, topic, version, first, last, state in rows
+        for entry_id, patient, kind, topic, version, first, last, state in rows
     ]
 
 

@@ -84,6 +84,9 @@ def _fill_every_view(ledger: Ledger, runner: Any) -> None:
     clinical.test_double_booking_is_refused_and_the_schedule_shows_each_provider_day(ledger, runner)
     clinical.test_the_accounting_of_disclosures_lists_what_164_528_asks(ledger, runner)
     clinical.a_record_made_by_a_user(ledger)
+    clinical.test_an_event_of_two_patients_is_in_each_ones_audit_rows_and_one_patients_in_theirs(
+        ledger, runner
+    )
 
 
 def fresh_sqlite(tmp_path: Path, name: str) -> StoreConfig:

@@ -17,6 +17,7 @@ from domain.care_team import CareAssignment
 from domain.credentials import Account
 from domain.errors import DoubleBooking, NoteAlreadySigned
 from domain.labs import LabResult
+from domain.messages import Thread
 from domain.notes import Note
 from domain.patients import Patient
 from domain.quantities import Quantity
@@ -68,6 +69,31 @@ def entry_of(entries: list[Any], entry_id: UUID) -> dict[str, Any]:
 
 def clinician() -> Reader:
     return Reader(user_id=uuid4(), purpose_of_use="TREAT", session="session-1")
+
+
+def test_a_chart_row_written_by_one_runner_is_read_and_rewritten_by_the_next(
+    ledger: Ledger, runner: Runner
+) -> None:
+    """A row's state is deflated against its own entry id, patient and first time: another
+    runner (a restarted server: nothing kept) reads it back from the row, folds the next event
+    into it and writes it again, and the chart reads the result."""
+    patient = register(ledger)
+    result = LabResult.receive(
+        patient_id=patient.id, loinc_code="2345-7", test_name="Glucose",
+        quantity=Quantity("5.2", "mg/dL"), performing_lab="Lab", source_format="HL7v2",
+        source_message=b"MSH|", collected_at="20261120",
+    )  # fmt: skip
+    ledger.save(result)
+    runner.catch_up()
+    result.correct(quantity=Quantity("5.3", "mg/dL"), reason="typo", corrects_version=1)
+    ledger.save(result)
+    runner_for(ledger).catch_up()
+    shown = entry_of(chart(ledger.db, patient.id), result.id)
+    assert (shown["value"], shown["value_version"], shown["patient_id"]) == ("5.3", 2, patient.id)
+    with ledger.db.read() as c:
+        c.execute("SELECT state FROM chart_entries WHERE entry_id = ?", (str(result.id),))
+        ((state,),) = c.fetchall()
+    assert bytes(state).startswith(state_codec.DEFLATED_WITH_ROW)
 
 
 def test_a_signed_note_is_amended_not_edited_and_as_of_shows_the_original(
@@ -124,9 +150,13 @@ def test_a_lab_value_stays_exactly_5_2_mg_dl_and_its_conversion_is_explicit(
     # No float anywhere on the path: the view's bytes pass the canonical decoder, which has no
     # floats, and the stored payload decodes the same way.
     with ledger.db.read() as c:
-        c.execute("SELECT state FROM chart_entries WHERE entry_id = ?", (str(result.id),))
-        ((state,),) = c.fetchall()
-    assert "5.2" in str(decode(state_codec.unpack(bytes(state))))
+        c.execute(
+            "SELECT state, patient_id, first_recorded FROM chart_entries WHERE entry_id = ?",
+            (str(result.id),),
+        )
+        ((state, patient_id, first),) = c.fetchall()
+    row = (str(result.id), patient_id, first)
+    assert "5.2" in str(decode(state_codec.unpack(bytes(state), row)))
 
 
 def test_a_denied_amendment_keeps_request_denial_disagreement_and_rebuttal_linked(
@@ -252,8 +282,37 @@ def test_the_accounting_of_disclosures_lists_what_164_528_asks(
     )
 
 
+def test_an_event_of_two_patients_is_in_each_ones_audit_rows_and_one_patients_in_theirs(
+    ledger: Ledger, runner: Runner
+) -> None:
+    """A row names its one patient itself; an event of several is found through
+    audit_patients, under each of them, and under no one else."""
+    first, second, alone = register(ledger), register(ledger, "MRN-8"), register(ledger, "MRN-9")
+    thread = Thread.start(kind="email", topic="results", patient_ids=[first.id, second.id])
+    ledger.save(thread)
+    runner.catch_up()
+    for patient, events in ((first, 2), (second, 2), (alone, 1)):
+        rows = audit_report(ledger.db, patient_id=str(patient.id))
+        assert len(rows) == events, rows
+        assert (str(patient.id) in rows[-1]["patient_id"].split()) and rows[0]["action"] == "create"
+    (both,) = [r for r in audit_report(ledger.db) if r["event_type"].endswith("Thread.Started")]
+    assert set(both["patient_id"].split()) == {str(first.id), str(second.id)}
+    assert audit_report(ledger.db, patient_id=str(uuid4())) == []
+    # Its activity is its recording (it says no time of its own): stored once, read whole.
+    assert both["activity_time"] == both["event_time"]
+    with ledger.db.read() as c:
+        c.execute("SELECT activity_time FROM audit_events WHERE position = ?", (both["position"],))
+        assert [tuple(row) for row in c.fetchall()] == [(None,)]
+    by_activity = audit_report(ledger.db, sort_by="activity_time", descending=True)
+    assert by_activity[0]["activity_time"] >= by_activity[-1]["activity_time"]
+    assert by_activity[0]["activity_time"] is not None
+
+
 def test_every_rebuilt_view_equals_the_live_one_row_for_row(ledger: Ledger, runner: Runner) -> None:
     test_every_read_of_phi_shows_in_the_audit_view_and_the_access_report(ledger, runner)
+    test_an_event_of_two_patients_is_in_each_ones_audit_rows_and_one_patients_in_theirs(
+        ledger, runner
+    )
     test_double_booking_is_refused_and_the_schedule_shows_each_provider_day(ledger, runner)
     test_the_accounting_of_disclosures_lists_what_164_528_asks(ledger, runner)
     a_record_made_by_a_user(ledger)

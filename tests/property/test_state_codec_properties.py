@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import pytest
 from hypothesis import given
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from events.encoding import CanonicalTranscoder
 from projections import state_codec
+from verify.canonical import format_timestamp
 
 _transcoder = CanonicalTranscoder()
 _scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text()
@@ -80,3 +83,29 @@ def test_the_dictionary_is_the_one_rows_were_deflated_against() -> None:
     what builds it, the canonical encoding included) must come with a new marker byte."""
     digest = hashlib.sha256(state_codec.DICTIONARY).hexdigest()
     assert digest == "245163068ba9f235c948a1c4ffdba7dd9375defb34544b0eff6d783c9455f55f"
+
+
+_rows = st.tuples(st.text(min_size=1), st.text())
+
+
+@given(states, _rows)
+def test_a_state_packed_with_its_rows_texts_reads_back_only_with_them(
+    state: dict[str, Any], row: tuple[str, str]
+) -> None:
+    encoded = _transcoder.encode(state)
+    packed = state_codec.pack(encoded, row)
+    assert packed.startswith(state_codec.DEFLATED_WITH_ROW)
+    assert state_codec.unpack(packed, row) == encoded
+    assert state_codec.pack(encoded, row) == packed
+    with pytest.raises(ValueError, match="needs the row's own texts"):
+        state_codec.unpack(packed)
+
+
+@given(st.uuids(), st.datetimes(timezones=st.just(UTC)))
+def test_a_state_repeating_its_rows_id_and_time_packs_smaller_with_them(
+    entry: UUID, first: datetime
+) -> None:
+    state = {"_id": entry, "_created_on": first, "_modified_on": first, "unit": "mg/dL"}
+    encoded = _transcoder.encode(state)
+    row = (str(entry), format_timestamp(first))  # the row's texts, as the ledger writes times
+    assert len(state_codec.pack(encoded, row)) < len(state_codec.pack(encoded)) - 15

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from domain.base import patient_subject
 from domain.errors import ConversionNotDefined, EntryStateError, InvalidEntry, InvalidQuantity
@@ -88,7 +90,7 @@ def test_an_imported_result_names_its_document_and_segment_instead_of_a_copy(
     assert (again.source_message, again.source_document_id) == (None, document_id)
     assert (again.source_segment, again.source_set_id) == (2, "1")
     (received,) = memory.stored(result.id)
-    assert type(received).class_version == 2 and received.source_message is None
+    assert type(received).class_version == 3 and received.source_message is None
 
 
 @pytest.mark.parametrize(
@@ -121,9 +123,10 @@ def test_a_result_received_before_references_existed_still_reads(memory: Memory)
     memory.save(result)
     [stored] = memory.recorder.select_events(result.id)
     state = memory.mapper.transcoder.decode(stored.state)
-    assert state.pop("class_version") == 2
+    assert state.pop("class_version") == 3
     for name in ("source_document_id", "source_segment", "source_set_id"):
         del state[name]
+    state["subjects"] = (patient_subject(result.patient_id),)  # stamped, as versions 1-2 were
     old = StoredEvent(
         originator_id=uuid4(),
         originator_version=1,
@@ -134,6 +137,35 @@ def test_a_result_received_before_references_existed_still_reads(memory: Memory)
     again = memory.repository.get(old.originator_id)
     assert again.source_message == HL7 and (again.value, again.unit) == ("5.2", "mg/dL")
     assert (again.source_document_id, again.source_segment, again.source_set_id) == (None,) * 3
+    (received,) = memory.stored(old.originator_id)
+    assert received.subjects == (patient_subject(result.patient_id),)
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(patient=st.uuids(), stamped=st.booleans())
+def test_a_received_names_its_patient_as_its_subject_without_a_copy_in_its_payload(
+    memory: Memory, patient: UUID, stamped: bool
+) -> None:
+    """Version 3 keeps no ``subjects`` in its payload; its subjects are its patient's, as the
+    aggregate's. A version 2 event (a stamped copy in its payload) reads the same."""
+    result = receive(patient_id=patient)
+    memory.save(result)
+    [stored] = memory.recorder.select_events(result.id)
+    state = memory.mapper.transcoder.decode(stored.state)
+    assert "subjects" not in state and state["class_version"] == 3
+    if stamped:
+        state.update(class_version=2, subjects=(patient_subject(patient),))
+    old = StoredEvent(
+        originator_id=uuid4(),
+        originator_version=1,
+        topic=stored.topic,
+        state=memory.mapper.transcoder.encode(state),
+    )
+    memory.recorder.insert_events([old])
+    for stream in (result.id, old.originator_id):
+        (received,) = memory.stored(stream)
+        assert received.subjects == (patient_subject(patient),) == tuple(result.ledger_subjects())
+        assert memory.repository.get(stream).patient_id == patient
 
 
 def test_a_conversion_to_mmol_per_litre_is_explicit_exact_and_keeps_the_original(
