@@ -5,10 +5,11 @@ recorded (category ``audit``), whatever the format."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import Response
+from fastapi import Depends, Response
 
 from api.auth import Principal, now
 from api.csv_export import CsvResponse, csv_content, csv_response
@@ -32,48 +33,22 @@ Action = Literal[
 ]
 
 
-def _rows(
-    principal: Principal,
-    ledger: Ledger,
-    runner: Runner,
-    since: str | None,
-    until: str | None,
-    sort_by: str,
-    descending: bool,
-    patient_id: UUID | None,
-    user_id: UUID | None,
-    action: str | None,
-    purpose: str,
-) -> list[dict[str, Any]]:
-    """The reading recorded first, then the rows (``since``/``until`` already normalised)."""
-    read = Access.record(
-        user_id=principal.user_id,
-        patient_id=patient_id,
-        action="query",
-        data_category="audit",
-        purpose_of_use=purpose,
-        at=now(),
-    )
-    with principal.acting():
-        ledger.save(read)
-    runner.catch_up_to()
-    return audit_report(
-        ledger.db,
-        since,
-        until,
-        sort_by=sort_by,
-        descending=descending,
-        patient_id=None if patient_id is None else str(patient_id),
-        user_id=None if user_id is None else str(user_id),
-        action=action,
-    )
+@dataclass(frozen=True)
+class AuditQuery:
+    """What ``GET /audit`` and ``/audit.csv`` both take: the period (``since``/``until``
+    already normalised), the order and the filters, and why the view is read."""
+
+    since: str | None
+    until: str | None
+    sort_by: str
+    descending: bool
+    patient_id: UUID | None
+    user_id: UUID | None
+    action: str | None
+    purpose: str
 
 
-@router.get("/audit")
-def report(
-    principal: AuditReader,
-    ledger: LedgerDep,
-    runner: RunnerDep,
+def audit_query(
     since: InstantQuery = None,
     until: InstantQuery = None,
     sort_by: SortBy = "event_time",
@@ -82,25 +57,49 @@ def report(
     user_id: UUID | None = None,
     action: Action | None = None,
     purpose: Purpose = "HOPERAT",
+) -> AuditQuery:
+    return AuditQuery(since, until, sort_by, descending, patient_id, user_id, action, purpose)
+
+
+AuditQueryDep = Annotated[AuditQuery, Depends(audit_query)]
+
+
+def _rows(
+    principal: Principal, ledger: Ledger, runner: Runner, query: AuditQuery
+) -> list[dict[str, Any]]:
+    """The reading recorded first, then the rows."""
+    read = Access.record(
+        user_id=principal.user_id,
+        patient_id=query.patient_id,
+        action="query",
+        data_category="audit",
+        purpose_of_use=query.purpose,
+        at=now(),
+    )
+    with principal.acting():
+        ledger.save(read)
+    runner.catch_up_to()
+    return audit_report(
+        ledger.db,
+        query.since,
+        query.until,
+        sort_by=query.sort_by,
+        descending=query.descending,
+        patient_id=None if query.patient_id is None else str(query.patient_id),
+        user_id=None if query.user_id is None else str(query.user_id),
+        action=query.action,
+    )
+
+
+@router.get("/audit")
+def report(
+    principal: AuditReader, ledger: LedgerDep, runner: RunnerDep, query: AuditQueryDep
 ) -> list[AuditRowOut]:
     """Audit rows whose event time is in [since, until): RFC 3339 instants with their offset
     (``2026-12-07T01:20:00-05:00`` and ``2026-12-07T06:20:00Z`` are the same instant); anything
     else is a 422 problem. ``user_id`` finds what the user did and, for anonymous failures
     (failed logins, lockouts), what was tried against their account."""
-    rows = _rows(
-        principal,
-        ledger,
-        runner,
-        since,
-        until,
-        sort_by,
-        descending,
-        patient_id,
-        user_id,
-        action,
-        purpose,
-    )
-    return [AuditRowOut(**row) for row in rows]
+    return [AuditRowOut(**row) for row in _rows(principal, ledger, runner, query)]
 
 
 @router.get(
@@ -109,35 +108,12 @@ def report(
     responses=csv_content("the audit rows as CSV: a header row, then every field of each row"),
 )
 def report_csv(
-    principal: AuditReader,
-    ledger: LedgerDep,
-    runner: RunnerDep,
-    since: InstantQuery = None,
-    until: InstantQuery = None,
-    sort_by: SortBy = "event_time",
-    descending: bool = False,
-    patient_id: UUID | None = None,
-    user_id: UUID | None = None,
-    action: Action | None = None,
-    purpose: Purpose = "HOPERAT",
+    principal: AuditReader, ledger: LedgerDep, runner: RunnerDep, query: AuditQueryDep
 ) -> Response:
     """``GET /audit`` as CSV (the same query parameters, the same rows, every field). Cells a
     spreadsheet would run as a formula (starting ``=``, ``+``, ``-``, ``@``, a tab or a
     carriage return), and cells starting ``'``, get a leading ``'``; an empty cell is a null."""
-    rows = _rows(
-        principal,
-        ledger,
-        runner,
-        since,
-        until,
-        sort_by,
-        descending,
-        patient_id,
-        user_id,
-        action,
-        purpose,
-    )
-    return csv_response(COLUMNS, rows, "audit.csv")
+    return csv_response(COLUMNS, _rows(principal, ledger, runner, query), "audit.csv")
 
 
 @router.get("/patients/{patient_id}/access-report")
