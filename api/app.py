@@ -129,8 +129,7 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     app.add_middleware(IdempotencyKeys, answers=services.answers, lifetime=lifetime)
     app.add_middleware(limits.RequestLimits, limits=settings.limits)
     readiness.install(app)  # /health and /health/ready (issue 23)
-    openapi.install(app)  # after every route: each one's problems declared (issue 17)
-    readiness.document(app)  # 503 and 507 on every operation: any request may touch the store
-    limits.document(app, settings.limits)  # and each bound's figure, over that
+    # After every route: each one's problems declared, the bounds' figures among them.
+    openapi.install(app, settings.limits, store=True)
     add_security_headers(app)  # outermost: every response, 413s, 431s and 500s too
     return app

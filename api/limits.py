@@ -21,10 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI
-
 from api.errors import (
-    PROBLEM_JSON,
     BodyTooLarge,
     EdgeRefusal,
     HeadersTooLarge,
@@ -147,60 +144,3 @@ def _feed(gauge: DepthGauge, chunk: bytes) -> None:
 async def _refuse(refusal: EdgeRefusal, scope: Scope, receive: Receive, send: Send) -> None:
     response = problem(refusal.status, refusal.slug, refusal.title, refusal.detail)
     await response(scope, receive, send)
-
-
-def _describe(answers: dict[str, Any], status: str, description: str) -> None:
-    """The bound's figure as the status's description, declared as a problem if not already."""
-    if status in answers:
-        answers[status]["description"] = description
-    else:
-        answers[status] = _problem_response(description)
-
-
-def _problem_response(description: str) -> dict[str, Any]:
-    schema = {
-        "type": "object",
-        "required": ["type", "title", "status"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-        },
-    }
-    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
-
-
-def document(app: FastAPI, limits: Limits) -> None:
-    """Say in the OpenAPI what every operation may answer because of these bounds: 431 for any,
-    413 for one that takes a body, 400 for one that takes a body or a query parameter."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        for path, operations in schema.get("paths", {}).items():
-            for method, operation in operations.items():
-                if not isinstance(operation, dict) or "responses" not in operation:
-                    continue
-                answers = operation["responses"]
-                # api/openapi.py declares the statuses; the figures of these bounds are said here.
-                _describe(
-                    answers, "431", f"Header fields over {limits.max_header_bytes} bytes in all"
-                )
-                if "requestBody" in operation:
-                    limit = limits.body_limit(method.upper(), path)
-                    _describe(answers, "413", f"Body over {limit} bytes")
-                takes_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
-                if "requestBody" in operation or takes_query:
-                    answers.setdefault(
-                        "400",
-                        _problem_response(
-                            f"JSON nested deeper than {limits.max_json_depth} levels"
-                        ),
-                    )
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

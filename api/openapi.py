@@ -5,13 +5,14 @@ the app answers every error as an RFC 9457 problem (``api/errors.py``), with sta
 never sees. Rather than each route listing them by hand (and a new route forgetting), the
 document is finished here, once, from what each operation takes:
 
-- every route: 400 (malformed or too deeply nested input), 431 (headers too large) and 503
-  (the store unavailable);
+- every route: 400 (malformed or too deeply nested input), 431 (headers too large, with the
+  bound's figure) and 503 (the store unavailable or busy); in the app (``install(store=True)``)
+  every route but ``/health``'s: 507 (any request may write: even a read records an access);
 - a route that needs a session (the bearer scheme): 401 and 403, and 507 (every call of one is
   recorded, so it writes);
 - a route naming a record (a path parameter, a query parameter ending ``_id``, or a body, whose
   ids are looked up): 404;
-- a route with a body: 413, 415 and 422;
+- a route with a body: 413 (with the body limit's figure for its path), 415 and 422;
 - a write (POST, PUT, PATCH, DELETE): 409 and 507.
 
 A required body of raw bytes is declared non-empty (FastAPI refuses an empty one as missing).
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import PROBLEM_JSON
 from api.importing_schemas import ImportReportOut
+from api.limits import Limits
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 METHODS = WRITES | {"GET", "HEAD", "OPTIONS", "TRACE"}
@@ -95,32 +97,42 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"description": DESCRIPTIONS[status]} for status in statuses}
 
 
-def install(app: FastAPI) -> None:
-    """Finish ``app``'s OpenAPI document (built once, on first use) as the module says."""
+def install(app: FastAPI, limits: Limits | None = None, *, store: bool = False) -> None:
+    """Finish ``app``'s OpenAPI document (built once, on first use) as the module says, with
+    the figures of the request ``limits`` the app enforces (``api/limits.py``) and, for an app
+    that answers the store's conditions on every route (``store``, ``api/readiness.py``), 507
+    on every operation but ``/health``'s."""
 
     def document() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = declare(FastAPI.openapi(app))
+            app.openapi_schema = declare(FastAPI.openapi(app), limits, store)
         return app.openapi_schema
 
     app.openapi = document  # type: ignore[method-assign]
 
 
-def declare(schema: dict[str, Any]) -> dict[str, Any]:
+def declare(
+    schema: dict[str, Any], limits: Limits | None = None, store: bool = False
+) -> dict[str, Any]:
     """``schema`` with the problems each operation can answer, and the Problem model."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem = Problem.model_json_schema(ref_template=COMPONENTS + "{model}")
     for name, definition in problem.pop("$defs", {}).items():
         components.setdefault(name, definition)
     components["Problem"] = problem
-    for operations in schema.get("paths", {}).values():
+    for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             if method.upper() not in METHODS:
                 continue  # "parameters", "summary": not an operation
             _raw_bodies_not_empty(operation)
             responses = operation.setdefault("responses", {})
-            for status in sorted(statuses_of(method, operation)):
+            statuses = statuses_of(method, operation)
+            if store and not path.startswith("/health"):
+                statuses.add(507)  # any request may write: even a read records an access event
+            for status in sorted(statuses):
                 responses.setdefault(str(status), {"description": DESCRIPTIONS[status]})
+            if limits is not None:
+                _with_figures(responses, limits, method, path)
             for code, response in responses.items():
                 if code[0] in "45":
                     response["content"] = {
@@ -133,6 +145,14 @@ def declare(schema: dict[str, Any]) -> dict[str, Any]:
         if not _referenced(schema, COMPONENTS + unused):
             components.pop(unused, None)
     return schema
+
+
+def _with_figures(responses: dict[str, Any], limits: Limits, method: str, path: str) -> None:
+    """The bounds' own figures in the descriptions of the statuses they answer."""
+    responses["431"]["description"] = f"Header fields over {limits.max_header_bytes} bytes in all"
+    if "413" in responses:
+        limit = limits.body_limit(method.upper(), path)
+        responses["413"]["description"] = f"Body over {limit} bytes"
 
 
 def statuses_of(method: str, operation: dict[str, Any]) -> set[int]:

@@ -134,34 +134,8 @@ class ClearOnWrite:
         await self.app(scope, receive, watched)
 
 
-STORE_RESPONSES: dict[int, dict[str, Any]] = {
-    503: {"description": "the store is unavailable or busy (Retry-After)", "content": PROBLEM},
-    507: {"description": "the store's disk is full (Retry-After)", "content": PROBLEM},
-}
-
-
 def install(app: Any) -> None:
     """The routes, the record of conditions met, and the middleware clearing it."""
     app.state.store_conditions = noted = StoreConditions()
     app.include_router(router)
     app.add_middleware(ClearOnWrite, noted=noted)
-
-
-def document(app: Any) -> None:
-    """The OpenAPI document lists the store's statuses on every operation (any request may
-    touch the store: even a read records an access event). After ``api.openapi.install``,
-    whose Problem schema they name."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema: dict[str, Any] = generate()  # made once and kept by FastAPI: changed once
-        for path, item in schema.get("paths", {}).items():
-            if path.startswith("/health"):
-                continue
-            for operation in item.values():
-                if isinstance(operation, dict) and "responses" in operation:
-                    for status, described in STORE_RESPONSES.items():
-                        operation["responses"].setdefault(str(status), described)
-        return schema
-
-    app.openapi = openapi
