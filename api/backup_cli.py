@@ -25,6 +25,7 @@ from events.config import StoreConfig
 from events.context import acting
 from events.keys import KeyError_
 from events.ledger import Ledger
+from projections.local_users import USER_HELP, UnknownUser, user_id_of
 from projections.rebuild import rebuild
 from verify.__main__ import progress_printer
 
@@ -36,7 +37,11 @@ def _refused(message: str) -> int:
     return EXIT_REFUSED
 
 
-def _check_owner(ledger: Ledger, by: UUID) -> None:
+def _check_owner(ledger: Ledger, who: str) -> UUID:
+    try:
+        by = user_id_of(ledger, who)
+    except UnknownUser as e:
+        raise BackupError(str(e)) from None
     try:
         user = ledger.repository.get(by)
     except (AggregateNotFoundError, LookupError):
@@ -44,6 +49,7 @@ def _check_owner(ledger: Ledger, by: UUID) -> None:
     has_role = getattr(user, "has_role", None)
     if not callable(has_role) or not has_role("owner"):
         raise BackupError(f"user {by} is not an active owner: backups are an owner's act")
+    return by
 
 
 def cmd_backup(config: StoreConfig, options: argparse.Namespace) -> int:
@@ -52,8 +58,7 @@ def cmd_backup(config: StoreConfig, options: argparse.Namespace) -> int:
     try:
         by = None
         if options.by is not None:
-            _check_owner(ledger, options.by)
-            by = user_subject(options.by)
+            by = user_subject(_check_owner(ledger, options.by))
         with acting(by, "cli"):
             manifest = take_backup(
                 ledger, options.out, by=by, progress=progress_printer("backing up", unit="events")
@@ -121,7 +126,9 @@ def add_commands(commands: Any) -> None:
     backup = commands.add_parser("backup", help="copy the ledger to a new folder (no master key)")
     backup.add_argument("--out", type=Path, required=True, help="a new or empty folder")
     backup.add_argument(
-        "--by", type=UUID, help="the owner taking the backup (recorded with the backup's event)"
+        "--by",
+        metavar="USER",
+        help=f"the owner taking the backup, recorded with its event ({USER_HELP})",
     )
     backup.set_defaults(run=cmd_backup)
     restore = commands.add_parser("restore", help="restore a backup into an empty store")

@@ -1,9 +1,12 @@
 """The ``chartledger`` command: local administration of a practice's ledger, and (with
-``--server URL``: login, logout, recover, recover-approved, recovery-codes, patients search,
-chart show, labs, notes, audit, access-report, users, status; see api/remote_cli.py) the thin
+``--server URL``: login, logout, enroll, password, recover, recover-approved, recovery-codes,
+patients, chart, labs, notes, audit, access-report, users, break-glass, alerts, policies,
+disposals, productions, exports, status; api/remote_cli.py, api/remote_legal_cli.py) the thin
 client against a running server, its session token kept in ~/.chartledger-token
-(CHARTLEDGER_TOKEN_FILE) with mode 0600. ``status --local`` reads the server's background loops
-from the practice home instead (api/status.py).
+(CHARTLEDGER_TOKEN_FILE) with mode 0600. ``matters`` and ``holds`` work on the local store, or
+over the server when --server is given on the command line. ``status --local`` reads the
+server's background loops from the practice home instead (api/status.py). Each command's --help
+ends with the environment variables it reads.
 
 Exit status 0: success; 1: the store failed verification; 2: misuse, with one line saying what
 is wrong. Nothing here prints PHI.
@@ -30,9 +33,12 @@ from pydantic import ValidationError
 from api.auth import base32, check_password, new_account, totp_uri
 from api.backup_cli import add_commands as add_backup_commands
 from api.client import ApiError, Client, invalid_fields
+from api.env_vars import document
 from api.import_cli import add_commands as add_import_commands
 from api.remote_cli import KEEP_CODES, REMOTE_COMMANDS, UsageError
 from api.remote_cli import add_commands as add_remote_commands
+from api.remote_legal_cli import add_export_commands as add_remote_export_commands
+from api.remote_legal_cli import add_matters_and_holds, add_review_commands
 from api.settings import Settings
 from api.status import LoopStatus, background_status
 from api.witness_cli import add_commands as add_witness_commands
@@ -385,7 +391,25 @@ def cmd_chart_show(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-REMOTE = {"login", "logout", "patients", "chart"} | REMOTE_COMMANDS
+REMOTE = {"login", "logout", "patients", "chart", "break-glass", "alerts", "exports"}
+REMOTE |= REMOTE_COMMANDS
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def is_remote(words: tuple[str, ...], parser: argparse.ArgumentParser) -> bool:
+    """Whether the command ``words`` runs against a server (``status`` does unless --local)."""
+    return words[0] in REMOTE or bool(parser.get_default("remote"))
+
+
+def names_server(args: Sequence[str]) -> bool:
+    """Whether ``--server`` is given on the command line (before the command's own words):
+    then ``matters`` and ``holds`` act over the server rather than on the local store."""
+    for arg in args:
+        if arg == "--server" or arg.startswith("--server="):
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
 
 
 def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
@@ -436,13 +460,16 @@ def _positive(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(remote: bool = False) -> argparse.ArgumentParser:
+    """The whole command tree; with ``remote`` (``--server`` given), ``matters`` and ``holds``
+    are the commands acting over the server instead of the local ones."""
     parser = _Parser(prog="chartledger", description=__doc__)
     parser.add_argument(
         "--server",
         metavar="URL",
-        default=os.environ.get("CHARTLEDGER_SERVER", "http://127.0.0.1:8000"),
-        help="the API for login, logout, patients and chart (default http://127.0.0.1:8000)",
+        default=None,
+        help="the API the remote commands use (default CHARTLEDGER_SERVER, else "
+        f"{DEFAULT_SERVER}); given here, matters and holds act over it too",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     init = commands.add_parser("init", help="create a practice, its keys and its store")
@@ -519,12 +546,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=cmd_serve)
     add_remote_commands(commands, _client, _save_token)
-    add_legal_hold_commands(commands)
+    add_review_commands(commands, _client)
+    add_remote_export_commands(commands, _client)
+    if remote:
+        add_matters_and_holds(commands, _client)
+    add_legal_hold_commands(commands, skip=("matters", "holds") if remote else ())
     add_production_commands(commands)
     add_export_commands(commands)
     add_import_commands(commands)
     add_backup_commands(commands)
     add_witness_commands(commands, _Parser)
+    document(parser, is_remote)
     return parser
 
 
@@ -545,6 +577,8 @@ def _refuse(message: object, code: int) -> int:
 
 
 def _remote(options: argparse.Namespace) -> int:
+    if options.server is None:
+        options.server = os.environ.get("CHARTLEDGER_SERVER") or DEFAULT_SERVER
     try:
         return int(options.run(options))
     except (UsageError, FileExistsError) as e:
@@ -562,9 +596,11 @@ def _remote(options: argparse.Namespace) -> int:
 
 
 def _main(args: Sequence[str] | None) -> int:
-    options = build_parser().parse_args(args)
+    given = list(sys.argv[1:] if args is None else args)
+    options = build_parser(names_server(given)).parse_args(given)
     local_status = options.command == "status" and options.local
-    if options.command in REMOTE and not local_status:
+    remote = options.command in REMOTE or getattr(options, "remote", False)
+    if remote and not local_status:
         return _remote(options)
     try:
         config = StoreConfig.from_env()

@@ -1,11 +1,10 @@
 """``chartledger import patients|labs|email|sms ...``: imports as local commands (docs/IMPORTS.md).
 
-The acting user is named with ``--by`` (an owner or staff member for patients; an owner or a
-clinician for labs, email and SMS). Every rejected row or message is printed on stdout with its
-location and reason. Exit status 0: written; 2: refused (any rejection without
-``--accept-valid``, nothing accepted, a bad column map, an unknown user or patient), with one
-line on stderr saying why and nothing written.
-"""
+The acting user is named with ``--by``, a username or a user id (an owner or staff member for
+patients; an owner or a clinician for labs, email and SMS). Every rejected row or message is
+printed on stdout with its location and reason. Exit status 0: written; 2: refused (any
+rejection without ``--accept-valid``, nothing accepted, a bad column map, an unknown user or
+patient), with one line on stderr saying why and nothing written."""
 
 from __future__ import annotations
 
@@ -26,6 +25,7 @@ from domain.imports.report import ImportRejected, ImportReport
 from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
+from projections.local_users import USER_HELP, user_id_of
 from projections.rebuild import all_projections
 from projections.runner import Runner
 from verify.__main__ import progress_printer
@@ -37,7 +37,8 @@ ROLES["email"] = ROLES["sms"] = ROLES["labs"]
 Run = Callable[[importing.Importer, argparse.Namespace], ImportReport]
 
 
-def _importer(ledger: Ledger, kind: str, by: UUID) -> importing.Importer:
+def _importer(ledger: Ledger, kind: str, who: str) -> importing.Importer:
+    by = user_id_of(ledger, who)
     try:
         user = ledger.repository.get(by)
     except (AggregateNotFoundError, LookupError):
@@ -127,7 +128,9 @@ def add_commands(commands: Any) -> None:
     kinds = parser.add_subparsers(dest="action", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--by", type=UUID, required=True, help="the importing user's id")
+        p.add_argument(
+            "--by", metavar="USER", required=True, help=f"the importing user ({USER_HELP})"
+        )
         p.add_argument(
             "--accept-valid",
             action="store_true",

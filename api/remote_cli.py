@@ -17,9 +17,11 @@ from typing import Any
 from uuid import UUID
 
 from api.auth import MAX_PASSWORD
+from api.cli_errors import UsageError
 from api.client import Client
 from api.hold_schemas import PolicyIn
 from api.instants import NotAnInstant, normalise_instant
+from api.remote_names import Names
 from api.schemas import MAX_CODE, LabIn
 from events.private_files import write_private
 from legal_hold.production_cli import withheld_item
@@ -27,10 +29,6 @@ from legal_hold.production_cli import withheld_item
 EXIT_OK = 0
 # How ``init`` words recovery codes; every list of them is printed under it.
 KEEP_CODES = "recovery codes (each works once; keep them offline, apart from the keys):"
-
-
-class UsageError(Exception):
-    """Misuse: reported as one line, exit 2 (``api/cli.py`` raises it too)."""
 
 
 # Names of the top-level commands defined here; api/cli.py runs them with the thin client.
@@ -82,14 +80,11 @@ def _given(variable: str, prompt: str, what: str, most: int) -> str:
 
 def _user_id(client: Client, user: str) -> UUID:
     """A user named by id or by username."""
-    try:
-        return UUID(user)
-    except ValueError:
-        pass
-    for u in client.users():
-        if u.username.casefold() == user.casefold():
-            return u.user_id
-    raise UsageError(f"no user with the username {user!r}")
+    return Names(client).user(user)
+
+
+USER = "a username or user id"
+PATIENT = "an MRN or patient id"
 
 
 def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str], Any]) -> None:
@@ -166,13 +161,14 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
                 ("since", _instant("--since", o.since)),
                 ("until", _instant("--until", o.until)),
                 ("patient_id", o.patient),
-                ("user_id", o.user),
                 ("action", o.action_type),
                 ("sort_by", o.sort_by),
             )
             if v is not None
         }
         with client_for(o) as client:
+            if o.user is not None:
+                filters["user_id"] = Names(client).user(o.user, "--user")
             if o.csv:
                 print(client.audit_csv(**filters, descending=o.descending), end="")
                 return EXIT_OK
@@ -193,7 +189,7 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
     )
     p.add_argument("--until", help="as --since; rows before it")
     p.add_argument("--patient", type=UUID)
-    p.add_argument("--user", type=UUID)
+    p.add_argument("--user", help=USER)
     p.add_argument("--action-type", help="create, change, void, query, access, print, ...")
     p.add_argument("--sort-by", help="any audit column, e.g. user_id")
     p.add_argument("--descending", action="store_true")
@@ -224,13 +220,13 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
 
     def users_deactivate(o: argparse.Namespace) -> int:
         with client_for(o) as client:
-            u = client.deactivate_user(o.user_id, o.reason)
+            u = client.deactivate_user(_user_id(client, o.user), o.reason)
         print(f"user {u.user_id} deactivated; every session of theirs has ended")
         return EXIT_OK
 
     def users_grant(o: argparse.Namespace) -> int:
         with client_for(o) as client:
-            u = client.grant_role(o.user_id, o.role)
+            u = client.grant_role(_user_id(client, o.user), o.role)
         print(f"user {u.user_id} now holds {','.join(u.roles)}")
         if o.role == "owner":
             print("  A new owner holds no recovery codes: they issue their own with "
@@ -239,13 +235,13 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
 
     def users_revoke_role(o: argparse.Namespace) -> int:
         with client_for(o) as client:
-            u = client.revoke_role(o.user_id, o.role)
+            u = client.revoke_role(_user_id(client, o.user), o.role)
         print(f"user {u.user_id} now holds {','.join(u.roles) or 'no role'}")
         return EXIT_OK
 
     def users_approve_recovery(o: argparse.Namespace) -> int:
         with client_for(o) as client:
-            a = client.approve_recovery(o.user_id)
+            a = client.approve_recovery(_user_id(client, o.user))
         print(f"Recovery of user {a.user_id} approved until {a.expires_at.isoformat()}.")
         print("Hand this code to them in person (it works once, and is not shown again):")
         print(f"    {a.approval_code}")
@@ -290,13 +286,13 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
     p.add_argument("user", help="the user's id or username")
     p.add_argument("--authenticator", action="store_true")
     p = sub(users, "deactivate", "revoke a user: ends all their sessions at once", users_deactivate)
-    p.add_argument("user_id", type=UUID)
-    p.add_argument("--reason", required=True)
+    p.add_argument("user", help=USER)
+    p.add_argument("--reason", required=True, help="why (recorded with the deactivation)")
     p = sub(users, "grant", "grant a role", users_grant)
-    p.add_argument("user_id", type=UUID)
+    p.add_argument("user", help=USER)
     p.add_argument("role")
     p = sub(users, "revoke-role", "take a role away", users_revoke_role)
-    p.add_argument("user_id", type=UUID)
+    p.add_argument("user", help=USER)
     p.add_argument("role")
     p = sub(
         users,
@@ -304,7 +300,7 @@ def add_commands(commands: Any, client_for: ClientFor, saved: Callable[[str, str
         "(owners) approve another owner's recovery: a one-time code to hand over in person",
         users_approve_recovery,
     )
-    p.add_argument("user_id", type=UUID)
+    p.add_argument("user", help=USER)
 
     def new_password() -> str:
         return _given("CHARTLEDGER_NEW_PASSWORD", "New password: ", "new password", MAX_PASSWORD)
@@ -503,7 +499,8 @@ def add_disposal_commands(commands: Any, client_for: ClientFor) -> None:
 
     def disposals_propose(o: argparse.Namespace) -> int:
         with client_for(o) as client:
-            p = client.propose_disposal(o.patient_id, o.policy, o.version)
+            patient = Names(client).patient(o.patient, "patient", "HOPERAT")
+            p = client.propose_disposal(patient, o.policy, o.version)
         until = p.expires_at.isoformat()
         print(f"Proposed disposal {p.proposal_id} of patient {p.patient_id} under {p.policy} "
               f"v{p.version}; a second person approves it before {until}")  # fmt: skip
@@ -537,7 +534,7 @@ def add_disposal_commands(commands: Any, client_for: ClientFor) -> None:
     actions = group.add_subparsers(dest="action", required=True, parser_class=type(group))
     p = actions.add_parser("propose", help="propose disposing of a record under an adopted policy")
     p.set_defaults(run=disposals_propose)
-    p.add_argument("patient_id", type=UUID)
+    p.add_argument("patient", help=PATIENT)
     p.add_argument("--policy", required=True, help="an adopted policy's name")
     p.add_argument("--version", type=int, required=True)
     p = actions.add_parser("list", help="every proposal and its state")

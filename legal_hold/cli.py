@@ -4,7 +4,8 @@ Retention here is read-only (the floor, adopted policies, a run under one of the
 policy and disposing of a record need people signed in with TOTP codes, so they are done over
 the API (``chartledger --server URL policies|disposals ...``).
 
-Each command that changes something names the acting user with ``--by``, who must be an
+Each command that changes something names the acting user with ``--by`` (a username or a
+user id; usernames, here and in ``--custodian``, are looked up in the local store), who must be an
 active risk manager (as over HTTP: owners too need the role, which an owner can grant, in the
 open); its events carry that user as their actor. Exit status 0: done; 2: misuse or refused,
 with one line saying why (ids only, never a name or chart content).
@@ -33,6 +34,7 @@ from legal_hold.holds import Scope
 from legal_hold.notices import outbox_from_env, send_due
 from legal_hold.policies import adopted_policy, load_book
 from legal_hold.retention import disposal_run
+from projections.local_users import USER_HELP, resolve_people
 
 EXIT_OK, EXIT_REFUSED = 0, 2
 ALLOWED_ROLES = ("risk_manager",)
@@ -56,6 +58,7 @@ def _run(needs_by: bool, body: Callable[[Ledger, argparse.Namespace], int]) -> A
     def run(config: StoreConfig, options: argparse.Namespace) -> int:
         ledger = Ledger(config)
         try:
+            resolve_people(ledger, options)
             if needs_by:
                 _acting_user(ledger, options.by)
                 with acting(user_subject(options.by), "cli"):
@@ -200,15 +203,18 @@ def retention_policies(ledger: Ledger, o: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(commands: Any) -> None:
-    """Add the ``matters``, ``holds`` and ``retention`` commands to chartledger's parser."""
+def add_commands(commands: Any, skip: tuple[str, ...] = ()) -> None:
+    """Add the ``matters``, ``holds`` and ``retention`` commands to chartledger's parser (but
+    those in ``skip``: with --server, ``matters`` and ``holds`` are api/remote_legal_cli.py's)."""
 
     def by(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--by", type=UUID, required=True, help="the acting user's id")
+        p.add_argument(
+            "--by", metavar="USER", required=True, help=f"the acting risk manager ({USER_HELP})"
+        )
 
     def scope(p: argparse.ArgumentParser, full: bool) -> None:
         p.add_argument("--patient", type=UUID, action="append", default=[])
-        p.add_argument("--custodian", type=UUID, action="append", default=[])
+        p.add_argument("--custodian", metavar="USER", action="append", default=[], help=USER_HELP)
         if full:
             p.add_argument("--all-patients", action="store_true")
             p.add_argument("--start", type=date.fromisoformat)
@@ -219,55 +225,57 @@ def add_commands(commands: Any) -> None:
         p.add_argument("--policy", required=True, help="an adopted policy's name")
         p.add_argument("--version", type=int, required=True, help="its adopted version")
 
-    matters = commands.add_parser("matters", help="legal matters")
-    m = matters.add_subparsers(dest="action", required=True)
-    p = m.add_parser("open", help="open a matter")
-    p.add_argument("--name", required=True)
-    p.add_argument("--number", required=True)
-    p.add_argument("--forum")
-    by(p)
-    p.set_defaults(run=_run(True, matters_open))
-    p = m.add_parser("close", help="close a matter (its holds released)")
-    p.add_argument("matter", type=UUID)
-    p.add_argument("--reason", required=True)
-    by(p)
-    p.set_defaults(run=_run(True, matters_close))
-    p = m.add_parser("list", help="every matter")
-    p.set_defaults(run=_run(False, matters_list))
+    if "matters" not in skip:
+        matters = commands.add_parser("matters", help="legal matters")
+        m = matters.add_subparsers(dest="action", required=True)
+        p = m.add_parser("open", help="open a matter")
+        p.add_argument("--name", required=True)
+        p.add_argument("--number", required=True)
+        p.add_argument("--forum")
+        by(p)
+        p.set_defaults(run=_run(True, matters_open))
+        p = m.add_parser("close", help="close a matter (its holds released)")
+        p.add_argument("matter", type=UUID)
+        p.add_argument("--reason", required=True)
+        by(p)
+        p.set_defaults(run=_run(True, matters_close))
+        p = m.add_parser("list", help="every matter")
+        p.set_defaults(run=_run(False, matters_list))
 
-    holds = commands.add_parser("holds", help="legal holds, notices and reminders")
-    h = holds.add_subparsers(dest="action", required=True)
-    p = h.add_parser("place", help="place a hold on a matter")
-    p.add_argument("matter", type=UUID)
-    p.add_argument("--name", required=True)
-    scope(p, full=True)
-    p.add_argument("--silent", action="store_true", help="send no notices")
-    p.add_argument("--notice", help="the notice's text (not for silent holds)")
-    p.add_argument("--reminder-days", type=int, default=7)
-    p.add_argument("--escalation-days", type=int, default=14)
-    by(p)
-    p.set_defaults(run=_run(True, holds_place))
-    p = h.add_parser("notice", help="issue or re-issue a hold's notice")
-    p.add_argument("hold", type=UUID)
-    p.add_argument("--text", required=True)
-    by(p)
-    p.set_defaults(run=_run(True, holds_notice))
-    p = h.add_parser("ack", help="record a custodian's acknowledgement")
-    p.add_argument("hold", type=UUID)
-    p.add_argument("--custodian", type=UUID, required=True)
-    p.add_argument("--version", type=int, required=True)
-    p.set_defaults(run=_run(False, holds_ack))
-    p = h.add_parser("release", help="release a hold, or only the patients/custodians named")
-    p.add_argument("hold", type=UUID)
-    p.add_argument("--reason", required=True)
-    scope(p, full=False)
-    by(p)
-    p.set_defaults(run=_run(True, holds_release))
-    p = h.add_parser("remind", help="send every notice, reminder and escalation due now")
-    p.set_defaults(run=_run(False, holds_remind))
-    p = h.add_parser("report", help="a hold's scope over time, notices and acknowledgements")
-    p.add_argument("hold", type=UUID)
-    p.set_defaults(run=_run(False, holds_report))
+    if "holds" not in skip:
+        holds = commands.add_parser("holds", help="legal holds, notices and reminders")
+        h = holds.add_subparsers(dest="action", required=True)
+        p = h.add_parser("place", help="place a hold on a matter")
+        p.add_argument("matter", type=UUID)
+        p.add_argument("--name", required=True)
+        scope(p, full=True)
+        p.add_argument("--silent", action="store_true", help="send no notices")
+        p.add_argument("--notice", help="the notice's text (not for silent holds)")
+        p.add_argument("--reminder-days", type=int, default=7)
+        p.add_argument("--escalation-days", type=int, default=14)
+        by(p)
+        p.set_defaults(run=_run(True, holds_place))
+        p = h.add_parser("notice", help="issue or re-issue a hold's notice")
+        p.add_argument("hold", type=UUID)
+        p.add_argument("--text", required=True)
+        by(p)
+        p.set_defaults(run=_run(True, holds_notice))
+        p = h.add_parser("ack", help="record a custodian's acknowledgement")
+        p.add_argument("hold", type=UUID)
+        p.add_argument("--custodian", metavar="USER", required=True, help=USER_HELP)
+        p.add_argument("--version", type=int, required=True)
+        p.set_defaults(run=_run(False, holds_ack))
+        p = h.add_parser("release", help="release a hold, or only the patients/custodians named")
+        p.add_argument("hold", type=UUID)
+        p.add_argument("--reason", required=True)
+        scope(p, full=False)
+        by(p)
+        p.set_defaults(run=_run(True, holds_release))
+        p = h.add_parser("remind", help="send every notice, reminder and escalation due now")
+        p.set_defaults(run=_run(False, holds_remind))
+        p = h.add_parser("report", help="a hold's scope over time, notices and acknowledgements")
+        p.add_argument("hold", type=UUID)
+        p.set_defaults(run=_run(False, holds_report))
 
     retention = commands.add_parser("retention", help="retention runs and disposal")
     r = retention.add_subparsers(dest="action", required=True)

@@ -14,6 +14,7 @@ from uuid import UUID
 from events.ledger import Ledger
 from legal_hold.cli import EXIT_OK, _run
 from legal_hold.production import produce
+from projections.local_users import USER_HELP
 from verify.__main__ import progress_printer
 
 
@@ -49,7 +50,9 @@ def add_commands(commands: Any) -> None:
     p = commands.add_parser("produce", help="write a matter's e-discovery bundle")
     p.add_argument("--matter", type=UUID, required=True, help="the matter's id")
     p.add_argument("--out", required=True, help="the bundle file to write (must not exist)")
-    p.add_argument("--by", type=UUID, required=True, help="the producing risk manager's id")
+    p.add_argument(
+        "--by", metavar="USER", required=True, help=f"the producing risk manager ({USER_HELP})"
+    )
     p.add_argument(
         "--withhold",
         type=withheld_item,

@@ -1,5 +1,5 @@
 """``chartledger export --patient ID | --all --out DIR --by USER``: the EHI export as a local
-administration command, acting as a named owner or risk manager.
+administration command, acting as a named owner or risk manager (a username or a user id).
 
 Exit status 0: written; 2: misuse or refused, with one line saying why (ids and paths only).
 Progress goes to stderr when it is a terminal.
@@ -22,6 +22,7 @@ from events.config import StoreConfig
 from events.ledger import Ledger
 from events.sealing import SealError
 from projections.ehi_export import ExportError, ExportRequest, export
+from projections.local_users import USER_HELP, UnknownUser, resolve_people
 from projections.reads import PatientNotFound, Reader
 from verify.__main__ import progress_printer
 
@@ -47,6 +48,7 @@ def run(config: StoreConfig, options: argparse.Namespace) -> int:
     out = Path(options.out)
     ledger = Ledger(config)
     try:
+        resolve_people(ledger, options)
         check_exporter(ledger, options.by)
         # The manifest's ``request``: ids and paths only, never PHI.
         command = "chartledger export " + shlex.join(_command_line(options))
@@ -55,7 +57,7 @@ def run(config: StoreConfig, options: argparse.Namespace) -> int:
         )
         label = "exporting " + ("every patient" if options.patient is None else "one patient")
         manifest = export(ledger, request, out, progress_printer(label, unit="events"))
-    except (Refused, ExportError, PatientNotFound) as e:
+    except (Refused, UnknownUser, ExportError, PatientNotFound) as e:
         print(f"chartledger: refused: {e}", file=sys.stderr)
         return EXIT_REFUSED
     except SealError as e:
@@ -78,7 +80,12 @@ def add_commands(commands: Any) -> None:
     scope.add_argument("--patient", type=UUID, help="export this patient's record")
     scope.add_argument("--all", action="store_true", help="export every patient's record")
     p.add_argument("--out", required=True, help="a folder that does not exist yet")
-    p.add_argument("--by", type=UUID, required=True, help="the acting owner or risk manager")
+    p.add_argument(
+        "--by",
+        metavar="USER",
+        required=True,
+        help=f"the acting owner or risk manager ({USER_HELP})",
+    )
     p.add_argument("--purpose", choices=PURPOSES_OF_USE, default="PATRQT")
     p.set_defaults(run=run)
 
