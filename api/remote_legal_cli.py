@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from api import hold_schemas as hs
 from api.client import Client
@@ -108,7 +109,7 @@ def add_matters_and_holds(commands: Any, client_for: ClientFor) -> None:
     def matters_close(o: argparse.Namespace) -> int:
         with client_for(o) as client:
             m = client.close_matter(Names(client).matter(o.matter), o.reason)
-        print(f"Closed matter {m.matter_id} ({m.number}); its holds are released")
+        print(f"Closed matter {m.matter_id} ({m.number})")
         return EXIT_OK
 
     matters = _actions(commands, "matters", "(--server) legal matters (risk managers)")
@@ -118,13 +119,14 @@ def add_matters_and_holds(commands: Any, client_for: ClientFor) -> None:
         p.add_argument("--number", required=True, help="the matter's number, e.g. CV-2026-17")
         p.add_argument("--forum")
     _sub(matters, "list", "every matter", matters_list)
-    p = _sub(matters, "close", "close a matter (its holds released)", matters_close)
+    p = _sub(matters, "close", "close a matter whose holds are all released", matters_close)
     p.add_argument("matter", help="the matter's number or id")
     p.add_argument("--reason", required=True)
 
     def place(o: argparse.Namespace) -> int:
         with client_for(o) as client:
             names = Names(client)
+            matter = names.matter(o.matter)
             hold = hs.HoldIn(
                 name=o.name,
                 scope=_scope(names, o),
@@ -133,7 +135,7 @@ def add_matters_and_holds(commands: Any, client_for: ClientFor) -> None:
                 escalation_days=o.escalation_days,
                 notice=o.notice,
             )
-            h = client.place_hold(names.matter(o.matter), hold)
+            h = client.place_hold(matter, hold)
         print(_hold_line("Placed", h))
         return EXIT_OK
 
@@ -248,7 +250,7 @@ def add_review_commands(commands: Any, client_for: ClientFor) -> None:
 
     def open_(o: argparse.Namespace) -> int:
         with client_for(o) as client:
-            patient = Names(client).patient(o.patient, "patient", "ETREAT")
+            patient = Names(client).patient(o.patient, "patient", "TREAT")
             b = client.break_glass(patient, o.reason, o.minutes)
         print(f"Emergency access {b.emergency_access_id} to patient {b.patient_id} until "
               f"{b.until.isoformat()}; it will be reviewed")  # fmt: skip
@@ -322,16 +324,23 @@ def _export_files(manifest: dict[str, Any]) -> list[str]:
 
 
 def download_export(client: Client, export_id: str, out: Path) -> int:
-    """The export's files into ``out`` (a new folder); returns how many."""
+    """The export's files into ``out``, a new folder, which appears only once every file is
+    in it (a failed download leaves nothing behind); returns how many files."""
     if out.exists():
         raise FileExistsError(f"{out} exists: an export is downloaded into a new folder")
     manifest = json.loads(client.export_file(export_id, MANIFEST))
     names = _export_files(manifest)
-    private_dir(out)
-    for name in names:
-        target = out / name
-        private_dir(target.parent)
-        write_private(target, client.export_file(export_id, name), exclusive=True)
+    staging = out.parent / f".{out.name}.partial-{uuid4().hex}"
+    private_dir(staging, exist_ok=False)
+    try:
+        for name in names:
+            target = staging / name
+            private_dir(target.parent)
+            write_private(target, client.export_file(export_id, name), exclusive=True)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return len(names)
 
 

@@ -63,7 +63,8 @@ RESOURCE_TYPES = (
     "AuditEvent",
 )
 ACCESS_BATCH = 1_000  # export Access events per save
-FILE_NAME = re.compile(r"(?:native/)?[A-Za-z]+\.(?:ndjson|msgpack|json|md)", re.ASCII)
+# Underscores for EHI_EXPORT.md, the documentation every export carries.
+FILE_NAME = re.compile(r"(?:native/)?[A-Za-z_]+\.(?:ndjson|msgpack|json|md)", re.ASCII)
 
 
 class ExportError(Exception):
