@@ -234,7 +234,7 @@ def add_commands(commands: Any, skip: tuple[str, ...] = ()) -> None:
         p.add_argument("--forum")
         by(p)
         p.set_defaults(run=_run(True, matters_open))
-        p = m.add_parser("close", help="close a matter (its holds released)")
+        p = m.add_parser("close", help="close a matter whose holds are all released")
         p.add_argument("matter", type=UUID)
         p.add_argument("--reason", required=True)
         by(p)
