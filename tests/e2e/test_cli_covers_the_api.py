@@ -12,11 +12,14 @@ import io
 import os
 import re
 import subprocess
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 from uuid import uuid4
+
+import httpx
 
 from api import auth
 from api.cli import main
@@ -95,6 +98,20 @@ class Person:
         self.ok("login", self.username, "--totp", code_now(self.totp_secret), typed=typed)
 
 
+def up(url: str, seconds: float = 180) -> None:
+    """Wait for the served app: on a loaded machine its two workers may take longer to start
+    than ``served`` waits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not start within {seconds} s")
+
+
 def one(pattern: str, text: str) -> str:
     found = re.search(pattern, text, re.MULTILINE)
     assert found, (pattern, text)
@@ -111,6 +128,7 @@ def test_users_holds_break_glass_alerts_and_exports_from_the_command_line(
     add_member(practice, owner_client, "temp", "Temp Locum", "clinician")
 
     with served(dict(os.environ)) as url:
+        up(url)
         olive = Person(url, OWNER, OWNER_PASSWORD, practice.totp_secret, tmp_path / "olive")
         olive.login(typed=True)
 
