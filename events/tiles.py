@@ -12,6 +12,7 @@ every one of them, and a proof built from a damaged one fails the reader's check
 
 from __future__ import annotations
 
+import bisect
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -336,3 +337,27 @@ def consistency_proof(reader: TileReader, size1: int, size2: int) -> list[bytes]
 
 def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
+
+
+def batch_proof(reader: TileReader, size: int, positions: Sequence[int]) -> list[bytes]:
+    """verify.bundle_format.batch_proof from the tiles: the roots of the largest RFC 9162
+    subtrees holding none of ``positions`` (sorted, distinct), left to right. O(k log n)
+    hashes read for k positions, where the leaves' version reads every leaf."""
+    if any(not 0 <= p < size for p in positions[:1] + positions[-1:]):
+        raise ValueError(f"positions outside a tree of size {size}")
+    proof: list[bytes] = []
+
+    def walk(lo: int, hi: int) -> None:
+        i = bisect.bisect_left(positions, lo)
+        if i == len(positions) or positions[i] >= hi:
+            proof.append(reader.root(lo, hi))
+            return
+        if hi - lo == 1:
+            return
+        mid = lo + _split(hi - lo)
+        walk(lo, mid)
+        walk(mid, hi)
+
+    if size:
+        walk(0, size)
+    return proof
