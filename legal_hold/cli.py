@@ -30,7 +30,7 @@ from legal_hold import holds as lh
 from legal_hold.custodians import report
 from legal_hold.hold_releases import release as release_hold
 from legal_hold.holds import Scope
-from legal_hold.notices import outbox_from_env, send_due
+from legal_hold.notices import outbox_from_env, send_due_alone
 from legal_hold.policies import adopted_policy, load_book
 from legal_hold.retention import disposal_run
 
@@ -147,7 +147,7 @@ def holds_release(ledger: Ledger, o: argparse.Namespace) -> int:
 
 
 def holds_remind(ledger: Ledger, o: argparse.Namespace) -> int:
-    sent = send_due(ledger, outbox_from_env(ledger.config.home), at=_now())
+    sent = send_due_alone(ledger, outbox_from_env(ledger.config.home), at=_now())
     for item in sent:
         d = item.due
         print(f"sent {d.kind} v{d.version} of hold {d.hold_id} about custodian {d.custodian_id}")

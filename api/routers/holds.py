@@ -76,7 +76,7 @@ from legal_hold.hold_releases import RELEASER_ROLES
 from legal_hold.hold_releases import release as release_hold
 from legal_hold.holds import CATEGORIES, Hold, Scope
 from legal_hold.matters import Matter
-from legal_hold.notices import outbox_from_env, send_due
+from legal_hold.notices import outbox_from_env, send_due_alone
 from legal_hold.refusals import AdoptionRefusal
 from legal_hold.retention import Disposal, Policy, Rule, disposal_run, disposals
 from legal_hold.retention import disposed_events as disposed_events_of
@@ -235,7 +235,8 @@ def close_matter(
 @router.post("/matters/{matter_id}/holds", status_code=status.HTTP_201_CREATED)
 def place_hold(matter_id: UUID, body: HoldIn, principal: RiskManager, ledger: LedgerDep) -> HoldOut:
     """Place a hold on an open matter. With ``notice``, its first notice is issued and goes out
-    with the next ``POST /holds/remind``; a silent hold takes none and sends nothing."""
+    with the server's next sending round (every ``CHARTLEDGER_NOTICE_EVERY_SECONDS``) or
+    ``POST /holds/remind``; a silent hold takes none and sends nothing."""
     with principal.acting():
         hold = lh.place_hold(
             ledger,
@@ -299,7 +300,7 @@ def remind(principal: RiskManager, ledger: LedgerDep) -> list[SentOut]:
     """Send every notice, reminder and escalation due now (SMTP when configured, otherwise
     files in ``$CHARTLEDGER_HOME/outbox``); each one sent is recorded on its hold."""
     with principal.acting():
-        sent = send_due(ledger, outbox_from_env(ledger.config.home), at=now())
+        sent = send_due_alone(ledger, outbox_from_env(ledger.config.home), at=now())
     return [
         SentOut(due=_due_out(s.due), where="smtp" if s.where == "smtp" else "outbox") for s in sent
     ]
