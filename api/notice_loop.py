@@ -12,7 +12,8 @@ sharing the store), which ``holds remind`` takes as well, and reads under it wha
 A delivery that fails (SMTP refusing, an unwritable outbox) does not stop the others; the round
 then fails with ``NoticesNotDelivered``, which the heartbeat (``hold-notices`` in ``GET /status``
 and ``chartledger status --local``) shows, and the next round, after a growing wait, tries
-again what is still due.
+again what is still due. Which deliveries are failing is kept for the hold report
+(``legal_hold/notice_failures.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from api.status import NOTICES
 from events.background import Heartbeat, keep_running
 from events.ledger import Ledger
 from events.private_files import private_dir
-from legal_hold.notices import outbox_from_env, send_due_alone
+from legal_hold.notice_failures import record_round
+from legal_hold.notices import NoticesNotDelivered, outbox_from_env, send_due_alone
 
 LEADER_LOCK = "hold-notices-leader.lock"
 LOOKS_AGAIN = 5.0  # seconds between a waiting process's tries for the leader's lock
@@ -45,7 +47,13 @@ def send_notices_when_chosen(ledger: Ledger, stop: threading.Event, every: float
 
     def one_round() -> None:
         outbox = outbox_from_env(home)  # read each round: an address book edited is used
-        send_due_alone(ledger, outbox, at=datetime.now(UTC), keep_going=True)
+        at = datetime.now(UTC)
+        try:
+            send_due_alone(ledger, outbox, at=at, keep_going=True)
+        except NoticesNotDelivered as e:
+            record_round(home, e.failed, at=at)  # for the hold report: who is not reached
+            raise
+        record_round(home, [], at=at)
 
     def lead_if_chosen() -> None:
         private_dir(home)

@@ -48,7 +48,12 @@ class OutboxError(HoldError):
 
 
 class NoticesNotDelivered(OutboxError):
-    """A round that went on past failed deliveries, some of which are still to be sent."""
+    """A round that went on past failed deliveries, some of which are still to be sent:
+    ``failed`` names each, with its exception's type."""
+
+    def __init__(self, message: str, failed: list[tuple[Due, str]]) -> None:
+        super().__init__(message)
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,7 @@ def send_due(
     failed (they are due still, so the next run tries them again). A failure to record a
     delivery ends the run either way: that message goes again next run (at least once)."""
     sent: list[Sent] = []
-    failed: list[str] = []
+    failed: list[tuple[Due, str]] = []
     for hold in all_holds(ledger):
         items = due(hold, at=at)
         if not items:
@@ -219,15 +224,15 @@ def send_due(
             except OutboxError as e:
                 if not keep_going:
                     raise
-                failed.append(type(e).__name__)
+                failed.append((item, type(e).__name__))
                 continue
             hold.record_delivery(custodian_id=item.custodian_id, kind=item.kind, at=at)
             ledger.save(hold)
             sent.append(Sent(item, where))
     if failed:
+        kinds = ", ".join(sorted({failure for _, failure in failed}))
         raise NoticesNotDelivered(
-            f"{len(failed)} notice(s) not delivered ({', '.join(sorted(set(failed)))}); "
-            f"{len(sent)} sent"
+            f"{len(failed)} notice(s) not delivered ({kinds}); {len(sent)} sent", failed
         )
     return sent
 

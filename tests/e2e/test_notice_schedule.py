@@ -3,7 +3,8 @@ a served ``chartledger serve`` with two worker processes, sending every second, 
 asks for the notice: it arrives in the outbox once, is recorded once, and stays once however
 many rounds both processes run and however many ``POST /holds/remind`` land on either of them
 meanwhile. A delivery that fails (a file where the outbox folder should be) is reported in
-``status --local`` and ``GET /status`` and tried again until it goes. Both stores."""
+``status --local``, ``GET /status`` and the hold report, and tried again until it goes. Both
+stores."""
 
 from __future__ import annotations
 
@@ -103,6 +104,10 @@ def test_a_placed_hold_s_notice_goes_out_by_itself_exactly_once_across_two_proce
         report = risk.hold_report(hold_id)
         assert [(d.custodian_id, d.kind) for d in report.deliveries] == [(casey_id, "notice")]
         assert report.due == []
+        assert [(c.custodian_id, c.delivery) for c in report.custodians] == [(casey_id, "sent")]
+        casey.acknowledge_hold(hold_id, 1)
+        (custodian,) = risk.hold_report(hold_id).custodians
+        assert custodian.delivery == "acknowledged"
 
 
 def test_a_failing_delivery_is_reported_and_tried_again_until_it_goes(
@@ -114,7 +119,7 @@ def test_a_failing_delivery_is_reported_and_tried_again_until_it_goes(
     folder.write_text("a file where the outbox folder should be")
     env = {**os.environ, "CHARTLEDGER_NOTICE_EVERY_SECONDS": EVERY}
     with served(env) as url:
-        place(url, risk.token, casey_id)
+        hold_id = place(url, risk.token, casey_id)
 
         line = eventually(
             "reported failing",
@@ -125,6 +130,14 @@ def test_a_failing_delivery_is_reported_and_tried_again_until_it_goes(
             (loop,) = [s for s in owner_remote.status().loops if s.name == "hold-notices"]
         assert loop.failure == "NoticesNotDelivered" and loop.last_failure is not None
         assert events_of_type(practice, SENT) == []  # nothing recorded as sent that was not
+
+        def failing_on_the_report() -> Any:
+            (custodian,) = risk.hold_report(hold_id).custodians
+            return custodian if custodian.delivery == "failing" else None
+
+        custodian = eventually("failing on the hold report", failing_on_the_report)
+        assert custodian.failure == "OutboxError" and custodian.tries >= 1
+        assert custodian.failing_since is not None and custodian.notified_at is None
 
         folder.unlink()  # the outbox can be written again: the next try delivers
         (eml,) = eventually("delivered", lambda: outbox(practice))
@@ -138,6 +151,8 @@ def test_a_failing_delivery_is_reported_and_tried_again_until_it_goes(
             return loop.last_ran is not None and loop.last_ran > loop.last_failure
 
         eventually("a good round after the failures", ran_since_failing)
+        (custodian,) = risk.hold_report(hold_id).custodians
+        assert (custodian.delivery, custodian.failure, custodian.tries) == ("sent", None, 0)
         time.sleep(3 * float(EVERY))
         assert len(outbox(practice)) == 1 and len(events_of_type(practice, SENT)) == 1
         assert httpx.get(url + "/health").json()["background"] == "ok"
