@@ -43,8 +43,9 @@ def held(db: Database, home: Path, name: str, *, wait: bool) -> Iterator[bool]:
             if wait:
                 conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
             else:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()
-                if not row or not row[0]:
+                sql = "SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS got"
+                row = conn.execute(sql, key).fetchone()
+                if not (row["got"] if isinstance(row, dict) else row and row[0]):
                     yield False
                     return
             try:
