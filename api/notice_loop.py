@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from api.status import NOTICES
 from events.background import Heartbeat, keep_running
+from events.context import acting
 from events.ledger import Ledger
 from events.private_files import private_dir
 from legal_hold.notice_failures import record_round
@@ -49,7 +50,9 @@ def send_notices_when_chosen(ledger: Ledger, stop: threading.Event, every: float
         outbox = outbox_from_env(home)  # read each round: an address book edited is used
         at = datetime.now(UTC)
         try:
-            send_due_alone(ledger, outbox, at=at, keep_going=True)
+            # No user sends these: the events name the schedule as their session instead.
+            with acting(None, NOTICES):
+                send_due_alone(ledger, outbox, at=at, keep_going=True)
         except NoticesNotDelivered as e:
             record_round(home, e.failed, at=at)  # for the hold report: who is not reached
             raise
