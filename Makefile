@@ -22,6 +22,8 @@ install: $(STAMP)
 # The demo practice's owner (a demo only: a real practice runs `chartledger init` by hand).
 DEMO_OWNER ?= owner
 DEMO_OWNER_PASSWORD ?= demo-owner-password
+DEMO_PATIENTS ?= 50
+RUN_PORT ?= 8000
 
 run: install
 	@if [ ! -f "$(CHARTLEDGER_HOME)/practice.json" ]; then \
@@ -29,12 +31,12 @@ run: install
 		CHARTLEDGER_OWNER_PASSWORD="$(DEMO_OWNER_PASSWORD)" $(BIN)/chartledger init \
 			--name "Demo Practice" --owner "$(DEMO_OWNER)" --owner-name "Demo Owner" \
 			< /dev/null > "$(CHARTLEDGER_HOME)/demo-owner.txt" || exit 1; fi
-	@$(BIN)/chartledger demo < /dev/null
-	@echo "  $(DEMO_OWNER)      $(DEMO_OWNER_PASSWORD)    owner (TOTP code needed; secret below)"
-	@grep -E "totp secret|totp uri" "$(CHARTLEDGER_HOME)/demo-owner.txt" || true
-	@echo "  (owner recovery codes: $(CHARTLEDGER_HOME)/demo-owner.txt)"
-	@echo "Chartledger on http://127.0.0.1:8000 (OpenAPI: http://127.0.0.1:8000/docs)"
-	$(BIN)/chartledger serve --host 127.0.0.1 --port 8000 < /dev/null
+	@CHARTLEDGER_OWNER_PASSWORD="$(DEMO_OWNER_PASSWORD)" $(BIN)/chartledger demo \
+		--owner "$(DEMO_OWNER)" --patients "$(DEMO_PATIENTS)" < /dev/null
+	@if [ -f "$(CHARTLEDGER_HOME)/demo-owner.txt" ]; then \
+		echo "  (owner recovery codes: $(CHARTLEDGER_HOME)/demo-owner.txt)"; fi
+	@echo "Chartledger on http://127.0.0.1:$(RUN_PORT) (OpenAPI: http://127.0.0.1:$(RUN_PORT)/docs)"
+	$(BIN)/chartledger serve --host 127.0.0.1 --port $(RUN_PORT) < /dev/null
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q

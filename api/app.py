@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from api import errors, limits, openapi, readiness
 from api.deps import Services
 from api.idempotency.middleware import IdempotencyKeys
+from api.notice_loop import send_notices_when_chosen
 from api.security_headers import add_security_headers
 from api.settings import Settings
 from api.status import FOLLOWER, SIGNER
@@ -92,6 +93,12 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
                 daemon=True,
             )
             views.start()
+            notices = threading.Thread(
+                target=send_notices_when_chosen,
+                args=(ledger, stop, settings.notice_every.total_seconds()),
+                daemon=True,
+            )
+            notices.start()
         yield
         stop.set()
         ledger.close()

@@ -312,20 +312,36 @@ def _loop_details(loop: LoopStatus, at: datetime) -> str:
 
 
 def cmd_demo(config: StoreConfig, options: argparse.Namespace) -> int:
-    from api.demo import DEMO_LOGINS, demo_totp_secret, load_demo
+    from api import demo_logins
+    from api.demo import DEMO_LOGINS, load_demo
 
+    wanted: list[tuple[str, str | None]] = [(u, p) for u, _, _, p in DEMO_LOGINS]
+    if options.owner:
+        wanted.insert(0, (options.owner, os.environ.get("CHARTLEDGER_OWNER_PASSWORD")))
     ledger = Ledger(config)
     try:
         loaded = load_demo(ledger, Settings.from_env(), patients=options.patients)
         if loaded:
             ledger.checkpointer.issue()
+        known = demo_logins.remembered(config.home)
+        lines, found = [], []
+        for username, password in wanted:
+            login = known.get(username)
+            if login is None and password:  # not written down: does the password work now?
+                login = demo_logins.first_look(ledger, username, password)
+                found += [login] if login else []
+            if login is None:
+                lines.append(f"  {username:<10} (the demo's password does not work for it)")
+                continue
+            lines.append(demo_logins.line(demo_logins.standing(ledger, login)))
+        if found:
+            demo_logins.remember(config.home, found)
     finally:
         ledger.close()
     print("Demo practice loaded." if loaded else "The demo practice is already loaded.")
     print("Demo logins (username / password / role / TOTP secret for an authenticator app):")
-    for username, _, role, password in DEMO_LOGINS:
-        secret = base32(demo_totp_secret(username))
-        print(f"  {username:<10} {password:<18} {role:<10} totp secret:  {secret}")
+    for shown in lines:
+        print(shown)
     return EXIT_OK
 
 
@@ -523,6 +539,12 @@ def build_parser(remote: bool = False) -> argparse.ArgumentParser:
     status.set_defaults(run=cmd_projections_status)
     demo = commands.add_parser("demo", help="load a small demo practice (known logins)")
     demo.add_argument("--patients", type=int, default=50)
+    demo.add_argument(
+        "--owner",
+        metavar="USERNAME",
+        help="list this owner's login too, its password from CHARTLEDGER_OWNER_PASSWORD "
+        "(shown only while that password and the authenticator are still the account's)",
+    )
     demo.set_defaults(run=cmd_demo)
     login = commands.add_parser("login", help="(--server) log in and keep the token (0600)")
     login.add_argument("username")

@@ -5,6 +5,7 @@ up, like everything here: a real practice's users enroll with a code, ``POST /au
 50 patients, a week of
 appointments (each patient booked with one clinician, so that clinician has a care relationship),
 labs, signed notes and secure messages. Loading twice changes nothing. The data is made up.
+The logins are written down as set (``api/demo_logins.py``) and shown again only while valid.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from api.auth import new_account
+from api.demo_logins import DemoLogin, remember
 from api.settings import Settings
 from domain import appointments as scheduling
 from domain.base import user_subject
@@ -65,6 +67,7 @@ def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int 
         return False
     rng = random.Random(seed)
     users = {}
+    made_logins = []
     for username, name, role, password in DEMO_LOGINS:
         made = new_account(
             settings,
@@ -77,6 +80,12 @@ def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int 
         with acting(user_subject(made.user.id), "demo"):
             ledger.save(made.user, made.account)
         users[username] = made.user.id
+        assert made.account.password_hash is not None  # new_account sets one
+        made_logins.append(
+            DemoLogin(username, password, made.totp_secret, made.account.password_hash)
+        )
+    # Written down as set, so a later run shows them only while they still work.
+    remember(ledger.config.home, made_logins)
     clinicians = [users["dr.ames"], users["dr.baker"], users["dr.chen"]]
     desk = users["frontdesk"]
     monday = _monday(datetime.now(UTC).date())

@@ -188,6 +188,14 @@ class CustodianStatusOut(Model):
     reminders: int
     escalated_at: datetime | None
     outstanding: bool
+    delivery: Literal["acknowledged", "failing", "sent", "due", "none"] = Field(
+        description="acknowledged the current notice; failing: a notice, reminder or "
+        "escalation due for them fails to go out (the server tries again); sent: the current "
+        "notice went to them; due: it goes with the next round; none: the hold sends nothing"
+    )
+    failing_since: datetime | None = Field(None, description="when the failing try began")
+    tries: int = Field(0, description="the server's failed tries since then")
+    failure: str | None = Field(None, description="the last failure's exception type")
 
 
 class DueOut(Model):

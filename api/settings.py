@@ -54,6 +54,10 @@ class Settings:
     # How long an Idempotency-Key is kept (docs/IDEMPOTENCY.md): longer than any client's
     # retries (api/client.py gives up within a minute), and a working day for a person's.
     idempotency_key_lifetime: timedelta = timedelta(hours=24)
+    # How often the server sends the hold notices, reminders and escalations due
+    # (api/notice_loop.py). Reminders fall due by the day, a new hold's notice at once: a
+    # minute keeps a notice prompt, and a round that finds nothing due reads only the holds.
+    notice_every: timedelta = timedelta(seconds=60)
 
     @property
     def limits(self) -> Limits:
@@ -69,6 +73,7 @@ class Settings:
         enrollment = _int(env, "CHARTLEDGER_ENROLLMENT_CODE_LIFETIME_SECONDS", 24 * 3600)
         approval = _int(env, "CHARTLEDGER_DISPOSAL_APPROVAL_HOURS", 72)
         keys = _int(env, "CHARTLEDGER_IDEMPOTENCY_KEY_LIFETIME_SECONDS", 24 * 3600)
+        notices = _int(env, "CHARTLEDGER_NOTICE_EVERY_SECONDS", 60)
         return cls(
             store=StoreConfig.from_env(env),
             pbkdf2_iterations=iterations,
@@ -76,6 +81,7 @@ class Settings:
             enrollment_code_lifetime=timedelta(seconds=enrollment),
             disposal_approval_lifetime=timedelta(hours=approval),
             idempotency_key_lifetime=timedelta(seconds=keys),
+            notice_every=timedelta(seconds=notices),
             login_throttle=_throttle(env),
             trusted_proxies=_networks(env, "CHARTLEDGER_TRUSTED_PROXIES"),
             max_body_bytes=_int(env, "CHARTLEDGER_MAX_BODY_BYTES", cls.max_body_bytes),

@@ -1,5 +1,6 @@
-"""How the server's background loops are doing: the checkpoint signer and the views' follower,
-each late when it has gone longer than its cadence (and some slack) without a good round.
+"""How the server's background loops are doing: the checkpoint signer, the views' follower and
+the hold notices' sender (``api/notice_loop.py``), each late when it has gone longer than its
+cadence (and some slack) without a good round.
 
 Read from their heartbeat files in the practice home (``events/background.py``), never from
 the store, so the answer comes even while the store is locked or away; ``GET /status`` (owners
@@ -19,11 +20,12 @@ from events.background import Beat, MalformedBeat, read_beat
 
 SIGNER = "checkpoint-signer"
 FOLLOWER = "views-follower"
-LOOPS = (SIGNER, FOLLOWER)
+NOTICES = "hold-notices"
+LOOPS = (SIGNER, FOLLOWER, NOTICES)
 
 
 class LoopStatus(BaseModel):
-    name: str = Field(description="checkpoint-signer or views-follower")
+    name: str = Field(description="checkpoint-signer, views-follower or hold-notices")
     state: Literal["ok", "late", "never-ran", "unreadable"] = Field(
         description="late: no good round (or start) for longer than late_after_seconds; "
         "never-ran: no server process has started it in this practice home"

@@ -31,7 +31,8 @@ from legal_hold import holds as lh
 from legal_hold.custodians import report
 from legal_hold.hold_releases import release as release_hold
 from legal_hold.holds import Scope
-from legal_hold.notices import outbox_from_env, send_due
+from legal_hold.notice_failures import delivery_states, failing
+from legal_hold.notices import outbox_from_env, send_due_alone
 from legal_hold.policies import adopted_policy, load_book
 from legal_hold.retention import disposal_run
 from projections.local_users import USER_HELP, resolve_people
@@ -150,7 +151,7 @@ def holds_release(ledger: Ledger, o: argparse.Namespace) -> int:
 
 
 def holds_remind(ledger: Ledger, o: argparse.Namespace) -> int:
-    sent = send_due(ledger, outbox_from_env(ledger.config.home), at=_now())
+    sent = send_due_alone(ledger, outbox_from_env(ledger.config.home), at=_now())
     for item in sent:
         d = item.due
         print(f"sent {d.kind} v{d.version} of hold {d.hold_id} about custodian {d.custodian_id}")
@@ -169,10 +170,23 @@ def holds_report(ledger: Ledger, o: argparse.Namespace) -> int:
             f"  {change['at']}  {change['change']} by {change['by']}: "
             f"{len(scope['patients'])} patient(s), {len(scope['custodians'])} custodian(s)"
         )
-    for custodian in seen.custodians:
+    states = delivery_states(
+        seen.hold_id,
+        seen.custodians,
+        seen.due,
+        failing(ledger.config.home),
+        sends=seen.active and not seen.silent,
+    )
+    for custodian, state in zip(seen.custodians, states, strict=True):
+        failing_now = (
+            f" since {state.failing_since} ({state.failure}, {state.tries} tries)"
+            if state.state == "failing"
+            else ""
+        )
         print(
             f"  custodian {custodian.custodian_id}: version {custodian.version}, notified "
-            f"{custodian.notified_at}, acknowledged {custodian.acknowledged_at}"
+            f"{custodian.notified_at}, acknowledged {custodian.acknowledged_at}; "
+            f"delivery {state.state}{failing_now}"
         )
     print(f"  outstanding: {len(seen.outstanding)}; due now: {len(seen.due)}")
     return EXIT_OK

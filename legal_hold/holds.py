@@ -532,7 +532,8 @@ def place_hold(
     notice: str | None = None,
 ) -> Hold:
     """Place a hold on an open matter, and issue its first notice if one is given (a silent
-    hold takes none). The notice goes out with the next ``send_due`` (``holds remind``)."""
+    hold takes none). The notice goes out with the server's next sending round, or with
+    ``holds remind``."""
     if not get_matter(ledger, matter_id).is_open:
         raise MatterStateError(f"matter {matter_id} is closed")
     if notice is not None and silent:

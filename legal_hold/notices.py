@@ -1,10 +1,14 @@
-"""The notice outbox, and sending what is due at time T (``chartledger holds remind``).
+"""The notice outbox, and sending what is due at time T: on the server's own schedule (every
+``CHARTLEDGER_NOTICE_EVERY_SECONDS``, ``api/notice_loop.py``), or at once with
+``chartledger holds remind`` / ``POST /holds/remind``.
 
 Notices go by SMTP when ``CHARTLEDGER_SMTP_HOST`` is set, otherwise they are written as RFC 5322
 files (``.eml``) to ``$CHARTLEDGER_HOME/outbox`` for someone to send or print. Each message sent is
 then recorded on its hold (``NoticeSent``), so the next run does not send it again; a message
-whose recording failed is sent again (at least once, never silently dropped). Silent holds send
-nothing. Messages name the matter, the hold and the notice; never a patient.
+whose recording failed is sent again (at least once, never silently dropped). Every sending
+round holds one lock across the practice's processes (``send_due_alone``; on PostgreSQL across
+machines too) and reads what was sent under it, so two rounds never send one notice twice.
+Silent holds send nothing. Messages name the matter, the hold and the notice; never a patient.
 
 SMTP settings (environment): ``CHARTLEDGER_SMTP_HOST``, ``CHARTLEDGER_SMTP_PORT`` (587),
 ``CHARTLEDGER_SMTP_USER``, ``CHARTLEDGER_SMTP_PASSWORD``, ``CHARTLEDGER_SMTP_FROM``,
@@ -29,14 +33,27 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from events.ledger import Ledger
+from events.named_lock import held
 from events.private_files import private_dir, write_private
 from legal_hold.custodians import Due, due
 from legal_hold.errors import HoldError
 from legal_hold.holds import Hold, all_holds, get_matter
 
+SENDING_LOCK = "hold-notices"  # the lock every sending round holds (events/named_lock.py)
+
 
 class OutboxError(HoldError):
-    """A notice could not be handed to the outbox (no address, SMTP refused)."""
+    """A notice could not be handed to the outbox (no address, SMTP refused, folder unwritable)."""
+
+
+class NoticesNotDelivered(OutboxError):
+    """A round that went on past failed deliveries, some of which are still to be sent:
+    ``failed`` names each, with its exception's type."""
+
+    def __init__(self, message: str, failed: list[tuple[Due, str]]) -> None:
+        super().__init__(message)
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -73,13 +90,16 @@ class FileOutbox:
         self.sender = sender
 
     def send(self, notice: Notice, *, at: datetime) -> str:
-        private_dir(self.folder)
         d = notice.about
         stamp = at.strftime("%Y%m%dT%H%M%S%z")
         name = f"{stamp}-{d.hold_id}-{d.custodian_id}-{d.kind}-v{d.version}-{notice.to}.eml"
         path = self.folder / name
         message = _message(notice, self.sender, f"user:{notice.to}", at)
-        write_private(path, bytes(message))
+        try:
+            private_dir(self.folder)
+            write_private(path, bytes(message))
+        except OSError as e:  # a full disk, a file where the folder should be: try again later
+            raise OutboxError(f"cannot write to the outbox folder: {type(e).__name__}") from None
         return str(path)
 
 
@@ -182,17 +202,46 @@ class Sent:
     where: str
 
 
-def send_due(ledger: Application, outbox: Outbox, *, at: datetime) -> list[Sent]:
-    """Send every notice, reminder and escalation due at ``at``, recording each on its hold."""
+def send_due(
+    ledger: Application, outbox: Outbox, *, at: datetime, keep_going: bool = False
+) -> list[Sent]:
+    """Send every notice, reminder and escalation due at ``at``, recording each on its hold.
+
+    The first delivery the outbox refuses ends the run with its ``OutboxError``; with
+    ``keep_going`` the rest are tried first, and then ``NoticesNotDelivered`` says how many
+    failed (they are due still, so the next run tries them again). A failure to record a
+    delivery ends the run either way: that message goes again next run (at least once)."""
     sent: list[Sent] = []
+    failed: list[tuple[Due, str]] = []
     for hold in all_holds(ledger):
         items = due(hold, at=at)
         if not items:
             continue
         matter = get_matter(ledger, hold.matter_id)
         for item in items:
-            where = outbox.send(compose(hold, matter.number, matter.name, item), at=at)
+            try:
+                where = outbox.send(compose(hold, matter.number, matter.name, item), at=at)
+            except OutboxError as e:
+                if not keep_going:
+                    raise
+                failed.append((item, type(e).__name__))
+                continue
             hold.record_delivery(custodian_id=item.custodian_id, kind=item.kind, at=at)
             ledger.save(hold)
             sent.append(Sent(item, where))
+    if failed:
+        kinds = ", ".join(sorted({failure for _, failure in failed}))
+        raise NoticesNotDelivered(
+            f"{len(failed)} notice(s) not delivered ({kinds}); {len(sent)} sent", failed
+        )
     return sent
+
+
+def send_due_alone(
+    ledger: Ledger, outbox: Outbox, *, at: datetime, keep_going: bool = False
+) -> list[Sent]:
+    """``send_due`` holding the practice's sending lock: a round that another process's round
+    (the server's schedule, someone's ``holds remind``) started first waits for it to end, then
+    reads what it recorded and sends only what is still due."""
+    with held(ledger.db, ledger.config.home, SENDING_LOCK, wait=True):
+        return send_due(ledger, outbox, at=at, keep_going=keep_going)

@@ -76,7 +76,8 @@ from legal_hold.hold_releases import RELEASER_ROLES
 from legal_hold.hold_releases import release as release_hold
 from legal_hold.holds import CATEGORIES, Hold, Scope
 from legal_hold.matters import Matter
-from legal_hold.notices import outbox_from_env, send_due
+from legal_hold.notice_failures import delivery_states, failing
+from legal_hold.notices import outbox_from_env, send_due_alone
 from legal_hold.refusals import AdoptionRefusal
 from legal_hold.retention import Disposal, Policy, Rule, disposal_run, disposals
 from legal_hold.retention import disposed_events as disposed_events_of
@@ -235,7 +236,8 @@ def close_matter(
 @router.post("/matters/{matter_id}/holds", status_code=status.HTTP_201_CREATED)
 def place_hold(matter_id: UUID, body: HoldIn, principal: RiskManager, ledger: LedgerDep) -> HoldOut:
     """Place a hold on an open matter. With ``notice``, its first notice is issued and goes out
-    with the next ``POST /holds/remind``; a silent hold takes none and sends nothing."""
+    with the server's next sending round (every ``CHARTLEDGER_NOTICE_EVERY_SECONDS``) or
+    ``POST /holds/remind``; a silent hold takes none and sends nothing."""
     with principal.acting():
         hold = lh.place_hold(
             ledger,
@@ -299,7 +301,7 @@ def remind(principal: RiskManager, ledger: LedgerDep) -> list[SentOut]:
     """Send every notice, reminder and escalation due now (SMTP when configured, otherwise
     files in ``$CHARTLEDGER_HOME/outbox``); each one sent is recorded on its hold."""
     with principal.acting():
-        sent = send_due(ledger, outbox_from_env(ledger.config.home), at=now())
+        sent = send_due_alone(ledger, outbox_from_env(ledger.config.home), at=now())
     return [
         SentOut(due=_due_out(s.due), where="smtp" if s.where == "smtp" else "outbox") for s in sent
     ]
@@ -379,9 +381,21 @@ def acknowledge(
 @router.get("/holds/{hold_id}/report")
 def hold_report(hold_id: UUID, principal: RiskManager, ledger: LedgerDep) -> HoldReportOut:
     """The hold's scope and its changes over time, who was sent what when, who acknowledged
-    which version when, what is outstanding and what is due now."""
+    which version when, what is outstanding and what is due now; each custodian's delivery
+    state (acknowledged, failing, sent, due, none), failing deliveries from the server's last
+    sending round."""
     _record_read(ledger, principal, "hold report", hold_id=str(hold_id))
     seen = report(lh.get_hold(ledger, hold_id), at=now())
+    states = {
+        d.custodian_id: d
+        for d in delivery_states(
+            seen.hold_id,
+            seen.custodians,
+            seen.due,
+            failing(ledger.config.home),
+            sends=seen.active and not seen.silent,
+        )
+    }
     return HoldReportOut(
         hold_id=seen.hold_id,
         matter_id=seen.matter_id,
@@ -413,6 +427,10 @@ def hold_report(hold_id: UUID, principal: RiskManager, ledger: LedgerDep) -> Hol
                 reminders=c.reminders,
                 escalated_at=c.escalated_at,
                 outstanding=c.outstanding,
+                delivery=states[c.custodian_id].state,
+                failing_since=states[c.custodian_id].failing_since,
+                tries=states[c.custodian_id].tries,
+                failure=states[c.custodian_id].failure,
             )
             for c in seen.custodians
         ],

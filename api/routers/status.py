@@ -18,6 +18,7 @@ StatusReader = Annotated[Principal, require_role("auditor")]  # and owners
 
 @router.get("/status")
 def status(principal: StatusReader, ledger: LedgerDep) -> BackgroundStatus:
-    """The checkpoint signer's and the views follower's last good round, last failure (its
-    exception type) and whether each is late; read from their heartbeats, not the store."""
+    """The checkpoint signer's, the views follower's and the hold notices' last good round,
+    last failure (its exception type) and whether each is late; read from their heartbeats,
+    not the store."""
     return background_status(ledger.config.home)

@@ -200,6 +200,7 @@ def test_only_owners_and_auditors_read_the_loops_status_and_health_says_one_word
         assert {s.name: s.state for s in found.loops} == {
             "checkpoint-signer": "never-ran",
             "views-follower": "never-ran",
+            "hold-notices": "never-ran",
         }
     with pytest.raises(Forbidden):
         clinician.status()
@@ -229,6 +230,7 @@ def test_a_served_server_s_workers_report_their_loops_to_the_remote_status(
         assert {s["name"]: s["state"] for s in shown["background"]["loops"]} == {
             "checkpoint-signer": "ok",
             "views-follower": "ok",
+            "hold-notices": "ok",
         }
         signer = next(s for s in shown["background"]["loops"] if s["name"] == "checkpoint-signer")
         assert signer["cadence_seconds"] == 1 and signer["late_after_seconds"] == 3

@@ -141,7 +141,11 @@ def test_an_unreadable_heartbeat_is_reported_as_such(tmp_path: Path) -> None:
     (tmp_path / "status").mkdir()
     (tmp_path / "status" / "views-follower.json").write_bytes(b"\xff not json")
     states = {s.name: s.state for s in background_status(tmp_path).loops}
-    assert states == {"checkpoint-signer": "never-ran", "views-follower": "unreadable"}
+    assert states == {
+        "checkpoint-signer": "never-ran",
+        "views-follower": "unreadable",
+        "hold-notices": "never-ran",
+    }
 
 
 def test_a_round_failing_because_the_server_is_stopping_ends_the_loop_quietly(

@@ -1,16 +1,29 @@
-"""Hold notices through the real ledger and the file outbox, on SQLite and on PostgreSQL."""
+"""Hold notices through the real ledger and the file outbox, on SQLite and on PostgreSQL; a
+delivery that fails, as the server's rounds track it for the hold report."""
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
+
+import pytest
 
 from events.ledger import Ledger
 from legal_hold import holds as lh
 from legal_hold.custodians import report
 from legal_hold.holds import Scope
-from legal_hold.notices import FileOutbox, send_due
+from legal_hold.notice_failures import DeliveryState, delivery_states, failing, record_round
+from legal_hold.notices import (
+    FileOutbox,
+    Notice,
+    NoticesNotDelivered,
+    OutboxError,
+    send_due,
+    send_due_alone,
+)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -77,3 +90,94 @@ def test_notices_reissue_reminders_escalation_and_silent_holds_through_the_outbo
     assert [n["version"] for n in seen.notices] == [1, 2]
     assert [c["change"] for c in seen.scope_history] == ["placed"]
     assert not any(str(quiet) in f.name for f in (tmp_path / "outbox").iterdir())
+
+
+class RefusingFor:
+    """An outbox that refuses the messages for some users and hands the rest to a real
+    ``FileOutbox``: an SMTP server without their address, as ``SmtpOutbox`` refuses them."""
+
+    def __init__(self, folder: Path, refused: set[UUID]) -> None:
+        self.files = FileOutbox(folder)
+        self.refused = refused
+
+    def send(self, notice: Notice, *, at: datetime) -> str:
+        if notice.to in self.refused:
+            raise OutboxError(f"no e-mail address for user {notice.to}")
+        return self.files.send(notice, at=at)
+
+
+def test_a_failing_delivery_stops_no_other_is_tracked_until_it_goes_and_reaches_the_report(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    reached, unreachable = uuid4(), uuid4()
+    hold = lh.place_hold(
+        ledger,
+        matter_id=a_matter(ledger),
+        name="Preserve",
+        scope=Scope.of(custodians=[reached, unreachable]),
+        at=T0,
+        by=RISK,
+        notice="Preserve every record.",
+    )
+    home = ledger.config.home
+    outbox = RefusingFor(tmp_path / "outbox", {unreachable})
+
+    def states(at: datetime) -> dict[UUID, DeliveryState]:
+        seen = report(lh.get_hold(ledger, hold.id), at=at)
+        found = delivery_states(hold.id, seen.custodians, seen.due, failing(home), sends=True)
+        return {s.custodian_id: s for s in found}
+
+    assert {c: s.state for c, s in states(T0).items()} == {reached: "due", unreachable: "due"}
+    for n, at in enumerate((T0, T0 + timedelta(minutes=1)), start=1):
+        with pytest.raises(NoticesNotDelivered, match=r"^1 notice\(s\) not delivered") as e:
+            send_due_alone(ledger, outbox, at=at, keep_going=True)
+        assert [(d.custodian_id, d.kind, failure) for d, failure in e.value.failed] == [
+            (unreachable, "notice", "OutboxError")
+        ]
+        record_round(home, e.value.failed, at=at)
+        assert stat.S_IMODE(os.stat(home / "status" / "hold-notice-failures.json").st_mode) == 0o600
+        now = states(at)
+        assert now[reached].state == "sent"  # the other went out, the first time, once
+        assert (now[unreachable].state, now[unreachable].tries) == ("failing", n)
+        assert now[unreachable].failing_since == T0 and now[unreachable].failure == "OutboxError"
+    assert [d.custodian_id for d in lh.get_hold(ledger, hold.id).deliveries] == [reached]
+
+    # Without keep_going (holds remind), the first refusal ends the run with its own error.
+    with pytest.raises(OutboxError) as first:
+        send_due_alone(ledger, outbox, at=T0 + timedelta(minutes=2))
+    assert type(first.value) is OutboxError
+
+    outbox.refused.clear()  # the address is added: the next round delivers, and clears it
+    at = T0 + timedelta(minutes=3)
+    assert [s.due.custodian_id for s in send_due_alone(ledger, outbox, at=at)] == [unreachable]
+    record_round(home, [], at=at)
+    assert failing(home) == []
+    assert {c: s.state for c, s in states(at).items()} == {reached: "sent", unreachable: "sent"}
+    lh.acknowledge(ledger, hold.id, custodian_id=reached, version=1, at=at)
+    assert states(at)[reached].state == "acknowledged"
+
+
+def test_a_failure_no_longer_due_is_not_reported_and_a_silent_hold_sends_nothing(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    custodian = uuid4()
+    hold = lh.place_hold(
+        ledger,
+        matter_id=a_matter(ledger),
+        name="Preserve",
+        scope=Scope.of(custodians=[custodian]),
+        at=T0,
+        by=RISK,
+        notice="Preserve every record.",
+    )
+    home = ledger.config.home
+    with pytest.raises(NoticesNotDelivered) as e:
+        send_due(ledger, RefusingFor(tmp_path, {custodian}), at=T0, keep_going=True)
+    record_round(home, e.value.failed, at=T0)
+    # Sent since by someone else (a remind with a working outbox): not failing any more.
+    send_due_alone(ledger, FileOutbox(tmp_path / "outbox"), at=T0)
+    seen = report(lh.get_hold(ledger, hold.id), at=T0)
+    (state,) = delivery_states(hold.id, seen.custodians, seen.due, failing(home), sends=True)
+    assert state.state == "sent" and state.failure is None
+    (state,) = delivery_states(hold.id, seen.custodians, seen.due, failing(home), sends=False)
+    assert state.state == "none"

@@ -1,0 +1,157 @@
+"""Deliveries that are failing, and each custodian's delivery state on the hold report.
+
+The ledger records a notice when it went (``Hold.NoticeSent``), never an attempt that failed:
+the server tries again every round, and a hold event per failed try would fill the log (and
+change the hold streams a production's verifier replays, docs/BUNDLE_FORMAT.md §2.3). So the
+server's sending rounds keep the deliveries failing now in
+``$CHARTLEDGER_HOME/status/hold-notice-failures.json`` (0600 in a 0700 folder; ids, kinds,
+times, tries and an exception type: no PHI), rewritten whole after each round of the schedule
+with that round's failures, each keeping when it first failed. The hold report reads it and
+gives each custodian of the current notice one state:
+
+- ``acknowledged``: they acknowledged the current version;
+- ``failing``: something due for them (notice, reminder or escalation) is failing to go out;
+- ``sent``: the current version went to them (and nothing due for them is failing);
+- ``due``: the current version has not gone to them yet (the next round sends it);
+- ``none``: nothing is sent on this hold (silent, released, or no notice issued).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from uuid import UUID
+
+from events.private_files import private_dir, write_private
+from legal_hold.custodians import CustodianStatus, Due
+
+FILE = "hold-notice-failures.json"
+
+
+@dataclass(frozen=True)
+class Failing:
+    """A delivery the last round of the schedule could not make."""
+
+    hold_id: UUID
+    custodian_id: UUID
+    version: int
+    kind: str
+    first_failed: datetime
+    last_failed: datetime
+    tries: int
+    failure: str  # the exception's type, never its message
+
+    def key(self) -> tuple[UUID, UUID, int, str]:
+        return (self.hold_id, self.custodian_id, self.version, self.kind)
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    custodian_id: UUID
+    state: str  # acknowledged, failing, sent, due, none
+    failing_since: datetime | None = None
+    tries: int = 0
+    failure: str | None = None
+
+
+def path(home: Path) -> Path:
+    return home / "status" / FILE
+
+
+def failing(home: Path) -> list[Failing]:
+    """The deliveries failing as of the last round (none if no round failed, or no file)."""
+    try:
+        raw = json.loads(path(home).read_text())
+    except FileNotFoundError:
+        return []
+    return [
+        Failing(
+            hold_id=UUID(e["hold_id"]),
+            custodian_id=UUID(e["custodian_id"]),
+            version=int(e["version"]),
+            kind=str(e["kind"]),
+            first_failed=datetime.fromisoformat(e["first_failed"]),
+            last_failed=datetime.fromisoformat(e["last_failed"]),
+            tries=int(e["tries"]),
+            failure=str(e["failure"]),
+        )
+        for e in raw["failing"]
+    ]
+
+
+def record_round(home: Path, failed: list[tuple[Due, str]], *, at: datetime) -> None:
+    """After a round: what failed in it, each counting its tries since it first failed; what
+    is not among them went out (or is no longer due) and is dropped."""
+    before = {f.key(): f for f in failing(home)}
+    now = []
+    for item, failure in failed:
+        key = (item.hold_id, item.custodian_id, item.version, item.kind)
+        earlier = before.get(key)
+        now.append(
+            Failing(
+                *key,
+                first_failed=earlier.first_failed if earlier else at,
+                last_failed=at,
+                tries=(earlier.tries if earlier else 0) + 1,
+                failure=failure,
+            )
+        )
+    if not now and not before:
+        return  # nothing failing, nothing to clear: no write every round
+    entries = [
+        {
+            "hold_id": str(f.hold_id),
+            "custodian_id": str(f.custodian_id),
+            "version": f.version,
+            "kind": f.kind,
+            "first_failed": f.first_failed.isoformat(),
+            "last_failed": f.last_failed.isoformat(),
+            "tries": f.tries,
+            "failure": f.failure,
+        }
+        for f in now
+    ]
+    target = path(home)
+    private_dir(target.parent)
+    part = target.with_name(f".{FILE}.{os.getpid()}.part")
+    write_private(part, json.dumps({"version": 1, "failing": entries}).encode() + b"\n")
+    os.replace(part, target)  # whole or not at all
+
+
+def delivery_states(
+    hold_id: UUID,
+    custodians: list[CustodianStatus],
+    due: list[Due],
+    failures: list[Failing],
+    *,
+    sends: bool,
+) -> list[DeliveryState]:
+    """Each custodian's state (see the module's docstring). Only failures of items still due
+    count: one that went out since (by ``holds remind``, say) is not failing any more."""
+    still_due = {(d.hold_id, d.custodian_id, d.version, d.kind) for d in due}
+    found = []
+    for c in custodians:
+        mine = [
+            f
+            for f in failures
+            if f.hold_id == hold_id and f.custodian_id == c.custodian_id and f.key() in still_due
+        ]
+        if not sends or c.version is None:
+            found.append(DeliveryState(c.custodian_id, "none"))
+        elif c.acknowledged_at is not None:
+            found.append(DeliveryState(c.custodian_id, "acknowledged"))
+        elif mine:
+            first = min(mine, key=lambda f: f.first_failed)
+            latest = max(mine, key=lambda f: f.last_failed)
+            tries = max(f.tries for f in mine)
+            found.append(
+                DeliveryState(c.custodian_id, "failing", first.first_failed, tries, latest.failure)
+            )
+        elif c.notified_at is not None:
+            found.append(DeliveryState(c.custodian_id, "sent"))
+        else:
+            found.append(DeliveryState(c.custodian_id, "due"))
+    return found
