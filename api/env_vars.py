@@ -67,6 +67,12 @@ VARIABLES: tuple[Variable, ...] = (
     # -- the server's settings (api/settings.py) ---------------------------------------------
     Variable("CHARTLEDGER_PBKDF2_ITERATIONS", "password hashing rounds", _SETTINGS, _SETTINGS_BY),
     Variable(
+        "CHARTLEDGER_NOTICE_EVERY_SECONDS",
+        "seconds between the server's rounds of hold notices",
+        _SETTINGS,
+        _SETTINGS_BY,
+    ),
+    Variable(
         "CHARTLEDGER_IDLE_TIMEOUT_SECONDS", "a session's idle timeout", _SETTINGS, _SETTINGS_BY
     ),
     Variable(
