@@ -39,10 +39,11 @@ from legal_hold.production_gather import (
     subjects_present,
 )
 from legal_hold.production_natives import NativeFile, write_natives
+from legal_hold.production_people import user_names
 from legal_hold.production_review import (
     bates_prefix,
+    documents,
     privilege_log,
-    timelines,
     write_review_files,
 )
 from legal_hold.production_scope import HOLD_EVENTS, PATIENT, subjects_in_scope
@@ -341,6 +342,8 @@ def _review_input(
     subjects: list[str],
 ) -> ReviewInput:
     matter = fields["matter"]
+    users = user_names(ledger, found.checkpoint.size)
+    timelines, left_out = documents(found.records, found.headers, subjects, users)
     return ReviewInput(
         matter_name=matter["name"],
         matter_number=matter["number"],
@@ -353,7 +356,8 @@ def _review_input(
         checkpoint_key_id=found.checkpoint.key_id,
         format_version=str(bf.FORMAT_VERSION),
         software_version=fields["software"]["version"],
-        timelines=timelines(found.records, found.headers, subjects),
+        timelines=timelines,
+        left_out=left_out,
         natives=tuple(n.item for n in natives),
         privileged=privilege_log(found.records, found.headers),
         event_count=len(found.records),

@@ -117,9 +117,10 @@ This file is UTF-8 text.
 
 6. ABOUT THE PDF TEXT
 
-  The renderings use the PDF standard fonts, which draw Windows-1252 characters only. Any
-  other character (and any control character) is shown as [U+XXXX], its Unicode code point;
-  a literal "[U+" is shown as "[U+005B]U+". The text/ files and the ledger events hold
-  the exact text.
+  The renderings embed the fonts they draw with (subsets of DejaVu Sans and, for Chinese,
+  Japanese and Korean, Droid Sans Fallback), so names and text in any of their scripts show
+  as written on any computer, and can be searched and copied. A control character, or one
+  neither font has, is shown as [U+XXXX], its Unicode code point. The text/ files and the
+  ledger events hold the exact text.
 """
     return text.encode("utf-8")
