@@ -50,7 +50,9 @@ from legal_hold.production_scope import HOLD_EVENTS, PATIENT, subjects_in_scope
 from legal_hold.production_witness import send_out, write_witness_files
 from legal_hold.productions import Production
 from legal_hold.review.items import ReviewInput
+from legal_hold.review.readme import VERIFIER, VERIFIER_SHA256
 from verify import bundle_format as bf
+from verify import package
 from verify.canonical import encode, format_timestamp
 from verify.keyhistory import key_for_size
 
@@ -288,7 +290,10 @@ def _write_bundle(
         _write_ledger_files(root, found)
         write_witness_files(root, ledger.db, found.note, found.checkpoint.size)
         natives = write_natives(root, found.records, found.headers)
-        review = _review_input(ledger, found, fields, natives, subjects)
+        # The verifier travels with the bundle (docs/BUNDLE_FORMAT.md §10), signed like any file.
+        verifier = package.build()
+        (root / VERIFIER).write_bytes(verifier)
+        review = _review_input(ledger, found, fields, natives, subjects, verifier)
         write_review_files(root, review, review_progress)
         fields["natives"] = [
             {"path": n.path, "field": n.field, "position": n.position} for n in natives
@@ -340,6 +345,7 @@ def _review_input(
     fields: dict[str, Any],
     natives: list[NativeFile],
     subjects: list[str],
+    verifier: bytes,
 ) -> ReviewInput:
     matter = fields["matter"]
     users = user_names(ledger, found.checkpoint.size)
@@ -361,7 +367,10 @@ def _review_input(
         natives=tuple(n.item for n in natives),
         privileged=privilege_log(found.records, found.headers),
         event_count=len(found.records),
-        extra={"genesis_key_id": str(ledger.practice.get("genesis_key_id", ""))},
+        extra={
+            "genesis_key_id": str(ledger.practice.get("genesis_key_id", "")),
+            VERIFIER_SHA256: hashlib.sha256(verifier).hexdigest(),
+        },
     )
 
 

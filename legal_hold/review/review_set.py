@@ -23,7 +23,13 @@ from legal_hold.review.index_html import index_bytes
 from legal_hold.review.items import ReviewFile, ReviewInput
 from legal_hold.review.layout import HEAD, SMALL, layout, slip_sheet
 from legal_hold.review.pdf import HEADER_WIDTH, Frame, fit, render
-from legal_hold.review.readme import DAT_PATH, OPT_PATH, readme_bytes
+from legal_hold.review.readme import (
+    DAT_PATH,
+    OPT_PATH,
+    VERIFIER,
+    VERIFIER_SHA256,
+    readme_bytes,
+)
 from legal_hold.review.textfiles import timeline_text
 
 Progress = Callable[[int, int], None]  # (documents rendered, documents)
@@ -176,7 +182,7 @@ def _write_all(
     last = documents[-1].bates.end if documents else ""
     natives = sum(1 for d in documents if d.native is not None)
     writer.write(README, readme_bytes(review, first, last, len(documents), natives))
-    writer.write(INDEX, index_bytes(review, documents, _other_files()))
+    writer.write(INDEX, index_bytes(review, documents, _other_files(review)))
 
 
 def _write_privilege_log(writer: _Writer, review: ReviewInput, documents: list[Document]) -> None:
@@ -211,9 +217,13 @@ def _bates_span(doc: Document) -> str:
     return doc.bates.beg if doc.bates.count == 1 else f"{doc.bates.beg}-{doc.bates.end}"
 
 
-def _other_files() -> list[tuple[str, str]]:
+def _other_files(review: ReviewInput) -> list[tuple[str, str]]:
+    carried = []
+    if review.extra.get(VERIFIER_SHA256):  # the bundle writer put it beside these files
+        carried = [(VERIFIER, "the verifier as one file: check it, then run it (README.txt, 3)")]
     return [
         (README, "what this production holds and how to verify it offline"),
+        *carried,
         (DAT_PATH, "Concordance/Relativity DAT load file (UTF-8 with BOM)"),
         (OPT_PATH, "Opticon image cross-reference"),
         (PRIVILEGE_HTML, "privilege log"),
