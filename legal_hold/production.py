@@ -349,7 +349,8 @@ def _review_input(
 ) -> ReviewInput:
     matter = fields["matter"]
     users = user_names(ledger, found.checkpoint.size)
-    timelines, left_out = documents(found.records, found.headers, subjects, users)
+    practice = fields["producing_party"]
+    timelines, left_out = documents(found.records, found.headers, subjects, users, practice)
     return ReviewInput(
         matter_name=matter["name"],
         matter_number=matter["number"],

@@ -57,6 +57,7 @@ def documents(
     headers: dict[int, Header],
     subjects: Sequence[str],
     users: dict[str, str],
+    practice: str = "practice",
 ) -> tuple[tuple[Timeline, ...], tuple[LeftOut, ...]]:
     """One timeline per message thread, and one per subject in scope for everything else (an
     event goes to the first subject in scope it concerns, so it is shown once); and the log of
@@ -88,9 +89,9 @@ def documents(
         if not shown:
             continue
         if kind == "thread":
-            made.append(_thread(title, name, shown, headers, payloads, names))
+            made.append(_thread(title, name, shown, headers, payloads, names, practice))
         elif name.startswith("patient:"):
-            made.append(_chart(title, name, shown, headers, payloads, names))
+            made.append(_chart(title, name, shown, headers, payloads, names, practice))
         else:
             entries = [_entry(r, headers[r.position], payloads, names) for r in shown]
             made.append(Timeline(title, names.name(name), "chart", tuple(entries), reference=name))
@@ -129,6 +130,7 @@ def _chart(
     headers: dict[int, Header],
     payloads: dict[int, Any],
     names: People,
+    practice: str,
 ) -> Timeline:
     order = {section: i for i, section in enumerate(SECTIONS)}
     entries = [_entry(r, headers[r.position], payloads, names, sections=True) for r in shown]
@@ -148,7 +150,7 @@ def _chart(
             if value
         ]
     return Timeline(
-        title, "practice", "chart", tuple(entries), tuple(header), TABLES, reference=subject
+        title, practice, "chart", tuple(entries), tuple(header), TABLES, reference=subject
     )
 
 
@@ -159,6 +161,7 @@ def _thread(
     headers: dict[int, Header],
     payloads: dict[int, Any],
     names: People,
+    practice: str,
 ) -> Timeline:
     participants = sorted({s for r in shown for s in headers[r.position].subjects})
     entries = []
@@ -176,7 +179,7 @@ def _thread(
             )
         entries.append(base)
     header = (("Participants", "; ".join(names.name(s) for s in participants)),)
-    return Timeline(title, "practice", "thread", tuple(entries), header, reference=stream)
+    return Timeline(title, practice, "thread", tuple(entries), header, reference=stream)
 
 
 def privilege_log(

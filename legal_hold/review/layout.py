@@ -30,7 +30,7 @@ LINES_PER_PAGE = 55
 INDENT = 12.0
 
 # Styles: (font file, size in points, gray level of the text).
-TITLE, SECTION, HEAD, BODY, NOTE, SMALL, LABEL = range(7)
+TITLE, SECTION, HEAD, BODY, NOTE, SMALL, LABEL, CELL = range(8)
 STYLES = {
     TITLE: (BOLD, 12.0, 0.0),
     SECTION: (BOLD, 10.0, 0.0),
@@ -38,7 +38,8 @@ STYLES = {
     BODY: (REGULAR, 8.5, 0.0),
     NOTE: (REGULAR, 8.0, 0.35),
     SMALL: (REGULAR, 7.0, 0.4),
-    LABEL: (BOLD, 8.0, 0.25),
+    LABEL: (BOLD, 7.5, 0.25),
+    CELL: (REGULAR, 7.5, 0.0),
 }
 Cell = tuple[int, float, str]
 Row = tuple[Cell, ...]
@@ -165,10 +166,10 @@ def entry_rows(entry: TimelineEntry) -> list[Row]:
 def _column_x(names: Sequence[str], rows: Sequence[Sequence[str]]) -> list[float]:
     """Left edges of the columns: each as wide as its widest cell or heading (plus a gap),
     wide columns narrowed in proportion when the table would not fit the page."""
-    natural = [text_width(name, LABEL) + 10 for name in names]
+    natural = [text_width(name, LABEL) + 8 for name in names]
     for row in rows:
         for i, cell in enumerate(row[: len(names)]):
-            natural[i] = max(natural[i], text_width(cell, BODY) + 10)
+            natural[i] = max(natural[i], text_width(cell, CELL) + 8)
     natural = [min(w, CONTENT_WIDTH / 2) for w in natural]
     scale = min(1.0, CONTENT_WIDTH / sum(natural))
     edges, at = [], 0.0
@@ -181,18 +182,18 @@ def _column_x(names: Sequence[str], rows: Sequence[Sequence[str]]) -> list[float
 def table_rows(entry: TimelineEntry, edges: Sequence[float]) -> list[Row]:
     """An entry as table rows: each cell wrapped to its column (the last is its position)."""
     if entry.withheld is not None:
-        first = (BODY, 0.0, f"{entry.kind} ({entry.recorded[:10]})")
-        return [(first, (BODY, edges[-1], str(entry.position))), *_lines(NOTE, notice(entry))]
+        first = (CELL, 0.0, f"{entry.kind} ({entry.recorded[:10]})")
+        return [(first, (CELL, edges[-1], str(entry.position))), *_lines(NOTE, notice(entry))]
     cells = [*entry.row[: len(edges) - 1]]
     cells += [""] * (len(edges) - 1 - len(cells)) + [str(entry.position)]
     bounds = [*edges[1:], CONTENT_WIDTH]
     wrapped = [
-        wrap(drawable(" ".join(cell.split())), bounds[i] - edges[i] - 4, BODY)
+        wrap(drawable(" ".join(cell.split())), bounds[i] - edges[i] - 4, CELL)
         for i, cell in enumerate(cells)
     ]
     height = max(len(w) for w in wrapped)
     return [
-        tuple((BODY, edges[i], w[line]) for i, w in enumerate(wrapped) if line < len(w) and w[line])
+        tuple((CELL, edges[i], w[line]) for i, w in enumerate(wrapped) if line < len(w) and w[line])
         for line in range(height)
     ]
 
@@ -238,6 +239,7 @@ def layout(timeline: Timeline, lines_per_page: int = LINES_PER_PAGE) -> LaidOut:
     section = None
     edges: list[float] = []
     heading: list[Row] = []
+    pending: list[Row] = []
     for entry in timeline.entries:
         if entry.section != section:
             section = entry.section
@@ -255,15 +257,16 @@ def layout(timeline: Timeline, lines_per_page: int = LINES_PER_PAGE) -> LaidOut:
                         for i, (x, n) in enumerate(zip(edges, names, strict=True))
                     )
                 ]
-            if section:
-                pages.place([BLANK, *_lines(SECTION, section), *heading], [])
+            # A section's heading goes with its first entry, never alone at a page's foot.
+            pending = [BLANK, *_lines(SECTION, section), *heading] if section else []
         if edges:
             rows = table_rows(entry, edges)
             again = heading
         else:
             rows = [*entry_rows(entry), BLANK]
             again = [((HEAD, 0.0, f"ledger position {entry.position} (continued)"),)]
-        start = pages.place(rows, again)
+        start = pages.place([*pending, *rows], again)
+        pending = []
         if entry.withheld in LOGGED:
             privileged[entry.position] = start
     if not timeline.entries:
