@@ -214,6 +214,9 @@ class Widths(dict[str, float]):
     def __init__(self, primary: str) -> None:
         super().__init__()
         self.primary = primary
+        # The widest printable ASCII character: an ASCII text no longer than a line holds of
+        # these fits without measuring (most do).
+        self.ascii_widest = max(self[chr(c)] for c in range(0x20, 0x7F))
 
     def __missing__(self, char: str) -> float:
         value = float(font(drawn_by(self.primary, char)).width(glyph_of(self.primary, char)))
@@ -257,27 +260,37 @@ BASE = frozenset(chr(c) for c in range(0x20, 0x7F))
 
 
 class Subset:
-    """The glyphs one PDF draws with one font file, in the order of their glyph numbers in the
-    font; a character's CID is its glyph's place in that order (0 is .notdef)."""
+    """The glyphs one PDF draws with one font file. A character's CID is its code point (all
+    are in the Basic Multilingual Plane: ``layout.drawable`` escapes the others), so text is
+    encoded by one C call; ``glyph_map`` (the PDF's CIDToGIDMap) sends each CID to the subset's
+    glyph, the glyphs kept in the order of their numbers in the font (0 is .notdef)."""
 
     def __init__(self, file_name: str, glyphs: tuple[int, ...], chars: dict[str, int]) -> None:
         self.file_name = file_name
         self.font = font(file_name)
-        self.glyphs = glyphs  # CID -> original glyph, ascending, glyphs[0] == 0
-        cid_of = {g: i for i, g in enumerate(glyphs)}
-        self._hex = {char: f"{cid_of[g]:04X}" for char, g in chars.items()}
-        self._table = {ord(char): code for char, code in self._hex.items()}
-        self.unicode = [""] * len(glyphs)  # CID -> the text it stands for (ToUnicode)
-        for char, glyph in sorted(chars.items(), reverse=True):
-            self.unicode[cid_of[glyph]] = char  # where glyphs are shared, the lowest code wins
+        self.glyphs = glyphs  # new glyph -> original glyph, ascending, glyphs[0] == 0
+        new_of = {g: i for i, g in enumerate(glyphs)}
+        # CID (code point) -> new glyph, ascending by CID; .notdef for a character it lacks
+        self.cids = sorted((ord(char), new_of[g]) for char, g in chars.items())
+        self.chars = frozenset(chars)
         self.pdf_objects: dict[int, list[bytes]] = {}  # by first object number, see pdf.py
 
-    def encode(self, text: str) -> str:
-        """``text`` as the hex of its two-byte CIDs; every character must be in the set."""
-        return text.translate(self._table)
+    @staticmethod
+    def encode(text: str) -> str:
+        """``text`` as the hex of its two-byte CIDs, its UTF-16 code units."""
+        return text.encode("utf-16-be").hex()
 
-    def widths(self) -> list[int]:
-        return [self.font.width(g) for g in self.glyphs]
+    def widths(self) -> list[tuple[int, int]]:
+        """(CID, width in thousandths of the em) of every character, ascending."""
+        return [(cid, self.font.width(self.glyphs[new])) for cid, new in self.cids]
+
+    def glyph_map(self) -> bytes:
+        """CIDToGIDMap: two bytes per CID from 0 to the highest, the glyph it is drawn with."""
+        top = self.cids[-1][0] if self.cids else 0
+        table = bytearray(2 * (top + 1))
+        for cid, new in self.cids:
+            struct.pack_into(">H", table, 2 * cid, new)
+        return bytes(table)
 
     def tag(self) -> str:
         """Six capital letters naming this subset (PDF 32000-1 §9.6.4), from its glyphs."""
@@ -307,26 +320,21 @@ class Subset:
         return _font_file(self.font, order, outlines)
 
 
-_SUBSETS: dict[tuple[str, tuple[int, ...]], Subset] = {}
+_SUBSETS: dict[tuple[str, frozenset[str]], Subset] = {}
 SUBSET_CACHE = 512  # subsets kept per process; beyond that the cache starts again
 
 
 def subset(file_name: str, chars: set[str]) -> Subset:
     """The subset of ``file_name`` drawing ``chars`` (and ``BASE`` for the DejaVu faces),
-    shared by every document that needs the same glyphs."""
-    cmap = font(file_name).cmap
-    if file_name != FALLBACK:
-        chars = chars | BASE
-    mapped = {c: cmap.get(ord(c), 0) for c in chars}
-    glyphs = tuple(sorted({0, *mapped.values()}))
-    key = (file_name, glyphs)
+    shared by every document that draws the same characters with it."""
+    key = (file_name, frozenset(chars if file_name == FALLBACK else chars | BASE))
     found = _SUBSETS.get(key)
     if found is None:
+        cmap = font(file_name).cmap
+        mapped = {c: cmap.get(ord(c), 0) for c in key[1]}
         if len(_SUBSETS) >= SUBSET_CACHE:
             _SUBSETS.clear()
-        found = _SUBSETS[key] = Subset(file_name, glyphs, mapped)
-    elif not chars <= found._hex.keys():  # the same glyphs, other characters (shared glyphs)
-        found = Subset(file_name, glyphs, mapped)
+        found = _SUBSETS[key] = Subset(file_name, tuple(sorted({0, *mapped.values()})), mapped)
     return found
 
 

@@ -16,8 +16,10 @@ shows why, never its text.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from legal_hold.review.fonts import BOLD, FALLBACK, REGULAR, font, widths
 from legal_hold.review.items import Native, Timeline, TimelineEntry
@@ -63,7 +65,8 @@ class _Drawable(dict[int, str]):
     character, or one no font has, to ``[U+XXXX]`` (its code point), worked out once."""
 
     def __missing__(self, code: int) -> str:
-        drawn = code >= 0x20 and not 0x7F <= code <= 0x9F
+        # Beyond the Basic Multilingual Plane a character would need two CIDs (fonts.Subset).
+        drawn = 0x20 <= code <= 0xFFFF and not 0x7F <= code <= 0x9F
         if drawn and code >= 0x80:
             drawn = code in font(REGULAR).cmap or code in font(FALLBACK).cmap
         self[code] = chr(code) if drawn else f"[U+{code:04X}]"
@@ -91,29 +94,25 @@ def wrap(text: str, width: float, style: int = BODY) -> list[str]:
     file_name, size, _gray = STYLES[style]
     measure = widths(file_name)
     limit = width * 1000 / size
+    if len(text) * measure.ascii_widest <= limit and text.isascii():
+        return [text]
     if measure.measure(text) <= limit:
         return [text]
-    space = measure[" "]
+    # widths[i]: the width of text[:i], summed once; each line is then a bisection.
+    edges = list(accumulate(map(measure.__getitem__, text), initial=0.0))
     pieces: list[str] = []
-    line, used = "", 0.0
-    for word in text.split(" "):
-        wide = measure.measure(word)
-        if line and used + space + wide <= limit:
-            line, used = f"{line} {word}", used + space + wide
-            continue
-        if line or pieces:
-            pieces.append(line)
-        line, used = word, wide
-        while used > limit:  # a word wider than the line: cut it
-            cut, run = 0, 0.0
-            while cut < len(line) and run + measure[line[cut]] <= limit:
-                run += measure[line[cut]]
-                cut += 1
-            cut = max(cut, 1)
-            pieces.append(line[:cut])
-            line = line[cut:]
-            used = measure.measure(line)
-    pieces.append(line)
+    begin, size_ = 0, len(text)
+    while edges[size_] - edges[begin] > limit:
+        end = bisect_right(edges, edges[begin] + limit, lo=begin) - 1  # text[begin:end] fits
+        cut = text.rfind(" ", begin, end + 1)
+        if cut <= begin:  # no space to break at: cut the word (at least one character)
+            end = max(end, begin + 1)
+            pieces.append(text[begin:end])
+            begin = end
+        else:
+            pieces.append(text[begin:cut])
+            begin = cut + 1
+    pieces.append(text[begin:])
     return pieces
 
 

@@ -6,14 +6,15 @@ page and 1 ms a file on its general machinery, three times the 15 s budget for 1
 (bench/review.py), and its font subsetting (fontTools) tens of milliseconds more a file.
 
 Text in any script: the vendored TrueType fonts (``fonts``) are embedded as subsets, one
-``Type0`` font with Identity-H encoding per font file used, its CIDs the subset's glyph numbers,
-with widths and a ToUnicode map so the text can be searched and copied. A character DejaVu Sans
-lacks is drawn from Droid Sans Fallback.
+``Type0`` font with Identity-H encoding per font file used. A CID is the character's code point,
+so encoding a string is one C call (``str.encode``), whatever the subset; a CIDToGIDMap sends
+each CID to its glyph in the subset, and a ToUnicode map lets the text be searched and copied.
+A character DejaVu Sans lacks is drawn from Droid Sans Fallback.
 
 Every file has the same shape (docs/REVIEW_FILES.md, "PDF renderings"): catalog, page tree, info
-dictionary, one shared resource dictionary, a page object and a Flate-compressed content stream
-per page, then five objects per font used (Type0 font, CIDFontType2, descriptor, font file,
-ToUnicode), a cross-reference table and a trailer. The creation date is the production's time
+dictionary, one shared resource dictionary, six objects per font used (Type0 font,
+CIDFontType2, descriptor, font file, ToUnicode, CIDToGIDMap), then a page object and a
+Flate-compressed content stream per page, a cross-reference table and a trailer. The creation date is the production's time
 and subsets are named from their glyphs, so the same input gives the same bytes.
 """
 
@@ -53,7 +54,7 @@ RESOURCE_NAMES = {REGULAR: "F1", BOLD: "F2", FALLBACK: "F3"}
 # Object numbers: fixed objects first, then five per font used, then (page, contents) pairs.
 CATALOG, PAGES, INFO, RESOURCES = 1, 2, 3, 4
 FIRST_FONT = 5
-FONT_OBJECTS = 5
+FONT_OBJECTS = 6
 
 __all__ = ["HEADER_WIDTH", "Frame", "fit", "render"]
 
@@ -70,32 +71,30 @@ class Frame:
 
 
 class _Fonts:
-    """The subsets one PDF uses: every text is first ``plan``ned (cut into runs, one per font
-    file, its characters noted); once all are, ``fix`` picks the subsets and ``show`` draws."""
+    """The characters one PDF draws with each font file; text is encoded as it is drawn (a
+    CID is the character's code point), and the subsets are picked once all is drawn."""
 
     def __init__(self) -> None:
         self.chars: dict[str, set[str]] = {}
-        self.subsets: dict[str, Subset] = {}
 
-    def plan(self, style: int, x: float, y: float, text: str) -> tuple[int, float, float, list]:
-        runs = _runs(STYLES[style][0], text)
-        for file_name, run in runs:
+    def show(self, style: int, x: float, y: float, text: str) -> str:
+        """A text object drawing ``text`` in ``style`` with its baseline starting at (x, y)."""
+        primary, size, gray = STYLES[style]
+        start = f"BT {gray:g} g {x:.2f} {y:.2f} Td"
+        if text.isascii():  # every subset of the DejaVu faces holds printable ASCII
+            if primary not in self.chars:
+                self.chars[primary] = set()
+            hexes = text.encode("utf-16-be").hex()
+            return f"{start} /{RESOURCE_NAMES[primary]} {size:g} Tf <{hexes}> Tj ET"
+        ops = [start]
+        for file_name, run in _runs(primary, text):
             self.chars.setdefault(file_name, set()).update(run)
-        return style, x, y, runs
-
-    def fix(self) -> None:
-        self.subsets = {name: subset(name, chars) for name, chars in self.chars.items()}
-
-    def show(self, planned: tuple[int, float, float, list]) -> str:
-        """A text object drawing a planned text with its baseline starting at (x, y)."""
-        style, x, y, runs = planned
-        _primary, size, gray = STYLES[style]
-        ops = [f"BT {gray:g} g {x:.2f} {y:.2f} Td"]
-        for file_name, run in runs:
-            hexes = self.subsets[file_name].encode(run)
-            ops.append(f"/{RESOURCE_NAMES[file_name]} {size:g} Tf <{hexes}> Tj")
+            ops.append(f"/{RESOURCE_NAMES[file_name]} {size:g} Tf <{Subset.encode(run)}> Tj")
         ops.append("ET")
         return " ".join(ops)
+
+    def subsets(self) -> dict[str, Subset]:
+        return {name: subset(name, chars) for name, chars in self.chars.items()}
 
 
 _RUN_FONT: dict[tuple[str, str], str] = {}
@@ -126,12 +125,13 @@ def render(pages: Sequence[Sequence[Row]], labels: Sequence[str], frame: Frame) 
         raise ValueError(f"{len(pages)} pages but {len(labels)} Bates numbers")
     total = len(pages)
     fonts = _Fonts()
-    planned = [
-        _plan(fonts, rows, bates, frame, f"Page {i + 1} of {total}")
+    contents = [
+        # Level 1: at level 6 compressing took a third of the writing time, for a few percent.
+        zlib.compress(_content(fonts, rows, bates, frame, f"Page {i + 1} of {total}"), 1)
         for i, (rows, bates) in enumerate(zip(pages, labels, strict=True))
     ]
-    fonts.fix()
-    used = [name for name in (REGULAR, BOLD, FALLBACK) if name in fonts.subsets]
+    subsets = fonts.subsets()
+    used = [name for name in (REGULAR, BOLD, FALLBACK) if name in subsets]
     first_page = FIRST_FONT + FONT_OBJECTS * len(used)
     objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>"]
     kids = " ".join(f"{first_page + 2 * i} 0 R" for i in range(total))
@@ -143,11 +143,9 @@ def render(pages: Sequence[Sequence[Row]], labels: Sequence[str], frame: Frame) 
     )
     objects.append(f"<< /Font << {refs} >> /ProcSet [/PDF /Text] >>".encode())
     for i, name in enumerate(used):  # a fixed order: the same input gives the same bytes
-        objects += _font_objects(fonts.subsets[name], FIRST_FONT + FONT_OBJECTS * i)
-    for i, page in enumerate(planned):
+        objects += _font_objects(subsets[name], FIRST_FONT + FONT_OBJECTS * i)
+    for i, content in enumerate(contents):
         number = first_page + 2 * i
-        content = zlib.compress(b"\n".join(p if type(p) is bytes else fonts.show(p).encode()
-                                           for p in page))  # fmt: skip
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {PAGE_WIDTH} {PAGE_HEIGHT}] "
             f"/Resources {RESOURCES} 0 R /Contents {number + 1} 0 R >>".encode()
@@ -172,8 +170,8 @@ def _font_objects(subset: Subset, first: int) -> list[bytes]:
 def _make_font_objects(subset: Subset, first: int) -> list[bytes]:
     source = subset.font
     name = f"{subset.tag()}+{source.name}"
-    cid_font, descriptor, font_file, to_unicode = first + 1, first + 2, first + 3, first + 4
-    widths = " ".join(str(w) for w in subset.widths())
+    cid_font, descriptor, font_file, to_unicode, glyph_map = (first + i for i in range(1, 6))
+    widths = " ".join(f"{cid} [{w}]" for cid, w in subset.widths())
     raw = subset.font_file()
     x0, y0, x1, y1 = (source.scaled(v) for v in source.bbox)
     return [
@@ -184,8 +182,8 @@ def _make_font_objects(subset: Subset, first: int) -> list[bytes]:
         (
             f"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /{name} /CIDSystemInfo "
             "<< /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> "
-            f"/FontDescriptor {descriptor} 0 R /DW 1000 /W [0 [{widths}]] "
-            "/CIDToGIDMap /Identity >>"
+            f"/FontDescriptor {descriptor} 0 R /DW 1000 /W [{widths}] "
+            f"/CIDToGIDMap {glyph_map} 0 R >>"
         ).encode(),
         (
             f"<< /Type /FontDescriptor /FontName /{name} /Flags 4 "
@@ -194,18 +192,15 @@ def _make_font_objects(subset: Subset, first: int) -> list[bytes]:
             "/CapHeight "
             f"{source.scaled(source.cap_height)} /StemV 80 /FontFile2 {font_file} 0 R >>"
         ).encode(),
-        _stream(zlib.compress(raw), b"/Length1 %d /Filter /FlateDecode" % len(raw)),
-        _stream(zlib.compress(_cmap(subset.unicode)), b"/Filter /FlateDecode"),
+        _stream(zlib.compress(raw, 9), b"/Length1 %d /Filter /FlateDecode" % len(raw)),
+        _stream(zlib.compress(_cmap(subset.cids), 9), b"/Filter /FlateDecode"),
+        _stream(zlib.compress(subset.glyph_map(), 9), b"/Filter /FlateDecode"),
     ]
 
 
-def _cmap(unicode: Sequence[str]) -> bytes:
-    """The ToUnicode CMap: each CID (but .notdef) to the text it was drawn for."""
-    pairs = [
-        f"<{cid:04X}> <{text.encode('utf-16-be').hex().upper()}>"
-        for cid, text in enumerate(unicode)
-        if cid
-    ]
+def _cmap(cids: Sequence[tuple[int, int]]) -> bytes:
+    """The ToUnicode CMap: each CID but .notdef's to the character it is (its code point)."""
+    pairs = [f"<{cid:04X}> <{cid:04X}>" for cid, new in cids if new]
     blocks = []
     for start in range(0, len(pairs), 100):  # at most 100 mappings to a block
         chunk = pairs[start : start + 100]
@@ -237,25 +232,24 @@ def _right(text: str, style: int) -> float:
     return PAGE_WIDTH - MARGIN - text_width(text, style)
 
 
-def _plan(fonts: _Fonts, rows: Sequence[Row], bates: str, frame: Frame, page_of: str) -> list:
-    """A page's drawing operations: text still to encode (planned) and graphics (bytes)."""
+def _content(fonts: _Fonts, rows: Sequence[Row], bates: str, frame: Frame, page_of: str) -> bytes:
     top, bottom = PAGE_HEIGHT - 36, 36
-    parts: list = [
-        fonts.plan(HEAD, MARGIN, top, frame.heading),
-        fonts.plan(HEAD, _right(page_of, HEAD), top, page_of),
-        fonts.plan(SMALL, MARGIN, top - 12, frame.title),
-        f"0.5 w {MARGIN} {top - 18} m {PAGE_WIDTH - MARGIN} {top - 18} l S".encode(),
+    parts = [
+        fonts.show(HEAD, MARGIN, top, frame.heading),
+        fonts.show(HEAD, _right(page_of, HEAD), top, page_of),
+        fonts.show(SMALL, MARGIN, top - 12, frame.title),
+        f"0.5 w {MARGIN} {top - 18} m {PAGE_WIDTH - MARGIN} {top - 18} l S",
     ]
     y = BODY_TOP
     for row in rows:
-        parts.extend(fonts.plan(style, MARGIN + x, y, text) for style, x, text in row if text)
+        parts.extend(fonts.show(style, MARGIN + x, y, text) for style, x, text in row if text)
         y -= LEADING
     parts += [
-        f"0.5 w {MARGIN} {bottom + 14} m {PAGE_WIDTH - MARGIN} {bottom + 14} l S".encode(),
-        fonts.plan(SMALL, MARGIN, bottom, frame.footer),
-        fonts.plan(HEAD, _right(bates, HEAD), bottom, bates),
+        f"0.5 w {MARGIN} {bottom + 14} m {PAGE_WIDTH - MARGIN} {bottom + 14} l S",
+        fonts.show(SMALL, MARGIN, bottom, frame.footer),
+        fonts.show(HEAD, _right(bates, HEAD), bottom, bates),
     ]
-    return parts
+    return "\n".join(parts).encode("ascii")
 
 
 def _file(objects: list[bytes]) -> bytes:
