@@ -14,8 +14,9 @@ A character DejaVu Sans lacks is drawn from Droid Sans Fallback.
 Every file has the same shape (docs/REVIEW_FILES.md, "PDF renderings"): catalog, page tree, info
 dictionary, one shared resource dictionary, six objects per font used (Type0 font,
 CIDFontType2, descriptor, font file, ToUnicode, CIDToGIDMap), then a page object and a
-Flate-compressed content stream per page, a cross-reference table and a trailer. The creation date is the production's time
-and subsets are named from their glyphs, so the same input gives the same bytes.
+Flate-compressed content stream per page, a cross-reference table and a trailer. The creation
+date is the production's time and subsets are named from their glyphs, so the same input gives
+the same bytes.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ BODY_TOP = PAGE_HEIGHT - 86  # baseline of the first row, from the bottom of the
 HEADER_WIDTH = PAGE_WIDTH - 2 * MARGIN - 70  # leaves room for "Page n of m"
 RESOURCE_NAMES = {REGULAR: "F1", BOLD: "F2", FALLBACK: "F3"}
 
-# Object numbers: fixed objects first, then five per font used, then (page, contents) pairs.
+# Object numbers: fixed objects first, then six per font used, then (page, contents) pairs.
 CATALOG, PAGES, INFO, RESOURCES = 1, 2, 3, 4
 FIRST_FONT = 5
 FONT_OBJECTS = 6
