@@ -14,7 +14,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -350,7 +350,7 @@ def _review_input(
     matter = fields["matter"]
     users = user_names(ledger, found.checkpoint.size)
     practice = fields["producing_party"]
-    timelines, left_out = documents(found.records, found.headers, subjects, users, practice)
+    timelines, left_out, names = documents(found.records, found.headers, subjects, users, practice)
     return ReviewInput(
         matter_name=matter["name"],
         matter_number=matter["number"],
@@ -365,8 +365,8 @@ def _review_input(
         software_version=fields["software"]["version"],
         timelines=timelines,
         left_out=left_out,
-        natives=tuple(n.item for n in natives),
-        privileged=privilege_log(found.records, found.headers),
+        natives=tuple(replace(n.item, custodian=names.name(n.item.custodian)) for n in natives),
+        privileged=privilege_log(found.records, found.headers, names),
         event_count=len(found.records),
         extra={
             "genesis_key_id": str(ledger.practice.get("genesis_key_id", "")),

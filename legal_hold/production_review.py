@@ -58,11 +58,12 @@ def documents(
     subjects: Sequence[str],
     users: dict[str, str],
     practice: str = "practice",
-) -> tuple[tuple[Timeline, ...], tuple[LeftOut, ...]]:
+) -> tuple[tuple[Timeline, ...], tuple[LeftOut, ...], People]:
     """One timeline per message thread, and one per subject in scope for everything else (an
     event goes to the first subject in scope it concerns, so it is shown once); and the log of
     what is out of scope. An out-of-scope event is not rendered: it is listed in the scope log,
-    and a record left with nothing in scope is no document at all."""
+    and a record left with nothing in scope is no document at all. Also the production's
+    directory of names, for the privilege log and the natives."""
     in_scope = set(subjects)
     payloads = {
         r.position: _unpack(r.payload) for r in records if r.status == PRODUCED and r.payload
@@ -95,7 +96,7 @@ def documents(
         else:
             entries = [_entry(r, headers[r.position], payloads, names) for r in shown]
             made.append(Timeline(title, names.name(name), "chart", tuple(entries), reference=name))
-    return tuple(made), tuple(left_out)
+    return tuple(made), tuple(left_out), names
 
 
 def _title(
@@ -183,8 +184,9 @@ def _thread(
 
 
 def privilege_log(
-    records: Sequence[EventRecord], headers: dict[int, Header]
+    records: Sequence[EventRecord], headers: dict[int, Header], names: People | None = None
 ) -> tuple[PrivilegeEntry, ...]:
+    names = names or People()
     entries = []
     for record in records:
         if record.status != PRIVILEGED:
@@ -195,8 +197,8 @@ def privilege_log(
                 position=record.position,
                 date=header.recorded,
                 type=_kind(header.type),
-                author=header.actor,
-                recipients=tuple(s for s in header.subjects if s != header.actor),
+                author=names.name(header.actor) or None,
+                recipients=tuple(names.name(s) for s in header.subjects if s != header.actor),
                 subject=f"{_kind(header.type)} in record {header.stream}",
                 privilege=record.claim or "",
                 commitment=header.commitment.hex(),
