@@ -124,7 +124,8 @@ def parse(data: bytes, name: str) -> TrueType:
     for i in range(count):
         tag, _sum, offset, length = struct.unpack(">4sIII", data[12 + 16 * i : 28 + 16 * i])
         tables[tag] = (offset, length)
-    for tag in (b"head", b"hhea", b"maxp", b"hmtx", b"loca", b"glyf", b"cmap"):
+    # No cmap is needed to draw by glyph number (a PDF's embedded subset has none).
+    for tag in (b"head", b"hhea", b"maxp", b"hmtx", b"loca", b"glyf"):
         if tag not in tables:
             raise FontError(f"{name}: no {tag.decode()} table")
 
@@ -151,10 +152,10 @@ def parse(data: bytes, name: str) -> TrueType:
         os2 = table(b"OS/2")
         if len(os2) >= 90 and struct.unpack(">H", os2[:2])[0] >= 2:
             cap_height = struct.unpack(">h", os2[88:90])[0]
+    cmap = _cmap(table(b"cmap"), name) if b"cmap" in tables else {}
     return TrueType(
-        name, data, tables, units, _cmap(table(b"cmap"), name), advances, loca, bbox, ascent,
-        descent, cap_height,
-    )  # fmt: skip
+        name, data, tables, units, cmap, advances, loca, bbox, ascent, descent, cap_height
+    )
 
 
 def _cmap(cmap: bytes, name: str) -> dict[int, int]:
