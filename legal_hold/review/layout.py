@@ -109,14 +109,37 @@ def drawable(text: str) -> str:
     return text.translate(_DRAWABLE)
 
 
+_WIDTHS: dict[tuple[str, int], float] = {}
+
+
 def text_width(text: str, style: int) -> float:
-    file_name, size, _gray = STYLES[style]
-    return widths(file_name).measure(text) * size / 1000
+    """``text``'s width in points (remembered: table cells and page labels recur)."""
+    found = _WIDTHS.get((text, style))
+    if found is None:
+        if len(_WIDTHS) >= WRAP_CACHE:
+            _WIDTHS.clear()
+        file_name, size, _gray = STYLES[style]
+        found = _WIDTHS[(text, style)] = widths(file_name).measure(text) * size / 1000
+    return found
+
+
+_WRAPPED: dict[tuple[str, float, int], list[str]] = {}
+WRAP_CACHE = 100_000  # wrapped lines kept: headings, units, ranges and names recur
 
 
 def wrap(text: str, width: float, style: int = BODY) -> list[str]:
     """``text`` (one line) in pieces no wider than ``width`` points, broken at spaces (the
     space is dropped) or, in a word wider than a line, between characters."""
+    key = (text, width, style)
+    found = _WRAPPED.get(key)
+    if found is None:
+        if len(_WRAPPED) >= WRAP_CACHE:
+            _WRAPPED.clear()
+        found = _WRAPPED[key] = _wrap(text, width, style)
+    return found  # callers only read it
+
+
+def _wrap(text: str, width: float, style: int) -> list[str]:
     file_name, size, _gray = STYLES[style]
     measure = widths(file_name)
     limit = width * 1000 / size
@@ -179,9 +202,10 @@ def entry_rows(entry: TimelineEntry) -> list[Row]:
     """An entry as a block: heading, its ledger position and times, then its text."""
     by = f" — entered by {entry.actor}" if entry.actor else ""
     rows = _lines(HEAD, f"{entry.kind}{by}")
-    when = f"ledger position {entry.position} · recorded {entry.recorded}"
+    # ASCII separators: most such lines then fit without being measured (``wrap``).
+    when = f"ledger position {entry.position}, recorded {entry.recorded}"
     if entry.original:
-        when += f" · {entry.original_label}: {entry.original}"
+        when += f"; {entry.original_label}: {entry.original}"
     rows += _lines(SMALL, when)
     if entry.withheld is not None:
         return rows + _lines(NOTE, notice(entry), INDENT)

@@ -80,17 +80,16 @@ class _Fonts:
 
     def show(self, style: int, x: float, y: float, text: str) -> str:
         """A text object drawing ``text`` in ``style`` with its baseline starting at (x, y)."""
-        primary, size, gray = STYLES[style]
-        start = f"BT {gray:g} g {x:.2f} {y:.2f} Td"
+        primary, gray, sizes = _OPS[style]
         if text.isascii():  # every subset of the DejaVu faces holds printable ASCII
             if primary not in self.chars:
                 self.chars[primary] = set()
             hexes = text.encode("utf-16-be").hex()
-            return f"{start} /{RESOURCE_NAMES[primary]} {size:g} Tf <{hexes}> Tj ET"
-        ops = [start]
+            return f"BT {gray} {x:.2f} {y:.2f} Td {sizes[primary]} <{hexes}> Tj ET"
+        ops = [f"BT {gray} {x:.2f} {y:.2f} Td"]
         for file_name, run in _runs(primary, text):
             self.chars.setdefault(file_name, set()).update(run)
-            ops.append(f"/{RESOURCE_NAMES[file_name]} {size:g} Tf <{Subset.encode(run)}> Tj")
+            ops.append(f"{sizes[file_name]} <{Subset.encode(run)}> Tj")
         ops.append("ET")
         return " ".join(ops)
 
@@ -98,6 +97,11 @@ class _Fonts:
         return {name: subset(name, chars) for name, chars in self.chars.items()}
 
 
+# Per style: its primary font file, its fill operator, and its "/Fn size Tf" per font file.
+_OPS = {
+    style: (primary, f"{gray:g} g", {f: f"/{n} {size:g} Tf" for f, n in RESOURCE_NAMES.items()})
+    for style, (primary, size, gray) in STYLES.items()
+}
 _RUN_FONT: dict[tuple[str, str], str] = {}
 
 

@@ -65,7 +65,7 @@ def test_any_timeline_lays_out_in_pages_that_fit_with_each_entry_once_in_order(r
         assert x + text_width(text, style) <= CONTENT_WIDTH + 0.01 or len(text) == 1
     text = "\n".join(t for _, _, t in cells)
     # Each entry's ledger position, once as a block's or once in its table row's last column.
-    blocks = [int(p) for p in re.findall(r"ledger position (\d+) · recorded", text)]
+    blocks = [int(p) for p in re.findall(r"ledger position (\d+), recorded", text)]
     lab = [e.position for e in rows if e.section == "Lab results"]
     assert blocks == [e.position for e in rows if e.section != "Lab results"]
     shown = {t for _, _, t in cells}

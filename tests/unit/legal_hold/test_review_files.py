@@ -283,7 +283,7 @@ def test_a_long_chart_runs_over_pages_with_every_entry_once_and_in_order(produce
     pages = read_pdf(root / first.path)
     assert len(pages) > 1
     text = " ".join(line for page in pages for line in page)
-    positions = [int(p) for p in re.findall(r"ledger position (\d+) · recorded", text)]
+    positions = [int(p) for p in re.findall(r"ledger position (\d+), recorded", text)]
     assert positions == [e.position for e in review.timelines[0].entries]
     assert text.count("continue plan.") == 12 * 40
 
