@@ -116,20 +116,27 @@ def text_width(text: str, style: int) -> float:
     """``text``'s width in points (remembered: table cells and page labels recur)."""
     found = _WIDTHS.get((text, style))
     if found is None:
-        if len(_WIDTHS) >= WRAP_CACHE:
-            _WIDTHS.clear()
         file_name, size, _gray = STYLES[style]
-        found = _WIDTHS[(text, style)] = widths(file_name).measure(text) * size / 1000
+        found = widths(file_name).measure(text) * size / 1000
+        if len(text) <= CACHED_CHARS:
+            if len(_WIDTHS) >= WRAP_CACHE:
+                _WIDTHS.clear()
+            _WIDTHS[(text, style)] = found
     return found
 
 
 _WRAPPED: dict[tuple[str, float, int], list[str]] = {}
-WRAP_CACHE = 100_000  # wrapped lines kept: headings, units, ranges and names recur
+# Short texts recur (headings, names, units, ranges, flags): their wrapping and widths are
+# kept, at most WRAP_CACHE of each (a few megabytes), texts of at most CACHED_CHARS.
+WRAP_CACHE = 50_000
+CACHED_CHARS = 120
 
 
 def wrap(text: str, width: float, style: int = BODY) -> list[str]:
     """``text`` (one line) in pieces no wider than ``width`` points, broken at spaces (the
     space is dropped) or, in a word wider than a line, between characters."""
+    if len(text) > CACHED_CHARS:  # a paragraph of a note: rarely seen twice
+        return _wrap(text, width, style)
     key = (text, width, style)
     found = _WRAPPED.get(key)
     if found is None:
