@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from api.cli import main as chartledger
 from events.config import StoreConfig
 from events.ledger import Ledger
 from legal_hold.production import produce
@@ -116,6 +117,7 @@ def test_the_verifier_carried_in_a_bundle_runs_alone_and_is_the_published_one(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     minimal_python: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     init_practice(store_config, monkeypatch)
     ledger = Ledger(store_config, **QUIET)
@@ -163,3 +165,6 @@ def test_the_verifier_carried_in_a_bundle_runs_alone_and_is_the_published_one(
     assert inside == {f"verify/{p.name}": p.read_bytes() for p in (REPO / "verify").glob("*.py")}
     digest = run(minimal_python, REPO, "-m", "verify.package", "--digest")
     assert digest.stdout.strip() == package.digest(), digest.stderr
+    capsys.readouterr()  # what init printed
+    assert chartledger(["verifier-digest"]) == 0
+    assert capsys.readouterr().out.strip() == package.digest()
