@@ -311,6 +311,15 @@ def _loop_details(loop: LoopStatus, at: datetime) -> str:
     return "".join(f"; {part}" for part in said)
 
 
+def cmd_verifier_digest(config: StoreConfig, options: argparse.Namespace) -> int:
+    """The SHA-256 of chartledger-verify.pyz as this source builds it (verify/package.py): the
+    digest a production's carried verifier must have (docs/BUNDLE_FORMAT.md §1.1)."""
+    from verify import package
+
+    print(package.digest())
+    return EXIT_OK
+
+
 def cmd_demo(config: StoreConfig, options: argparse.Namespace) -> int:
     from api import demo_logins
     from api.demo import DEMO_LOGINS, load_demo
@@ -537,6 +546,10 @@ def build_parser(remote: bool = False) -> argparse.ArgumentParser:
     rebuild_views.set_defaults(run=cmd_projections_rebuild)
     status = views.add_parser("status", help="how far each view has applied the log")
     status.set_defaults(run=cmd_projections_status)
+    digest = commands.add_parser(
+        "verifier-digest", help="SHA-256 of the verifier file every production carries"
+    )
+    digest.set_defaults(run=cmd_verifier_digest)
     demo = commands.add_parser("demo", help="load a small demo practice (known logins)")
     demo.add_argument("--patients", type=int, default=50)
     demo.add_argument(

@@ -2,8 +2,10 @@
 baseline in the same process that writes the same entries' text to as many plain files.
 
 No database: the input is built in memory as the bundle writer would hand it over (patients'
-chart timelines of ``--per-timeline`` entries, a few withheld as privileged, some with a source
-time and non-Latin text, and ``--natives`` small native files already in the staging folder).
+charts of ``--per-timeline`` entries, titled by name, a quarter of them lab results laid out as
+the chart's lab table and the rest notes, a few withheld as privileged, some with a source time
+and text in several scripts (Latin, Polish, Chinese), and ``--natives`` small native files
+already in the staging folder).
 
     python bench/review.py                      # 100,000 entries, 3 alternating rounds
     python bench/review.py --entries 20000 --rounds 1
@@ -31,6 +33,9 @@ from legal_hold.review.items import (
     TimelineEntry,
 )
 
+LAB_COLUMNS = ("Test", "Value", "Unit", "Reference range", "Flag", "Collected", "Lab")
+LAB_ROW = ("Potassium (LOINC 2823-3)", "4.1", "mmol/L", "3.5-5.1", "N", "20261102083000-0500",
+           "Quest Łódź")  # fmt: skip
 TARGET_SECONDS = 15.0  # for 100,000 entries, the review writers' share of a 60 s production
 TEXTS = (
     NOTE_TEXT,
@@ -48,15 +53,18 @@ def review_input(entries: int, per_timeline: int, natives: tuple[Native, ...]) -
         rows = []
         for _ in range(min(per_timeline, entries - position)):
             withheld = "privileged" if position % 500 == 7 else None
+            lab = position % 4 == 1  # a quarter are lab results: rows of the chart's lab table
             rows.append(
                 TimelineEntry(
                     position=position,
                     recorded=f"2026-11-{1 + position % 28:02d}T09:{position % 60:02d}:05.123456Z",
                     original="Tue, 3 Nov 2026 08:30:00 -0500" if position % 7 == 0 else None,
                     actor="Dr. Ana Example",
-                    kind="Note signed",
-                    text="" if withheld else TEXTS[position % len(TEXTS)],
+                    kind="Lab result received" if lab else "Note signed",
+                    text="" if withheld or lab else TEXTS[position % len(TEXTS)],
                     withheld=withheld,
+                    section="Lab results" if lab else "Notes",
+                    row=LAB_ROW if lab else (),
                 )
             )
             if withheld:
@@ -74,9 +82,19 @@ def review_input(entries: int, per_timeline: int, natives: tuple[Native, ...]) -
                 )
             position += 1
         number = len(timelines)
+        rows.sort(key=lambda e: (e.section != "Lab results", e.position))  # sections in order
         timelines.append(
-            Timeline(f"Chart of patient {number:06d}", "user:bench", "chart", tuple(rows))
-        )
+            Timeline(
+                f"Chart — Zoë Ødegård (MRN {number:06d})",
+                "Bench Clinic LLC",
+                "chart",
+                tuple(rows),
+                header=(("Patient", "Zoë Ødegård"), ("MRN", f"{number:06d}"),
+                        ("Date of birth", "1961-04-02"), ("Sex", "female")),
+                columns=(("Lab results", LAB_COLUMNS),),
+                reference=f"patient:{number:08d}-0000-4000-8000-000000000000",
+            )
+        )  # fmt: skip
     return ReviewInput(
         matter_name="Bench v. Clinic", matter_number="CV-26-001", forum="Superior Court",
         producing_party="Bench Clinic LLC", produced_at="2026-11-25T06:45:05.123456Z",

@@ -14,7 +14,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -39,17 +39,20 @@ from legal_hold.production_gather import (
     subjects_present,
 )
 from legal_hold.production_natives import NativeFile, write_natives
+from legal_hold.production_people import user_names
 from legal_hold.production_review import (
     bates_prefix,
+    documents,
     privilege_log,
-    timelines,
     write_review_files,
 )
 from legal_hold.production_scope import HOLD_EVENTS, PATIENT, subjects_in_scope
 from legal_hold.production_witness import send_out, write_witness_files
 from legal_hold.productions import Production
 from legal_hold.review.items import ReviewInput
+from legal_hold.review.readme import VERIFIER, VERIFIER_SHA256
 from verify import bundle_format as bf
+from verify import package
 from verify.canonical import encode, format_timestamp
 from verify.keyhistory import key_for_size
 
@@ -287,7 +290,10 @@ def _write_bundle(
         _write_ledger_files(root, found)
         write_witness_files(root, ledger.db, found.note, found.checkpoint.size)
         natives = write_natives(root, found.records, found.headers)
-        review = _review_input(ledger, found, fields, natives, subjects)
+        # The verifier travels with the bundle (docs/BUNDLE_FORMAT.md §10), signed like any file.
+        verifier = package.build()
+        (root / VERIFIER).write_bytes(verifier)
+        review = _review_input(ledger, found, fields, natives, subjects, verifier)
         write_review_files(root, review, review_progress)
         fields["natives"] = [
             {"path": n.path, "field": n.field, "position": n.position} for n in natives
@@ -339,8 +345,12 @@ def _review_input(
     fields: dict[str, Any],
     natives: list[NativeFile],
     subjects: list[str],
+    verifier: bytes,
 ) -> ReviewInput:
     matter = fields["matter"]
+    users = user_names(ledger, found.checkpoint.size)
+    practice = fields["producing_party"]
+    timelines, left_out, names = documents(found.records, found.headers, subjects, users, practice)
     return ReviewInput(
         matter_name=matter["name"],
         matter_number=matter["number"],
@@ -353,11 +363,15 @@ def _review_input(
         checkpoint_key_id=found.checkpoint.key_id,
         format_version=str(bf.FORMAT_VERSION),
         software_version=fields["software"]["version"],
-        timelines=timelines(found.records, found.headers, subjects),
-        natives=tuple(n.item for n in natives),
-        privileged=privilege_log(found.records, found.headers),
+        timelines=timelines,
+        left_out=left_out,
+        natives=tuple(replace(n.item, custodian=names.name(n.item.custodian)) for n in natives),
+        privileged=privilege_log(found.records, found.headers, names),
         event_count=len(found.records),
-        extra={"genesis_key_id": str(ledger.practice.get("genesis_key_id", ""))},
+        extra={
+            "genesis_key_id": str(ledger.practice.get("genesis_key_id", "")),
+            VERIFIER_SHA256: hashlib.sha256(verifier).hexdigest(),
+        },
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 from legal_hold.review.bates import BatesRange, label
 from legal_hold.review.items import Native, Timeline
-from legal_hold.review.layout import Line
+from legal_hold.review.layout import Row
 
 IMAGES, TEXT = "images", "text"
 
@@ -16,7 +16,7 @@ IMAGES, TEXT = "images", "text"
 @dataclass
 class Document:
     bates: BatesRange
-    pages: list[list[Line]]
+    pages: list[list[Row]]
     timeline: Timeline | None = None
     native: Native | None = None
     privileged_on_page: dict[int, int] = field(default_factory=dict)

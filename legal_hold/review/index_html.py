@@ -8,11 +8,16 @@ from urllib.parse import quote
 
 from legal_hold.review.documents import Document
 from legal_hold.review.items import ReviewInput
+from legal_hold.review.loadfile import position_span
 
 STYLE = (
-    "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:90%}"
-    "td,th{border:1px solid #999;padding:2px 6px;text-align:left;vertical-align:top}"
-    ".hash{font-family:monospace;font-size:85%}"
+    "body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#222;line-height:1.4}"
+    "h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.5em}"
+    "p.meta{color:#555;margin-top:0}table{border-collapse:collapse;font-size:90%;width:100%}"
+    "td,th{border-bottom:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
+    "th{background:#f0f0f0;border-bottom:2px solid #999}tr:nth-child(even) td{background:#fafafa}"
+    "td.title{font-weight:600}.hash{font-family:monospace;font-size:80%;color:#666;"
+    "word-break:break-all}ul{padding-left:1.2em}"
 )
 
 
@@ -25,19 +30,20 @@ def _row(doc: Document) -> str:
     if doc.text_path:
         links.append(link(doc.text_path, "text"))
     if doc.native is not None:
-        links.append(link(doc.native.path, "native"))
+        links.append(link(doc.native.path, "native file"))
     sha = doc.native.sha256 if doc.native else doc.image_sha256
+    bates = doc.bates.beg if doc.bates.count == 1 else f"{doc.bates.beg} – {doc.bates.end}"
     cells = (
-        html.escape(doc.bates.beg),
-        html.escape(doc.bates.end),
-        html.escape(doc.doc_type),
-        html.escape(doc.title),
-        html.escape(doc.custodian),
-        str(doc.bates.count),
-        " ".join(links),
-        f'<span class="hash">{html.escape(sha)}</span>',
+        f'<td class="title">{html.escape(doc.title)}</td>',
+        f"<td>{html.escape(doc.doc_type)}</td>",
+        f"<td>{html.escape(doc.custodian)}</td>",
+        f"<td>{html.escape(bates)}</td>",
+        f"<td>{doc.bates.count}</td>",
+        f"<td>{html.escape(position_span(doc.positions))}</td>",
+        f"<td>{' · '.join(links)}</td>",
+        f'<td class="hash">{html.escape(sha)}</td>',
     )
-    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n"
+    return "<tr>" + "".join(cells) + "</tr>\n"
 
 
 def index_bytes(
@@ -53,15 +59,15 @@ def index_bytes(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
         f"<h1>{html.escape(title)}</h1>\n"
-        f"<p>Produced by {html.escape(review.producing_party)} on "
+        f'<p class="meta">Produced by {html.escape(review.producing_party)} on '
         f"{html.escape(review.produced_at)} (UTC). Signed checkpoint: tree size "
         f'{review.checkpoint_size}, root <span class="hash">'
         f"{html.escape(review.checkpoint_root)}</span>, key "
         f'<span class="hash">{html.escape(review.checkpoint_key_id)}</span>.</p>\n'
         f"<h2>Files</h2>\n<ul>\n{others}</ul>\n"
         f"<h2>Documents ({len(documents)})</h2>\n"
-        "<table><thead><tr><th>BegBates</th><th>EndBates</th><th>Type</th>"
-        "<th>Title or file name</th><th>Custodian</th><th>Pages</th><th>Open</th>"
+        "<table><thead><tr><th>Title or file name</th><th>Type</th><th>Custodian</th>"
+        "<th>Bates</th><th>Pages</th><th>Ledger positions</th><th>Open</th>"
         "<th>SHA-256</th></tr></thead><tbody>\n"
         f"{rows}</tbody></table>\n</body></html>\n"
     )

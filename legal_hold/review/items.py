@@ -22,6 +22,12 @@ class TimelineEntry:
     text: str  # the readable content; empty when withheld
     # None, "privileged", "security credential", "out of scope" or "disposed"
     withheld: str | None = None
+    # A chart's part this entry belongs to ("Problems", "Lab results", ...); "" for none.
+    section: str = ""
+    # The cells of its row when its section is a table (``Timeline.columns``).
+    row: tuple[str, ...] = ()
+    # What ``original`` is, e.g. "email Date header", "SMS sent time".
+    original_label: str = "source time"
 
 
 @dataclass(frozen=True)
@@ -47,10 +53,26 @@ class Native:
 class Timeline:
     """A patient's chart timeline or one message thread, rendered as one PDF."""
 
-    title: str  # e.g. "Chart of patient <id>" or "Message thread <id>"
+    title: str  # e.g. "Chart — Zoë Łukasiewicz (MRN 0042)" or "Message thread — Lab results"
     custodian: str
     kind: str  # "chart" or "thread"
     entries: tuple[TimelineEntry, ...]
+    # Facts shown at the top of the first page, e.g. ("Date of birth", "1961-04-02").
+    header: tuple[tuple[str, str], ...] = ()
+    # Sections laid out as tables: section -> column headings (an entry's ``row`` fills them).
+    columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # A reference for the metadata column (the patient's or thread's ledger subject).
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """Ledger events of a record that are outside the production's scope: not rendered as a
+    document, listed in the scope log with why (no content, no names beyond the scope's)."""
+
+    record: str  # e.g. "Message thread 5f1c…" (its stream), never its topic
+    positions: tuple[int, ...]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +111,7 @@ class ReviewInput:
     event_count: int = 0
     extra: dict[str, str] = field(default_factory=dict)
     bates_start: int = 1  # the first Bates number (a later volume continues the numbering)
+    left_out: tuple[LeftOut, ...] = ()  # records outside the scope, for the scope log
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from legal_hold.review.declarations import trusted_key
 from legal_hold.review.items import ReviewInput
 
+VERIFIER = "chartledger-verify.pyz"
+VERIFIER_SHA256 = "verifier_sha256"  # ReviewInput.extra: the SHA-256 of the carried verifier
 DAT_PATH = "loadfiles/production.dat"
 OPT_PATH = "loadfiles/production.opt"
 
@@ -13,6 +15,7 @@ def readme_bytes(
     review: ReviewInput, first_bates: str, last_bates: str, renderings: int, natives: int
 ) -> bytes:
     key = trusted_key(review)
+    verifier_sha = review.extra.get(VERIFIER_SHA256) or "(not carried)"
     bates = f"{first_bates} through {last_bates}" if first_bates else "none (nothing produced)"
     text = f"""PRODUCTION: {review.matter_name} (No. {review.matter_number})
 Produced by {review.producing_party} on {review.produced_at} (UTC)
@@ -44,6 +47,11 @@ This file is UTF-8 text.
                             login credentials, which are never produced.
   declarations/             DRAFT FRE 902(13) and 902(14) certifications, filled with
                             the hashes, checkpoint and method; to be completed by counsel.
+  scope/out_of_scope_log.csv and .html
+                            Records of the people in scope whose events fall outside the
+                            scope: listed, with why, instead of rendered.
+  {VERIFIER}    The verifier as one file (see 3), runnable with Python, msgpack and
+                            cryptography.
   index.html                A page to browse all of the above offline, in any browser.
 
 
@@ -69,10 +77,22 @@ This file is UTF-8 text.
          python3 -m venv verify-env
          verify-env/bin/pip install msgpack cryptography
      (Windows: verify-env\\Scripts\\pip install msgpack cryptography)
-  c) Put the verifier (the verify/ folder of the Chartledger source, version
-     {review.software_version}, or any verifier written from docs/BUNDLE_FORMAT.md) in an
-     empty folder and change into that folder.
-  d) Run:
+  c) This production carries the verifier as one file, {VERIFIER} (SHA-256
+     {verifier_sha}),
+     listed with that hash in the signed manifest. It was made by the producing party, who
+     is not the party it should be trusted by, so check it first, any one of these ways:
+       - compare its SHA-256 (see 4) with the one published for Chartledger version
+         {review.software_version} (docs/BUNDLE_FORMAT.md, section 1.1, in its source);
+       - build it again from that source and compare: in the Chartledger source folder run
+             python3 -m verify.package --digest
+         (standard library only), which prints the SHA-256 the same source always gives;
+       - unzip it (it is a plain ZIP file) and compare its verify/ folder with the source's
+         verify/ folder, for example with: diff -r unzipped/verify SOURCE/verify
+     Or use any verifier written from docs/BUNDLE_FORMAT.md instead.
+  d) Copy {VERIFIER} out of the unzipped production next to the bundle file and run:
+         verify-env/bin/python {VERIFIER} bundle BUNDLE_FILE --trusted-key {key}
+     (Windows: verify-env\\Scripts\\python {VERIFIER} bundle BUNDLE_FILE --trusted-key ...)
+     The Chartledger source's verify/ folder runs the same way as
          verify-env/bin/python -m verify bundle BUNDLE_FILE --trusted-key {key}
      It prints one OK or FAIL line per item and a summary. Exit status 0: valid;
      1: something failed (each FAIL line names the item); 2: the file could not be read.
@@ -117,9 +137,10 @@ This file is UTF-8 text.
 
 6. ABOUT THE PDF TEXT
 
-  The renderings use the PDF standard fonts, which draw Windows-1252 characters only. Any
-  other character (and any control character) is shown as [U+XXXX], its Unicode code point;
-  a literal "[U+" is shown as "[U+005B]U+". The text/ files and the ledger events hold
-  the exact text.
+  The renderings embed the fonts they draw with (subsets of DejaVu Sans and, for Chinese,
+  Japanese and Korean, Droid Sans Fallback), so names and text in any of their scripts show
+  as written on any computer, and can be searched and copied. A control character, or one
+  neither font has, is shown as [U+XXXX], its Unicode code point. The text/ files and the
+  ledger events hold the exact text.
 """
     return text.encode("utf-8")

@@ -14,16 +14,22 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from legal_hold.review import declarations, loadfile, opt, privilege_log
+from legal_hold.review import declarations, loadfile, opt, privilege_log, scope_log
 from legal_hold.review.bates import assign, check_prefix
 from legal_hold.review.declarations import HashedFile
 from legal_hold.review.documents import Document
 from legal_hold.review.errors import InvalidReviewInput
 from legal_hold.review.index_html import index_bytes
 from legal_hold.review.items import ReviewFile, ReviewInput
-from legal_hold.review.layout import layout, slip_sheet
-from legal_hold.review.pdf import Frame, fit, render
-from legal_hold.review.readme import DAT_PATH, OPT_PATH, readme_bytes
+from legal_hold.review.layout import HEAD, SMALL, layout, slip_sheet
+from legal_hold.review.pdf import HEADER_WIDTH, Frame, fit, render
+from legal_hold.review.readme import (
+    DAT_PATH,
+    OPT_PATH,
+    VERIFIER,
+    VERIFIER_SHA256,
+    readme_bytes,
+)
 from legal_hold.review.textfiles import timeline_text
 
 Progress = Callable[[int, int], None]  # (documents rendered, documents)
@@ -32,9 +38,13 @@ PRIVILEGE_CSV = "privilege/privilege_log.csv"
 PRIVILEGE_HTML = "privilege/privilege_log.html"
 DECLARATION_14 = "declarations/FRE_902_14_DRAFT.txt"
 DECLARATION_13 = "declarations/FRE_902_13_DRAFT.txt"
+SCOPE_CSV = "scope/out_of_scope_log.csv"
+SCOPE_HTML = "scope/out_of_scope_log.html"
 README, INDEX = "README.txt", "index.html"
 # Names the review files take: a native there would clash with them.
-RESERVED = frozenset({README, INDEX, "images", "text", "loadfiles", "privilege", "declarations"})
+RESERVED = frozenset(
+    {README, INDEX, "images", "text", "loadfiles", "privilege", "scope", "declarations"}
+)
 WRITER_THREADS = 4
 
 
@@ -146,12 +156,13 @@ def _write_all(
     writer: _Writer, review: ReviewInput, documents: list[Document], progress: Progress | None
 ) -> None:
     created = datetime.fromisoformat(review.produced_at)
-    heading = fit(f"Matter {review.matter_number}: {review.matter_name}")
-    footer = fit(f"Produced by {review.producing_party} on {review.produced_at}", 70)
+    heading = fit(f"Matter {review.matter_number}: {review.matter_name}", HEADER_WIDTH, HEAD)
+    footer = fit(f"Produced by {review.producing_party} on {review.produced_at}", 360, SMALL)
     creator = f"Chartledger {review.software_version}"
     for done, doc in enumerate(documents, start=1):
         what = f"Native file, ledger position {doc.positions[0]}" if doc.native else doc.title
-        frame = Frame(heading, fit(f"{what} - custodian {doc.custodian}"), footer, creator, created)
+        title = fit(f"{what} — custodian {doc.custodian}", HEADER_WIDTH + 70, SMALL)
+        frame = Frame(heading, title, footer, creator, created)
         pdf = render(doc.pages, doc.bates.labels(), frame)
         doc.image_sha256 = writer.write(doc.image_path, pdf, doc.bates.beg, doc.bates.end)
         if doc.timeline is not None and doc.text_path:
@@ -162,12 +173,16 @@ def _write_all(
     writer.write(DAT_PATH, loadfile.dat_bytes(documents))
     writer.write(OPT_PATH, opt.opt_bytes(documents))
     _write_privilege_log(writer, review, documents)
+    table = scope_log.rows(review.left_out)
+    writer.write(SCOPE_CSV, scope_log.csv_bytes(table))
+    heading = f"{review.matter_name} (No. {review.matter_number}), produced {review.produced_at}"
+    writer.write(SCOPE_HTML, scope_log.html_bytes(table, heading))
     _write_declarations(writer, review, documents)
     first = documents[0].bates.beg if documents else ""
     last = documents[-1].bates.end if documents else ""
     natives = sum(1 for d in documents if d.native is not None)
     writer.write(README, readme_bytes(review, first, last, len(documents), natives))
-    writer.write(INDEX, index_bytes(review, documents, _other_files()))
+    writer.write(INDEX, index_bytes(review, documents, _other_files(review)))
 
 
 def _write_privilege_log(writer: _Writer, review: ReviewInput, documents: list[Document]) -> None:
@@ -202,13 +217,19 @@ def _bates_span(doc: Document) -> str:
     return doc.bates.beg if doc.bates.count == 1 else f"{doc.bates.beg}-{doc.bates.end}"
 
 
-def _other_files() -> list[tuple[str, str]]:
+def _other_files(review: ReviewInput) -> list[tuple[str, str]]:
+    carried = []
+    if review.extra.get(VERIFIER_SHA256):  # the bundle writer put it beside these files
+        carried = [(VERIFIER, "the verifier as one file: check it, then run it (README.txt, 3)")]
     return [
         (README, "what this production holds and how to verify it offline"),
+        *carried,
         (DAT_PATH, "Concordance/Relativity DAT load file (UTF-8 with BOM)"),
         (OPT_PATH, "Opticon image cross-reference"),
         (PRIVILEGE_HTML, "privilege log"),
         (PRIVILEGE_CSV, "privilege log (CSV)"),
+        (SCOPE_HTML, "out-of-scope log: records left out, and why"),
+        (SCOPE_CSV, "out-of-scope log (CSV)"),
         (DECLARATION_14, "DRAFT FRE 902(14) certification (hashes of the natives)"),
         (DECLARATION_13, "DRAFT FRE 902(13) certification (records of an electronic process)"),
     ]

@@ -14,14 +14,16 @@ def timeline_text(timeline: Timeline, beg_bates: str, end_bates: str) -> bytes:
     parts = [f"{timeline.title}\ncustodian: {timeline.custodian}\n"]
     parts.append(f"Bates {beg_bates}-{end_bates}\n\n")
     for entry in timeline.entries:
-        by = f"  by {entry.actor}" if entry.actor else ""
+        by = f"  entered by {entry.actor}" if entry.actor else ""
         parts.append(f"#{entry.position}  {entry.recorded}  {entry.kind}{by}\n")
         if entry.original:
-            parts.append(f"  source time: {entry.original}\n")
+            parts.append(f"  {entry.original_label}: {entry.original}\n")
         if entry.withheld is not None:
             notice = WITHHELD_NOTICE.get(entry.withheld, "[WITHHELD: {w}]")
             parts.append("  " + notice.format(p=entry.position, w=entry.withheld) + "\n\n")
             continue
+        if entry.row:
+            parts.append("  " + " | ".join(entry.row) + "\n")
         parts.extend(f"  {line}\n" for line in entry.text.splitlines())
         parts.append("\n")
     return "".join(parts).encode("utf-8", errors="replace")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import re
 import zipfile
 import zlib
@@ -13,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
+import pypdf
 import pytest
 
 from domain.access import Access
@@ -185,11 +187,16 @@ def test_every_event_of_each_subject_is_in_the_bundle_and_only_in_scope_payloads
 
 
 def readable(data: bytes) -> bytes:
-    """The bytes, plus every deflated PDF stream in them inflated (review PDFs compress text)."""
+    """The bytes, plus every deflated PDF stream in them inflated (review PDFs compress text),
+    plus a PDF's text as a reader extracts it (its fonts draw glyph numbers, not characters)."""
     inflated = [data]
     for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
         with contextlib.suppress(zlib.error):  # not every stream is deflated
             inflated.append(zlib.decompress(stream))
+    if data.startswith(b"%PDF-"):
+        with contextlib.suppress(pypdf.errors.PdfReadError):  # a native need not be a real PDF
+            pages = pypdf.PdfReader(io.BytesIO(data)).pages
+            inflated.append("\n".join(page.extract_text() for page in pages).encode("utf-8"))
     return b"\n".join(inflated)
 
 

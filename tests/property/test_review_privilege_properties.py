@@ -1,21 +1,24 @@
 """Withheld content never reaches a review file: a secret in the text of a privileged, out of
 scope or disposed entry is absent from the bytes of every file written, PDFs' inflated content
-streams included, in every encoding the writers use; the same secret in an entry that is not
-withheld is found by the same search (so the search can fail)."""
+streams and their text as a PDF reader extracts it included, in every encoding the writers
+use; the same secret in an entry that is not withheld is found by the same search (so the
+search can fail)."""
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 import zlib
 from pathlib import Path
 
+import pypdf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from legal_hold.review import write_review_set
 from legal_hold.review.items import TimelineEntry
-from legal_hold.review.winansi import to_winansi
+from legal_hold.review.layout import drawable
 from tests.unit.legal_hold.test_review_files import sample_review
 
 # No spaces or line breaks, and short: the PDF then keeps the secret on one line, whole.
@@ -28,12 +31,9 @@ secrets = st.text(
 
 def forms(secret: str) -> list[bytes]:
     """Every way a writer could put the secret into a file."""
-    winansi = to_winansi(secret).encode("cp1252")
     return [
         secret.encode("utf-8"),
-        winansi,
-        # a PDF string literal escapes backslashes and parentheses
-        winansi.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)"),
+        drawable(secret).encode("utf-8"),  # as a PDF draws it, read back through ToUnicode
         secret.encode("utf-16-be").hex().upper().encode(),
     ]
 
@@ -51,6 +51,8 @@ def readable_bytes(root: Path) -> dict[str, bytes]:
             for match in re.finditer(rb"/Length (\d+) /Filter /FlateDecode >>\nstream\n", data):
                 start = match.end()
                 data += zlib.decompress(data[start : start + int(match.group(1))])
+            reader = pypdf.PdfReader(io.BytesIO(path.read_bytes()))
+            data += "\n".join(page.extract_text() for page in reader.pages).encode("utf-8")
         out[path.relative_to(root).as_posix()] = data
     return out
 

@@ -1,6 +1,7 @@
 """write_review_set on a small production, read back as a reviewer's tools would: the PDFs
-parsed from their bytes (cross-reference table, page tree, inflated content streams), the DAT
-and OPT split by their own delimiters, index.html's links followed on disk.
+parsed from their bytes (cross-reference table, page tree, inflated content streams) and their
+text extracted by pypdf through the embedded fonts' ToUnicode maps, the DAT and OPT split by
+their own delimiters, index.html's links followed on disk.
 
 The readers here are written from docs/REVIEW_FILES.md, not from the writers' code.
 """
@@ -16,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
+import pypdf
 import pytest
 
 from legal_hold.review import write_review_set
@@ -27,13 +29,12 @@ from legal_hold.review.items import (
     Timeline,
     TimelineEntry,
 )
-from legal_hold.review.winansi import from_winansi
 
 ROOT_KEY = "5e" * 32
 SIGNER = "7a" * 32
 GENESIS = "0c" * 32
 LONG_NOTE = "Reviewed labs; continue plan. " * 40  # wraps over many lines
-UNICODE_NOTE = "Zoë Ødegård (王小明) paid 5 € — “ok”"
+UNICODE_NOTE = "Zoë Łukasiewicz (李小龙) met Ἀριστοτέλης and Мария: 5 € — “ok”"
 
 
 # --- readers ------------------------------------------------------------------------------
@@ -66,17 +67,10 @@ def _ref(body: bytes, key: bytes) -> int:
     return int(re.search(rb"/" + key + rb" (\d+) 0 R", body).group(1))
 
 
-def _strings(content: bytes) -> list[str]:
-    """The operands of Tj, in order, unescaped and decoded from WinAnsi (Windows-1252)."""
-    out = []
-    for match in re.finditer(rb"\(((?:[^\\()]|\\.)*)\) Tj", content, re.S):
-        raw = re.sub(rb"\\(.)", rb"\1", match.group(1), flags=re.S)
-        out.append(raw.decode("cp1252"))
-    return out
-
-
 def read_pdf(path: Path) -> list[list[str]]:
-    """Each page's text strings, in the order the page tree lists the pages."""
+    """Each page's lines of text, in the order the page tree lists the pages: the structure
+    checked by hand (every object at its offset, every content stream inflating to its
+    /Length), the text read by pypdf through the fonts' ToUnicode maps."""
     data = path.read_bytes()
     objects = pdf_objects(data)
     trailer = data.rsplit(b"trailer\n", 1)[1]
@@ -86,7 +80,6 @@ def read_pdf(path: Path) -> list[list[str]]:
         int(k) for k in re.findall(rb"(\d+) 0 R", re.search(rb"/Kids \[(.*?)\]", tree).group(1))
     ]
     assert int(re.search(rb"/Count (\d+)", tree).group(1)) == len(kids)
-    pages = []
     for kid in kids:
         page = objects[kid]
         assert b"/Type /Page " in page and _ref(page, b"Parent") == pages_ref
@@ -94,8 +87,10 @@ def read_pdf(path: Path) -> list[list[str]]:
         length = int(re.search(rb"/Length (\d+)", stream).group(1))
         raw = stream.split(b"stream\n", 1)[1]
         assert raw[length:] == b"\nendstream"
-        pages.append(_strings(zlib.decompress(raw[:length])))
-    return pages
+        zlib.decompress(raw[:length])
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    assert len(reader.pages) == len(kids)
+    return [page.extract_text().splitlines() for page in reader.pages]
 
 
 def read_dat(path: Path) -> list[list[str]]:
@@ -274,11 +269,10 @@ def test_each_pdf_page_carries_its_own_bates_number_and_page_header(produced) ->
             for n in range(int(rendering.beg_bates[-7:]), int(rendering.end_bates[-7:]) + 1)
         ]
         assert len(pages) == len(labels)
-        for number, (strings, label) in enumerate(zip(pages, labels, strict=True), start=1):
-            assert strings[-1] == label  # the stamp, bottom right
-            assert [s for s in strings if s.startswith("SMITH-")] == [label]
-            assert f"Page {number} of {len(pages)}" in strings
-            assert "Matter CV-26-001: Smith v. Clinic" in strings
+        for number, (lines, label) in enumerate(zip(pages, labels, strict=True), start=1):
+            assert lines[-1].endswith(label)  # the stamp, bottom right
+            assert "\n".join(lines).count("SMITH-") == 1
+            assert lines[0] == f"Matter CV-26-001: Smith v. Clinic Page {number} of {len(pages)}"
         seen += labels
     assert seen == [f"SMITH-{n:07d}" for n in range(1, len(seen) + 1)]
 
@@ -288,32 +282,43 @@ def test_a_long_chart_runs_over_pages_with_every_entry_once_and_in_order(produce
     first = next(f for f in files if f.path == "images/SMITH-0000001.pdf")
     pages = read_pdf(root / first.path)
     assert len(pages) > 1
-    text = [s for page in pages for s in page]
-    headings = [int(s.split()[0][1:]) for s in text if re.match(r"#\d+  ", s)]
-    assert headings == [e.position for e in review.timelines[0].entries]
-    body = " ".join(s.strip() for s in text if s.startswith("  "))
-    assert body.count("continue plan.") == 12 * 40
+    text = " ".join(line for page in pages for line in page)
+    positions = [int(p) for p in re.findall(r"ledger position (\d+), recorded", text)]
+    assert positions == [e.position for e in review.timelines[0].entries]
+    assert text.count("continue plan.") == 12 * 40
 
 
-def test_text_outside_windows_1252_is_shown_as_code_points_and_reads_back_exactly(produced) -> None:
+def test_text_in_any_script_is_drawn_with_embedded_fonts_and_extracts_exactly(produced) -> None:
     root, _, _ = produced
-    strings = [s for page in read_pdf(root / "images/SMITH-0000001.pdf") for s in page]
-    shown = next(s for s in strings if "[U+" in s)
-    assert shown == "  Zoë Ødegård ([U+738B][U+5C0F][U+660E]) paid 5 € — “ok”"
-    assert from_winansi(shown.strip()) == UNICODE_NOTE
+    data = (root / "images/SMITH-0000001.pdf").read_bytes()
+    text = "\n".join(line for page in read_pdf(root / "images/SMITH-0000001.pdf") for line in page)
+    for name in ("Zoë Łukasiewicz", "李小龙", "Ἀριστοτέλης", "Мария", "€ — “ok”"):
+        assert name in text
+    # Subsets of the vendored fonts travel inside the file: no reader needs them installed.
+    assert data.count(b"/FontFile2 ") == 3 and b"/ToUnicode " in data
+    for face in (b"+DejaVuSans ", b"+DejaVuSansBold ", b"+DroidSansFallbackFull "):
+        assert face in data
     exact = (root / "text/SMITH-0000001.txt").read_text("utf-8")
     assert f"  {UNICODE_NOTE}\n" in exact
 
 
-def test_pdf_string_escapes_keep_parentheses_and_backslashes(produced) -> None:
+def test_a_character_no_font_draws_is_shown_as_its_code_point(tmp_path) -> None:
+    odd = entry(60, "bell \x07 and a private-use \ue000 here")
+    review = sample_review(tmp_path, timelines=(Timeline("Odd", "c", "chart", (odd,)),))
+    write_review_set(tmp_path, review)
+    text = " ".join(read_pdf(tmp_path / "images/SMITH-0000001.pdf")[0])
+    assert "bell [U+0007] and a private-use [U+E000] here" in text
+
+
+def test_pdf_text_keeps_parentheses_and_backslashes(produced) -> None:
     root, _, files = produced
     second = next(
         f for f in files if f.path.startswith("images/") and f.path != "images/SMITH-0000001.pdf"
     )
-    strings = [s for page in read_pdf(root / second.path) for s in page]
-    assert "Chart of patient 91c2 - custodian user:rivera" in strings
-    assert "  a (b) \\ c" in strings
-    assert "  source time: Tue, 3 Mar 2026 08:30:00 -0500" in strings
+    lines = [s for page in read_pdf(root / second.path) for s in page]
+    assert "Chart of patient 91c2 — custodian user:rivera" in lines
+    assert "a (b) \\ c" in lines
+    assert any("source time: Tue, 3 Mar 2026 08:30:00 -0500" in line for line in lines)
 
 
 def test_opt_has_one_line_per_pdf_page_with_a_document_break_on_each_first_page(produced) -> None:
@@ -375,8 +380,8 @@ def test_the_privilege_log_lists_the_withheld_item_with_its_proof_and_placeholde
     assert row[8] == "c0" * 32
     placeholder_page = row[9]
     page_index = int(placeholder_page[-7:]) - 1
-    strings = read_pdf(root / "images/SMITH-0000001.pdf")[page_index]
-    assert any("WITHHELD AS PRIVILEGED" in s and "position 22" in s for s in strings)
+    text = " ".join(read_pdf(root / "images/SMITH-0000001.pdf")[page_index])
+    assert "[WITHHELD AS PRIVILEGED: listed in the privilege log at ledger position 22]" in text
     assert "c0" * 32 in (root / "privilege/privilege_log.html").read_text("utf-8")
 
 
