@@ -18,20 +18,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
+from api.cli import main as chartledger
 from api.client import Client, Conflict, ServerError
 from api.hold_schemas import HoldIn, ScopeIn
+from events.backup_check import check_backup
 from tests.e2e.conftest import (
     CHARTLEDGER,
     JOB_EVENTS,
+    OWNER_PASSWORD,
     Member,
     Practice,
     add_member,
     events_of_type,
+    one_line_refusal,
+    owner_logs_in_remotely,
+    token_file,  # noqa: F401  (the fixture)
 )
 from tests.e2e.test_clinical import ada
 from tests.support import oru_r01
@@ -234,3 +240,39 @@ def test_a_cancelled_production_leaves_nothing(story: Story) -> None:
     assert not [p for p in story.productions().iterdir() if p.name.startswith(".producing")]
     # Its start and end are recorded, and the production's reads (it had begun) at most.
     assert story.practice.leaves() >= leaves + JOB_EVENTS
+
+
+def test_the_cli_backs_up_on_the_server_and_follows_lists_and_cancels_jobs(
+    story: Story,
+    token_file: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = story.practice.settings.store.home
+    monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
+    with server(home) as (url, _):
+        owner_logs_in_remotely(story.practice, url, capsys)
+        assert chartledger(["--server", url, "backups", "create"]) == 0
+        out, err = capsys.readouterr()
+        [folder] = [p for p in (home / "backups").iterdir()]
+        assert f"into <CHARTLEDGER_HOME>/backups/{folder.name} " in out
+        assert err.startswith("backup queued...\n") and err.endswith("\nbackup succeeded\n")
+        checked = check_backup(folder, story.practice.settings.store.master_key_path.read_bytes())
+        assert checked.manifest.backup_event is not None
+
+        produced = start_production(url, story)
+        assert chartledger(["--server", url, "jobs", "wait", produced["job_id"]]) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith(f"{produced['job_id']}  production  succeeded")
+        assert '"download": "/productions/' in out and "production gathering events" in err
+        assert chartledger(["--server", url, "jobs", "list"]) == 0
+        listed = capsys.readouterr().out.splitlines()
+        assert [line.split()[1:3] for line in listed] == [
+            ["production", "succeeded"],
+            ["backup", "succeeded"],
+            ["import", "succeeded"],  # the story's lab import
+        ]  # newest first; an owner sees the risk manager's job too
+        assert chartledger(["--server", url, "jobs", "cancel", produced["job_id"]]) == 0
+        assert "production  succeeded" in capsys.readouterr().out  # finished: left as it is
+        missing = one_line_refusal(capsys, url, "jobs", "show", str(uuid4()))
+        assert "not found" in missing.lower()
