@@ -22,6 +22,7 @@ from api.importing_schemas import ImportReportOut
 from api.status import BackgroundStatus
 
 JOB_POLL_FIRST, JOB_POLL_MOST = 0.1, 1.0  # seconds between polls of a job, growing
+JOB_POLL_PATIENCE = 60.0  # seconds a job's server may be unreachable while it is followed
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
@@ -209,13 +210,26 @@ class Client:
                 break
             time.sleep(wait)
             wait = min(wait * 1.5, JOB_POLL_MOST)
-            job = self.job(job["job_id"])
+            job = self._poll(job)
         if job["state"] != "succeeded":
             problem = job.get("error") or {"status": 500, "title": f"job {job['state']}"}
             status = int(problem.get("status") or 500)
             kind = ERRORS.get(status) or (ServerError if status >= 500 else ApiError)
             raise kind(status, problem)
         return job
+
+    def _poll(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The job now; a lost connection or a 503 (a server restarting) is tried again for
+        up to JOB_POLL_PATIENCE seconds: the job goes on, or is found interrupted, meanwhile."""
+        deadline = time.monotonic() + JOB_POLL_PATIENCE
+        while True:
+            try:
+                return self.job(job["job_id"])
+            except (httpx.TransportError, ServerError) as e:
+                status = getattr(e, "status", 503)
+                if status != 503 or time.monotonic() > deadline:
+                    raise
+                time.sleep(JOB_POLL_MOST)
 
     def job(self, job_id: UUID | str) -> dict[str, Any]:
         found: dict[str, Any] = self.request("GET", f"/jobs/{job_id}").json()

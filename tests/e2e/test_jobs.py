@@ -182,16 +182,17 @@ def test_a_server_killed_mid_production_leaves_the_job_interrupted_and_no_bundle
                 job = http.get(f"/jobs/{job['job_id']}").json()
         os.killpg(process.pid, signal.SIGKILL)  # the server and its worker, mid-production
         process.wait(30)
-    # Read back by a process that was not running it (here, the in-process app).
-    rita = story.risk.client()
-    after = rita.job(job["job_id"])
-    assert after["state"] == "failed", after
-    assert after["error"]["type"] == "urn:chartledger:problem:job-interrupted"
-    assert bundles(story) == [] and events_of_type(story.practice, PRODUCED) == []
-    [finished] = events_of_type(story.practice, FINISHED)[-1:]
-    assert finished.outcome == "failed"  # type: ignore[attr-defined]
-    # Started again, it succeeds; only its bundle is there.
-    produced = rita.produce(story.matter_id)
+    with server(home) as (url, _):  # restarted
+        rita = Client(url, timeout=60)
+        rita.token = story.risk.client().token
+        after = rita.job(job["job_id"])
+        assert after["state"] == "failed", after
+        assert after["error"]["type"] == "urn:chartledger:problem:job-interrupted"
+        assert bundles(story) == [] and events_of_type(story.practice, PRODUCED) == []
+        [finished] = events_of_type(story.practice, FINISHED)[-1:]
+        assert finished.outcome == "failed"  # type: ignore[attr-defined]
+        # Started again, it succeeds; only its bundle is there.
+        produced = rita.produce(story.matter_id)
     assert [p.name for p in bundles(story)] == [f"{produced['production_id']}.zip"]
     assert verify_bundle(bundles(story)[0]).ok
 
