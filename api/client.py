@@ -235,9 +235,10 @@ class Client:
         found: dict[str, Any] = self.request("GET", f"/jobs/{job_id}").json()
         return found
 
-    def jobs(self) -> list[dict[str, Any]]:
-        """The newest jobs: the caller's, or everyone's for owners and auditors."""
-        listed: list[dict[str, Any]] = self.request("GET", "/jobs").json()
+    def jobs(self, *, everyone: bool = False) -> list[dict[str, Any]]:
+        """The caller's newest jobs; ``everyone``: all users' (owners and auditors)."""
+        params = {"all": "true"} if everyone else None
+        listed: list[dict[str, Any]] = self.request("GET", "/jobs", params=params).json()
         return listed
 
     def cancel_job(self, job_id: UUID | str) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def _show(job: dict[str, Any]) -> None:
 def add_commands(commands: Any, client_for: ClientFor) -> None:
     def jobs_list(o: argparse.Namespace) -> int:
         with client_for(o) as client:
-            for job in client.jobs():
+            for job in client.jobs(everyone=o.all):
                 print(_line(job))
         return EXIT_OK
 
@@ -75,7 +75,8 @@ def add_commands(commands: Any, client_for: ClientFor) -> None:
 
     group = commands.add_parser("jobs", help="(--server) long work on the server and its progress")
     actions = group.add_subparsers(dest="action", required=True, parser_class=type(group))
-    p = actions.add_parser("list", help="your newest jobs (owners and auditors: everyone's)")
+    p = actions.add_parser("list", help="your newest jobs, newest first")
+    p.add_argument("--all", action="store_true", help="everyone's (owners and auditors)")
     p.set_defaults(run=jobs_list)
     for name, run, text in (
         ("show", jobs_show, "a job's state, progress, and its result or problem"),

@@ -1,12 +1,13 @@
-"""Jobs over HTTP (docs/JOBS.md): ``GET /jobs`` (the caller's own; owners and auditors see
-every job), ``GET /jobs/{id}``, ``DELETE /jobs/{id}`` (cancel). A job that is not the caller's
-is 404 to anyone who may not see every job, as if it did not exist."""
+"""Jobs over HTTP (docs/JOBS.md): ``GET /jobs`` (the caller's own; ``all=true``: everyone's, for
+owners and auditors), ``GET /jobs/{id}``, ``DELETE /jobs/{id}`` (cancel). A job that is not the
+caller's is 404 to anyone who may not see every job, as if it did not exist."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+from fastapi import Query
 from fastapi.responses import JSONResponse
 
 from api.auth import Principal
@@ -51,9 +52,18 @@ def accepted(job: JobView) -> JSONResponse:
 
 
 @router.get("/jobs", response_model=list[JobOut])
-def list_jobs(principal: CurrentUser, jobs: JobsDep) -> list[JobOut]:
-    """The newest 100 jobs: the caller's own, or everyone's for owners and auditors."""
-    user = None if _sees_all(principal) else principal.user_id
+def list_jobs(
+    principal: CurrentUser,
+    jobs: JobsDep,
+    everyone: Annotated[
+        bool, Query(alias="all", description="everyone's jobs (owners and auditors)")
+    ] = False,
+) -> list[JobOut]:
+    """The caller's newest 100 jobs, newest first; with ``all=true``, everyone's (owners and
+    auditors only: anyone else gets 403)."""
+    if everyone and not _sees_all(principal):
+        raise Forbidden("only owners and auditors see everyone's jobs")
+    user = None if everyone else principal.user_id
     return [JobOut.model_validate(j.as_json()) for j in jobs.listed(user)]
 
 

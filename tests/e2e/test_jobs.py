@@ -157,6 +157,7 @@ def test_a_production_is_a_job_followed_from_another_server_to_its_download(
             assert bundle.status_code == 200
             assert hashlib.sha256(bundle.content).hexdigest() == produced["sha256"]
             assert [j["job_id"] for j in http.get("/jobs").json()] == [job["job_id"]]
+            assert http.get("/jobs", params={"all": "true"}).status_code == 403
         out = tmp_path / "bundle.zip"
         out.write_bytes(bundle.content)
         assert verify_bundle(out).ok
@@ -268,12 +269,18 @@ def test_the_cli_backs_up_on_the_server_and_follows_lists_and_cancels_jobs(
         assert out.startswith(f"{produced['job_id']}  production  succeeded")
         assert '"download": "/productions/' in out and "production gathering events" in err
         assert chartledger(["--server", url, "jobs", "list"]) == 0
+        mine = capsys.readouterr().out.splitlines()
+        assert [line.split()[1:3] for line in mine] == [
+            ["backup", "succeeded"],
+            ["import", "succeeded"],  # the story's lab import
+        ]  # the owner's own, newest first
+        assert chartledger(["--server", url, "jobs", "list", "--all"]) == 0
         listed = capsys.readouterr().out.splitlines()
         assert [line.split()[1:3] for line in listed] == [
             ["production", "succeeded"],
             ["backup", "succeeded"],
             ["import", "succeeded"],  # the story's lab import
-        ]  # newest first; an owner sees the risk manager's job too
+        ]  # and the risk manager's job too
         assert chartledger(["--server", url, "jobs", "cancel", produced["job_id"]]) == 0
         assert "production  succeeded" in capsys.readouterr().out  # finished: left as it is
         missing = one_line_refusal(capsys, url, "jobs", "show", str(uuid4()))
@@ -322,6 +329,8 @@ def test_exports_and_imports_answer_202_and_what_is_known_at_once_is_refused_at_
     auditor = add_member(practice, owner, "aud", "Aud", "auditor").client()
     with pytest.raises(NotFound):
         staff.job(exported["job_id"])  # type: ignore[arg-type]
-    assert staff.jobs() == [] and len(auditor.jobs()) == 2
+    assert staff.jobs() == [] and auditor.jobs() == [] and len(auditor.jobs(everyone=True)) == 2
+    with pytest.raises(Forbidden):
+        staff.jobs(everyone=True)
     with pytest.raises(Forbidden):
         auditor.cancel_job(exported["job_id"])  # type: ignore[arg-type]
