@@ -334,3 +334,20 @@ def test_exports_and_imports_answer_202_and_what_is_known_at_once_is_refused_at_
         staff.jobs(everyone=True)
     with pytest.raises(Forbidden):
         auditor.cancel_job(exported["job_id"])  # type: ignore[arg-type]
+
+
+def test_a_production_sent_again_with_its_idempotency_key_is_the_same_job(story: Story) -> None:
+    rita = story.risk.client()
+    raw = story.practice.http_client()
+    raw.headers["Authorization"] = f"Bearer {rita.token}"
+    key = {"Idempotency-Key": f'"{uuid4()}"'}
+    path = f"/matters/{story.matter_id}/productions"
+    first = raw.post(path, json={}, headers=key)
+    again = raw.post(path, json={}, headers=key)
+    assert first.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"]
+    assert again.json()["job_id"] == first.json()["job_id"]
+    assert rita.wait_for_job(first.json())["state"] == "succeeded"
+    assert [j["job_id"] for j in rita.jobs()] == [first.json()["job_id"]]  # no second job
+    assert len(bundles(story)) == 1
