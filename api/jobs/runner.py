@@ -80,7 +80,12 @@ class JobProgress:
         if self.stage == self._stage and moment - self._stored < STORE_EVERY:
             return
         self._stored, self._stage = moment, self.stage
-        if self._jobs.rows.progress(self.job_id, done, total, self.stage):
+        try:
+            asked = self._jobs.rows.progress(self.job_id, done, total, self.stage)
+        except Exception as e:  # the store away a moment: the work goes on, shown next time
+            log.warning("job progress not stored: %s", type(e).__name__)
+            return
+        if asked:
             raise JobCancelled()
 
     def check(self) -> None:
