@@ -21,7 +21,7 @@ from api.idempotency.header import serialize_key
 from api.importing_schemas import ImportReportOut
 from api.status import BackgroundStatus
 
-JOB_POLL_FIRST, JOB_POLL_MOST = 0.1, 1.0  # seconds between polls of a job, growing
+JOB_POLL_FIRST, JOB_POLL_MOST = 0.1, 0.5  # seconds between polls of a job, growing
 JOB_POLL_PATIENCE = 60.0  # seconds a job's server may be unreachable while it is followed
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
