@@ -4,6 +4,7 @@ mapping (``api/errors.py``) and one router per resource (``api/routers/``)."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from events.ledger import Ledger
 from events.log import tree_size
 from projections.runner import FOLLOW_EVERY, FOLLOW_LATE_AFTER, Runner, follow
 
+log = logging.getLogger("chartledger.jobs")
 FOLLOWER_LOOKS_AGAIN = 5.0  # seconds between a waiting process's tries for the follower lock
 
 
@@ -84,6 +86,12 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
+        # Jobs a stopped process left running are failed now, not when someone looks (and
+        # when someone looks, if the store is away just now).
+        try:
+            services.jobs.interrupt_lost()
+        except Exception as e:
+            log.warning("jobs of stopped processes not yet marked: %s", type(e).__name__)
         if settings.background:
             timer = threading.Thread(target=_checkpoint_every, args=(ledger, stop), daemon=True)
             timer.start()
@@ -101,6 +109,7 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
             notices.start()
         yield
         stop.set()
+        services.jobs.close()  # running jobs stop at their next progress point
         ledger.close()
         services.last_seen.close()
         services.throttle.close()
@@ -130,6 +139,11 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     from api.routers.status import router as status_router  # issue 17: background loops
 
     app.include_router(status_router)
+    from api.routers.backups import router as backups_router
+    from api.routers.jobs import router as jobs_router  # issue 18: long work as jobs
+
+    app.include_router(jobs_router)
+    app.include_router(backups_router)
 
     # Inside the request limits: the key's digest reads a body already bounded.
     lifetime = settings.idempotency_key_lifetime

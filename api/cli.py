@@ -35,6 +35,9 @@ from api.backup_cli import add_commands as add_backup_commands
 from api.client import ApiError, Client, invalid_fields
 from api.env_vars import document
 from api.import_cli import add_commands as add_import_commands
+from api.jobs_cli import COMMANDS as JOB_COMMANDS
+from api.jobs_cli import add_commands as add_job_commands
+from api.progress_bar import job_printer
 from api.remote_cli import KEEP_CODES, REMOTE_COMMANDS, UsageError
 from api.remote_cli import add_commands as add_remote_commands
 from api.remote_legal_cli import add_export_commands as add_remote_export_commands
@@ -377,7 +380,8 @@ def _client(options: argparse.Namespace) -> Client:
             token = saved.get("token")
     if token is None:
         raise UsageError(f"not logged in to {options.server}: run `chartledger --server URL login`")
-    return Client(options.server, token=token)
+    # A job the command starts (a production, export, import, backup) shows its progress.
+    return Client(options.server, token=token, on_progress=job_printer())
 
 
 def cmd_login(options: argparse.Namespace) -> int:
@@ -422,7 +426,7 @@ def cmd_chart_show(options: argparse.Namespace) -> int:
 
 
 REMOTE = {"login", "logout", "patients", "chart", "break-glass", "alerts", "exports"}
-REMOTE |= REMOTE_COMMANDS
+REMOTE |= REMOTE_COMMANDS | JOB_COMMANDS
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
@@ -586,6 +590,7 @@ def build_parser(remote: bool = False) -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=cmd_serve)
     add_remote_commands(commands, _client, _save_token)
+    add_job_commands(commands, _client)
     add_review_commands(commands, _client)
     add_remote_export_commands(commands, _client)
     if remote:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events import idempotency, tiles
+from events import idempotency, job_rows, tiles
 from events.db import Cursor, Dialect
 
 APPEND_ONLY_TABLES = (
@@ -58,6 +58,7 @@ def table_statements(dialect: Dialect) -> list[str]:
         # The Merkle tree's hashes as tiles (LEDGER_FORMAT.md §12): a cache of the leaves.
         tiles.table_statement(dialect),
         *idempotency.table_statements(dialect),
+        *job_rows.table_statements(dialect),
     ]
 
 
