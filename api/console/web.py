@@ -23,6 +23,7 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import auth, errors
@@ -147,7 +149,10 @@ def require_console_role(*roles: str) -> Any:
         try:
             return allowed(principal, roles)
         except Forbidden:
+            # The path template, never its values; the included route may not carry the
+            # console's prefix.
             route = getattr(request.scope.get("route"), "path", None) or "?"
+            route = route if route.startswith(PREFIX) else PREFIX + route
             refuse_role(
                 services_of(request).ledger,
                 principal,
@@ -284,14 +289,36 @@ class NavItem:
         )
 
 
+ROLE_NAMES = {
+    "owner": "owner",
+    "clinician": "clinician",
+    "staff": "front-desk staff",
+    "risk_manager": "risk manager",
+    "auditor": "auditor",
+    "user_admin": "user administrator",
+}
+
+
+def _when(value: object) -> str:
+    """A time as people read it, to the second, with its offset (UTC in the ledger)."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    return str(value).replace("T", " ")
+
+
 @functools.cache
 def templates() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["role"] = lambda role: ROLE_NAMES.get(str(role), str(role))
+    env.filters["when"] = _when
+    return env
 
 
 def _nav(principal: Principal | None) -> list[NavItem]:
@@ -356,6 +383,9 @@ def problem_of(error: BaseException) -> Problem:
             "Form expired or not from this console",
             "Nothing was changed. Reload the page and try again.",
         )
+    if isinstance(error, ValidationError):  # a form checked against the API's own schema
+        fields = sorted({str(e["loc"][-1]) for e in error.errors() if e.get("loc")})
+        return Problem(422, "Some fields are missing or invalid", ", ".join(fields) or "the form")
     if isinstance(error, RequestValidationError):
         fields = sorted({str(e.get("loc", ("", "?"))[-1]) for e in error.errors() if e.get("loc")})
         return Problem(422, "Some fields are missing or invalid", ", ".join(fields) or "the form")
@@ -367,6 +397,15 @@ def problem_of(error: BaseException) -> Problem:
     if status == 500:
         return Problem(500, "Something went wrong", "The server could not finish this request.")
     return Problem(status, title, errors.detail_of(error))
+
+
+def known_refusal(error: Exception) -> Problem:
+    """The words for a refusal a page shows in place (a rule, a role, a hold, a bad field);
+    anything else is raised on, to ``ConsoleRoute``'s 500 page."""
+    problem = problem_of(error)
+    if problem.status >= 500 or isinstance(error, SignInRequired):
+        raise error
+    return problem
 
 
 def refusal_page(request: Request, error: BaseException) -> Response:

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from api.console.web import NavItem
 
 # In the order the navigation shows them.
-FAMILIES = ("home",)
+FAMILIES = ("home", "users")
 
 
 def _modules() -> list[ModuleType]:
