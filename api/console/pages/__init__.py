@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from api.console.web import NavItem
 
 # In the order the navigation shows them.
-FAMILIES = ("home", "users")
+FAMILIES = ("home", "users", "emergency", "audit", "status")
 
 
 def _modules() -> list[ModuleType]:
