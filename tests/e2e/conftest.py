@@ -234,6 +234,8 @@ def served(env: dict[str, str]) -> Iterator[str]:
         # work (CI runs two test processes) took over 30 s.
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
+            # A server that stopped (say, its port was taken meanwhile) is said so at once.
+            assert process.poll() is None, f"the server stopped: {process.stdout.read()}"
             try:
                 if httpx.get(url + "/health").status_code == 200:
                     break
