@@ -89,3 +89,19 @@ def test_signing_out_returns_to_the_sign_in_page(
     expect(page.get_by_role("status")).to_have_text("Signed out.")
     page.goto(console_url + "/")
     expect(page).to_have_url(re.compile(r"/console/sign-in"))
+
+
+def test_a_session_ended_through_the_api_is_refused_by_the_open_console(
+    page: Page, console_url: str, served_practice: ServedPractice
+) -> None:
+    rita = served_practice.member("rita", "Rita Risk", "risk_manager")
+    sign_in(page, console_url, rita)
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "chartledger_console"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/console"
+    assert page.evaluate("document.cookie") == ""  # out of any script's reach
+    # The console's session is an API session: logging it out there ends it here too.
+    client = served_practice.client()
+    client.token = cookie["value"]
+    client.logout()
+    page.reload()
+    expect(page).to_have_url(re.compile(r"/console/sign-in\?next=/console/"))
