@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export CHARTLEDGER_HOME ?= ./var
 export CHARTLEDGER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean browser-tools chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,16 @@ run: install
 	@if [ -f "$(CHARTLEDGER_HOME)/demo-owner.txt" ]; then \
 		echo "  (owner recovery codes: $(CHARTLEDGER_HOME)/demo-owner.txt)"; fi
 	@echo "Chartledger on http://127.0.0.1:$(RUN_PORT) (OpenAPI: http://127.0.0.1:$(RUN_PORT)/docs)"
+	@echo "Console: http://127.0.0.1:$(RUN_PORT)/console/"
 	$(BIN)/chartledger serve --host 127.0.0.1 --port $(RUN_PORT) < /dev/null
 
-test: install
+# The console's browser tests drive Debian's chromium (never a browser Playwright downloads);
+# the production tests render PDF pages with poppler's pdftoppm to look at them.
+browser-tools:
+	@test -x /usr/bin/chromium -a -x /usr/bin/pdftoppm || \
+		(apt-get update && apt-get install -y chromium poppler-utils)
+
+test: install browser-tools
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: install
