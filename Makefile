@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export CHARTLEDGER_HOME ?= ./var
 export CHARTLEDGER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint bench clean browser-tools chromium
+.PHONY: install run test lint bench clean browser-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
