@@ -2,10 +2,11 @@
 a username, an MRN, a matter's number, or still an id. Each is resolved through the API
 before anything is written, and a name that matches nothing is misuse (exit 2, one line).
 
-Looking someone up needs the API's own permission: usernames come from ``GET /users`` (owners
-and user administrators), MRNs from the patient search (clinicians, staff, owners, which
-records the search). A caller without it is told to give the id instead, before any request
-that the server would refuse and record as a refused attempt.
+Looking someone up needs the API's own permission: usernames come from ``GET /users`` (owners,
+user administrators, risk managers and auditors), MRNs from the patient search (clinicians,
+staff, risk managers, owners, which records the search). A caller without it is told to give
+the id instead, before any request that the server would refuse and record as a refused
+attempt.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from api.cli_errors import UsageError
 from api.client import Client
 
 # Roles whose callers may list users, and search patients (api/roles.py).
-USER_LISTERS = ("owner", "user_admin")
-PATIENT_SEARCHERS = ("owner", "clinician", "staff")
+USER_LISTERS = ("owner", "user_admin", "risk_manager", "auditor")
+PATIENT_SEARCHERS = ("owner", "clinician", "staff", "risk_manager")
 
 
 def _uuid(text: str) -> UUID | None:

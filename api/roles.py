@@ -2,8 +2,9 @@
 
 - clinician: charts (patients, labs, notes, chart reads)
 - staff: schedule and demographics (register and search patients), no chart
-- risk_manager: audit views (holds and productions come later)
-- auditor: audit views only
+- risk_manager: audit views, holds, productions; the user directory and the patient search,
+  to name custodians and patients (each patient shown is recorded as a read of their demographics)
+- auditor: audit views and the user directory
 - owner: users, keys, everything
 - user_admin (granted by an owner, e.g. to an office manager): clinician and staff users only
   (``domain/authority.py``)
@@ -50,6 +51,10 @@ def require_role(*roles: str) -> Any:
 
 Clinician = Annotated[Principal, require_role("clinician")]
 FrontDesk = Annotated[Principal, require_role("clinician", "staff")]
+# Who may find a patient by MRN or name: the front desk, and risk managers placing holds.
+PatientFinder = Annotated[Principal, require_role("clinician", "staff", "risk_manager")]
+# Who may read the user directory (usernames, names, roles): to name custodians and audit users.
+Directory = Annotated[Principal, require_role("user_admin", "risk_manager", "auditor")]
 AuditReader = Annotated[Principal, require_role("auditor", "risk_manager")]
 Owner = Annotated[Principal, require_role("owner")]
 UserAdmin = Annotated[Principal, require_role("user_admin")]

@@ -8,7 +8,7 @@ from eventsourcing.persistence import IntegrityError
 from fastapi import Query, status
 
 from api.deps import LedgerDep, RunnerDep
-from api.roles import FrontDesk
+from api.roles import FrontDesk, PatientFinder
 from api.routing import Router
 from api.schemas import PatientIn, PatientOut, Purpose
 from domain.errors import DuplicateIdentifier
@@ -47,7 +47,7 @@ def register(body: PatientIn, principal: FrontDesk, ledger: LedgerDep) -> Patien
 
 @router.get("")
 def search(
-    principal: FrontDesk,
+    principal: PatientFinder,
     ledger: LedgerDep,
     runner: RunnerDep,
     q: Annotated[str, Query(min_length=1, max_length=100, description="MRN or name contains")],

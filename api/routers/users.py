@@ -24,7 +24,7 @@ from api.auth import Principal
 from api.deps import CurrentUser, LedgerDep, Services, ServicesDep
 from api.errors import NotFound
 from api.openapi import problems
-from api.roles import UserAdmin
+from api.roles import Directory
 from api.routing import Router
 from api.schemas import (
     NewUserOut,
@@ -121,7 +121,7 @@ def _owners_after(ledger: Ledger, leaving: UUID) -> int:
 
 
 @router.get("")
-def list_users(principal: UserAdmin, ledger: LedgerDep) -> list[UserOut]:
+def list_users(principal: Directory, ledger: LedgerDep) -> list[UserOut]:
     return [user_out(a, u) for a, u in accounts(ledger)]
 
 
