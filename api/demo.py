@@ -1,10 +1,11 @@
 """``chartledger demo``: a small demo practice in the configured store.
 
-Three clinicians and a front-desk account with known passwords and known TOTP secrets (made
-up, like everything here: a real practice's users enroll with a code, ``POST /auth/enroll``),
-50 patients, a week of
+Three clinicians, a front-desk account and a risk manager with known passwords and known TOTP
+secrets (made up, like everything here: a real practice's users enroll with a code,
+``POST /auth/enroll``), 50 patients, a week of
 appointments (each patient booked with one clinician, so that clinician has a care relationship),
-labs, signed notes and secure messages. Loading twice changes nothing. The data is made up.
+labs, signed notes and secure messages, and a matter whose hold keeps the first two patients'
+records and Dr. Ames's (``DEMO_MATTER``). Loading twice changes nothing. The data is made up.
 The logins are written down as set (``api/demo_logins.py``) and shown again only while valid.
 """
 
@@ -31,12 +32,22 @@ from domain.patients import Patient
 from domain.quantities import Quantity
 from events.context import acting
 from events.ledger import Ledger
+from legal_hold import holds
 
 DEMO_LOGINS = (
     ("dr.ames", "Dr. Avery Ames", "clinician", "demo-clinician-1"),
     ("dr.baker", "Dr. Blair Baker", "clinician", "demo-clinician-2"),
     ("dr.chen", "Dr. Casey Chen", "clinician", "demo-clinician-3"),
     ("frontdesk", "Fran Desk", "staff", "demo-frontdesk-1"),
+    ("risk", "Rita Risk", "risk_manager", "demo-riskmgr-1"),
+)
+# The demo's lawsuit: a matter with a hold on its first patients' records and Dr. Ames's, so a
+# production (``chartledger produce`` or the console) has something to carry from the start.
+DEMO_MATTER = ("Quill v. Demo Practice", "CV-DEMO-1", "Superior Court (made up)")
+DEMO_HOLD_PATIENTS = 2
+DEMO_NOTICE = (
+    "Preserve every record of the patients named in Quill v. Demo Practice, and your messages "
+    "with them. Acknowledge this notice in the console."
 )
 GIVEN = ("Ada", "Ben", "Cora", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun")
 FAMILY = ("Quill", "Reyes", "Stone", "Tran", "Usman")
@@ -89,6 +100,7 @@ def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int 
     clinicians = [users["dr.ames"], users["dr.baker"], users["dr.chen"]]
     desk = users["frontdesk"]
     monday = _monday(datetime.now(UTC).date())
+    held: list[UUID] = []
     for n in range(patients):
         patient = Patient.register(
             mrn=f"DEMO-{n + 1:04d}",
@@ -104,7 +116,25 @@ def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int 
         provider = clinicians[n % len(clinicians)]
         _book(ledger, desk, provider, patient.id, monday, n)
         _chart(ledger, rng, provider, patient.id, monday + timedelta(days=n % 5))
+        held.append(patient.id)
+    _matter(ledger, users["risk"], held[:DEMO_HOLD_PATIENTS], users["dr.ames"])
     return True
+
+
+def _matter(ledger: Ledger, risk: UUID, patients: list[UUID], custodian: UUID) -> None:
+    name, number, forum = DEMO_MATTER
+    at = datetime.now(UTC)
+    with acting(user_subject(risk), "demo"):
+        matter = holds.open_matter(ledger, name=name, number=number, forum=forum, at=at, by=risk)
+        holds.place_hold(
+            ledger,
+            matter_id=matter.id,
+            name="Quill records",
+            scope=holds.Scope.of(patients=patients, custodians=[custodian]),
+            at=at,
+            by=risk,
+            notice=DEMO_NOTICE,
+        )
 
 
 def _monday(today: date) -> date:

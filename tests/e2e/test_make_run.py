@@ -86,7 +86,9 @@ def test_make_run_again_prints_only_logins_that_still_work(tmp_path: Path) -> No
     home = tmp_path / "var"
     with make_run(home) as (url, printed):
         first = {m[0]: (m[1], m[3]) for m in LOGIN.findall(printed)}
-        assert set(first) == {"owner", "dr.ames", "dr.baker", "dr.chen", "frontdesk"}, printed
+        assert set(first) == {"owner", "dr.ames", "dr.baker", "dr.chen", "frontdesk", "risk"}, (
+            printed
+        )
         for username, (password, secret) in first.items():
             logs_in(url, username, password, secret)
         ames = logs_in(url, "dr.ames", *first["dr.ames"])

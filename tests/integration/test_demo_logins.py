@@ -69,7 +69,7 @@ def test_demo_shows_only_the_logins_that_still_work(
     monkeypatch.setenv("CHARTLEDGER_OWNER_PASSWORD", OWNER_PASSWORD)
     assert chartledger(["init", "--name", "Demo", "--owner", "owner", "--owner-name", "O"]) == 0
     first = shown(demo(capsys))
-    assert set(first) == {"owner", "dr.ames", "dr.baker", "dr.chen", "frontdesk"}
+    assert set(first) == {"owner", "dr.ames", "dr.baker", "dr.chen", "frontdesk", "risk"}
     assert first["owner"][:2] == (OWNER_PASSWORD, "owner")
     assert first["dr.ames"][:2] == ("demo-clinician-1", "clinician")
     kept = store_config.home / "demo-logins.json"
@@ -88,7 +88,7 @@ def test_demo_shows_only_the_logins_that_still_work(
 
         out = demo(capsys)
         now = shown(out)
-        assert set(now) == {"owner", "frontdesk"} and now["frontdesk"] == first["frontdesk"]
+        assert set(now) == {"owner", "frontdesk", "risk"} and now["frontdesk"] == first["frontdesk"]
         assert "(password changed since the demo set it)" in line_of(out, "dr.ames")
         assert "(deactivated)" in line_of(out, "dr.baker")
         chen = line_of(out, "dr.chen")
@@ -103,9 +103,9 @@ def test_demo_shows_only_the_logins_that_still_work(
         # are tried, the ones that work are shown and kept again.
         kept.unlink()
         out = demo(capsys)
-        assert set(shown(out)) == {"owner", "frontdesk"}
+        assert set(shown(out)) == {"owner", "frontdesk", "risk"}
         assert "(the demo's password does not work for it)" in line_of(out, "dr.ames")
-        assert set(shown(demo(capsys))) == {"owner", "frontdesk"}
+        assert set(shown(demo(capsys))) == {"owner", "frontdesk", "risk"}
         assert stat.S_IMODE(kept.stat().st_mode) == 0o600
 
 
