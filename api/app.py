@@ -83,6 +83,8 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
+        # Jobs a stopped process left running are failed now, not when someone looks.
+        services.jobs.interrupt_lost()
         if settings.background:
             timer = threading.Thread(target=_checkpoint_every, args=(ledger, stop), daemon=True)
             timer.start()
@@ -94,6 +96,7 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
             views.start()
         yield
         stop.set()
+        services.jobs.close()  # running jobs stop at their next progress point
         ledger.close()
         services.last_seen.close()
         services.throttle.close()
@@ -123,6 +126,9 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     from api.routers.status import router as status_router  # issue 17: background loops
 
     app.include_router(status_router)
+    from api.routers.jobs import router as jobs_router  # issue 18: long work as jobs
+
+    app.include_router(jobs_router)
 
     # Inside the request limits: the key's digest reads a body already bounded.
     lifetime = settings.idempotency_key_lifetime

@@ -4,7 +4,9 @@ raises a typed error carrying the RFC 9457 problem body (STYLE.md §1)."""
 from __future__ import annotations
 
 import functools
+import time
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -19,6 +21,7 @@ from api.idempotency.header import serialize_key
 from api.importing_schemas import ImportReportOut
 from api.status import BackgroundStatus
 
+JOB_POLL_FIRST, JOB_POLL_MOST = 0.1, 1.0  # seconds between polls of a job, growing
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
@@ -119,10 +122,13 @@ class Client:
         token: str | None = None,
         timeout: float = 30.0,
         retry: Retry | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
         self.token = token
         self.retry = retry if retry is not None else Retry()
+        # Where jobs this client waits for report their progress (api/progress_bar.py).
+        self.on_progress = on_progress
 
     def close(self) -> None:
         self.http.close()
@@ -178,6 +184,56 @@ class Client:
 
     def _list(self, model: type[M], path: str, **kwargs: Any) -> list[M]:
         return self._read(list[model], self.request("GET", path, **kwargs))  # type: ignore[valid-type]
+
+    # -- jobs (docs/JOBS.md): long work answered 202 with the job, followed until it ends ------
+
+    def _job(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Start a job and wait for it; its result (what the request once answered)."""
+        job = self.wait_for_job(self.request(method, path, **kwargs).json())
+        result: dict[str, Any] = job.get("result") or {}
+        return result
+
+    def wait_for_job(
+        self,
+        job: dict[str, Any],
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll the job until it ends; the finished job. A failed or cancelled job raises its
+        problem as the request would have (``Unprocessable`` for a rejected import, say)."""
+        show = on_progress if on_progress is not None else self.on_progress
+        wait = JOB_POLL_FIRST
+        while True:
+            if show is not None:
+                show(job)
+            if job.get("state") in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(wait)
+            wait = min(wait * 1.5, JOB_POLL_MOST)
+            job = self.job(job["job_id"])
+        if job["state"] != "succeeded":
+            problem = job.get("error") or {"status": 500, "title": f"job {job['state']}"}
+            status = int(problem.get("status") or 500)
+            kind = ERRORS.get(status) or (ServerError if status >= 500 else ApiError)
+            raise kind(status, problem)
+        return job
+
+    def job(self, job_id: UUID | str) -> dict[str, Any]:
+        found: dict[str, Any] = self.request("GET", f"/jobs/{job_id}").json()
+        return found
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The newest jobs: the caller's, or everyone's for owners and auditors."""
+        listed: list[dict[str, Any]] = self.request("GET", "/jobs").json()
+        return listed
+
+    def cancel_job(self, job_id: UUID | str) -> dict[str, Any]:
+        cancelled: dict[str, Any] = self.request("DELETE", f"/jobs/{job_id}").json()
+        return cancelled
+
+    def start_job(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Start a job and return it at once (202's body), without waiting."""
+        started: dict[str, Any] = self.request(method, path, **kwargs).json()
+        return started
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -595,10 +651,10 @@ class Client:
         query = {k: v for k, v in params.items() if v is not None}
         if "accept_valid" in query:
             query["accept_valid"] = "true" if query["accept_valid"] else "false"
-        response = self.request(
+        report = self._job(
             "POST", path, content=content, headers={"Content-Type": media_type}, params=query
         )
-        return self._read(ImportReportOut, response)
+        return _adapter(ImportReportOut).validate_python(report)  # type: ignore[no-any-return]
 
     def import_patients(
         self,
@@ -663,8 +719,7 @@ class Client:
             body["patient_id"] = str(patient_id)
         if all_patients:
             body["all"] = True
-        manifest: dict[str, Any] = self.request("POST", "/exports", json=body).json()
-        return manifest
+        return self._job("POST", "/exports", json=body)
 
     def export_file(self, export_id: UUID | str, name: str) -> bytes:
         """One file of a finished export (``Patient.ndjson``, ``native/records.msgpack``, ...)."""
@@ -686,14 +741,18 @@ class Client:
         }
         if since_checkpoint is not None:
             body["since_checkpoint"] = since_checkpoint
-        produced: dict[str, Any] = self.request(
-            "POST", f"/matters/{matter_id}/productions", json=body
-        ).json()
-        return produced
+        return self._job("POST", f"/matters/{matter_id}/productions", json=body)
 
     def download_production(self, production_id: UUID | str) -> bytes:
         """The bundle's bytes, exactly as produced."""
         return self.request("GET", f"/productions/{production_id}/bundle").content
+
+    # -- backups (owners) ------------------------------------------------------------------------
+
+    def backup(self) -> dict[str, Any]:
+        """Back the practice's ledger up on the server (``<CHARTLEDGER_HOME>/backups/<id>/``);
+        returns the backup's manifest summary."""
+        return self._job("POST", "/backups")
 
 
 def _params(filters: dict[str, Any]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from api.auth import Principal, authenticate, now
 from api.errors import Unauthenticated
 from api.idempotency.answers import Answers
 from api.idempotency.middleware import begin
+from api.jobs import Jobs
 from api.refusal_budget import RefusalBudget
 from api.refused_requests import refuse_role
 from api.settings import Settings
@@ -74,6 +75,7 @@ class Services:
     last_seen: SessionActivity  # session id -> when last used, shared by the server processes
     throttle: LoginThrottle  # failed logins by account and address, shared likewise
     answers: Answers  # first answers to keyed requests (api/idempotency/)
+    jobs: Jobs  # long work run after its request is answered (api/jobs/)
     # which refusals of tokens naming no session are written (api/refusal_budget.py)
     refusals: RefusalBudget = field(default_factory=RefusalBudget)
 
@@ -83,7 +85,8 @@ class Services:
         activity = SessionActivity(settings.store.home / "session-activity")
         throttle = LoginThrottle(settings.store.home / "login-throttle", settings.login_throttle)
         answers = Answers(ledger.db, ledger.master_key)
-        return cls(settings, ledger, SerialRunner(ledger), activity, throttle, answers)
+        runner = SerialRunner(ledger)
+        return cls(settings, ledger, runner, activity, throttle, answers, Jobs(ledger))
 
 
 async def get_services(request: Request) -> Services:
@@ -106,6 +109,13 @@ async def get_runner(services: ServicesDep) -> SerialRunner:
 
 
 RunnerDep = Annotated[SerialRunner, Depends(get_runner)]
+
+
+async def get_jobs(services: ServicesDep) -> Jobs:
+    return services.jobs
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
 
 
 bearer = HTTPBearer(auto_error=False, description="the token from POST /auth/login")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from events.db import Cursor, Dialect
 from events.idempotency import TABLE as IDEMPOTENCY_KEYS
+from events.job_rows import TABLE as JOBS
 from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
 from events.sealing import DESTROY_FUNCTION, DISPOSED_TYPE
 
@@ -129,6 +130,8 @@ def writer_role_statements(schema: str) -> list[str]:
         f"GRANT DELETE ON {s}.{RECENT_LINKS} TO {WRITER_ROLE}",
         # Idempotency keys are not ledger rows: they expire and are deleted (events/idempotency.py).
         f"GRANT DELETE ON {s}.{IDEMPOTENCY_KEYS} TO {WRITER_ROLE}",
+        # Job rows likewise: progress updates them, and old ones are deleted (api/jobs/).
+        f"GRANT DELETE ON {s}.{JOBS} TO {WRITER_ROLE}",
         # A data key only through the function (stores made before it had DELETE granted).
         f"REVOKE DELETE, TRUNCATE ON {s}.ledger_data_keys FROM {WRITER_ROLE}",
         f"REVOKE ALL ON FUNCTION {s}.{DESTROY_FUNCTION}(text, uuid) FROM PUBLIC",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events import idempotency
+from events import idempotency, job_rows
 from events.db import Cursor, Dialect
 
 APPEND_ONLY_TABLES = (
@@ -56,6 +56,7 @@ def table_statements(dialect: Dialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS ledger_data_keys (name TEXT PRIMARY KEY, "
         f"subject TEXT NOT NULL UNIQUE, wrapped {blob} NOT NULL)",
         *idempotency.table_statements(dialect),
+        *job_rows.table_statements(dialect),
     ]
 
 

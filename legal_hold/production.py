@@ -121,6 +121,23 @@ def produce(
     )
 
 
+def check_production(
+    ledger: Ledger,
+    matter_id: UUID,
+    out: Path,
+    *,
+    withhold: Mapping[int, str] | None = None,
+    since: int | None = None,
+) -> None:
+    """Refuse now what ``produce`` would refuse before writing anything (no such matter, no
+    hold, nothing in scope, a bad claim or checkpoint), so a caller may answer the refusal
+    before it starts the production as a job. ``produce`` checks again: holds may change."""
+    claims = _checked_claims(withhold or {})
+    _, holds, subjects, _ = _checked_request(ledger, matter_id, Path(out), claims, since)
+    evidence = evidence_streams(ledger, [hold.id for hold in holds], subjects)
+    _refuse_claims_on_evidence(ledger, evidence, claims)
+
+
 def _checked_request(
     ledger: Ledger, matter_id: UUID, out: Path, claims: dict[int, str], since: int | None
 ) -> tuple[Any, list[Hold], list[str], list[str]]:

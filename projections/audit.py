@@ -66,6 +66,7 @@ CATEGORIES = {
     "legal_hold.disposal_approvals": "retention",
     "legal_hold.refusals": "retention",
     "domain.refusals": "access control",
+    "domain.jobs": "jobs",
 }
 # Event names that record something refused or failed.
 FAILED = {"Refused", "LoginFailed", "LockedOut", "RequestRefused"}

@@ -1,28 +1,33 @@
 """E-discovery productions over HTTP, for the ``risk_manager`` role only (owners included in
-the refusal, as for holds): ``POST /matters/{id}/productions`` writes the matter's bundle to
-``<CHARTLEDGER_HOME>/productions/<production id>.zip`` and records it; ``GET
+the refusal, as for holds): ``POST /matters/{id}/productions`` checks the request, then starts
+a job (docs/JOBS.md) that writes the matter's bundle to
+``<CHARTLEDGER_HOME>/productions/<production id>.zip`` and records it: 202 with the job, whose
+result, once it succeeded, is the production with its ``download`` URL. ``GET
 /productions/{id}/bundle`` downloads it, recorded first as a copy of what it holds."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
-from fastapi import status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import now
-from api.deps import LedgerDep
+from api.deps import JobsDep, LedgerDep
 from api.errors import NotFound
+from api.jobs import JobOut, JobProgress
 from api.routers.holds import RiskManager
+from api.routers.jobs import accepted
 from api.routing import Router
 from api.schemas import NOT_BLANK
 from domain.access import Access
 from events.ledger import Ledger
 from events.private_files import private_dir
-from legal_hold.production import produce
+from legal_hold.production import check_production, produce
 
 router = Router(tags=["productions"])
 MEDIA_TYPE = "application/zip"
@@ -45,6 +50,8 @@ class ProductionIn(BaseModel):
 
 
 class ProductionOut(BaseModel):
+    """A production job's result."""
+
     production_id: UUID
     matter_id: UUID
     produced_at: datetime
@@ -62,39 +69,62 @@ def productions_home(ledger: Ledger) -> Path:
 
 @router.post(
     "/matters/{matter_id}/productions",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ProductionOut,
+    status_code=202,
+    response_model=JobOut,
+    response_class=JSONResponse,
+    responses={202: {"description": "production started; follow the job at its Location"}},
 )
 def create_production(
-    matter_id: UUID, body: ProductionIn, principal: RiskManager, ledger: LedgerDep
-) -> ProductionOut:
-    """Produce the matter: every event of its patients and custodians, payloads in scope only."""
+    matter_id: UUID, body: ProductionIn, principal: RiskManager, ledger: LedgerDep, jobs: JobsDep
+) -> JSONResponse:
+    """Produce the matter: every event of its patients and custodians, payloads in scope only.
+    A refusal known up front (no matter, no hold, nothing in scope, a claim on an event out of
+    scope) is answered now; the production itself runs as a job."""
     production_id = uuid4()
     home = productions_home(ledger)
     private_dir(home)
-    at = now()
-    produced = produce(
-        ledger,
-        matter_id,
-        home / f"{production_id}.zip",
-        by=principal.user_id,
-        withhold={w.position: w.claim for w in body.withhold},
-        since=body.since_checkpoint,
-        at=at,
-        production_id=production_id,
-        session=str(principal.session_id),
-    )
-    return ProductionOut(
-        production_id=produced.production_id,
-        matter_id=matter_id,
-        produced_at=at,
-        sha256=produced.sha256,
-        size=produced.size,
-        events=produced.events,
-        checkpoint_size=produced.checkpoint_size,
-        subjects=list(produced.subjects),
-        download=f"/productions/{produced.production_id}/bundle",
-    )
+    out = home / f"{production_id}.zip"
+    withhold = {w.position: w.claim for w in body.withhold}
+    since = body.since_checkpoint
+    check_production(ledger, matter_id, out, withhold=withhold, since=since)
+    session = str(principal.session_id)
+
+    def work(progress: JobProgress) -> dict[str, Any]:
+        at = now()
+        progress.update(0, None, "recording the disclosure")
+        try:
+            produced = produce(
+                ledger,
+                matter_id,
+                out,
+                by=principal.user_id,
+                withhold=withhold,
+                since=since,
+                at=at,
+                production_id=production_id,
+                session=session,
+                progress=progress.reporter("gathering events"),
+                review_progress=progress.reporter("writing review files"),
+            )
+        except BaseException:
+            # The bundle is renamed into place before its event is saved: without the
+            # event, no bundle (a download would serve a production the log never recorded).
+            with suppress(FileNotFoundError):
+                out.unlink()
+            raise
+        return ProductionOut(
+            production_id=produced.production_id,
+            matter_id=matter_id,
+            produced_at=at,
+            sha256=produced.sha256,
+            size=produced.size,
+            events=produced.events,
+            checkpoint_size=produced.checkpoint_size,
+            subjects=list(produced.subjects),
+            download=f"/productions/{produced.production_id}/bundle",
+        ).model_dump(mode="json")
+
+    return accepted(jobs.start("production", principal.user_id, work, session=session))
 
 
 @router.get("/productions/{production_id}/bundle", response_class=FileResponse)
