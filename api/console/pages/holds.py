@@ -616,7 +616,9 @@ def acknowledge(
     try:
         number = int(version)
         with principal.acting():
-            lh.acknowledge(ledger, hold_id, custodian_id=principal.user_id, version=number, at=now())
+            lh.acknowledge(
+                ledger, hold_id, custodian_id=principal.user_id, version=number, at=now()
+            )
     except ValueError:
         problem = Problem(422, "Some fields are missing or invalid", "version")
         return _my_holds_page(request, principal, problem, 422)
