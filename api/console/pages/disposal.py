@@ -174,7 +174,7 @@ def approve_disposal(request: Request, proposal_id: UUID, principal: CsrfChecked
             raise
         problem = refusal_words(ledger, error)
         return _retention_page(request, principal, problem, problem.status)
-    message = f"Disposal approved: {disposal.describe()}."
-    staff = people(ledger)
-    message = message.replace(f"by user {disposal.by}", f"by {person_label(staff, disposal.by)}")
+    by = person_label(people(ledger), disposal.disposed_by)
+    description = disposal.description.replace(f"by user {disposal.disposed_by}", f"by {by}")
+    message = f"Disposal approved: the record was {description}."
     return redirect(request, f"{PREFIX}/retention", message)
