@@ -22,7 +22,14 @@ from fastapi import Depends, Request
 
 from api import auth
 from api.auth import Principal
-from api.console.web import ConsoleUserDep, CsrfChecked, Problem, problem_of, services_of
+from api.console.web import (
+    ConsoleUserDep,
+    CsrfChecked,
+    NavItem,
+    Problem,
+    problem_of,
+    services_of,
+)
 from api.errors import Forbidden
 from api.refused_requests import refuse_role
 from api.routers.users import accounts
@@ -58,6 +65,14 @@ def _risk_manager_posting(request: Request, principal: CsrfChecked) -> Principal
 
 RiskManagerOnly = Annotated[Principal, Depends(_risk_manager)]
 RiskManagerPosting = Annotated[Principal, Depends(_risk_manager_posting)]
+
+
+class RoleNavItem(NavItem):
+    """A navigation entry shown only to holders of its roles, owners not excepted: the hold
+    pages refuse an owner who is not a risk manager, so their link is not offered them."""
+
+    def shown_to(self, principal: Principal) -> bool:
+        return self.roles is None or any(r in principal.roles for r in self.roles)
 
 
 # -- people --------------------------------------------------------------------------------

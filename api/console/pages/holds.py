@@ -20,9 +20,11 @@ from pydantic import ValidationError
 
 from api.auth import now
 from api.console.legal import (
+    ROLE,
     PatientName,
     RiskManagerOnly,
     RiskManagerPosting,
+    RoleNavItem,
     find_patients,
     patient_label,
     patient_names,
@@ -52,7 +54,7 @@ from legal_hold.holds import CATEGORIES, Hold, Scope
 
 router = APIRouter(route_class=ConsoleRoute)
 NAV = [
-    NavItem("Matters", PREFIX + "/matters", ("risk_manager",)),
+    RoleNavItem("Matters", PREFIX + "/matters", (ROLE,)),
     NavItem("My hold notices", PREFIX + "/my-holds", None),
 ]
 Text = Annotated[str, Form()]
