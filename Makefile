@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export CHARTLEDGER_HOME ?= ./var
 export CHARTLEDGER_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ run: install
 	@echo "Chartledger on http://127.0.0.1:8000 (OpenAPI: http://127.0.0.1:8000/docs)"
 	$(BIN)/chartledger serve --host 127.0.0.1 --port 8000 < /dev/null
 
-test: install
+# The console's browser tests drive Debian's chromium (never a browser Playwright downloads).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+test: install chromium
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: install

@@ -130,6 +130,10 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
 
     app.include_router(jobs_router)
 
+    from api.console import router as console_router  # issue 18: the console's pages
+
+    app.include_router(console_router)
+
     # Inside the request limits: the key's digest reads a body already bounded.
     lifetime = settings.idempotency_key_lifetime
     app.add_middleware(IdempotencyKeys, answers=services.answers, lifetime=lifetime)

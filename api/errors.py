@@ -199,6 +199,11 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def detail_of(error: BaseException) -> str:
+    """The problem's detail for ``error``, in the words a caller (or a console page) is shown."""
+    return _detail(error)
+
+
 def _detail(error: BaseException) -> str:
     if isinstance(error, store.StoreError):
         return next(STORE_DETAIL[c] for c in type(error).__mro__ if c in STORE_DETAIL)

@@ -10,6 +10,11 @@ never run as HTML or script), frame protection (``X-Frame-Options: DENY`` for ol
 no-referrer`` (URLs name patients and exports). API responses are data, never pages, so their
 CSP also allows nothing to load (``default-src 'none'``).
 
+The console's pages (``/console``, ``api/console/``) are pages: their CSP lets them load their
+own scripts, styles and images and post forms to themselves, and nothing else (no inline
+script or style, no frames, no ``<base>``). Its static files (htmx, css) hold no PHI and may be
+cached for a while; every page is ``no-store`` like the API.
+
 The interactive docs (``/docs``, ``/redoc`` and ``/openapi.json``) hold no PHI: they keep
 frame protection but not the strict CSP, which would stop Swagger UI's scripts, and may be
 cached.
@@ -42,6 +47,27 @@ API = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
 DOCS = {**EVERYWHERE, "Content-Security-Policy": "frame-ancestors 'none'"}
+CONSOLE_PREFIX = "/console"
+CONSOLE_STATIC = "/console/static/"
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"
+)
+CONSOLE = {**EVERYWHERE, "Cache-Control": "no-store", "Content-Security-Policy": CONSOLE_CSP}
+CONSOLE_FILES = {**CONSOLE, "Cache-Control": "private, max-age=3600"}
+
+
+def headers_for(path: str, docs_paths: frozenset[str]) -> dict[str, str]:
+    """The headers a response to ``path`` carries."""
+    if path in docs_paths:
+        return DOCS
+    if path.startswith(CONSOLE_STATIC):
+        return CONSOLE_FILES
+    if path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/"):
+        return CONSOLE
+    return API
+
+
 VALIDATORS = ("etag", "last-modified")
 
 
@@ -56,7 +82,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        wanted = DOCS if scope["path"] in self.docs_paths else API
+        wanted = headers_for(scope["path"], self.docs_paths)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

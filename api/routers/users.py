@@ -21,7 +21,7 @@ from fastapi import Path, Request, status
 
 from api import auth
 from api.auth import Principal
-from api.deps import CurrentUser, LedgerDep, ServicesDep
+from api.deps import CurrentUser, LedgerDep, Services, ServicesDep
 from api.errors import NotFound
 from api.openapi import problems
 from api.roles import UserAdmin
@@ -80,7 +80,7 @@ def account_of(ledger: Ledger, user_id: UUID) -> tuple[Account, User]:
     raise NotFound(f"no user {user_id}")
 
 
-def _out(account: Account, user: User) -> UserOut:
+def user_out(account: Account, user: User) -> UserOut:
     return UserOut(
         user_id=user.id,
         username=account.username,
@@ -122,7 +122,7 @@ def _owners_after(ledger: Ledger, leaving: UUID) -> int:
 
 @router.get("")
 def list_users(principal: UserAdmin, ledger: LedgerDep) -> list[UserOut]:
-    return [_out(a, u) for a, u in accounts(ledger)]
+    return [user_out(a, u) for a, u in accounts(ledger)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -134,22 +134,29 @@ def create_user(body: UserIn, principal: CurrentUser, services: ServicesDep) -> 
     A user administrator creates clinician and staff users only (403, recorded, otherwise). A new
     owner gets no recovery codes here: once logged in with their password and TOTP code, they
     issue their own at ``POST /auth/recovery-codes``."""
+    return new_user(services, principal, body.username, body.name, body.role)
+
+
+def new_user(
+    services: Services, principal: Principal, username: str, name: str, role: object
+) -> NewUserOut:
+    """``POST /users``'s work (and the console's): the rules, the refusal recorded, the save."""
     ledger = services.ledger
-    role = check_role(body.role)
-    asked = f"username {body.username}, role {role}"
+    role = check_role(role)
+    asked = f"username {username}, role {role}"
     with refusals_recorded(ledger, principal, "create_user", None, asked):
         check_may_grant(auth.load(ledger, principal.user_id, User), role)
     made = auth.new_pending_account(
         services.settings,
-        username=body.username,
-        name=body.name,
+        username=username,
+        name=name,
         role=role,
         by=principal.user_id,
     )
     with principal.acting():
         ledger.save(made.user, made.account)
     return NewUserOut(
-        **_out(made.account, made.user).model_dump(),
+        **user_out(made.account, made.user).model_dump(),
         enrollment_code=made.code,
         expires_at=made.expires_at,
     )
@@ -162,22 +169,32 @@ def grant_role(user_id: UUID, body: RoleIn, principal: CurrentUser, ledger: Ledg
 
     A user made owner gets no recovery codes here: they issue their own at
     ``POST /auth/recovery-codes`` from a session started with a TOTP code."""
+    return granted(ledger, principal, user_id, body.role)
+
+
+def granted(ledger: Ledger, principal: Principal, user_id: UUID, role: object) -> UserOut:
+    """``POST /users/{id}/roles``'s work (and the console's)."""
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
-    role = check_role(body.role)
+    role = check_role(role)
     with refusals_recorded(ledger, principal, "grant_role", user.id, f"role {role}"):
         check_may_administer(actor, user)
         check_may_grant(actor, role, user)
     user.grant_role(role)
     with principal.acting():
         ledger.save(user)
-    return _out(account, user)
+    return user_out(account, user)
 
 
 @router.delete("/{user_id}/roles/{role}")
 def revoke_role(
     user_id: UUID, role: RoleName, principal: CurrentUser, ledger: LedgerDep
 ) -> UserOut:
+    return revoked(ledger, principal, user_id, role)
+
+
+def revoked(ledger: Ledger, principal: Principal, user_id: UUID, role: object) -> UserOut:
+    """``DELETE /users/{id}/roles/{role}``'s work (and the console's)."""
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
     role = check_role(role)
@@ -189,21 +206,26 @@ def revoke_role(
     user.revoke_role(role)
     with principal.acting():
         ledger.save(user)
-    return _out(account, user)
+    return user_out(account, user)
 
 
 @router.post("/{user_id}/deactivate")
 def deactivate(user_id: UUID, body: ReasonIn, principal: CurrentUser, ledger: LedgerDep) -> UserOut:
     """Revoke the user: every session they hold ends now (the next request gets 401)."""
+    return deactivated(ledger, principal, user_id, body.reason)
+
+
+def deactivated(ledger: Ledger, principal: Principal, user_id: UUID, reason: str) -> UserOut:
+    """``POST /users/{id}/deactivate``'s work (and the console's)."""
     account, user = account_of(ledger, user_id)
     with refusals_recorded(ledger, principal, "deactivate", user.id):
         check_may_administer(auth.load(ledger, principal.user_id, User), user)
         if user.has_role("owner"):
             check_owners_remain(_owners_after(ledger, user.id))
-    user.deactivate(reason=body.reason, at=auth.now())
+    user.deactivate(reason=reason, at=auth.now())
     with principal.acting():
         ledger.save(user)
-    return _out(account, user)
+    return user_out(account, user)
 
 
 @router.post("/{user_id}/reset")
@@ -220,8 +242,14 @@ def reset(
     enrolls a new one: an owner only, from a session started with a TOTP code, and an owner's
     authenticator only by a second owner. A user administrator resets clinician and staff users
     only, and nobody resets themselves (``POST /auth/password``). Refusals: 403, recorded."""
+    return reset_user(services, principal, user_id, body is not None and body.authenticator)
+
+
+def reset_user(
+    services: Services, principal: Principal, user_id: UUID, with_authenticator: bool
+) -> ResetOut:
+    """``POST /users/{id}/reset``'s work (and the console's)."""
     ledger = services.ledger
-    with_authenticator = body is not None and body.authenticator
     account, user = account_of(ledger, user_id)
     actor = auth.load(ledger, principal.user_id, User)
     if with_authenticator:
@@ -246,7 +274,7 @@ def reset(
     with principal.acting():
         ledger.save(account, user)
     return ResetOut(
-        **_out(account, user).model_dump(),
+        **user_out(account, user).model_dump(),
         enrollment_code=code,
         expires_at=expires_at,
         authenticator_reset=with_authenticator,
