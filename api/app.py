@@ -126,9 +126,11 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     from api.routers.status import router as status_router  # issue 17: background loops
 
     app.include_router(status_router)
+    from api.routers.backups import router as backups_router
     from api.routers.jobs import router as jobs_router  # issue 18: long work as jobs
 
     app.include_router(jobs_router)
+    app.include_router(backups_router)
 
     from api.console import router as console_router  # issue 18: the console's pages
 

@@ -233,7 +233,7 @@ def import_email(
     patient_id: UUID,
     accept_valid: bool = False,
 ) -> ImportReport:
-    _check_patient(importer, patient_id, "messages")
+    check_patient(importer, patient_id, "messages")
     parsed = email.parse_emails(files)
     items = [a.item for a in parsed.accepted]
     received_at = datetime.now(UTC)
@@ -257,7 +257,7 @@ def import_sms(
     patient_id: UUID,
     accept_valid: bool = False,
 ) -> ImportReport:
-    _check_patient(importer, patient_id, "messages")
+    check_patient(importer, patient_id, "messages")
     parsed = sms.parse_sms_export(data)
     threads: dict[str, Thread] = {}
     for done, accepted in enumerate(parsed.accepted, start=1):
@@ -278,7 +278,7 @@ def import_sms(
     return _finish(importer, "sms", source_name, sha256(data), parsed, batch, accept_valid)
 
 
-def _check_patient(importer: Importer, patient_id: UUID, category: str) -> None:
+def check_patient(importer: Importer, patient_id: UUID, category: str) -> None:
     """The patient exists (else 404) and the importer may write to their chart (else 403)."""
     patient = importer.ledger.repository.get(patient_id)
     if not isinstance(patient, Patient):

@@ -93,10 +93,28 @@ def exports_home(ledger: Ledger) -> Path:
     return ledger.config.home / "exports"
 
 
+@dataclass(frozen=True)
+class BegunExport:
+    """An export recorded and not yet written: the log size it covers, and whose it is."""
+
+    request: ExportRequest
+    size: int
+    transaction_time: str
+    subject: str | None
+    positions: list[int] | None
+    scope: str
+
+
 def export(
     ledger: Ledger, request: ExportRequest, out: Path, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Record the export, write it to ``out`` (which must not exist) and return its manifest."""
+    return write_export(ledger, begin_export(ledger, request, out), out, progress)
+
+
+def begin_export(ledger: Ledger, request: ExportRequest, out: Path) -> BegunExport:
+    """Refuse an export that cannot be made (``out`` exists, no such patient: recorded as a
+    failed export) or record it, one ``export`` access per patient; nothing is written yet."""
     if out.exists():
         raise OutputExists(f"{out} exists already: choose a new folder")
     db = ledger.db
@@ -113,14 +131,22 @@ def export(
     for start in range(0, max(len(patients), 1), ACCESS_BATCH):
         chunk = list(patients[start : start + ACCESS_BATCH]) or [None]
         record_access(ledger, request.reader, "export", "chart", chunk, "success", detail)
+    return BegunExport(request, size, transaction_time, subject, positions, scope)
 
-    context = Context(ledger.practice["practice_id"], ledger.origin, transaction_time)
+
+def write_export(
+    ledger: Ledger, begun: BegunExport, out: Path, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Write a recorded export into a staging folder beside ``out`` and move it into place
+    whole; on any failure (a cancel raised by ``progress`` too) the staging folder goes."""
+    request, size, subject = begun.request, begun.size, begun.subject
+    context = Context(ledger.practice["practice_id"], ledger.origin, begun.transaction_time)
     staging = out.parent / f".{out.name}.partial-{request.export_id.hex}"
     private_dir(staging, exist_ok=False)
     try:
         with _without_cycle_collection():
-            files = _write(ledger, staging, context, subject, size, positions, progress)
-        manifest = _manifest(request, context, scope, size, files)
+            files = _write(ledger, staging, context, subject, size, begun.positions, progress)
+        manifest = _manifest(request, context, begun.scope, size, files)
         write_private(staging / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         if DOC_SOURCE.exists():
             shutil.copyfile(DOC_SOURCE, touch_private(staging / "EHI_EXPORT.md"))

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from api.jobs.view import UNFINISHED, JobView
-from events.db import Database
+from events.db import Cursor, Database
 from events.job_rows import TABLE
 from events.keys import aead_open, aead_seal
 
@@ -42,14 +42,17 @@ class JobRows:
         self.db = db
         self._key = hmac.new(master_key, b"chartledger job rows", hashlib.sha256).digest()
 
-    def insert(self, job_id: UUID, kind: str, user_id: UUID, worker: str, started: int) -> None:
-        with self.db.write(lock=False) as c:
-            c.execute(
-                f"INSERT INTO {TABLE} (job_id, kind, user_id, state, done, total, stage, "
-                "started, heartbeat, worker, cancel) VALUES (?, ?, ?, 'queued', 0, NULL, '', "
-                "?, ?, ?, 0)",
-                (str(job_id), kind, str(user_id), started, started, worker),
-            )
+    @staticmethod
+    def insert(
+        c: Cursor, job_id: UUID, kind: str, user_id: UUID, worker: str, started: int
+    ) -> None:
+        """The new job's row, in the transaction that appends its ``Job.Started``."""
+        c.execute(
+            f"INSERT INTO {TABLE} (job_id, kind, user_id, state, done, total, stage, "
+            "started, heartbeat, worker, cancel) VALUES (?, ?, ?, 'queued', 0, NULL, '', "
+            "?, ?, ?, 0)",
+            (str(job_id), kind, str(user_id), started, started, worker),
+        )
 
     def get(self, job_id: UUID) -> JobView | None:
         rows = self.db.query(f"SELECT {COLUMNS} FROM {TABLE} WHERE job_id = ?", (str(job_id),))
@@ -65,11 +68,11 @@ class JobRows:
         return [self._view(row) for row in rows]
 
     def claim(self, job_id: UUID) -> bool:
-        """Queued -> running; False if it is no longer queued (cancelled meanwhile)."""
+        """Queued -> running; False if it is no longer queued or a cancel was asked for."""
         with self.db.write(lock=False) as c:
             c.execute(
                 f"UPDATE {TABLE} SET state = 'running', heartbeat = ? "
-                "WHERE job_id = ? AND state = 'queued' RETURNING job_id",
+                "WHERE job_id = ? AND state = 'queued' AND cancel = 0 RETURNING job_id",
                 (now_ms(), str(job_id)),
             )
             return c.fetchone() is not None
@@ -87,32 +90,22 @@ class JobRows:
 
     def finish(
         self,
+        c: Cursor,
         job_id: UUID,
         state: str,
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> bool:
-        """Move an unfinished job to ``state``; False if it had finished already (another
-        process found it interrupted first, say)."""
-        with self.db.write(lock=False) as c:
-            c.execute(
-                f"UPDATE {TABLE} SET state = ?, result = ?, error = ?, finished = ? "
-                f"WHERE job_id = ? AND state IN {OPEN} RETURNING job_id",
-                (state, self._seal(job_id, result), self._seal(job_id, error), now_ms(),
-                 str(job_id)),
-            )  # fmt: skip
-            changed = c.fetchone()
-        return changed is not None
-
-    def cancel_queued(self, job_id: UUID) -> bool:
-        """Queued -> cancelled (the work never starts); False if it is not queued."""
-        with self.db.write(lock=False) as c:
-            c.execute(
-                f"UPDATE {TABLE} SET state = 'cancelled', cancel = 1, finished = ? "
-                "WHERE job_id = ? AND state = 'queued' RETURNING job_id",
-                (now_ms(), str(job_id)),
-            )
-            return c.fetchone() is not None
+        """Move an unfinished job to ``state`` (in the transaction that appends its
+        ``Job.Finished``); False if it had finished already (another process found it
+        interrupted first, say, or it was cancelled while queued)."""
+        c.execute(
+            f"UPDATE {TABLE} SET state = ?, result = ?, error = ?, finished = ? "
+            f"WHERE job_id = ? AND state IN {OPEN} RETURNING job_id",
+            (state, self._seal(job_id, result), self._seal(job_id, error), now_ms(),
+             str(job_id)),
+        )  # fmt: skip
+        return c.fetchone() is not None
 
     def ask_cancel(self, job_id: UUID) -> None:
         """Flag a running job: its process stops it at its next progress point."""

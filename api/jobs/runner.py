@@ -26,12 +26,16 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
 from api.jobs.problems import CANCELLED, INTERRUPTED, problem_of
 from api.jobs.rows import JobRows, now_ms
 from api.jobs.view import JobView
 from domain.base import user_subject
 from domain.jobs import Job
 from events.context import acting
+from events.db import Cursor
 from events.ledger import Ledger
 
 log = logging.getLogger("chartledger.jobs")
@@ -44,6 +48,10 @@ KEEP_FINISHED = 30 * 24 * 3600.0  # seconds a finished job's row is kept (docs/J
 LIST_LIMIT = 100
 
 Work = Callable[["JobProgress"], dict[str, Any]]
+
+
+class _EndedAlready(Exception):
+    """The job's row was ended by someone else first: this end is not recorded."""
 
 
 class JobCancelled(Exception):
@@ -111,9 +119,12 @@ class Jobs:
         started = now_ms()
         at = datetime.fromtimestamp(started / 1000, UTC)
         job = Job.begin(job_id=job_id, kind=kind, started_by=user_id, started_at=at)
+
+        def add_row(cursor: Cursor, _appended: list[int]) -> None:
+            self.rows.insert(cursor, job_id, kind, user_id, self.worker, started)
+
         with acting(user_subject(user_id), session):
-            self.ledger.save(job)
-        self.rows.insert(job_id, kind, user_id, self.worker, started)
+            self.ledger.save(job, after_append=add_row)
         self._mine.add(job_id)
         self._sweep_if_due()
         self._pool_started().submit(self._run, job_id, user_id, session, work)
@@ -156,25 +167,48 @@ class Jobs:
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
-        """Store the end (retried a few times if the store is away) and record it."""
+        """Record the end (retried a few times while the store is away)."""
         for wait in (0.5, 1.0, 2.0, 4.0, None):
             try:
-                if self.rows.finish(job_id, state, result, error):
-                    self._record_end(job_id, state, error)
+                self._record_end(job_id, state, result, error)
                 return
             except Exception as e:
                 if wait is None:
-                    log.error("job end not stored: %s", type(e).__name__)
+                    log.error("job end not recorded: %s", type(e).__name__)
                     return
                 time.sleep(wait)
 
-    def _record_end(self, job_id: UUID, state: str, error: dict[str, Any] | None) -> None:
-        job = self.ledger.repository.get(job_id)
+    def _record_end(
+        self,
+        job_id: UUID,
+        state: str,
+        result: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+    ) -> None:
+        """``Job.Finished`` and the row's end in one transaction, so whoever sees the end sees
+        it recorded; only the first of two processes ending a job (its own, and one that found
+        it interrupted) ends it, the other's append is rolled back."""
+        try:
+            job = self.ledger.repository.get(job_id)
+        except AggregateNotFoundError:  # a row without its events: the row alone
+            with self.ledger.db.write(lock=False) as c:
+                self.rows.finish(c, job_id, state, result, error)
+            return
         assert isinstance(job, Job)
+        if job.outcome is not None:
+            return
         problem_type = None if error is None else str(error.get("type"))
         job.end(state, datetime.now(UTC), problem_type)
-        with acting(user_subject(job.started_by), "jobs"):
-            self.ledger.save(job)
+
+        def end_row(cursor: Cursor, _appended: list[int]) -> None:
+            if not self.rows.finish(cursor, job_id, state, result, error):
+                raise _EndedAlready()
+
+        try:
+            with acting(user_subject(job.started_by), "jobs"):
+                self.ledger.save(job, after_append=end_row)
+        except (_EndedAlready, IntegrityError):
+            return
 
     def _beat(self) -> None:
         while not self.stopping.wait(HEARTBEAT_EVERY):
@@ -195,11 +229,13 @@ class Jobs:
 
     def cancel(self, job_id: UUID) -> JobView | None:
         """Cancel a queued job at once, a running one at its next progress point."""
-        if self.rows.cancel_queued(job_id):
-            self._record_end(job_id, "cancelled", CANCELLED)
-        else:
-            self.cancelled.add(job_id)  # this process's own, if it runs here
-            self.rows.ask_cancel(job_id)
+        self.cancelled.add(job_id)  # this process's own, if it runs here
+        self.rows.ask_cancel(job_id)
+        job = self.rows.get(job_id)
+        if job is not None and job.state == "queued":
+            # Ended here; if its thread claims it meanwhile, it stops at its first progress
+            # point, and only one of the two ends is recorded.
+            self._end(job_id, "cancelled", error=dict(CANCELLED))
         return self.rows.get(job_id)
 
     def interrupt_lost(self) -> None:

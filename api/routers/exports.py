@@ -1,7 +1,8 @@
 """The EHI export (ONC 170.315(b)(10)) over HTTP, for owners and risk managers only:
-``POST /exports`` records the export, writes it under ``<CHARTLEDGER_HOME>/exports/<id>/`` and
-answers with its Bulk Data manifest, whose file URLs resolve against
-``/exports/<id>/manifest.json``; ``GET /exports/<id>/<file>`` downloads one file."""
+``POST /exports`` records the export and answers 202 with a job (docs/JOBS.md) that writes it
+under ``<CHARTLEDGER_HOME>/exports/<id>/``; the job's result is its Bulk Data manifest, whose
+file URLs resolve against ``/exports/<id>/manifest.json``; ``GET /exports/<id>/<file>``
+downloads one file."""
 
 from __future__ import annotations
 
@@ -13,18 +14,21 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth import Principal
-from api.deps import LedgerDep
+from api.deps import JobsDep, LedgerDep
+from api.jobs import JobOut, JobProgress
 from api.roles import require_role
+from api.routers.jobs import accepted, started
 from api.routing import Router
 from api.schemas import Purpose
 from events.private_files import private_dir
 from projections.ehi_export import (
     ACCESS_BATCH,
     ExportRequest,
-    export,
+    begin_export,
     exported_patients,
     exports_home,
     finished_file,
+    write_export,
 )
 from projections.reads import Reader, record_access
 
@@ -69,17 +73,31 @@ class ExportIn(BaseModel):
         return self
 
 
-@router.post("/exports", status_code=201, response_class=JSONResponse)
+@router.post(
+    "/exports",
+    status_code=202,
+    response_model=JobOut,
+    response_class=JSONResponse,
+    responses=started("the export"),
+)
 def create_export(
-    body: ExportIn, principal: Exporter, ledger: LedgerDep, request: Request
-) -> dict[str, Any]:
-    """Record the export (one ``export`` access per patient), write it, return its manifest."""
+    body: ExportIn, principal: Exporter, ledger: LedgerDep, request: Request, jobs: JobsDep
+) -> JSONResponse:
+    """Record the export (one ``export`` access per patient; an unknown patient: 404 now), then
+    write it as a job whose result is its manifest."""
     reader = Reader(principal.user_id, body.purpose, str(principal.session_id))
     export_id = uuid4()
     home = exports_home(ledger)
     private_dir(home)
+    out = home / str(export_id)
     wanted = ExportRequest(reader, body.patient_id, str(request.url), True, export_id)
-    return export(ledger, wanted, home / str(export_id))
+    begun = begin_export(ledger, wanted, out)
+
+    def work(progress: JobProgress) -> dict[str, Any]:
+        return write_export(ledger, begun, out, progress.reporter("writing the export"))
+
+    session = str(principal.session_id)
+    return accepted(jobs.start("export", principal.user_id, work, session=session))
 
 
 @router.get("/exports/{export_id}/{name:path}")

@@ -5,26 +5,33 @@ Labs (owners and clinicians): ``POST /imports/labs``, HL7 v2 ER7 messages. Email
 (owners and clinicians, for one patient): ``POST /imports/email?patient_id=``, one .eml or an
 mbox; ``POST /imports/sms?patient_id=``, an SMS Backup & Restore XML export.
 
-201 with the report when written; 422 ``import-rejected`` with the report in the problem when
-anything was rejected (unless ``accept_valid=true``) or nothing was valid: nothing is written.
-Each body is spooled to disk as it arrives (``api/spool.py``) and read once by the import.
+Each answers 202 with a job (docs/JOBS.md) once the body is read and what can be checked at
+once is (the column map, the patient and the caller's care relationship with them): the job's
+result is the report when written; the job fails with 422 ``import-rejected`` and the report in
+its problem when anything was rejected (unless ``accept_valid=true``) or nothing was valid:
+nothing is written. Each body is spooled to disk as it arrives (``api/spool.py``) and read once.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Query, status
+from fastapi import Query
+from fastapi.responses import JSONResponse
 
 from api import importing
 from api.auth import Principal
-from api.deps import LedgerDep, RunnerDep
+from api.deps import JobsDep, LedgerDep, RunnerDep
 from api.importing_schemas import ImportReportOut
+from api.jobs import JobOut, JobProgress, Jobs
 from api.roles import require_role
+from api.routers.jobs import accepted, started
 from api.routing import Router
 from api.spool import SpooledBody, request_body
 from domain.imports.csv_patients import ColumnMap
+from domain.imports.report import ImportReport
 from events.ledger import Ledger
 from projections.runner import Runner
 
@@ -40,82 +47,114 @@ SourceName = Annotated[
 ]
 
 
-def _importer(principal: Principal, ledger: Ledger, runner: Runner) -> importing.Importer:
+JOB = {
+    "status_code": 202,
+    "response_model": JobOut,
+    "response_class": JSONResponse,
+    "responses": started("the import"),
+}
+
+
+def _importer(
+    principal: Principal, ledger: Ledger, runner: Runner, progress: JobProgress | None = None
+) -> importing.Importer:
     return importing.Importer(
         ledger=ledger,
         runner=runner,
         by=principal.user_id,
         is_owner="owner" in principal.roles,
         acting=principal.acting,
+        progress=None if progress is None else progress.reporter("importing"),
     )
 
 
-@router.post(
-    "/patients", status_code=status.HTTP_201_CREATED, openapi_extra=request_body("text/csv")
-)
+def _start(
+    jobs: Jobs,
+    principal: Principal,
+    ledger: Ledger,
+    runner: Runner,
+    run: Callable[[importing.Importer], ImportReport],
+) -> JSONResponse:
+    """Start the import as a job whose result is its report."""
+
+    def work(progress: JobProgress) -> dict[str, Any]:
+        progress.update(0, None, "reading the file")
+        report = run(_importer(principal, ledger, runner, progress))
+        return ImportReportOut.of(report).model_dump(mode="json")
+
+    session = str(principal.session_id)
+    return accepted(jobs.start("import", principal.user_id, work, session=session))
+
+
+@router.post("/patients", openapi_extra=request_body("text/csv"), **JOB)
 def import_patients(
     body: SpooledBody,
     principal: PatientImporter,
     ledger: LedgerDep,
     runner: RunnerDep,
+    jobs: JobsDep,
     mapping: Annotated[str, Query(max_length=10_000, description="the column map, as JSON")],
     accept_valid: AcceptValid = False,
     source_name: SourceName = "patients.csv",
-) -> ImportReportOut:
+) -> JSONResponse:
     columns = ColumnMap.from_json(mapping)
-    importer = _importer(principal, ledger, runner)
-    report = importing.import_patients(importer, body.read(), columns, source_name, accept_valid)
-    return ImportReportOut.of(report)
+    data = body.read()
+    return _start(
+        jobs, principal, ledger, runner,
+        lambda i: importing.import_patients(i, data, columns, source_name, accept_valid),
+    )  # fmt: skip
 
 
-@router.post(
-    "/labs",
-    status_code=status.HTTP_201_CREATED,
-    openapi_extra=request_body("x-application/hl7-v2+er7"),
-)
+@router.post("/labs", openapi_extra=request_body("x-application/hl7-v2+er7"), **JOB)
 def import_labs(
     body: SpooledBody,
     principal: ChartImporter,
     ledger: LedgerDep,
     runner: RunnerDep,
+    jobs: JobsDep,
     accept_valid: AcceptValid = False,
     source_name: SourceName = "results.hl7",
-) -> ImportReportOut:
-    importer = _importer(principal, ledger, runner)
-    return ImportReportOut.of(
-        importing.import_labs(importer, body.read(), source_name, accept_valid)
-    )
+) -> JSONResponse:
+    data = body.read()
+    return _start(
+        jobs, principal, ledger, runner,
+        lambda i: importing.import_labs(i, data, source_name, accept_valid),
+    )  # fmt: skip
 
 
-@router.post(
-    "/email", status_code=status.HTTP_201_CREATED, openapi_extra=request_body("message/rfc822")
-)
+@router.post("/email", openapi_extra=request_body("message/rfc822"), **JOB)
 def import_email(
     body: SpooledBody,
     principal: ChartImporter,
     ledger: LedgerDep,
     runner: RunnerDep,
+    jobs: JobsDep,
     patient_id: UUID,
     accept_valid: AcceptValid = False,
     source_name: SourceName = "message.eml",
-) -> ImportReportOut:
-    importer = _importer(principal, ledger, runner)
+) -> JSONResponse:
+    importing.check_patient(_importer(principal, ledger, runner), patient_id, "messages")
     files = [(source_name, body.read())]
-    return ImportReportOut.of(importing.import_email(importer, files, patient_id, accept_valid))
+    return _start(
+        jobs, principal, ledger, runner,
+        lambda i: importing.import_email(i, files, patient_id, accept_valid),
+    )  # fmt: skip
 
 
-@router.post(
-    "/sms", status_code=status.HTTP_201_CREATED, openapi_extra=request_body("application/xml")
-)
+@router.post("/sms", openapi_extra=request_body("application/xml"), **JOB)
 def import_sms(
     body: SpooledBody,
     principal: ChartImporter,
     ledger: LedgerDep,
     runner: RunnerDep,
+    jobs: JobsDep,
     patient_id: UUID,
     accept_valid: AcceptValid = False,
     source_name: SourceName = "sms.xml",
-) -> ImportReportOut:
-    importer = _importer(principal, ledger, runner)
-    report = importing.import_sms(importer, body.read(), source_name, patient_id, accept_valid)
-    return ImportReportOut.of(report)
+) -> JSONResponse:
+    importing.check_patient(_importer(principal, ledger, runner), patient_id, "messages")
+    data = body.read()
+    return _start(
+        jobs, principal, ledger, runner,
+        lambda i: importing.import_sms(i, data, source_name, patient_id, accept_valid),
+    )  # fmt: skip

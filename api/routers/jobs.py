@@ -4,6 +4,7 @@ is 404 to anyone who may not see every job, as if it did not exist."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from fastapi.responses import JSONResponse
@@ -27,6 +28,21 @@ def _visible(jobs: Jobs, job_id: UUID, principal: Principal) -> JobView:
     if job is None or (job.user_id != principal.user_id and not _sees_all(principal)):
         raise NotFound(f"no job {job_id}")
     return job
+
+
+def started(what: str) -> dict[int | str, dict[str, Any]]:
+    """The 202 a route starting a job declares (with ``response_model=JobOut``)."""
+    return {
+        202: {
+            "description": f"{what} started: the job, to follow at its Location",
+            "headers": {
+                "Location": {
+                    "description": "the job's URL, /jobs/{job_id}",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    }
 
 
 def accepted(job: JobView) -> JSONResponse:

@@ -21,7 +21,7 @@ from api.deps import JobsDep, LedgerDep
 from api.errors import NotFound
 from api.jobs import JobOut, JobProgress, Jobs, JobView
 from api.routers.holds import RiskManager
-from api.routers.jobs import accepted
+from api.routers.jobs import accepted, started
 from api.routing import Router
 from api.schemas import NOT_BLANK
 from domain.access import Access
@@ -72,7 +72,7 @@ def productions_home(ledger: Ledger) -> Path:
     status_code=202,
     response_model=JobOut,
     response_class=JSONResponse,
-    responses={202: {"description": "production started; follow the job at its Location"}},
+    responses=started("the production"),
 )
 def create_production(
     matter_id: UUID, body: ProductionIn, principal: RiskManager, ledger: LedgerDep, jobs: JobsDep

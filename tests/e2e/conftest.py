@@ -63,6 +63,25 @@ class Practice:
         return int(row[0])
 
 
+JOB_EVENTS = 2  # a job's Job.Started and Job.Finished (domain/jobs.py)
+
+
+def finished_job(
+    http: httpx.Client | TestClient, started: httpx.Response, timeout: float = 120.0
+) -> dict[str, object]:
+    """Follow a 202 answer's job (its ``Location``) until it ends; the finished job."""
+    assert started.status_code == 202, started.text[:500]
+    location = started.headers["location"]
+    assert location == f"/jobs/{started.json()['job_id']}"
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, object] = http.get(location).json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
 def events_of_type(practice: Practice, topic: str) -> list[object]:
     """The decoded events of type ``topic`` (say ``domain.credentials:Account.TotpEnrolled``),
     oldest first, as the log has them."""

@@ -1,6 +1,6 @@
-"""Imports over HTTP with the thin client, on both stores: a 201 report when written, a 422
-``import-rejected`` problem listing every rejection (and nothing written) when not, roles
-enforced before anything is read."""
+"""Imports over HTTP with the thin client, on both stores: a job whose result is the report when
+written, a 422 ``import-rejected`` problem listing every rejection (and nothing written but the
+job's start and end) when not, roles enforced before anything is read."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from api.client import Client, Forbidden, Unprocessable
-from tests.e2e.conftest import Practice, add_member
+from tests.e2e.conftest import JOB_EVENTS, Practice, add_member
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "imports"
 MAP = (FIXTURES / "billing_map.json").read_text()
@@ -49,7 +49,8 @@ def test_patients_then_labs_then_messages_over_http(practice: Practice) -> None:
         {"location": f"row {n}", "reasons": ["mrn already belongs to a patient of this practice"]}
         for n in (2, 3, 4)
     ]
-    assert practice.leaves() == before
+    # Nothing of the import: only its job's start and end (Job.Started, Job.Finished).
+    assert practice.leaves() == before + JOB_EVENTS
 
     # The labs name MRN-1001 / MRN-1002: an owner registers those two, then a clinician without
     # a care relationship is refused per message, and the owner imports them.
@@ -61,8 +62,8 @@ def test_patients_then_labs_then_messages_over_http(practice: Practice) -> None:
         "message 2",
     ]
     # Nothing of the import is written; each refused chart is an audit row (issue 17), under
-    # the clinician and that patient.
-    assert practice.leaves() == before + 2
+    # the clinician and that patient (and the two jobs' starts and ends).
+    assert practice.leaves() == before + 2 + 2 * JOB_EVENTS
     refusals = [
         (row.patient_id, row.data_category, row.reason)
         for row in owner.audit(user_id=clinician.me().user_id, action="create")
@@ -91,4 +92,5 @@ def test_patients_then_labs_then_messages_over_http(practice: Practice) -> None:
     ]
     sms = owner.import_sms(fixture("sms_broken.xml"), jane, accept_valid=True)
     assert (sms.written, sms.accepted, sms.rejected) == (True, 1, 3)
-    assert practice.leaves() == before + 3  # thread started, one SMS, the summary
+    # thread started, one SMS, the summary; the two jobs' starts and ends
+    assert practice.leaves() == before + 3 + 2 * JOB_EVENTS
