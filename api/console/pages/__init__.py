@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from api.console.web import NavItem
 
 # In the order the navigation shows them.
-FAMILIES = ("home", "users")
+FAMILIES = ("home", "users", "holds", "disposal", "productions", "jobs")
 
 
 def _modules() -> list[ModuleType]:
