@@ -133,12 +133,17 @@ def _demographics(ledger: Ledger, patient_id: UUID) -> PatientName | None:
     return None
 
 
-def reader(principal: Principal) -> Reader:
-    return Reader(principal.user_id, PURPOSE, str(principal.session_id))
+def reader(principal: Principal, purpose: str = PURPOSE) -> Reader:
+    return Reader(principal.user_id, purpose, str(principal.session_id))
 
 
 def patient_names(
-    ledger: Ledger, runner: Runner, principal: Principal, patient_ids: Iterable[UUID], what: str
+    ledger: Ledger,
+    runner: Runner,
+    principal: Principal,
+    patient_ids: Iterable[UUID],
+    what: str,
+    purpose: str = PURPOSE,
 ) -> dict[UUID, PatientName]:
     """The names of ``patient_ids`` (those with a record), their read recorded first: one
     ``query`` of demographics per patient named, for the page ``what``. A patient without a
@@ -151,7 +156,8 @@ def patient_names(
     if found:
         shown: list[UUID | None] = list(found)
         detail = {"legal_hold": what}
-        record_access(ledger, reader(principal), "query", "demographics", shown, detail=detail)
+        done_by = reader(principal, purpose)
+        record_access(ledger, done_by, "query", "demographics", shown, detail=detail)
     return found
 
 
@@ -161,11 +167,11 @@ def patient_label(names: dict[UUID, PatientName], patient_id: UUID) -> str:
 
 
 def find_patients(
-    ledger: Ledger, runner: Runner, principal: Principal, text: str
+    ledger: Ledger, runner: Runner, principal: Principal, text: str, purpose: str = PURPOSE
 ) -> list[PatientName]:
     """Patients whose MRN or name contains ``text``: the API's search (each one shown is
-    recorded as a query of their demographics), for a legal hold."""
-    found = search_patients(ledger, runner, reader(principal), text)
+    recorded as a query of their demographics), for a legal hold unless ``purpose`` says."""
+    found = search_patients(ledger, runner, reader(principal, purpose), text)
     names = []
     for entry in found:
         state = entry.state

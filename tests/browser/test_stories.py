@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from datetime import date
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 import psycopg
 import pytest
 from playwright.sync_api import Page, expect
@@ -126,10 +128,25 @@ def served_practice(
 ) -> Iterator[ServedPractice]:
     env, owner = _practice(tmp_path_factory.mktemp("stories") / "home", store)
     with served(env) as url:
+        answering(url)
         practice = ServedPractice(url, env, owner)
         yield practice
         if practice._owner_client is not None:
             practice._owner_client.close()
+
+
+def answering(url: str, seconds: float = 180.0) -> None:
+    """Wait until the server answers /health: on a loaded machine its worker processes may
+    take longer to start than ``served`` waits for."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the server at {url} did not answer within {seconds} s")
 
 
 class Cast:
@@ -328,3 +345,26 @@ def test_4_an_owner_approves_a_proposed_disposal_and_a_held_records_disposal_is_
     (proposal,) = owner.disposal_proposals()
     assert (proposal.patient_id, proposal.state) == (cast.free, "approved")
     assert proposal.proposed_by == cast.rita.user_id and proposal.approved_by == cast.owner.user_id
+
+
+def test_5_a_risk_manager_exports_a_patients_record_and_downloads_it(
+    page: Page, console_url: str, cast: Cast, shot: Callable[[Page, str], Path], tmp_path: Path
+) -> None:
+    sign_in(page, console_url, cast.rita)
+    page.get_by_role("link", name="EHI exports").first.click()
+    page.get_by_label("Find the patient by MRN or name").fill("MRN-7")
+    page.get_by_role("button", name="Find the patient").click()
+    expect(page.get_by_label(re.compile(r"Quill, Ada — MRN MRN-7"))).to_be_checked()
+    page.get_by_label("Purpose").select_option("HLEGAL")
+    shot(page, "5-export-form")
+    page.get_by_role("button", name="Start the export").click()
+    expect(page.locator("#job-progress")).to_be_visible()
+    shot(page, "5-export-progress")
+    page.get_by_role("link", name="Open the export").click(timeout=60_000)
+    expect(page.get_by_role("heading", name="EHI export of Quill, Ada (MRN MRN-7)")).to_be_visible()
+    shot(page, "5-export")
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name="Patient.ndjson").click()
+    saved = tmp_path / "Patient.ndjson"
+    downloading.value.save_as(saved)
+    assert '"family":"Quill"' in saved.read_text().replace(" ", "")

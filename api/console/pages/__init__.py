@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from api.console.web import NavItem
 
 # In the order the navigation shows them.
-FAMILIES = ("home", "users", "holds", "disposal", "productions", "jobs")
+FAMILIES = ("home", "users", "holds", "disposal", "productions", "exports", "jobs")
 
 
 def _modules() -> list[ModuleType]:

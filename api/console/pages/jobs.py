@@ -17,6 +17,7 @@ from api.auth import Principal
 from api.console.web import PREFIX, ConsoleRoute, ConsoleUserDep, render, services_of
 from api.errors import NotFound
 from api.jobs import JobView
+from projections.ehi_export import EXTENSION
 
 router = APIRouter(route_class=ConsoleRoute)
 NAV: list[Any] = []  # reached from the page that started the job
@@ -42,8 +43,9 @@ def next_page(job: JobView) -> tuple[str, str] | None:
         return None
     if job.kind == "production" and "production_id" in result:
         return f"{PREFIX}/productions/{result['production_id']}", "Open the production"
-    if job.kind == "export" and result.get("export_id"):
-        return f"{PREFIX}/exports/{result['export_id']}", "Open the export"
+    made = result.get("extension", {}).get(EXTENSION, {})
+    if job.kind == "export" and made.get("exportId"):
+        return f"{PREFIX}/exports/{made['exportId']}", "Open the export"
     return None
 
 
