@@ -222,3 +222,73 @@ def test_a_held_records_disposal_is_refused_in_words_and_an_owner_approves_anoth
     assert approved.status_code == 303
     (done,) = owner_client.disposal_proposals()
     assert done.state == "approved" and done.approved_by == UUID(practice.owner_id)
+
+
+def test_a_holds_scope_notice_and_release_change_on_the_page_and_the_matter_closes(
+    practice: Practice, staff: dict[str, Member], owner_api: Client
+) -> None:
+    casey = staff["casey"].client()
+    first = casey.register_patient(ada()).patient_id
+    second = casey.register_patient(ada().model_copy(update={"mrn": "MRN-8", "given_name": "Bo"}))
+    rita_api = staff["rita"].client()
+    matter = rita_api.open_matter("Doe v. Practice", "CV-2026-2")
+    hold = rita_api.place_hold(
+        matter.matter_id,
+        HoldIn(
+            name="Doe records",
+            scope=ScopeIn(patients=[first], custodians=[staff["casey"].user_id]),
+            notice="Preserve the record.",
+        ),
+    )
+    rita = member_signs_in(staff["rita"])
+    hold_url = f"/console/holds/{hold.hold_id}"
+    scope_url = f"{hold_url}/scope"
+
+    # The scope form keeps what is ticked, finds the second patient, and needs a reason.
+    form = rita.get(scope_url)
+    assert "Quill, Ada — MRN MRN-7" in form.text
+    token = form_token(form.text)
+    keep = {"patients": [str(first)], "custodians": [str(staff["casey"].user_id)]}
+    found = rita.post(
+        scope_url, data={**keep, "action": "search", "query": "MRN-8", "csrf_token": token}
+    )
+    assert "Quill, Ada — MRN MRN-7" in found.text and "Quill, Bo — MRN MRN-8" in found.text
+    wider = {**keep, "patients": [str(first), str(second.patient_id)]}
+    unexplained = rita.post(scope_url, data={**wider, "action": "change", "csrf_token": token})
+    assert unexplained.status_code == 422 and "reason" in unexplained.text
+    changed = rita.post(
+        scope_url,
+        data={**wider, "action": "change", "reason": "the brother too", "csrf_token": token},
+    )
+    assert changed.status_code == 303
+    assert set(rita_api.hold(hold.hold_id).scope.patients) == {first, second.patient_id}
+
+    reissued = post(rita, hold_url, f"{hold_url}/notices", {"text": "Preserve the messages too."})
+    assert reissued.status_code == 303 and rita_api.hold(hold.hold_id).notice_version == 2
+    report = text_of(rita.get(f"{hold_url}/report").text)
+    assert "the brother too" in report and "Quill, Bo (MRN MRN-8)" in report
+
+    # Another risk manager may not release it (the two-person rule, recorded); its placer may.
+    rory = member_signs_in(staff["rory"])
+    before = practice.leaves()
+    refused = post(rory, hold_url, f"{hold_url}/release", {"reason": "done"})
+    assert refused.status_code == 403 and "two-person rule" in refused.text
+    assert "legal_hold.refusals:ReleaseRefusal.Refused" in [k for k, _ in written(practice, before)]
+    part = post(
+        rita,
+        hold_url,
+        f"{hold_url}/release",
+        {"reason": "not him", "patients": str(second.patient_id)},
+    )
+    assert part.status_code == 303
+    assert rita_api.hold(hold.hold_id).scope.patients == [first]
+
+    # The matter closes only once its holds are released.
+    matter_url = f"/console/matters/{matter.matter_id}"
+    early = post(rita, matter_url, f"{matter_url}/close", {"reason": "settled"})
+    assert early.status_code == 409 and "Matter state" in early.text
+    assert post(rita, hold_url, f"{hold_url}/release", {"reason": "settled"}).status_code == 303
+    assert post(rita, matter_url, f"{matter_url}/close", {"reason": "settled"}).status_code == 303
+    (closed,) = rita_api.matters()
+    assert closed.close_reason == "settled"
+    assert "closed" in text_of(rita.get("/console/matters").text)
