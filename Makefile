@@ -34,6 +34,7 @@ run: install
 	@grep -E "totp secret|totp uri" "$(CHARTLEDGER_HOME)/demo-owner.txt" || true
 	@echo "  (owner recovery codes: $(CHARTLEDGER_HOME)/demo-owner.txt)"
 	@echo "Chartledger on http://127.0.0.1:8000 (OpenAPI: http://127.0.0.1:8000/docs)"
+	@echo "Console: http://127.0.0.1:8000/console/"
 	$(BIN)/chartledger serve --host 127.0.0.1 --port 8000 < /dev/null
 
 # The console's browser tests drive Debian's chromium (never a browser Playwright downloads).

@@ -64,7 +64,7 @@ def audit_query(
 AuditQueryDep = Annotated[AuditQuery, Depends(audit_query)]
 
 
-def _rows(
+def audit_rows(
     principal: Principal, ledger: Ledger, runner: Runner, query: AuditQuery
 ) -> list[dict[str, Any]]:
     """The reading recorded first, then the rows."""
@@ -99,7 +99,7 @@ def report(
     (``2026-12-07T01:20:00-05:00`` and ``2026-12-07T06:20:00Z`` are the same instant); anything
     else is a 422 problem. ``user_id`` finds what the user did and, for anonymous failures
     (failed logins, lockouts), what was tried against their account."""
-    return [AuditRowOut(**row) for row in _rows(principal, ledger, runner, query)]
+    return [AuditRowOut(**row) for row in audit_rows(principal, ledger, runner, query)]
 
 
 @router.get(
@@ -113,7 +113,7 @@ def report_csv(
     """``GET /audit`` as CSV (the same query parameters, the same rows, every field). Cells a
     spreadsheet would run as a formula (starting ``=``, ``+``, ``-``, ``@``, a tab or a
     carriage return), and cells starting ``'``, get a leading ``'``; an empty cell is a null."""
-    return csv_response(COLUMNS, _rows(principal, ledger, runner, query), "audit.csv")
+    return csv_response(COLUMNS, audit_rows(principal, ledger, runner, query), "audit.csv")
 
 
 @router.get("/patients/{patient_id}/access-report")

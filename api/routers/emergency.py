@@ -103,22 +103,36 @@ def review_queue(
     principal: ReviewerDep, ledger: LedgerDep, reviewed: bool | None = None
 ) -> list[BreakGlassOut]:
     """Every emergency access, oldest first; ``reviewed=false`` for those awaiting review."""
+    return [_out(e) for e in emergency_accesses(ledger, principal, reviewed)]
+
+
+def emergency_accesses(
+    ledger: Ledger, principal: Principal, reviewed: bool | None = None
+) -> list[EmergencyAccess]:
+    """The review queue (the API's and the console's): its reading recorded first."""
     _record_read(ledger, principal)
     found = _all(ledger, "domain.emergency:EmergencyAccess.Declared", EmergencyAccess)
     if reviewed is not None:
         found = [e for e in found if (e.outcome is not None) == reviewed]
-    return [_out(e) for e in found]
+    return found
 
 
 @router.post("/break-glass/{emergency_access_id}/review")
 def review(
     emergency_access_id: UUID, body: ReviewIn, principal: ReviewerDep, ledger: LedgerDep
 ) -> BreakGlassOut:
+    return _out(review_access(ledger, principal, emergency_access_id, body.outcome, body.note))
+
+
+def review_access(
+    ledger: Ledger, principal: Principal, emergency_access_id: UUID, outcome: str, note: str | None
+) -> EmergencyAccess:
+    """Record the review of an emergency access (the API's and the console's)."""
     emergency = load(ledger, emergency_access_id, EmergencyAccess)
-    emergency.review(by=principal.user_id, at=now(), outcome=body.outcome, note=body.note)
+    emergency.review(by=principal.user_id, at=now(), outcome=outcome, note=note)
     with principal.acting():
         ledger.save(emergency)
-    return _out(emergency)
+    return emergency
 
 
 def _alert_out(a: Alert) -> AlertOut:
@@ -137,17 +151,29 @@ def _alert_out(a: Alert) -> AlertOut:
 @router.get("/alerts")
 def alerts(principal: Owner, ledger: LedgerDep, acknowledged: bool | None = None) -> list[AlertOut]:
     """The owners' alerts (the outbox), oldest first; ``acknowledged=false`` for new ones."""
+    return [_alert_out(a) for a in owner_alerts(ledger, principal, acknowledged)]
+
+
+def owner_alerts(
+    ledger: Ledger, principal: Principal, acknowledged: bool | None = None
+) -> list[Alert]:
+    """The owners' alerts (the API's and the console's): their reading recorded first."""
     _record_read(ledger, principal)
     found = _all(ledger, "domain.emergency:Alert.Raised", Alert)
     if acknowledged is not None:
         found = [a for a in found if (a.acknowledged_by is not None) == acknowledged]
-    return [_alert_out(a) for a in found]
+    return found
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
 def acknowledge(alert_id: UUID, principal: Owner, ledger: LedgerDep) -> AlertOut:
+    return _alert_out(acknowledged_alert(ledger, principal, alert_id))
+
+
+def acknowledged_alert(ledger: Ledger, principal: Principal, alert_id: UUID) -> Alert:
+    """Acknowledge an alert (the API's and the console's)."""
     alert = load(ledger, alert_id, Alert)
     alert.acknowledge(by=principal.user_id, at=now())
     with principal.acting():
         ledger.save(alert)
-    return _alert_out(alert)
+    return alert

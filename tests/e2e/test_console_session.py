@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.console.web import CONSOLE_ROLES, SESSION_COOKIE
+from api.hold_schemas import HoldIn, ScopeIn
 from api.security_headers import CONSOLE_CSP
 from tests.e2e.conftest import (
     OWNER,
@@ -213,3 +214,40 @@ def test_console_pages_have_the_strict_csp_no_cache_and_no_inline_script(
     script = tab.get("/console/static/htmx.min.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/java")
     assert tab.get("/console/static/..%2Fweb.py").status_code == 404
+
+
+def test_a_clinician_who_is_a_custodian_may_sign_in_for_their_notices(
+    practice: Practice,
+) -> None:
+    owner = practice.owner()
+    cleo = add_member(practice, owner, "cleo", "Cleo Clinician", "clinician")
+    risk = add_member(practice, owner, "rita", "Rita Risk", "risk_manager").client()
+    matter = risk.open_matter("Doe v. Practice", "CV-2026-1")
+    scope = ScopeIn(custodians=[cleo.user_id])
+    # A silent hold sends no notice: it gives no reason to sign in.
+    risk.place_hold(matter.matter_id, HoldIn(name="quiet", scope=scope, silent=True))
+    tab = browser(practice)
+    refused = post_sign_in(tab, "cleo", cleo.password, code_now(cleo.totp_secret))
+    assert refused.status_code == 403
+    risk.place_hold(matter.matter_id, HoldIn(name="Doe", scope=scope, notice="Preserve."))
+    answer = post_sign_in(tab, "cleo", cleo.password, code_now(cleo.totp_secret))
+    assert answer.status_code == 303
+    assert "Signed in as Cleo Clinician" in tab.get("/console/").text
+
+
+def test_every_page_an_owner_sees_is_strict_and_every_form_carries_its_token(
+    practice: Practice,
+) -> None:
+    tab = owner_tab(practice)
+    home = tab.get("/console/").text
+    pages = ["/console/", *re.findall(r'<li><a href="(/console/[^"]+)"', home)]
+    assert len(pages) >= 5, pages  # the nav: users, break-glass, alerts, audit, status
+    token = form_token(home)
+    for path in pages:
+        answer = tab.get(path)
+        assert answer.status_code == 200, path
+        assert answer.headers["content-security-policy"] == CONSOLE_CSP, path
+        assert answer.headers["cache-control"] == "no-store", path
+        assert not INLINE.search(answer.text), (path, INLINE.search(answer.text))
+        forms = re.findall(r'<form method="post".*?</form>', answer.text, re.DOTALL)
+        assert all(f'name="csrf_token" value="{token}"' in form for form in forms), path

@@ -12,7 +12,18 @@ from fastapi import APIRouter
 from api.console.web import NavItem
 
 # In the order the navigation shows them.
-FAMILIES = ("home", "users", "holds", "disposal", "productions", "exports", "jobs")
+FAMILIES = (
+    "home",
+    "users",
+    "emergency",
+    "audit",
+    "status",
+    "holds",
+    "disposal",
+    "productions",
+    "exports",
+    "jobs",
+)
 
 
 def _modules() -> list[ModuleType]:
