@@ -4,6 +4,7 @@ mapping (``api/errors.py``) and one router per resource (``api/routers/``)."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from events.ledger import Ledger
 from events.log import tree_size
 from projections.runner import FOLLOW_EVERY, FOLLOW_LATE_AFTER, Runner, follow
 
+log = logging.getLogger("chartledger.jobs")
 FOLLOWER_LOOKS_AGAIN = 5.0  # seconds between a waiting process's tries for the follower lock
 
 
@@ -83,8 +85,12 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        # Jobs a stopped process left running are failed now, not when someone looks.
-        services.jobs.interrupt_lost()
+        # Jobs a stopped process left running are failed now, not when someone looks (and
+        # when someone looks, if the store is away just now).
+        try:
+            services.jobs.interrupt_lost()
+        except Exception as e:
+            log.warning("jobs of stopped processes not yet marked: %s", type(e).__name__)
         if settings.background:
             timer = threading.Thread(target=_checkpoint_every, args=(ledger, stop), daemon=True)
             timer.start()

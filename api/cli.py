@@ -31,6 +31,9 @@ from api.auth import base32, check_password, new_account, totp_uri
 from api.backup_cli import add_commands as add_backup_commands
 from api.client import ApiError, Client, invalid_fields
 from api.import_cli import add_commands as add_import_commands
+from api.jobs_cli import COMMANDS as JOB_COMMANDS
+from api.jobs_cli import add_commands as add_job_commands
+from api.progress_bar import job_printer
 from api.remote_cli import KEEP_CODES, REMOTE_COMMANDS, UsageError
 from api.remote_cli import add_commands as add_remote_commands
 from api.settings import Settings
@@ -341,7 +344,8 @@ def _client(options: argparse.Namespace) -> Client:
             token = saved.get("token")
     if token is None:
         raise UsageError(f"not logged in to {options.server}: run `chartledger --server URL login`")
-    return Client(options.server, token=token)
+    # A job the command starts (a production, export, import, backup) shows its progress.
+    return Client(options.server, token=token, on_progress=job_printer())
 
 
 def cmd_login(options: argparse.Namespace) -> int:
@@ -385,7 +389,7 @@ def cmd_chart_show(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-REMOTE = {"login", "logout", "patients", "chart"} | REMOTE_COMMANDS
+REMOTE = {"login", "logout", "patients", "chart"} | REMOTE_COMMANDS | JOB_COMMANDS
 
 
 def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
@@ -519,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=cmd_serve)
     add_remote_commands(commands, _client, _save_token)
+    add_job_commands(commands, _client)
     add_legal_hold_commands(commands)
     add_production_commands(commands)
     add_export_commands(commands)

@@ -721,6 +721,12 @@ class Client:
             body["all"] = True
         return self._job("POST", "/exports", json=body)
 
+    def export(
+        self, patient_id: UUID | None = None, *, all_patients: bool = False, purpose: str = "PATRQT"
+    ) -> dict[str, Any]:
+        """``export_ehi`` by its shorter name."""
+        return self.export_ehi(patient_id, all_patients=all_patients, purpose=purpose)
+
     def export_file(self, export_id: UUID | str, name: str) -> bytes:
         """One file of a finished export (``Patient.ndjson``, ``native/records.msgpack``, ...)."""
         return self.request("GET", f"/exports/{export_id}/{name}").content

@@ -31,13 +31,17 @@ def job_printer(stream: TextIO | None = None) -> Callable[[dict[str, Any]], None
         else:
             tenth = -1
             line = f"{label}: {done}" if done else f"{label}..."
-        finished = state in ("succeeded", "failed", "cancelled")
-        if tty:
-            if line != last["line"] or finished:
-                out.write("\r" + line.ljust(len(last["line"] or "")) + ("\n" if finished else ""))
+        if state in ("succeeded", "failed", "cancelled"):
+            if tty and last["line"] is not None:
+                out.write("\n")  # keep the bar as it last stood
+            out.write(f"{job.get('kind', 'job')} {state}\n")
+            out.flush()
+        elif tty:
+            if line != last["line"]:
+                out.write("\r" + line.ljust(len(last["line"] or "")))
                 out.flush()
-        elif stage != last["stage"] or tenth != last["tenth"] or finished:
-            out.write((f"{label}: {state}" if finished else line) + "\n")
+        elif stage != last["stage"] or tenth != last["tenth"]:
+            out.write(line + "\n")
             out.flush()
         last.update(line=line, stage=stage, tenth=tenth)
 

@@ -9,6 +9,7 @@ type. Like a production, a job concerns the user who started it only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
@@ -17,9 +18,17 @@ from eventsourcing.domain import event
 
 from domain.base import Record, user_subject
 from domain.checks import choice, identifier, moment, optional_text
+from domain.errors import EntryStateError, InvalidEntry
 
-KINDS = ("production", "export", "import", "backup")
+KINDS = ("production", "export", "import", "backup")  # those over HTTP today
+KIND = re.compile(r"[a-z][a-z-]{0,39}", re.ASCII)  # a kind added later: a word, never data
 OUTCOMES = ("succeeded", "failed", "cancelled")
+
+
+def _kind(value: object) -> str:
+    if type(value) is not str or not KIND.fullmatch(value):
+        raise InvalidEntry("kind must be a lower-case word (production, export, ...)")
+    return value
 
 
 class Job(Record):
@@ -32,7 +41,7 @@ class Job(Record):
     def begin(cls, *, job_id: UUID, kind: str, started_by: UUID, started_at: datetime) -> Job:
         return cls(
             job_id=identifier(job_id, "job_id"),
-            kind=choice(kind, "kind", KINDS),
+            kind=_kind(kind),
             started_by=identifier(started_by, "started_by"),
             started_at=moment(started_at, "started_at"),
         )
@@ -46,7 +55,9 @@ class Job(Record):
 
     def end(self, outcome: str, finished_at: datetime, problem_type: str | None = None) -> None:
         """``problem_type``: the RFC 9457 type of a failure (never its detail, which may name
-        a file or a record)."""
+        a file or a record). A job ends once."""
+        if self.outcome is not None:
+            raise EntryStateError(f"job {self.id} has ended already ({self.outcome})")
         self._end(
             outcome=choice(outcome, "outcome", OUTCOMES),
             finished_at=moment(finished_at, "finished_at"),

@@ -15,7 +15,8 @@ def table_statements(dialect: str) -> list[str]:
     blob = "BLOB" if dialect == "sqlite" else "bytea"
     big = "INTEGER" if dialect == "sqlite" else "bigint"
     return [
-        # Times are Unix milliseconds. worker: "<host>:<pid>" of the process running the job.
+        # Times are Unix milliseconds. worker: "<host>/<pid namespace>:<pid>", the process
+        # running the job.
         # result and error: JSON, sealed (they may name what an import rejected).
         f"CREATE TABLE IF NOT EXISTS {TABLE} (job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
         f"user_id TEXT NOT NULL, state TEXT NOT NULL, done {big} NOT NULL, total {big}, "

@@ -172,7 +172,8 @@ class JobRows:
 
 
 def _dead(worker: str, host: str) -> bool:
-    """Whether ``worker`` ("<host>:<pid>") is a process of this host that has ended."""
+    """Whether ``worker`` ("<host>/<pid namespace>:<pid>") is a process of this host (and
+    namespace) that has ended."""
     where, _, pid = worker.rpartition(":")
     if where != host or not pid.isdigit():
         return False

@@ -100,7 +100,7 @@ class Jobs:
     def __init__(self, ledger: Ledger, threads: int = THREADS) -> None:
         self.ledger = ledger
         self.rows = JobRows(ledger.db, ledger.master_key)
-        self.host = socket.gethostname()
+        self.host = _this_host()
         self.worker = f"{self.host}:{os.getpid()}"
         self.stopping = threading.Event()
         self.cancelled: set[UUID] = set()
@@ -262,3 +262,13 @@ class Jobs:
             pool.shutdown(wait=True, cancel_futures=True)
         for job_id in list(self._mine):  # queued here, never started
             self._end(job_id, "failed", error=dict(INTERRUPTED))
+
+
+def _this_host() -> str:
+    """This machine and process namespace: a process id is checked for life only where it
+    means the same process (two containers may share a host name, never a PID namespace)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}/{namespace}"

@@ -18,20 +18,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
-from api.client import Client, Conflict, ServerError
+from api.cli import main as chartledger
+from api.client import Client, Conflict, Forbidden, NotFound, ServerError
 from api.hold_schemas import HoldIn, ScopeIn
+from events.backup_check import check_backup
 from tests.e2e.conftest import (
     CHARTLEDGER,
     JOB_EVENTS,
+    OWNER_PASSWORD,
     Member,
     Practice,
     add_member,
     events_of_type,
+    finished_job,
+    one_line_refusal,
+    owner_logs_in_remotely,
+    token_file,  # noqa: F401  (the fixture)
 )
 from tests.e2e.test_clinical import ada
 from tests.support import oru_r01
@@ -234,3 +241,86 @@ def test_a_cancelled_production_leaves_nothing(story: Story) -> None:
     assert not [p for p in story.productions().iterdir() if p.name.startswith(".producing")]
     # Its start and end are recorded, and the production's reads (it had begun) at most.
     assert story.practice.leaves() >= leaves + JOB_EVENTS
+
+
+def test_the_cli_backs_up_on_the_server_and_follows_lists_and_cancels_jobs(
+    story: Story,
+    token_file: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = story.practice.settings.store.home
+    monkeypatch.setenv("CHARTLEDGER_PASSWORD", OWNER_PASSWORD)
+    with server(home) as (url, _):
+        owner_logs_in_remotely(story.practice, url, capsys)
+        assert chartledger(["--server", url, "backups", "create"]) == 0
+        out, err = capsys.readouterr()
+        [folder] = [p for p in (home / "backups").iterdir()]
+        assert f"into <CHARTLEDGER_HOME>/backups/{folder.name} " in out
+        assert err.startswith("backup queued...\n") and err.endswith("\nbackup succeeded\n")
+        checked = check_backup(folder, story.practice.settings.store.master_key_path.read_bytes())
+        assert checked.manifest.backup_event is not None
+
+        produced = start_production(url, story)
+        assert chartledger(["--server", url, "jobs", "wait", produced["job_id"]]) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith(f"{produced['job_id']}  production  succeeded")
+        assert '"download": "/productions/' in out and "production gathering events" in err
+        assert chartledger(["--server", url, "jobs", "list"]) == 0
+        listed = capsys.readouterr().out.splitlines()
+        assert [line.split()[1:3] for line in listed] == [
+            ["production", "succeeded"],
+            ["backup", "succeeded"],
+            ["import", "succeeded"],  # the story's lab import
+        ]  # newest first; an owner sees the risk manager's job too
+        assert chartledger(["--server", url, "jobs", "cancel", produced["job_id"]]) == 0
+        assert "production  succeeded" in capsys.readouterr().out  # finished: left as it is
+        missing = one_line_refusal(capsys, url, "jobs", "show", str(uuid4()))
+        assert "not found" in missing.lower()
+
+
+def test_exports_and_imports_answer_202_and_what_is_known_at_once_is_refused_at_once(
+    practice: Practice,
+) -> None:
+    owner = practice.owner()
+    raw = practice.http_client()
+    raw.headers["Authorization"] = f"Bearer {owner.token}"
+    nobody = str(uuid4())
+    refused = raw.post("/exports", json={"patient_id": nobody})
+    assert refused.status_code == 404 and "location" not in refused.headers
+    refused = raw.post(
+        "/imports/email", params={"patient_id": nobody}, content=b"From: a@b\r\n\r\nhi\r\n"
+    )
+    assert refused.status_code == 404
+    assert raw.get("/jobs").json() == []  # no job for either
+
+    imports = Path(__file__).parent.parent / "fixtures" / "imports"
+    csv = (imports / "patients_good.csv").read_bytes()
+    mapping = (imports / "billing_map.json").read_text()
+    imported = finished_job(
+        raw,
+        raw.post(
+            "/imports/patients",
+            params={"mapping": mapping},
+            content=csv,
+            headers={"content-type": "text/csv"},
+        ),
+    )
+    assert imported["state"] == "succeeded", imported
+    assert imported["kind"] == "import" and imported["result"]["accepted"] == 3  # type: ignore[index]
+    exported = finished_job(raw, raw.post("/exports", json={"all": True}))
+    assert exported["state"] == "succeeded" and exported["kind"] == "export"
+    manifest = exported["result"]
+    assert isinstance(manifest, dict) and manifest["request"].endswith("/exports")
+    export_id = manifest["extension"]["https://chartledger.local/fhir/ehi-export"]["exportId"]
+    assert raw.get(f"/exports/{export_id}/manifest.json").json() == manifest
+    listed = raw.get("/jobs").json()
+    assert [j["kind"] for j in listed] == ["export", "import"]
+    # A staff member sees neither; an auditor sees both but may not cancel them.
+    staff = add_member(practice, owner, "sam", "Sam", "staff").client()
+    auditor = add_member(practice, owner, "aud", "Aud", "auditor").client()
+    with pytest.raises(NotFound):
+        staff.job(exported["job_id"])  # type: ignore[arg-type]
+    assert staff.jobs() == [] and len(auditor.jobs()) == 2
+    with pytest.raises(Forbidden):
+        auditor.cancel_job(exported["job_id"])  # type: ignore[arg-type]

@@ -98,3 +98,32 @@ def test_what_the_app_sends_for_a_refusal_is_declared_and_fits_the_problem_schem
         assert problem.is_valid(response.json()), response.json()
         method_responses = document["paths"][path][method.lower()]["responses"]
         assert str(status) in method_responses, (method, path, status)
+
+
+JOB_ROUTES = [
+    ("post", "/matters/{matter_id}/productions"),
+    ("post", "/exports"),
+    ("post", "/imports/patients"),
+    ("post", "/imports/labs"),
+    ("post", "/imports/email"),
+    ("post", "/imports/sms"),
+    ("post", "/backups"),
+]
+
+
+def test_every_route_starting_a_job_declares_202_with_the_job_and_its_location(
+    practice: Practice,
+) -> None:
+    document = practice.http.app.openapi()
+    job = {"$ref": "#/components/schemas/JobOut"}
+    for method, path in JOB_ROUTES:
+        responses = document["paths"][path][method]["responses"]
+        assert "201" not in responses and "200" not in responses, path
+        accepted = responses["202"]
+        assert accepted["content"]["application/json"]["schema"] == job, path
+        assert "Location" in accepted["headers"], path
+    jobs = document["paths"]["/jobs/{job_id}"]
+    assert jobs["get"]["responses"]["200"]["content"]["application/json"]["schema"] == job
+    assert {"get", "delete"} == set(jobs)
+    states = document["components"]["schemas"]["JobOut"]["properties"]["state"]["enum"]
+    assert states == ["queued", "running", "succeeded", "failed", "cancelled"]
