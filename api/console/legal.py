@@ -19,6 +19,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Request
+from pydantic import ValidationError
 
 from api import auth
 from api.auth import Principal
@@ -30,18 +31,21 @@ from api.console.web import (
     problem_of,
     services_of,
 )
-from api.errors import Forbidden
+from api.errors import ApiError, Forbidden
 from api.refused_requests import refuse_role
 from api.routers.users import accounts
+from domain.errors import ChartError
 from events.ledger import Ledger
 from legal_hold import holds as lh
 from legal_hold.errors import UnderLegalHold
+from legal_hold.productions import Production
 from projections.chart import chart
 from projections.reads import Reader, record_access, search_patients
 from projections.runner import Runner
 
 ROLE = "risk_manager"
 PURPOSE = "HLEGAL"  # HL7 PurposeOfUse: legal
+PRODUCED = "legal_hold.productions:Production.Produced"
 
 
 def _strict(request: Request, principal: Principal) -> Principal:
@@ -184,7 +188,32 @@ def find_patients(
     return names
 
 
+# -- productions of a matter ------------------------------------------------------------------
+
+
+def matter_productions(ledger: Ledger, matter_id: UUID) -> list[Production]:
+    """The matter's productions, oldest first (their events name the matter)."""
+    with ledger.db.read() as c:
+        c.execute("SELECT originator_id FROM stored_events WHERE topic = ?", (PRODUCED,))
+        ids = [UUID(str(row[0])) for row in c.fetchall()]
+    found = [ledger.repository.get(i) for i in ids]
+    return sorted((p for p in found if p.matter_id == matter_id), key=lambda p: p.produced_at)
+
+
 # -- refusals in words ----------------------------------------------------------------------
+
+# What a form's handler answers on its own page: a form's fields, a domain rule, a role.
+Refused = (ValidationError, ChartError, ApiError)
+
+
+def invalid(error: BaseException) -> Problem:
+    """A refusal in words: a form's fields by name (never their values), else the API's."""
+    if isinstance(error, ValidationError):
+        fields = sorted(
+            {".".join(str(p) for p in e["loc"]) or "the form" for e in error.errors()}, key=str
+        )
+        return Problem(422, "Some fields are missing or invalid", ", ".join(fields))
+    return problem_of(error)
 
 
 def refusal_words(ledger: Ledger, error: BaseException, patient: str | None = None) -> Problem:

@@ -15,8 +15,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from api.auth import Principal, now
-from api.console.legal import patient_label, patient_names, people, person_label, refusal_words
-from api.console.pages.holds import Refused, invalid
+from api.console.legal import (
+    Refused,
+    invalid,
+    patient_label,
+    patient_names,
+    people,
+    person_label,
+    refusal_words,
+)
 from api.console.web import (
     PREFIX,
     ConsoleRoute,

@@ -14,8 +14,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, Response
 
 from api.auth import Principal
-from api.console.legal import PatientName, find_patients, patient_label, patient_names
-from api.console.pages.holds import invalid
+from api.console.legal import (
+    PatientName,
+    find_patients,
+    invalid,
+    patient_label,
+    patient_names,
+)
 from api.console.web import (
     PREFIX,
     ConsoleRoute,

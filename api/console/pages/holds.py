@@ -16,16 +16,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from api.auth import now
 from api.console.legal import (
     ROLE,
     PatientName,
+    Refused,
     RiskManagerOnly,
     RiskManagerPosting,
     RoleNavItem,
     find_patients,
+    invalid,
+    matter_productions,
     patient_label,
     patient_names,
     people,
@@ -38,15 +40,12 @@ from api.console.web import (
     CsrfChecked,
     NavItem,
     Problem,
-    problem_of,
     redirect,
     render,
     services_of,
 )
-from api.errors import ApiError
 from api.hold_schemas import HoldIn, MatterCloseIn, MatterIn, NoticeIn, ReleaseIn, ScopeIn
 from api.routers.holds import check_releaser, custodian_holds, record_read
-from domain.errors import ChartError
 from legal_hold import holds as lh
 from legal_hold.custodians import report, status
 from legal_hold.hold_releases import release as release_hold
@@ -59,17 +58,6 @@ NAV = [
 ]
 Text = Annotated[str, Form()]
 Texts = Annotated[list[str], Form()]
-Refused = (ValidationError, ChartError, ApiError)  # answered on the form's own page
-
-
-def invalid(error: BaseException) -> Problem:
-    """A refusal in words: a form's fields by name (never their values), else the API's."""
-    if isinstance(error, ValidationError):
-        fields = sorted(
-            {".".join(str(p) for p in e["loc"]) or "the form" for e in error.errors()}, key=str
-        )
-        return Problem(422, "Some fields are missing or invalid", ", ".join(fields))
-    return problem_of(error)
 
 
 def _ids(values: list[str], what: str) -> list[UUID]:
@@ -167,7 +155,7 @@ def open_matter(
     return redirect(request, f"{PREFIX}/matters/{matter.id}", "Matter opened.")
 
 
-def _matter_page(
+def matter_page(
     request: Request,
     principal: Any,
     matter_id: UUID,
@@ -181,8 +169,6 @@ def _matter_page(
     holds = lh.all_holds(ledger, matter_id)
     staff = people(ledger)
     outstanding = {h.id: sum(1 for s in status(h) if s.outstanding and h.active) for h in holds}
-    from api.console.pages.productions import matter_productions  # the productions family
-
     return render(
         request,
         "holds/matter.html",
@@ -200,7 +186,7 @@ def _matter_page(
 
 @router.get("/matters/{matter_id}")
 def matter(request: Request, matter_id: UUID, principal: RiskManagerOnly) -> Response:
-    return _matter_page(request, principal, matter_id)
+    return matter_page(request, principal, matter_id)
 
 
 @router.post("/matters/{matter_id}/close")
@@ -213,7 +199,7 @@ def close_matter(
         with principal.acting():
             lh.close_matter(ledger, matter_id, reason=body.reason, at=now(), by=principal.user_id)
     except Refused as error:
-        return _matter_page(request, principal, matter_id, invalid(error), invalid(error).status)
+        return matter_page(request, principal, matter_id, invalid(error), invalid(error).status)
     return redirect(request, f"{PREFIX}/matters/{matter_id}", "Matter closed.")
 
 

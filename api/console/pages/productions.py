@@ -18,11 +18,13 @@ from fastapi.responses import FileResponse, Response
 from api.console.legal import (
     RiskManagerOnly,
     RiskManagerPosting,
+    invalid,
     patient_label,
     patient_names,
     people,
     person_label,
 )
+from api.console.pages.holds import matter_page
 from api.console.web import PREFIX, ConsoleRoute, Problem, redirect, render, services_of
 from api.errors import NotFound
 from api.routers.holds import record_read
@@ -33,23 +35,12 @@ from api.routers.productions import (
     start_production,
 )
 from domain.errors import ChartError
-from events.ledger import Ledger
 from legal_hold import holds as lh
 from legal_hold.productions import Production
 from verify import verify_bundle
 
 router = APIRouter(route_class=ConsoleRoute)
 NAV: list[Any] = []  # reached from a matter's page
-PRODUCED = "legal_hold.productions:Production.Produced"
-
-
-def matter_productions(ledger: Ledger, matter_id: UUID) -> list[Production]:
-    """The matter's productions, oldest first (their events name the matter)."""
-    with ledger.db.read() as c:
-        c.execute("SELECT originator_id FROM stored_events WHERE topic = ?", (PRODUCED,))
-        ids = [UUID(str(row[0])) for row in c.fetchall()]
-    found = [ledger.repository.get(i) for i in ids]
-    return sorted((p for p in found if p.matter_id == matter_id), key=lambda p: p.produced_at)
 
 
 def withheld(text: str) -> dict[int, str]:
@@ -76,19 +67,17 @@ def produce(
 ) -> Response:
     """Start the matter's production as a job; a refusal known now is shown on the matter's
     page (no hold, nothing in scope, a claim on an event out of scope)."""
-    from api.console.pages.holds import _matter_page, invalid  # the matter's page is theirs
-
     services = services_of(request)
     try:
         claims = withheld(withhold)
     except ValueError as error:
         problem = Problem(422, "The withhold list is not understood", str(error))
-        return _matter_page(request, principal, matter_id, problem, 422)
+        return matter_page(request, principal, matter_id, problem, 422)
     try:
         job = start_production(services.ledger, services.jobs, principal, matter_id, claims, None)
     except ChartError as error:  # a production's refusals are legal-hold errors
         problem = invalid(error)
-        return _matter_page(request, principal, matter_id, problem, problem.status)
+        return matter_page(request, principal, matter_id, problem, problem.status)
     return redirect(request, f"{PREFIX}/jobs/{job.job_id}", "Production started.")
 
 
