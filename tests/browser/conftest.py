@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
@@ -163,24 +162,10 @@ def _initialised(home: Path) -> tuple[dict[str, str], Person]:
     return env, owner
 
 
-def _wait_for(url: str, seconds: float = 180.0) -> None:
-    """``served`` waits 30 s for the server; a machine busy with other work may need longer."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=10).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"the server at {url} did not answer"
-        time.sleep(0.25)
-
-
 @pytest.fixture(scope="module")
 def served_practice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPractice]:
     env, owner = _initialised(tmp_path_factory.mktemp("console") / "home")
     with served(env) as url:
-        _wait_for(url)
         practice = ServedPractice(url, env, owner)
         yield practice
         if practice._owner_client is not None:

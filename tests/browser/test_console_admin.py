@@ -37,6 +37,7 @@ def test_an_owner_manages_users_in_the_console(
     sign_in(page, console_url, served_practice.owner)
     page.get_by_role("navigation", name="Console").get_by_role("link", name="Users").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Users")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()  # a new page: its heading
     page.get_by_label("Username").fill("rita")
     page.get_by_label("Full name").fill("Rita Risk")
     page.get_by_label("Role").select_option("risk_manager")

@@ -22,6 +22,9 @@ def test_an_owner_signs_in_with_the_keyboard_alone(
     expect(page).to_have_url(re.compile(r"/console/sign-in\?next=/console/$"))
     # The username field has the focus as the page opens.
     expect(page.get_by_label("Username")).to_be_focused()
+    # Focus is visible: the keyboard's position is outlined.
+    outline = page.get_by_label("Username").evaluate("e => getComputedStyle(e).outlineStyle")
+    assert outline not in ("", "none")
     shot(page, "sign-in")
     page.keyboard.type(owner.username)
     page.keyboard.press("Tab")

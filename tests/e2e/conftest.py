@@ -249,7 +249,10 @@ def served(env: dict[str, str]) -> Iterator[str]:
     try:
         assert process.stdout is not None
         assert re.search(r"\(2 worker processes\)", process.stdout.readline())
-        for _ in range(300):
+        # Up to three minutes: two workers importing the app on a machine busy with other
+        # work (CI runs two test processes) took over 30 s.
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
             try:
                 if httpx.get(url + "/health").status_code == 200:
                     break

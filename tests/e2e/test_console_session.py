@@ -251,3 +251,17 @@ def test_every_page_an_owner_sees_is_strict_and_every_form_carries_its_token(
         assert not INLINE.search(answer.text), (path, INLINE.search(answer.text))
         forms = re.findall(r'<form method="post".*?</form>', answer.text, re.DOTALL)
         assert all(f'name="csrf_token" value="{token}"' in form for form in forms), path
+
+
+def test_a_throttled_address_is_told_to_wait_on_the_page(practice: Practice) -> None:
+    tab = browser(practice)
+    waits = practice.settings.login_throttle.failures_before_wait
+    for _ in range(waits - 1):
+        assert post_sign_in(tab, OWNER, "guessed-password", "000000").status_code == 401
+    answer = post_sign_in(tab, OWNER, "guessed-password", "000000")
+    assert answer.status_code == 429
+    assert int(answer.headers["retry-after"]) > 0
+    assert (
+        "Too many failed attempts" in answer.text and "seconds before trying again" in answer.text
+    )
+    assert len(events_of_type(practice, LOGIN_FAILED)) == waits
