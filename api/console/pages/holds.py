@@ -1,11 +1,10 @@
-"""Matters and legal holds in the console, for risk managers (the API's rules and refusals,
-``api/routers/holds.py``): matters opened, listed and closed; holds placed on patients found by
-MRN or name and on custodians picked by username; a hold's scope changed, its notice re-issued,
-released whole or in part; the outstanding acknowledgements and the hold report. And, for any
-signed-in custodian, their own notices and their acknowledgement.
+"""Legal holds in the console, for risk managers (the API's rules and refusals,
+``api/routers/holds.py``): holds placed on a matter on patients found by MRN or name and on
+custodians picked by username; a hold's scope changed, its notice re-issued, released whole or
+in part; the outstanding acknowledgements and the hold report.
 
 Every page that names patients records the read of their names first (``api/console/legal.py``);
-every list of holds or matters is recorded as the API records it (``record_read``).
+every list of holds is recorded as the API records it (``record_read``).
 """
 
 from __future__ import annotations
@@ -19,15 +18,12 @@ from fastapi.responses import Response
 
 from api.auth import now
 from api.console.legal import (
-    ROLE,
     PatientName,
     Refused,
     RiskManagerOnly,
     RiskManagerPosting,
-    RoleNavItem,
     find_patients,
     invalid,
-    matter_productions,
     patient_label,
     patient_names,
     people,
@@ -36,26 +32,21 @@ from api.console.legal import (
 from api.console.web import (
     PREFIX,
     ConsoleRoute,
-    ConsoleUserDep,
     CsrfChecked,
-    NavItem,
     Problem,
     redirect,
     render,
     services_of,
 )
-from api.hold_schemas import HoldIn, MatterCloseIn, MatterIn, NoticeIn, ReleaseIn, ScopeIn
-from api.routers.holds import check_releaser, custodian_holds, record_read
+from api.hold_schemas import HoldIn, NoticeIn, ReleaseIn, ScopeIn
+from api.routers.holds import check_releaser, record_read
 from legal_hold import holds as lh
 from legal_hold.custodians import report, status
 from legal_hold.hold_releases import release as release_hold
 from legal_hold.holds import CATEGORIES, Hold, Scope
 
 router = APIRouter(route_class=ConsoleRoute)
-NAV = [
-    RoleNavItem("Matters", PREFIX + "/matters", (ROLE,)),
-    NavItem("My hold notices", PREFIX + "/my-holds", None),
-]
+NAV: list[Any] = []  # reached from a matter's page (matters.py) and the matters list
 Text = Annotated[str, Form()]
 Texts = Annotated[list[str], Form()]
 
@@ -101,106 +92,6 @@ def _scope(body: ScopeIn) -> Scope:
         end=body.end,
         categories=body.categories,
     )
-
-
-# -- matters ----------------------------------------------------------------------------------
-
-
-def _matters_page(
-    request: Request, principal: Any, problem: Problem | None = None, code: int = 200
-) -> Response:
-    ledger = services_of(request).ledger
-    record_read(ledger, principal, "matters")
-    found = lh.matters(ledger)
-    holds = lh.all_holds(ledger)
-    active = {m.id: sum(1 for h in holds if h.matter_id == m.id and h.active) for m in found}
-    return render(
-        request,
-        "holds/matters.html",
-        status_code=code,
-        title="Matters",
-        matters=sorted(found, key=lambda m: (not m.is_open, m.opened_at)),
-        active=active,
-        problem=problem,
-    )
-
-
-@router.get("/matters")
-def matters(request: Request, principal: RiskManagerOnly) -> Response:
-    return _matters_page(request, principal)
-
-
-@router.post("/matters")
-def open_matter(
-    request: Request,
-    principal: RiskManagerPosting,
-    name: Text = "",
-    number: Text = "",
-    forum: Text = "",
-) -> Response:
-    ledger = services_of(request).ledger
-    try:
-        body = MatterIn(name=name, number=number, forum=forum or None)
-        with principal.acting():
-            matter = lh.open_matter(
-                ledger,
-                name=body.name,
-                number=body.number,
-                forum=body.forum,
-                at=now(),
-                by=principal.user_id,
-            )
-    except Refused as error:
-        return _matters_page(request, principal, invalid(error), invalid(error).status)
-    return redirect(request, f"{PREFIX}/matters/{matter.id}", "Matter opened.")
-
-
-def matter_page(
-    request: Request,
-    principal: Any,
-    matter_id: UUID,
-    problem: Problem | None = None,
-    code: int = 200,
-) -> Response:
-    services = services_of(request)
-    ledger = services.ledger
-    record_read(ledger, principal, "matter", matter_id=str(matter_id))
-    matter = lh.get_matter(ledger, matter_id)
-    holds = lh.all_holds(ledger, matter_id)
-    staff = people(ledger)
-    outstanding = {h.id: sum(1 for s in status(h) if s.outstanding and h.active) for h in holds}
-    return render(
-        request,
-        "holds/matter.html",
-        status_code=code,
-        title=f"Matter {matter.number}",
-        matter=matter,
-        holds=holds,
-        outstanding=outstanding,
-        opened_by=person_label(staff, matter.opened_by),
-        closed_by=person_label(staff, matter.closed_by),
-        productions=matter_productions(ledger, matter_id),
-        problem=problem,
-    )
-
-
-@router.get("/matters/{matter_id}")
-def matter(request: Request, matter_id: UUID, principal: RiskManagerOnly) -> Response:
-    return matter_page(request, principal, matter_id)
-
-
-@router.post("/matters/{matter_id}/close")
-def close_matter(
-    request: Request, matter_id: UUID, principal: RiskManagerPosting, reason: Text = ""
-) -> Response:
-    ledger = services_of(request).ledger
-    try:
-        body = MatterCloseIn(reason=reason)
-        with principal.acting():
-            lh.close_matter(ledger, matter_id, reason=body.reason, at=now(), by=principal.user_id)
-    except Refused as error:
-        return matter_page(request, principal, matter_id, invalid(error), invalid(error).status)
-    return redirect(request, f"{PREFIX}/matters/{matter_id}", "Matter closed.")
 
 
 # -- placing a hold and changing its scope: one form, with a patient search -------------------
@@ -570,46 +461,3 @@ def hold_report(request: Request, hold_id: UUID, principal: RiskManagerOnly) -> 
         report=report(hold, at=now()),
         **context,
     )
-
-
-# -- a custodian's own notices ----------------------------------------------------------------
-
-
-def _my_holds_page(
-    request: Request, principal: Any, problem: Problem | None = None, code: int = 200
-) -> Response:
-    mine = custodian_holds(services_of(request).ledger, principal.user_id)
-    return render(
-        request,
-        "holds/mine.html",
-        status_code=code,
-        title="My legal hold notices",
-        holds=mine,
-        problem=problem,
-    )
-
-
-@router.get("/my-holds")
-def my_holds(request: Request, principal: ConsoleUserDep) -> Response:
-    return _my_holds_page(request, principal)
-
-
-@router.post("/my-holds/{hold_id}/acknowledge")
-def acknowledge(
-    request: Request, hold_id: UUID, principal: CsrfChecked, version: Text = ""
-) -> Response:
-    """The signed-in custodian acknowledges the notice version they were shown (a newer one
-    issued meanwhile is refused: they are to read it first)."""
-    ledger = services_of(request).ledger
-    try:
-        number = int(version)
-        with principal.acting():
-            lh.acknowledge(
-                ledger, hold_id, custodian_id=principal.user_id, version=number, at=now()
-            )
-    except ValueError:
-        problem = Problem(422, "Some fields are missing or invalid", "version")
-        return _my_holds_page(request, principal, problem, 422)
-    except Refused as error:
-        return _my_holds_page(request, principal, invalid(error), invalid(error).status)
-    return redirect(request, f"{PREFIX}/my-holds", f"Notice version {number} acknowledged.")

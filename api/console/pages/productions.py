@@ -24,7 +24,7 @@ from api.console.legal import (
     people,
     person_label,
 )
-from api.console.pages.holds import matter_page
+from api.console.pages.matters import matter_page
 from api.console.web import PREFIX, ConsoleRoute, Problem, redirect, render, services_of
 from api.errors import NotFound
 from api.routers.holds import record_read
