@@ -6,6 +6,7 @@ downloads one file."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -15,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth import Principal
 from api.deps import JobsDep, LedgerDep
-from api.jobs import JobOut, JobProgress
+from api.jobs import JobOut, JobProgress, Jobs, JobView
 from api.roles import require_role
 from api.routers.jobs import accepted, started
 from api.routing import Router
 from api.schemas import Purpose
+from events.ledger import Ledger
 from events.private_files import private_dir
 from projections.ehi_export import (
     ACCESS_BATCH,
@@ -85,19 +87,34 @@ def create_export(
 ) -> JSONResponse:
     """Record the export (one ``export`` access per patient; an unknown patient: 404 now), then
     write it as a job whose result is its manifest."""
-    reader = Reader(principal.user_id, body.purpose, str(principal.session_id))
+    job = start_export(ledger, jobs, principal, body.patient_id, body.purpose, str(request.url))
+    return accepted(job)
+
+
+def start_export(
+    ledger: Ledger,
+    jobs: Jobs,
+    principal: Principal,
+    patient_id: UUID | None,
+    purpose: str,
+    url: str,
+) -> JobView:
+    """Record the export of one patient (or of all: None) by ``principal`` for ``purpose``
+    (refused now if it cannot be made), then start writing it as their job; the console
+    starts its exports here too. ``url`` is the manifest's ``request``."""
+    reader = Reader(principal.user_id, purpose, str(principal.session_id))
     export_id = uuid4()
     home = exports_home(ledger)
     private_dir(home)
     out = home / str(export_id)
-    wanted = ExportRequest(reader, body.patient_id, str(request.url), True, export_id)
+    wanted = ExportRequest(reader, patient_id, url, True, export_id)
     begun = begin_export(ledger, wanted, out)
 
     def work(progress: JobProgress) -> dict[str, Any]:
         return write_export(ledger, begun, out, progress.reporter("writing the export"))
 
     session = str(principal.session_id)
-    return accepted(jobs.start("export", principal.user_id, work, session=session))
+    return jobs.start("export", principal.user_id, work, session=session)
 
 
 @router.get("/exports/{export_id}/{name:path}")
@@ -105,6 +122,13 @@ def download(export_id: UUID, name: str, principal: Exporter, ledger: LedgerDep)
     """One file of a finished export; the download is recorded (action ``copy``) first, once
     for each patient the export carries, so it reaches each one's access report (the
     documentation file, the same for every export, carries nobody's and names nobody)."""
+    path = file_copied(ledger, principal, export_id, name)
+    kind = MEDIA_TYPES[name.rpartition(".")[2]]
+    return FileResponse(path, media_type=kind, filename=path.name)
+
+
+def file_copied(ledger: Ledger, principal: Principal, export_id: UUID, name: str) -> Path:
+    """The export's file ``name``, its download recorded first (the console's too)."""
     home = exports_home(ledger)
     path = finished_file(home, export_id, name)
     reader = Reader(principal.user_id, "HOPERAT", str(principal.session_id))
@@ -113,5 +137,4 @@ def download(export_id: UUID, name: str, principal: Exporter, ledger: LedgerDep)
     for start in range(0, max(len(carried), 1), ACCESS_BATCH):
         chunk: list[UUID | None] = list(carried[start : start + ACCESS_BATCH]) or [None]
         record_access(ledger, reader, "copy", "chart", chunk, detail=detail)
-    kind = MEDIA_TYPES[name.rpartition(".")[2]]
-    return FileResponse(path, media_type=kind, filename=path.name)
+    return path

@@ -22,7 +22,7 @@ from uuid import UUID
 from fastapi import Depends, Request, status
 
 from api.auth import Principal, load, now
-from api.deps import Caller, CurrentUser, LedgerDep, RunnerDep, ServicesDep
+from api.deps import Caller, CurrentUser, LedgerDep, RunnerDep, Services, ServicesDep
 from api.errors import Forbidden, NotFound
 from api.hold_schemas import (
     AcknowledgeIn,
@@ -81,6 +81,7 @@ from legal_hold.notices import outbox_from_env, send_due_alone
 from legal_hold.refusals import AdoptionRefusal
 from legal_hold.retention import Disposal, Policy, Rule, disposal_run, disposals
 from legal_hold.retention import disposed_events as disposed_events_of
+from projections.runner import Runner
 
 router = Router(tags=["legal holds"])
 ROLE = "risk_manager"
@@ -98,7 +99,8 @@ RiskManager = Annotated[Principal, Depends(require_risk_manager)]
 Disposer = Annotated[Principal, require_role("risk_manager")]
 
 
-def _record_read(ledger: Ledger, principal: Principal, what: str, **detail: str) -> None:
+def record_read(ledger: Ledger, principal: Principal, what: str, **detail: str) -> None:
+    """Record a read of holds or retention (they name patients by id) before answering it."""
     read = Access.record(
         user_id=principal.user_id,
         action="query",
@@ -214,7 +216,7 @@ def open_matter(body: MatterIn, principal: RiskManager, ledger: LedgerDep) -> Ma
 
 @router.get("/matters")
 def list_matters(principal: RiskManager, ledger: LedgerDep) -> list[MatterOut]:
-    _record_read(ledger, principal, "matters")
+    record_read(ledger, principal, "matters")
     return [_matter_out(m) for m in lh.matters(ledger)]
 
 
@@ -261,25 +263,24 @@ def list_holds(
     matter_id: UUID | None = None,
     active: bool | None = None,
 ) -> list[HoldOut]:
-    _record_read(ledger, principal, "holds")
+    record_read(ledger, principal, "holds")
     found = lh.all_holds(ledger, matter_id)
     if active is not None:
         found = [h for h in found if h.active == active]
     return [_hold_out(h) for h in found]
 
 
-@router.get("/holds/mine")
-def my_holds(principal: CurrentUser, ledger: LedgerDep) -> list[CustodianHoldOut]:
-    """The active, noticed holds the caller is a custodian of (any role): each one's current
-    notice, and whether the caller acknowledged it. Silent holds are never shown."""
+def custodian_holds(ledger: Ledger, user_id: UUID) -> list[CustodianHoldOut]:
+    """The active, noticed holds ``user_id`` is a custodian of: each one's current notice, and
+    whether they acknowledged it. Silent holds are never shown (the console shows these too)."""
     found = []
     for hold in lh.all_holds(ledger):
         version = hold.current_version
         if not hold.active or hold.silent or version is None:
             continue
-        if principal.user_id not in hold.scope.custodians:
+        if user_id not in hold.scope.custodians:
             continue
-        mine = next(s for s in custodian_status(hold) if s.custodian_id == principal.user_id)
+        mine = next(s for s in custodian_status(hold) if s.custodian_id == user_id)
         matter = lh.get_matter(ledger, hold.matter_id)
         found.append(
             CustodianHoldOut(
@@ -296,6 +297,13 @@ def my_holds(principal: CurrentUser, ledger: LedgerDep) -> list[CustodianHoldOut
     return found
 
 
+@router.get("/holds/mine")
+def my_holds(principal: CurrentUser, ledger: LedgerDep) -> list[CustodianHoldOut]:
+    """The active, noticed holds the caller is a custodian of (any role): each one's current
+    notice, and whether the caller acknowledged it. Silent holds are never shown."""
+    return custodian_holds(ledger, principal.user_id)
+
+
 @router.post("/holds/remind", responses=problems(502))
 def remind(principal: RiskManager, ledger: LedgerDep) -> list[SentOut]:
     """Send every notice, reminder and escalation due now (SMTP when configured, otherwise
@@ -309,7 +317,7 @@ def remind(principal: RiskManager, ledger: LedgerDep) -> list[SentOut]:
 
 @router.get("/holds/{hold_id}")
 def get_hold(hold_id: UUID, principal: RiskManager, ledger: LedgerDep) -> HoldOut:
-    _record_read(ledger, principal, "hold", hold_id=str(hold_id))
+    record_read(ledger, principal, "hold", hold_id=str(hold_id))
     return _hold_out(lh.get_hold(ledger, hold_id))
 
 
@@ -330,15 +338,21 @@ def change_scope(
     return _hold_out(hold)
 
 
+def check_releaser(ledger: Ledger, principal: Principal, route: str) -> None:
+    """Refuse (and record) a caller who may release no hold at all: neither a risk manager nor
+    an owner. Which of those may release which hold is legal_hold/hold_releases.py's rule."""
+    if not any(r in principal.roles for r in RELEASER_ROLES):
+        roles = tuple(RELEASER_ROLES)
+        refuse_role(ledger, principal, route, roles, None, now())  # recorded, as api/roles.py
+        raise Forbidden("this needs the role risk_manager or owner")
+
+
 @router.post("/holds/{hold_id}/release")
 def release(hold_id: UUID, body: ReleaseIn, principal: CurrentUser, ledger: LedgerDep) -> HoldOut:
     """Release the whole hold, or only the patients and custodians named, with a reason: by the
     risk manager who placed it, or by an owner. Another risk manager is refused (403
     ``two-person-rule``, recorded): they ask an owner (legal_hold/hold_releases.py)."""
-    if not any(r in principal.roles for r in RELEASER_ROLES):
-        route, roles = "POST /holds/{hold_id}/release", tuple(RELEASER_ROLES)
-        refuse_role(ledger, principal, route, roles, None, now())  # recorded, as api/roles.py
-        raise Forbidden("this needs the role risk_manager or owner")
+    check_releaser(ledger, principal, "POST /holds/{hold_id}/release")
     with principal.acting():
         hold = release_hold(
             ledger,
@@ -384,7 +398,7 @@ def hold_report(hold_id: UUID, principal: RiskManager, ledger: LedgerDep) -> Hol
     which version when, what is outstanding and what is due now; each custodian's delivery
     state (acknowledged, failing, sent, due, none), failing deliveries from the server's last
     sending round."""
-    _record_read(ledger, principal, "hold report", hold_id=str(hold_id))
+    record_read(ledger, principal, "hold report", hold_id=str(hold_id))
     seen = report(lh.get_hold(ledger, hold_id), at=now())
     states = {
         d.custodian_id: d
@@ -501,6 +515,12 @@ def adopt_policy(body: PolicyIn, principal: CurrentUser, ledger: LedgerDep) -> A
     """An owner adopts a policy: the next version of its name. Refused (and recorded) for
     anyone else (403) and for a policy keeping any record less than the practice's floor (409
     ``below-retention-floor``)."""
+    return adopt(ledger, principal, body)
+
+
+def adopt(ledger: Ledger, principal: Principal, body: PolicyIn) -> AdoptedPolicyOut:
+    """``principal`` adopts the policy ``body`` describes, or the refusal is recorded and raised
+    (``DisposalNotPermitted`` for anyone but an owner, ``BelowFloor``)."""
     at = now()
     with principal.acting():
         try:
@@ -534,7 +554,7 @@ def retention_run(body: PolicyRefIn, principal: Disposer, ledger: LedgerDep) -> 
     name, version = _named(body)
     at = now()
     policy = policies.adopted_policy(ledger, name, version, at=at)
-    _record_read(ledger, principal, "retention run", policy=policy.label)
+    record_read(ledger, principal, "retention run", policy=policy.label)
     return [
         CandidateOut(
             patient_id=c.patient_id,
@@ -558,6 +578,14 @@ def propose_disposal(
     the body (422 ``per-call-policy``), an unadopted policy (409 ``policy-not-adopted``), a
     patient under a hold (409 ``under-legal-hold``) or not yet eligible (409 ``not-eligible``),
     the wrong role or session (403 ``two-person-rule``)."""
+    return propose(services, principal, patient_id, body)
+
+
+def propose(
+    services: Services, principal: Principal, patient_id: UUID, body: PolicyRefIn
+) -> ProposalOut:
+    """``principal`` proposes disposing of the patient's record under the adopted policy
+    ``body`` names; every refusal is recorded before it is raised."""
     ledger, at = services.ledger, now()
     with principal.acting():
         actor = _actor(ledger, principal)
@@ -588,7 +616,7 @@ def propose_disposal(
 @router.get("/disposals")
 def list_proposals(principal: Disposer, ledger: LedgerDep) -> list[ProposalOut]:
     """Every disposal proposal, oldest first, with its state now."""
-    _record_read(ledger, principal, "disposal proposals")
+    record_read(ledger, principal, "disposal proposals")
     at = now()
     return [_proposal_out(p, at) for p in approvals.proposals(ledger)]
 
@@ -602,6 +630,12 @@ def approve_disposal(
     session, one of the two an owner (403 ``two-person-rule``); before it expires (409
     ``proposal-state``); holds and eligibility are checked again (409 ``under-legal-hold``,
     ``not-eligible``). Every refusal is recorded."""
+    return approve(ledger, runner, principal, proposal_id)
+
+
+def approve(ledger: Ledger, runner: Runner, principal: Principal, proposal_id: UUID) -> DisposalOut:
+    """``principal`` approves the proposal: the record is disposed of, then the views are
+    rebuilt (they held what the destroyed key sealed)."""
     with principal.acting():
         disposal = approvals.approve_disposal(
             ledger, proposal_id, actor=_actor(ledger, principal), at=now()
@@ -614,7 +648,7 @@ def approve_disposal(
 def disposed_record(patient_id: UUID, principal: Disposer, ledger: LedgerDep) -> DisposedRecordOut:
     """How the patient's record was disposed of, and each disposed event's metadata, read as
     "disposed under policy P on date D by user U" (404 if it never was)."""
-    _record_read(ledger, principal, "disposed record", patient_id=str(patient_id))
+    record_read(ledger, principal, "disposed record", patient_id=str(patient_id))
     mine = [d for d in disposals(ledger) if d.patient_id == patient_id]
     if not mine:
         raise NotFound(f"no disposal of patient {patient_id}")

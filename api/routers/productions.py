@@ -16,10 +16,10 @@ from uuid import UUID, uuid4
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import now
+from api.auth import Principal, now
 from api.deps import JobsDep, LedgerDep
 from api.errors import NotFound
-from api.jobs import JobOut, JobProgress
+from api.jobs import JobOut, JobProgress, Jobs, JobView
 from api.routers.holds import RiskManager
 from api.routers.jobs import accepted, started
 from api.routing import Router
@@ -80,12 +80,25 @@ def create_production(
     """Produce the matter: every event of its patients and custodians, payloads in scope only.
     A refusal known up front (no matter, no hold, nothing in scope, a claim on an event out of
     scope) is answered now; the production itself runs as a job."""
+    withhold = {w.position: w.claim for w in body.withhold}
+    job = start_production(ledger, jobs, principal, matter_id, withhold, body.since_checkpoint)
+    return accepted(job)
+
+
+def start_production(
+    ledger: Ledger,
+    jobs: Jobs,
+    principal: Principal,
+    matter_id: UUID,
+    withhold: dict[int, str],
+    since: int | None,
+) -> JobView:
+    """Check the production request now (refusing what ``produce`` would refuse), then start
+    it as a job of ``principal``'s; the console starts its productions here too."""
     production_id = uuid4()
     home = productions_home(ledger)
     private_dir(home)
     out = home / f"{production_id}.zip"
-    withhold = {w.position: w.claim for w in body.withhold}
-    since = body.since_checkpoint
     check_production(ledger, matter_id, out, withhold=withhold, since=since)
     session = str(principal.session_id)
 
@@ -124,12 +137,18 @@ def create_production(
             download=f"/productions/{produced.production_id}/bundle",
         ).model_dump(mode="json")
 
-    return accepted(jobs.start("production", principal.user_id, work, session=session))
+    return jobs.start("production", principal.user_id, work, session=session)
 
 
 @router.get("/productions/{production_id}/bundle", response_class=FileResponse)
 def download_bundle(production_id: UUID, principal: RiskManager, ledger: LedgerDep) -> FileResponse:
     """The bundle file, byte for byte as produced (its SHA-256 is in the production event)."""
+    path = bundle_copied(ledger, principal, production_id)
+    return FileResponse(path, media_type=MEDIA_TYPE, filename=f"production-{production_id}.zip")
+
+
+def bundle_copied(ledger: Ledger, principal: Principal, production_id: UUID) -> Path:
+    """The production's bundle file, its download recorded first (the console's too)."""
     path = productions_home(ledger) / f"{production_id}.zip"
     if not path.is_file():
         raise NotFound(f"no production {production_id}")
@@ -153,4 +172,4 @@ def download_bundle(production_id: UUID, principal: RiskManager, ledger: LedgerD
     ]
     with principal.acting():
         ledger.save_together(*copies)
-    return FileResponse(path, media_type=MEDIA_TYPE, filename=f"production-{production_id}.zip")
+    return path

@@ -12,7 +12,20 @@ from fastapi import APIRouter
 from api.console.web import NavItem
 
 # In the order the navigation shows them.
-FAMILIES = ("home", "users", "emergency", "audit", "status")
+FAMILIES = (
+    "home",
+    "users",
+    "emergency",
+    "audit",
+    "status",
+    "matters",
+    "holds",
+    "custodian",
+    "disposal",
+    "productions",
+    "exports",
+    "jobs",
+)
 
 
 def _modules() -> list[ModuleType]:
