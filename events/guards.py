@@ -11,8 +11,15 @@ from events.db import Cursor, Dialect
 from events.idempotency import TABLE as IDEMPOTENCY_KEYS
 from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
 from events.sealing import DESTROY_FUNCTION, DISPOSED_TYPE
+from events.tiles import FULL_TILE_BYTES
 
 WRITER_ROLE = "chartledger_writer"
+# An UPDATE of a tile that is anything but a partial tile gaining hashes at its end.
+_TILE_CHANGED = (
+    f"length(OLD.hashes) >= {FULL_TILE_BYTES} OR NEW.level <> OLD.level OR NEW.idx <> OLD.idx "
+    "OR length(NEW.hashes) < length(OLD.hashes) "
+    "OR substr(NEW.hashes, 1, length(OLD.hashes)) <> OLD.hashes"
+)
 
 
 def _sqlite_statements() -> list[str]:
@@ -39,6 +46,14 @@ def _sqlite_statements() -> list[str]:
         "WHERE subject = OLD.subject AND seq = OLD.seq AND position = OLD.position) BEGIN "
         "SELECT RAISE(ABORT, 'chartledger: a recent link leaves only once merged, "
         "DELETE refused'); END",
+    ]
+    statements += [
+        # A tile only grows: a full one never changes, a partial one only gains hashes.
+        "CREATE TRIGGER IF NOT EXISTS ledger_tiles_refuse_delete BEFORE DELETE ON ledger_tiles "
+        "BEGIN SELECT RAISE(ABORT, 'chartledger: a tile only grows, DELETE refused'); END",
+        "CREATE TRIGGER IF NOT EXISTS ledger_tiles_refuse_update BEFORE UPDATE ON ledger_tiles "
+        f"WHEN {_TILE_CHANGED} BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: a tile only grows, UPDATE refused'); END",
     ]
     statements.append(
         "CREATE TRIGGER IF NOT EXISTS stored_events_require_leaf "
@@ -70,6 +85,11 @@ def _postgres_statements(schema: str) -> list[str]:
         "'chartledger: an event without its ledger leaf is refused' "
         "USING ERRCODE = 'integrity_constraint_violation'; END IF; RETURN NEW; END $$",
         _destroy_function(s),
+        f"CREATE OR REPLACE FUNCTION {s}.chartledger_tile_grows() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'UPDATE' OR {_TILE_CHANGED} THEN RAISE EXCEPTION "
+        "'chartledger: a tile only grows, % refused', TG_OP "
+        "USING ERRCODE = 'insufficient_privilege'; END IF; RETURN NEW; END $$",
     ]
     for table in APPEND_ONLY_TABLES:
         statements.append(
@@ -89,6 +109,10 @@ def _postgres_statements(schema: str) -> list[str]:
         f"ON {s}.{RECENT_LINKS} FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse_unmerged()",
         f"CREATE OR REPLACE TRIGGER ledger_data_keys_refuse_update BEFORE UPDATE "
         f"ON {s}.ledger_data_keys FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse()",
+        f"CREATE OR REPLACE TRIGGER ledger_tiles_grow_only BEFORE UPDATE OR DELETE "
+        f"ON {s}.ledger_tiles FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_tile_grows()",
+        f"CREATE OR REPLACE TRIGGER ledger_tiles_refuse_truncate BEFORE TRUNCATE "
+        f"ON {s}.ledger_tiles FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()",
         f"CREATE OR REPLACE TRIGGER stored_events_require_leaf BEFORE INSERT "
         f"ON {s}.stored_events FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_require_leaf()",
     ]

@@ -49,6 +49,8 @@ from events.store_errors import (
     classify,
     connection_lost,
 )
+from events.tiles import FRONTIER, UPSERT, build_tiles, ensure_tiles, extend, frontier_at
+from verify.merkle import leaf_hash
 
 # Parameters are sent in binary (%b): the text form quotes and escapes every value in Python.
 # Up to ROWS_AS_VALUES rows an append sends scalars (one VALUES list, one prepared statement per
@@ -208,6 +210,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             with db.write(lock=False) as c:
                 create_tables(c, "postgres")
                 install_guards(c, "postgres", self.datastore.schema)
+            with db.write() as c:
+                ensure_tiles(c)  # a store made before tiles gets them, once
 
     def insert_events(
         self,
@@ -317,6 +321,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             conn.cursor(row_factory=tuple_row) as probe,
             conn.cursor(row_factory=tuple_row) as heads_read,
             conn.cursor(row_factory=tuple_row) as inserted,
+            conn.cursor(row_factory=tuple_row) as newest_tiles,
         ):
             # The connection is in autocommit mode: BEGIN and COMMIT are ours to send, so
             # nothing commits unless every step below succeeded.
@@ -324,6 +329,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             try:
                 curs.execute(self.lock_statement, prepare=True)
                 probe.execute(*tip_and_keys(names), prepare=True)
+                newest_tiles.execute(FRONTIER, prepare=True)
                 if guessed:
                     heads_read.execute(HEADS, (guessed,), prepare=True)
                 row = probe.fetchone()  # the first round trip
@@ -337,6 +343,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     heads.update(_heads(heads_read))
                 appended = build_leaves(events, start, heads, lambda oid: oid)
                 curs.execute(*insert(LEAF_COLUMNS, appended.leaf_rows), prepare=True)
+                frontier = frontier_at(newest_tiles.fetchall(), start)
+                if frontier is None:  # a store made before tiles (rare: built at open)
+                    frontier = build_tiles(_PgCursor(curs), start)
+                hashes = [leaf_hash(leaf) for leaf, _ in appended.leaves]
+                tiles = extend(frontier, start, hashes)
+                curs.executemany(UPSERT.replace("?", "%s"), tiles)
                 if appended.link_rows:
                     curs.execute(*insert(LINK_COLUMNS, appended.link_rows), prepare=True)
                 rows = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events import idempotency
+from events import idempotency, tiles
 from events.db import Cursor, Dialect
 
 APPEND_ONLY_TABLES = (
@@ -55,6 +55,8 @@ def table_statements(dialect: Dialect) -> list[str]:
         f"tsa TEXT NOT NULL, response {blob} NOT NULL, PRIMARY KEY (size, tsa))",
         f"CREATE TABLE IF NOT EXISTS ledger_data_keys (name TEXT PRIMARY KEY, "
         f"subject TEXT NOT NULL UNIQUE, wrapped {blob} NOT NULL)",
+        # The Merkle tree's hashes as tiles (LEDGER_FORMAT.md §12): a cache of the leaves.
+        tiles.table_statement(dialect),
         *idempotency.table_statements(dialect),
     ]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from events.db import Cursor
 from events.encoding import LedgerStoredEvent
+from events.tiles import append_tiles
 from verify.records import Link, leaf_bytes, parse_leaf
 
 # SQLite (append_leaves): links go into ledger_links_recent, which has no index, and an append
@@ -184,6 +185,7 @@ def append_leaves(
         "INSERT INTO ledger_leaves (position, stream, version, leaf) VALUES (?, ?, ?, ?)",
         appended.leaf_rows,
     )
+    append_tiles(cursor, start, [leaf for leaf, _ in appended.leaves])
     if appended.link_rows:
         cursor.executemany(
             "INSERT INTO ledger_links_recent (subject, seq, position) VALUES (?, ?, ?)",
