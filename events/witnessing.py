@@ -25,12 +25,11 @@ import httpx
 
 from events.db import Database
 from events.private_files import write_private
-from events.tiles import read_tile
+from events.tiles import TileReader, consistency_proof
 from events.timestamps import TimestampError, load_certificates, request_timestamp
 from verify.checkpoint import UnverifiedCheckpoint, parse_note
 from verify.cosignature import Vkey, parse_vkey, split_signed_note, verify_cosignature
 from verify.errors import VerificationError
-from verify.tile_proofs import Tiles
 
 log = logging.getLogger("chartledger.witnessing")
 CONFIG_FILE = "witnesses.json"
@@ -125,8 +124,7 @@ def consistency_lines(db: Database, old: int, size: int) -> list[str]:
     if old == 0 or old == size:
         return []
     with db.read() as c:
-        tiles = Tiles(lambda level, index, width: read_tile(c, level, index, width), size)
-        proof = tiles.consistency_proof(old)
+        proof = consistency_proof(TileReader(c), old, size)
     return [base64.b64encode(h).decode() for h in proof]
 
 

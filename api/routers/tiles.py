@@ -19,9 +19,9 @@ from api.deps import Caller, CallerDep
 from api.errors import Forbidden, NotFound
 from api.roles import allowed
 from api.routing import Router
+from api.tile_paths import WIDTH, parse_index, parse_level
 from events.checkpoints import latest_checkpoint
-from events.tiles import read_tile, tree_size
-from verify.tile_proofs import WIDTH, parse_index, parse_level, tile_width
+from events.tiles import read_tile
 
 router = Router(tags=["tiles"])
 READERS = ("auditor",)
@@ -68,12 +68,13 @@ def tile(level: str, tile: str, caller: CallerDep) -> Response:
     except ValueError:
         raise NotFound("no such tile: see docs/TILES.md for the paths") from None
     ledger = caller.services.ledger
-    with ledger.db.read() as c:
-        # A partial tile of any width the log has reached is the start of the tile as it is
-        # now: the hashes of a tile are only ever appended to.
-        if tile_width(tree_size(c), number, index) < width:
-            raise NotFound("the log has no such tile yet")
-        hashes = read_tile(c, number, index, width)
+    # A partial tile of any width the log has reached is the start of the tile as it is now:
+    # the hashes of a tile are only ever appended to, in the transaction of their leaves.
+    try:
+        with ledger.db.read() as c:
+            hashes = read_tile(c, number, index, width)
+    except LookupError:
+        raise NotFound("the log has no such tile yet") from None
     response = Response(b"".join(hashes), media_type=TILE_TYPE)
     if width == WIDTH and caller.services.settings.publish_log:
         response.headers["Cache-Control"] = FOREVER

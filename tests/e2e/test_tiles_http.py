@@ -43,7 +43,7 @@ def verified_checkpoint(text: str, vkey: str) -> Signed:
     SHA-256(name || "\\n" || 0x01 || key); a signature line is "— name base64(key hash ||
     signature)" after an empty line; the signature is over the body, every line up to the
     empty one, each with its newline. tlog-checkpoint: origin, size and base64 root first."""
-    name, key_hash, blob = vkey.split("+")
+    name, key_hash, blob = vkey.split("+", 2)  # base64 may hold "+" too
     key = base64.b64decode(blob)
     assert key[0] == 1 and len(key) == 33
     assert hashlib.sha256(name.encode() + b"\n" + key).digest()[:4].hex() == key_hash

@@ -23,7 +23,7 @@ from api.witness.state import WitnessState
 from events.ledger import Ledger
 from events.log import iter_leaves
 from events.rotation import rotate_signing_key
-from events.tiles import read_tile
+from events.tiles import TileReader, consistency_proof
 from events.witnessing import (
     WitnessConfig,
     WitnessingError,
@@ -44,7 +44,6 @@ from verify.cosignature import (
     verify_cosignature,
 )
 from verify.merkle import consistency_proof_from_hashes, leaf_hash
-from verify.tile_proofs import Tiles
 from verify.witness import check_witnessed_checkpoint
 
 
@@ -259,10 +258,10 @@ def test_the_proofs_sent_to_a_witness_are_read_from_a_few_tiles(setup: Setup) ->
     with setup.ledger.db.read() as c:
         hashes = [leaf_hash(leaf) for leaf in iter_leaves(c, 0, later)]
         for old in (1, 2, 255, 256, 257, first, later - 1, later):
-            tiles = Tiles(lambda level, index, width: read_tile(c, level, index, width), later)
+            reader = TileReader(c)
             expected = consistency_proof_from_hashes(old, hashes)
-            assert tiles.consistency_proof(old) == expected, old
-            assert tiles.reads <= 4, (old, tiles.reads)
+            assert consistency_proof(reader, old, later) == expected, old
+            assert reader.reads <= 4, (old, reader.reads)
     sent = consistency_lines(setup.ledger.db, first, later)
     assert sent == [
         base64.b64encode(h).decode() for h in consistency_proof_from_hashes(first, hashes)
