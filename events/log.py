@@ -5,10 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from events import tiles
 from events.db import Cursor
 from events.per_store import PerDatastore
+from events.tiles import tree_size as tree_size  # its callers import it from here
 from verify.chain import CompletenessProof, ProvenLeaf
-from verify.compact import CompactRange, HeadsTree, TreeLevels
+from verify.checkpoint import parse_note, verify_checkpoint
+from verify.compact import CompactRange, HeadsTree
+from verify.hashing import short
+from verify.keyhistory import key_for_size, parse_statement
 from verify.merkle import inclusion_proof_from_hashes, leaf_hash, root_from_leaf_hashes
 from verify.records import Link, head_bytes, parse_leaf
 
@@ -56,12 +61,6 @@ class LeafFeed:
 leaf_feed: PerDatastore[LeafFeed] = PerDatastore(lambda _datastore: LeafFeed())
 
 
-def tree_size(cursor: Cursor) -> int:
-    cursor.execute("SELECT MAX(position) FROM ledger_leaves")
-    row = cursor.fetchone()
-    return 0 if row is None or row[0] is None else row[0] + 1
-
-
 def iter_leaves(cursor: Cursor, start: int, stop: int) -> Iterator[bytes]:
     """Leaf bytes for positions [start, stop), in batches to bound memory."""
     while start < stop:
@@ -75,14 +74,37 @@ def iter_leaves(cursor: Cursor, start: int, stop: int) -> Iterator[bytes]:
         start = end
 
 
+# Each subject's head at a size, found without reading every link: the subjects are walked
+# with one index seek each (a "loose index scan" of ledger_links_main's primary key), and each
+# subject's last link below the size is read from the end of its links. Cost grows with the
+# number of subjects, not of events. Links still waiting in ledger_links_recent (SQLite) are
+# newer than any in main and are read in one scan of that small table.
+HEADS_IN_MAIN = (
+    "WITH RECURSIVE s(subject) AS ("
+    "SELECT MIN(subject) FROM ledger_links_main UNION ALL "
+    "SELECT (SELECT MIN(m.subject) FROM ledger_links_main m WHERE m.subject > s.subject) "
+    "FROM s WHERE s.subject IS NOT NULL) "
+    "SELECT s.subject, "
+    "(SELECT m.seq FROM ledger_links_main m WHERE m.subject = s.subject AND m.position < ? "
+    "ORDER BY m.seq DESC LIMIT 1), "
+    "(SELECT m.position FROM ledger_links_main m WHERE m.subject = s.subject AND m.position < ? "
+    "ORDER BY m.seq DESC LIMIT 1) "
+    "FROM s WHERE s.subject IS NOT NULL"
+)
+HEADS_IN_RECENT = (
+    "SELECT subject, MAX(seq), MAX(position) FROM ledger_links_recent WHERE position < ? "
+    "GROUP BY subject"
+)
+
+
 def subject_heads(cursor: Cursor, size: int) -> list[tuple[str, int, int]]:
     """Every subject's [subject, seq, position] below ``size``, sorted by UTF-8 bytes."""
-    cursor.execute(
-        "SELECT subject, MAX(seq), MAX(position) FROM ledger_links WHERE position < ? "
-        "GROUP BY subject",
-        (size,),
-    )
-    heads = [(s, seq, pos) for s, seq, pos in cursor.fetchall()]
+    cursor.execute(HEADS_IN_MAIN, (size, size))
+    found = {s: (seq, pos) for s, seq, pos in cursor.fetchall() if seq is not None}
+    cursor.execute(HEADS_IN_RECENT, (size,))
+    for subject, seq, position in cursor.fetchall():
+        found[subject] = (seq, position)  # a subject's recent links follow its links in main
+    heads = [(s, seq, pos) for s, (seq, pos) in found.items()]
     heads.sort(key=lambda h: h[0].encode())
     return heads
 
@@ -95,7 +117,12 @@ class LogState:
     """The log's root and subject-heads root at growing sizes.
 
     Each call reads only the leaves added since the last one: the compact range extends the
-    tree, and each leaf's own links advance the subjects' heads.
+    tree, and each leaf's own links advance the subjects' heads. A fresh state (a new process)
+    starts from the newest checkpoint at or below the size asked for: its compact range is read
+    from the stored tiles (a few hashes per level) and its heads from the links, and both must
+    reproduce that checkpoint's signed roots; the leaves after it are read and hashed. The root
+    so computed from leaves is then compared with the stored tiles' root at the size, so no
+    checkpoint is signed over tiles that disagree with the leaves (TileMismatch).
     """
 
     def __init__(self, feed: LeafFeed | None = None) -> None:
@@ -110,7 +137,6 @@ class LogState:
 
     def _reset(self) -> None:
         self._range = CompactRange()
-        self._heads: dict[str, tuple[int, int]] = {}
         self._tree = HeadsTree()
 
     def roots_at(self, cursor: Cursor, size: int) -> tuple[bytes, bytes]:
@@ -118,6 +144,8 @@ class LogState:
         with self._lock:
             if size < self._range.size:  # an older size: start over (rare)
                 self._reset()
+            if self._range.size == 0:
+                self._seed(cursor, size)
             position = self._range.size
             changed = {}
             fed = [] if self._feed is None else self._feed.take(position, size)
@@ -133,7 +161,47 @@ class LogState:
                 position += 1
             for subject, (seq, last) in changed.items():
                 self._tree.set(subject, leaf_hash(head_bytes(subject, seq, last)))
-            return self._range.root(), self._tree.root()
+            root = self._range.root()
+            stored = tiles.root_at(cursor, size)
+            if stored != root:
+                raise tiles.TileMismatch(
+                    f"the stored tiles give root {short(stored)} at size {size}, "
+                    f"the leaves {short(root)}"
+                )
+            return root, self._tree.root()
+
+    def _seed(self, cursor: Cursor, size: int) -> None:
+        """Start at the newest checkpoint at or below ``size``, from the stored tiles."""
+        cursor.execute(
+            "SELECT note FROM ledger_checkpoints WHERE size <= ? ORDER BY size DESC LIMIT 1",
+            (size,),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return
+        checkpoint = parse_note(bytes(row[0]))
+        if checkpoint.size == 0:
+            return
+        # Signed by the key in force at its size, or it vouches for nothing.
+        cursor.execute("SELECT statement FROM ledger_keys ORDER BY seq")
+        history = [parse_statement(bytes(r[0])) for r in cursor.fetchall()]
+        verify_checkpoint(checkpoint, key_for_size(history, checkpoint.size).public_key)
+        seeded = CompactRange()
+        seeded.extend(tiles.TileReader(cursor).nodes(0, checkpoint.size))
+        if seeded.root() != checkpoint.root:
+            raise tiles.TileMismatch(
+                f"the stored tiles give root {short(seeded.root())} at size {checkpoint.size}, "
+                f"its checkpoint signs {short(checkpoint.root)}"
+            )
+        tree = HeadsTree()
+        for subject, seq, last in subject_heads(cursor, checkpoint.size):
+            tree.set(subject, leaf_hash(head_bytes(subject, seq, last)))
+        if tree.root() != checkpoint.subjects_root:
+            raise tiles.TileMismatch(
+                f"the links give subject-heads root {short(tree.root())} at size "
+                f"{checkpoint.size}, its checkpoint signs {short(checkpoint.subjects_root)}"
+            )
+        self._range, self._tree = seeded, tree
 
 
 def leaf_hashes(cursor: Cursor, size: int) -> list[bytes]:
@@ -141,12 +209,18 @@ def leaf_hashes(cursor: Cursor, size: int) -> list[bytes]:
 
 
 def inclusion_proof(cursor: Cursor, position: int, size: int) -> list[bytes]:
-    return inclusion_proof_from_hashes(position, leaf_hashes(cursor, size))
+    """RFC 9162 PATH(position, D[size]), from the stored tiles: O(log size) hashes read."""
+    return tiles.inclusion_proof(tiles.TileReader(cursor), position, size)
 
 
 def completeness_proof(cursor: Cursor, subject: str, size: int) -> CompletenessProof:
     """Every leaf of ``subject`` below ``size``, each with its inclusion proof, plus the subject's
-    head and its proof in the subject-heads tree at ``size`` (§7)."""
+    head and its proof in the subject-heads tree at ``size`` (§7).
+
+    The inclusion proofs come from the stored tiles (one reader, so a tile shared by several
+    proofs is read once): O(k log n) for a subject with k leaves. The heads tree is built from
+    every subject's head (O(subjects)). A proof built from a damaged tile does not reproduce
+    the checkpoint's root, so the reader's check fails."""
     heads = subject_heads(cursor, size)
     index = next((i for i, h in enumerate(heads) if h[0] == subject), None)
     if index is None:
@@ -158,11 +232,11 @@ def completeness_proof(cursor: Cursor, subject: str, size: int) -> CompletenessP
         (subject, size),
     )
     positions = [row[0] for row in cursor.fetchall()]
-    tree = TreeLevels(leaf_hashes(cursor, size))
+    reader = tiles.TileReader(cursor)
     leaves = []
     for position in positions:
         leaf = next(iter_leaves(cursor, position, position + 1))
-        leaves.append(ProvenLeaf(position, leaf, tree.inclusion_proof(position)))
+        leaves.append(ProvenLeaf(position, leaf, tiles.inclusion_proof(reader, position, size)))
     return CompletenessProof(
         subject=subject,
         seq=seq,

@@ -33,7 +33,9 @@ from verify.errors import (
 )
 from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
+from verify.merkle import leaf_hash
 from verify.ranges import MAX_RANGE_SIZE, RANGE_SIZE, RangeResult, check_range, stream_hex
+from verify.tiles import TILE_WIDTH, TileStream, first_difference
 from verify.witness import OutsideCheckpoint, check_against_log
 
 MAX_PROBLEMS = 10_000
@@ -60,6 +62,7 @@ class StoreReport:
     keys: int = 0
     size: int = 0
     root: bytes = b""
+    tiles: int = 0  # stored tiles recomputed from the leaves
     problems: list[Problem] = field(default_factory=list)
 
     def fail(self, where: str, error: VerificationError) -> None:
@@ -183,6 +186,7 @@ def check_store(
         for error in check_against_log(outside, history, size, at_size):
             report.fail(outside.where, error)
     _check_unleafed_events(store, report, stored, stitch.events)
+    report.tiles = _check_tiles(store, report, size)
     stitch.links.sort()  # merges the ranges' sorted runs
     if links_index != stitch.links:
         report.fail(
@@ -526,3 +530,91 @@ def _links_index(store: RawStore) -> list[str]:
         texts = list(map(itemgetter(0), store.rows(_LINK_TEXT_SQL[store.dialect])))
     texts.sort()
     return texts
+
+
+TILE_BATCH = TILE_WIDTH * 256  # leaves read at a time, with their level-0 tiles
+
+
+def _check_tiles(store: RawStore, report: StoreReport, size: int) -> int:
+    """Recompute every stored tile (LEDGER_FORMAT.md §12) from the leaves, streaming, and name
+    each tile that disagrees by its level and index and the first hash in it that does (its
+    index in the level). The tiles are a cache the server reads proofs and roots from; here
+    they are trusted for nothing. A store made before tiles has no table: nothing to check."""
+    if not _has_table(store, "ledger_tiles"):
+        return 0
+    level0: dict[int, bytes] = {}
+
+    def stored(level: int, index: int) -> bytes | None:
+        if level == 0:
+            return level0.get(index)
+        rows = store.rows(
+            "SELECT hashes FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    checked = 0
+
+    def compare(level: int, index: int, expected: bytes) -> None:
+        nonlocal checked
+        checked += 1
+        found = stored(level, index)
+        where = f"tile {level}/{index}"
+        if found is None:
+            report.fail(where, ChainBroken("missing from ledger_tiles"))
+        elif found != expected:
+            i = first_difference(found, expected)
+            report.fail(
+                where,
+                ProofInvalid(
+                    f"hash {i} (level {level}, index {index * TILE_WIDTH + i}) is "
+                    f"{short(found[i * 32 : i * 32 + 32] or None)}, the leaves give "
+                    f"{short(expected[i * 32 : i * 32 + 32] or None)}"
+                    + (
+                        f"; it holds {len(found) // 32} hashes, not {len(expected) // 32}"
+                        if len(found) != len(expected)
+                        else ""
+                    )
+                ),
+            )
+
+    stream = TileStream(compare)
+    position = 0
+    while position < size:
+        stop = min(size, position + TILE_BATCH)
+        first, last = position // TILE_WIDTH, (stop - 1) // TILE_WIDTH
+        level0 = {
+            int(idx): bytes(hashes)
+            for idx, hashes in store.rows(
+                "SELECT idx, hashes FROM ledger_tiles WHERE level = 0 AND idx >= ? AND idx <= ?",
+                (first, last),
+            )
+        }
+        for (leaf,) in store.rows(
+            "SELECT leaf FROM ledger_leaves WHERE position >= ? AND position < ? ORDER BY position",
+            (position, stop),
+        ):
+            stream.add(leaf_hash(bytes(leaf)))
+        position = stop
+    counts = stream.finish()
+    for (level,) in store.rows("SELECT DISTINCT level FROM ledger_tiles ORDER BY level"):
+        (extra,) = store.rows(
+            "SELECT MIN(idx) FROM ledger_tiles WHERE level = ? AND idx >= ?",
+            (level, counts.get(int(level), 0)),
+        )[0]
+        if extra is not None:
+            report.fail(
+                f"tile {level}/{extra}",
+                ChainBroken(f"the log of {size} leaves has no such tile"),
+            )
+    return checked
+
+
+def _has_table(store: RawStore, name: str) -> bool:
+    if store.dialect == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = (
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_name = ?"
+        )
+    return bool(store.rows(sql, (name,)))
