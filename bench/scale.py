@@ -2,12 +2,16 @@
 (and 1M, 10M with ``--max``) events, on SQLite and PostgreSQL, measured at each size:
 
 - ``checkpoint``: the first checkpoint a fresh process signs (one event past the last one);
+  this and the next three are the median of 3 fresh processes;
 - ``inclusion``: one event's inclusion proof (events/log.inclusion_proof), in that process;
 - ``completeness``: one patient's completeness proof (events/log.completeness_proof);
 - ``export``: that patient's EHI export (projections/ehi_export.export), its files written;
-- ``check``: the store check (verify.store.check_store) in a process of its own, and its peak
-  memory (ru_maxrss of the process and its workers);
-- ``append 1`` / ``append 100``: one save of 1 and of 100 events (median of several).
+- ``check``: the store check (verify.store.check_store, workers=1) in a process of its own,
+  and its peak memory (ru_maxrss);
+- ``append 1`` / ``append 100``: one save of 1 and of 100 events (median of 15).
+
+Times are wall-clock: on a machine shared with other work they carry its noise, so compare a
+figure's growth over an order of magnitude, not single milliseconds.
 
 The patient measured is registered first, with 15 records of its own, so its events stay at the
 start while the log grows past them: what a proof or an export costs for a patient whose
@@ -35,7 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -72,7 +77,8 @@ PER_SAVE = 500
 POOL = 5_000  # stand-in patients the bulk events are spread over (all seen by 10k events)
 CHECKPOINT_EVERY = 1_000
 QUIET = {"every_events": 10**9, "every_seconds": 10**9}
-APPEND_REPEAT = 7
+APPEND_REPEAT = 15
+READS_REPEAT = 3  # fresh processes at each size; the median of each figure is shown
 METRICS = (  # (key, label, unit)
     ("checkpoint", "first checkpoint, fresh process", "ms"),
     ("inclusion", "one inclusion proof", "ms"),
@@ -96,43 +102,63 @@ def peak_rss_mb() -> float:
     return max(own, workers) / 1024
 
 
+class Clock:
+    """Wall and CPU seconds of each timed step, kept under its name and name + "_cpu". The CPU
+    time is this process's (and its waited-for workers'): what the step cost here whatever else
+    the machine ran; on PostgreSQL the server's own work is not in it."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), _cpu()
+        yield
+        self.figures[name] = time.perf_counter() - wall
+        self.figures[name + "_cpu"] = _cpu() - cpu
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
 def child_reads(config: StoreConfig, patient: UUID) -> dict[str, float]:
+    clock = Clock()
     ledger = Ledger(config, **QUIET)
     try:
-        began = time.perf_counter()
-        ledger.checkpointer.issue()
-        figures = {"checkpoint": time.perf_counter() - began}
+        with clock.step("checkpoint"):
+            ledger.checkpointer.issue()
         with ledger.db.read() as c:
             size = tree_size(c)
-            began = time.perf_counter()
-            inclusion_proof(c, size // 2, size)
-            figures["inclusion"] = time.perf_counter() - began
-            began = time.perf_counter()
-            proof = completeness_proof(c, f"patient:{patient}", size)
-            figures["completeness"] = time.perf_counter() - began
-            figures["patient_events"] = len(proof.leaves)
+            with clock.step("inclusion"):
+                inclusion_proof(c, size // 2, size)
+            with clock.step("completeness"):
+                proof = completeness_proof(c, f"patient:{patient}", size)
         with tempfile.TemporaryDirectory() as scratch:
             request = ExportRequest(Reader(uuid4(), "HOPERAT"), patient, "bench/scale.py")
-            began = time.perf_counter()
-            export(ledger, request, Path(scratch) / "export")
-            figures["export"] = time.perf_counter() - began
+            with clock.step("export"):
+                export(ledger, request, Path(scratch) / "export")
     finally:
         ledger.close()
-    figures["reads_rss"] = peak_rss_mb()
-    return figures
+    return clock.figures | {"patient_events": len(proof.leaves), "reads_rss": peak_rss_mb()}
 
 
 def child_check(location: str) -> dict[str, float]:
+    clock = Clock()
     store = open_store(location)
     try:
-        began = time.perf_counter()
-        report = check_store(store)
-        seconds = time.perf_counter() - began
+        with clock.step("check"):
+            # One process: its time, CPU and peak memory are the whole check's (the default
+            # spreads it over a worker per core, bench/verify_store.py measures that).
+            report = check_store(store, workers=1)
     finally:
         store.close()
     if not report.ok:
         raise SystemExit(f"the store check failed: {report.problems[0].line()}")
-    return {"check": seconds, "check_rss": peak_rss_mb(), "check_rate": report.events / seconds}
+    rate = report.events / clock.figures["check"]
+    return clock.figures | {"check_rss": peak_rss_mb(), "check_rate": rate}
 
 
 def in_child(args: list[str]) -> dict[str, float]:
@@ -210,15 +236,17 @@ class Grower:
         with self.ledger.db.read() as c:
             return tree_size(c)
 
-    def append_times(self, count: int) -> float:
-        """Median seconds of one save of ``count`` events (no checkpoint falls due)."""
-        times = []
+    def append_times(self, count: int, name: str) -> dict[str, float]:
+        """Median wall and CPU seconds of one save of ``count`` events (none signs a
+        checkpoint: fewer than 1,000 events in all)."""
+        runs = []
         for _ in range(APPEND_REPEAT):
             batch = self.events(count)
-            began = time.perf_counter()
-            self.ledger.save(*batch)
-            times.append(time.perf_counter() - began)
-        return statistics.median(times)
+            clock = Clock()
+            with clock.step(name):
+                self.ledger.save(*batch)
+            runs.append(clock.figures)
+        return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 # --- one store through every size ---------------------------------------------------------------
@@ -250,11 +278,15 @@ def run_store(store: str, sizes: list[int], database_url: str) -> dict[int, dict
                 figures: dict[str, float] = {"size": grower.size()}
                 # Appends first, then one more event, so no checkpoint is at the size the
                 # fresh process signs.
-                figures["append_1"] = grower.append_times(1)
-                figures["append_100"] = grower.append_times(100)
-                grower.ledger.save(*grower.events(1))
-                figures |= in_child(["--child", "reads", "--home", str(home), "--patient",
-                                     str(patient), *(["--url", url] if url else [])])  # fmt: skip
+                figures |= grower.append_times(1, "append_1")
+                figures |= grower.append_times(100, "append_100")
+                reads = ["--child", "reads", "--home", str(home), "--patient", str(patient)]
+                reads += ["--url", url] if url else []
+                runs = []
+                for _ in range(READS_REPEAT):
+                    grower.ledger.save(*grower.events(1))
+                    runs.append(in_child(reads))
+                figures |= {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 figures |= in_child(["--child", "check", "--location", location])
                 results[size] = figures
                 print(f"  {store} at {size:,}: {json.dumps(_rounded(figures))}",
@@ -274,7 +306,7 @@ def _rounded(figures: dict[str, float]) -> dict[str, float]:
 # --- the table and the curves ---------------------------------------------------------------------
 
 
-def shown(key: str, unit: str, value: float) -> str:
+def shown(unit: str, value: float) -> str:
     if unit == "ms":
         return f"{value * 1000:,.1f}"
     if unit == "s":
@@ -282,17 +314,35 @@ def shown(key: str, unit: str, value: float) -> str:
     return f"{value:,.0f}"
 
 
+def cell(figures: dict[str, float], key: str, unit: str) -> str:
+    """The wall-clock figure, and the CPU one in brackets where it was taken."""
+    cpu = figures.get(key + "_cpu")
+    return shown(unit, figures[key]) + ("" if cpu is None else f" ({shown(unit, cpu)})")
+
+
+def ratio(results: dict[int, dict[str, float]], key: str, size: int, first: int) -> str:
+    if not results[first].get(key):
+        return "-"
+    found = f"{results[size][key] / results[first][key]:.2f}"
+    if results[first].get(key + "_cpu"):
+        found += f" ({results[size][key + '_cpu'] / results[first][key + '_cpu']:.2f})"
+    return found
+
+
 def table(store: str, results: dict[int, dict[str, float]]) -> str:
+    """Rows of figures, wall-clock (CPU) per size, and each size's ratio to the smallest."""
     sizes = sorted(results)
     first = sizes[0]
-    head = f"| {store} | unit | " + " | ".join(f"{s:,}" for s in sizes) + f" | ratio to {first:,} |"
-    lines = [head, "|---|---|" + "---:|" * len(sizes) + "---|"]
+    columns = " | ".join(f"{s:,}" for s in sizes)
+    ratios = " | ".join(f"{s:,} / {first:,}" for s in sizes[1:])
+    lines = [
+        f"| {store} | unit | {columns} | {ratios} |",
+        "|---|---|" + "---:|" * (2 * len(sizes) - 1),
+    ]
     for key, label, unit in METRICS:
-        values = [results[s][key] for s in sizes]
-        base = results[first][key]
-        ratios = ", ".join(f"{results[s][key] / base:.2f}" for s in sizes[1:]) if base else "-"
-        cells = " | ".join(shown(key, unit, v) for v in values)
-        lines.append(f"| {label} | {unit} | {cells} | {ratios} |")
+        cells = " | ".join(cell(results[s], key, unit) for s in sizes)
+        growth = " | ".join(ratio(results, key, s, first) for s in sizes[1:])
+        lines.append(f"| {label} | {unit} | {cells} | {growth} |")
     return "\n".join(lines)
 
 
@@ -309,9 +359,13 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
     for key, label, unit in METRICS:
         if unit not in {"ms", "s"}:
             continue
-        axes[0].plot(sizes, [results[s][key] * 1000 for s in sizes], marker="o", label=label)
+        line = axes[0].plot(sizes, [results[s][key] * 1000 for s in sizes], marker="o",
+                            label=label)[0]  # fmt: skip
+        if all(key + "_cpu" in results[s] for s in sizes):
+            axes[0].plot(sizes, [results[s][key + "_cpu"] * 1000 for s in sizes],
+                         linestyle="--", color=line.get_color())  # fmt: skip
     axes[0].set(xscale="log", yscale="log", xlabel="events in the log", ylabel="ms",
-                title=f"{store}: time per call")  # fmt: skip
+                title=f"{store}: time per call (dashed: CPU time)")  # fmt: skip
     axes[0].legend(fontsize=8)
     axes[1].plot(sizes, [results[s]["check_rss"] for s in sizes], marker="o",
                  label="store check peak RSS")  # fmt: skip
@@ -319,6 +373,7 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
                  label="fresh process: checkpoint, proofs, export")  # fmt: skip
     axes[1].set(xscale="log", xlabel="events in the log", ylabel="MB",
                 title=f"{store}: peak memory")  # fmt: skip
+    axes[1].set_ylim(bottom=0)
     axes[1].legend(fontsize=8)
     figure.tight_layout()
     path = OUT / f"scale-{store}.png"

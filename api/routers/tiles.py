@@ -20,8 +20,8 @@ from api.errors import Forbidden, NotFound
 from api.roles import allowed
 from api.routing import Router
 from api.tile_paths import WIDTH, parse_index, parse_level
-from events.checkpoints import latest_checkpoint
 from events.tiles import read_tile
+from events.witnessing import latest_note
 
 router = Router(tags=["tiles"])
 READERS = ("auditor",)
@@ -46,15 +46,10 @@ def checkpoint(caller: CallerDep) -> Response:
     """The newest signed checkpoint, a C2SP signed note (docs/LEDGER_FORMAT.md §8), exactly as
     stored and as ``GET /checkpoints/latest`` answers it."""
     admit(caller)
-    ledger = caller.services.ledger
-    with ledger.db.read() as c:
-        newest = latest_checkpoint(c)
-        if newest is not None:
-            c.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (newest.size,))
-            row = c.fetchone()
-    if newest is None or row is None:
+    note = latest_note(caller.services.ledger.db)
+    if note is None:
         raise NotFound("no checkpoint has been signed yet")
-    return Response(bytes(row[0]), media_type="text/plain; charset=utf-8")
+    return Response(note, media_type="text/plain; charset=utf-8")
 
 
 @router.get("/tile/{level}/{tile:path}", responses={200: {"content": {TILE_TYPE: {}}}})
