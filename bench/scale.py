@@ -388,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="comma-separated sizes instead of 10k, 100k, 1M, 10M")
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--database-url", default=DEFAULT_PG_URL)
+    parser.add_argument(
+        "--replot", action="store_true", help="table and curves again from bench/out/*.json"
+    )
     parser.add_argument("--child", choices=["reads", "check"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -396,6 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child is not None:
         return child_main(args)
+    if args.replot:
+        for store in args.stores.split(","):
+            saved = json.loads((OUT / f"scale-{store}.json").read_text())
+            results = {int(size): figures for size, figures in saved.items()}
+            print(table(store, results))
+            print(f"curves: {draw(store, results)}")
+        return 0
     if args.sizes:
         sizes = sorted(int(s) for s in args.sizes.split(","))
     else:
