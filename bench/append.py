@@ -11,6 +11,7 @@ the median of those is compared with the target.
     python bench/append.py --quick         # smaller counts, for a smoke run
     python bench/append.py --cases sqlite-100 --profile   # cProfile the ledger side
     python bench/append.py --breakdown     # also: where each side's time goes, us/event
+    python bench/append.py --prefill 100000   # both sides first grown to 100,000 events
 """
 
 from __future__ import annotations
@@ -97,6 +98,19 @@ class Side:
             ]
             self.app.save(*batch)
             self.charts.extend(batch)
+
+    def prefill(self, events: int) -> None:
+        """Grow the store by ``events`` events, untimed (100 per save, every chart in turn), so
+        the rounds measure appends to a log of that size."""
+        done = 0
+        while done < events:
+            batch = []
+            for k in range(min(100, events - done)):
+                i = (done + k) % len(self.charts)
+                self.charts[i].note(subjects=self.subjects[i], text=NOTE_TEXT)
+                batch.append(self.charts[i])
+            self.app.save(*batch)
+            done += len(batch)
 
     def run(self, picks: list[list[int]]) -> float:
         """Append one save() per pick (one note per picked chart); return events per second."""
@@ -217,6 +231,7 @@ def run_case(case: str, args: argparse.Namespace, made_schemas: list[str]) -> Re
         try:
             for side in sides.values():
                 side.warm_up()
+                side.prefill(args.prefill)
             if args.profile:
                 picks = make_picks(random.Random(1), args.pool, per_tx, events)
                 print(f"-- profiling the ledger side of {case}: {events} events, {per_tx}/save")
@@ -259,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=DEFAULT_PG_URL, help="PostgreSQL database")
     parser.add_argument("--quick", action="store_true", help="200 / 2,000 events per round")
     parser.add_argument(
+        "--prefill", type=int, default=0, help="events each side appends, untimed, before timing"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="cProfile one ledger run per case, no table"
     )
     parser.add_argument("--top", type=int, default=25, help="profile lines to print")
@@ -285,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"workload: Chart.note() on a pool of {args.pool} patients; before timing, each side "
         f"appended one event per patient ({WARM_BATCH}/save), so every data key already exists"
+        + (f", then {args.prefill:,} more (100/save)" if args.prefill else "")
     )
     print(
         f"          {args.events_single} events per round at 1/tx, {args.events_batch} at 100/tx; "

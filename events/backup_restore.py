@@ -20,6 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg.sql import SQL, Identifier
 
+from events import tiles
 from events.backup_check import (
     CheckedBackup,
     check_backup,
@@ -43,6 +44,7 @@ from events.keys import read_master_key, write_secret
 from events.ledger import Ledger
 from events.private_files import private_dir
 from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
+from verify.merkle import leaf_hash
 from verify.records import parse_leaf
 from verify.store import check_store
 
@@ -278,6 +280,9 @@ def _insert_events(
     stream = _stream_column(dialect)
     insert = _insert_sqlite if dialect == "sqlite" else _insert_postgres
     size, done = checked.manifest.tree_size, 0
+    # A backup carries no tiles: they are built here from the leaves as they are inserted, in
+    # the same transaction, and the store check below recomputes them (BACKUP_FORMAT.md).
+    frontier: tiles.Frontier = []
     for batch in _batches(event_rows(checked.folder, checked.manifest)):
         leaves, links, events = [], [], []
         for row in batch:
@@ -291,9 +296,12 @@ def _insert_events(
         if links:
             insert(c, INSERT_LINKS, links)
         insert(c, INSERT_EVENTS, events)
+        written = tiles.extend(frontier, done, [leaf_hash(leaf[3]) for leaf in leaves])
+        tiles.write_tiles(c, [t for t in written if len(t[2]) == tiles.FULL_TILE_BYTES])
         done += len(batch)
         if progress is not None:
             progress(done, size)
+    tiles.write_tiles(c, tiles.partial_rows(frontier, done))
 
 
 INSERT_LEAVES = ("ledger_leaves", ("position", "stream", "version", "leaf"))

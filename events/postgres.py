@@ -49,7 +49,7 @@ from events.store_errors import (
     classify,
     connection_lost,
 )
-from events.tiles import FRONTIER, UPSERT, build_tiles, ensure_tiles, extend, frontier_at
+from events.tiles import FRONTIER_AT_TIP, UPSERT, build_tiles, extend, frontier_at, open_tiles
 from verify.merkle import leaf_hash
 
 # Parameters are sent in binary (%b): the text form quotes and escapes every value in Python.
@@ -210,8 +210,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             with db.write(lock=False) as c:
                 create_tables(c, "postgres")
                 install_guards(c, "postgres", self.datastore.schema)
-            with db.write() as c:
-                ensure_tiles(c)  # a store made before tiles gets them, once
+            open_tiles(db)  # a store made before tiles gets them, once
 
     def insert_events(
         self,
@@ -329,7 +328,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             try:
                 curs.execute(self.lock_statement, prepare=True)
                 probe.execute(*tip_and_keys(names), prepare=True)
-                newest_tiles.execute(FRONTIER, prepare=True)
+                newest_tiles.execute(FRONTIER_AT_TIP, prepare=True)
                 if guessed:
                     heads_read.execute(HEADS, (guessed,), prepare=True)
                 row = probe.fetchone()  # the first round trip

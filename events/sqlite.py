@@ -23,7 +23,7 @@ from events.log import leaf_feed
 from events.schema import create_tables
 from events.store import AfterAppend, HeadCache, append_leaves, commit_to
 from events.store_errors import classify
-from events.tiles import ensure_tiles
+from events.tiles import open_tiles
 
 INSERT_EVENT = (
     "INSERT INTO stored_events (originator_id, originator_version, topic, state, position) "
@@ -90,7 +90,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         with db.write() as c:
             create_tables(c, "sqlite")
             install_guards(c, "sqlite", "main")
-            ensure_tiles(c)  # a store made before tiles gets them, once
+        open_tiles(db)  # a store made before tiles gets them, once
 
     def insert_events(
         self,

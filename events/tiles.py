@@ -12,11 +12,18 @@ every one of them, and a proof built from a damaged one fails the reader's check
 
 from __future__ import annotations
 
+import bisect
+import logging
+import sqlite3
 from collections.abc import Iterable, Sequence
 
-from events.db import Cursor, Dialect
+import psycopg
+from eventsourcing.persistence import PersistenceError
+
+from events.db import Cursor, Database, Dialect
 from verify.merkle import leaf_hash, node_hash, root_from_leaf_hashes
 
+log = logging.getLogger(__name__)
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # hashes in a full tile
 HASH_SIZE = 32
@@ -27,13 +34,18 @@ _EMPTY_ROOT = root_from_leaf_hashes([])
 # Leaves read at a time when tiles are built from the leaves (a store made before tiles).
 BUILD_BATCH = TILE_WIDTH * 64
 
-# The newest tile of each level: the frontier an append extends. One index lookup per level.
-FRONTIER = (
+# The newest tile of each level of a tree of {size} leaves (its partial tile, or the full one
+# before it): the frontier an append extends. Two index lookups per level.
+_FRONTIER = (
     "WITH RECURSIVE lv(level) AS (SELECT 0 UNION ALL SELECT level + 1 FROM lv "
-    f"WHERE level < {MAX_LEVELS - 1}) "
-    "SELECT lv.level, t.idx, t.hashes FROM lv JOIN ledger_tiles t ON t.level = lv.level "
-    "AND t.idx = (SELECT MAX(u.idx) FROM ledger_tiles u WHERE u.level = lv.level)"
+    f"WHERE level < {MAX_LEVELS - 1}), n(size) AS (SELECT {{size}}) "
+    "SELECT t.level, t.idx, t.hashes FROM lv CROSS JOIN n JOIN ledger_tiles t "
+    "ON t.level = lv.level AND t.idx >= ((n.size >> (8 * lv.level)) / 256) - 1 "
+    "AND t.idx <= (n.size >> (8 * lv.level)) / 256"
 )
+FRONTIER = _FRONTIER.format(size="CAST(? AS BIGINT)")
+# The same at the log's tip, for an append that has not yet read it (PostgreSQL's pipeline).
+FRONTIER_AT_TIP = _FRONTIER.format(size="COALESCE(MAX(position) + 1, 0) FROM ledger_leaves")
 # A partial tile is replaced by its longer self; a full one is left as it is (and the
 # database refuses to change it, events/guards.py).
 UPSERT = (
@@ -95,29 +107,27 @@ def width_at(level: int, size: int) -> tuple[int, int]:
 
 
 def frontier_at(rows: Iterable[tuple[int, int, bytes]], size: int) -> Frontier | None:
-    """The partial tiles of a tree of ``size`` leaves from the newest stored tile of each level
+    """The partial tiles of a tree of ``size`` leaves from its newest stored tile of each level
     (FRONTIER's rows), or None if they do not describe exactly that tree (missing, too short,
     too long: tiles not yet built, or damaged)."""
-    newest = {int(level): (int(idx), bytes(hashes)) for level, idx, hashes in rows}
+    stored = {(int(level), int(idx)): bytes(hashes) for level, idx, hashes in rows}
     frontier: Frontier = []
     for level in range(MAX_LEVELS):
         count = size >> (TILE_HEIGHT * level)
         if count == 0:
-            if level in newest:
-                return None
-            continue
-        found = newest.get(level)
-        if found is None or len(found[1]) % HASH_SIZE:
+            break
+        index, width = divmod(count, TILE_WIDTH)
+        if width == 0:
+            index, width = index - 1, TILE_WIDTH
+        data = stored.get((level, index))
+        if data is None or len(data) != width * HASH_SIZE:
             return None
-        idx, data = found
-        if idx * TILE_WIDTH + len(data) // HASH_SIZE != count:
-            return None
-        frontier.append([] if len(data) == FULL_TILE_BYTES else split(data))
+        frontier.append([] if width == TILE_WIDTH else split(data))
     return frontier
 
 
 def load_frontier(cursor: Cursor, size: int) -> Frontier | None:
-    cursor.execute(FRONTIER)
+    cursor.execute(FRONTIER, (size,))
     return frontier_at(cursor.fetchall(), size)
 
 
@@ -193,6 +203,20 @@ def partial_rows(frontier: Frontier, size: int) -> list[TileRow]:
         if hashes:
             rows.append((level, width_at(level, size)[0], b"".join(hashes)))
     return rows
+
+
+def open_tiles(db: Database) -> None:
+    """When a store is opened: build its tiles if they do not describe the log (a store made
+    before tiles). Tiles that cannot be rebuilt because the database refuses to change them
+    (only a damaged tile differs from what the leaves give), or a log with a position
+    missing, are left for `verify store` to name: opening the store, and so `chartledger
+    verify`, still works; appends and signing refuse until the schema owner removes the
+    damaged tiles, which the next opening rebuilds (docs/LEDGER_FORMAT.md §12)."""
+    try:
+        with db.write() as c:
+            ensure_tiles(c)
+    except (sqlite3.DatabaseError, psycopg.Error, PersistenceError, TileMismatch) as e:
+        log.error("the stored tiles do not describe the log and cannot be rebuilt: %s", e)
 
 
 def ensure_tiles(cursor: Cursor) -> bool:
@@ -313,3 +337,27 @@ def consistency_proof(reader: TileReader, size1: int, size2: int) -> list[bytes]
 
 def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
+
+
+def batch_proof(reader: TileReader, size: int, positions: Sequence[int]) -> list[bytes]:
+    """verify.bundle_format.batch_proof from the tiles: the roots of the largest RFC 9162
+    subtrees holding none of ``positions`` (sorted, distinct), left to right. O(k log n)
+    hashes read for k positions, where the leaves' version reads every leaf."""
+    if any(not 0 <= p < size for p in positions[:1] + positions[-1:]):
+        raise ValueError(f"positions outside a tree of size {size}")
+    proof: list[bytes] = []
+
+    def walk(lo: int, hi: int) -> None:
+        i = bisect.bisect_left(positions, lo)
+        if i == len(positions) or positions[i] >= hi:
+            proof.append(reader.root(lo, hi))
+            return
+        if hi - lo == 1:
+            return
+        mid = lo + _split(hi - lo)
+        walk(lo, mid)
+        walk(mid, hi)
+
+    if size:
+        walk(0, size)
+    return proof

@@ -14,20 +14,21 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import patient_subject
+from events import tiles
 from events.db import Cursor
 from events.ledger import Ledger
-from events.log import iter_leaves, subject_heads
+from events.log import subject_heads
 from events.sealing import DataKeyDestroyed, SealError, unseal
 from legal_hold.holds import Scope
 from legal_hold.production_errors import InvalidProduction, ProductionError
 from legal_hold.production_scope import HOLD_EVENTS, status_of
 from legal_hold.retention import disposals
 from projections.runner import KeyRing
-from verify.bundle_format import PRODUCED, EventRecord, batch_proof
+from verify.bundle_format import PRODUCED, EventRecord
 from verify.checkpoint import UnverifiedCheckpoint
 from verify.compact import TreeLevels
 from verify.hashing import commitment
-from verify.merkle import consistency_proof_from_hashes, leaf_hash
+from verify.merkle import leaf_hash
 from verify.records import Header, head_bytes, parse_header, split_record
 
 Progress = Callable[[int, int], None]
@@ -135,12 +136,14 @@ def gather(
         positions = sorted(set(positions_of(c, subjects, size)) | shown)
         if not positions:
             raise ProductionError("no event of the subjects in scope is in the log yet")
-        hashes = [leaf_hash(leaf) for leaf in iter_leaves(c, 0, size)]
-        found.inclusion = batch_proof(hashes, positions)
+        # From the stored tiles: the hashes the proofs need, not every leaf of the log. A
+        # damaged tile gives a proof the bundle's verifier refuses.
+        reader = tiles.TileReader(c)
+        found.inclusion = tiles.batch_proof(reader, size, positions)
         _add_heads(found, c, subjects, size)
         if since is not None:
             found.since_note = _note(c, since)
-            found.consistency = consistency_proof_from_hashes(since, hashes)
+            found.consistency = tiles.consistency_proof(reader, since, size)
     keys = KeyRing(ledger.data_keys)
     if len(positions) > 1000:
         keys.preload()

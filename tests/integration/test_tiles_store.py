@@ -21,6 +21,7 @@ from events.ledger import Ledger
 from events.log import LogState, completeness_proof, inclusion_proof, iter_leaves, leaf_hashes
 from tests.support import QUIET, Chart, patient
 from tests.tamper_tools import raw_sql
+from verify.bundle_format import batch_proof
 from verify.chain import verify_completeness
 from verify.merkle import (
     consistency_proof_from_hashes,
@@ -93,6 +94,8 @@ def test_the_stored_tiles_are_the_tree_of_the_leaves_whatever_the_appends(
             assert tiles.consistency_proof(reader, first, old) == consistency_proof_from_hashes(
                 first, hashes[:old]
             )
+            wanted = sorted({below(old) for _ in range(3)})
+            assert tiles.batch_proof(reader, old, wanted) == batch_proof(hashes[:old], wanted)
 
 
 class Counting:

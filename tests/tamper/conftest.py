@@ -147,6 +147,8 @@ class Attacker:
         self.execute("DELETE FROM ledger_leaves WHERE position = ?", (position,))
         for table in LINK_TABLES:
             self.execute(f"DELETE FROM {table} WHERE position = ?", (position,))
+        # and the stored tiles, a cache the application rebuilds from the leaves when opened
+        self.execute("DELETE FROM ledger_tiles")
 
     # -- the verifiers -----------------------------------------------------------------------
 

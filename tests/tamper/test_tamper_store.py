@@ -21,19 +21,22 @@ import pytest
 
 from domain.notes import Note
 from domain.patients import Patient
+from events.checkpoints import latest_checkpoint
 from events.config import StoreConfig
 from events.keys import SigningKey
 from events.ledger import Ledger
-from events.log import subject_heads_root
+from events.log import inclusion_proof, iter_leaves, subject_heads_root
 from events.rotation import rotate_signing_key
 from events.sealing import SealError, seal
+from events.tiles import TileMismatch
 from legal_hold.retention import Policy, dispose
 from tests.support import Chart, init_practice, patient, set_env
 from tests.tamper.conftest import CHECKPOINT, EVENTS, LINK_TABLES, Attacker, Verdict
 from verify.canonical import decode, encode, format_timestamp
 from verify.checkpoint import format_body, format_note, parse_note
+from verify.errors import ProofInvalid
 from verify.keyhistory import KeyStatement, parse_statement, statement_bytes
-from verify.merkle import root_hash
+from verify.merkle import leaf_hash, root_hash, verify_inclusion
 
 CHECKPOINT_AT = f"checkpoint at size {CHECKPOINT}"
 
@@ -729,3 +732,46 @@ def test_a_legitimate_disposal_still_verifies(attacker: Attacker) -> None:
 def test_every_checkpoint_deleted_is_found(attacker: Attacker) -> None:
     attacker.execute("DELETE FROM ledger_checkpoints")
     assert_both_fail(attacker, "checkpoints", because="no checkpoint signs any of them")
+
+
+# -- tiles: the stored tree is a cache, never trusted (LEDGER_FORMAT.md §12) ---------------------
+
+
+def test_one_byte_of_a_stored_tile_hash_flipped_is_named_and_nothing_is_signed_over_it(
+    attacker: Attacker,
+) -> None:
+    ((hashes,),) = attacker.rows("SELECT hashes FROM ledger_tiles WHERE level = 0 AND idx = 0")
+    assert len(hashes) == 32 * CHECKPOINT  # one partial tile holds the whole log
+    attacker.execute(
+        "UPDATE ledger_tiles SET hashes = ? WHERE level = 0 AND idx = 0",
+        (flip(bytes(hashes), 32 * 7 + 5),),
+    )
+    assert_both_fail(attacker, "tile 0/0", because="hash 7 (level 0, index 7)")
+    with attacker.ledger() as ledger:
+        # A proof through the damaged hash does not reproduce the signed root.
+        with ledger.db.read() as c:
+            checkpoint = latest_checkpoint(c)
+            assert checkpoint is not None and checkpoint.size == CHECKPOINT
+            proof = inclusion_proof(c, 6, CHECKPOINT)
+            leaf = next(iter_leaves(c, 6, 7))
+        with pytest.raises(ProofInvalid):
+            verify_inclusion(6, CHECKPOINT, leaf_hash(leaf), proof, checkpoint.root)
+        # A new process refuses to sign over the tiles, though the append itself goes through.
+        subject = patient()
+        ledger.save(Chart(subjects=(subject,), text="after the tampering"))
+        with pytest.raises(TileMismatch, match=f"at size {CHECKPOINT}, its checkpoint signs"):
+            ledger.checkpointer.issue()
+        with ledger.db.read() as c:
+            assert latest_checkpoint(c) == checkpoint
+
+
+def test_a_stored_tile_cut_short_or_added_is_named(attacker: Attacker) -> None:
+    ((hashes,),) = attacker.rows("SELECT hashes FROM ledger_tiles WHERE level = 0 AND idx = 0")
+    attacker.execute(
+        "UPDATE ledger_tiles SET hashes = ? WHERE level = 0 AND idx = 0", (bytes(hashes)[:-32],)
+    )
+    attacker.execute(
+        "INSERT INTO ledger_tiles (level, idx, hashes) VALUES (?, ?, ?)", (3, 0, b"\1" * 32)
+    )
+    keyless = attacker.store_verify()
+    assert_fails(keyless, "tile 0/0", "tile 3/0", because=f"holds {CHECKPOINT - 1} hashes")
