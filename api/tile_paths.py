@@ -49,3 +49,9 @@ def parse_index(text: str) -> tuple[int, int]:
     if len(parts) > 1 and parts[0] == "x000":
         raise ValueError("not a tile index")  # a leading zero element: another spelling
     return int("".join(p.removeprefix("x") for p in parts)), width
+
+
+def available(size: int, level: int, index: int) -> int:
+    """How many hashes tile ``index`` of ``level`` has in a tree of ``size`` leaves (0: none):
+    level L has floor(size / 256**L) hashes."""
+    return max(0, min(WIDTH, (size >> (8 * level)) - index * WIDTH))

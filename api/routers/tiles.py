@@ -19,8 +19,8 @@ from api.deps import Caller, CallerDep
 from api.errors import Forbidden, NotFound
 from api.roles import allowed
 from api.routing import Router
-from api.tile_paths import WIDTH, parse_index, parse_level
-from events.tiles import read_tile
+from api.tile_paths import WIDTH, available, parse_index, parse_level
+from events.tiles import read_tile, tree_size
 from events.witnessing import latest_note
 
 router = Router(tags=["tiles"])
@@ -64,9 +64,12 @@ def tile(level: str, tile: str, caller: CallerDep) -> Response:
         raise NotFound("no such tile: see docs/TILES.md for the paths") from None
     ledger = caller.services.ledger
     # A partial tile of any width the log has reached is the start of the tile as it is now:
-    # the hashes of a tile are only ever appended to, in the transaction of their leaves.
+    # the hashes of a tile are only ever appended to, in the transaction of their leaves. Only
+    # tiles of the tree as it stands are served: a row planted beyond it is nobody's tile.
     try:
         with ledger.db.read() as c:
+            if available(tree_size(c), number, index) < width:
+                raise LookupError("beyond the tree")
             hashes = read_tile(c, number, index, width)
     except LookupError:
         raise NotFound("the log has no such tile yet") from None
