@@ -289,6 +289,8 @@ def run_store(store: str, sizes: list[int], database_url: str) -> dict[int, dict
                 figures |= {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 figures |= in_child(["--child", "check", "--location", location])
                 results[size] = figures
+                # Kept as each size is done, so a long run stopped early keeps what it measured.
+                (OUT / f"scale-{store}.json").write_text(json.dumps(results, indent=1) + "\n")
                 print(f"  {store} at {size:,}: {json.dumps(_rounded(figures))}",
                       file=sys.stderr, flush=True)  # fmt: skip
         finally:
@@ -421,7 +423,6 @@ def main(argv: list[str] | None = None) -> int:
         out.append(table(store, results))
         print(out[-1], flush=True)
         print(f"curves: {draw(store, results)}", flush=True)
-        (OUT / f"scale-{store}.json").write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 
