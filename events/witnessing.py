@@ -25,7 +25,7 @@ import httpx
 
 from events.db import Database
 from events.private_files import write_private
-from events.tiles import TileReader, consistency_proof
+from events.tiles import TileMismatch, TileReader, consistency_proof
 from events.timestamps import TimestampError, load_certificates, request_timestamp
 from verify.checkpoint import UnverifiedCheckpoint, parse_note
 from verify.cosignature import Vkey, parse_vkey, split_signed_note, verify_cosignature
@@ -123,8 +123,14 @@ def consistency_lines(db: Database, old: int, size: int) -> list[str]:
     the same a witness following the log over HTTP would fetch (docs/TILES.md)."""
     if old == 0 or old == size:
         return []
-    with db.read() as c:
-        proof = consistency_proof(TileReader(c), old, size)
+    try:
+        with db.read() as c:
+            proof = consistency_proof(TileReader(c), old, size)
+    except TileMismatch:
+        # Tiles cut short or missing: nothing is sent that the store cannot stand behind.
+        raise WitnessingError(
+            f"the stored tiles cannot prove size {size} extends size {old}: run chartledger verify"
+        ) from None
     return [base64.b64encode(h).decode() for h in proof]
 
 

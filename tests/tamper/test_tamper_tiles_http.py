@@ -1,16 +1,20 @@
 """The tiles served over HTTP (docs/TILES.md) are the stored ones, a cache the server does not
 vouch for: a hash flipped in the table by the database's superuser is served as it is, and a
 follower checking the tiles against the signed checkpoint (here the test's own reading of the
-specs, tests/reference_tiles.py) catches it; a tile row planted beyond the tree is not served."""
+specs, tests/reference_tiles.py) catches it; a tile row planted beyond the tree is not served;
+and the practice sends its witnesses no proof from tiles cut short."""
 
 from __future__ import annotations
 
 import base64
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
+from events.ledger import Ledger
+from events.witnessing import WitnessingError, consistency_lines
 from tests.reference_tiles import TiledTree, path_of
 from tests.tamper.conftest import Attacker
 
@@ -47,3 +51,20 @@ def test_a_flipped_tile_is_caught_by_the_follower_and_a_planted_one_is_not_serve
                 (level, index, b"\1" * 32),
             )
             assert public.get(path_of(level, index, 1)).status_code == 404
+
+
+def test_no_proof_is_sent_to_a_witness_from_tiles_cut_short(attacker: Attacker) -> None:
+    ((hashes,),) = attacker.rows("SELECT hashes FROM ledger_tiles WHERE level = 0 AND idx = 0")
+    size = len(hashes) // 32
+    # Opened before the cut: opening rebuilds tiles that are missing.
+    ledger = Ledger(attacker.config, every_events=10**9, every_seconds=10**9)
+    try:
+        assert len(consistency_lines(ledger.db, 2, size)) > 0
+        attacker._bypass_triggers_again()  # opening re-created SQLite's triggers
+        attacker.execute(
+            "UPDATE ledger_tiles SET hashes = ? WHERE level = 0 AND idx = 0", (bytes(hashes)[:64],)
+        )
+        with pytest.raises(WitnessingError, match="chartledger verify"):
+            consistency_lines(ledger.db, 2, size)
+    finally:
+        ledger.close()
