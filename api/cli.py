@@ -55,6 +55,7 @@ from events.ledger import (
 from events.private_files import private_text
 from events.rotation import rotate_signing_key
 from events.store_errors import DRIVER_ERRORS, classify
+from events.tiles import TileMismatch
 from events.verification import verify_configured_store
 from events.witnessing import WitnessingError
 from legal_hold.cli import add_commands as add_legal_hold_commands
@@ -203,7 +204,11 @@ def cmd_init(config: StoreConfig, options: argparse.Namespace) -> int:
 def cmd_checkpoint(config: StoreConfig, options: argparse.Namespace) -> int:
     ledger = Ledger(config)
     try:
-        checkpoint = ledger.checkpointer.issue()
+        try:
+            checkpoint = ledger.checkpointer.issue()
+        except TileMismatch as e:  # LEDGER_FORMAT.md §12: `chartledger verify` names the tile
+            print(f"FAIL: no checkpoint signed: {e}", file=sys.stderr)
+            return EXIT_INVALID
         with ledger.db.read() as c:
             c.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (checkpoint.size,))
             row = c.fetchone()

@@ -23,6 +23,7 @@ from domain import errors as domain
 from domain.imports.report import ImportRejected
 from domain.json_depth import TooDeeplyNested
 from events import store_errors as store
+from events.tiles import TileMismatch
 from legal_hold import errors as holds
 from legal_hold import production_errors as productions
 from legal_hold.notices import OutboxError
@@ -163,6 +164,8 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     store.StoreUnavailable: (503, "store-unavailable", "Store unavailable: try again shortly"),
     store.StorageFull: (507, "storage-full", "Storage full: nothing can be written"),
     store.StoreBusy: (503, "store-busy", "Store busy: try again shortly"),
+    # The stored tree disagrees with the leaves (LEDGER_FORMAT.md §12): nothing is signed.
+    TileMismatch: (500, "tiles-damaged", "Stored tree damaged: no checkpoint signed"),
 }
 
 # Fixed words for the store's conditions: a driver's message can quote the values it was given.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from api.cli import main as chartledger
 from domain.notes import Note
 from domain.patients import Patient
 from events.checkpoints import latest_checkpoint
@@ -763,6 +764,12 @@ def test_one_byte_of_a_stored_tile_hash_flipped_is_named_and_nothing_is_signed_o
             ledger.checkpointer.issue()
         with ledger.db.read() as c:
             assert latest_checkpoint(c) == checkpoint
+    # and `chartledger checkpoint` says so in one line
+    set_env(attacker.config, attacker.monkeypatch)
+    attacker.capsys.readouterr()
+    assert chartledger(["checkpoint"]) == 1
+    err = attacker.capsys.readouterr().err
+    assert err.startswith("FAIL: no checkpoint signed: ") and err.count("\n") == 1, err
 
 
 def test_a_stored_tile_cut_short_or_added_is_named(attacker: Attacker) -> None:
