@@ -4,6 +4,8 @@
 - ``checkpoint``: the first checkpoint a fresh process signs (one event past the last one);
   this and the next three are the median of 3 fresh processes;
 - ``inclusion``: one event's inclusion proof (events/log.inclusion_proof), in that process;
+- ``consistency``: the consistency proof a witness holding 2/3 of the log is sent
+  (events/tiles.consistency_proof), and the number of tiles it read;
 - ``completeness``: one patient's completeness proof (events/log.completeness_proof);
 - ``export``: that patient's EHI export (projections/ehi_export.export), its files written;
 - ``check``: the store check (verify.store.check_store, workers=1) in a process of its own,
@@ -68,6 +70,7 @@ from domain.quantities import Quantity
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import completeness_proof, inclusion_proof, tree_size
+from events.tiles import TileReader, consistency_proof
 from projections.ehi_export import ExportRequest, export
 from projections.reads import Reader
 from verify.store import check_store, open_store
@@ -82,6 +85,8 @@ READS_REPEAT = 3  # fresh processes at each size; the median of each figure is s
 METRICS = (  # (key, label, unit)
     ("checkpoint", "first checkpoint, fresh process", "ms"),
     ("inclusion", "one inclusion proof", "ms"),
+    ("consistency", "one consistency proof (for a witness)", "ms"),
+    ("consistency_tiles", "tiles it read", "tiles"),
     ("completeness", "one patient's completeness proof", "ms"),
     ("export", "one patient's export", "ms"),
     ("check", "store check", "s"),
@@ -134,6 +139,11 @@ def child_reads(config: StoreConfig, patient: UUID) -> dict[str, float]:
             size = tree_size(c)
             with clock.step("inclusion"):
                 inclusion_proof(c, size // 2, size)
+            # What the practice sends a witness that holds the tree of two thirds the size.
+            reader = TileReader(c)
+            with clock.step("consistency"):
+                consistency_proof(reader, 2 * size // 3, size)
+            tiles_read = reader.reads
             with clock.step("completeness"):
                 proof = completeness_proof(c, f"patient:{patient}", size)
         with tempfile.TemporaryDirectory() as scratch:
@@ -142,7 +152,8 @@ def child_reads(config: StoreConfig, patient: UUID) -> dict[str, float]:
                 export(ledger, request, Path(scratch) / "export")
     finally:
         ledger.close()
-    return clock.figures | {"patient_events": len(proof.leaves), "reads_rss": peak_rss_mb()}
+    counts = {"consistency_tiles": tiles_read, "patient_events": len(proof.leaves)}
+    return clock.figures | counts | {"reads_rss": peak_rss_mb()}
 
 
 def child_check(location: str) -> dict[str, float]:
@@ -342,6 +353,8 @@ def table(store: str, results: dict[int, dict[str, float]]) -> str:
         "|---|---|" + "---:|" * (2 * len(sizes) - 1),
     ]
     for key, label, unit in METRICS:
+        if not all(key in results[s] for s in sizes):
+            continue  # figures saved before this one was measured (--replot)
         cells = " | ".join(cell(results[s], key, unit) for s in sizes)
         growth = " | ".join(ratio(results, key, s, first) for s in sizes[1:])
         lines.append(f"| {label} | {unit} | {cells} | {growth} |")
@@ -359,7 +372,7 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
     sizes = sorted(results)
     figure, axes = plt.subplots(1, 2, figsize=(12, 5))
     for key, label, unit in METRICS:
-        if unit not in {"ms", "s"}:
+        if unit not in {"ms", "s"} or not all(key in results[s] for s in sizes):
             continue
         line = axes[0].plot(sizes, [results[s][key] * 1000 for s in sizes], marker="o",
                             label=label)[0]  # fmt: skip
