@@ -27,6 +27,7 @@ in a fresh PostgreSQL schema, dropped at the end.
     python bench/scale.py                           # 10k and 100k, SQLite and PostgreSQL
     python bench/scale.py --max 1000000             # and 1M
     python bench/scale.py --stores sqlite --sizes 10000,30000
+    python bench/scale.py --stores sqlite --sizes 1000000 --add   # next to the kept figures
 """
 
 from __future__ import annotations
@@ -263,7 +264,9 @@ class Grower:
 # --- one store through every size ---------------------------------------------------------------
 
 
-def run_store(store: str, sizes: list[int], database_url: str) -> dict[int, dict[str, float]]:
+def run_store(
+    store: str, sizes: list[int], database_url: str, add: bool = False
+) -> dict[int, dict[str, float]]:
     home = OUT / f"scale-{store}"
     shutil.rmtree(home, ignore_errors=True)
     home.parent.mkdir(parents=True, exist_ok=True)
@@ -276,7 +279,7 @@ def run_store(store: str, sizes: list[int], database_url: str) -> dict[int, dict
     try:
         ledger, config = new_practice(home, url, every_events=CHECKPOINT_EVERY, every_seconds=10**9)
         location = url or str(config.sqlite_path)
-        results: dict[int, dict[str, float]] = {}
+        results = saved(store) if add else {}
         try:
             patient = tracked_patient(ledger)
             grower = Grower(ledger)
@@ -310,6 +313,12 @@ def run_store(store: str, sizes: list[int], database_url: str) -> dict[int, dict
     finally:
         if schema is not None:
             drop_schema(database_url, schema)
+
+
+def saved(store: str) -> dict[int, dict[str, float]]:
+    """The figures a run kept in bench/out/scale-<store>.json, by size."""
+    found = json.loads((OUT / f"scale-{store}.json").read_text())
+    return {int(size): figures for size, figures in found.items()}
 
 
 def _rounded(figures: dict[str, float]) -> dict[str, float]:
@@ -406,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--replot", action="store_true", help="table and curves again from bench/out/*.json"
     )
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="measure --sizes on a new store and add them to the figures kept from a run before",
+    )
     parser.add_argument("--child", choices=["reads", "check"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -416,8 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args)
     if args.replot:
         for store in args.stores.split(","):
-            saved = json.loads((OUT / f"scale-{store}.json").read_text())
-            results = {int(size): figures for size, figures in saved.items()}
+            results = saved(store)
             print(table(store, results))
             print(f"curves: {draw(store, results)}")
         return 0
@@ -432,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     header("scale: how each cost grows with the log", pg_version)
     out = []
     for store in stores:
-        results = run_store(store, sizes, args.database_url)
+        results = run_store(store, sizes, args.database_url, args.add)
         out.append(table(store, results))
         print(out[-1], flush=True)
         print(f"curves: {draw(store, results)}", flush=True)
