@@ -239,32 +239,55 @@ class TileReader:
     def __init__(self, cursor: Cursor) -> None:
         self._cursor = cursor
         self._tiles: dict[tuple[int, int], list[bytes]] = {}
+        # per tile, its complete aligned blocks' roots by height: inner[r][j] covers 2**r entries
+        self._inner: dict[tuple[int, int], list[list[bytes]]] = {}
         self.reads = 0
         self.hashes = 0
+
+    def _tile(self, level: int, index: int, need: int) -> list[bytes]:
+        """Tile ``level``/``index``, read once (again only if it must be wider than read)."""
+        tile = self._tiles.get((level, index))
+        if tile is None or len(tile) < need:
+            self._cursor.execute(
+                "SELECT hashes FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)
+            )
+            row = self._cursor.fetchone()
+            data = b"" if row is None else bytes(row[0])
+            if len(data) % HASH_SIZE:
+                raise TileMismatch(f"tile {level}/{index} is {len(data)} bytes long")
+            tile = split(data)
+            self.reads += 1
+            self.hashes += len(tile)
+            self._tiles[level, index] = tile
+            self._inner.pop((level, index), None)
+        if len(tile) < need:
+            raise TileMismatch(f"tile {level}/{index} lacks entries below {need}")
+        return tile
 
     def entries(self, level: int, start: int, count: int) -> list[bytes]:
         """``count`` consecutive hashes of ``level`` from entry ``start``, all in one tile."""
         index, offset = divmod(start, TILE_WIDTH)
         if offset + count > TILE_WIDTH:
             raise ValueError("entries span two tiles")
-        tile = self._tiles.get((level, index))
-        if tile is None or len(tile) < offset + count:
-            self._cursor.execute(
-                "SELECT hashes FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)
-            )
-            row = self._cursor.fetchone()
-            tile = [] if row is None else split(bytes(row[0]))
-            self.reads += 1
-            self.hashes += len(tile)
-            self._tiles[level, index] = tile
-        if len(tile) < offset + count or any(len(h) != HASH_SIZE for h in tile):
-            raise TileMismatch(f"tile {level}/{index} lacks entries {offset}..{offset + count - 1}")
-        return tile[offset : offset + count]
+        return self._tile(level, index, offset + count)[offset : offset + count]
 
     def perfect(self, lo: int, height: int) -> bytes:
-        """The root of the perfect subtree of 2**height leaves starting at leaf ``lo``."""
+        """The root of the perfect subtree of 2**height leaves starting at leaf ``lo``.
+
+        Each tile's inner nodes are hashed once per reader (at most 255 hashes), so the many
+        proofs of one completeness proof share the tiles they have in common."""
         level, rest = divmod(height, TILE_HEIGHT)
-        return root_from_leaf_hashes(self.entries(level, lo >> (TILE_HEIGHT * level), 1 << rest))
+        index, offset = divmod(lo >> (TILE_HEIGHT * level), TILE_WIDTH)
+        tile = self._tile(level, index, offset + (1 << rest))
+        inner = self._inner.get((level, index))
+        if inner is None:
+            inner = [tile]
+            while len(inner[-1]) > 1:
+                below = inner[-1]
+                pairs = range(0, len(below) - 1, 2)
+                inner.append([node_hash(below[i], below[i + 1]) for i in pairs])
+            self._inner[level, index] = inner
+        return inner[rest][offset >> rest]
 
     def nodes(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """The maximal aligned perfect subtrees covering leaves [lo, hi), largest first when

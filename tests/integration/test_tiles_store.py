@@ -235,6 +235,14 @@ def test_a_store_made_before_tiles_gets_them_built_from_the_leaves_when_opened(
         with reopened.db.read() as c:
             hashes = leaf_hashes(c, tiles.tree_size(c))
         assert stored_tiles(reopened) == expected_tiles(hashes)
+        # Leaves appended without tiles while the store is open (by a version before tiles):
+        # the next append builds them first, inside its own transaction.
+        with raw_sql(reopened) as conn:
+            conn.execute("DELETE FROM ledger_tiles WHERE level = 0 AND idx = 2")
+        append(reopened, 300)
+        with reopened.db.read() as c:
+            hashes = leaf_hashes(c, tiles.tree_size(c))
+        assert stored_tiles(reopened) == expected_tiles(hashes)
     finally:
         reopened.close()
 
