@@ -67,6 +67,12 @@ VARIABLES: tuple[Variable, ...] = (
     # -- the server's settings (api/settings.py) ---------------------------------------------
     Variable("CHARTLEDGER_PBKDF2_ITERATIONS", "password hashing rounds", _SETTINGS, _SETTINGS_BY),
     Variable(
+        "CHARTLEDGER_PUBLISH_LOG",
+        "yes: anyone may read /checkpoint and the tiles (default: auditors and owners)",
+        _SETTINGS,
+        _SETTINGS_BY,
+    ),
+    Variable(
         "CHARTLEDGER_NOTICE_EVERY_SECONDS",
         "seconds between the server's rounds of hold notices",
         _SETTINGS,

@@ -19,6 +19,11 @@ The interactive docs (``/docs``, ``/redoc`` and ``/openapi.json``) hold no PHI: 
 frame protection but not the strict CSP, which would stop Swagger UI's scripts, and may be
 cached.
 
+A full tile of the log (``/tile/...``, api/routers/tiles.py) never changes and holds hashes
+only: when the practice publishes its log the route marks it cacheable, and that
+``Cache-Control`` is kept. Everything else, the partial tiles and the checkpoint included, is
+``no-store`` whatever a route set.
+
 ``add_security_headers`` wraps the whole app, outside Starlette's error middleware, so that
 the 500 problem it answers with carries the headers too.
 """
@@ -69,6 +74,7 @@ def headers_for(path: str, docs_paths: frozenset[str]) -> dict[str, str]:
 
 
 VALIDATORS = ("etag", "last-modified")
+CACHEABLE = "/tile/"  # where a route's own Cache-Control is kept (see above)
 
 
 class SecurityHeaders:
@@ -82,15 +88,19 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        wanted = headers_for(scope["path"], self.docs_paths)
+        path = scope["path"]
+        wanted = headers_for(path, self.docs_paths)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name in VALIDATORS:
                     del headers[name]
+                kept = headers.get("cache-control") if path.startswith(CACHEABLE) else None
                 for name, value in wanted.items():
                     headers[name] = value
+                if kept is not None:
+                    headers["cache-control"] = kept
             await send(message)
 
         await self.app(scope, receive, with_headers)

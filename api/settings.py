@@ -58,6 +58,10 @@ class Settings:
     # (api/notice_loop.py). Reminders fall due by the day, a new hold's notice at once: a
     # minute keeps a notice prompt, and a round that finds nothing due reads only the holds.
     notice_every: timedelta = timedelta(seconds=60)
+    # Whether anyone may read the signed checkpoint and the tiles of hashes (docs/TILES.md):
+    # a practice that publishes its log lets any witness or member of the public follow it;
+    # otherwise they are for auditors (and owners). They hold hashes only, never records.
+    publish_log: bool = False
 
     @property
     def limits(self) -> Limits:
@@ -88,6 +92,7 @@ class Settings:
             max_upload_bytes=_int(env, "CHARTLEDGER_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
             max_header_bytes=_int(env, "CHARTLEDGER_MAX_HEADER_BYTES", cls.max_header_bytes),
             max_json_depth=_int(env, "CHARTLEDGER_MAX_JSON_DEPTH", cls.max_json_depth),
+            publish_log=_flag(env, "CHARTLEDGER_PUBLISH_LOG"),
         )
 
 
@@ -106,6 +111,16 @@ def _throttle(env: Mapping[str, str]) -> ThrottlePolicy:
         )
     except InvalidEntry as e:
         raise ConfigError(f"login throttle: {e}") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """An on/off setting: 1, true, yes or on; 0, false, no, off or unset."""
+    value = (env.get(name) or "").strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"", "0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true or false)")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:

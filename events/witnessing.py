@@ -24,13 +24,12 @@ from pathlib import Path
 import httpx
 
 from events.db import Database
-from events.log import iter_leaves
 from events.private_files import write_private
+from events.tiles import TileMismatch, TileReader, consistency_proof
 from events.timestamps import TimestampError, load_certificates, request_timestamp
 from verify.checkpoint import UnverifiedCheckpoint, parse_note
 from verify.cosignature import Vkey, parse_vkey, split_signed_note, verify_cosignature
 from verify.errors import VerificationError
-from verify.merkle import consistency_proof_from_hashes, leaf_hash
 
 log = logging.getLogger("chartledger.witnessing")
 CONFIG_FILE = "witnesses.json"
@@ -119,12 +118,20 @@ def cosigned_size(db: Database, witness: str) -> int:
 
 
 def consistency_lines(db: Database, old: int, size: int) -> list[str]:
-    """The RFC 9162 consistency proof from ``old`` to ``size``, one base64 hash a line."""
+    """The RFC 9162 consistency proof from ``old`` to ``size``, one base64 hash a line, read
+    from the stored tiles (events/tiles.py): only the few tiles on the two trees' right edges,
+    the same a witness following the log over HTTP would fetch (docs/TILES.md)."""
     if old == 0 or old == size:
         return []
-    with db.read() as c:
-        hashes = [leaf_hash(leaf) for leaf in iter_leaves(c, 0, size)]
-    return [base64.b64encode(h).decode() for h in consistency_proof_from_hashes(old, hashes)]
+    try:
+        with db.read() as c:
+            proof = consistency_proof(TileReader(c), old, size)
+    except TileMismatch:
+        # Tiles cut short or missing: nothing is sent that the store cannot stand behind.
+        raise WitnessingError(
+            f"the stored tiles cannot prove size {size} extends size {old}: run chartledger verify"
+        ) from None
+    return [base64.b64encode(h).decode() for h in proof]
 
 
 def push_to_witness(db: Database, witness: WitnessConfig, client: httpx.Client) -> int | None:

@@ -23,6 +23,7 @@ def all_routers() -> list[APIRouter]:
         messages,
         notes,
         patients,
+        tiles,
         users,
     )
 
@@ -43,5 +44,6 @@ def all_routers() -> list[APIRouter]:
         audit.router,
         emergency.router,
         checkpoints.router,
+        tiles.router,
         holds.router,
     ]

@@ -21,7 +21,9 @@ from api.witness.app import app_from_home
 from api.witness.home import WitnessHome
 from api.witness.state import WitnessState
 from events.ledger import Ledger
+from events.log import iter_leaves
 from events.rotation import rotate_signing_key
+from events.tiles import TileReader, consistency_proof
 from events.witnessing import (
     WitnessConfig,
     WitnessingError,
@@ -41,6 +43,7 @@ from verify.cosignature import (
     parse_vkey,
     verify_cosignature,
 )
+from verify.merkle import consistency_proof_from_hashes, leaf_hash
 from verify.witness import check_witnessed_checkpoint
 
 
@@ -243,3 +246,24 @@ def test_an_unreachable_witness_never_holds_up_an_append(
         busy.close()
     assert "witness.example/w1 cannot be reached" in caplog.text
     assert cosigned_size(ledger.db, "witness.example/w1") == 0
+
+
+def test_the_proofs_sent_to_a_witness_are_read_from_a_few_tiles(setup: Setup) -> None:
+    """Issue 22: the consistency proof the practice sends is the one RFC 9162 builds from every
+    leaf, read from the stored tiles instead: at most two tiles a level (each tree's right
+    edge), however long the log."""
+    first = parse_note(setup.grow(300)).size
+    assert setup.push() == first
+    later = parse_note(setup.grow(500)).size
+    with setup.ledger.db.read() as c:
+        hashes = [leaf_hash(leaf) for leaf in iter_leaves(c, 0, later)]
+        for old in (1, 2, 255, 256, 257, first, later - 1, later):
+            reader = TileReader(c)
+            expected = consistency_proof_from_hashes(old, hashes)
+            assert consistency_proof(reader, old, later) == expected, old
+            assert reader.reads <= 4, (old, reader.reads)
+    sent = consistency_lines(setup.ledger.db, first, later)
+    assert sent == [
+        base64.b64encode(h).decode() for h in consistency_proof_from_hashes(first, hashes)
+    ]
+    assert setup.push() == later  # and the witness accepts it
