@@ -135,7 +135,7 @@ def line(seen: Standing) -> str:
     login, roles = seen.login, ",".join(seen.roles)
     if not seen.changed:
         secret = base32(login.totp_secret)
-        return f"  {login.username:<10} {login.password:<20} {roles:<10} totp secret:  {secret}"
+        return f"  {login.username:<10} {login.password:<20} {roles:<12} totp secret:  {secret}"
     if seen.changed == ["account"]:
         return f"  {login.username:<10} (no such account any more)"
     if seen.changed == ["deactivated"]:
