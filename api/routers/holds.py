@@ -116,7 +116,8 @@ def record_read(ledger: Ledger, principal: Principal, what: str, **detail: str) 
 # -- conversions --------------------------------------------------------------------------------
 
 
-def _scope(body: ScopeIn) -> Scope:
+def scope_of(body: ScopeIn) -> Scope:
+    """The hold scope a request describes (the API's body, or the console's form as one)."""
     return Scope.of(
         patients=body.patients,
         custodians=body.custodians,
@@ -240,12 +241,18 @@ def place_hold(matter_id: UUID, body: HoldIn, principal: RiskManager, ledger: Le
     """Place a hold on an open matter. With ``notice``, its first notice is issued and goes out
     with the server's next sending round (every ``CHARTLEDGER_NOTICE_EVERY_SECONDS``) or
     ``POST /holds/remind``; a silent hold takes none and sends nothing."""
+    return _hold_out(placed(ledger, principal, matter_id, body))
+
+
+def placed(ledger: Ledger, principal: Principal, matter_id: UUID, body: HoldIn) -> lh.Hold:
+    """The hold ``body`` describes, placed on the matter by ``principal`` (the API's route and
+    the console's form alike)."""
     with principal.acting():
-        hold = lh.place_hold(
+        return lh.place_hold(
             ledger,
             matter_id=matter_id,
             name=body.name,
-            scope=_scope(body.scope),
+            scope=scope_of(body.scope),
             at=now(),
             by=principal.user_id,
             silent=body.silent,
@@ -253,7 +260,6 @@ def place_hold(matter_id: UUID, body: HoldIn, principal: RiskManager, ledger: Le
             escalation_days=body.escalation_days,
             notice=body.notice,
         )
-    return _hold_out(hold)
 
 
 @router.get("/holds")
@@ -330,7 +336,7 @@ def change_scope(
         hold = lh.change_scope(
             ledger,
             hold_id,
-            scope=_scope(body.scope),
+            scope=scope_of(body.scope),
             reason=body.reason,
             at=now(),
             by=principal.user_id,

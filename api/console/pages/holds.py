@@ -39,11 +39,11 @@ from api.console.web import (
     services_of,
 )
 from api.hold_schemas import HoldIn, NoticeIn, ReleaseIn, ScopeIn
-from api.routers.holds import check_releaser, record_read
+from api.routers.holds import check_releaser, placed, record_read, scope_of
 from legal_hold import holds as lh
 from legal_hold.custodians import report, status
 from legal_hold.hold_releases import release as release_hold
-from legal_hold.holds import CATEGORIES, Hold, Scope
+from legal_hold.holds import CATEGORIES, Hold
 
 router = APIRouter(route_class=ConsoleRoute)
 NAV: list[Any] = []  # reached from a matter's page (matters.py) and the matters list
@@ -80,17 +80,6 @@ def _scope_in(
             "end": end or None,
             "categories": categories,
         }
-    )
-
-
-def _scope(body: ScopeIn) -> Scope:
-    return Scope.of(
-        patients=body.patients,
-        custodians=body.custodians,
-        all_patients=body.all_patients,
-        start=body.start,
-        end=body.end,
-        categories=body.categories,
     )
 
 
@@ -206,19 +195,7 @@ def place_hold(
                 escalation_days=escalation_days,  # type: ignore[arg-type]
                 notice=None if silent == "yes" else (notice or None),
             )
-            with principal.acting():
-                hold = lh.place_hold(
-                    ledger,
-                    matter_id=matter_id,
-                    name=body.name,
-                    scope=_scope(body.scope),
-                    at=now(),
-                    by=principal.user_id,
-                    silent=body.silent,
-                    reminder_days=body.reminder_days,
-                    escalation_days=body.escalation_days,
-                    notice=body.notice,
-                )
+            hold = placed(ledger, principal, matter_id, body)
             return redirect(request, f"{PREFIX}/holds/{hold.id}", "Hold placed.")
         except Refused as error:
             problem = invalid(error)
@@ -423,7 +400,7 @@ def change_scope(
                 lh.change_scope(
                     ledger,
                     hold_id,
-                    scope=_scope(scope),
+                    scope=scope_of(scope),
                     reason=reason,
                     at=now(),
                     by=principal.user_id,
