@@ -9,11 +9,9 @@ written with a leading apostrophe.
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 from collections.abc import Mapping, Sequence
 
+from legal_hold.review import log_table
 from legal_hold.review.items import PrivilegeEntry
 
 COLUMNS = (
@@ -28,7 +26,6 @@ COLUMNS = (
     "Commitment (SHA-256)",
     "Placeholder Bates",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def rows(
@@ -52,32 +49,17 @@ def rows(
     ]
 
 
-def _cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def csv_bytes(table: list[list[str]]) -> bytes:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    writer.writerows([_cell(v) for v in row] for row in table)
-    return out.getvalue().encode("utf-8-sig")
+    return log_table.csv_bytes(COLUMNS, table)
 
 
 def html_bytes(table: list[list[str]], heading: str) -> bytes:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>\n" for row in table
-    )
     empty = "" if table else "<p>Nothing was withheld as privileged.</p>\n"
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Privilege log: {html.escape(heading)}</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse;font-size:90%}"
-        "td,th{border:1px solid #999;padding:2px 6px;vertical-align:top}"
-        "td:nth-child(9){font-family:monospace;word-break:break-all}</style></head><body>\n"
-        f"<h1>Privilege log</h1>\n<p>{html.escape(heading)}</p>\n{empty}"
-        f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
-        "</body></html>\n"
+    return log_table.html_bytes(
+        COLUMNS,
+        table,
+        title="Privilege log",
+        heading=heading,
+        preface=empty,
+        extra_style="td:nth-child(9){font-family:monospace;word-break:break-all}",
     )
-    return page.encode("utf-8")

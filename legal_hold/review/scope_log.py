@@ -10,14 +10,11 @@ BOM, CR LF, formula-looking cells prefixed with an apostrophe) and an HTML table
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 from collections.abc import Sequence
 
+from legal_hold.review import log_table
 from legal_hold.review.items import LeftOut
 from legal_hold.review.loadfile import position_span
-from legal_hold.review.privilege_log import _cell
 
 COLUMNS = ("No.", "Record", "Ledger positions", "Events", "Reason")
 
@@ -35,29 +32,16 @@ def spans(left_out: Sequence[LeftOut]) -> str:
 
 
 def csv_bytes(table: list[list[str]]) -> bytes:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    writer.writerows([_cell(v) for v in row] for row in table)
-    return out.getvalue().encode("utf-8-sig")
+    return log_table.csv_bytes(COLUMNS, table)
 
 
 def html_bytes(table: list[list[str]], heading: str) -> bytes:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>\n" for row in table
-    )
     empty = "" if table else "<p>Nothing was left out: every record is within the scope.</p>\n"
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Out-of-scope log: {html.escape(heading)}</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse;font-size:90%}"
-        "td,th{border:1px solid #999;padding:2px 6px;vertical-align:top}</style></head><body>\n"
-        f"<h1>Out-of-scope log</h1>\n<p>{html.escape(heading)}</p>\n"
+    about = (
         "<p>Records of the people in scope whose events fall outside the scope of this "
         "production. They are not rendered; their events are in the bundle without content, "
         "so each person's history still proves complete.</p>\n"
-        f"{empty}<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
-        "</body></html>\n"
     )
-    return page.encode("utf-8")
+    return log_table.html_bytes(
+        COLUMNS, table, title="Out-of-scope log", heading=heading, preface=about + empty
+    )
