@@ -358,9 +358,18 @@ def release(hold_id: UUID, body: ReleaseIn, principal: CurrentUser, ledger: Ledg
     """Release the whole hold, or only the patients and custodians named, with a reason: by the
     risk manager who placed it, or by an owner. Another risk manager is refused (403
     ``two-person-rule``, recorded): they ask an owner (legal_hold/hold_releases.py)."""
-    check_releaser(ledger, principal, "POST /holds/{hold_id}/release")
+    return _hold_out(released(ledger, principal, hold_id, body, "POST /holds/{hold_id}/release"))
+
+
+def released(
+    ledger: Ledger, principal: Principal, hold_id: UUID, body: ReleaseIn, route: str
+) -> lh.Hold:
+    """Release ``body``'s part of the hold as ``principal`` (the route and the console's form
+    both call this): the placer or an owner; anyone else is refused and the refusal recorded
+    under ``route``."""
+    check_releaser(ledger, principal, route)
     with principal.acting():
-        hold = release_hold(
+        return release_hold(
             ledger,
             hold_id,
             by=principal.user_id,
@@ -370,7 +379,6 @@ def release(hold_id: UUID, body: ReleaseIn, principal: CurrentUser, ledger: Ledg
             patients=body.patients,
             custodians=body.custodians,
         )
-    return _hold_out(hold)
 
 
 @router.post("/holds/{hold_id}/notices", status_code=status.HTTP_201_CREATED)

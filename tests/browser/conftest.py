@@ -123,25 +123,28 @@ class ServedPractice:
         )
 
 
-def _initialised(home: Path) -> tuple[dict[str, str], Person]:
+def initialised(
+    home: Path,
+    name: str = "Browser Practice",
+    *,
+    database_url: str | None = None,
+    settings: dict[str, str] | None = None,
+) -> tuple[dict[str, str], Person]:
+    """``chartledger init`` of a practice in ``home`` (on SQLite, or on the PostgreSQL schema
+    at ``database_url``) with ``settings`` in its environment: the environment to serve it
+    with, and its first owner."""
     env = {
         **os.environ,
         "CHARTLEDGER_HOME": str(home),
         "CHARTLEDGER_PBKDF2_ITERATIONS": ITERATIONS,
         "CHARTLEDGER_OWNER_PASSWORD": OWNER_PASSWORD,
+        **(settings or {}),
     }
     env.pop("CHARTLEDGER_DATABASE_URL", None)
+    if database_url:
+        env["CHARTLEDGER_DATABASE_URL"] = database_url
     done = subprocess.run(
-        [
-            *CHARTLEDGER,
-            "init",
-            "--name",
-            "Browser Practice",
-            "--owner",
-            OWNER,
-            "--owner-name",
-            "Olive Owner",
-        ],
+        [*CHARTLEDGER, "init", "--name", name, "--owner", OWNER, "--owner-name", "Olive Owner"],
         env=env,
         capture_output=True,
         text=True,
@@ -164,7 +167,7 @@ def _initialised(home: Path) -> tuple[dict[str, str], Person]:
 
 @pytest.fixture(scope="module")
 def served_practice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPractice]:
-    env, owner = _initialised(tmp_path_factory.mktemp("console") / "home")
+    env, owner = initialised(tmp_path_factory.mktemp("console") / "home")
     with served(env) as url:
         practice = ServedPractice(url, env, owner)
         yield practice

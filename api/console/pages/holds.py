@@ -39,10 +39,9 @@ from api.console.web import (
     services_of,
 )
 from api.hold_schemas import HoldIn, NoticeIn, ReleaseIn, ScopeIn
-from api.routers.holds import check_releaser, placed, record_read, scope_of
+from api.routers.holds import placed, record_read, released, scope_of
 from legal_hold import holds as lh
 from legal_hold.custodians import report, status
-from legal_hold.hold_releases import release as release_hold
 from legal_hold.holds import CATEGORIES, Hold
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -313,20 +312,10 @@ def release(
     """Release the whole hold (nothing ticked) or the patients and custodians ticked: its
     placer or an owner (``legal_hold/hold_releases.py``); another risk manager is refused."""
     ledger = services_of(request).ledger
-    check_releaser(ledger, principal, "POST /console/holds/{hold_id}/release")
+    route = "POST /console/holds/{hold_id}/release"
     try:
         body = ReleaseIn(reason=reason, patients=patients, custodians=custodians)  # type: ignore[arg-type]
-        with principal.acting():
-            hold = release_hold(
-                ledger,
-                hold_id,
-                by=principal.user_id,
-                roles=principal.roles,
-                reason=body.reason,
-                at=now(),
-                patients=body.patients,
-                custodians=body.custodians,
-            )
+        hold = released(ledger, principal, hold_id, body, route)
     except Refused as error:
         if "risk_manager" not in principal.roles:
             raise  # an owner's refusal: the refusal page (the hold page is risk managers')
