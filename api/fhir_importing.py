@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,10 +136,8 @@ def manifest_source(manifest: dict[str, Any]) -> str | None:
         return f"https://{made['origin']}"
     request = manifest.get("request")
     if type(request) is str and request.startswith(("https://", "http://")):
-        base = request.split("?")[0]
-        for marker in ("/$export", "/Patient/", "/Group/"):
-            base = base.split(marker)[0]
-        return base.rstrip("/")
+        base = request.split("?")[0].split("$export")[0].rstrip("/")
+        return re.sub(r"/(?:Patient|Group/[^/]+|Patient/[^/]+)$", "", base)
     return None
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,17 @@ import pytest
 
 from api.fhir_importing import import_fhir, read_export
 from api.importing import Importer
+from domain.allergies import Allergy
 from domain.base import user_subject
+from domain.documents import Document
 from domain.imports.report import ImportRejected
+from domain.labs import LabResult
+from domain.medications import Medication
+from domain.messages import Thread
+from domain.patients import Patient
+from domain.problems import Problem
 from domain.users import User
+from domain.vitals import VitalSign
 from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
@@ -220,3 +230,131 @@ def test_a_practice_exported_and_imported_into_a_fresh_one_exports_the_same_cont
         assert clinical_content(third) == clinical_content(first)
     finally:
         fresh.close()
+
+
+def leaves(ledger: Ledger) -> int:
+    with ledger.db.read() as c:
+        c.execute("SELECT COUNT(*) FROM ledger_leaves")
+        row = c.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_us_core_export_from_another_system_imports_with_its_ids_times_and_digits(
+    ledger: Ledger,
+) -> None:
+    importer = owner_of(ledger)
+    exported = read_export(US_CORE)
+    assert exported.source == "https://ehr.example.org/fhir"
+    report = import_fhir(importer, exported, None, "us-core")
+    assert report.written and report.rejections == () and report.items == 22
+    records = {r.id: r for r in (ledger.repository.get(i) for i in report.created)}
+    patients = [r for r in records.values() if isinstance(r, Patient)]
+    assert sorted(p.mrn for p in patients) == ["1032702", "1032703", "1032704"]
+    amy = next(p for p in patients if p.mrn == "1032702")
+    assert (amy.family_name, amy.given_name) == ("Baxter", "Amy V.")  # the official name
+    assert {"system": "https://ehr.example.org/fhir", "value": "Patient/example"} in amy.identifiers
+    labs = {r.loinc_code: r for r in records.values() if isinstance(r, LabResult)}
+    assert (labs["2160-0"].value, labs["2160-0"].unit) == ("0.80", "mg/dL")
+    assert labs["2160-0"].collected_at == "2024-04"  # precision as sent
+    assert labs["6690-2"].value == "7.20" and labs["6690-2"].unit == "10*3/uL"
+    assert labs["2339-0"].collected_at == "2024-04-01T08:30:00-04:00"
+    assert (labs["2339-0"].reference_low, labs["2339-0"].reference_high) == ("70", "99")
+    vitals = {r.loinc_code: r for r in records.values() if isinstance(r, VitalSign)}
+    assert vitals["8310-5"].value == "36.50"
+    # The record keeps the instant (the ledger's times are UTC); the text as sent, offset and
+    # all, is in the resource's source record.
+    assert vitals["8310-5"].measured_at == datetime(2024, 4, 1, 12, 5, tzinfo=UTC)
+    meds = {r.drug: r for r in records.values() if isinstance(r, Medication)}
+    assert not meds["Amoxicillin 250 MG Oral Capsule"].active
+    assert meds["Tylenol PM"].dose_value == "325" and meds["Tylenol PM"].route == "Oral route"
+    assert {a.substance: a.active for a in records.values() if isinstance(a, Allergy)} == {
+        "Penicillin G": True,
+        "Peanuts": False,
+    }
+    problems = {p.code: p for p in records.values() if isinstance(p, Problem)}
+    assert problems["J06.9"].status == "resolved" and problems["442311008"].onset == "2016-04-12"
+    documents = [d for d in records.values() if isinstance(d, Document)]
+    pdf = base64.b64decode(
+        json.loads((US_CORE / "Binary.ndjson").read_text())["data"]
+    )  # the Binary the url names
+    assert sorted(d.media_type for d in documents) == ["application/pdf", "text/plain"]
+    assert pdf in [d.content for d in documents]
+    threads = [t for t in records.values() if isinstance(t, Thread)]
+    assert sorted(t.kind for t in threads) == ["email", "sms"]
+
+    # Every resource has its source record: id, file, line, file digest, bytes and times.
+    files = {f.name: f for f in exported.files}
+    with ledger.db.read() as c:
+        c.execute("SELECT COUNT(*) FROM stored_events WHERE topic LIKE ?", ("%SourceResource%",))
+        row = c.fetchone()
+    assert row is not None and row[0] == 22
+    key = ledger.private_id(
+        "fhir-source", "https://ehr.example.org/fhir\nObservation/serum-glucose"
+    )
+    source = ledger.repository.get(key)
+    assert (source.file, source.line) == ("Observation.ndjson", 1)
+    assert source.file_sha256 == files["Observation.ndjson"].sha256
+    assert source.resource == files["Observation.ndjson"].data.split(b"\n")[0]
+    assert source.times["effectiveDateTime"] == "2024-04-01T08:30:00-04:00"
+    assert source.times["issued"] == "2024-04-01T12:01:13.000-04:00"
+    assert source.record_id == labs["2339-0"].id
+    practitioner = ledger.repository.get(
+        ledger.private_id(
+            "fhir-source", "https://ehr.example.org/fhir\nPractitioner/practitioner-1"
+        )
+    )
+    assert practitioner.record_id is None and b"Bone" in practitioner.resource
+
+    before = leaves(ledger)
+    again = import_fhir(importer, read_export(US_CORE), None, "us-core")
+    assert again.created == () and leaves(ledger) == before + 1  # the summary alone
+
+
+def broken_copy(tmp_path: Path) -> Path:
+    """The US Core export with one resource broken each way the report must name."""
+    folder = tmp_path / "broken"
+    shutil.copytree(US_CORE, folder)
+
+    def edit(name: str, number: int, change: Any) -> None:
+        path = folder / name
+        lines = path.read_text().splitlines()
+        lines[number - 1] = change(lines[number - 1])
+        path.write_text("\n".join(lines) + "\n")
+
+    edit("Condition.ndjson", 1, lambda s: s.replace("Patient/child-example", "Patient/nobody"))
+    edit("Observation.ndjson", 3, lambda s: s.replace('"unit":"10*3/uL"', '"unit":"10^3 /uL"'))
+    edit("Patient.ndjson", 3, lambda s: s.replace(',"birthDate":"1950-11-30"', ""))
+    edit("AllergyIntolerance.ndjson", 2, lambda s: s.replace('"id":"nka-old"', '"id":"example"'))
+    edit("Encounter.ndjson", 2, lambda s: "this is not FHIR " + s[:5])
+    return folder
+
+
+def test_broken_resources_are_named_by_file_line_and_id_and_nothing_is_written(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    importer = owner_of(ledger)
+    before = leaves(ledger)
+    with pytest.raises(ImportRejected) as refused:
+        import_fhir(importer, read_export(broken_copy(tmp_path)), None, "broken")
+    lines = refused.value.report.lines()
+    expected = {
+        "Patient.ndjson line 3 (Patient/pat-3)": "birthDate is missing",
+        "Observation.ndjson line 3 (Observation/cbc-wbc)": "valueQuantity.unit is not a UCUM",
+        "Condition.ndjson line 1 (Condition/hc1)": "subject does not reference a Patient",
+        "AllergyIntolerance.ndjson line 1 (AllergyIntolerance/example)": "also at",
+        "AllergyIntolerance.ndjson line 2 (AllergyIntolerance/example)": "also at",
+        "Encounter.ndjson line 2": "not a FHIR resource",
+        # Every record of the rejected patient goes with it.
+        "MedicationStatement.ndjson line 1 (MedicationStatement/uscore-ms1)": "is rejected",
+    }
+    for location, reason in expected.items():
+        assert any(x.startswith(location + ":") and reason in x for x in lines), (location, lines)
+    phi = ("Baxter", "Shaw", "Nakamura", "1950-11-30", "7.20", "glucose", "Amy")
+    assert not [x for x in lines if any(p in x for p in phi)]
+    assert leaves(ledger) == before
+    # With accept_valid the rest is written and the report still names the broken ones.
+    report = import_fhir(
+        importer, read_export(broken_copy(tmp_path / "again")), None, "broken", accept_valid=True
+    )
+    assert report.written and len(report.rejections) == len(lines)
