@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from api.cli import main as cli_main
 from api.fhir_importing import import_fhir, read_export
 from api.importing import Importer
 from domain.allergies import Allergy
@@ -358,3 +359,19 @@ def test_broken_resources_are_named_by_file_line_and_id_and_nothing_is_written(
         importer, read_export(broken_copy(tmp_path / "again")), None, "broken", accept_valid=True
     )
     assert report.written and len(report.rejections) == len(lines)
+
+
+def test_the_cli_imports_a_folder_and_refuses_a_broken_one_with_exit_2(
+    ledger: Ledger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    owner = owner_of(ledger).by
+    before = leaves(ledger)
+    assert cli_main(["import", "fhir", str(broken_copy(tmp_path)), "--by", str(owner)]) == 2
+    out, err = capsys.readouterr()
+    assert "REJECTED Patient.ndjson line 3 (Patient/pat-3): birthDate is missing" in out
+    assert err.strip().count("\n") == 0 and "nothing written" in err
+    assert leaves(ledger) == before
+    assert cli_main(["import", "fhir", str(tmp_path / "nowhere"), "--by", str(owner)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert cli_main(["import", "fhir", str(US_CORE), "--by", str(owner)]) == 0
+    assert "Imported 22 of 22 fhir item(s), 0 rejected" in capsys.readouterr().out
