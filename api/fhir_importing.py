@@ -28,7 +28,7 @@ from eventsourcing.domain import Aggregate
 from api.importing import Importer, _Batch, _decide, _summarize, _tick
 from domain.allergies import Allergy
 from domain.documents import Document
-from domain.errors import ChartError
+from domain.errors import ChartError, InvalidEntry
 from domain.identifiers import MrnClaim
 from domain.imports.fhir_bulk import SourceFile, read_bulk
 from domain.imports.fhir_records import Item
@@ -63,9 +63,10 @@ class Export:
 
 def read_export(folder: Path) -> Export:
     """The NDJSON files of a Bulk Data export folder: the manifest's ``output`` (and
-    ``deleted`` is not read), else every ``*.ndjson`` in the folder. ChartError if none."""
+    ``deleted`` is not read), else every ``*.ndjson`` in the folder. InvalidEntry (422, CLI
+    exit 2) for a folder that is no export."""
     if not folder.is_dir():
-        raise ChartError(f"{folder} is not a folder")
+        raise InvalidEntry(f"{folder} is not a folder")
     manifest_path = folder / MANIFEST
     names: list[str]
     source = None
@@ -75,19 +76,19 @@ def read_export(folder: Path) -> Export:
             outputs = manifest["output"]
             names = [_file_name(o["url"]) for o in outputs]
         except (ValueError, KeyError, TypeError):
-            raise ChartError(f"{MANIFEST} is not a Bulk Data manifest (output[].url)") from None
+            raise InvalidEntry(f"{MANIFEST} is not a Bulk Data manifest (output[].url)") from None
         source = manifest_source(manifest)
     else:
         names = sorted(p.name for p in folder.glob("*.ndjson") if p.is_file())
     if not names:
-        raise ChartError(f"{folder} holds no NDJSON files to import")
+        raise InvalidEntry(f"{folder} holds no NDJSON files to import")
     files = []
     for name in dict.fromkeys(names):
         path = folder / name
         if not path.is_file():
-            raise ChartError(f"the manifest names {name}, which the folder does not hold")
+            raise InvalidEntry(f"the manifest names {name}, which the folder does not hold")
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise ChartError(f"{name} is larger than {MAX_FILE_BYTES} bytes: split the export")
+            raise InvalidEntry(f"{name} is larger than {MAX_FILE_BYTES} bytes: split the export")
         files.append(SourceFile(name, path.read_bytes()))
     return Export(files, source)
 
@@ -111,7 +112,7 @@ def read_archive(data: bytes, name: str) -> Export:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = {i.filename.rpartition("/")[2]: i for i in archive.infolist() if not i.is_dir()}
         if sum(i.file_size for i in members.values()) > MAX_FILE_BYTES:
-            raise ChartError(f"the archive unpacks to more than {MAX_FILE_BYTES} bytes")
+            raise InvalidEntry(f"the archive unpacks to more than {MAX_FILE_BYTES} bytes")
         source = None
         if MANIFEST in members:
             manifest = json.loads(archive.read(members[MANIFEST]))
@@ -121,10 +122,12 @@ def read_archive(data: bytes, name: str) -> Export:
             names = sorted(n for n in members if n.endswith(".ndjson"))
         missing = [n for n in names if n not in members]
         if missing or not names:
-            raise ChartError("the archive holds no NDJSON files, or not those its manifest names")
+            raise InvalidEntry("the archive holds no NDJSON files, or not those its manifest names")
         files = [SourceFile(n, archive.read(members[n])) for n in dict.fromkeys(names)]
+    except InvalidEntry:
+        raise
     except (zipfile.BadZipFile, ValueError, KeyError, TypeError):
-        raise ChartError("the body is not a ZIP of a Bulk Data export") from None
+        raise InvalidEntry("the body is not a ZIP of a Bulk Data export") from None
     return Export(files, source)
 
 
@@ -164,6 +167,14 @@ def known_patients(
     return found, mrns
 
 
+def source_of(export: Export, source: str | None) -> str:
+    """The exporting system's URI: the one given, else the one the manifest names."""
+    system = source or export.source
+    if system is None:
+        raise InvalidEntry("the export does not name its source system: give its URI (--source)")
+    return system
+
+
 def import_fhir(
     importer: Importer,
     export: Export,
@@ -173,9 +184,7 @@ def import_fhir(
 ) -> ImportReport:
     """Import ``export``; ``source`` (a URI) names the exporting system when the manifest
     does not (a given one wins)."""
-    system = source or export.source
-    if system is None:
-        raise ChartError("the export does not name its source system: give its URI (--source)")
+    system = source_of(export, source)
     ledger = importer.ledger
     identifiers, mrns = known_patients(ledger, importer)
 

@@ -180,6 +180,7 @@ def import_fhir(
 ) -> JSONResponse:
     """A FHIR Bulk Data export: a ZIP of its folder, or one NDJSON file (docs/IMPORTS.md §9)."""
     export = fhir_importing.read_archive(body.read(), source_name)
+    fhir_importing.source_of(export, source)  # 422 before any job when no source is named
     return _start(
         jobs, principal, ledger, runner,
         lambda i: fhir_importing.import_fhir(i, export, source, source_name, accept_valid),

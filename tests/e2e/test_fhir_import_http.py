@@ -48,3 +48,13 @@ def test_an_owner_imports_a_zipped_export_over_http(practice: Practice) -> None:
     # The observations' patients are not in this body: each is named, with no values.
     assert "obs.ndjson line 1 (Observation/serum-glucose)" in locations
     assert practice.leaves() == before + JOB_EVENTS
+
+
+def test_a_body_that_is_no_export_is_refused_before_any_job(practice: Practice) -> None:
+    owner = practice.owner()
+    before = practice.leaves()
+    for body, source in ((b"PK\x03\x04 broken", None), (b'{"resourceType":"Patient"}\n', None)):
+        with pytest.raises(Unprocessable) as refused:
+            owner.import_fhir(body, source=source)
+        assert refused.value.problem["type"] == "urn:chartledger:problem:invalid-entry"
+    assert practice.leaves() == before
