@@ -202,8 +202,7 @@ def import_fhir(
     }
     done = _recorded(ledger, list(keys.values()))
     batch = _build(importer, parsed, system, keys, done)
-    _decide("fhir", digest, parsed, accept_valid)
-    rejections = tuple(parsed.rejections)
+    rejections = _decide("fhir", digest, parsed, accept_valid)
     return _summarize(
         importer, "fhir", source_name, digest, parsed, rejections, batch, accept_valid
     )

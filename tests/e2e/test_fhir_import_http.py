@@ -1,7 +1,7 @@
 """``POST /imports/fhir`` with the thin client: an owner sends a ZIP of a Bulk Data export and
 gets the report from the import's job; a clinician is refused; a broken NDJSON body is a 422
 ``import-rejected`` problem naming file, line and resource, and writes nothing of the import
-(docs/IMPORTS.md §9.6)."""
+(docs/IMPORTS.md §9.6); a body that is no export is refused before any job."""
 
 from __future__ import annotations
 
@@ -49,12 +49,10 @@ def test_an_owner_imports_a_zipped_export_over_http(practice: Practice) -> None:
     assert "obs.ndjson line 1 (Observation/serum-glucose)" in locations
     assert practice.leaves() == before + JOB_EVENTS
 
-
-def test_a_body_that_is_no_export_is_refused_before_any_job(practice: Practice) -> None:
-    owner = practice.owner()
+    # A body that is no export, or names no source system: 422 before any job.
     before = practice.leaves()
-    for body, source in ((b"PK\x03\x04 broken", None), (b'{"resourceType":"Patient"}\n', None)):
+    for body in (b"PK\x03\x04 broken", b'{"resourceType":"Patient"}\n'):
         with pytest.raises(Unprocessable) as refused:
-            owner.import_fhir(body, source=source)
+            owner.import_fhir(body)
         assert refused.value.problem["type"] == "urn:chartledger:problem:invalid-entry"
     assert practice.leaves() == before

@@ -11,7 +11,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,16 +245,27 @@ def test_a_us_core_export_from_another_system_imports_with_its_ids_times_and_dig
     ledger: Ledger,
 ) -> None:
     importer = owner_of(ledger)
+    # Joe is a patient of the practice already, under the hospital's identifier too.
+    joe = Patient.register(
+        mrn="A-7", given_name="J", family_name="S", birth_date=date(2016, 4, 12), sex="male",
+        identifiers=[{"system": "http://hospital.smarthealthit.org", "value": "1032703"}],
+    )  # fmt: skip
+    with acting(user_subject(importer.by), "test"):
+        ledger.save(joe)
     exported = read_export(US_CORE)
     assert exported.source == "https://ehr.example.org/fhir"
     report = import_fhir(importer, exported, None, "us-core")
     assert report.written and report.rejections == () and report.items == 22
     records = {r.id: r for r in (ledger.repository.get(i) for i in report.created)}
     patients = [r for r in records.values() if isinstance(r, Patient)]
-    assert sorted(p.mrn for p in patients) == ["1032702", "1032703", "1032704"]
+    assert sorted(p.mrn for p in patients) == ["1032702", "1032704"]  # Joe matched
     amy = next(p for p in patients if p.mrn == "1032702")
     assert (amy.family_name, amy.given_name) == ("Baxter", "Amy V.")  # the official name
     assert {"system": "https://ehr.example.org/fhir", "value": "Patient/example"} in amy.identifiers
+    heart = next(
+        r for r in records.values() if isinstance(r, VitalSign) and r.loinc_code == "8867-4"
+    )
+    assert heart.patient_id == joe.id and ledger.repository.get(joe.id).mrn == "A-7"  # not updated
     labs = {r.loinc_code: r for r in records.values() if isinstance(r, LabResult)}
     assert (labs["2160-0"].value, labs["2160-0"].unit) == ("0.80", "mg/dL")
     assert labs["2160-0"].collected_at == "2024-04"  # precision as sent
