@@ -50,6 +50,7 @@ SOURCE_FORMAT = "FHIR R4 Observation"
 LAB_MEDIA_TYPE = "application/fhir+json"
 MAX_FILE_BYTES = 512 * 1024 * 1024  # one NDJSON file read whole; bigger ones are refused
 CHUNK = 500
+URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~]+", re.ASCII)  # an identifier system: a URI
 WHY_STOPPED = "stopped in the source record (FHIR import)"
 
 
@@ -172,6 +173,8 @@ def source_of(export: Export, source: str | None) -> str:
     system = source or export.source
     if system is None:
         raise InvalidEntry("the export does not name its source system: give its URI (--source)")
+    if URI.fullmatch(system) is None or len(system) > 2000:
+        raise InvalidEntry("the source system must be an absolute URI (scheme:rest, no spaces)")
     return system
 
 

@@ -384,5 +384,8 @@ def test_the_cli_imports_a_folder_and_refuses_a_broken_one_with_exit_2(
     assert leaves(ledger) == before
     assert cli_main(["import", "fhir", str(tmp_path / "nowhere"), "--by", str(owner)]) == 2
     assert "is not a folder" in capsys.readouterr().err
+    no_uri = ["import", "fhir", str(US_CORE), "--by", str(owner), "--source", "not a uri"]
+    assert cli_main(no_uri) == 2
+    assert "must be an absolute URI" in capsys.readouterr().err
     assert cli_main(["import", "fhir", str(US_CORE), "--by", str(owner)]) == 0
     assert "Imported 22 of 22 fhir item(s), 0 rejected" in capsys.readouterr().out
