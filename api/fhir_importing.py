@@ -456,6 +456,7 @@ def _build(
                 record_id=record_id,
                 patient_id=None if item.patient_ref is None else builder.patients[item.patient_ref],
                 imported_by=importer.by,
+                practitioners=item.practitioners,
             )
         except ChartError as e:
             parsed.rejections.append(Rejection(accepted.location, (str(e),)))

@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -79,6 +79,7 @@ class Item:
     line: int = 0
     raw: bytes = b""
     thread: str | None = None  # the source's thread identifier (Communication)
+    practitioners: list[dict[str, str]] = field(default_factory=list)
 
 
 def item(resource: dict[str, Any], context: Context) -> Item:
@@ -111,6 +112,7 @@ def item(resource: dict[str, Any], context: Context) -> Item:
         times=source_times(resource),
         patient_ref=patient if kind != "Patient" else f"Patient/{resource['id']}",
         thread=thread,
+        practitioners=practitioner_refs(resource),
     )
 
 
@@ -136,6 +138,40 @@ def source_times(resource: dict[str, Any]) -> dict[str, str]:
 
 
 # --- references -------------------------------------------------------------------------
+
+
+def practitioner_refs(resource: dict[str, Any]) -> list[dict[str, str]]:
+    """Every reference to a source practitioner, in document order, once each: its
+    ``reference`` (``Practitioner/<id>`` or a URL), or its identifier (``system|value``: how
+    Chartledger names its users when it exports no Practitioner), and its ``display``."""
+    found: list[dict[str, str]] = []
+
+    def walk(value: Any) -> None:
+        if type(value) is list:
+            for v in value:
+                walk(v)
+            return
+        if type(value) is not dict:
+            return
+        entry: dict[str, str] = {}
+        if reference_id(value, "Practitioner") is not None:
+            entry["reference"] = value["reference"]
+        elif value.get("type") == "Practitioner" and type(value.get("identifier")) is dict:
+            ident = value["identifier"]
+            if type(ident.get("value")) is str:
+                entry["identifier"] = f"{ident.get('system') or ''}|{ident['value']}"
+        if entry:
+            if type(value.get("display")) is str:
+                entry["display"] = value["display"]
+            if entry not in found:
+                found.append(entry)
+            return
+        for key, v in value.items():
+            if key not in ("contained", "text"):
+                walk(v)
+
+    walk({k: v for k, v in resource.items() if k not in ("resourceType", "id")})
+    return found
 
 
 def reference_id(value: Any, kind: str) -> str | None:

@@ -3,16 +3,17 @@ next to the record it became (docs/IMPORTS.md §9.4).
 
 It keeps the source system, the resource's type and id (the source's identifier of it), the
 file, line and the file's SHA-256, the resource's bytes exactly as the file held them, its
-times as sent, and the record made of it (none for a Practitioner or an Encounter, which are
-kept as sources only). Its id is derived from the source system and the resource's type and id,
-(keyed by the practice, as an MRN claim's is)
-so importing the same resource again finds it (no duplicate), and two imports racing to record
-it are refused by the store, as MRN claims are.
+times as sent, the record made of it (none for a Practitioner or an Encounter, which are kept
+as sources only), and the source practitioners it references (by reference or identifier,
+with their display), since practice users are never made of them. Its id is derived from the
+source system and the resource's type and id, keyed by the practice as an MRN claim's is, so
+importing the same resource again finds it (no duplicate), and two imports racing to record it
+are refused by the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -49,6 +50,7 @@ class SourceResource(Record):
         record_id: UUID | None,
         patient_id: UUID | None,
         imported_by: UUID,
+        practitioners: Sequence[dict[str, str]] = (),
     ) -> SourceResource:
         if type(line) is not int or line < 1:
             raise InvalidEntry("line must be a positive whole number")
@@ -65,6 +67,10 @@ class SourceResource(Record):
             record_id=optional_identifier(record_id, "record_id"),
             patient_id=optional_identifier(patient_id, "patient_id"),
             imported_by=identifier(imported_by, "imported_by"),
+            practitioners=[
+                {text(k, "practitioners"): text(v, "practitioners") for k, v in p.items()}
+                for p in practitioners
+            ],
         )
 
     @event("Recorded")
@@ -82,6 +88,7 @@ class SourceResource(Record):
         record_id: UUID | None,
         patient_id: UUID | None,
         imported_by: UUID,
+        practitioners: list[dict[str, str]],
     ) -> None:
         self.source = source
         self.resource_type = resource_type
@@ -94,6 +101,7 @@ class SourceResource(Record):
         self.record_id = record_id
         self.patient_id = patient_id
         self.imported_by = imported_by
+        self.practitioners = [dict(p) for p in practitioners]
 
     def ledger_subjects(self) -> Iterable[str]:
         if self.patient_id is not None:

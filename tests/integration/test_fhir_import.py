@@ -83,7 +83,7 @@ def export_all(ledger: Ledger, out: Path) -> None:
 
 def resources(folder: Path) -> list[dict[str, Any]]:
     found = []
-    for path in sorted(folder.glob("*.ndjson")):
+    for path in sorted(folder.glob("*.ndjson")) if folder.is_dir() else [folder]:
         found += [
             json.loads(x, parse_float=str, parse_int=str)  # numbers as their digits
             for x in path.read_text().splitlines()
@@ -205,7 +205,7 @@ def clinical_content(folder: Path) -> dict[str, Any]:
 def test_a_practice_exported_and_imported_into_a_fresh_one_exports_the_same_content(
     ledger: Ledger, fresh_config: StoreConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tell_story(ledger)
+    story = tell_story(ledger)
     first = tmp_path / "first"
     export_all(ledger, first)
     init_practice(fresh_config, monkeypatch)
@@ -220,6 +220,14 @@ def test_a_practice_exported_and_imported_into_a_fresh_one_exports_the_same_cont
         assert lines and all("Communication/" in line for line in lines), lines
         report = import_fhir(importer, exported, None, "first", accept_valid=True)
         assert report.written and report.accepted == report.items - len(lines)
+        # The source's clinician is named by the source's identifier, never made a user here.
+        (condition,) = resources(first / "Condition.ndjson")
+        source = exported.source
+        assert source is not None
+        key = fresh.private_id("fhir-source", f"{source}\nCondition/{condition['id']}")
+        assert fresh.repository.get(key).practitioners == [
+            {"identifier": f"urn:ietf:rfc:3986|urn:uuid:{story.clinician}"}
+        ]
         second = tmp_path / "second"
         export_all(fresh, second)
         assert clinical_content(second) == clinical_content(first)
@@ -317,6 +325,12 @@ def test_a_us_core_export_from_another_system_imports_with_its_ids_times_and_dig
         )
     )
     assert practitioner.record_id is None and b"Bone" in practitioner.resource
+    ordered = ledger.repository.get(
+        ledger.private_id(
+            "fhir-source", "https://ehr.example.org/fhir\nMedicationRequest/self-tylenol"
+        )
+    )
+    assert ordered.practitioners == [{"reference": "Practitioner/practitioner-1"}]
 
     before = leaves(ledger)
     again = import_fhir(importer, read_export(US_CORE), None, "us-core")
