@@ -722,6 +722,21 @@ class Client:
             accept_valid=accept_valid, source_name=source_name,
         )  # fmt: skip
 
+    def import_fhir(
+        self,
+        body: bytes,
+        *,
+        source: str | None = None,
+        accept_valid: bool = False,
+        source_name: str | None = None,
+    ) -> ImportReportOut:
+        """A FHIR Bulk Data export (a ZIP of its folder, or one NDJSON file) (owners)."""
+        media = "application/zip" if body.startswith(b"PK\x03\x04") else "application/fhir+ndjson"
+        return self._import(
+            "/imports/fhir", body, media, source=source, accept_valid=accept_valid,
+            source_name=source_name,
+        )  # fmt: skip
+
     # -- EHI export (owners and risk managers) ---------------------------------------------------
 
     def export_ehi(

@@ -1,10 +1,11 @@
-"""``chartledger import patients|labs|email|sms ...``: imports as local commands (docs/IMPORTS.md).
+"""``chartledger import patients|labs|email|sms|fhir ...``: local imports (docs/IMPORTS.md).
 
 The acting user is named with ``--by``, a username or a user id (an owner or staff member for
-patients; an owner or a clinician for labs, email and SMS). Every rejected row or message is
-printed on stdout with its location and reason. Exit status 0: written; 2: refused (any
-rejection without ``--accept-valid``, nothing accepted, a bad column map, an unknown user or
-patient), with one line on stderr saying why and nothing written."""
+patients; an owner or a clinician for labs, email and SMS; an owner for a FHIR export).
+Every rejected row, message or resource is printed on stdout with its location and reason.
+Exit status 0: written; 2: refused (any rejection without ``--accept-valid``, nothing accepted,
+a bad column map, an unknown user or patient, a folder that is no export), with one line on
+stderr saying why and nothing written."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from api import importing
+from api import fhir_importing, importing
 from domain.base import user_subject
 from domain.errors import ChartError
 from domain.imports.csv_patients import ColumnMap
@@ -33,6 +34,7 @@ from verify.__main__ import progress_printer
 EXIT_OK, EXIT_REFUSED = 0, 2
 ROLES = {"patients": ("owner", "staff"), "labs": ("owner", "clinician")}
 ROLES["email"] = ROLES["sms"] = ROLES["labs"]
+ROLES["fhir"] = ("owner",)  # it registers patients and writes every part of their charts
 
 Run = Callable[[importing.Importer, argparse.Namespace], ImportReport]
 
@@ -122,9 +124,17 @@ def _sms(importer: importing.Importer, o: argparse.Namespace) -> ImportReport:
     return importing.import_sms(importer, data, Path(o.file).name, o.patient, o.accept_valid)
 
 
+def _fhir(importer: importing.Importer, o: argparse.Namespace) -> ImportReport:
+    export = fhir_importing.read_export(Path(o.folder))
+    name = Path(o.folder).resolve().name
+    return fhir_importing.import_fhir(importer, export, o.source, name, o.accept_valid)
+
+
 def add_commands(commands: Any) -> None:
     """Add ``import patients|labs|email|sms`` to chartledger's parser."""
-    parser = commands.add_parser("import", help="import patients, labs, email or SMS from files")
+    parser = commands.add_parser(
+        "import", help="import patients, labs, email, SMS or a FHIR export from files"
+    )
     kinds = parser.add_subparsers(dest="action", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -156,3 +166,12 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--patient", type=UUID, required=True)
     common(p)
     p.set_defaults(run=_run("sms", _sms))
+    p = kinds.add_parser("fhir", help="a FHIR R4 Bulk Data export folder (manifest.json, NDJSON)")
+    p.add_argument("folder")
+    p.add_argument(
+        "--source",
+        metavar="URI",
+        help="the exporting system's URI (default: the one its manifest names)",
+    )
+    common(p)
+    p.set_defaults(run=_run("fhir", _fhir))

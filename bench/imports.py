@@ -14,7 +14,13 @@ table and index of the schema: the views' rows included. The ratios divide each 
 per result by the smallest run's: about 1.0 all along is linear (before issue 17, 2,000
 results cost four times what 1,000 did, each result storing a copy of the whole message).
 
+A FHIR Bulk Data import (``api.fhir_importing.import_fhir``, as ``chartledger import fhir``
+runs it) of ``--fhir-patients`` patients with seven resources each (a Patient, three lab
+Observations, a vital sign, a Condition, a MedicationRequest), on a fresh practice per case:
+resources per second, the check and the one-transaction write together (0: skip it).
+
     .venv/bin/python bench/imports.py [--sizes 1000,5000,20000] [--cases sqlite,pg]
+                                      [--fhir-patients 200]
 """
 
 from __future__ import annotations
@@ -182,23 +188,169 @@ def table(case: str, runs: list[dict[str, Any]]) -> None:
         )
 
 
+def fhir_export(patients: int) -> Any:
+    """An export of ``patients`` made-up patients from another system, as NDJSON files."""
+    from api.fhir_importing import Export
+    from domain.imports.fhir_bulk import SourceFile
+
+    lab = {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "laboratory",
+            }
+        ]
+    }
+    vital = {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "vital-signs",
+            }
+        ]
+    }
+    files: dict[str, list[str]] = {
+        "Patient": [],
+        "Observation": [],
+        "Condition": [],
+        "MedicationRequest": [],
+    }
+    for n in range(patients):
+        ref = {"reference": f"Patient/p{n}"}
+        files["Patient"].append(
+            json.dumps(
+                {
+                    "resourceType": "Patient",
+                    "id": f"p{n}",
+                    "gender": "unknown",
+                    "identifier": [{"system": "urn:bench:mrn", "value": f"B{n}"}],
+                    "name": [{"family": "Bench", "given": [f"P{n}"]}],
+                    "birthDate": "1970-01-01",
+                }
+            )
+        )
+        for k, (code, value, unit) in enumerate(
+            [
+                ("2345-7", "5.20", "mmol/L"),
+                ("2160-0", "0.80", "mg/dL"),
+                ("6690-2", "7.2", "10*3/uL"),
+            ]
+        ):
+            files["Observation"].append(
+                json.dumps(
+                    {
+                        "resourceType": "Observation",
+                        "id": f"o{n}-{k}",
+                        "status": "final",
+                        "category": [lab],
+                        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                        "subject": ref,
+                        "effectiveDateTime": "2024-04-01T08:30:00-04:00",
+                        "valueQuantity": {"value": value, "unit": unit},
+                    }
+                ).replace(f'"value": "{value}"', f'"value": {value}')
+            )
+        files["Observation"].append(
+            json.dumps(
+                {
+                    "resourceType": "Observation",
+                    "id": f"v{n}",
+                    "status": "final",
+                    "category": [vital],
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                    "subject": ref,
+                    "effectiveDateTime": "2024-04-01T08:05:00Z",
+                    "valueQuantity": {"value": 72, "unit": "/min"},
+                }
+            )
+        )
+        files["Condition"].append(
+            json.dumps(
+                {
+                    "resourceType": "Condition",
+                    "id": f"c{n}",
+                    "subject": ref,
+                    "code": {
+                        "coding": [{"system": "http://snomed.info/sct", "code": "38341003"}],
+                        "text": "Hypertension",
+                    },
+                }
+            )
+        )
+        files["MedicationRequest"].append(
+            json.dumps(
+                {
+                    "resourceType": "MedicationRequest",
+                    "id": f"m{n}",
+                    "status": "active",
+                    "intent": "order",
+                    "subject": ref,
+                    "authoredOn": "2024-04-01",
+                    "medicationCodeableConcept": {"text": "Lisinopril 10 MG"},
+                    "dosageInstruction": [
+                        {"doseAndRate": [{"doseQuantity": {"value": 10, "unit": "mg"}}]}
+                    ],
+                }
+            )
+        )
+    return Export(
+        [SourceFile(f"{k}.ndjson", ("\n".join(v) + "\n").encode()) for k, v in files.items()],
+        "https://bench.example.org/fhir",
+    )
+
+
+def fhir_run(patients: int, database_url: str | None) -> dict[str, Any]:
+    from api.fhir_importing import import_fhir
+
+    export = fhir_export(patients)
+    with tempfile.TemporaryDirectory(prefix="bench-fhir-") as home:
+        ledger, _ = new_practice(Path(home), database_url)
+        try:
+            runner = SerialRunner(ledger)
+            owner = User.register(name="Bench Owner", role="owner")
+            ledger.save(owner)
+            runner.catch_up()
+            importer = importing.Importer(
+                ledger=ledger, runner=runner, by=owner.id, is_owner=True, acting=nullcontext
+            )
+            started = time.perf_counter()
+            report = import_fhir(importer, export, None, "bench")
+            took = time.perf_counter() - started
+            assert report.written and report.items == patients * 7
+            return {"resources": report.items, "seconds": took}
+        finally:
+            ledger.close()
+
+
+def fhir_table(case: str, run: dict[str, Any]) -> None:
+    print(f"\n{case}: FHIR import")
+    print(f"{'resources':>9} {'import s':>9} {'resources/s':>12}")
+    print(
+        f"{run['resources']:>9} {run['seconds']:>9.2f} {run['resources'] / run['seconds']:>12.0f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--cases", default="sqlite,pg")
     parser.add_argument("--database-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--fhir-patients", type=int, default=200)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         url = args.database_url if "?schema=" in args.database_url else None
         print(json.dumps(child(args.child, url)))
         return
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     cases = args.cases.split(",")
     pg_version = postgres_reachable(args.database_url) if "pg" in cases else None
     header("bench/imports.py: one ORU^R01, N results", pg_version)
     if "sqlite" in cases:
-        table("sqlite", [run_child(n, None) for n in sizes])
+        if sizes:
+            table("sqlite", [run_child(n, None) for n in sizes])
+        if args.fhir_patients:
+            fhir_table("sqlite", fhir_run(args.fhir_patients, None))
     if "pg" in cases:
         if pg_version is None:
             print(f"\npg: skipped, {args.database_url} is unreachable")
@@ -210,7 +362,16 @@ def main() -> None:
                 create_schema(args.database_url, schema)
                 made.append(schema)
                 runs.append(run_child(n, with_schema(args.database_url, schema)))
-        table("pg", runs)
+            fhir = None
+            if args.fhir_patients:
+                schema = fresh_schema_name("imports")
+                create_schema(args.database_url, schema)
+                made.append(schema)
+                fhir = fhir_run(args.fhir_patients, with_schema(args.database_url, schema))
+        if runs:
+            table("pg", runs)
+        if fhir is not None:
+            fhir_table("pg", fhir)
 
 
 if __name__ == "__main__":

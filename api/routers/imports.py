@@ -3,7 +3,8 @@
 Patients (owners and staff): ``POST /imports/patients?mapping=<column map JSON>``, a CSV body.
 Labs (owners and clinicians): ``POST /imports/labs``, HL7 v2 ER7 messages. Email and SMS
 (owners and clinicians, for one patient): ``POST /imports/email?patient_id=``, one .eml or an
-mbox; ``POST /imports/sms?patient_id=``, an SMS Backup & Restore XML export.
+mbox; ``POST /imports/sms?patient_id=``, an SMS Backup & Restore XML export. A FHIR Bulk
+Data export (owners): ``POST /imports/fhir``, a ZIP of the export's folder or one NDJSON file.
 
 Each answers 202 with a job (docs/JOBS.md) once the body is read and what can be checked at
 once is (the column map, the patient and the caller's care relationship with them): the job's
@@ -21,7 +22,7 @@ from uuid import UUID
 from fastapi import Query
 from fastapi.responses import JSONResponse
 
-from api import importing
+from api import fhir_importing, importing
 from api.auth import Principal
 from api.deps import JobsDep, LedgerDep, RunnerDep
 from api.importing_schemas import ImportReportOut
@@ -39,6 +40,7 @@ router = Router(prefix="/imports", tags=["imports"])
 
 PatientImporter = Annotated[Principal, require_role("staff")]
 ChartImporter = Annotated[Principal, require_role("clinician")]
+Owner = Annotated[Principal, require_role("owner")]
 AcceptValid = Annotated[
     bool, Query(description="write the valid items even if others are rejected")
 ]
@@ -157,4 +159,29 @@ def import_sms(
     return _start(
         jobs, principal, ledger, runner,
         lambda i: importing.import_sms(i, data, source_name, patient_id, accept_valid),
+    )  # fmt: skip
+
+
+@router.post("/fhir", openapi_extra=request_body("application/zip"), **JOB)
+def import_fhir(
+    body: SpooledBody,
+    principal: Owner,
+    ledger: LedgerDep,
+    runner: RunnerDep,
+    jobs: JobsDep,
+    source: Annotated[
+        str | None,
+        Query(
+            max_length=2000, description="the exporting system's URI, if its manifest names none"
+        ),
+    ] = None,
+    accept_valid: AcceptValid = False,
+    source_name: SourceName = "export.ndjson",
+) -> JSONResponse:
+    """A FHIR Bulk Data export: a ZIP of its folder, or one NDJSON file (docs/IMPORTS.md §9)."""
+    export = fhir_importing.read_archive(body.read(), source_name)
+    fhir_importing.source_of(export, source)  # 422 before any job when no source is named
+    return _start(
+        jobs, principal, ledger, runner,
+        lambda i: fhir_importing.import_fhir(i, export, source, source_name, accept_valid),
     )  # fmt: skip

@@ -18,7 +18,7 @@ from eventsourcing.domain import event
 from domain.base import Record, user_subject
 from domain.checks import choice, identifier, text
 
-KINDS = ("patients", "labs", "email", "sms")
+KINDS = ("patients", "labs", "email", "sms", "fhir")
 
 
 class ImportRun(Record):

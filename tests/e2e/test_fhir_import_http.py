@@ -1,0 +1,58 @@
+"""``POST /imports/fhir`` with the thin client: an owner sends a ZIP of a Bulk Data export and
+gets the report from the import's job; a clinician is refused; a broken NDJSON body is a 422
+``import-rejected`` problem naming file, line and resource, and writes nothing of the import
+(docs/IMPORTS.md §9.6); a body that is no export is refused before any job."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from api.client import Forbidden, Unprocessable
+from tests.e2e.conftest import JOB_EVENTS, Practice, add_member
+
+US_CORE = Path(__file__).resolve().parent.parent / "fixtures" / "fhir" / "us-core"
+
+
+def zipped(folder: Path) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, f"export/{path.name}")
+    return out.getvalue()
+
+
+def test_an_owner_imports_a_zipped_export_over_http(practice: Practice) -> None:
+    owner = practice.owner()
+    clinician = add_member(practice, owner, "casey", "Casey", "clinician").client()
+    body = zipped(US_CORE)
+    with pytest.raises(Forbidden):
+        clinician.import_fhir(body)
+
+    report = owner.import_fhir(body, source_name="us-core.zip")
+    assert (report.written, report.items, report.rejected) == (True, 22, 0)
+    assert report.kind == "fhir" and report.import_id is not None
+
+    broken = (US_CORE / "Observation.ndjson").read_bytes() + b"not json\n"
+    before = practice.leaves()
+    with pytest.raises(Unprocessable) as refused:
+        owner.import_fhir(broken, source="https://ehr.example.org/fhir", source_name="obs.ndjson")
+    problem = refused.value.problem
+    assert problem["type"] == "urn:chartledger:problem:import-rejected"
+    rejections = problem["report"]["rejections"]
+    locations = [r["location"] for r in rejections]
+    assert "obs.ndjson line 6" in locations  # the line that is not JSON
+    # The observations' patients are not in this body: each is named, with no values.
+    assert "obs.ndjson line 1 (Observation/serum-glucose)" in locations
+    assert practice.leaves() == before + JOB_EVENTS
+
+    # A body that is no export, or names no source system: 422 before any job.
+    before = practice.leaves()
+    for body in (b"PK\x03\x04 broken", b'{"resourceType":"Patient"}\n'):
+        with pytest.raises(Unprocessable) as refused:
+            owner.import_fhir(body)
+        assert refused.value.problem["type"] == "urn:chartledger:problem:invalid-entry"
+    assert practice.leaves() == before
