@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from functools import cached_property, lru_cache
 
 from domain.errors import InvalidEntry
 
@@ -69,7 +70,7 @@ class OriginalTime:
             raise InvalidTime("has no offset: it is local time of an unknown zone")
         return _padded(self.local).replace(tzinfo=_zone(self.offset))
 
-    @property
+    @cached_property  # a frozen dataclass keeps its __dict__: the value is stored once
     def fhir(self) -> str:
         """A FHIR dateTime: the date alone at day precision or coarser, or when no offset was
         sent; else seconds and the offset (hour and minute precision get ``:00``)."""
@@ -143,9 +144,11 @@ def parse_email_date(raw: str) -> OriginalTime:
     return OriginalTime(raw, RFC5322, local, precision, offset)
 
 
+@lru_cache(maxsize=4096)
 def read_time(raw: str) -> OriginalTime | None:
     """A lab's time as any source gave it: HL7 TS, else ISO 8601; None if it is neither (the
-    text is still kept, and travels as text)."""
+    text is still kept, and travels as text). The results of one message share one time, so a
+    reading is kept for the next (a reading is immutable)."""
     for parse in (parse_hl7_ts, parse_iso):
         try:
             return parse(raw)
