@@ -325,8 +325,10 @@ def cmd_verifier_digest(config: StoreConfig, options: argparse.Namespace) -> int
 
 def cmd_demo(config: StoreConfig, options: argparse.Namespace) -> int:
     from api import demo_logins
-    from api.demo import DEMO_LOGINS, load_demo
+    from api.demo import DEMO_LOGINS, MAX_PATIENTS, load_demo
 
+    if not 1 <= options.patients <= MAX_PATIENTS:
+        raise UsageError(f"--patients must be from 1 to {MAX_PATIENTS}, not {options.patients}")
     wanted: list[tuple[str, str | None]] = [(u, p) for u, _, _, p in DEMO_LOGINS]
     if options.owner:
         wanted.insert(0, (options.owner, os.environ.get("CHARTLEDGER_OWNER_PASSWORD")))
@@ -555,7 +557,9 @@ def build_parser(remote: bool = False) -> argparse.ArgumentParser:
     )
     digest.set_defaults(run=cmd_verifier_digest)
     demo = commands.add_parser("demo", help="load a small demo practice (known logins)")
-    demo.add_argument("--patients", type=int, default=50)
+    demo.add_argument(
+        "--patients", type=int, default=50, help="1 to 10000 (api/demo.py MAX_PATIENTS)"
+    )
     demo.add_argument(
         "--owner",
         metavar="USERNAME",

@@ -2,10 +2,11 @@
 
 Three clinicians, a front-desk account and a risk manager with known passwords and known TOTP
 secrets (made up, like everything here: a real practice's users enroll with a code,
-``POST /auth/enroll``), 50 patients, a week of
-appointments (each patient booked with one clinician, so that clinician has a care relationship),
-labs, signed notes and secure messages, and a matter whose hold keeps the first two patients'
-records and Dr. Ames's (``DEMO_MATTER``). Loading twice changes nothing. The data is made up.
+``POST /auth/enroll``), 50 patients (1 to ``MAX_PATIENTS``), their
+appointments (each patient booked with one clinician, so that clinician has a care relationship;
+16 a day, Monday to Friday, week after week), labs, signed notes and secure messages, and a
+matter whose hold keeps the first two patients' records and Dr. Ames's (``DEMO_MATTER``). All of
+it is one save: it loads whole or not at all. Loading twice changes nothing. The data is made up.
 The logins are written down as set (``api/demo_logins.py``) and shown again only while valid.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -30,9 +32,10 @@ from domain.messages import Thread
 from domain.notes import Note
 from domain.patients import Patient
 from domain.quantities import Quantity
-from events.context import acting
+from events.context import acting_per_stream
 from events.ledger import Ledger
 from legal_hold import holds
+from legal_hold.matters import Matter
 
 DEMO_LOGINS = (
     ("dr.ames", "Dr. Avery Ames", "clinician", "demo-clinician-1"),
@@ -49,6 +52,10 @@ DEMO_NOTICE = (
     "Preserve every record of the patients named in Quill v. Demo Practice, and your messages "
     "with them. Acknowledge this notice in the console."
 )
+SLOTS_A_DAY = 16  # 09:00 to 17:00 UTC
+# A bound that keeps the demo a demo: one save of about 9 events a patient (90,000 at the
+# bound, held in memory until it commits), some 42 weeks of each clinician's schedule.
+MAX_PATIENTS = 10_000
 GIVEN = ("Ada", "Ben", "Cora", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun")
 FAMILY = ("Quill", "Reyes", "Stone", "Tran", "Usman")
 LABS = (
@@ -72,11 +79,22 @@ def already_loaded(ledger: Ledger) -> bool:
     return True
 
 
+class DemoTooLarge(ValueError):
+    """More patients than the demo's schedule holds, or none."""
+
+
 def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int = 7) -> bool:
-    """Load the demo practice; False if it was already there."""
+    """Load the demo practice; False if it was already there.
+
+    All or nothing: every record is made and checked in memory first (a double booking, say,
+    is found before anything is written), then appended in one save, one transaction, each
+    stream under the user who made it; the logins are written down only once it committed."""
+    if not 1 <= patients <= MAX_PATIENTS:
+        raise DemoTooLarge(f"--patients must be from 1 to {MAX_PATIENTS}, not {patients}")
     if already_loaded(ledger):
         return False
     rng = random.Random(seed)
+    plan = _Plan(ledger)
     users = {}
     made_logins = []
     for username, name, role, password in DEMO_LOGINS:
@@ -88,15 +106,12 @@ def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int 
             password=password,
             totp_secret=demo_totp_secret(username),
         )
-        with acting(user_subject(made.user.id), "demo"):
-            ledger.save(made.user, made.account)
+        plan.add(made.user.id, made.user, made.account)
         users[username] = made.user.id
         assert made.account.password_hash is not None  # new_account sets one
         made_logins.append(
             DemoLogin(username, password, made.totp_secret, made.account.password_hash)
         )
-    # Written down as set, so a later run shows them only while they still work.
-    remember(ledger.config.home, made_logins)
     clinicians = [users["dr.ames"], users["dr.baker"], users["dr.chen"]]
     desk = users["frontdesk"]
     monday = _monday(datetime.now(UTC).date())
@@ -111,47 +126,84 @@ def load_demo(ledger: Ledger, settings: Settings, patients: int = 50, seed: int 
             identifiers=[],
         )
         claim = MrnClaim(claim_id=ledger.private_id("mrn", patient.mrn), patient_id=patient.id)
-        with acting(user_subject(desk), "demo"):
-            ledger.save(patient, claim)
+        plan.add(desk, patient, claim)
         provider = clinicians[n % len(clinicians)]
-        _book(ledger, desk, provider, patient.id, monday, n)
-        _chart(ledger, rng, provider, patient.id, monday + timedelta(days=n % 5))
+        _book(plan, desk, provider, patient.id, monday, n)
+        _chart(plan, rng, provider, patient.id, monday + timedelta(days=n % 5))
         held.append(patient.id)
-    _matter(ledger, users["risk"], held[:DEMO_HOLD_PATIENTS], users["dr.ames"])
+    _matter(plan, users["risk"], held[:DEMO_HOLD_PATIENTS], users["dr.ames"])
+    plan.save()
+    # Written down as set, so a later run shows them only while they still work.
+    remember(ledger.config.home, made_logins)
     return True
 
 
-def _matter(ledger: Ledger, risk: UUID, patients: list[UUID], custodian: UUID) -> None:
+class _Plan:
+    """The demo's records, made in memory, and who made each: appended in one save."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.records: dict[UUID, Any] = {}
+        self.actors: dict[UUID, str] = {}
+
+    def add(self, by: UUID, *records: Any) -> None:
+        for record in records:
+            self.records[record.id] = record
+            self.actors.setdefault(record.id, user_subject(by))
+
+    def get(self, record_id: UUID) -> Any:
+        """A record made here, else the ledger's (a provider day booked twice is one record)."""
+        found = self.records.get(record_id)
+        return found if found is not None else self.ledger.repository.get(record_id)
+
+    def save(self) -> None:
+        with acting_per_stream(self.actors, None, "demo"):
+            self.ledger.save(*self.records.values())
+
+
+def _matter(plan: _Plan, risk: UUID, patients: list[UUID], custodian: UUID) -> None:
     name, number, forum = DEMO_MATTER
     at = datetime.now(UTC)
-    with acting(user_subject(risk), "demo"):
-        matter = holds.open_matter(ledger, name=name, number=number, forum=forum, at=at, by=risk)
-        holds.place_hold(
-            ledger,
-            matter_id=matter.id,
-            name="Quill records",
-            scope=holds.Scope.of(patients=patients, custodians=[custodian]),
-            at=at,
-            by=risk,
-            notice=DEMO_NOTICE,
-        )
+    # holds.open_matter and place_hold, in the demo's one save: listed in the register with it.
+    register = holds.load_register(plan.ledger)
+    matter = Matter.open(name=name, number=number, forum=forum, at=at, by=risk)
+    register.list_matter(matter.id)
+    hold = holds.Hold.place(
+        matter_id=matter.id,
+        name="Quill records",
+        scope=holds.Scope.of(patients=patients, custodians=[custodian]),
+        at=at,
+        by=risk,
+        silent=False,
+        reminder_days=7,
+        escalation_days=14,
+    )
+    hold.issue_notice(text=DEMO_NOTICE, at=at, by=risk)
+    register.list_hold(hold.id, matter.id)
+    plan.add(risk, matter, hold, register)
 
 
 def _monday(today: date) -> date:
     return today - timedelta(days=today.weekday())
 
 
-def _book(
-    ledger: Ledger, desk: UUID, provider: UUID, patient_id: UUID, monday: date, n: int
-) -> None:
-    # Each clinician sees ~17 patients over the week: slots of 30 minutes from 09:00 UTC.
-    slot = n // 3
-    day = monday + timedelta(days=slot % 5)
-    start = datetime(day.year, day.month, day.day, 9, tzinfo=UTC) + timedelta(
-        minutes=30 * (slot // 5)
-    )
+def slot_start(monday: date, slot: int) -> datetime:
+    """A clinician's ``slot``-th appointment: 30 minutes, one slot a weekday in turn from 09:00
+    UTC, ``SLOTS_A_DAY`` a day, then the next week; distinct slots never overlap. (The schedule
+    before ran on past 17:00 without a day's end, so slot 240 wrapped past midnight onto slot
+    1's Tuesday 09:00 and the 721st patient stopped the demo with DoubleBooking. The first 80
+    slots, 240 patients, are where they were.)"""
+    week, in_week = divmod(slot, 5 * SLOTS_A_DAY)
+    in_day, weekday = divmod(in_week, 5)
+    day = monday + timedelta(weeks=week, days=weekday)
+    return datetime(day.year, day.month, day.day, 9, tzinfo=UTC) + timedelta(minutes=30 * in_day)
+
+
+def _book(plan: _Plan, desk: UUID, provider: UUID, patient_id: UUID, monday: date, n: int) -> None:
+    start = slot_start(monday, n // 3)
     end = start + timedelta(minutes=30)
-    days = scheduling.provider_days(ledger.repository.get, provider, (start, end))
+    days = scheduling.provider_days(plan.get, provider, (start, end))
+    # Raises DoubleBooking before anything is written: the days are the plan's, in memory.
     changed = scheduling.book(
         days.values(),
         patient_id=patient_id,
@@ -160,11 +212,10 @@ def _book(
         end=end,
         reason="annual visit",
     )
-    with acting(user_subject(desk), "demo"):
-        ledger.save(*changed)
+    plan.add(desk, *changed)
 
 
-def _chart(ledger: Ledger, rng: random.Random, provider: UUID, patient_id: UUID, day: date) -> None:
+def _chart(plan: _Plan, rng: random.Random, provider: UUID, patient_id: UUID, day: date) -> None:
     at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
     loinc, name, unit, (low, high) = LABS[rng.randrange(len(LABS))]
     raw = rng.randrange(low, high)
@@ -186,5 +237,4 @@ def _chart(ledger: Ledger, rng: random.Random, provider: UUID, patient_id: UUID,
         kind="secure", topic="Visit follow-up", patient_ids=[patient_id], user_ids=[provider]
     )
     thread.post(sender=user_subject(provider), body="Your results are in the portal.", at=at)
-    with acting(user_subject(provider), "demo"):
-        ledger.save(lab, note, thread)
+    plan.add(provider, lab, note, thread)

@@ -334,6 +334,11 @@ class ChartEntryOut(Model):
     state: dict[str, Any] = Field(
         description="the entry's fields; bytes as base64, decimals and quantities as strings"
     )
+    original_times: dict[str, dict[str, str | None]] = Field(
+        default_factory=dict,
+        description="source times (a lab's collected) as received and as read "
+        "(docs/IMPORTS.md §11), next to first_recorded",
+    )
 
 
 class ChartOut(Model):
@@ -625,6 +630,11 @@ class MessageOut(Model):
     message_id: UUID
     kind: str
     fields: dict[str, Any] = Field(description="the event's fields; bytes as base64")
+    recorded_at: str | None = Field(default=None, description="when the ledger recorded it")
+    original_times: dict[str, dict[str, str | None]] = Field(
+        default_factory=dict,
+        description="source times (sent, received) as received and as read (docs/IMPORTS.md §11)",
+    )
 
 
 class ThreadReadOut(ThreadOut):

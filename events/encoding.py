@@ -275,7 +275,9 @@ class LedgerMapper(Mapper[UUID]):
             {
                 "key": key_name,
                 "type": topic,
-                "actor": acting.actor,
+                "actor": acting.actor
+                if acting.by_stream is None
+                else acting.actor_of(originator_id),
                 "format": 1,
                 "sealed": sha256(sealed),
                 "stream": stream,

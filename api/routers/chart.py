@@ -12,6 +12,7 @@ from api.deps import LedgerDep, RunnerDep
 from api.roles import Clinician
 from api.routing import Router
 from api.schemas import ChartEntryOut, ChartOut, Instant, Purpose, jsonable
+from projections.original_times import entry_times
 from projections.reads import open_chart, open_chart_as_of
 
 router = Router(prefix="/patients", tags=["chart"])
@@ -44,6 +45,7 @@ def read_chart(
                 first_recorded=e.first_recorded,
                 last_recorded=e.last_recorded,
                 state=jsonable(e.state),
+                original_times=entry_times(e.kind, e.state),
             )
             for e in entries
         ],

@@ -33,6 +33,8 @@ from domain.base import user_subject
 from domain.messages import Thread
 from domain.patients import Patient
 from events.ledger import Ledger
+from projections.fhir.common import instant
+from projections.original_times import message_times
 from projections.reads import Reader, record_access
 
 router = Router(prefix="/threads", tags=["messages"])
@@ -146,11 +148,14 @@ def read(
                 for k, v in vars(event).items()
                 if k not in ("originator_id", "originator_version", "timestamp", "subjects")
             }
+            kind = MESSAGE_EVENTS[name]
             entries.append(
                 MessageOut(
                     message_id=fields.pop("message_id"),
-                    kind=MESSAGE_EVENTS[name],
+                    kind=kind,
                     fields=jsonable(fields),
+                    recorded_at=instant(event.timestamp),
+                    original_times=message_times(kind, fields),
                 )
             )
     return ThreadReadOut(**_out(thread).model_dump(), entries=entries)

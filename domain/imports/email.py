@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from domain.errors import InvalidEntry
 from domain.imports.report import Parsed
 from domain.messages import email_headers
+from domain.original_times import InvalidTime, parse_email_date
 
 REQUIRED_FIELDS = ("From", "Date")  # RFC 5322 §3.6: the only fields every message must have
 _MSG_ID = re.compile(r"<[^<>\s]+>")
@@ -59,6 +60,14 @@ def parse_emails(files: list[tuple[str, bytes]]) -> Parsed[EmailItem]:
             ]
             if missing:
                 parsed.reject(location, *missing)
+                continue
+            # The sent time is read on every view and export: a Date no reader can place is
+            # refused here rather than kept as text nobody can order.
+            date = next(v for n, v in headers if n.lower() == "date")
+            try:
+                parse_email_date(date)
+            except InvalidTime as e:
+                parsed.reject(location, f"Date: header field {e}")
                 continue
             parsed.accept(location, _item(raw, headers))
     return parsed

@@ -21,6 +21,7 @@ import hl7
 
 from domain.errors import InvalidQuantity
 from domain.imports.report import Parsed
+from domain.original_times import InvalidTime, parse_hl7_ts
 from domain.quantities import check_decimal, check_unit
 
 MEDIA_TYPE = "x-application/hl7-v2+er7"
@@ -276,6 +277,14 @@ def _result(
         check_unit(unit, "OBX-6 unit")
     except InvalidQuantity as e:
         found.append(str(e))
+    # OBX-14 (observation time) if sent, else OBR-7 (collection time): kept as sent, and read
+    # now so that a time no reader can place refuses the message instead of travelling as text.
+    collected = _field(obx, 14) or _field(obr, 7) or None
+    if collected is not None:
+        try:
+            parse_hl7_ts(collected)
+        except InvalidTime as e:
+            found.append(f"{'OBX-14' if _field(obx, 14) else 'OBR-7'} time {e}")
     lab = _component(obx, 23, 1) or sending_lab
     if not lab:
         found.append("no performing lab: OBX-23 and MSH-4 are empty")
@@ -297,5 +306,5 @@ def _result(
         reference_high=bounds.group(2) if bounds else None,
         abnormal_flag=_field(obx, 8) or None,
         performing_lab=lab,
-        collected_at=_field(obx, 14) or _field(obr, 7) or None,
+        collected_at=collected,
     )

@@ -11,6 +11,13 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid5
 
+from domain.original_times import (
+    OriginalTime,
+    header_time,
+    parse_epoch_millis,
+    read_time,
+    received_header_time,
+)
 from projections.fhir.common import (
     EXT,
     Tracked,
@@ -30,6 +37,7 @@ MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
 MEDIUM = {"secure": ("ONLINEWRIT", "online written"), "email": ("EMAILWRIT", "email")}
 DENIAL_BASIS = EXT.replace("StructureDefinition", "CodeSystem") + "hipaa-164-526-denial-basis"
 LETTERS = uuid5(UUID(int=0), "chartledger amendment letters")
+RECORDED = EXT + "recorded-time"  # when the ledger recorded an ingested message: its import
 
 
 def letter_id(request_id: str, letter: str) -> str:
@@ -68,7 +76,17 @@ def message(
             resource["sender"] = subject_ref(event.sender)
         resource["payload"] = [{"contentString": event.body}]
     elif kind == "email":
-        resource["received"] = instant(event.received_at)
+        # sent: the Date field; received: the practice's mail server's Received stamp, else
+        # the import (docs/EHI_EXPORT.md §5.10); each field's text rides as original-time.
+        date = next((v for n, v in event.headers if n.lower() == "date"), None)
+        sent, received = header_time(event.headers, "date"), received_header_time(event.headers)
+        resource["extension"] = [
+            *([original_time(date.strip())] if date is not None else []),
+            {"url": RECORDED, "valueInstant": recorded},
+        ]
+        if sent is not None:
+            resource["sent"] = sent.fhir
+        resource["received"] = received.fhir if received is not None else instant(event.received_at)
         sender = next((v for n, v in event.headers if n.lower() == "from"), None)
         if sender is not None:
             resource["sender"] = {"display": sender.strip()}
@@ -77,8 +95,13 @@ def message(
             {"contentAttachment": {"contentType": "message/rfc822", "data": base64_of(event.raw)}}
         ]
     else:
-        if event.sent_at is not None:
-            resource["extension"] = [original_time(event.sent_at)]
+        sent = None if event.sent_at is None else sms_time(event.sent_at)
+        resource["extension"] = [
+            *([original_time(event.sent_at)] if event.sent_at is not None else []),
+            {"url": RECORDED, "valueInstant": recorded},
+        ]
+        if sent is not None:
+            resource["sent"] = sent.fhir
         resource["received"] = recorded
         resource["sender"] = {"display": event.from_number}
         resource["recipient"] = [{"display": event.to_number}, *(subject_ref(s) for s in everyone)]
@@ -88,6 +111,15 @@ def message(
             {"contentAttachment": {"contentType": "application/json", "data": base64_of(metadata)}},
         ]
     return resource
+
+
+def sms_time(text: str) -> OriginalTime | None:
+    """An SMS's sent time: epoch milliseconds (an export's ``date``), else HL7 TS or ISO 8601
+    (typed into the API); None when it is none of these."""
+    try:
+        return parse_epoch_millis(text)
+    except ValueError:
+        return read_time(text)
 
 
 def _plain(value: Any) -> Any:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.original_times import read_time
 from projections.fhir.common import (
     EXT,
     Tracked,
     base64_of,
     coded,
-    fhir_datetime,
     instant,
     original_time,
     patient_ref,
@@ -82,8 +82,10 @@ def lab_observation(record: Tracked) -> dict[str, Any]:
 
 
 def _effective(collected_at: str | None) -> dict[str, Any]:
-    when = fhir_datetime(collected_at)
-    return {} if when is None else {"effectiveDateTime": when}
+    """The collection time as FHIR dateTime (docs/EHI_EXPORT.md §5.4): its text as received
+    rides in the ``original-time`` extension, the import time is ``issued``."""
+    when = None if collected_at is None else read_time(collected_at)
+    return {} if when is None else {"effectiveDateTime": when.fhir}
 
 
 def _reference_range(lab: Any) -> dict[str, Any]:

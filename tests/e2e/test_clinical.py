@@ -66,7 +66,9 @@ def test_the_clinical_story_end_to_end(practice: Practice) -> None:
     in_care(owner, patient.patient_id, clinician)
     assert [p.patient_id for p in clinician.search_patients("quill")] == [patient.patient_id]
 
-    lab = clinician.record_lab(glucose(patient.patient_id))
+    lab = clinician.record_lab(
+        glucose(patient.patient_id).model_copy(update={"collected_at": "202611200715-0500"})
+    )
     assert (lab.value, lab.unit) == ("5.2", "mg/dL")
     conversion = clinician.convert_lab(lab.lab_id, "mmol/L")
     assert (conversion.converted_value, conversion.factor) == ("0.28860", "0.0555")
@@ -85,6 +87,13 @@ def test_the_clinical_story_end_to_end(practice: Practice) -> None:
     assert by_kind["LabResult"]["value"] == "5.2" and by_kind["LabResult"]["unit"] == "mg/dL"
     assert base64.b64decode(by_kind["LabResult"]["source_message"]).decode() == HL7
     assert by_kind["LabResult"]["conversions"][0]["converted_value"] == "0.28860"
+    # The collection time as sent and as read, next to the time it was recorded (issue 19: 4).
+    [lab_entry] = [e for e in chart.entries if e.kind == "LabResult"]
+    collected = lab_entry.original_times["collected"]
+    assert (collected["raw"], collected["instant"]) == (
+        "202611200715-0500", "2026-11-20T12:15:00.000000Z"
+    )  # fmt: skip
+    assert lab_entry.first_recorded.endswith("Z")
     assert by_kind["Note"]["text"] == "BP fine, glucose normal"
     assert by_kind["Note"]["addenda"][0]["text"] == "BP recheck 150/95"
     then = clinician.chart(patient.patient_id, as_of=before_addendum)

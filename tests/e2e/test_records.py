@@ -127,9 +127,15 @@ def test_every_kind_of_record_through_the_api(practice: Practice) -> None:
             from_number="+15550100",
             to_number="+15550199",
             body="running late",
+            sent_at="1795000000000",
             provider_metadata={"segments": 1, "price": "0.0075"},
         ),
     )
+    # The sent time as received and as read, next to the time recorded (issue 19: 5).
+    [texted] = casey.thread(sms.thread_id).entries
+    assert texted.original_times["sent"]["instant"] == "2026-11-18T11:06:40.000000Z"
+    assert texted.original_times["sent"]["raw"] == "1795000000000"
+    assert texted.recorded_at is not None and texted.recorded_at.endswith("Z")
     with pytest.raises(Forbidden):
         staff.thread(email.thread_id)
     read = casey.thread(email.thread_id)
