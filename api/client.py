@@ -728,7 +728,7 @@ class Client:
         self, patient_id: UUID | None = None, *, all_patients: bool = False, purpose: str = "PATRQT"
     ) -> dict[str, Any]:
         """Export one patient's (or, with ``all_patients``, everyone's) EHI; returns the Bulk
-        Data manifest, whose file URLs are relative to ``/exports/<id>/manifest.json``."""
+        Data manifest, whose file URLs are absolute (``<server>/exports/<id>/<file>``)."""
         body: dict[str, Any] = {"purpose": purpose}
         if patient_id is not None:
             body["patient_id"] = str(patient_id)
@@ -743,8 +743,11 @@ class Client:
         return self.export_ehi(patient_id, all_patients=all_patients, purpose=purpose)
 
     def export_file(self, export_id: UUID | str, name: str) -> bytes:
-        """One file of a finished export (``Patient.ndjson``, ``native/records.msgpack``, ...)."""
-        return self.request("GET", f"/exports/{export_id}/{name}").content
+        """One file of a finished export (``Patient.ndjson``, ``native/records.msgpack``, ...),
+        by its name or by its manifest's absolute URL."""
+        folder = f"/exports/{export_id}/"
+        name = name.rpartition(folder)[2] if folder in name else name
+        return self.request("GET", f"{folder}{name}").content
 
     # -- e-discovery productions (risk managers) -----------------------------------------------
 
