@@ -108,6 +108,20 @@ ERRORS: dict[int, type[ApiError]] = {
 }
 
 
+def problem_of_outcome(outcome: dict[str, Any], status: int) -> dict[str, Any]:
+    """The problem an OperationOutcome (api/fhir_outcome.py) says, for the error classes."""
+    issue = (outcome.get("issue") or [{}])[0]
+    details = issue.get("details") or {}
+    code = ((details.get("coding") or [{}])[0]).get("code", "internal")
+    return {
+        "type": f"urn:chartledger:problem:{code}",
+        "title": details.get("text", ""),
+        "status": status,
+        "detail": issue.get("diagnostics", ""),
+        "outcome": outcome,
+    }
+
+
 class Client:
     """``Client("http://127.0.0.1:8000")``, or ``Client(http=...)`` over any httpx.Client.
 
@@ -159,6 +173,8 @@ class Client:
                 problem = {"status": response.status_code, "title": response.reason_phrase}
             if not isinstance(problem, dict):
                 problem = {"status": response.status_code}
+            if problem.get("resourceType") == "OperationOutcome":  # under /fhir
+                problem = problem_of_outcome(problem, response.status_code)
             kind = ERRORS.get(response.status_code)
             if kind is None:
                 kind = ServerError if response.status_code >= 500 else ApiError

@@ -20,14 +20,14 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from api.auth import Principal
-from api.bulk_kickoff import kick_off
+from api.bulk_kickoff import OUTPUT_FORMATS, kick_off
 from api.capability import capability_statement
 from api.deps import CurrentUser, JobsDep, LedgerDep
 from api.errors import Forbidden, NotFound, problem
@@ -37,37 +37,82 @@ from api.routers.exports import Exporter, served, start_export
 from api.routers.jobs import _visible
 from api.routing import Router
 from events.ledger import Ledger
-from projections.ehi_export import DOC_SOURCE, EXTENSION, exports_home
+from projections.ehi_export import DOC_SOURCE, EXTENSION, RESOURCE_TYPES, exports_home
 
 router = Router(tags=["bulk data"])
 RETRY_AFTER = 1  # seconds a client waits between polls of a running export
 CANCEL_PATIENCE = 15.0  # seconds a DELETE waits for a running export to stop
-TypeParam = Annotated[
-    str | None,
-    Query(alias="_type", description="comma-separated resource types (default: all)"),
+TYPES = "|".join(RESOURCE_TYPES)
+# The kick-off's headers and parameters, as the OpenAPI document states them; they are read and
+# checked by api/bulk_kickoff.py (a 400 OperationOutcome, as the IG has it, rather than a 422).
+KICK_OFF_PARAMETERS = [
+    {
+        "name": "Prefer",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "enum": ["respond-async"]},
+        "description": "respond-async (the export is asynchronous); without it: 400",
+    },
+    {
+        "name": "Accept",
+        "in": "header",
+        "schema": {"type": "string", "enum": [FHIR_JSON]},
+        "description": "the media type of an error (OperationOutcome)",
+    },
+    {
+        "name": "_type",
+        "in": "query",
+        "schema": {"type": "string", "pattern": f"^({TYPES})(,({TYPES}))*$"},
+        "description": "comma-separated resource types (default: all); another type: 400",
+    },
+    {
+        "name": "_since",
+        "in": "query",
+        "schema": {"type": "string", "format": "date-time"},
+        "description": "a FHIR instant: only resources changed since",
+    },
+    {
+        "name": "_outputFormat",
+        "in": "query",
+        "schema": {"type": "string", "enum": list(OUTPUT_FORMATS)},
+        "description": "NDJSON (the only format)",
+    },
 ]
-SinceParam = Annotated[
-    str | None,
-    Query(alias="_since", description="FHIR instant: only resources changed since"),
-]
-FormatParam = Annotated[
-    str | None,
-    Query(alias="_outputFormat", description="application/fhir+ndjson (the only one)"),
-]
-KICK_OFF = {
-    202: {
-        "description": "export started; its status at Content-Location",
-        "headers": {"Content-Location": {"schema": {"type": "string"}}},
+OUTCOME = {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}
+KICK_OFF_DOC: dict[str, Any] = {
+    "parameters": KICK_OFF_PARAMETERS,
+    "responses": {
+        "202": {
+            "description": "export started; its status at Content-Location",
+            "headers": {"Content-Location": {"schema": {"type": "string"}}},
+            "content": {FHIR_JSON: OUTCOME},
+        }
+    },
+}
+STATUS_DOC: dict[str, Any] = {
+    "responses": {
+        "200": {"description": "written: the Bulk Data manifest (docs/EHI_EXPORT.md §3)"},
+        "202": {
+            "description": "still running",
+            "headers": {
+                "X-Progress": {"schema": {"type": "string"}},
+                "Retry-After": {"schema": {"type": "integer"}},
+            },
+        },
     }
 }
 
 
-@router.get("/fhir/metadata", response_class=JSONResponse)
+class FhirJSONResponse(JSONResponse):
+    media_type = FHIR_JSON
+
+
+@router.get("/fhir/metadata", response_class=FhirJSONResponse)
 def metadata(request: Request) -> JSONResponse:
     """The FHIR CapabilityStatement (no login): Bulk Data export, system and patient level."""
     where = served(request)
     statement = capability_statement(where.base_url, request.app.version, where.documentation_url)
-    return JSONResponse(statement, media_type=FHIR_JSON)
+    return FhirJSONResponse(statement)
 
 
 @router.get("/docs/EHI_EXPORT.md", response_class=FileResponse)
@@ -78,44 +123,50 @@ def documentation() -> FileResponse:
     return FileResponse(DOC_SOURCE, media_type="text/markdown; charset=utf-8")
 
 
-@router.get("/fhir/$export", status_code=202, responses=KICK_OFF)
+@router.get(
+    "/fhir/$export",
+    status_code=202,
+    response_class=FhirJSONResponse,
+    openapi_extra=KICK_OFF_DOC,
+)
 def system_export(
     request: Request,
     principal: Exporter,
     ledger: LedgerDep,
     jobs: JobsDep,
-    _type: TypeParam = None,
-    _since: SinceParam = None,
-    _output_format: FormatParam = None,
 ) -> Response:
     """Export every patient's record (as ``POST /exports`` with ``all``)."""
     return _kick_off(request, principal, ledger, jobs, None, "HOPERAT")
 
 
-@router.get("/fhir/Patient/$export", status_code=202, responses=KICK_OFF)
+@router.get(
+    "/fhir/Patient/$export",
+    status_code=202,
+    response_class=FhirJSONResponse,
+    openapi_extra=KICK_OFF_DOC,
+)
 def patients_export(
     request: Request,
     principal: Exporter,
     ledger: LedgerDep,
     jobs: JobsDep,
-    _type: TypeParam = None,
-    _since: SinceParam = None,
-    _output_format: FormatParam = None,
 ) -> Response:
     """Export every patient's record: all patients are the practice's."""
     return _kick_off(request, principal, ledger, jobs, None, "HOPERAT")
 
 
-@router.get("/fhir/Patient/{patient_id}/$export", status_code=202, responses=KICK_OFF)
+@router.get(
+    "/fhir/Patient/{patient_id}/$export",
+    status_code=202,
+    response_class=FhirJSONResponse,
+    openapi_extra=KICK_OFF_DOC,
+)
 def patient_export(
     patient_id: UUID,
     request: Request,
     principal: Exporter,
     ledger: LedgerDep,
     jobs: JobsDep,
-    _type: TypeParam = None,
-    _since: SinceParam = None,
-    _output_format: FormatParam = None,
 ) -> Response:
     """Export one patient's record (at the patient's request: ``PATRQT``)."""
     return _kick_off(request, principal, ledger, jobs, patient_id, "PATRQT")
@@ -138,10 +189,10 @@ def _kick_off(
     )
     outcome = _informational(f"export started: job {job.job_id}")
     headers = {"Content-Location": where.status_url(job.job_id)}
-    return JSONResponse(outcome, status_code=202, headers=headers, media_type=FHIR_JSON)
+    return FhirJSONResponse(outcome, status_code=202, headers=headers)
 
 
-@router.get("/fhir/bulkstatus/{job_id}")
+@router.get("/fhir/bulkstatus/{job_id}", openapi_extra=STATUS_DOC)
 def status(job_id: UUID, principal: CurrentUser, jobs: JobsDep, ledger: LedgerDep) -> Response:
     """The export's status: 202 with ``X-Progress`` while it runs, 200 with its manifest once
     written, its failure as an OperationOutcome; 404 once cancelled or deleted."""
@@ -162,7 +213,7 @@ def status(job_id: UUID, principal: CurrentUser, jobs: JobsDep, ledger: LedgerDe
     return problem(status_code, slug, title, failure.pop("detail", None), None, **failure)
 
 
-@router.delete("/fhir/bulkstatus/{job_id}", status_code=202)
+@router.delete("/fhir/bulkstatus/{job_id}", status_code=202, response_class=FhirJSONResponse)
 def delete(job_id: UUID, principal: CurrentUser, jobs: JobsDep, ledger: LedgerDep) -> Response:
     """Cancel the export, or remove its files once written (the ``export`` reads recorded
     when it started stay, as every read does); its status is 404 from then on."""
@@ -183,7 +234,7 @@ def delete(job_id: UUID, principal: CurrentUser, jobs: JobsDep, ledger: LedgerDe
     if job.state == "succeeded" and job.result is not None:
         shutil.rmtree(_folder(ledger, job.result), ignore_errors=True)
     outcome = _informational(f"export of job {job_id} cancelled; its files removed")
-    return JSONResponse(outcome, status_code=202, media_type=FHIR_JSON)
+    return FhirJSONResponse(outcome, status_code=202)
 
 
 def _export_job(jobs: Jobs, job_id: UUID, principal: Principal) -> JobView:
