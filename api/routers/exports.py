@@ -27,7 +27,6 @@ from events.private_files import private_dir
 from projections.ehi_export import (
     ACCESS_BATCH,
     DOCS_PATH,
-    README,
     ExportRequest,
     begin_export,
     exported_patients,
@@ -39,7 +38,6 @@ from projections.reads import Reader, record_access
 
 router = Router(tags=["exports"])
 DOCUMENTATION_FILE = "EHI_EXPORT.md"  # copied into every export, as ehi_export.export does
-NAMES_NOBODY = (DOCUMENTATION_FILE, README)  # the same words in every export
 STATUS_PATH = "fhir/bulkstatus/"  # + a job id: an export's Bulk Data status
 Exporter = Annotated[Principal, require_role("risk_manager")]  # and owners
 MEDIA_TYPES = {
@@ -173,7 +171,7 @@ def file_copied(ledger: Ledger, principal: Principal, export_id: UUID, name: str
     path = finished_file(home, export_id, name)
     reader = Reader(principal.user_id, "HOPERAT", str(principal.session_id))
     detail = {"export_id": str(export_id), "file": name}
-    carried = [] if name in NAMES_NOBODY else exported_patients(ledger.db, home, export_id)
+    carried = [] if name == DOCUMENTATION_FILE else exported_patients(ledger.db, home, export_id)
     for start in range(0, max(len(carried), 1), ACCESS_BATCH):
         chunk: list[UUID | None] = list(carried[start : start + ACCESS_BATCH]) or [None]
         record_access(ledger, reader, "copy", "chart", chunk, detail=detail)
