@@ -22,6 +22,7 @@ from api.app import create_app
 from api.bulk_client import BulkData
 from api.client import BadRequest, Forbidden, NotFound, Unauthorized
 from api.jobs import JobProgress
+from events.job_rows import TABLE
 from projections.ehi_export import EXTENSION, file_name
 from tests.e2e.conftest import Practice
 from tests.e2e.test_clinical import ada, glucose, in_care, staffed
@@ -48,7 +49,8 @@ def outcome_of(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text[:300]
     assert response.headers["content-type"].startswith(FHIR_JSON)
     body: dict[str, Any] = response.json()
-    assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["severity"] == "error"
+    severity = "error" if status < 500 else "fatal"
+    assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["severity"] == severity
     return body
 
 
@@ -122,6 +124,16 @@ def test_bulk_data_export_kick_off_poll_download_cancel(
     assert polled.headers["x-progress"]
     bulk.cancel(queued)
     outcome_of(http.get(queued, headers=bearer), 404)
+
+    # An export whose server process died (its row names a process of this host that is gone,
+    # set by raw SQL on the real jobs table): its status is the failure, as an OperationOutcome.
+    lost = bulk.kick_off(patient)
+    services = practice.http.app.state.services  # type: ignore[attr-defined]
+    with services.ledger.db.write(lock=False) as c:
+        gone = f"{services.jobs.host}:{2**22 + 7}"  # above Linux's largest process id
+        c.execute(f"UPDATE {TABLE} SET worker = ? WHERE job_id = ?", (gone, lost.split("/")[-1]))
+    failed = outcome_of(http.get(lost, headers=bearer), 500)
+    assert failed["issue"][0]["details"]["coding"][0]["code"] == "job-interrupted"
     jobs_held.set()
 
     # The whole export, written and downloaded with the thin client.
