@@ -315,7 +315,10 @@ def _export_files(manifest: dict[str, Any]) -> list[str]:
     leave the download folder is refused (the server's answer is not trusted with paths)."""
     extension = next(iter(manifest.get("extension", {}).values()), {})
     export_id = str(extension.get("exportId", ""))
-    names = [MANIFEST, DOCUMENTATION, README]
+    names = [MANIFEST, DOCUMENTATION]
+    version = str(extension.get("format", "")).rpartition("/")[2]
+    if version.isdigit() and int(version) >= 4:
+        names.append(README)  # every export since format 4 (docs/EHI_EXPORT.md §8)
     urls = [f["url"] for f in [*manifest.get("output", []), *extension.get("native", [])]]
     names += [file_name(url, export_id) for url in urls]  # absolute URLs: their names
     for name in names:
