@@ -36,6 +36,7 @@ def run_bulk_export(client: Client, options: argparse.Namespace) -> int:
     types = [t for given in options.type or () for t in given.split(",") if t] or None
     bulk = BulkData(client)
     status_url = bulk.kick_off(patient, types=types, since=options.since)
+    progress_line(f"started; status at {status_url}")  # DELETE it to cancel from elsewhere
     try:
         manifest = bulk.wait(status_url, progress_line)
     except KeyboardInterrupt:
