@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from api import errors, limits, openapi, readiness
 from api.deps import Services
+from api.fhir_outcome import FhirOutcomes
 from api.idempotency.middleware import IdempotencyKeys
 from api.notice_loop import send_notices_when_chosen
 from api.security_headers import add_security_headers
@@ -126,9 +127,10 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
 
     for router in all_routers():
         app.include_router(router)
-    from api.routers import exports  # EHI export (issue #7)
+    from api.routers import bulk_data, exports  # EHI export (issue #7), Bulk Data (issue 19)
 
     app.include_router(exports.router)
+    app.include_router(bulk_data.router)
     from api.routers.imports import router as imports_router
 
     app.include_router(imports_router)
@@ -153,6 +155,7 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     lifetime = settings.idempotency_key_lifetime
     app.add_middleware(IdempotencyKeys, answers=services.answers, lifetime=lifetime)
     app.add_middleware(limits.RequestLimits, limits=settings.limits)
+    app.add_middleware(FhirOutcomes)  # problems under /fhir as OperationOutcomes, 413s too
     readiness.install(app)  # /health and /health/ready (issue 23)
     # After every route: each one's problems declared, the bounds' figures among them.
     openapi.install(app, settings.limits, store=True)

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from api.auth import base32, check_password, new_account, totp_uri
 from api.backup_cli import add_commands as add_backup_commands
+from api.bulk_cli import add_bulk_commands
 from api.client import ApiError, Client, invalid_fields
 from api.env_vars import document
 from api.import_cli import add_commands as add_import_commands
@@ -427,7 +428,7 @@ def cmd_chart_show(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-REMOTE = {"login", "logout", "patients", "chart", "break-glass", "alerts", "exports"}
+REMOTE = {"login", "logout", "patients", "chart", "break-glass", "alerts", "exports", "bulk-export"}
 REMOTE |= REMOTE_COMMANDS | JOB_COMMANDS
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -597,6 +598,7 @@ def build_parser(remote: bool = False) -> argparse.ArgumentParser:
     add_job_commands(commands, _client)
     add_review_commands(commands, _client)
     add_remote_export_commands(commands, _client)
+    add_bulk_commands(commands, _client)
     if remote:
         add_matters_and_holds(commands, _client)
     add_legal_hold_commands(commands, skip=("matters", "holds") if remote else ())

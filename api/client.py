@@ -108,6 +108,20 @@ ERRORS: dict[int, type[ApiError]] = {
 }
 
 
+def problem_of_outcome(outcome: dict[str, Any], status: int) -> dict[str, Any]:
+    """The problem an OperationOutcome (api/fhir_outcome.py) says, for the error classes."""
+    issue = (outcome.get("issue") or [{}])[0]
+    details = issue.get("details") or {}
+    code = ((details.get("coding") or [{}])[0]).get("code", "internal")
+    return {
+        "type": f"urn:chartledger:problem:{code}",
+        "title": details.get("text", ""),
+        "status": status,
+        "detail": issue.get("diagnostics", ""),
+        "outcome": outcome,
+    }
+
+
 class Client:
     """``Client("http://127.0.0.1:8000")``, or ``Client(http=...)`` over any httpx.Client.
 
@@ -159,6 +173,8 @@ class Client:
                 problem = {"status": response.status_code, "title": response.reason_phrase}
             if not isinstance(problem, dict):
                 problem = {"status": response.status_code}
+            if problem.get("resourceType") == "OperationOutcome":  # under /fhir
+                problem = problem_of_outcome(problem, response.status_code)
             kind = ERRORS.get(response.status_code)
             if kind is None:
                 kind = ServerError if response.status_code >= 500 else ApiError
@@ -743,7 +759,7 @@ class Client:
         self, patient_id: UUID | None = None, *, all_patients: bool = False, purpose: str = "PATRQT"
     ) -> dict[str, Any]:
         """Export one patient's (or, with ``all_patients``, everyone's) EHI; returns the Bulk
-        Data manifest, whose file URLs are relative to ``/exports/<id>/manifest.json``."""
+        Data manifest, whose file URLs are absolute (``<server>/exports/<id>/<file>``)."""
         body: dict[str, Any] = {"purpose": purpose}
         if patient_id is not None:
             body["patient_id"] = str(patient_id)
@@ -758,8 +774,11 @@ class Client:
         return self.export_ehi(patient_id, all_patients=all_patients, purpose=purpose)
 
     def export_file(self, export_id: UUID | str, name: str) -> bytes:
-        """One file of a finished export (``Patient.ndjson``, ``native/records.msgpack``, ...)."""
-        return self.request("GET", f"/exports/{export_id}/{name}").content
+        """One file of a finished export (``Patient.ndjson``, ``native/records.msgpack``, ...),
+        by its name or by its manifest's absolute URL."""
+        folder = f"/exports/{export_id}/"
+        name = name.rpartition(folder)[2] if folder in name else name
+        return self.request("GET", f"{folder}{name}").content
 
     # -- e-discovery productions (risk managers) -----------------------------------------------
 

@@ -123,6 +123,20 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CHARTLEDGER_MAX_UPLOAD_BYTES", "largest upload", _SETTINGS, _SETTINGS_BY),
     Variable("CHARTLEDGER_MAX_HEADER_BYTES", "largest request head", _SETTINGS, _SETTINGS_BY),
     Variable("CHARTLEDGER_MAX_JSON_DEPTH", "deepest JSON nesting", _SETTINGS, _SETTINGS_BY),
+    Variable(
+        "CHARTLEDGER_PUBLIC_BASE_URL",
+        "the server's URL as clients reach it, behind a proxy (default: each request's own);"
+        " local exports name it in their manifest's request",
+        (*_SETTINGS, "projections/ehi_export_cli.py"),
+        (*_SETTINGS_BY, "export"),
+    ),
+    Variable(
+        "CHARTLEDGER_EXPORT_DOCS_URL",
+        "the public URL of the EHI export's format, in every export (default: the server's"
+        " own /docs/EHI_EXPORT.md)",
+        (*_SETTINGS, "projections/ehi_export_cli.py"),
+        (*_SETTINGS_BY, "export"),
+    ),
     # -- hold notices by e-mail (legal_hold/notices.py): the server and `holds remind` --------
     *(
         Variable(

@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import PROBLEM_JSON
+from api.fhir_outcome import FHIR_JSON
 from api.importing_schemas import ImportReportOut
 from api.limits import Limits
 
@@ -62,6 +63,31 @@ HEADERS: dict[int, dict[str, Any]] = {
             "schema": {"type": "integer", "minimum": 0},
             "description": "seconds to wait before trying again",
         }
+    },
+}
+
+
+# The shape api/fhir_outcome.py sends (a FHIR R4 OperationOutcome, one issue).
+OPERATION_OUTCOME: dict[str, Any] = {
+    "type": "object",
+    "description": "A FHIR R4 OperationOutcome: the problem's status, kind, title and detail",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"enum": ["fatal", "error", "warning", "information"]},
+                    "code": {"type": "string"},
+                    "details": {"type": "object"},
+                    "diagnostics": {"type": "string"},
+                },
+            },
+        },
     },
 }
 
@@ -120,6 +146,7 @@ def declare(
     for name, definition in problem.pop("$defs", {}).items():
         components.setdefault(name, definition)
     components["Problem"] = problem
+    components["OperationOutcome"] = OPERATION_OUTCOME
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             if method.upper() not in METHODS:
@@ -133,11 +160,12 @@ def declare(
                 responses.setdefault(str(status), {"description": DESCRIPTIONS[status]})
             if limits is not None:
                 _with_figures(responses, limits, method, path)
+            # Under /fhir the same errors go out as OperationOutcomes (api/fhir_outcome.py).
+            error = (FHIR_JSON, "OperationOutcome") if path.startswith("/fhir/") else None
             for code, response in responses.items():
                 if code[0] in "45":
-                    response["content"] = {
-                        PROBLEM_JSON: {"schema": {"$ref": COMPONENTS + "Problem"}}
-                    }
+                    media, model = error or (PROBLEM_JSON, "Problem")
+                    response["content"] = {media: {"schema": {"$ref": COMPONENTS + model}}}
                     if int(code) in HEADERS:
                         response["headers"] = HEADERS[int(code)]
     # FastAPI's own 422 shape, now referenced by nothing: the app never sends it.

@@ -23,6 +23,7 @@ from api.client import Client
 from api.remote_names import Names
 from domain.access import PURPOSES_OF_USE
 from events.private_files import private_dir, write_private
+from projections.ehi_export import README, file_name
 
 EXIT_OK = 0
 USER, PATIENT = "a username or user id", "an MRN or patient id"
@@ -313,9 +314,13 @@ def _export_files(manifest: dict[str, Any]) -> list[str]:
     """Every file a manifest lists, and the manifest and its documentation; a name that could
     leave the download folder is refused (the server's answer is not trusted with paths)."""
     extension = next(iter(manifest.get("extension", {}).values()), {})
+    export_id = str(extension.get("exportId", ""))
     names = [MANIFEST, DOCUMENTATION]
-    names += [f["url"] for f in manifest.get("output", [])]
-    names += [f["url"] for f in extension.get("native", [])]
+    version = str(extension.get("format", "")).rpartition("/")[2]
+    if version.isdigit() and int(version) >= 4:
+        names.append(README)  # every export since format 4 (docs/EHI_EXPORT.md §8)
+    urls = [f["url"] for f in [*manifest.get("output", []), *extension.get("native", [])]]
+    names += [file_name(url, export_id) for url in urls]  # absolute URLs: their names
     for name in names:
         path = PurePosixPath(name)
         if path.is_absolute() or ".." in path.parts or not path.parts:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from api.limits import Limits
 from domain.errors import InvalidEntry
@@ -62,6 +63,14 @@ class Settings:
     # a practice that publishes its log lets any witness or member of the public follow it;
     # otherwise they are for auditors (and owners). They hold hashes only, never records.
     publish_log: bool = False
+    # The server's address as its clients reach it (``https://ehr.example.org/``), for the
+    # absolute URLs of export manifests and Bulk Data status: needed behind a reverse proxy,
+    # which hides it; unset, each request's own base URL is used.
+    public_base_url: str | None = None
+    # Where anyone may read the EHI export's format (ONC 170.315(b)(10)(ii)(B)); written into
+    # every export's manifest and README. Unset: the copy this server publishes without login,
+    # ``<base URL>/docs/EHI_EXPORT.md`` (api/routers/bulk_data.py).
+    export_docs_url: str | None = None
 
     @property
     def limits(self) -> Limits:
@@ -93,6 +102,8 @@ class Settings:
             max_header_bytes=_int(env, "CHARTLEDGER_MAX_HEADER_BYTES", cls.max_header_bytes),
             max_json_depth=_int(env, "CHARTLEDGER_MAX_JSON_DEPTH", cls.max_json_depth),
             publish_log=_flag(env, "CHARTLEDGER_PUBLISH_LOG"),
+            public_base_url=public_url(env, "CHARTLEDGER_PUBLIC_BASE_URL"),
+            export_docs_url=public_url(env, "CHARTLEDGER_EXPORT_DOCS_URL"),
         )
 
 
@@ -121,6 +132,17 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if value in {"", "0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be 1 or 0 (true or false)")
+
+
+def public_url(env: Mapping[str, str], name: str) -> str | None:
+    """An absolute http(s) URL, or None when unset; a base URL gets its trailing slash."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an absolute http(s) URL without query or fragment")
+    return raw
 
 
 def _seconds(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:

@@ -13,7 +13,7 @@ import gc
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,10 +42,15 @@ from projections.runner import BATCH, KeyRing, Progress, decode_entry
 from verify.canonical import format_timestamp
 from verify.records import split_record
 
-FORMAT = "chartledger-ehi-export/4"  # 4: source times read (issue 19: 4, 5)
+FORMAT = "chartledger-ehi-export/4"  # 4: absolute URLs, docs URL, README, _type, _since; source times read
 DOCUMENTATION = "docs/EHI_EXPORT.md"
 DOC_SOURCE = Path(__file__).resolve().parent.parent / DOCUMENTATION
 MANIFEST = "manifest.json"
+README = "README.md"  # every export's own: its format and where that is documented, publicly
+# The documentation's public address when nothing else is configured: the copy a server
+# publishes, without login, at ``/docs/EHI_EXPORT.md`` (CHARTLEDGER_EXPORT_DOCS_URL to change).
+DOCS_PATH = "docs/EHI_EXPORT.md"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/"  # ``chartledger serve``'s own default address
 EXTENSION = "https://chartledger.local/fhir/ehi-export"
 # The order of the manifest's output: the patient first, then the record around them.
 RESOURCE_TYPES = (
@@ -62,6 +67,7 @@ RESOURCE_TYPES = (
     "Provenance",
     "AuditEvent",
 )
+DOCUMENTATION_COPY = "EHI_EXPORT.md"  # the copy of the documentation in every export
 ACCESS_BATCH = 1_000  # export Access events per save
 # Underscores for EHI_EXPORT.md, the documentation every export carries.
 FILE_NAME = re.compile(r"(?:native/)?[A-Za-z_]+\.(?:ndjson|msgpack|json|md)", re.ASCII)
@@ -85,9 +91,21 @@ class ExportRequest:
 
     reader: Reader
     patient_id: UUID | None
-    request: str  # the manifest's ``request``: the API URL, or the CLI command line
+    request: str  # the manifest's ``request``: the kick-off URL (for the CLI, its equivalent)
     requires_access_token: bool = False
     export_id: UUID = field(default_factory=uuid4)
+    # Where the export's files are served (``<base>exports/<id>/<file>``): the manifest's URLs
+    # are then absolute, as Bulk Data clients need; None (a local export): relative to it.
+    base_url: str | None = None
+    documentation_url: str = DEFAULT_BASE_URL + DOCS_PATH
+    types: frozenset[str] | None = None  # Bulk Data ``_type``: only these resources; None: all
+    since: str | None = None  # ``_since`` in the timestamp form: only resources changed since
+
+    def url_of(self, name: str) -> str:
+        """The manifest's URL of the export's file ``name``."""
+        if self.base_url is None:
+            return name
+        return f"{self.base_url}exports/{self.export_id}/{name}"
 
 
 def exports_home(ledger: Ledger) -> Path:
@@ -140,15 +158,16 @@ def write_export(
 ) -> dict[str, Any]:
     """Write a recorded export into a staging folder beside ``out`` and move it into place
     whole; on any failure (a cancel raised by ``progress`` too) the staging folder goes."""
-    request, size, subject = begun.request, begun.size, begun.subject
+    request = begun.request
     context = Context(ledger.practice["practice_id"], ledger.origin, begun.transaction_time)
     staging = out.parent / f".{out.name}.partial-{request.export_id.hex}"
     private_dir(staging, exist_ok=False)
     try:
         with _without_cycle_collection():
-            files = _write(ledger, staging, context, subject, size, begun.positions, progress)
-        manifest = _manifest(request, context, begun.scope, size, files)
+            files = _write(ledger, staging, context, begun, progress)
+        manifest = _manifest(request, context, begun.scope, begun.size, files)
         write_private(staging / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        write_private(staging / README, readme(manifest).encode())
         if DOC_SOURCE.exists():
             shutil.copyfile(DOC_SOURCE, touch_private(staging / "EHI_EXPORT.md"))
         staging.rename(out)
@@ -173,17 +192,13 @@ def _without_cycle_collection() -> Iterator[None]:
 
 
 def _write(
-    ledger: Ledger,
-    folder: Path,
-    context: Context,
-    subject: str | None,
-    size: int,
-    positions: list[int] | None,
-    progress: Progress | None,
+    ledger: Ledger, folder: Path, context: Context, begun: BegunExport, progress: Progress | None
 ) -> dict[str, Any]:
+    subject, size, positions = begun.subject, begun.size, begun.positions
+    since = begun.request.since
     native_folder = folder / "native"
     private_dir(native_folder, exist_ok=False)
-    ndjson = NdjsonFiles(folder)
+    ndjson = NdjsonFiles(folder, begun.request.types)
     native = NativeFile(native_folder, RECORDS)
     fold = Fold(context, (lambda s: True) if subject is None else (lambda s: s == subject))
     keys = KeyRing(ledger.data_keys)
@@ -205,13 +220,15 @@ def _write(
                     data_key = keys.get(header.key)
                     salt, payload = unseal(data_key, header.stream, header.version, sealed)
                 native.add(record(position, bytes(leaf), header_bytes, salt, payload))
-                ndjson.write(fold.add(entry))
+                made = fold.add(entry)  # folded whatever its time: later state builds on it
+                if since is None or header.recorded >= since:
+                    ndjson.write(made)
             done += len(rows)
             if progress is not None:
                 progress(done, total)
-        ndjson.write(fold.finish())
+        ndjson.write(fold.finish() if since is None else changed_since(fold.finish(), since))
     finally:  # closed on failure too, before the staging folder is removed
-        output = ndjson.close()
+        output = ndjson.close(begun.request.url_of)
         natives = [native.close()]
     with ledger.db.read() as c:
         natives += [write_checkpoints(c, native_folder, size), write_keys(c, native_folder)]
@@ -220,20 +237,43 @@ def _write(
     return {"output": output, "native": natives}
 
 
-class NdjsonFiles:
-    """One ``<ResourceType>.ndjson`` per type met, opened when its first resource comes."""
+def changed_since(resources: Iterator[Resource], since: str) -> Iterator[Resource]:
+    """The records' resources last changed at or after ``since`` (timestamp form, so compared
+    as text): by ``meta.lastUpdated``, or a Provenance's ``recorded``; a Binary goes with the
+    resource before it (its DocumentReference or Observation); anything else is kept."""
+    kept = True
+    for resource in resources:
+        changed = resource.get("meta", {}).get("lastUpdated") or resource.get("recorded")
+        if isinstance(changed, str):
+            kept = changed >= since
+        elif resource["resourceType"] != "Binary":
+            kept = True
+        if kept:
+            yield resource
 
-    def __init__(self, folder: Path) -> None:
+
+class NdjsonFiles:
+    """One ``<ResourceType>.ndjson`` per type met, opened when its first resource comes; with
+    ``types``, resources of other types are left out (Bulk Data ``_type``)."""
+
+    def __init__(self, folder: Path, types: frozenset[str] | None = None) -> None:
         self.folder = folder
+        self.types = types
         self.files: dict[str, IO[str]] = {}
         self.counts: dict[str, int] = {}
 
     def write(self, resources: Iterator[Resource] | list[Resource | Encoded]) -> None:
+        types = self.types
         for resource in resources:
             if type(resource) is Encoded:
                 kind, line = resource
+                if types is not None and kind not in types:
+                    continue
             else:
-                kind, line = resource["resourceType"], dumps(resource)
+                kind = resource["resourceType"]
+                if types is not None and kind not in types:
+                    continue
+                line = dumps(resource)
             out = self.files.get(kind)
             if out is None:
                 path = self.folder / f"{kind}.ndjson"
@@ -243,29 +283,38 @@ class NdjsonFiles:
             out.write(line + "\n")
             self.counts[kind] += 1
 
-    def close(self) -> list[dict[str, Any]]:
+    def close(self, url_of: Callable[[str], str] = str) -> list[dict[str, Any]]:
         for out in self.files.values():
             out.close()
         order = {kind: n for n, kind in enumerate(RESOURCE_TYPES)}
         kinds = sorted(self.files, key=lambda k: (order.get(k, len(order)), k))
-        return [{"type": k, "url": f"{k}.ndjson", "count": self.counts[k]} for k in kinds]
+        return [{"type": k, "url": url_of(f"{k}.ndjson"), "count": self.counts[k]} for k in kinds]
 
 
 def _manifest(
     request: ExportRequest, context: Context, scope: str, size: int, files: dict[str, Any]
 ) -> dict[str, Any]:
-    """Shaped like the FHIR Bulk Data export manifest; URLs are relative to the manifest."""
+    """The FHIR Bulk Data export manifest: URLs absolute when the export is served (else
+    relative to the manifest); the format's public documentation as a ``describedby`` link
+    and in the extension (the manifest has no field of its own for it)."""
+    native = [{**n, "url": request.url_of(n["url"])} for n in files["native"]]
     return {
         "transactionTime": context.transaction_time,
         "request": request.request,
         "requiresAccessToken": request.requires_access_token,
         "output": files["output"],
         "error": [],
-        "link": [{"relation": "describedby", "url": "EHI_EXPORT.md"}],
+        "link": [
+            {"relation": "describedby", "url": request.documentation_url},
+            {"relation": "alternate", "url": request.url_of(DOCUMENTATION_COPY)},
+        ],
         "extension": {
             EXTENSION: {
                 "format": FORMAT,
-                "documentation": DOCUMENTATION,
+                "documentation": request.documentation_url,
+                "documentationCopy": request.url_of(DOCUMENTATION_COPY),
+                **({"types": sorted(request.types)} if request.types is not None else {}),
+                **({"since": request.since} if request.since is not None else {}),
                 "exportId": str(request.export_id),
                 "scope": scope,
                 **({"patient": str(request.patient_id)} if request.patient_id else {}),
@@ -273,10 +322,41 @@ def _manifest(
                 "purposeOfUse": request.reader.purpose_of_use,
                 "origin": context.origin,
                 "logSize": size,
-                "native": files["native"],
+                "native": native,
             }
         },
     }
+
+
+def readme(manifest: dict[str, Any]) -> str:
+    """The export's README.md: what it is, and where its format is documented publicly (ONC
+    170.315(b)(10)(i)(E), (ii)(B)); ids, URLs and counts only."""
+    made = manifest["extension"][EXTENSION]
+    lines = [
+        "# Chartledger EHI export",
+        "",
+        f"Format: `{made['format']}`, FHIR R4 Bulk Data NDJSON with the ledger's own records.",
+        "",
+        f"Documentation of this format (public): {made['documentation']}",
+        f"(a copy of that document is in this export: `{DOCUMENTATION_COPY}`)",
+        "",
+        f"- export: `{made['exportId']}`, scope `{made['scope']}`, made "
+        f"{manifest['transactionTime']} at log size {made['logSize']}",
+        f"- request: {manifest['request']}",
+        "- manifest: `manifest.json` (FHIR Bulk Data export manifest)",
+    ]
+    export_id = made["exportId"]
+    for o in manifest["output"]:
+        lines.append(f"- `{file_name(o['url'], export_id)}`: {o['count']} {o['type']}")
+    for n in made["native"]:
+        lines.append(f"- `{file_name(n['url'], export_id)}`: the ledger's own records")
+    return "\n".join(lines) + "\n"
+
+
+def file_name(url: str, export_id: str) -> str:
+    """The name within export ``export_id`` of a manifest's file ``url`` (absolute or not)."""
+    folder = f"/exports/{export_id}/"
+    return url.rpartition(folder)[2] if folder in url else url
 
 
 def _log_size(db: Database) -> int:

@@ -8,10 +8,12 @@ Progress goes to stderr when it is a terminal.
 from __future__ import annotations
 
 import argparse
-import shlex
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -21,7 +23,13 @@ from domain.users import User
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.sealing import SealError
-from projections.ehi_export import ExportError, ExportRequest, export
+from projections.ehi_export import (
+    DEFAULT_BASE_URL,
+    DOCS_PATH,
+    ExportError,
+    ExportRequest,
+    export,
+)
 from projections.local_users import USER_HELP, UnknownUser, resolve_people
 from projections.reads import PatientNotFound, Reader
 from verify.__main__ import progress_printer
@@ -50,10 +58,11 @@ def run(config: StoreConfig, options: argparse.Namespace) -> int:
     try:
         resolve_people(ledger, options)
         check_exporter(ledger, options.by)
-        # The manifest's ``request``: ids and paths only, never PHI.
-        command = "chartledger export " + shlex.join(_command_line(options))
+        base, docs = export_urls(os.environ)
+        # The manifest's ``request``: the equivalent Bulk Data kick-off URL (ids only).
+        reader = Reader(options.by, options.purpose, "cli")
         request = ExportRequest(
-            Reader(options.by, options.purpose, "cli"), options.patient, command
+            reader, options.patient, kick_off_url(base, options.patient), documentation_url=docs
         )
         label = "exporting " + ("every patient" if options.patient is None else "one patient")
         manifest = export(ledger, request, out, progress_printer(label, unit="events"))
@@ -90,14 +99,20 @@ def add_commands(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _command_line(options: argparse.Namespace) -> list[str]:
-    scope = ["--all"] if options.all else ["--patient", str(options.patient)]
-    return [
-        *scope,
-        "--out",
-        str(options.out),
-        "--by",
-        str(options.by),
-        "--purpose",
-        options.purpose,
-    ]
+def export_urls(env: Mapping[str, str]) -> tuple[str, str]:
+    """The practice's public base URL (CHARTLEDGER_PUBLIC_BASE_URL, else ``chartledger serve``'s
+    default address) and its export documentation's (CHARTLEDGER_EXPORT_DOCS_URL, else the
+    copy that server publishes); one that is not an absolute http(s) URL is refused."""
+    base = (env.get("CHARTLEDGER_PUBLIC_BASE_URL") or "").strip() or DEFAULT_BASE_URL
+    docs = (env.get("CHARTLEDGER_EXPORT_DOCS_URL") or "").strip()
+    for name, url in (("CHARTLEDGER_PUBLIC_BASE_URL", base), ("CHARTLEDGER_EXPORT_DOCS_URL", docs)):
+        parts = urlsplit(url)
+        if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise Refused(f"{name} must be an absolute http(s) URL")
+    base = base if base.endswith("/") else base + "/"
+    return base, docs or base + DOCS_PATH
+
+
+def kick_off_url(base: str, patient: UUID | None) -> str:
+    """The Bulk Data kick-off URL equivalent to an export of ``patient`` (None: everyone)."""
+    return f"{base}fhir/$export" if patient is None else f"{base}fhir/Patient/{patient}/$export"

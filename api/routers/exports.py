@@ -1,11 +1,12 @@
 """The EHI export (ONC 170.315(b)(10)) over HTTP, for owners and risk managers only:
 ``POST /exports`` records the export and answers 202 with a job (docs/JOBS.md) that writes it
-under ``<CHARTLEDGER_HOME>/exports/<id>/``; the job's result is its Bulk Data manifest, whose
-file URLs resolve against ``/exports/<id>/manifest.json``; ``GET /exports/<id>/<file>``
-downloads one file."""
+under ``<CHARTLEDGER_HOME>/exports/<id>/``, its ``Content-Location`` the job's Bulk Data status
+URL (api/routers/bulk_data.py); the job's result is its Bulk Data manifest, whose file URLs are
+absolute (``<base>/exports/<id>/<file>``); ``GET /exports/<id>/<file>`` downloads one file."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -25,6 +26,7 @@ from events.ledger import Ledger
 from events.private_files import private_dir
 from projections.ehi_export import (
     ACCESS_BATCH,
+    DOCS_PATH,
     ExportRequest,
     begin_export,
     exported_patients,
@@ -36,6 +38,7 @@ from projections.reads import Reader, record_access
 
 router = Router(tags=["exports"])
 DOCUMENTATION_FILE = "EHI_EXPORT.md"  # copied into every export, as ehi_export.export does
+STATUS_PATH = "fhir/bulkstatus/"  # + a job id: an export's Bulk Data status
 Exporter = Annotated[Principal, require_role("risk_manager")]  # and owners
 MEDIA_TYPES = {
     "ndjson": "application/fhir+ndjson",
@@ -43,6 +46,32 @@ MEDIA_TYPES = {
     "msgpack": "application/vnd.msgpack",
     "md": "text/markdown; charset=utf-8",
 }
+
+
+@dataclass(frozen=True)
+class Served:
+    """Where a request's export is served: the absolute URLs its manifest is written with."""
+
+    base_url: str  # ends in "/"
+    documentation_url: str  # the format's public documentation
+    request_url: str  # the request, as a client reaches it
+
+    def status_url(self, job_id: UUID) -> str:
+        return f"{self.base_url}{STATUS_PATH}{job_id}"
+
+
+def served(request: Request) -> Served:
+    """The server's base URL as clients reach it (CHARTLEDGER_PUBLIC_BASE_URL behind a proxy,
+    else the request's own) and the documentation's (CHARTLEDGER_EXPORT_DOCS_URL, else the copy
+    this server publishes at ``/docs/EHI_EXPORT.md``)."""
+    settings = request.app.state.services.settings
+    base = settings.public_base_url or str(request.base_url)
+    base = base if base.endswith("/") else base + "/"
+    url = str(request.url)
+    if settings.public_base_url:
+        here = str(request.base_url)
+        url = base + url.removeprefix(here) if url.startswith(here) else url
+    return Served(base, settings.export_docs_url or base + DOCS_PATH, url)
 
 
 # one_scope's rule, for the schema's readers.
@@ -86,9 +115,12 @@ def create_export(
     body: ExportIn, principal: Exporter, ledger: LedgerDep, request: Request, jobs: JobsDep
 ) -> JSONResponse:
     """Record the export (one ``export`` access per patient; an unknown patient: 404 now), then
-    write it as a job whose result is its manifest."""
-    job = start_export(ledger, jobs, principal, body.patient_id, body.purpose, str(request.url))
-    return accepted(job)
+    write it as a job whose result is its manifest; ``Content-Location``: its Bulk Data status."""
+    where = served(request)
+    job = start_export(ledger, jobs, principal, body.patient_id, body.purpose, where)
+    response = accepted(job)
+    response.headers["Content-Location"] = where.status_url(job.job_id)
+    return response
 
 
 def start_export(
@@ -97,17 +129,23 @@ def start_export(
     principal: Principal,
     patient_id: UUID | None,
     purpose: str,
-    url: str,
+    where: Served,
+    types: frozenset[str] | None = None,
+    since: str | None = None,
 ) -> JobView:
     """Record the export of one patient (or of all: None) by ``principal`` for ``purpose``
-    (refused now if it cannot be made), then start writing it as their job; the console
-    starts its exports here too. ``url`` is the manifest's ``request``."""
+    (refused now if it cannot be made), then start writing it as their job; the console and
+    Bulk Data ``$export`` start theirs here too. ``where``: its manifest's URLs; ``types`` and
+    ``since``: Bulk Data ``_type`` and ``_since``."""
     reader = Reader(principal.user_id, purpose, str(principal.session_id))
     export_id = uuid4()
     home = exports_home(ledger)
     private_dir(home)
     out = home / str(export_id)
-    wanted = ExportRequest(reader, patient_id, url, True, export_id)
+    wanted = ExportRequest(
+        reader, patient_id, where.request_url, True, export_id,
+        where.base_url, where.documentation_url, types, since,
+    )  # fmt: skip
     begun = begin_export(ledger, wanted, out)
 
     def work(progress: JobProgress) -> dict[str, Any]:

@@ -250,6 +250,16 @@ def test_users_holds_break_glass_alerts_and_exports_from_the_command_line(
         assert "404" in olive.refused("exports", "download", str(uuid4()), "--out", str(gone))
         assert not gone.exists() and not list(tmp_path.glob(".gone.partial-*"))
         assert "403" in casey.refused("exports", "start", "--all")
+        # -- the same export over FHIR Bulk Data: kicked off, polled, every file downloaded.
+        bulk = tmp_path / "bulk"
+        kinds = "Patient,Observation"
+        done = olive.ok("bulk-export", "--patient", mrn, "--type", kinds, "--out", str(bulk))
+        assert "Exported" in done and (bulk / "Patient.ndjson").read_bytes()
+        assert (bulk / "README.md").exists() and (bulk / "native" / "records.msgpack").exists()
+        assert not (bulk / "AuditEvent.ndjson").exists()
+        nope = str(tmp_path / "nope")
+        assert "400" in olive.refused("bulk-export", "--type", "Spaceship", "--out", nope)
+        assert "403" in casey.refused("bulk-export", "--out", nope)
 
         # -- the matter closes; a reset ends the custodian's sessions.
         assert "409" in olive.refused("matters", "close", MATTER, "--reason", "settled")

@@ -89,6 +89,13 @@ def test_owners_and_risk_managers_export_and_nobody_else_can(
     )
     assert "Exported" in capsys.readouterr().out
     assert (out / "manifest.json").exists() and (out / "EHI_EXPORT.md").exists()
+    # The CLI's manifest: its request the equivalent Bulk Data URL, files beside it (no server).
+    local = json.loads((out / "manifest.json").read_text())
+    assert local["request"] == f"http://127.0.0.1:8000/fhir/Patient/{patient}/$export"
+    assert local["output"][0]["url"] == "Patient.ndjson"
+    docs = "http://127.0.0.1:8000/docs/EHI_EXPORT.md"
+    assert {"relation": "describedby", "url": docs} in local["link"]
+    assert f"Documentation of this format (public): {docs}" in (out / "README.md").read_text()
     assert chartledger(["export", "--all", "--out", str(out), "--by", risk_id]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     elsewhere = tmp_path / "elsewhere"

@@ -14,10 +14,12 @@ from fastapi import Body, FastAPI
 from api import openapi
 from api.deps import CurrentUser
 from api.errors import PROBLEM_JSON
+from api.fhir_outcome import FHIR_JSON
 from api.routing import Router
 from tests.e2e.conftest import Practice
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
+OUTCOME = {"$ref": "#/components/schemas/OperationOutcome"}
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -38,8 +40,11 @@ def test_every_error_an_operation_declares_is_a_problem(practice: Practice) -> N
         responses = operation["responses"]
         errors = {code: r for code, r in responses.items() if code[0] in "45"}
         assert {"400", "431", "503"} <= set(errors), (method, path)
+        # Under /fhir the same errors are FHIR OperationOutcomes (docs/EHI_EXPORT.md §9).
+        fhir = path.startswith("/fhir/")
+        media, schema = (FHIR_JSON, OUTCOME) if fhir else (PROBLEM_JSON, PROBLEM)
         for code, response in errors.items():
-            assert response["content"] == {PROBLEM_JSON: {"schema": PROBLEM}}, (method, path, code)
+            assert response["content"] == {media: {"schema": schema}}, (method, path, code)
         if operation.get("security"):
             assert {"401", "403", "507"} <= set(errors), (method, path)
             assert "WWW-Authenticate" in responses["401"]["headers"]

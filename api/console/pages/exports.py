@@ -33,10 +33,16 @@ from api.console.web import (
     services_of,
 )
 from api.errors import NotFound
-from api.routers.exports import MEDIA_TYPES, file_copied, start_export
+from api.routers.exports import (
+    DOCUMENTATION_FILE,
+    MEDIA_TYPES,
+    file_copied,
+    served,
+    start_export,
+)
 from api.schemas import Purpose
 from domain.errors import ChartError
-from projections.ehi_export import EXTENSION, MANIFEST, exports_home
+from projections.ehi_export import EXTENSION, MANIFEST, README, exports_home, file_name
 from projections.reads import PatientNotFound
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -112,9 +118,8 @@ def start(
     except ValueError:
         problem = Problem(422, "Choose a patient", "Find the patient, then choose them.")
         return _form(request, principal, fields=fields, problem=problem, code=422)
-    url = str(request.url)
     try:
-        job = start_export(ledger, services.jobs, principal, chosen, purpose, url)
+        job = start_export(ledger, services.jobs, principal, chosen, purpose, served(request))
     except (ChartError, PatientNotFound, NotFound, ValueError) as error:
         problem = invalid(error)
         return _form(request, principal, fields=fields, problem=problem, code=problem.status)
@@ -142,9 +147,9 @@ def export(request: Request, export_id: UUID, principal: ExporterPage) -> Respon
             services.ledger, services.runner, principal, [patient], "export", made["purposeOfUse"]
         )
         whom = patient_label(names, patient)
-    files = [entry["url"] for entry in manifest["output"]]
-    files += [entry["url"] for entry in made.get("native", [])]
-    files += [MANIFEST] + [link["url"] for link in manifest["link"]]
+    named = [entry["url"] for entry in [*manifest["output"], *made.get("native", [])]]
+    files = [file_name(url, str(export_id)) for url in named]
+    files += [MANIFEST, README, DOCUMENTATION_FILE]
     return render(
         request,
         "exports/export.html",

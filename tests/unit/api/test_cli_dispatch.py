@@ -46,6 +46,16 @@ def test_an_export_s_files_are_its_manifest_documentation_output_and_natives() -
     assert _export_files(MANIFEST) == [
         "manifest.json", "EHI_EXPORT.md", "Patient.ndjson", "native/records.msgpack"
     ]  # fmt: skip
+    # Since format 4: a README, and URLs absolute (the files' names are what follows the id).
+    base = "https://ehr.example.org/exports/e1/"
+    served = {
+        "output": [{"type": "Patient", "url": base + "Patient.ndjson", "count": 1}],
+        "extension": {"x": {"format": "chartledger-ehi-export/4", "exportId": "e1",
+                            "native": [{"type": "records", "url": base + "native/r.msgpack"}]}},
+    }  # fmt: skip
+    assert _export_files(served) == [
+        "manifest.json", "EHI_EXPORT.md", "README.md", "Patient.ndjson", "native/r.msgpack"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["../x.ndjson", "/etc/passwd", "native/../../x", ""])
