@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
@@ -12,9 +13,10 @@ from events.config import StoreConfig
 from events.ledger import Ledger
 from events.verification import store_location
 from tests.support import Chart, init_practice
-from tests.tamper_tools import rewrite_leaf_link
+from tests.tamper_tools import raw_sql, rewrite_leaf_link
 from verify.ranges import RANGE_SIZE
 from verify.store import check_store, open_store
+from verify.tiles import TILE_WIDTH
 
 
 @pytest.fixture
@@ -106,3 +108,38 @@ def test_a_worker_without_room_for_its_result_leaves_that_range_to_this_process(
     monkeypatch.setattr(verify.store, "ProcessPoolExecutor", NoRoom)
     report = _check(big_ledger, 2)
     assert report.problems == [] and (report.root, report.events) == (one.root, one.events)
+
+
+def _lines(report) -> list[str]:  # type: ignore[no-untyped-def]
+    return [problem.line() for problem in report.problems]
+
+
+def test_one_worker_and_two_give_the_same_report_on_a_tampered_store(big_ledger: Ledger) -> None:
+    # Each kind of finding that the ranges hand to the stitch: a level-0 tile (compared in the
+    # range), a chain across a range edge, and the links index (compared range by range).
+    tile = RANGE_SIZE // TILE_WIDTH + 3  # a tile of the second range
+    with raw_sql(big_ledger) as conn:
+        mark = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+        (hashes,) = conn.execute(
+            f"SELECT hashes FROM ledger_tiles WHERE level = 0 AND idx = {tile}"
+        ).fetchone()
+        flipped = bytearray(hashes)
+        flipped[32 * 9 + 4] ^= 1
+        conn.execute(
+            f"UPDATE ledger_tiles SET hashes = {mark} WHERE level = 0 AND idx = {tile}",
+            (bytes(flipped),),
+        )
+        conn.execute(
+            "INSERT INTO ledger_links_main (subject, seq, position) VALUES "
+            f"({mark}, {mark}, {mark})",
+            ("patient:p7", 10**6, RANGE_SIZE + 5),
+        )
+    rewrite_leaf_link(big_ledger, 2 * RANGE_SIZE + 3)
+    one, two = _check(big_ledger, 1), _check(big_ledger, 2)
+    assert _lines(one) == _lines(two)
+    assert (one.root, one.events, one.tiles) == (two.root, two.events, two.tiles)
+    wheres = [p.where for p in one.problems]
+    assert f"tile 0/{tile}" in wheres and "ledger_links" in wheres
+    assert f"position {2 * RANGE_SIZE + 3}" in wheres
+    (named,) = [p for p in one.problems if p.where == f"tile 0/{tile}"]
+    assert f"hash 9 (level 0, index {tile * TILE_WIDTH + 9})" in str(named.error)
