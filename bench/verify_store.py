@@ -35,7 +35,11 @@ from events.verification import verify_configured_store
 from verify.ranges import _sqlite_rows
 from verify.store import check_store, open_store
 
-TARGET = 100_000  # events/s for the keyless store check
+# events/s on 2 cores (issue 20), set when the raw JOIN read ran at 470,000 events/s: with other
+# work on the machine, compare the ratios to the raw read in the same run (64% and 21%)
+TARGET = 300_000  # the keyless store check
+PAYLOAD_TARGET = 100_000  # chartledger verify, every payload opened
+RAW_AT_TARGET = 470_000
 PER_SAVE = 100
 FETCH = 4096  # rows per query, as verify/ranges.py reads them
 
@@ -289,13 +293,19 @@ def main(argv: list[str] | None = None) -> int:
         ledger.close()
     check_rate = rows[2][2] / rows[2][1]
     single_rate = rows[3][2] / rows[3][1]
-    raw_rate = rows[1][2] / rows[1][1]
+    payload_rate = rows[4][2] / rows[4][1]
+    join_rate = rows[0][2] / rows[0][1]
     print()
-    print(
-        f"store check (default, {nproc} workers): {check_rate:,.0f} ev/s, "
-        f"target {TARGET:,} ev/s: {'ok' if check_rate >= TARGET else 'BELOW'} "
-        f"({check_rate / raw_rate:.0%} of the raw read rate); one process: {single_rate:,.0f} ev/s"
-    )
+    for name, rate, target in (
+        (f"store check ({nproc} workers)", check_rate, TARGET),
+        ("chartledger verify (payloads)", payload_rate, PAYLOAD_TARGET),
+    ):
+        print(
+            f"{name}: {rate:,.0f} ev/s = {rate / join_rate:.0%} of the raw JOIN read; target "
+            f"{target:,} ev/s = {target / RAW_AT_TARGET:.0%} of it: "
+            f"{'ok' if rate / join_rate >= target / RAW_AT_TARGET else 'BELOW'}"
+        )
+    print(f"store check in one process: {single_rate:,.0f} ev/s")
     return 0
 
 
