@@ -7,6 +7,7 @@ checkpoints at the default cadence) and cached under bench/out/ (gitignored).
     python bench/verify_store.py               # 100,000 events; builds the store if not cached
     python bench/verify_store.py --events 20000 --rebuild
     python bench/verify_store.py --profile     # cProfile the check and the payload pass
+    python bench/verify_store.py --memory      # peak RSS of each check, each in a fresh process
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +35,11 @@ from events.verification import verify_configured_store
 from verify.ranges import _sqlite_rows
 from verify.store import check_store, open_store
 
-TARGET = 100_000  # events/s for the keyless store check
+# events/s on 2 cores (issue 20), set when the raw JOIN read ran at 470,000 events/s: with other
+# work on the machine, compare the ratios to the raw read in the same run (64% and 21%)
+TARGET = 300_000  # the keyless store check
+PAYLOAD_TARGET = 100_000  # chartledger verify, every payload opened
+RAW_AT_TARGET = 470_000
 PER_SAVE = 100
 FETCH = 4096  # rows per query, as verify/ranges.py reads them
 
@@ -130,6 +138,75 @@ def payload_check(ledger: Ledger, workers: int | None) -> int:
     return opened
 
 
+def peak_rss(check: str, events: int) -> dict[str, float]:
+    """Peak RSS in MB of one check run alone in a fresh interpreter: of the process itself and
+    of the largest worker process it started."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--events", str(events), "--rss-of", check],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _descendants_peak_kb(root: int) -> int:
+    """The largest VmHWM (peak RSS, kB) among the processes below ``root``, read from /proc:
+    the workers are children of the fork server, which getrusage never counts."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    below = {root}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in below} - below
+        below |= more
+        grew = bool(more)
+    peak = 0
+    for pid in below - {root}:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak
+
+
+def rss_of(check: str, path: Path, config: StoreConfig) -> None:
+    """Run one check here and print the peak RSS (MB) of this process and its workers."""
+    worker_kb = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal worker_kb
+        while not done.wait(0.05):
+            worker_kb = max(worker_kb, _descendants_peak_kb(os.getpid()))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    if check == "store":
+        store_check(path, None)
+    else:
+        ledger = Ledger(config)
+        try:
+            payload_check(ledger, None)
+        finally:
+            ledger.close()
+    done.set()
+    watcher.join()
+    mb = {
+        "main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker": worker_kb / 1024,
+    }
+    print(json.dumps(mb))
+
+
 def timed(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
     """(median seconds, count) over ``repeat`` runs."""
     seconds, count = [], 0
@@ -148,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs each, median reported")
     parser.add_argument("--profile", action="store_true", help="cProfile the checks, no table")
     parser.add_argument("--top", type=int, default=25, help="profile lines to print")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of each check, no table")
+    parser.add_argument("--rss-of", choices=["store", "payloads"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rss_of:
+        home = store_home(args.events)
+        rss_of(args.rss_of, StoreConfig(home=home).sqlite_path, StoreConfig(home=home))
+        return 0
 
     header("store check throughput (SQLite)")
     home = store_home(args.events)
@@ -175,6 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"timing: {args.repeat} runs each, median; page cache warm after the first", flush=True)
     print()
 
+    if args.memory:
+        for check, name in (("store", "check_store"), ("payloads", "verify_configured_store")):
+            mb = peak_rss(check, args.events)
+            print(
+                f"{name:<28} peak RSS: {mb['main']:>7.1f} MB this process, "
+                f"{mb['worker']:>7.1f} MB its largest worker"
+            )
+        return 0
     ledger = Ledger(config)
     try:
         if args.profile:
@@ -202,13 +293,19 @@ def main(argv: list[str] | None = None) -> int:
         ledger.close()
     check_rate = rows[2][2] / rows[2][1]
     single_rate = rows[3][2] / rows[3][1]
-    raw_rate = rows[1][2] / rows[1][1]
+    payload_rate = rows[4][2] / rows[4][1]
+    join_rate = rows[0][2] / rows[0][1]
     print()
-    print(
-        f"store check (default, {nproc} workers): {check_rate:,.0f} ev/s, "
-        f"target {TARGET:,} ev/s: {'ok' if check_rate >= TARGET else 'BELOW'} "
-        f"({check_rate / raw_rate:.0%} of the raw read rate); one process: {single_rate:,.0f} ev/s"
-    )
+    for name, rate, target in (
+        (f"store check ({nproc} workers)", check_rate, TARGET),
+        ("chartledger verify (payloads)", payload_rate, PAYLOAD_TARGET),
+    ):
+        print(
+            f"{name}: {rate:,.0f} ev/s = {rate / join_rate:.0%} of the raw JOIN read; target "
+            f"{target:,} ev/s = {target / RAW_AT_TARGET:.0%} of it: "
+            f"{'ok' if rate / join_rate >= target / RAW_AT_TARGET else 'BELOW'}"
+        )
+    print(f"store check in one process: {single_rate:,.0f} ev/s")
     return 0
 
 

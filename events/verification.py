@@ -21,7 +21,7 @@ from events.sealing import DISPOSED_TYPE, SealError, key_name_minted_here, unsea
 from verify.canonical import EncodeError, decode
 from verify.errors import HashMismatch, MalformedInput, ProofInvalid, VerificationError
 from verify.hashing import commitment
-from verify.records import PRACTICE_KEY, key_owner, parse_header, split_record
+from verify.records import PRACTICE_KEY, key_owner, read_header, split_record
 from verify.store import Progress, StoreReport, check_store, open_store
 from verify.witness import OutsideCheckpoint
 
@@ -60,7 +60,7 @@ def verify_configured_store(
     for position, state in _stored_records(ledger):
         try:
             header_bytes, sealed = split_record(state)
-            header = parse_header(header_bytes)
+            header = read_header(header_bytes)
         except VerificationError:
             continue  # the structural check has reported it
         seen = used.setdefault(header.key, [0, position])

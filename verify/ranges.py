@@ -40,6 +40,7 @@ from verify.records import (
     parse_leaf,
     split_record,
 )
+from verify.tiles import TILE_HEIGHT, TILE_WIDTH, tile_problem
 
 _sha256 = hashlib.sha256
 _unpackb = msgpack.unpackb
@@ -119,16 +120,30 @@ class RangeResult:
     tail_heads: HeadHashes = field(default_factory=dict)
     heads: Heads = field(default_factory=dict)  # every subject's latest leaf in this range
     nodes: list[tuple[int, bytes]] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)  # every link the leaves carry, sorted
+    # every link the leaves carry, as links_digest of them; and how many
+    links: bytes = b""
+    link_count: int = 0
+    # the roots of the range's full level-0 tiles, in order (the level-1 entries they make);
+    # and each of its level-0 tiles that disagrees with the stored one (verify.tiles)
+    tile_roots: list[bytes] = field(default_factory=list)
+    tiles_checked: int = 0
+    tile_problems: list[tuple[int, int, str, VerificationError]] = field(default_factory=list)
 
 
 class _Doubt(Exception):
     """A check of the fast path did not pass: the event goes down the slow path."""
 
 
-def link_text(subject: str, seq: int, position: int) -> str:
-    """One link as compared with the ``ledger_links`` table, which spells it the same way."""
-    return f"{subject}\n{seq}\n{position}"
+def links_digest(links: list[tuple[Any, ...]]) -> bytes:
+    """SHA-256 of the links ``(position, subject, seq)`` of one range, sorted, as one msgpack
+    array: what the leaves carry and what ``ledger_links`` holds for the range give the same
+    digest exactly when they are the same multiset (sorted, equal lists; msgpack is injective
+    over them). One C call a range, where comparing the links one by one kept them all."""
+    try:
+        links.sort()
+    except TypeError:  # a value of another type: it cannot equal any link the leaves carry
+        return b""
+    return _sha256(_packb(links)).digest()
 
 
 def stream_hex(value: Any) -> str:
@@ -136,15 +151,38 @@ def stream_hex(value: Any) -> str:
     return value.hex if isinstance(value, UUID) else str(value)
 
 
-def check_range(store: Any, start: int, stop: int, checkpoint_sizes: list[int]) -> RangeResult:
-    """Check positions [start, stop) of ``store`` (a verify.store.RawStore)."""
+def check_range(
+    store: Any, start: int, stop: int, checkpoint_sizes: list[int], tiles: bool = False
+) -> RangeResult:
+    """Check positions [start, stop) of ``store`` (a verify.store.RawStore); with ``tiles``,
+    also its stored level-0 tiles (``start`` a multiple of TILE_WIDTH)."""
     result = RangeResult(start=start, stop=start)
     walk = _RangeWalk(result, sorted(s for s in checkpoint_sizes if start < s <= stop))
     reader = _sqlite_rows if store.dialect == "sqlite" else _joined_rows
     for a in range(start, stop, FETCH):
         walk.rows(reader(store, a, min(stop, a + FETCH)))
     walk.finish(stop)
+    if tiles:
+        _check_level0_tiles(store, result, walk.hashes)
     return result
+
+
+def _check_level0_tiles(store: Any, result: RangeResult, hashes: list[bytes]) -> None:
+    """Compare the range's level-0 tiles with the stored ones: the leaf hashes are at hand."""
+    first = result.start // TILE_WIDTH
+    stored = {
+        int(idx): bytes(tile)
+        for idx, tile in store.rows(
+            "SELECT idx, hashes FROM ledger_tiles WHERE level = 0 AND idx >= ? AND idx < ?",
+            (first, first + -(-len(hashes) // TILE_WIDTH)),
+        )
+    }
+    for i in range(0, len(hashes), TILE_WIDTH):
+        index = first + i // TILE_WIDTH
+        result.tiles_checked += 1
+        problem = tile_problem(0, index, stored.get(index), b"".join(hashes[i : i + TILE_WIDTH]))
+        if problem is not None:
+            result.tile_problems.append((0, index, *problem))
 
 
 def _joined_rows(store: Any, a: int, b: int) -> list[Row]:
@@ -219,7 +257,7 @@ class _RangeWalk:
         self.next = result.start
         self.heads: Heads = {}  # every subject's latest leaf in this range
         self.changed: Heads = {}  # heads changed since the last snapshot
-        self.links: list[str] = []  # every link the leaves carry, as link_text
+        self.links: list[tuple[int, str, int]] = []  # every link the leaves carry
         self.doubted = 0  # events sent down the slow path
         if len(_STREAMS) > _CACHE_LIMIT:
             _STREAMS.clear()
@@ -244,7 +282,7 @@ class _RangeWalk:
         heads = self.heads
         heads_get = heads.get
         append_hash = self.hashes.append
-        append_text = self.links.append
+        append_link = self.links.append
         streams = self._streams
         sha256, unpackb, packb = _sha256, _unpackb, _packb
         pending = self.pending
@@ -381,13 +419,13 @@ class _RangeWalk:
                     if known is None:
                         first_links[subject] = (seq, prev, position)
                     heads[subject] = changed[subject] = (seq, position)
-                    append_text(f"{subject}\n{seq}\n{position}")
+                    append_link((position, subject, seq))
                 elif count:
                     for subject, (_, seq, prev) in zip(subjects, links, strict=True):
                         if subject not in heads:
                             first_links[subject] = (seq, prev, position)
                         heads[subject] = changed[subject] = (seq, position)
-                        append_text(f"{subject}\n{seq}\n{position}")
+                        append_link((position, subject, seq))
             expected = position + 1
             if expected == due:
                 self.next = expected
@@ -508,7 +546,7 @@ class _RangeWalk:
                     ),
                 )
             heads[subject] = self.changed[subject] = (seq, position)
-            self.links.append(link_text(subject, seq, position))
+            self.links.append((position, subject, seq))
 
     def _follow_leaf(self, position: int, leaf: bytes) -> None:
         # Without a readable event, keep the chains going from what the leaf itself claims,
@@ -534,8 +572,10 @@ class _RangeWalk:
         result.nodes = _compact_nodes(levels, len(self.hashes))
         result.tail_heads = self._head_hashes()
         result.heads = self.heads
-        self.links.sort()  # here, so the stitch only merges sorted runs
-        result.links = self.links
+        result.link_count = len(self.links)
+        result.links = links_digest(self.links)
+        # entry i of level 8 is the root of the range's i-th full level-0 tile
+        result.tile_roots = levels[TILE_HEIGHT] if len(levels) > TILE_HEIGHT else []
 
     def _head_hashes(self) -> HeadHashes:
         # leaf_hash(head_bytes(subject, seq, position)), inlined: one per changed head

@@ -7,7 +7,10 @@ hashes have not yet been checked against anything.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, NamedTuple
+
+import msgpack
 
 from verify.canonical import decode_fixed_map, pack_ordered, parse_timestamp
 from verify.errors import MalformedInput
@@ -103,6 +106,91 @@ def parse_header(header_bytes: bytes) -> Header:
         commitment=_hash32(h["commitment"], "commitment"),
         sealed=_hash32(h["sealed"], "sealed"),
     )
+
+
+# A header is a fixmap of 12 (0x8c) and then its keys and values, each encoded on its own. The
+# same items behind an array header of 24 decode to a list [key, value, key, value, ...], which
+# is the canonical array exactly when the header is the canonical map with those keys in that
+# order (verify.ranges reads headers so too).
+_HEADER_ITEMS = b"\xdc\x00\x18"
+_HEADER_KEY_LIST = list(HEADER_KEYS)
+_unpackb = msgpack.unpackb
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+# TIMESTAMP_RE's form with ASCII digits: every ASCII digit mapped to "0", anything else outside
+# ASCII to 0xff, then one comparison
+_DIGITS_AS_ZERO = bytes(
+    ord("0") if chr(b) in "0123456789" else b if b < 0x80 else 0xFF for b in range(256)
+)
+_TIMESTAMP_FORM = b"0000-00-00T00:00:00.000000Z"
+_STREAMS: dict[str, tuple[str, list[str]]] = {}  # stream -> (key, subjects) found well formed
+_STREAMS_LIMIT = 100_000
+
+
+def read_header(header_bytes: bytes) -> Header:
+    """``parse_header``, about three times faster on a well-formed header: a header that passes
+    every check here is one ``parse_header`` accepts, giving the same Header; on any doubt
+    ``parse_header`` reads it and words the problem (tests/property/test_read_header_properties.py
+    holds the two to it)."""
+    try:
+        header = _well_formed_header(header_bytes)
+    except Exception:  # a value of an unexpected type or form: let parse_header judge
+        header = None
+    return header if header is not None else parse_header(header_bytes)
+
+
+def _well_formed_header(header_bytes: bytes) -> Header | None:
+    if type(header_bytes) is not bytes or header_bytes[:1] != b"\x8c":
+        return None
+    items = _HEADER_ITEMS + header_bytes[1:]
+    h = _unpackb(items)
+    if h[0::2] != _HEADER_KEY_LIST or _packb(h) != items:
+        return None
+    (
+        key, type_, actor, format_, sealed, stream, session, version, original, recorded,
+        subjects, commitment,
+    ) = h[1::2]  # fmt: skip
+    if (
+        type(format_) is not int
+        or format_ != FORMAT_VERSION
+        or type(type_) is not str
+        or not type_
+        or type(version) is not int
+        or version < 1
+        or type(recorded) is not str
+        or recorded.encode().translate(_DIGITS_AS_ZERO) != _TIMESTAMP_FORM
+        or type(subjects) is not list
+    ):
+        return None
+    datetime.fromisoformat(recorded[:-1])  # the calendar: ValueError for Feb 30
+    # The stream, key and subjects, which a stream's events mostly repeat: a match with the last
+    # ones found well formed together for the same stream stands for their checks (facts about
+    # these values alone).
+    if _STREAMS.get(stream) != (key, subjects):
+        if type(stream) is not str or not STREAM_RE.match(stream):
+            return None
+        previous = ""
+        for subject in subjects:
+            # ASCII (the pattern says so), so text order is UTF-8 byte order
+            if type(subject) is not str or not SUBJECT_RE.match(subject) or subject <= previous:
+                return None
+            previous = subject
+        owner = key_owner(key)
+        if owner is None or (owner != PRACTICE_KEY and owner not in subjects):
+            return None
+        if len(_STREAMS) >= _STREAMS_LIMIT:
+            _STREAMS.clear()
+        _STREAMS[stream] = (key, subjects)
+    for text in (actor, session, original):
+        if text is not None and type(text) is not str:
+            return None
+    for digest in (commitment, sealed):
+        if type(digest) is not bytes or len(digest) != 32:
+            return None
+    return Header(
+        type=type_, stream=stream, version=version, actor=actor, session=session,
+        recorded=recorded, original=original, subjects=tuple(subjects), key=key,
+        commitment=commitment, sealed=sealed,
+    )  # fmt: skip
 
 
 def parse_leaf(leaf_bytes: bytes) -> Leaf:

@@ -33,9 +33,15 @@ from verify.errors import (
 )
 from verify.hashing import short
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
-from verify.merkle import leaf_hash
-from verify.ranges import MAX_RANGE_SIZE, RANGE_SIZE, RangeResult, check_range, stream_hex
-from verify.tiles import TILE_WIDTH, TileStream, first_difference
+from verify.ranges import (
+    MAX_RANGE_SIZE,
+    RANGE_SIZE,
+    RangeResult,
+    check_range,
+    links_digest,
+    stream_hex,
+)
+from verify.tiles import TILE_WIDTH, TileStream, tile_problem
 from verify.witness import OutsideCheckpoint, check_against_log
 
 MAX_PROBLEMS = 10_000
@@ -88,6 +94,20 @@ class RawStore:
             sql = sql.replace("?", "%s")
         self._cursor.execute(sql, params)
         return self._cursor.fetchall()
+
+    def stream(self, sql: str, batch: int = 4096) -> Iterator[tuple[Any, ...]]:
+        """The rows of a query read ``batch`` at a time, never all held at once (on PostgreSQL
+        through a server-side cursor, which psycopg's ordinary cursor is not)."""
+        if self.dialect == "postgres":
+            cursor = self.connection.cursor(name="verify_stream")
+        else:
+            cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(batch):
+                yield from rows
+        finally:
+            cursor.close()
 
     def close(self) -> None:
         try:
@@ -159,15 +179,16 @@ def check_store(
     history = _check_keys(store, report, trusted_key)
     checkpoints = _load_checkpoints(store, report)
     size = store.rows("SELECT COALESCE(MAX(position) + 1, 0) FROM ledger_leaves")[0][0]
-    stitch = _Stitch(report, history, checkpoints)
+    tiles = _has_table(store, "ledger_tiles")
+    stitch = _Stitch(report, history, checkpoints, _TileCheck(store, report) if tiles else None)
     spans = _spans(size, workers)
     sizes = [c.size for c in checkpoints]
     if outside is not None:
         stitch.wanted.add(outside.checkpoint.size)
         sizes = sorted({*sizes, outside.checkpoint.size})  # a size twice would count twice
-    results = _check_ranges(store, spans, sizes, workers)
+    results = _check_ranges(store, spans, sizes, workers, tiles)
     # while the workers, if any, check their first ranges
-    links_index = _links_index(store)
+    stitch.index_links, stray_links = _index_links(store, spans)
     (stored,) = store.rows("SELECT COUNT(*) FROM stored_events")[0]
     for result in results:
         stitch.add(result)
@@ -186,9 +207,9 @@ def check_store(
         for error in check_against_log(outside, history, size, at_size):
             report.fail(outside.where, error)
     _check_unleafed_events(store, report, stored, stitch.events)
-    report.tiles = _check_tiles(store, report, size)
-    stitch.links.sort()  # merges the ranges' sorted runs
-    if links_index != stitch.links:
+    if stitch.tiles is not None:
+        report.tiles = stitch.tiles.finish(stitch.range.size)
+    if stray_links or not stitch.links_agree:
         report.fail(
             "ledger_links",
             ChainBroken("the links index does not hold exactly the links the leaves carry"),
@@ -229,7 +250,7 @@ def _spans(size: int, workers: int) -> list[tuple[int, int]]:
 
 
 def _check_ranges(
-    store: RawStore, spans: list[tuple[int, int]], sizes: list[int], workers: int
+    store: RawStore, spans: list[tuple[int, int]], sizes: list[int], workers: int, tiles: bool
 ) -> Iterator[RangeResult]:
     """Range results in log order, from this process and ``workers - 1`` others.
 
@@ -241,14 +262,14 @@ def _check_ranges(
     while checking and stitching; the worker would wait on it.
     """
     if workers <= 1 or len(spans) <= 1:
-        return (check_range(store, a, b, sizes) for a, b in spans)
+        return (check_range(store, a, b, sizes, tiles) for a, b in spans)
     # forkserver: workers start clean, never sharing the parent's database connections.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_forkserver_preload())
     try:
         folder = tempfile.TemporaryDirectory(prefix="verify-store-", ignore_cleanup_errors=True)
     except OSError:  # nowhere to pass results through: check every range here
-        return (check_range(store, a, b, sizes) for a, b in spans)
+        return (check_range(store, a, b, sizes, tiles) for a, b in spans)
     pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=context)
     results: list[RangeResult | Future[str] | None] = [None] * len(spans)
     running: set[Future[str]] = set()
@@ -261,7 +282,7 @@ def _check_ranges(
         while not broken and handed < len(spans) and len(running) < AHEAD * (workers - 1):
             a, b = spans[handed]
             try:
-                future = pool.submit(_range_job, (store.location, a, b, sizes, folder.name))
+                future = pool.submit(_range_job, (store.location, a, b, sizes, tiles, folder.name))
             except BrokenProcessPool:
                 broken = True
                 return
@@ -283,7 +304,7 @@ def _check_ranges(
         except (BrokenProcessPool, OSError) as e:  # no pool, or no room for its result file
             broken = broken or isinstance(e, BrokenProcessPool)
             a, b = spans[i]
-            return check_range(store, a, b, sizes)
+            return check_range(store, a, b, sizes, tiles)
         return result
 
     def in_order() -> Iterator[RangeResult]:
@@ -295,12 +316,12 @@ def _check_ranges(
                     due = results[i]
                     if isinstance(due, Future) and not due.done() and handed < len(spans):
                         a, b = spans[handed]  # meanwhile, the next range here
-                        results[handed] = check_range(store, a, b, sizes)
+                        results[handed] = check_range(store, a, b, sizes, tiles)
                         handed += 1
                         continue
                     if due is None:  # not handed out: the pool is broken or behind
                         a, b = spans[i]
-                        results[i] = check_range(store, a, b, sizes)
+                        results[i] = check_range(store, a, b, sizes, tiles)
                         handed = max(handed, i + 1)
                     yield take(i)
                     break
@@ -338,12 +359,12 @@ def _forkserver_preload() -> list[str]:
     return ["__main__", *sorted(names)]
 
 
-def _range_job(job: tuple[str, int, int, list[int], str]) -> str:
+def _range_job(job: tuple[str, int, int, list[int], bool, str]) -> str:
     """Check one range in a worker; its result goes to a file in ``folder``, named back."""
-    location, a, b, sizes, folder = job
+    location, a, b, sizes, tiles, folder = job
     store = open_store(location)
     try:
-        result = check_range(store, a, b, sizes)
+        result = check_range(store, a, b, sizes, tiles)
     finally:
         store.close()
     path = Path(folder) / f"{a}.pickle"
@@ -405,15 +426,20 @@ class _Stitch:
         report: StoreReport,
         history: list[KeyStatement],
         checkpoints: list[UnverifiedCheckpoint],
+        tiles: _TileCheck | None = None,
     ) -> None:
         self.report = report
+        self.tiles = tiles
         self.history = history
         self.checkpoints = {c.size: c for c in checkpoints}
         self.range = CompactRange()
         self.heads: dict[str, tuple[int, int]] = {}
         self.tree = HeadsTree()
         self.events = 0
-        self.links: list[str] = []  # every link the leaves carry, as verify.ranges.link_text
+        # per range, (count, links_digest) of the links ledger_links holds for its positions
+        self.index_links: list[tuple[int, bytes]] = []
+        self.links_agree = True  # every range's so far the same as the leaves'
+        self._ranges = 0
         self.wanted: set[int] = set()  # sizes whose roots are kept in roots_at
         self.roots_at: dict[int, tuple[bytes, bytes]] = {0: (self.range.root(), self.tree.root())}
         if 0 in self.checkpoints:
@@ -423,7 +449,12 @@ class _Stitch:
         for where, error in result.problems:
             self.report.fail(where, error)
         self.events += result.events
-        self.links += result.links
+        i = self._ranges
+        self._ranges += 1
+        if i >= len(self.index_links) or self.index_links[i] != (result.link_count, result.links):
+            self.links_agree = False
+        if self.tiles is not None:
+            self.tiles.add(result)
         for subject, (seq, prev, position) in result.first_links.items():
             known_seq, known_position = self.heads.get(subject, (0, None))
             if (seq, prev) != (known_seq + 1, known_position):
@@ -503,110 +534,84 @@ def _check_unleafed_events(store: RawStore, report: StoreReport, count: int, see
         report.fail("stored_events", ChainBroken(f"{count} events, {seen} with leaves"))
 
 
-# verify.ranges.link_text, spelt in SQL and joined there, so that no Python runs per row of the
-# index; with the count, to tell whether any row's text holds the separator itself.
-_LINK_TEXTS_SQL = {
-    # a NULL anywhere gives '', which no link's text equals
-    "sqlite": "SELECT group_concat(IFNULL(subject || char(10) || seq || char(10) || position, ''), "
-    "char(30)), COUNT(*) FROM ledger_links",
-    "postgres": "SELECT string_agg(COALESCE(subject || chr(10) || seq || chr(10) || position, ''), "
-    "chr(30)), COUNT(*) FROM ledger_links",
-}
-_LINK_TEXT_SQL = {
-    "sqlite": "SELECT IFNULL(subject || char(10) || seq || char(10) || position, '') "
-    "FROM ledger_links",
-    "postgres": "SELECT COALESCE(subject || chr(10) || seq || chr(10) || position, '') "
-    "FROM ledger_links",
-}
-_SEPARATOR = "\x1e"
+def _index_links(
+    store: RawStore, spans: list[tuple[int, int]]
+) -> tuple[list[tuple[int, bytes]], int]:
+    """Per range, (count, links_digest) of the rows of ``ledger_links`` whose positions lie in
+    it, read in position order and held one range at a time; and how many rows lie in none
+    (or whose position is not an integer). Compared with what each range's leaves carry, the
+    two agree exactly when the table holds exactly the links the leaves carry."""
+    digests: list[tuple[int, bytes]] = []
+    stray = 0
+    held: list[tuple[Any, ...]] = []  # the rows of spans[len(digests)]
+    for row in store.stream("SELECT position, subject, seq FROM ledger_links ORDER BY position"):
+        position = row[0]
+        if type(position) is not int:
+            stray += 1
+            continue
+        while len(digests) < len(spans) and position >= spans[len(digests)][1]:
+            digests.append((len(held), links_digest(held)))
+            held = []
+        if len(digests) == len(spans) or position < spans[len(digests)][0]:
+            stray += 1
+            continue
+        held.append(row)
+    while len(digests) < len(spans):
+        digests.append((len(held), links_digest(held)))
+        held = []
+    return digests, stray
 
 
-def _links_index(store: RawStore) -> list[str]:
-    """Every row of ``ledger_links`` as its link's text, sorted, to compare with the links the
-    leaves carry: the same multiset exactly when the two sorted lists are equal."""
-    joined, count = store.rows(_LINK_TEXTS_SQL[store.dialect])[0]
-    texts = joined.split(_SEPARATOR) if count else []
-    if len(texts) != count:  # some row's text holds the separator: read them one by one
-        texts = list(map(itemgetter(0), store.rows(_LINK_TEXT_SQL[store.dialect])))
-    texts.sort()
-    return texts
+class _TileCheck:
+    """Every stored tile recomputed from the leaves (LEDGER_FORMAT.md §12), each that
+    disagrees named by its level and index and the first hash in it that does (its index in the
+    level). The ranges compare their own level-0 tiles and hand on the roots of the full ones,
+    the entries of level 1; the levels above are recomputed here from those, in log order.
+    The tiles are a cache the server reads proofs and roots from; here they are trusted for
+    nothing. A store made before tiles has no table: nothing to check."""
 
+    def __init__(self, store: RawStore, report: StoreReport) -> None:
+        self.store = store
+        self.report = report
+        self.checked = 0
+        self.problems: list[tuple[int, int, str, VerificationError]] = []
+        self.stream = TileStream(self._compare, level=1)
 
-TILE_BATCH = TILE_WIDTH * 256  # leaves read at a time, with their level-0 tiles
+    def add(self, result: RangeResult) -> None:
+        self.checked += result.tiles_checked
+        self._keep(result.tile_problems)
+        for root in result.tile_roots:
+            self.stream.add(root)
 
+    def _keep(self, problems: list[tuple[int, int, str, VerificationError]]) -> None:
+        self.problems += problems[: MAX_PROBLEMS - len(self.problems)]
 
-def _check_tiles(store: RawStore, report: StoreReport, size: int) -> int:
-    """Recompute every stored tile (LEDGER_FORMAT.md §12) from the leaves, streaming, and name
-    each tile that disagrees by its level and index and the first hash in it that does (its
-    index in the level). The tiles are a cache the server reads proofs and roots from; here
-    they are trusted for nothing. A store made before tiles has no table: nothing to check."""
-    if not _has_table(store, "ledger_tiles"):
-        return 0
-    level0: dict[int, bytes] = {}
-
-    def stored(level: int, index: int) -> bytes | None:
-        if level == 0:
-            return level0.get(index)
-        rows = store.rows(
+    def _compare(self, level: int, index: int, expected: bytes) -> None:
+        self.checked += 1
+        rows = self.store.rows(
             "SELECT hashes FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)
         )
-        return bytes(rows[0][0]) if rows else None
+        problem = tile_problem(level, index, bytes(rows[0][0]) if rows else None, expected)
+        if problem is not None:
+            self._keep([(level, index, *problem)])
 
-    checked = 0
-
-    def compare(level: int, index: int, expected: bytes) -> None:
-        nonlocal checked
-        checked += 1
-        found = stored(level, index)
-        where = f"tile {level}/{index}"
-        if found is None:
-            report.fail(where, ChainBroken("missing from ledger_tiles"))
-        elif found != expected:
-            i = first_difference(found, expected)
-            report.fail(
-                where,
-                ProofInvalid(
-                    f"hash {i} (level {level}, index {index * TILE_WIDTH + i}) is "
-                    f"{short(found[i * 32 : i * 32 + 32] or None)}, the leaves give "
-                    f"{short(expected[i * 32 : i * 32 + 32] or None)}"
-                    + (
-                        f"; it holds {len(found) // 32} hashes, not {len(expected) // 32}"
-                        if len(found) != len(expected)
-                        else ""
-                    )
-                ),
-            )
-
-    stream = TileStream(compare)
-    position = 0
-    while position < size:
-        stop = min(size, position + TILE_BATCH)
-        first, last = position // TILE_WIDTH, (stop - 1) // TILE_WIDTH
-        level0 = {
-            int(idx): bytes(hashes)
-            for idx, hashes in store.rows(
-                "SELECT idx, hashes FROM ledger_tiles WHERE level = 0 AND idx >= ? AND idx <= ?",
-                (first, last),
-            )
-        }
-        for (leaf,) in store.rows(
-            "SELECT leaf FROM ledger_leaves WHERE position >= ? AND position < ? ORDER BY position",
-            (position, stop),
-        ):
-            stream.add(leaf_hash(bytes(leaf)))
-        position = stop
-    counts = stream.finish()
-    for (level,) in store.rows("SELECT DISTINCT level FROM ledger_tiles ORDER BY level"):
-        (extra,) = store.rows(
-            "SELECT MIN(idx) FROM ledger_tiles WHERE level = ? AND idx >= ?",
-            (level, counts.get(int(level), 0)),
-        )[0]
-        if extra is not None:
-            report.fail(
-                f"tile {level}/{extra}",
-                ChainBroken(f"the log of {size} leaves has no such tile"),
-            )
-    return checked
+    def finish(self, leaves: int) -> int:
+        """Report what disagrees, by level and index; return how many tiles were checked."""
+        counts = self.stream.finish()
+        counts[0] = -(-leaves // TILE_WIDTH)
+        for _, _, where, error in sorted(self.problems, key=itemgetter(0, 1)):
+            self.report.fail(where, error)
+        for (level,) in self.store.rows("SELECT DISTINCT level FROM ledger_tiles ORDER BY level"):
+            (extra,) = self.store.rows(
+                "SELECT MIN(idx) FROM ledger_tiles WHERE level = ? AND idx >= ?",
+                (level, counts.get(int(level), 0)),
+            )[0]
+            if extra is not None:
+                self.report.fail(
+                    f"tile {level}/{extra}",
+                    ChainBroken(f"the log of {leaves} leaves has no such tile"),
+                )
+        return self.checked
 
 
 def _has_table(store: RawStore, name: str) -> bool:
