@@ -43,9 +43,9 @@ class Cluster:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def ctl(self, action: str) -> None:
+    def ctl(self, action: str, *options: str) -> None:
         done = subprocess.run(
-            ["pg_ctlcluster", self.version, self.name, action],
+            ["pg_ctlcluster", self.version, self.name, action, *options],
             capture_output=True,
             text=True,
             timeout=60,
