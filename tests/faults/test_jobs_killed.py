@@ -33,7 +33,7 @@ from tests.e2e.test_jobs import story as story
 from tests.integration.test_concurrency import verdicts
 from tests.support import oru_r01
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 INTERRUPTED = "urn:chartledger:problem:job-interrupted"
 RECEIVED = "domain.labs:LabResult.Received"

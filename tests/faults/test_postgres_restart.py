@@ -31,7 +31,7 @@ from projections.runner import read_entries
 from tests.e2e.test_server_workers import register
 from tests.faults.conftest import Cluster, cli, make_practice, practice_env, serving
 
-pytestmark = [pytest.mark.faults, pytest.mark.postgres]
+pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.slow]
 
 CLIENTS = 4
 LOAD_SECONDS = 1.5  # of writes before the restart
