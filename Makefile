@@ -40,10 +40,11 @@ run: install
 	$(BIN)/chartledger serve --host 127.0.0.1 --port $(RUN_PORT) < /dev/null
 
 # The console's browser tests drive Debian's chromium (never a browser Playwright downloads);
-# the production tests render PDF pages with poppler's pdftoppm to look at them.
+# the production tests render PDF pages with poppler's pdftoppm to look at them; the fault tests
+# step a server's clock back with libfaketime (tests/faults/test_clock_stepped_back.py).
 browser-tools:
-	@test -x /usr/bin/chromium -a -x /usr/bin/pdftoppm || \
-		(apt-get update && apt-get install -y chromium poppler-utils)
+	@test -x /usr/bin/chromium -a -x /usr/bin/pdftoppm -a -x /usr/bin/faketime || \
+		(apt-get update && apt-get install -y chromium poppler-utils faketime)
 
 test: install browser-tools
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q

@@ -19,6 +19,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
 from events import context
+from events.clock_watch import ClockWatch
 from events.sealing import DataKeys, SealError, seal, unseal
 from verify.canonical import (
     EncodeError,
@@ -252,6 +253,7 @@ class LedgerMapper(Mapper[UUID]):
     def __init__(self, transcoder: Transcoder, data_keys: DataKeys) -> None:
         super().__init__(transcoder=transcoder)
         self.data_keys = data_keys
+        self.clock = ClockWatch()  # says so in the log when the wall clock steps back
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> LedgerStoredEvent:
         state = dict(vars(domain_event))
@@ -259,6 +261,7 @@ class LedgerMapper(Mapper[UUID]):
         stream = _uuid_text(originator_id)
         version = state.pop("originator_version")
         recorded = _timestamp(state.pop("timestamp"))
+        self.clock.check(recorded)
         original = state.pop("original_time", None)
         cls = type(domain_event)
         class_version = getattr(cls, "class_version", 1)

@@ -24,6 +24,8 @@ from events.config import StoreConfig
 from tests.e2e.conftest import Practice, add_member, events_of_type
 from tests.integration.test_concurrency import verdicts
 
+pytestmark = pytest.mark.faults  # with tests/faults/ (docs/FAULTS.md)
+
 DISK = "8m"  # the tmpfs: the practice (about 1 MB) and a filler that takes nearly all the rest
 LEFT_FREE = 96 * 1024  # bytes the filler leaves, so a few writes land before the disk is full
 INSIDE = "CHARTLEDGER_TEST_DISK_FULL_INSIDE"  # set when running inside unshare -rm
