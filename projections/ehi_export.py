@@ -42,7 +42,8 @@ from projections.runner import BATCH, KeyRing, Progress, decode_entry
 from verify.canonical import format_timestamp
 from verify.records import split_record
 
-FORMAT = "chartledger-ehi-export/4"  # 4: absolute URLs, docs URL, README, _type, _since; source times read
+# 4: absolute URLs, docs URL, README, _type, _since; source times read
+FORMAT = "chartledger-ehi-export/4"
 DOCUMENTATION = "docs/EHI_EXPORT.md"
 DOC_SOURCE = Path(__file__).resolve().parent.parent / DOCUMENTATION
 MANIFEST = "manifest.json"
