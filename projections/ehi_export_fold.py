@@ -72,14 +72,12 @@ class Fold:
 
     def add(self, entry: Entry) -> list[Resource | Encoded]:
         header = entry.header
-        shown = [
-            s.removeprefix("patient:")
-            for s in header.subjects
-            if s.startswith("patient:") and self.allowed(s)
-        ]
+        named = [s for s in header.subjects if s.startswith("patient:")]
+        shown = [s.removeprefix("patient:") for s in named if self.allowed(s)]
         if not shown:
             return []
-        audit = self.audit_lines.line(audit_row(entry), header.stream, shown)
+        whole = len(shown) == len(named)
+        audit = self.audit_lines.line(audit_row(entry), header.stream, shown, whole)
         ready: list[Resource | Encoded] = [Encoded("AuditEvent", audit)]
         module = header.type.partition(":")[0]
         if entry.event is None or module not in FOLDED:
@@ -126,18 +124,20 @@ class Fold:
             if h.type.endswith(".Accepted")
         }
         made: set[str] = set()
+        practice = self.context.practice_id
         for record in self.records.values():
             yield from self._resources(record, answered, made)
         for request in requests:
             for header, event in request.events:
                 name = header.type.rpartition(".")[2]
                 if name == "Denied" or (name == "Accepted" and str(event.amendment_id) not in made):
-                    yield provenance.decision_provenance(request, header, event)
+                    yield provenance.decision_provenance(request, header, event, practice)
 
     def _resources(
         self, record: Tracked, answered: dict[str, str], made: set[str]
     ) -> Iterator[Resource]:
         state = record.state
+        practice = self.context.practice_id
         if isinstance(state, Patient):
             yield patients.patient(record, self.context)
         elif isinstance(state, Note):
@@ -147,7 +147,7 @@ class Fold:
                 made.add(key)
                 asked = addendum["amendment_request_id"]
                 request = str(asked) if asked is not None else answered.get(key)
-                yield provenance.addendum_provenance(record, addendum, request)
+                yield provenance.addendum_provenance(record, addendum, request, practice)
         elif isinstance(state, LabResult):
             yield observations.lab_observation(record)
             if state.source_message is not None:  # else the source is a Document's Binary
@@ -158,21 +158,20 @@ class Fold:
                     made.add(key)
                     asked = event.amendment_request_id
                     request = str(asked) if asked is not None else answered.get(key)
-                    yield provenance.correction_provenance(record, header, event, request)
+                    yield provenance.correction_provenance(record, header, event, request, practice)
         elif isinstance(state, VitalSign):
             yield observations.vital_observation(record)
         elif isinstance(state, Problem):
             yield conditions.condition(record)
         elif isinstance(state, Medication):
-            yield medications.medication_statement(record)
+            yield medications.medication_request(record)
         elif isinstance(state, Allergy):
             yield allergies.allergy_intolerance(record)
         elif isinstance(state, Document):
             yield documents.document_reference(record)
-            yield documents.document_binary(record)
         elif isinstance(state, Appointment):
             yield appointments.appointment(record)
-            found = appointments.encounter(record, self.context.transaction_time)
+            found = appointments.encounter(record, self.context)
             if found is not None:
                 yield found
         elif isinstance(state, AmendmentRequest):

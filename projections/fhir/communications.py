@@ -20,6 +20,8 @@ from projections.fhir.common import (
     original_time,
     patient_ref,
     subject_ref,
+    subset_id,
+    subsetted,
     target_ref,
     uri_identifier,
     user_ref,
@@ -51,9 +53,13 @@ def message(
     if not patients:
         return None
     kind = thread.kind
-    resource: dict[str, Any] = {
-        "resourceType": "Communication",
-        "id": str(event.message_id),
+    resource: dict[str, Any] = {"resourceType": "Communication", "id": str(event.message_id)}
+    if len(patients) < len(thread.patient_ids):
+        # Other patients of the thread are not named here: a part of the message, its own id.
+        shown = [p.partition(":")[2] for p in patients]
+        resource["id"] = subset_id("Communication", resource["id"], shown)
+        subsetted(resource)
+    resource |= {
         "identifier": [{**uri_identifier(thread.id), "type": {"text": "thread"}}],
         "status": "completed",
         "medium": [coded(MODE, *MEDIUM[kind]) if kind in MEDIUM else {"text": "SMS"}],

@@ -213,7 +213,8 @@ def test_every_exported_resource_validates_against_fhir_r4b(ledger: Ledger, tmp_
     manifest = export(ledger, ExportRequest(reader, story.patient, "chartledger export"), out)
     found = all_resources(out, manifest)
     expected = {
-        "Patient", "Encounter", "Appointment", "Observation", "Condition", "MedicationStatement",
+        "Patient", "Practitioner", "Organization", "Encounter", "Appointment", "Observation",
+        "Condition", "MedicationRequest",
         "AllergyIntolerance", "DocumentReference", "Binary", "Communication", "Provenance",
         "AuditEvent",
     }  # fmt: skip
@@ -280,13 +281,17 @@ def test_an_imported_lab_points_at_its_messages_document_and_segment(
     [observation] = [o for o in found["Observation"] if o["id"] == str(imported.id)]
     [source] = [e for e in observation["extension"] if e["url"].endswith("/source-message")]
     assert source["valueReference"] == {
-        "reference": f"Binary/{message.id}.content",
+        "reference": f"DocumentReference/{message.id}",
         "display": "segment 2",
     }
     binaries = {b["id"]: b for b in found["Binary"]}
     assert f"{imported.id}.source" not in binaries  # no copy of the message
     assert f"{story.lab}.source" in binaries  # a result that carries its bytes keeps its own
-    assert base64.b64decode(binaries[f"{message.id}.content"]["data"]) == HL7
+    documents = {d["id"]: d for d in found["DocumentReference"]}
+    [content] = documents[str(message.id)]["content"]
+    assert base64.b64decode(content["attachment"]["data"]) == HL7  # the bytes, once, no URL
+    assert "url" not in content["attachment"]
+    assert documents[str(message.id)]["type"]["coding"][0]["code"] == "11502-2"
     fhir_model("Observation").model_validate(observation)
 
 
@@ -308,7 +313,11 @@ def test_every_amendment_has_a_provenance(ledger: Ledger, tmp_path: Path) -> Non
     assert correction["target"][0]["reference"].startswith(
         f"Observation/{story.corrected_lab}/_history/"
     )
-    assert correction["entity"][0]["what"]["display"] == "+0099.50 mg/dL"
+    # The replaced version is not in the export: a plain reference, its value beside it.
+    assert correction["entity"][0]["what"] == {
+        "reference": f"Observation/{story.corrected_lab}",
+        "display": "version 1: +0099.50 mg/dL",
+    }
     request = {"role": "source", "what": {"reference": f"Communication/{story.denied}"}}
     denials = [p for p in provenance.values() if request in p.get("entity", [])]
     assert len(denials) == 1 and denials[0]["policy"]
