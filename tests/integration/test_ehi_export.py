@@ -32,6 +32,7 @@ from domain.notes import Note
 from domain.patients import Patient
 from domain.problems import Problem
 from domain.quantities import Quantity
+from domain.users import User
 from domain.vitals import VitalSign
 from events.context import acting
 from events.ledger import Ledger
@@ -75,7 +76,8 @@ class Story:
 
 def tell_story(ledger: Ledger) -> Story:
     """Build the record through the domain, as the API would, acting as a clinician."""
-    clinician = uuid4()
+    clinician_user = User.register(name="Casey Clinician", role="clinician")
+    clinician = clinician_user.id
     patient = Patient.register(
         mrn="MRN-0001",
         given_name="Pat",
@@ -141,6 +143,7 @@ def tell_story(ledger: Ledger) -> Story:
     )
     secure.post(sender=user_subject(clinician), body="Your results are in.", at=AT)
     with acting(user_subject(clinician), "test"):
+        ledger.save(clinician_user)
         ledger.save(patient, other, note, lab, corrected, vital, problem, med, allergy, document)
         ledger.save(email, sms, secure)
 
@@ -230,6 +233,9 @@ def test_every_exported_resource_validates_against_fhir_r4b(ledger: Ledger, tmp_
         (out / f"{o['type']}.ndjson").read_text() for o in manifest["output"]
     )
     assert [p["id"] for p in found["Patient"]] == [str(story.patient)]
+    # The clinician is named in this patient's own export (issue 19, 3).
+    practitioners = {p["id"]: p for p in found["Practitioner"]}
+    assert practitioners[str(story.clinician)]["name"] == [{"text": "Casey Clinician"}]
 
 
 def test_lab_value_and_unit_come_out_exactly_as_received(ledger: Ledger, tmp_path: Path) -> None:
@@ -495,7 +501,6 @@ def test_a_tampered_payload_stops_the_export_with_one_line_and_no_folder(
     import sqlite3
 
     from api.cli import main as chartledger
-    from domain.users import User
     from tests.tamper_tools import raw_sql
 
     story = tell_story(ledger)
