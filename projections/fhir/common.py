@@ -110,7 +110,7 @@ def profiled(resource: dict[str, Any], *profiles: str) -> dict[str, Any]:
 
 def subset_id(resource_type: str, whole_id: str, shown: list[str]) -> str:
     """The id of a resource of which a single-patient export shows only part (the patients
-    it may name): one id, one content (docs/EHI_EXPORT.md §3.4)."""
+    it may name): one id, one content (docs/EHI_EXPORT.md §5)."""
     return str(uuid5(SUBSETS, f"{resource_type}/{whole_id}/{','.join(sorted(shown))}"))
 
 

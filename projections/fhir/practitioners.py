@@ -1,5 +1,5 @@
 """Practitioner: every practice user an exported resource references; Organization: the
-practice (docs/EHI_EXPORT.md §5.14-§5.15).
+practice (docs/EHI_EXPORT.md §5.15-§5.16).
 
 A user's record holds their name, roles and whether they are active; the resource carries the
 name, the id and whether they are active. Nothing of their login (``domain.credentials``) is

@@ -87,7 +87,7 @@ def addendum_provenance(
 def observation_ref(lab: Tracked, version: int) -> dict[str, Any]:
     """A version of the Observation: versioned only when it is the version the export holds
     (its ``meta.versionId``); an earlier version is not in the export, so the reference is to
-    the Observation, and the value it had is shown beside it (docs/EHI_EXPORT.md §3.5)."""
+    the Observation, and the value it had is shown beside it (docs/EHI_EXPORT.md §5.12)."""
     if version == lab.state.version:
         return {"reference": f"Observation/{lab.id}/_history/{version}"}
     return {"reference": f"Observation/{lab.id}"}
