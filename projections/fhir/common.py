@@ -22,9 +22,9 @@ URI_SYSTEM = "urn:ietf:rfc:3986"  # the identifier's value is itself a URI (urn:
 EXT = "https://chartledger.local/fhir/StructureDefinition/"
 ORIGINAL_TEXT = EXT + "original-text"  # a value's characters exactly as received
 ORIGINAL_TIME = EXT + "original-time"  # a time exactly as its source gave it
-US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
 # US Core 6.1.0 and 7.0.0 profile the same resources under the same URLs; a resource that meets
 # both claims the profile without a version (docs/EHI_EXPORT.md §5).
+US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
 SUBSETS = uuid5(UUID(int=0), "chartledger subsets")
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
