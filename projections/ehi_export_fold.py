@@ -69,6 +69,9 @@ class Fold:
         self.audit_lines = AuditLines(context)
         self.records: dict[str, Tracked] = {}
         self.broken: set[str] = set()  # streams whose replay failed (e.g. partly disposed of)
+        # The patients with a Patient resource in the export; any other patient (their record
+        # disposed of) is named by identifier, as no reference to them could resolve.
+        self.patients: set[str] = set()
 
     def add(self, entry: Entry) -> list[Resource | Encoded]:
         header = entry.header
@@ -77,15 +80,17 @@ class Fold:
         if not shown:
             return []
         whole = len(shown) == len(named)
-        audit = self.audit_lines.line(audit_row(entry), header.stream, shown, whole)
-        ready: list[Resource | Encoded] = [Encoded("AuditEvent", audit)]
         module = header.type.partition(":")[0]
-        if entry.event is None or module not in FOLDED:
-            return ready
-        record = self._replay(module, entry)
+        # Replayed first, so that a patient's own registration event already knows whether
+        # the patient has a Patient resource to reference.
+        folded = entry.event is not None and module in FOLDED
+        record = self._replay(module, entry) if folded else None
+        absent = [p for p in shown if p not in self.patients]
+        audit = self.audit_lines.line(audit_row(entry), header.stream, shown, whole, absent)
+        ready: list[Resource | Encoded] = [Encoded("AuditEvent", audit)]
         if record is not None and isinstance(record.state, Thread) and header.version > 1:
             message = communications.message(
-                record.state, entry.event, header.recorded, self.allowed
+                record.state, entry.event, header.recorded, self.allowed, self.patients
             )
             if message is not None:
                 ready.append(message)
@@ -104,7 +109,10 @@ class Fold:
             # stay in the AuditEvents and the native export, and it has no other resource.
             self.broken.add(stream)
             self.records.pop(stream, None)
+            self.patients.discard(stream)
             return None
+        if isinstance(state, Patient):
+            self.patients.add(stream)
         if record is None:
             record = Tracked(state, header.recorded, header.recorded, [])
             self.records[stream] = record

@@ -4,7 +4,7 @@ ASTM E2147 audit view (``projections.audit.audit_row``) (docs/EHI_EXPORT.md §5.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -17,6 +17,7 @@ from projections.fhir.common import (
     Context,
     patient_ref,
     subset_id,
+    uri_identifier,
     user_ref,
 )
 
@@ -78,9 +79,11 @@ def audit_event(
     patients: Sequence[str],
     context: Context,
     whole: bool = True,
+    absent: Collection[str] = (),
 ) -> dict[str, Any]:
     """One audit view row as an AuditEvent naming ``patients`` (those in the export); when
-    the event names other patients too (``whole`` false) it is a subset, under its own id."""
+    the event names other patients too (``whole`` false) it is a subset, under its own id.
+    The ``absent`` patients have no Patient resource in the export: named by identifier."""
     r = dict(zip(COLUMNS, row, strict=True))
     kind, subtype, action = ACTIONS[r["action"]]
     resource: dict[str, Any] = {"resourceType": "AuditEvent"}
@@ -122,7 +125,12 @@ def audit_event(
         "type": [APPLICATION_SERVER],
     }
     entities: list[dict[str, Any]] = [
-        {"what": patient_ref(p), "type": PATIENT_TYPE, "role": PATIENT_ROLE} for p in patients
+        {
+            "what": {"identifier": uri_identifier(p)} if p in absent else patient_ref(p),
+            "type": PATIENT_TYPE,
+            "role": PATIENT_ROLE,
+        }
+        for p in patients
     ]
     entities.append(
         {
@@ -170,7 +178,12 @@ class AuditLines:
         self.record_tail = _inner({"type": RECORD_TYPE, "role": RECORD_ROLE})
 
     def line(
-        self, row: Sequence[Any], stream: str, patients: Sequence[str], whole: bool = True
+        self,
+        row: Sequence[Any],
+        stream: str,
+        patients: Sequence[str],
+        whole: bool = True,
+        absent: Collection[str] = (),
     ) -> str:
         (position, event_time, activity_time, _, user_id, action, category, outcome, source,
          purpose, event_type, *_) = row  # fmt: skip  # the target and detail are not shown
@@ -204,8 +217,12 @@ class AuditLines:
             parts += [',"altId":', _text(source)]
         parts += ["}],", self.source, ',"entity":[']
         for patient in patients:
-            parts += ['{"what":{"reference":', _text(f"Patient/{patient}"), "},"]
-            parts += [self.patient_tail, "},"]
+            if patient in absent:
+                parts += ['{"what":{"identifier":{"system":"', URI_SYSTEM, '","value":']
+                parts += [_text(f"urn:uuid:{patient}"), "}},", self.patient_tail, "},"]
+            else:
+                parts += ['{"what":{"reference":', _text(f"Patient/{patient}"), "},"]
+                parts += [self.patient_tail, "},"]
         parts += ['{"what":{"identifier":{"system":"', URI_SYSTEM, '","value":']
         parts += [_text(f"urn:uuid:{stream}"), "}},", self.record_tail, ',"detail":[']
         parts += ['{"type":"ledger-position","valueString":"', str(position), '"},']

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -87,6 +88,14 @@ def day(value: date) -> str:
 
 def patient_ref(patient_id: UUID | str) -> dict[str, Any]:
     return {"reference": f"Patient/{patient_id}"}
+
+
+def patient_named(patient_id: str, known: Container[str]) -> dict[str, Any]:
+    """A patient as a reference when the export holds their Patient resource (``known``),
+    else by identifier (a patient whose record was disposed of): every reference resolves."""
+    if patient_id in known:
+        return {"reference": f"Patient/{patient_id}"}
+    return {"identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{patient_id}"}}
 
 
 def user_ref(user_id: UUID | str) -> dict[str, Any]:

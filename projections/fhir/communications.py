@@ -5,7 +5,7 @@ request (the request, the acceptance or denial, the disagreement, the rebuttal)
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -18,8 +18,8 @@ from projections.fhir.common import (
     coded,
     instant,
     original_time,
+    patient_named,
     patient_ref,
-    subject_ref,
     subset_id,
     subsetted,
     target_ref,
@@ -34,6 +34,16 @@ DENIAL_BASIS = EXT.replace("StructureDefinition", "CodeSystem") + "hipaa-164-526
 LETTERS = uuid5(UUID(int=0), "chartledger amendment letters")
 
 
+class _Everyone:
+    """Every patient is known: the default when the caller holds every Patient resource."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+ALL = _Everyone()
+
+
 def letter_id(request_id: str, letter: str) -> str:
     """The id of one letter of an amendment request: stable across exports."""
     return str(uuid5(LETTERS, f"{request_id}/{letter}"))
@@ -46,10 +56,20 @@ def _thread_parts(thread: Any, allowed: Callable[[str], bool]) -> tuple[list[str
 
 
 def message(
-    thread: Any, event: Any, recorded: str, allowed: Callable[[str], bool]
+    thread: Any,
+    event: Any,
+    recorded: str,
+    allowed: Callable[[str], bool],
+    known: Container[str] = ALL,
 ) -> dict[str, Any] | None:
-    """One message of a thread; None if no patient in the export takes part in it."""
+    """One message of a thread; None if no patient in the export takes part in it. A patient
+    not ``known`` (no Patient resource in the export) is named by identifier."""
     patients, users = _thread_parts(thread, allowed)
+
+    def named(subject: str) -> dict[str, Any]:
+        kind, _, ident = subject.partition(":")
+        return patient_named(ident, known) if kind == "patient" else user_ref(ident)
+
     if not patients:
         return None
     kind = thread.kind
@@ -63,22 +83,22 @@ def message(
         "identifier": [{**uri_identifier(thread.id), "type": {"text": "thread"}}],
         "status": "completed",
         "medium": [coded(MODE, *MEDIUM[kind]) if kind in MEDIUM else {"text": "SMS"}],
-        "subject": patient_ref(patients[0].partition(":")[2]),
+        "subject": named(patients[0]),
         "topic": {"text": thread.topic},
     }
     everyone = patients + users
     if kind == "secure":
         resource["sent"] = instant(event.at)
-        resource["recipient"] = [subject_ref(s) for s in everyone if s != event.sender]
+        resource["recipient"] = [named(s) for s in everyone if s != event.sender]
         if allowed(event.sender) or event.sender.startswith("user:"):
-            resource["sender"] = subject_ref(event.sender)
+            resource["sender"] = named(event.sender)
         resource["payload"] = [{"contentString": event.body}]
     elif kind == "email":
         resource["received"] = instant(event.received_at)
         sender = next((v for n, v in event.headers if n.lower() == "from"), None)
         if sender is not None:
             resource["sender"] = {"display": sender.strip()}
-        resource["recipient"] = [subject_ref(s) for s in everyone]
+        resource["recipient"] = [named(s) for s in everyone]
         resource["payload"] = [
             {"contentAttachment": {"contentType": "message/rfc822", "data": base64_of(event.raw)}}
         ]
@@ -87,7 +107,7 @@ def message(
             resource["extension"] = [original_time(event.sent_at)]
         resource["received"] = recorded
         resource["sender"] = {"display": event.from_number}
-        resource["recipient"] = [{"display": event.to_number}, *(subject_ref(s) for s in everyone)]
+        resource["recipient"] = [{"display": event.to_number}, *(named(s) for s in everyone)]
         metadata = dumps(_plain(event.provider_metadata)).encode("ascii")
         resource["payload"] = [
             {"contentString": event.body},

@@ -462,10 +462,20 @@ def test_a_disposed_record_leaves_its_audit_trail_and_headers_but_no_content(
         for resource in resources:
             fhir_model(kind).model_validate(resource)
     assert [p["id"] for p in found["Patient"]] == [str(story.other_patient)]
-    disposed = f"Patient/{story.patient}"
+    # The trail names the disposed patient by identifier: no Patient resource to refer to.
+    disposed = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{story.patient}"}
     assert any(
-        e["what"].get("reference") == disposed for a in found["AuditEvent"] for e in a["entity"]
+        e["what"].get("identifier") == disposed for a in found["AuditEvent"] for e in a["entity"]
     )
+    from tests.integration.test_ehi_export_shape import r4_errors, read_export, reference_problems
+
+    lines = read_export(out)
+    problems = [
+        problem
+        for line in lines.values()
+        for problem in r4_errors(json.loads(line)) + reference_problems(json.loads(line), lines)
+    ]
+    assert problems == [], problems[:10]
     records = _values(out / "native" / "records.msgpack")
     # The events sealed under their key (a thread shared with the other patient may be sealed
     # under the other's key, LEDGER_FORMAT.md §4.3, and stays readable).
