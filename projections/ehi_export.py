@@ -22,6 +22,7 @@ from typing import IO, Any
 from uuid import UUID, uuid4
 
 from domain.credentials import SECRET_EVENT_TYPES
+from domain.users import User
 from events.db import Database
 from events.ledger import Ledger
 from events.private_files import private_dir, private_text, touch_private, write_private
@@ -37,12 +38,15 @@ from projections.ehi_export_native import (
 )
 from projections.fhir.common import Context
 from projections.fhir.ndjson import dumps
+from projections.fhir.practitioners import organization, practitioner, referenced_users
 from projections.reads import PatientNotFound, Reader, record_access
 from projections.runner import BATCH, KeyRing, Progress, decode_entry
 from verify.canonical import format_timestamp
 from verify.records import split_record
 
-# 4: absolute URLs, docs URL, README, _type, _since; source times read
+# 3: imported labs name their Document. 4: Practitioner and Organization resources, references
+# that resolve within the export, MedicationRequest, subsets under their own ids, US Core;
+# absolute URLs, the docs URL, README, _type, _since; source times read.
 FORMAT = "chartledger-ehi-export/4"
 DOCUMENTATION = "docs/EHI_EXPORT.md"
 DOC_SOURCE = Path(__file__).resolve().parent.parent / DOCUMENTATION
@@ -56,11 +60,13 @@ EXTENSION = "https://chartledger.local/fhir/ehi-export"
 # The order of the manifest's output: the patient first, then the record around them.
 RESOURCE_TYPES = (
     "Patient",
+    "Practitioner",
+    "Organization",
     "Encounter",
     "Appointment",
     "Observation",
     "Condition",
-    "MedicationStatement",
+    "MedicationRequest",
     "AllergyIntolerance",
     "DocumentReference",
     "Binary",
@@ -228,6 +234,9 @@ def _write(
             if progress is not None:
                 progress(done, total)
         ndjson.write(fold.finish() if since is None else changed_since(fold.finish(), since))
+        ndjson.write([organization(context, ledger.practice.get("name"))])
+        users = _users(ledger.db, mapper, size, sorted(ndjson.users))
+        ndjson.write([practitioner(u, users.get(u)) for u in sorted(ndjson.users)])
     finally:  # closed on failure too, before the staging folder is removed
         output = ndjson.close(begun.request.url_of)
         natives = [native.close()]
@@ -262,6 +271,7 @@ class NdjsonFiles:
         self.types = types
         self.files: dict[str, IO[str]] = {}
         self.counts: dict[str, int] = {}
+        self.users: set[str] = set()  # the users the written resources reference
 
     def write(self, resources: Iterator[Resource] | list[Resource | Encoded]) -> None:
         types = self.types
@@ -283,6 +293,8 @@ class NdjsonFiles:
                 self.counts[kind] = 0
             out.write(line + "\n")
             self.counts[kind] += 1
+            if "Practitioner/" in line:
+                self.users.update(referenced_users(line))
 
     def close(self, url_of: Callable[[str], str] = str) -> list[dict[str, Any]]:
         for out in self.files.values():
@@ -358,6 +370,43 @@ def file_name(url: str, export_id: str) -> str:
     """The name within export ``export_id`` of a manifest's file ``url`` (absolute or not)."""
     folder = f"/exports/{export_id}/"
     return url.rpartition(folder)[2] if folder in url else url
+
+
+def _users(db: Database, mapper: Any, size: int, user_ids: list[str]) -> dict[str, User]:
+    """The records of the users named, replayed from their own events below ``size`` (so a
+    single-patient export, whose range holds none of them, names them too). A user whose
+    record is not in the log, or cannot be read, is left out: the Practitioner then has its
+    id only."""
+    found: dict[str, User] = {}
+    streams = []
+    for user_id in user_ids:
+        try:
+            stream = UUID(user_id)
+        except ValueError:
+            continue
+        streams.append(stream.hex if db.dialect == "sqlite" else stream)
+    for start in range(0, len(streams), 500):
+        chunk = streams[start : start + 500]
+        with db.read() as c:
+            c.execute(
+                ROWS + f"WHERE l.stream IN ({', '.join('?' * len(chunk))}) AND l.position < ? "
+                "ORDER BY l.position",
+                [*chunk, size],
+            )
+            rows = c.fetchall()
+        states: dict[str, Any] = {}
+        for position, _, stream, version, topic, state in rows:
+            entry = decode_entry(mapper, position, stream, version, topic, bytes(state))
+            key = str(UUID(str(entry.header.stream)))
+            if entry.event is None or (key in states and states[key] is None):
+                states[key] = None  # a payload disposed of: the rest cannot be replayed
+                continue
+            try:
+                states[key] = entry.event.mutate(states.get(key))
+            except Exception:
+                states[key] = None  # not a record this export can replay: the id only
+        found.update({k: v for k, v in states.items() if isinstance(v, User)})
+    return found
 
 
 def _log_size(db: Database) -> int:

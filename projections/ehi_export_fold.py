@@ -69,25 +69,28 @@ class Fold:
         self.audit_lines = AuditLines(context)
         self.records: dict[str, Tracked] = {}
         self.broken: set[str] = set()  # streams whose replay failed (e.g. partly disposed of)
+        # The patients with a Patient resource in the export; any other patient (their record
+        # disposed of) is named by identifier, as no reference to them could resolve.
+        self.patients: set[str] = set()
 
     def add(self, entry: Entry) -> list[Resource | Encoded]:
         header = entry.header
-        shown = [
-            s.removeprefix("patient:")
-            for s in header.subjects
-            if s.startswith("patient:") and self.allowed(s)
-        ]
+        named = [s for s in header.subjects if s.startswith("patient:")]
+        shown = [s.removeprefix("patient:") for s in named if self.allowed(s)]
         if not shown:
             return []
-        audit = self.audit_lines.line(audit_row(entry), header.stream, shown)
-        ready: list[Resource | Encoded] = [Encoded("AuditEvent", audit)]
+        whole = len(shown) == len(named)
         module = header.type.partition(":")[0]
-        if entry.event is None or module not in FOLDED:
-            return ready
-        record = self._replay(module, entry)
+        # Replayed first, so that a patient's own registration event already knows whether
+        # the patient has a Patient resource to reference.
+        folded = entry.event is not None and module in FOLDED
+        record = self._replay(module, entry) if folded else None
+        absent = [p for p in shown if p not in self.patients]
+        audit = self.audit_lines.line(audit_row(entry), header.stream, shown, whole, absent)
+        ready: list[Resource | Encoded] = [Encoded("AuditEvent", audit)]
         if record is not None and isinstance(record.state, Thread) and header.version > 1:
             message = communications.message(
-                record.state, entry.event, header.recorded, self.allowed
+                record.state, entry.event, header.recorded, self.allowed, self.patients
             )
             if message is not None:
                 ready.append(message)
@@ -106,7 +109,10 @@ class Fold:
             # stay in the AuditEvents and the native export, and it has no other resource.
             self.broken.add(stream)
             self.records.pop(stream, None)
+            self.patients.discard(stream)
             return None
+        if isinstance(state, Patient):
+            self.patients.add(stream)
         if record is None:
             record = Tracked(state, header.recorded, header.recorded, [])
             self.records[stream] = record
@@ -126,18 +132,20 @@ class Fold:
             if h.type.endswith(".Accepted")
         }
         made: set[str] = set()
+        practice = self.context.practice_id
         for record in self.records.values():
             yield from self._resources(record, answered, made)
         for request in requests:
             for header, event in request.events:
                 name = header.type.rpartition(".")[2]
                 if name == "Denied" or (name == "Accepted" and str(event.amendment_id) not in made):
-                    yield provenance.decision_provenance(request, header, event)
+                    yield provenance.decision_provenance(request, header, event, practice)
 
     def _resources(
         self, record: Tracked, answered: dict[str, str], made: set[str]
     ) -> Iterator[Resource]:
         state = record.state
+        practice = self.context.practice_id
         if isinstance(state, Patient):
             yield patients.patient(record, self.context)
         elif isinstance(state, Note):
@@ -147,7 +155,7 @@ class Fold:
                 made.add(key)
                 asked = addendum["amendment_request_id"]
                 request = str(asked) if asked is not None else answered.get(key)
-                yield provenance.addendum_provenance(record, addendum, request)
+                yield provenance.addendum_provenance(record, addendum, request, practice)
         elif isinstance(state, LabResult):
             yield observations.lab_observation(record)
             if state.source_message is not None:  # else the source is a Document's Binary
@@ -158,21 +166,20 @@ class Fold:
                     made.add(key)
                     asked = event.amendment_request_id
                     request = str(asked) if asked is not None else answered.get(key)
-                    yield provenance.correction_provenance(record, header, event, request)
+                    yield provenance.correction_provenance(record, header, event, request, practice)
         elif isinstance(state, VitalSign):
             yield observations.vital_observation(record)
         elif isinstance(state, Problem):
             yield conditions.condition(record)
         elif isinstance(state, Medication):
-            yield medications.medication_statement(record)
+            yield medications.medication_request(record)
         elif isinstance(state, Allergy):
             yield allergies.allergy_intolerance(record)
         elif isinstance(state, Document):
             yield documents.document_reference(record)
-            yield documents.document_binary(record)
         elif isinstance(state, Appointment):
             yield appointments.appointment(record)
-            found = appointments.encounter(record, self.context.transaction_time)
+            found = appointments.encounter(record, self.context)
             if found is not None:
                 yield found
         elif isinstance(state, AmendmentRequest):

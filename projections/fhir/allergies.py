@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.fhir.common import Tracked, coded, concept, patient_ref, user_ref
+from projections.fhir.common import (
+    US_CORE,
+    Tracked,
+    coded,
+    concept,
+    patient_ref,
+    profiled,
+    user_ref,
+)
 
 CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
@@ -32,4 +40,4 @@ def allergy_intolerance(record: Tracked) -> dict[str, Any]:
         if allergy.severity is not None:
             reaction["severity"] = allergy.severity  # mild | moderate | severe, as in FHIR
         resource["reaction"] = [reaction]
-    return resource
+    return profiled(resource, US_CORE + "us-core-allergyintolerance")

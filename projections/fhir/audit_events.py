@@ -4,13 +4,22 @@ ASTM E2147 audit view (``projections.audit.audit_row``) (docs/EHI_EXPORT.md §5.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from domain.access import PURPOSES_OF_USE
 from projections.audit import COLUMNS
-from projections.fhir.common import EXT, URI_SYSTEM, Context, patient_ref, user_ref
+from projections.fhir.common import (
+    EXT,
+    SUBSETTED,
+    URI_SYSTEM,
+    Context,
+    patient_ref,
+    subset_id,
+    uri_identifier,
+    user_ref,
+)
 
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 DICOM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -40,21 +49,50 @@ PATIENT_ROLE = {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}
 RECORD_TYPE = {"system": ENTITY_TYPE, "code": "2", "display": "System Object"}
 RECORD_ROLE = {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"}
 APPLICATION_SERVER = {"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}
+# IHE BALP's user agent types (UserAgentTypesVS): who read is the information's recipient, who
+# wrote acted as an agent; an event of the system alone has the application as its agent.
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+ROLE_CLASS = "http://terminology.hl7.org/CodeSystem/v3-RoleClass"
+RECIPIENT = {
+    "coding": [{"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}]
+}
+AGENT = {"coding": [{"system": ROLE_CLASS, "code": "AGNT", "display": "agent"}]}
+APPLICATION = {"coding": [{"system": DICOM, "code": "110150", "display": "Application"}]}
+META_SUBSETTED = {"tag": [SUBSETTED]}
 
 
 def audit_event_id(position: int) -> str:
     return f"ledger-{position}"
 
 
+def user_agent_type(action: str) -> dict[str, Any]:
+    return RECIPIENT if ACTIONS[action][2] in ("R", "E") else AGENT
+
+
+def subset_audit_event_id(position: int, patients: Sequence[str]) -> str:
+    return subset_id("AuditEvent", audit_event_id(position), list(patients))
+
+
 def audit_event(
-    row: Sequence[Any], stream: str, patients: Sequence[str], context: Context
+    row: Sequence[Any],
+    stream: str,
+    patients: Sequence[str],
+    context: Context,
+    whole: bool = True,
+    absent: Collection[str] = (),
 ) -> dict[str, Any]:
-    """One audit view row as an AuditEvent naming ``patients`` (those in the export)."""
+    """One audit view row as an AuditEvent naming ``patients`` (those in the export); when
+    the event names other patients too (``whole`` false) it is a subset, under its own id.
+    The ``absent`` patients have no Patient resource in the export: named by identifier."""
     r = dict(zip(COLUMNS, row, strict=True))
     kind, subtype, action = ACTIONS[r["action"]]
-    resource: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "id": audit_event_id(r["position"]),
+    resource: dict[str, Any] = {"resourceType": "AuditEvent"}
+    if whole:
+        resource["id"] = audit_event_id(r["position"])
+    else:
+        resource["id"] = subset_audit_event_id(r["position"], patients)
+        resource["meta"] = META_SUBSETTED
+    resource |= {
         "type": kind,
         "subtype": [subtype],
         "action": action,
@@ -71,9 +109,9 @@ def audit_event(
             else {"text": purpose}
         ]
     agent: dict[str, Any] = (
-        {"who": user_ref(r["user_id"]), "requestor": True}
+        {"type": user_agent_type(r["action"]), "who": user_ref(r["user_id"]), "requestor": True}
         if r["user_id"] is not None
-        else {"who": {"display": "Chartledger (system)"}, "requestor": False}
+        else {"type": APPLICATION, "who": {"display": "Chartledger (system)"}, "requestor": False}
     )
     if r["source"] != "system":
         agent["altId"] = r["source"]  # the session the user acted in
@@ -87,7 +125,12 @@ def audit_event(
         "type": [APPLICATION_SERVER],
     }
     entities: list[dict[str, Any]] = [
-        {"what": patient_ref(p), "type": PATIENT_TYPE, "role": PATIENT_ROLE} for p in patients
+        {
+            "what": {"identifier": uri_identifier(p)} if p in absent else patient_ref(p),
+            "type": PATIENT_TYPE,
+            "role": PATIENT_ROLE,
+        }
+        for p in patients
     ]
     entities.append(
         {
@@ -127,15 +170,29 @@ class AuditLines:
         )
         self.source = _inner({"source": probe["source"]})
         self.patient_tail = _inner({"type": PATIENT_TYPE, "role": PATIENT_ROLE})
+        self.subsetted = _inner({"meta": META_SUBSETTED})
+        self.user_agents = {
+            action: '"type":' + _json(user_agent_type(action)) for action in ACTIONS
+        }
+        self.system_agent = '"type":' + _json(APPLICATION)
         self.record_tail = _inner({"type": RECORD_TYPE, "role": RECORD_ROLE})
 
-    def line(self, row: Sequence[Any], stream: str, patients: Sequence[str]) -> str:
+    def line(
+        self,
+        row: Sequence[Any],
+        stream: str,
+        patients: Sequence[str],
+        whole: bool = True,
+        absent: Collection[str] = (),
+    ) -> str:
         (position, event_time, activity_time, _, user_id, action, category, outcome, source,
          purpose, event_type, *_) = row  # fmt: skip  # the target and detail are not shown
-        parts = [
-            '{"resourceType":"AuditEvent","id":"',
-            audit_event_id(position),
-            '",',
+        if whole:
+            parts = ['{"resourceType":"AuditEvent","id":"', audit_event_id(position), '",']
+        else:
+            parts = ['{"resourceType":"AuditEvent","id":"']
+            parts += [subset_audit_event_id(position, patients), '",', self.subsetted, ","]
+        parts += [
             self.kinds[action],
             ',"recorded":',
             _text(event_time),
@@ -151,15 +208,21 @@ class AuditLines:
             else:
                 parts += ['{"text":', _text(purpose), "}]"]
         if user_id is not None:
-            parts += [',"agent":[{"who":', _json(user_ref(user_id)), ',"requestor":true']
+            parts += [',"agent":[{', self.user_agents[action], ',"who":']
+            parts += [_json(user_ref(user_id)), ',"requestor":true']
         else:
-            parts.append(',"agent":[{"who":{"display":"Chartledger (system)"},"requestor":false')
+            parts += [',"agent":[{', self.system_agent]
+            parts.append(',"who":{"display":"Chartledger (system)"},"requestor":false')
         if source != "system":
             parts += [',"altId":', _text(source)]
         parts += ["}],", self.source, ',"entity":[']
         for patient in patients:
-            parts += ['{"what":{"reference":', _text(f"Patient/{patient}"), "},"]
-            parts += [self.patient_tail, "},"]
+            if patient in absent:
+                parts += ['{"what":{"identifier":{"system":"', URI_SYSTEM, '","value":']
+                parts += [_text(f"urn:uuid:{patient}"), "}},", self.patient_tail, "},"]
+            else:
+                parts += ['{"what":{"reference":', _text(f"Patient/{patient}"), "},"]
+                parts += [self.patient_tail, "},"]
         parts += ['{"what":{"identifier":{"system":"', URI_SYSTEM, '","value":']
         parts += [_text(f"urn:uuid:{stream}"), "}},", self.record_tail, ',"detail":[']
         parts += ['{"type":"ledger-position","valueString":"', str(position), '"},']

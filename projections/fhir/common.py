@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from domain import ucum
 from projections.fhir.ndjson import json_decimal
@@ -22,6 +23,16 @@ URI_SYSTEM = "urn:ietf:rfc:3986"  # the identifier's value is itself a URI (urn:
 EXT = "https://chartledger.local/fhir/StructureDefinition/"
 ORIGINAL_TEXT = EXT + "original-text"  # a value's characters exactly as received
 ORIGINAL_TIME = EXT + "original-time"  # a time exactly as its source gave it
+# US Core 6.1.0 and 7.0.0 profile the same resources under the same URLs; a resource that meets
+# both claims the profile without a version (docs/EHI_EXPORT.md §5).
+US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+SUBSETS = uuid5(UUID(int=0), "chartledger subsets")
+SUBSETTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+    "display": "subsetted",
+}
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 FHIR_DATETIME = re.compile(
     r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
     r"(Z|[+-][0-9]{2}:[0-9]{2}))?)?)?",
@@ -33,7 +44,7 @@ TARGET_RESOURCES = {
     "lab_result": "Observation",
     "vital_sign": "Observation",
     "problem": "Condition",
-    "medication": "MedicationStatement",
+    "medication": "MedicationRequest",
     "allergy": "AllergyIntolerance",
     "patient": "Patient",
 }
@@ -79,12 +90,46 @@ def patient_ref(patient_id: UUID | str) -> dict[str, Any]:
     return {"reference": f"Patient/{patient_id}"}
 
 
+def patient_named(patient_id: str, known: Container[str]) -> dict[str, Any]:
+    """A patient as a reference when the export holds their Patient resource (``known``),
+    else by identifier (a patient whose record was disposed of): every reference resolves."""
+    if patient_id in known:
+        return {"reference": f"Patient/{patient_id}"}
+    return {"identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{patient_id}"}}
+
+
 def user_ref(user_id: UUID | str) -> dict[str, Any]:
-    """A practice user, by identifier: Practitioner resources are not part of this export."""
-    return {
-        "type": "Practitioner",
-        "identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{user_id}"},
-    }
+    """A practice user: the export carries a Practitioner for every user it references
+    (projections/fhir/practitioners.py), found by this reference's text."""
+    return {"reference": f"Practitioner/{user_id}"}
+
+
+def organization_ref(practice_id: UUID | str) -> dict[str, Any]:
+    """The practice itself, exported as one Organization (projections/fhir/practitioners.py)."""
+    return {"reference": f"Organization/{practice_id}"}
+
+
+def profiled(resource: dict[str, Any], *profiles: str) -> dict[str, Any]:
+    """``resource`` claiming the US Core profiles it meets (docs/EHI_EXPORT.md §5)."""
+    found = dict(resource.get("meta") or {})
+    found["profile"] = list(profiles)
+    resource["meta"] = found
+    return resource
+
+
+def subset_id(resource_type: str, whole_id: str, shown: list[str]) -> str:
+    """The id of a resource of which a single-patient export shows only part (the patients
+    it may name): one id, one content (docs/EHI_EXPORT.md §5)."""
+    return str(uuid5(SUBSETS, f"{resource_type}/{whole_id}/{','.join(sorted(shown))}"))
+
+
+def subsetted(resource: dict[str, Any]) -> dict[str, Any]:
+    """``resource`` tagged as a part of a record (FHIR's SUBSETTED): it names fewer patients
+    than the record it comes from, under its own id."""
+    found = dict(resource.get("meta") or {})
+    found["tag"] = [SUBSETTED]
+    resource["meta"] = found
+    return resource
 
 
 def target_ref(target_type: str, target_id: UUID | str) -> dict[str, Any]:

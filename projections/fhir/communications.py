@@ -5,7 +5,7 @@ request (the request, the acceptance or denial, the disagreement, the rebuttal)
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -25,8 +25,10 @@ from projections.fhir.common import (
     coded,
     instant,
     original_time,
+    patient_named,
     patient_ref,
-    subject_ref,
+    subset_id,
+    subsetted,
     target_ref,
     uri_identifier,
     user_ref,
@@ -38,6 +40,16 @@ MEDIUM = {"secure": ("ONLINEWRIT", "online written"), "email": ("EMAILWRIT", "em
 DENIAL_BASIS = EXT.replace("StructureDefinition", "CodeSystem") + "hipaa-164-526-denial-basis"
 LETTERS = uuid5(UUID(int=0), "chartledger amendment letters")
 RECORDED = EXT + "recorded-time"  # when the ledger recorded an ingested message: its import
+
+
+class _Everyone:
+    """Every patient is known: the default when the caller holds every Patient resource."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+ALL = _Everyone()
 
 
 def letter_id(request_id: str, letter: str) -> str:
@@ -52,28 +64,42 @@ def _thread_parts(thread: Any, allowed: Callable[[str], bool]) -> tuple[list[str
 
 
 def message(
-    thread: Any, event: Any, recorded: str, allowed: Callable[[str], bool]
+    thread: Any,
+    event: Any,
+    recorded: str,
+    allowed: Callable[[str], bool],
+    known: Container[str] = ALL,
 ) -> dict[str, Any] | None:
-    """One message of a thread; None if no patient in the export takes part in it."""
+    """One message of a thread; None if no patient in the export takes part in it. A patient
+    not ``known`` (no Patient resource in the export) is named by identifier."""
     patients, users = _thread_parts(thread, allowed)
+
+    def named(subject: str) -> dict[str, Any]:
+        kind, _, ident = subject.partition(":")
+        return patient_named(ident, known) if kind == "patient" else user_ref(ident)
+
     if not patients:
         return None
     kind = thread.kind
-    resource: dict[str, Any] = {
-        "resourceType": "Communication",
-        "id": str(event.message_id),
+    resource: dict[str, Any] = {"resourceType": "Communication", "id": str(event.message_id)}
+    if len(patients) < len(thread.patient_ids):
+        # Other patients of the thread are not named here: a part of the message, its own id.
+        shown = [p.partition(":")[2] for p in patients]
+        resource["id"] = subset_id("Communication", resource["id"], shown)
+        subsetted(resource)
+    resource |= {
         "identifier": [{**uri_identifier(thread.id), "type": {"text": "thread"}}],
         "status": "completed",
         "medium": [coded(MODE, *MEDIUM[kind]) if kind in MEDIUM else {"text": "SMS"}],
-        "subject": patient_ref(patients[0].partition(":")[2]),
+        "subject": named(patients[0]),
         "topic": {"text": thread.topic},
     }
     everyone = patients + users
     if kind == "secure":
         resource["sent"] = instant(event.at)
-        resource["recipient"] = [subject_ref(s) for s in everyone if s != event.sender]
+        resource["recipient"] = [named(s) for s in everyone if s != event.sender]
         if allowed(event.sender) or event.sender.startswith("user:"):
-            resource["sender"] = subject_ref(event.sender)
+            resource["sender"] = named(event.sender)
         resource["payload"] = [{"contentString": event.body}]
     elif kind == "email":
         # sent: the Date field; received: the practice's mail server's Received stamp, else
@@ -90,7 +116,7 @@ def message(
         sender = next((v for n, v in event.headers if n.lower() == "from"), None)
         if sender is not None:
             resource["sender"] = {"display": sender.strip()}
-        resource["recipient"] = [subject_ref(s) for s in everyone]
+        resource["recipient"] = [named(s) for s in everyone]
         resource["payload"] = [
             {"contentAttachment": {"contentType": "message/rfc822", "data": base64_of(event.raw)}}
         ]
@@ -104,7 +130,7 @@ def message(
             resource["sent"] = sent.fhir
         resource["received"] = recorded
         resource["sender"] = {"display": event.from_number}
-        resource["recipient"] = [{"display": event.to_number}, *(subject_ref(s) for s in everyone)]
+        resource["recipient"] = [{"display": event.to_number}, *(named(s) for s in everyone)]
         metadata = dumps(_plain(event.provider_metadata)).encode("ascii")
         resource["payload"] = [
             {"contentString": event.body},

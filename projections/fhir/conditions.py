@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.fhir.common import Tracked, coded, concept, day, patient_ref, user_ref
+from projections.fhir.common import (
+    US_CORE,
+    Tracked,
+    coded,
+    concept,
+    day,
+    patient_ref,
+    profiled,
+    user_ref,
+)
 
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
@@ -29,4 +38,4 @@ def condition(record: Tracked) -> dict[str, Any]:
         resource["abatementDateTime"] = day(problem.resolved_on)
     resource["recordedDate"] = record.first_recorded
     resource["recorder"] = user_ref(problem.recorded_by)
-    return resource
+    return profiled(resource, US_CORE + "us-core-condition-problems-health-concerns")

@@ -1,5 +1,10 @@
-"""DocumentReference and Binary: stored documents, and encounter notes with their addenda
-(docs/EHI_EXPORT.md §5.8-§5.9)."""
+"""DocumentReference: stored documents, and encounter notes with their addenda
+(docs/EHI_EXPORT.md §5.8-§5.9).
+
+Every attachment carries its bytes (``data``), never a URL: a Bulk Data attachment URL must be
+absolute, and an export written to a folder has no base to make one from; the bytes are in the
+export once, in the DocumentReference.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,16 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from projections.fhir.common import Tracked, base64_of, instant, patient_ref, user_ref
+from projections.fhir.common import (
+    DATA_ABSENT,
+    US_CORE,
+    Tracked,
+    base64_of,
+    instant,
+    patient_ref,
+    profiled,
+    user_ref,
+)
 
 CATEGORY = {
     "coding": [
@@ -27,6 +41,13 @@ NOTE_TYPES = {  # LOINC document types for the note kinds Chartledger uses
     "procedure": ("28570-0", "Procedure note"),
 }
 TEXT = "text/plain; charset=utf-8"
+PROFILE = US_CORE + "us-core-documentreference"
+# Neither the type nor the category of an uploaded file is recorded: FHIR's way to say so.
+UNKNOWN = {"coding": [{"system": DATA_ABSENT, "code": "unknown", "display": "Unknown"}]}
+# A document whose media type says what it is: an HL7 v2 message imported from a laboratory.
+MEDIA_DOCUMENT_TYPES = {
+    "x-application/hl7-v2+er7": ("11502-2", "Laboratory report"),
+}
 
 
 def _attachment(data: bytes, content_type: str, **more: Any) -> dict[str, Any]:
@@ -42,7 +63,7 @@ def _attachment(data: bytes, content_type: str, **more: Any) -> dict[str, Any]:
 def _note_type(kind: str) -> dict[str, Any]:
     known = NOTE_TYPES.get(kind)
     if known is None:
-        return {"text": kind}
+        return {**UNKNOWN, "text": kind}
     code, display = known
     return {
         "coding": [{"system": "http://loinc.org", "code": code, "display": display}],
@@ -71,46 +92,48 @@ def note_references(record: Tracked) -> Iterator[dict[str, Any]]:
     if note.signed_at is not None:
         attachment["creation"] = instant(note.signed_at)
     main["content"] = [{"attachment": attachment}]
-    yield main
+    yield profiled(main, PROFILE)
     for addendum in note.addenda:
-        yield {
-            "resourceType": "DocumentReference",
-            "id": str(addendum["addendum_id"]),
-            "status": "current",
-            "docStatus": "amended",
-            "type": _note_type(note.kind),
-            "category": [CATEGORY],
-            "subject": patient_ref(note.patient_id),
-            "date": instant(addendum["at"]),
-            "author": [user_ref(addendum["author_id"])],
-            "description": addendum["reason"],
-            "relatesTo": [
-                {"code": "appends", "target": {"reference": f"DocumentReference/{record.id}"}}
-            ],
-            "content": [
-                {
-                    "attachment": _attachment(
-                        addendum["text"].encode("utf-8"), TEXT, creation=instant(addendum["at"])
-                    )
-                }
-            ],
-        }
+        yield profiled(
+            {
+                "resourceType": "DocumentReference",
+                "id": str(addendum["addendum_id"]),
+                "status": "current",
+                "docStatus": "amended",
+                "type": _note_type(note.kind),
+                "category": [CATEGORY],
+                "subject": patient_ref(note.patient_id),
+                "date": instant(addendum["at"]),
+                "author": [user_ref(addendum["author_id"])],
+                "description": addendum["reason"],
+                "relatesTo": [
+                    {"code": "appends", "target": {"reference": f"DocumentReference/{record.id}"}}
+                ],
+                "content": [
+                    {
+                        "attachment": _attachment(
+                            addendum["text"].encode("utf-8"), TEXT, creation=instant(addendum["at"])
+                        )
+                    }
+                ],
+            },
+            PROFILE,
+        )
 
 
-def binary_id(document_id: str) -> str:
-    return f"{document_id}.content"
+def _document_type(media_type: str) -> dict[str, Any]:
+    known = MEDIA_DOCUMENT_TYPES.get(media_type)
+    if known is None:
+        return UNKNOWN
+    code, display = known
+    return {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]}
 
 
 def document_reference(record: Tracked) -> dict[str, Any]:
     doc = record.state
-    attachment: dict[str, Any] = {
-        "contentType": doc.media_type,
-        "url": f"Binary/{binary_id(record.id)}",
-        "size": doc.size,
-        "hash": base64.b64encode(hashlib.sha1(doc.content).digest()).decode("ascii"),
-        "title": doc.original_filename,
-        "creation": record.first_recorded,
-    }
+    attachment = _attachment(
+        doc.content, doc.media_type, title=doc.original_filename, creation=record.first_recorded
+    )
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "id": record.id,
@@ -124,6 +147,8 @@ def document_reference(record: Tracked) -> dict[str, Any]:
             }
         ],
         "status": "current",
+        "type": _document_type(doc.media_type),
+        "category": [UNKNOWN],
         "subject": patient_ref(doc.patient_id),
         "date": record.first_recorded,
         "author": [user_ref(doc.uploader_id)],
@@ -141,14 +166,4 @@ def document_reference(record: Tracked) -> dict[str, Any]:
                 "extension": present,
             }
         ]
-    return resource
-
-
-def document_binary(record: Tracked) -> dict[str, Any]:
-    doc = record.state
-    return {
-        "resourceType": "Binary",
-        "id": binary_id(record.id),
-        "contentType": doc.media_type,
-        "data": base64_of(doc.content),
-    }
+    return profiled(resource, PROFILE)

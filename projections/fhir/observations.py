@@ -8,16 +8,17 @@ from typing import Any
 from domain.original_times import read_time
 from projections.fhir.common import (
     EXT,
+    US_CORE,
     Tracked,
     base64_of,
     coded,
     instant,
     original_time,
     patient_ref,
+    profiled,
     quantity,
     user_ref,
 )
-from projections.fhir.documents import binary_id
 from projections.fhir.ndjson import json_decimal
 
 LOINC = "http://loinc.org"
@@ -28,6 +29,7 @@ FLAGS = {"N", "A", "AA", "H", "HH", "L", "LL", "HU", "LU", "U", "D", "B", "W", "
 SOURCE_MESSAGE = EXT + "source-message"
 CONVERSION = EXT + "unit-conversion"
 MEDIA_TYPES = {"HL7v2": "x-application/hl7-v2+er7"}
+LAB_PROFILE = US_CORE + "us-core-observation-lab"
 
 
 def source_binary_id(lab_id: str) -> str:
@@ -35,13 +37,14 @@ def source_binary_id(lab_id: str) -> str:
 
 
 def source_reference(record: Tracked) -> dict[str, Any]:
-    """Where the original message is: the lab's own Binary, or (an import) the Binary of the
-    Document holding the message once, with the result's segment in it."""
+    """Where the original message is: the lab's own Binary, or (an import) the
+    DocumentReference of the Document holding the message once (its bytes are the
+    attachment's data), with the result's segment in it."""
     lab = record.state
     if lab.source_document_id is None:
         return {"reference": f"Binary/{source_binary_id(record.id)}"}
     return {
-        "reference": f"Binary/{binary_id(str(lab.source_document_id))}",
+        "reference": f"DocumentReference/{lab.source_document_id}",
         "display": f"segment {lab.source_segment}",
     }
 
@@ -78,7 +81,7 @@ def lab_observation(record: Tracked) -> dict[str, Any]:
     reference = _reference_range(lab)
     if reference:
         resource["referenceRange"] = [reference]
-    return resource
+    return profiled(resource, LAB_PROFILE)
 
 
 def _effective(collected_at: str | None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.fhir.common import Context, Tracked, day
+from projections.fhir.common import US_CORE, Context, Tracked, day, profiled
 
 MR = {
     "coding": [
@@ -20,12 +20,15 @@ def patient(record: Tracked, context: Context) -> dict[str, Any]:
         {"use": "usual", "type": MR, "system": context.mrn_system, "value": p.mrn}
     ]
     identifiers.extend({"system": i["system"], "value": i["value"]} for i in p.identifiers)
-    return {
-        "resourceType": "Patient",
-        "id": record.id,
-        "meta": record.meta,
-        "identifier": identifiers,
-        "name": [{"use": "official", "family": p.family_name, "given": [p.given_name]}],
-        "gender": p.sex,  # the ledger's sexes are FHIR AdministrativeGender codes
-        "birthDate": day(p.birth_date),
-    }
+    return profiled(
+        {
+            "resourceType": "Patient",
+            "id": record.id,
+            "meta": record.meta,
+            "identifier": identifiers,
+            "name": [{"use": "official", "family": p.family_name, "given": [p.given_name]}],
+            "gender": p.sex,  # the ledger's sexes are FHIR AdministrativeGender codes
+            "birthDate": day(p.birth_date),
+        },
+        US_CORE + "us-core-patient",
+    )

@@ -32,6 +32,7 @@ from domain.notes import Note
 from domain.patients import Patient
 from domain.problems import Problem
 from domain.quantities import Quantity
+from domain.users import User
 from domain.vitals import VitalSign
 from events.context import acting
 from events.ledger import Ledger
@@ -75,7 +76,8 @@ class Story:
 
 def tell_story(ledger: Ledger) -> Story:
     """Build the record through the domain, as the API would, acting as a clinician."""
-    clinician = uuid4()
+    clinician_user = User.register(name="Casey Clinician", role="clinician")
+    clinician = clinician_user.id
     patient = Patient.register(
         mrn="MRN-0001",
         given_name="Pat",
@@ -141,6 +143,7 @@ def tell_story(ledger: Ledger) -> Story:
     )
     secure.post(sender=user_subject(clinician), body="Your results are in.", at=AT)
     with acting(user_subject(clinician), "test"):
+        ledger.save(clinician_user)
         ledger.save(patient, other, note, lab, corrected, vital, problem, med, allergy, document)
         ledger.save(email, sms, secure)
 
@@ -213,7 +216,8 @@ def test_every_exported_resource_validates_against_fhir_r4b(ledger: Ledger, tmp_
     manifest = export(ledger, ExportRequest(reader, story.patient, "chartledger export"), out)
     found = all_resources(out, manifest)
     expected = {
-        "Patient", "Encounter", "Appointment", "Observation", "Condition", "MedicationStatement",
+        "Patient", "Practitioner", "Organization", "Encounter", "Appointment", "Observation",
+        "Condition", "MedicationRequest",
         "AllergyIntolerance", "DocumentReference", "Binary", "Communication", "Provenance",
         "AuditEvent",
     }  # fmt: skip
@@ -229,6 +233,9 @@ def test_every_exported_resource_validates_against_fhir_r4b(ledger: Ledger, tmp_
         (out / f"{o['type']}.ndjson").read_text() for o in manifest["output"]
     )
     assert [p["id"] for p in found["Patient"]] == [str(story.patient)]
+    # The clinician is named in this patient's own export (issue 19, 3).
+    practitioners = {p["id"]: p for p in found["Practitioner"]}
+    assert practitioners[str(story.clinician)]["name"] == [{"text": "Casey Clinician"}]
 
 
 def test_lab_value_and_unit_come_out_exactly_as_received(ledger: Ledger, tmp_path: Path) -> None:
@@ -280,13 +287,17 @@ def test_an_imported_lab_points_at_its_messages_document_and_segment(
     [observation] = [o for o in found["Observation"] if o["id"] == str(imported.id)]
     [source] = [e for e in observation["extension"] if e["url"].endswith("/source-message")]
     assert source["valueReference"] == {
-        "reference": f"Binary/{message.id}.content",
+        "reference": f"DocumentReference/{message.id}",
         "display": "segment 2",
     }
     binaries = {b["id"]: b for b in found["Binary"]}
     assert f"{imported.id}.source" not in binaries  # no copy of the message
     assert f"{story.lab}.source" in binaries  # a result that carries its bytes keeps its own
-    assert base64.b64decode(binaries[f"{message.id}.content"]["data"]) == HL7
+    documents = {d["id"]: d for d in found["DocumentReference"]}
+    [content] = documents[str(message.id)]["content"]
+    assert base64.b64decode(content["attachment"]["data"]) == HL7  # the bytes, once, no URL
+    assert "url" not in content["attachment"]
+    assert documents[str(message.id)]["type"]["coding"][0]["code"] == "11502-2"
     fhir_model("Observation").model_validate(observation)
 
 
@@ -308,7 +319,11 @@ def test_every_amendment_has_a_provenance(ledger: Ledger, tmp_path: Path) -> Non
     assert correction["target"][0]["reference"].startswith(
         f"Observation/{story.corrected_lab}/_history/"
     )
-    assert correction["entity"][0]["what"]["display"] == "+0099.50 mg/dL"
+    # The replaced version is not in the export: a plain reference, its value beside it.
+    assert correction["entity"][0]["what"] == {
+        "reference": f"Observation/{story.corrected_lab}",
+        "display": "version 1: +0099.50 mg/dL",
+    }
     request = {"role": "source", "what": {"reference": f"Communication/{story.denied}"}}
     denials = [p for p in provenance.values() if request in p.get("entity", [])]
     assert len(denials) == 1 and denials[0]["policy"]
@@ -447,10 +462,20 @@ def test_a_disposed_record_leaves_its_audit_trail_and_headers_but_no_content(
         for resource in resources:
             fhir_model(kind).model_validate(resource)
     assert [p["id"] for p in found["Patient"]] == [str(story.other_patient)]
-    disposed = f"Patient/{story.patient}"
+    # The trail names the disposed patient by identifier: no Patient resource to refer to.
+    disposed = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{story.patient}"}
     assert any(
-        e["what"].get("reference") == disposed for a in found["AuditEvent"] for e in a["entity"]
+        e["what"].get("identifier") == disposed for a in found["AuditEvent"] for e in a["entity"]
     )
+    from tests.integration.test_ehi_export_shape import r4_errors, read_export, reference_problems
+
+    lines = read_export(out)
+    problems = [
+        problem
+        for line in lines.values()
+        for problem in r4_errors(json.loads(line)) + reference_problems(json.loads(line), lines)
+    ]
+    assert problems == [], problems[:10]
     records = _values(out / "native" / "records.msgpack")
     # The events sealed under their key (a thread shared with the other patient may be sealed
     # under the other's key, LEDGER_FORMAT.md §4.3, and stays readable).
@@ -486,7 +511,6 @@ def test_a_tampered_payload_stops_the_export_with_one_line_and_no_folder(
     import sqlite3
 
     from api.cli import main as chartledger
-    from domain.users import User
     from tests.tamper_tools import raw_sql
 
     story = tell_story(ledger)
