@@ -113,7 +113,7 @@ class Checkpointer:
         that same transaction when a checkpoint is due (so it costs no commit of its own), and
         return the size signed. Call ``committed(size)`` once the transaction has committed,
         or ``rolled_back()`` if it did not: the roots were computed over leaves it held."""
-        if not self._due(cursor, size):
+        if not self._due(cursor, size) or not self._still_due(cursor, size):
             return None
         keys = [self._load_key(key_id) for key_id in signer_ids(cursor)]
         try:
@@ -168,6 +168,16 @@ class Checkpointer:
         due_by_count = size - self._last_size >= self.every_events
         due_by_time = clock.monotonic() - self._last_time >= self.every_seconds
         return size > self._last_size and (due_by_count or due_by_time)
+
+    def _still_due(self, cursor: Cursor, size: int) -> bool:
+        """Due by what this process knows; now asked of the store, under the writer lock: a
+        checkpoint signed since by another process (on another host, whose appends sign too)
+        counts as this process's last, so the cadence is the practice's, not each process's."""
+        last = latest_checkpoint(cursor)
+        if last is not None and last.size > (self._last_size or 0):
+            self._last_size = last.size
+            self._last_time = clock.monotonic()
+        return self._due(cursor, size)
 
     def _note_issued(self, size: int) -> None:
         self._last_size = max(size, self._last_size or 0)
