@@ -1,0 +1,72 @@
+"""A read-only PostgreSQL replica of the store, for the queries that read much and write
+nothing: the audit view, a patient's access report and accounting of disclosures.
+
+A streaming replica lags its primary. A report must still show every event committed before
+it was asked (its own reading among them), so the replica serves a view only once it has
+applied that view as far as the primary has; it is waited for up to ``WAIT_AT_MOST`` seconds,
+then the primary answers instead. A replica that fails (away, refusing) is logged by the
+exception's type and the primary answers too: a report never fails because of its replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from eventsourcing.postgres import PostgresDatastore
+
+from events.background import STORE_ERRORS
+from events.config import parse_database_url
+from events.db import Database
+
+log = logging.getLogger(__name__)
+WAIT_AT_MOST = 1.0  # seconds a report waits for the replica to catch up with the primary
+LOOK_EVERY = 0.05
+POSITION = "SELECT position FROM projection_positions WHERE name = ?"
+
+
+class Replica:
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        pg = parse_database_url(url)
+        self.db = Database(
+            PostgresDatastore(
+                pg.dbname,
+                pg.host,
+                pg.port,
+                pg.user,
+                pg.password,
+                schema=pg.schema,
+                connect_timeout=5,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_open_timeout=0,  # a replica away at start is no reason not to start
+            )
+        )
+
+    def db_for(self, primary: Database, view: str) -> Database:
+        """The replica, once it has applied ``view`` as far as the primary has now; else
+        the primary."""
+        target = _position(primary, view)
+        if target is None:
+            return primary
+        deadline = time.monotonic() + WAIT_AT_MOST
+        try:
+            while True:
+                reached = _position(self.db, view)
+                if reached is not None and reached >= target:
+                    return self.db
+                if time.monotonic() >= deadline:
+                    log.info("replica behind the primary on %s: the primary answers", view)
+                    return primary
+                time.sleep(LOOK_EVERY)
+        except STORE_ERRORS as e:
+            log.warning("replica unavailable: %s; the primary answers", type(e).__name__)
+            return primary
+
+    def close(self) -> None:
+        self.db.datastore.close()
+
+
+def _position(db: Database, view: str) -> int | None:
+    rows = db.query(POSITION, (view,))
+    return None if not rows else int(rows[0][0])
