@@ -5,7 +5,8 @@ A streaming replica lags its primary. A report must still show every event commi
 it was asked (its own reading among them), so the replica serves a view only once it has
 applied that view as far as the primary has; it is waited for up to ``WAIT_AT_MOST`` seconds,
 then the primary answers instead. A replica that fails (away, refusing) is logged by the
-exception's type and the primary answers too: a report never fails because of its replica.
+exception's type and the primary answers, alone for ``RETRY_AFTER`` seconds: a report never
+fails because of its replica, and waits for one that is away once in a while only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from events.db import Database
 
 log = logging.getLogger(__name__)
 WAIT_AT_MOST = 1.0  # seconds a report waits for the replica to catch up with the primary
+CONNECT_TIMEOUT = 2  # seconds; the pool connects on first use, not at start
+RETRY_AFTER = 30.0  # seconds the primary answers alone after the replica failed
 LOOK_EVERY = 0.05
 POSITION = "SELECT position FROM projection_positions WHERE name = ?"
 
@@ -36,16 +39,18 @@ class Replica:
                 pg.user,
                 pg.password,
                 schema=pg.schema,
-                connect_timeout=5,
+                connect_timeout=CONNECT_TIMEOUT,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_open_timeout=0,  # a replica away at start is no reason not to start
             )
         )
+        self._failed_at: float | None = None  # when the replica last failed (monotonic)
 
     def db_for(self, primary: Database, view: str) -> Database:
         """The replica, once it has applied ``view`` as far as the primary has now; else
         the primary."""
+        if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER:
+            return primary
         target = _position(primary, view)
         if target is None:
             return primary
@@ -60,6 +65,7 @@ class Replica:
                     return primary
                 time.sleep(LOOK_EVERY)
         except STORE_ERRORS as e:
+            self._failed_at = time.monotonic()
             log.warning("replica unavailable: %s; the primary answers", type(e).__name__)
             return primary
 
