@@ -27,11 +27,15 @@ import pytest
 
 from api import auth
 from api.client import Client, Unauthorized
-from api.demo import demo_totp_secret
+from api.demo import demo_totp_secret, load_demo
+from api.settings import Settings
 from api.status import FOLLOWER, SIGNER
+from events.config import StoreConfig
 from events.leadership import lock_key
+from events.ledger import Ledger
 from tests.conftest import PG_URL, _unavailable, pg_connect
 from tests.e2e.conftest import CHARTLEDGER, ITERATIONS, OWNER, OWNER_PASSWORD, code_now
+from tests.support import QUIET
 from verify.checkpoint import parse_note, verify_checkpoint
 from verify.keyhistory import key_for_size, parse_statement
 
@@ -58,14 +62,6 @@ class Pair:
         with pg_connect() as conn:
             conn.execute(f'SET search_path TO "{self.schema}"')
             return conn.execute(statement, params).fetchall()  # type: ignore[arg-type]
-
-
-def _run(env: dict[str, str], *words: str) -> str:
-    done = subprocess.run(
-        CHARTLEDGER + list(words), env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _serve(env: dict[str, str], home: Path) -> Host:
@@ -139,7 +135,12 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         assert not (second / "practice.json").exists()  # nothing half-made left behind
         secret = re.search(r"totp secret:  ([A-Z2-7]+)", done[first][1])
         assert secret, done[first][1]
-        _run({**env, "CHARTLEDGER_HOME": str(first)}, "demo", "--patients", "2")
+        config = StoreConfig(home=first, database_url=env["CHARTLEDGER_DATABASE_URL"])
+        ledger = Ledger(config, **QUIET)
+        try:  # in this process: one interpreter fewer to start
+            load_demo(ledger, Settings(store=config, pbkdf2_iterations=ITERATIONS), patients=2)
+        finally:
+            ledger.close()
         # The second host's home: the keys and practice.json, copied (docs/DEPLOYMENT.md).
         second.mkdir(mode=0o700, exist_ok=True)
         shutil.copy2(first / "practice.json", second / "practice.json")
