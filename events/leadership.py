@@ -133,9 +133,11 @@ def _connect(database_url: str, name: str) -> psycopg.Connection:
 
 
 def _watch(conn: psycopg.Connection, stop: threading.Event, step_down: threading.Event) -> None:
-    while not step_down.is_set() and not stop.wait(CHECK_EVERY):
-        if step_down.is_set():
-            return
+    """Set ``step_down`` once ``stop`` is set (seen within ``CHECK_EVERY``) or the lock's
+    connection fails; return at once when the leader sets it itself."""
+    while not step_down.wait(CHECK_EVERY):
+        if stop.is_set():
+            break
         try:
             conn.execute("SELECT 1")
         except psycopg.Error as e:
