@@ -20,6 +20,7 @@ from api.refusal_budget import RefusalBudget
 from api.refused_requests import refuse_role
 from api.session_clocks import SharedSessionClocks
 from api.settings import Settings
+from api.shared_throttle import SharedLoginThrottle
 from api.throttle import LoginThrottle, client_address
 from events.ledger import Ledger
 from projections.rebuild import all_projections
@@ -88,7 +89,12 @@ class Services:
             activity = SharedSessionClocks(ledger.db, settings.idle_timeout.total_seconds())
         else:  # one host: a file its processes map (api/activity.py)
             activity = SessionActivity(settings.store.home / "session-activity")
-        throttle = LoginThrottle(settings.store.home / "login-throttle", settings.login_throttle)
+        throttle: LoginThrottle
+        if ledger.db.dialect == "postgres":  # every host counts together (docs/DEPLOYMENT.md)
+            throttle = SharedLoginThrottle(ledger.db, settings.login_throttle)
+        else:
+            path = settings.store.home / "login-throttle"
+            throttle = LoginThrottle(path, settings.login_throttle)
         answers = Answers(ledger.db, ledger.master_key)
         runner = SerialRunner(ledger)
         return cls(settings, ledger, runner, activity, throttle, answers, Jobs(ledger))
