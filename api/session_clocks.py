@@ -40,8 +40,7 @@ class SharedSessionClocks:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._forgot = time.monotonic()
-        self._thread = threading.Thread(target=self._flush_loop, name="session-clocks", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first use
 
     def get(self, session: str, default: float) -> float:
         with self._lock:
@@ -60,6 +59,11 @@ class SharedSessionClocks:
         with self._lock:
             self._known[session] = max(self._known.get(session, 0.0), seen)
             self._pending[session] = max(self._pending.get(session, 0.0), seen)
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._flush_loop, name="session-clocks", daemon=True
+                )
+                self._thread.start()
 
     def pop(self, session: str, default: float | None = None) -> float | None:
         with self._lock:
@@ -90,8 +94,11 @@ class SharedSessionClocks:
         """Stop the thread and write what is left; again does nothing."""
         if self._stop.is_set():
             return
-        self._stop.set()
-        self._thread.join()
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
         try:
             self.flush()
         except STORE_ERRORS as e:

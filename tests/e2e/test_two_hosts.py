@@ -231,6 +231,7 @@ def test_the_leader_killed_the_other_host_takes_over_views_and_checkpoints(pair:
         ((signed,),) = pair.sql("SELECT MAX(size) FROM ledger_checkpoints")
         views = pair.sql("SELECT MIN(position) FROM projection_positions")[0][0]
         if leaders == {alive.process.pid} and signed == size and views == size:
+            print(f"taken over {time.monotonic() - killed:.1f} s after the SIGKILL")  # -s shows it
             break
         assert time.monotonic() - killed < TAKEOVER_SECONDS, (leaders, signed, views, size)
         time.sleep(0.2)
