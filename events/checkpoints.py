@@ -88,25 +88,25 @@ class Checkpointer:
         self.on_issued: Callable[[int], None] | None = None
 
     def issue(self, at: datetime | None = None) -> UnverifiedCheckpoint:
-        """Sign the log as it stands now (or return the checkpoint already at this size)."""
-        with self._db.read() as c:
+        """Sign the log as it stands now (or return the checkpoint already at this size).
+
+        Under the writer lock, as an append signs: the signer's timer, a production's or a
+        backup's checkpoint and ``chartledger checkpoint`` (on PostgreSQL perhaps on several
+        hosts) take turns with each other and with appends and key rotations, so the second
+        of two finds the first's checkpoint at the size both saw and signs nothing: a
+        checkpoint of size N is signed once. The lock is held for the incremental roots and
+        one signature: milliseconds."""
+        with self._db.write() as c:
             size = tree_size(c)
             existing = checkpoint_at(c, size)
-            if existing is not None:
-                self._note_issued(size)
-                return existing
-            # The key in force is read in the same snapshot as the size, so a rotation
-            # committed by another process is either wholly before or wholly after.
-            keys = [self._load_key(key_id) for key_id in signer_ids(c)]
-            root, heads_root = self._state.roots_at(c, size)
-        note = self._sign(keys, size, root, heads_root, at)
-        with self._db.write(lock=False) as c:
-            c.execute(INSERT_CHECKPOINT, (size, note))
+            if existing is None:
+                keys = [self._load_key(key_id) for key_id in signer_ids(c)]
+                root, heads_root = self._state.roots_at(c, size)
+                note = self._sign(keys, size, root, heads_root, at)
+                c.execute(INSERT_CHECKPOINT, (size, note))
+                existing = parse_note(note)
         self._note_issued(size)
-        with self._db.read() as c:
-            stored = checkpoint_at(c, size)
-        assert stored is not None
-        return stored
+        return existing
 
     def issue_if_due(self, cursor: Cursor, size: int) -> int | None:
         """Inside an append's transaction, under the writer lock: sign the log at ``size`` in
