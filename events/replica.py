@@ -29,7 +29,14 @@ POSITION = "SELECT position FROM projection_positions WHERE name = ?"
 
 
 class Replica:
-    def __init__(self, url: str, pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 4,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        wait_at_most: float = WAIT_AT_MOST,
+    ) -> None:
+        self._wait_at_most = wait_at_most
         pg = parse_database_url(url)
         self.db = Database(
             PostgresDatastore(
@@ -39,7 +46,7 @@ class Replica:
                 pg.user,
                 pg.password,
                 schema=pg.schema,
-                connect_timeout=CONNECT_TIMEOUT,
+                connect_timeout=connect_timeout,
                 pool_size=pool_size,
                 max_overflow=pool_size,
             )
@@ -54,7 +61,7 @@ class Replica:
         target = _position(primary, view)
         if target is None:
             return primary
-        deadline = time.monotonic() + WAIT_AT_MOST
+        deadline = time.monotonic() + self._wait_at_most
         try:
             while True:
                 reached = _position(self.db, view)
