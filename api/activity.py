@@ -1,4 +1,5 @@
-"""When each session was last used, shared by every server process of one practice.
+"""When each session was last used, shared by every server process of one practice on SQLite
+(one host; on PostgreSQL, servers on several hosts share ``api/session_clocks.py`` instead).
 
 The idle timeout needs the last request of a session, whichever process served it; writing it
 to the ledger on every request would cost an append each. It lives instead in a small file
@@ -44,6 +45,7 @@ class LastSeen(Protocol):
     def get(self, session: str, default: float) -> float: ...
     def __setitem__(self, session: str, seen: float) -> None: ...
     def pop(self, session: str, default: float | None = None) -> float | None: ...
+    def close(self) -> None: ...
 
 
 class SessionActivity:

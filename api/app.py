@@ -3,13 +3,10 @@ mapping (``api/errors.py``) and one router per resource (``api/routers/``)."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -23,12 +20,12 @@ from api.settings import Settings
 from api.status import FOLLOWER, SIGNER
 from events.background import Heartbeat, keep_running
 from events.config import StoreConfig
+from events.leadership import lead_when_chosen
 from events.ledger import Ledger
 from events.log import tree_size
 from projections.runner import FOLLOW_EVERY, FOLLOW_LATE_AFTER, Runner, follow
 
 log = logging.getLogger("chartledger.jobs")
-FOLLOWER_LOOKS_AGAIN = 5.0  # seconds between a waiting process's tries for the follower lock
 
 
 def signer_heartbeat(ledger: Ledger) -> Heartbeat:
@@ -51,31 +48,22 @@ def _checkpoint_every(ledger: Ledger, stop: threading.Event) -> None:
     keep_running("checkpoints: signing", sign_if_due, stop, every, 4 * every, beat)
 
 
-def _follow_when_chosen(runner: Runner, stop: threading.Event, home: Path) -> None:
-    """Keep the views caught up, from one server process only: the one holding the lock file.
-    The others look again every few seconds, so a successor takes over if it stops."""
-    heartbeat = Heartbeat(home, FOLLOWER, FOLLOW_EVERY, FOLLOW_LATE_AFTER)
+def _sign_when_chosen(ledger: Ledger, stop: threading.Event) -> None:
+    """On SQLite every server process of the one host signs on its timer, as it always did (a
+    size already signed is not signed again). On PostgreSQL, whose servers may be on several
+    hosts, one signer at a time, chosen through the database (``events/leadership.py``)."""
+    if ledger.db.dialect == "sqlite":
+        _checkpoint_every(ledger, stop)
+        return
+    lead_when_chosen(ledger.config, SIGNER, stop, lambda down: _checkpoint_every(ledger, down))
 
-    def follow_if_chosen() -> None:
-        fd = os.open(home / "views-follower.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return  # another process follows; look again later
-            follow(runner, stop, heartbeat=heartbeat)
-        finally:
-            os.close(fd)  # and with it the lock
 
-    # A lock file that cannot be opened (say, the home's disk is full) is tried again too.
-    keep_running(
-        "projections: waiting to follow",
-        follow_if_chosen,
-        stop,
-        FOLLOWER_LOOKS_AGAIN,
-        60.0,
-        at_once=True,
-    )
+def _follow_when_chosen(runner: Runner, stop: threading.Event, config: StoreConfig) -> None:
+    """Keep the views caught up, from one server process only: the leader (a lock file in the
+    home on SQLite, an advisory lock in the store on PostgreSQL). The others look again every
+    few seconds, so a successor takes over if it stops."""
+    heartbeat = Heartbeat(config.home, FOLLOWER, FOLLOW_EVERY, FOLLOW_LATE_AFTER)
+    lead_when_chosen(config, FOLLOWER, stop, lambda down: follow(runner, down, heartbeat=heartbeat))
 
 
 def create_app(settings: Settings | StoreConfig) -> FastAPI:
@@ -94,11 +82,11 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
         except Exception as e:
             log.warning("jobs of stopped processes not yet marked: %s", type(e).__name__)
         if settings.background:
-            timer = threading.Thread(target=_checkpoint_every, args=(ledger, stop), daemon=True)
+            timer = threading.Thread(target=_sign_when_chosen, args=(ledger, stop), daemon=True)
             timer.start()
             views = threading.Thread(
                 target=_follow_when_chosen,
-                args=(services.runner, stop, settings.store.home),
+                args=(services.runner, stop, settings.store),
                 daemon=True,
             )
             views.start()

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.activity import SessionActivity
+from api.activity import LastSeen, SessionActivity
 from api.auth import Principal, authenticate, now
 from api.errors import Unauthenticated
 from api.idempotency.answers import Answers
@@ -18,7 +18,9 @@ from api.idempotency.middleware import begin
 from api.jobs import Jobs
 from api.refusal_budget import RefusalBudget
 from api.refused_requests import refuse_role
+from api.session_clocks import SharedSessionClocks
 from api.settings import Settings
+from api.shared_throttle import SharedLoginThrottle
 from api.throttle import LoginThrottle, client_address
 from events.ledger import Ledger
 from projections.rebuild import all_projections
@@ -72,7 +74,7 @@ class Services:
     settings: Settings
     ledger: Ledger
     runner: SerialRunner
-    last_seen: SessionActivity  # session id -> when last used, shared by the server processes
+    last_seen: LastSeen  # session id -> when last used, shared by the server processes
     throttle: LoginThrottle  # failed logins by account and address, shared likewise
     answers: Answers  # first answers to keyed requests (api/idempotency/)
     jobs: Jobs  # long work run after its request is answered (api/jobs/)
@@ -82,8 +84,17 @@ class Services:
     @classmethod
     def open(cls, settings: Settings) -> Services:
         ledger = Ledger(settings.store)
-        activity = SessionActivity(settings.store.home / "session-activity")
-        throttle = LoginThrottle(settings.store.home / "login-throttle", settings.login_throttle)
+        activity: LastSeen
+        if ledger.db.dialect == "postgres":  # servers on several hosts: a table in the store
+            activity = SharedSessionClocks(ledger.db, settings.idle_timeout.total_seconds())
+        else:  # one host: a file its processes map (api/activity.py)
+            activity = SessionActivity(settings.store.home / "session-activity")
+        throttle: LoginThrottle
+        if ledger.db.dialect == "postgres":  # every host counts together (docs/DEPLOYMENT.md)
+            throttle = SharedLoginThrottle(ledger.db, settings.login_throttle)
+        else:
+            path = settings.store.home / "login-throttle"
+            throttle = LoginThrottle(path, settings.login_throttle)
         answers = Answers(ledger.db, ledger.master_key)
         runner = SerialRunner(ledger)
         return cls(settings, ledger, runner, activity, throttle, answers, Jobs(ledger))

@@ -47,6 +47,12 @@ VARIABLES: tuple[Variable, ...] = (
         (LOCAL,),
     ),
     Variable(
+        "CHARTLEDGER_REPLICA_DATABASE_URL",
+        "a read-only PostgreSQL replica for audit and report queries (docs/DEPLOYMENT.md)",
+        _STORE,
+        (LOCAL,),
+    ),
+    Variable(
         "CHARTLEDGER_LOCK_TIMEOUT_SECONDS",
         "seconds a write waits for another's lock",
         _STORE,

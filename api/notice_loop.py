@@ -3,10 +3,11 @@ default) one server process sends the notices, reminders and escalations due the
 (``legal_hold/notices.py``), each hold's reminders by its own ``reminder_days`` and
 ``escalation_days`` (``legal_hold/custodians.py``).
 
-One process sends: the one holding ``hold-notices-leader.lock`` in the practice home, as one
-follows the views; the others look again every few seconds, so a successor takes over when it
-stops. What keeps a notice from going twice is not that choice but the ledger: each round takes
-the practice's sending lock (on PostgreSQL a database lock too, for servers on other machines
+One process sends: the leader (``hold-notices-leader.lock`` in the practice home on SQLite, an
+advisory lock in the store on PostgreSQL: ``events/leadership.py``), as one follows the views;
+the others look again every few seconds, so a successor takes over when it stops. What keeps
+a notice from going twice is not that choice but the ledger: each round takes the practice's
+sending lock (on PostgreSQL a database lock too, for servers on other machines
 sharing the store), which ``holds remind`` takes as well, and reads under it what was sent.
 
 A delivery that fails (SMTP refusing, an unwritable outbox) does not stop the others; the round
@@ -18,21 +19,18 @@ again what is still due. Which deliveries are failing is kept for the hold repor
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from datetime import UTC, datetime
 
 from api.status import NOTICES
 from events.background import Heartbeat, keep_running
 from events.context import acting
+from events.leadership import lead_when_chosen
 from events.ledger import Ledger
-from events.private_files import private_dir
 from legal_hold.notice_failures import record_round
 from legal_hold.notices import NoticesNotDelivered, outbox_from_env, send_due_alone
 
-LEADER_LOCK = "hold-notices-leader.lock"
-LOOKS_AGAIN = 5.0  # seconds between a waiting process's tries for the leader's lock
+LEADER = "hold-notices-leader"  # the lock file's name in the home (SQLite), or the advisory lock's
 
 
 def notice_heartbeat(ledger: Ledger, every: float) -> Heartbeat:
@@ -58,20 +56,9 @@ def send_notices_when_chosen(ledger: Ledger, stop: threading.Event, every: float
             raise
         record_round(home, [], at=at)
 
-    def lead_if_chosen() -> None:
-        private_dir(home)
-        fd = os.open(home / LEADER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return  # another process sends; look again later
-            keep_running(
-                "hold notices: sending", one_round, stop, every, 4 * every, heartbeat, at_once=True
-            )
-        finally:
-            os.close(fd)  # and with it the lock
+    def send_while_leading(step_down: threading.Event) -> None:
+        keep_running(
+            "hold notices: sending", one_round, step_down, every, 4 * every, heartbeat, at_once=True
+        )
 
-    keep_running(
-        "hold notices: waiting to send", lead_if_chosen, stop, LOOKS_AGAIN, 60.0, at_once=True
-    )
+    lead_when_chosen(ledger.config, LEADER, stop, send_while_leading)

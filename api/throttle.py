@@ -194,7 +194,7 @@ class LoginThrottle:
             )
             c.execute(
                 "INSERT INTO account_failures (account, failures, last_at) VALUES (?, 1, ?) "
-                "ON CONFLICT (account) DO UPDATE SET failures = failures + 1, "
+                "ON CONFLICT (account) DO UPDATE SET failures = account_failures.failures + 1, "
                 "last_at = excluded.last_at",
                 (account, at.timestamp()),
             )

@@ -88,34 +88,40 @@ class Checkpointer:
         self.on_issued: Callable[[int], None] | None = None
 
     def issue(self, at: datetime | None = None) -> UnverifiedCheckpoint:
-        """Sign the log as it stands now (or return the checkpoint already at this size)."""
-        with self._db.read() as c:
+        """Sign the log as it stands now (or return the checkpoint already at this size).
+
+        Under the writer lock, as an append signs: the signer's timer, a production's or a
+        backup's checkpoint and ``chartledger checkpoint`` (on PostgreSQL perhaps on several
+        hosts) take turns with each other and with appends and key rotations, so the second
+        of two finds the first's checkpoint at the size both saw and signs nothing: a
+        checkpoint of size N is signed once. The lock is held for the incremental roots and
+        one signature: milliseconds."""
+        with self._db.write() as c:
             size = tree_size(c)
             existing = checkpoint_at(c, size)
-            if existing is not None:
-                self._note_issued(size)
-                return existing
-            # The key in force is read in the same snapshot as the size, so a rotation
-            # committed by another process is either wholly before or wholly after.
-            keys = [self._load_key(key_id) for key_id in signer_ids(c)]
-            root, heads_root = self._state.roots_at(c, size)
-        note = self._sign(keys, size, root, heads_root, at)
-        with self._db.write(lock=False) as c:
-            c.execute(INSERT_CHECKPOINT, (size, note))
+            if existing is None:
+                keys = [self._load_key(key_id) for key_id in signer_ids(c)]
+                root, heads_root = self._state.roots_at(c, size)
+                note = self._sign(keys, size, root, heads_root, at)
+                c.execute(INSERT_CHECKPOINT, (size, note))
+                existing = parse_note(note)
         self._note_issued(size)
-        with self._db.read() as c:
-            stored = checkpoint_at(c, size)
-        assert stored is not None
-        return stored
+        return existing
 
     def issue_if_due(self, cursor: Cursor, size: int) -> int | None:
         """Inside an append's transaction, under the writer lock: sign the log at ``size`` in
         that same transaction when a checkpoint is due (so it costs no commit of its own), and
         return the size signed. Call ``committed(size)`` once the transaction has committed,
         or ``rolled_back()`` if it did not: the roots were computed over leaves it held."""
-        if not self._due(cursor, size):
+        if not self._due(cursor, size) or not self._still_due(cursor, size):
             return None
-        keys = [self._load_key(key_id) for key_id in signer_ids(cursor)]
+        try:
+            keys = [self._load_key(key_id) for key_id in signer_ids(cursor)]
+        except LookupError as e:
+            # A key rotated on another host and not yet copied here (docs/DEPLOYMENT.md §3):
+            # the append commits unsigned; the signer, or a host holding the key, signs it.
+            log.error("checkpoint at size %d not signed here: %s", size, type(e).__name__)
+            return None
         try:
             root, heads_root = self._state.roots_at(cursor, size)
         except TileMismatch as e:
@@ -168,6 +174,16 @@ class Checkpointer:
         due_by_count = size - self._last_size >= self.every_events
         due_by_time = clock.monotonic() - self._last_time >= self.every_seconds
         return size > self._last_size and (due_by_count or due_by_time)
+
+    def _still_due(self, cursor: Cursor, size: int) -> bool:
+        """Due by what this process knows; now asked of the store, under the writer lock: a
+        checkpoint signed since by another process (on another host, whose appends sign too)
+        counts as this process's last, so the cadence is the practice's, not each process's."""
+        last = latest_checkpoint(cursor)
+        if last is not None and last.size > (self._last_size or 0):
+            self._last_size = last.size
+            self._last_time = clock.monotonic()
+        return self._due(cursor, size)
 
     def _note_issued(self, size: int) -> None:
         self._last_size = max(size, self._last_size or 0)

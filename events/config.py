@@ -83,6 +83,9 @@ class StoreConfig:
     lock_timeout: int | None = None
     # Seconds between the server's checkpoints while the log grows (None: the ledger's own).
     checkpoint_seconds: float | None = None
+    # A read-only PostgreSQL replica of the store, for the audit and report queries
+    # (events/replica.py); PostgreSQL stores only.
+    replica_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StoreConfig:
@@ -90,11 +93,20 @@ class StoreConfig:
         url = env.get("CHARTLEDGER_DATABASE_URL") or None
         if url is not None:
             parse_database_url(url)
+        replica = env.get("CHARTLEDGER_REPLICA_DATABASE_URL") or None
+        if replica is not None:
+            if url is None:
+                raise ConfigError(
+                    "CHARTLEDGER_REPLICA_DATABASE_URL needs CHARTLEDGER_DATABASE_URL: "
+                    "only a PostgreSQL store has replicas"
+                )
+            parse_database_url(replica)
         return cls(
             home=Path(env.get("CHARTLEDGER_HOME") or DEFAULT_HOME),
             database_url=url,
             lock_timeout=_whole_seconds(env, "CHARTLEDGER_LOCK_TIMEOUT_SECONDS"),
             checkpoint_seconds=_whole_seconds(env, "CHARTLEDGER_CHECKPOINT_SECONDS"),
+            replica_url=replica,
         )
 
     @property

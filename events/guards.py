@@ -12,6 +12,8 @@ from events.idempotency import TABLE as IDEMPOTENCY_KEYS
 from events.job_rows import TABLE as JOBS
 from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
 from events.sealing import DESTROY_FUNCTION, DISPOSED_TYPE
+from events.session_clocks import TABLE as SESSION_CLOCKS
+from events.throttle_tables import TABLES as THROTTLE_TABLES
 from events.tiles import FULL_TILE_BYTES
 
 WRITER_ROLE = "chartledger_writer"
@@ -156,6 +158,10 @@ def writer_role_statements(schema: str) -> list[str]:
         f"GRANT DELETE ON {s}.{IDEMPOTENCY_KEYS} TO {WRITER_ROLE}",
         # Job rows likewise: progress updates them, and old ones are deleted (api/jobs/).
         f"GRANT DELETE ON {s}.{JOBS} TO {WRITER_ROLE}",
+        # Idle clocks likewise: moved forward, deleted once over (events/session_clocks.py).
+        f"GRANT DELETE ON {s}.{SESSION_CLOCKS} TO {WRITER_ROLE}",
+        # The login throttle's counts likewise (events/throttle_tables.py).
+        *(f"GRANT DELETE ON {s}.{table} TO {WRITER_ROLE}" for table in THROTTLE_TABLES),
         # A data key only through the function (stores made before it had DELETE granted).
         f"REVOKE DELETE, TRUNCATE ON {s}.ledger_data_keys FROM {WRITER_ROLE}",
         f"REVOKE ALL ON FUNCTION {s}.{DESTROY_FUNCTION}(text, uuid) FROM PUBLIC",

@@ -28,6 +28,7 @@ from events.group_commit import GroupCommit
 from events.hot import HotAggregates
 from events.keys import SigningKey, new_master_key, read_master_key, write_secret
 from events.private_files import private_dir, tighten, touch_private
+from events.replica import Replica
 from events.sealing import DataKeys
 from events.store import StaleDataKey
 from events.witnessing import Outward, Sender
@@ -91,6 +92,8 @@ class Ledger(Application):
                 if v is not None
             },
         )
+        # Audit and report queries may be read from a replica (CHARTLEDGER_REPLICA_DATABASE_URL).
+        self.replica = None if config.replica_url is None else Replica(config.replica_url)
         outward = Outward.load(config.home)
         self.sender = None if outward.empty else Sender(self.db, outward)
         if self.sender is not None:
@@ -100,7 +103,17 @@ class Ledger(Application):
         sender = getattr(self, "sender", None)
         if sender is not None:
             sender.stop()
+        replica = getattr(self, "replica", None)
+        if replica is not None:
+            replica.close()
         super().close()
+
+    def reports_db(self, view: str) -> Database:
+        """Where a report reading ``view`` is read: the replica once it is as far on as the
+        primary (events/replica.py), else the store itself."""
+        if self.replica is None:
+            return self.db
+        return self.replica.db_for(self.db, view)
 
     def construct_mapper(self) -> Mapper[uuid.UUID]:
         db = Database(self.factory.datastore)  # type: ignore[attr-defined]

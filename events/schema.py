@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events import idempotency, job_rows, tiles
+from events import idempotency, job_rows, session_clocks, throttle_tables, tiles
 from events.db import Cursor, Dialect
 
 APPEND_ONLY_TABLES = (
@@ -59,6 +59,8 @@ def table_statements(dialect: Dialect) -> list[str]:
         tiles.table_statement(dialect),
         *idempotency.table_statements(dialect),
         *job_rows.table_statements(dialect),
+        *session_clocks.table_statements(dialect),
+        *throttle_tables.table_statements(dialect),
     ]
 
 

@@ -130,7 +130,7 @@ def read_access_report(
     """Who read the patient's record; reading it is recorded too (category ``audit``)."""
     _record(ledger, reader, "access", "audit", [patient_id])
     runner.catch_up_to()
-    return patient_access_report(ledger.db, str(patient_id))
+    return patient_access_report(ledger.reports_db("audit"), str(patient_id))
 
 
 def read_disclosures(
@@ -139,7 +139,7 @@ def read_disclosures(
     """The patient's accounting of disclosures; reading it is recorded too."""
     _record(ledger, reader, "access", "audit", [patient_id])
     runner.catch_up_to()
-    return accounting_of_disclosures(ledger.db, str(patient_id))
+    return accounting_of_disclosures(ledger.reports_db("disclosures"), str(patient_id))
 
 
 def record_access(

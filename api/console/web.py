@@ -46,6 +46,7 @@ from api.roles import allowed
 from api.throttle import _trusted, client_address
 from domain.users import User
 from events import store_errors
+from events.keys import KeyError_, read_master_key
 
 log = logging.getLogger("chartledger.console")
 
@@ -71,8 +72,11 @@ class SignInRequired(Exception):
 
 @functools.cache
 def console_key(home: Path) -> bytes:
-    """The key CSRF tokens and flash cookies are made with: 32 random bytes in the practice
-    home, written once (the first process to get there wins; the others read its key)."""
+    """The key CSRF tokens and flash cookies are made with: 32 bytes in the practice home,
+    written once (the first process to get there wins; the others read its key). Derived from
+    the master key, so that servers on several hosts (each home holding a copy of the keys,
+    docs/DEPLOYMENT.md) make the same key and accept each other's forms; a home's key written
+    before, at random, is kept."""
     path = home / KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -83,13 +87,23 @@ def console_key(home: Path) -> bytes:
                 return key
             os.sched_yield()
         raise RuntimeError(f"{path} does not hold a 32-byte key") from None
-    key = secrets.token_bytes(32)
+    key = _derived_key(home)
     try:
         os.write(fd, key)
         os.fsync(fd)
     finally:
         os.close(fd)
     return key
+
+
+def _derived_key(home: Path) -> bytes:
+    """HMAC of a fixed label under the master key; random if this home has no master key."""
+    master = home / "keys" / "master.key"
+    try:
+        secret = read_master_key(master)
+    except (OSError, KeyError_):
+        return secrets.token_bytes(32)
+    return hmac.new(secret, b"chartledger console key v1", hashlib.sha256).digest()
 
 
 def _key(request: Request) -> bytes:

@@ -80,7 +80,7 @@ def audit_rows(
         ledger.save(read)
     runner.catch_up_to()
     return audit_report(
-        ledger.db,
+        ledger.reports_db("audit"),
         query.since,
         query.until,
         sort_by=query.sort_by,
