@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg.sql import SQL, Identifier
 
-from events import tiles
+from events import heads, tiles
 from events.backup_check import (
     CheckedBackup,
     check_backup,
@@ -229,6 +229,8 @@ def _insert(
                 raise StoreNotEmpty(f"the store filled up while restoring ({table} has rows)")
         _insert_keys(c, checked)
         _insert_events(c, dialect, checked, progress)
+        # A backup carries no ledger_heads either: filled from the links just inserted.
+        heads.ensure_heads(c)
         report = check_store(
             _InTransaction(c, dialect),  # type: ignore[arg-type]
             checked.practice["genesis_key_id"],

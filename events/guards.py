@@ -22,6 +22,9 @@ _TILE_CHANGED = (
     "OR substr(NEW.hashes, 1, length(OLD.hashes)) <> OLD.hashes"
 )
 
+# An UPDATE of a subject's head that is anything but the subject moving to a later link.
+_HEAD_CHANGED = "NEW.subject <> OLD.subject OR NEW.seq <= OLD.seq OR NEW.position <= OLD.position"
+
 
 def _sqlite_statements() -> list[str]:
     statements = []
@@ -55,6 +58,13 @@ def _sqlite_statements() -> list[str]:
         "CREATE TRIGGER IF NOT EXISTS ledger_tiles_refuse_update BEFORE UPDATE ON ledger_tiles "
         f"WHEN {_TILE_CHANGED} BEGIN "
         "SELECT RAISE(ABORT, 'chartledger: a tile only grows, UPDATE refused'); END",
+        # A subject's head only moves forward, and no subject leaves.
+        "CREATE TRIGGER IF NOT EXISTS ledger_heads_refuse_delete BEFORE DELETE ON ledger_heads "
+        "BEGIN SELECT RAISE(ABORT, 'chartledger: a head only moves forward, DELETE refused'); "
+        "END",
+        "CREATE TRIGGER IF NOT EXISTS ledger_heads_refuse_update BEFORE UPDATE ON ledger_heads "
+        f"WHEN {_HEAD_CHANGED} BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: a head only moves forward, UPDATE refused'); END",
     ]
     statements.append(
         "CREATE TRIGGER IF NOT EXISTS stored_events_require_leaf "
@@ -91,6 +101,11 @@ def _postgres_statements(schema: str) -> list[str]:
         f"IF TG_OP <> 'UPDATE' OR {_TILE_CHANGED} THEN RAISE EXCEPTION "
         "'chartledger: a tile only grows, % refused', TG_OP "
         "USING ERRCODE = 'insufficient_privilege'; END IF; RETURN NEW; END $$",
+        f"CREATE OR REPLACE FUNCTION {s}.chartledger_head_moves() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'UPDATE' OR {_HEAD_CHANGED} THEN RAISE EXCEPTION "
+        "'chartledger: a head only moves forward, % refused', TG_OP "
+        "USING ERRCODE = 'insufficient_privilege'; END IF; RETURN NEW; END $$",
     ]
     for table in APPEND_ONLY_TABLES:
         statements.append(
@@ -114,6 +129,10 @@ def _postgres_statements(schema: str) -> list[str]:
         f"ON {s}.ledger_tiles FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_tile_grows()",
         f"CREATE OR REPLACE TRIGGER ledger_tiles_refuse_truncate BEFORE TRUNCATE "
         f"ON {s}.ledger_tiles FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()",
+        f"CREATE OR REPLACE TRIGGER ledger_heads_move_only BEFORE UPDATE OR DELETE "
+        f"ON {s}.ledger_heads FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_head_moves()",
+        f"CREATE OR REPLACE TRIGGER ledger_heads_refuse_truncate BEFORE TRUNCATE "
+        f"ON {s}.ledger_heads FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()",
         f"CREATE OR REPLACE TRIGGER stored_events_require_leaf BEFORE INSERT "
         f"ON {s}.stored_events FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_require_leaf()",
     ]

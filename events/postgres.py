@@ -31,6 +31,8 @@ from psycopg.sql import SQL, Identifier
 
 from events.db import Database, _PgCursor, drop_lost_connections, settle
 from events.guards import install_guards
+from events.heads import UPSERT as HEADS_UPSERT
+from events.heads import head_rows, open_heads
 from events.log import leaf_feed
 from events.schema import create_tables
 from events.store import (
@@ -211,6 +213,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 create_tables(c, "postgres")
                 install_guards(c, "postgres", self.datastore.schema)
             open_tiles(db)  # a store made before tiles gets them, once
+            open_heads(db)  # and a store made before ledger_heads its rows
 
     def insert_events(
         self,
@@ -350,6 +353,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 curs.executemany(UPSERT.replace("?", "%s"), tiles)
                 if appended.link_rows:
                     curs.execute(*insert(LINK_COLUMNS, appended.link_rows), prepare=True)
+                curs.executemany(HEADS_UPSERT.replace("?", "%s"), head_rows(appended.heads))
                 rows = [
                     (s.originator_id, s.originator_version, s.topic, s.state, position)
                     for s, position in zip(events, appended.positions, strict=True)

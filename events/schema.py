@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events import idempotency, job_rows, tiles
+from events import heads, idempotency, job_rows, tiles
 from events.db import Cursor, Dialect
 
 APPEND_ONLY_TABLES = (
@@ -57,6 +57,8 @@ def table_statements(dialect: Dialect) -> list[str]:
         f"subject TEXT NOT NULL UNIQUE, wrapped {blob} NOT NULL)",
         # The Merkle tree's hashes as tiles (LEDGER_FORMAT.md §12): a cache of the leaves.
         tiles.table_statement(dialect),
+        # The subject-heads tree's leaves at the tip (LEDGER_FORMAT.md §12.2): a cache too.
+        heads.table_statement(dialect),
         *idempotency.table_statements(dialect),
         *job_rows.table_statements(dialect),
     ]

@@ -13,6 +13,7 @@ from typing import Any
 
 from events.db import Cursor
 from events.encoding import LedgerStoredEvent
+from events.heads import write_heads
 from events.tiles import append_tiles
 from verify.records import Link, leaf_bytes, parse_leaf
 
@@ -191,6 +192,7 @@ def append_leaves(
             "INSERT INTO ledger_links_recent (subject, seq, position) VALUES (?, ?, ?)",
             appended.link_rows,
         )
+    write_heads(cursor, appended.heads)
     if merge_due(appended):
         for statement in MERGE_LINKS:
             cursor.execute(statement)

@@ -187,8 +187,8 @@ def triggers(conn: Any) -> list[tuple[str, str, str]]:
 @POSTGRES_ONLY
 def test_the_writer_role_cannot_drop_or_disable_the_triggers(conn: Any) -> None:
     before = triggers(conn)
-    # and data keys, require-leaf, recent links' three and tiles' two
-    assert len(before) == 2 * len(APPEND_ONLY_TABLES) + 7
+    # and data keys, require-leaf, recent links' three, tiles' two and heads' two
+    assert len(before) == 2 * len(APPEND_ONLY_TABLES) + 9
     assert all(enabled == "O" for _, _, enabled in before)
     conn.execute(f"SET ROLE {WRITER_ROLE}")
     owner = psycopg.errors.InsufficientPrivilege

@@ -147,8 +147,9 @@ class Attacker:
         self.execute("DELETE FROM ledger_leaves WHERE position = ?", (position,))
         for table in LINK_TABLES:
             self.execute(f"DELETE FROM {table} WHERE position = ?", (position,))
-        # and the stored tiles, a cache the application rebuilds from the leaves when opened
+        # and the stored tiles and heads, caches the application rebuilds when opened
         self.execute("DELETE FROM ledger_tiles")
+        self.execute("DELETE FROM ledger_heads")
 
     # -- the verifiers -----------------------------------------------------------------------
 
