@@ -43,14 +43,14 @@ from events.db import Cursor
 from events.keys import read_master_key, write_secret
 from events.ledger import Ledger
 from events.private_files import private_dir
-from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
+from events.schema import APPEND_ONLY_TABLES, MID_LINKS, RECENT_LINKS
 from verify.merkle import leaf_hash
 from verify.records import parse_leaf
 from verify.store import check_store
 
 Progress = Callable[[int, int], None]
 BATCH = 2_000
-LEDGER_TABLES = (*APPEND_ONLY_TABLES, RECENT_LINKS, "ledger_data_keys")
+LEDGER_TABLES = (*APPEND_ONLY_TABLES, RECENT_LINKS, MID_LINKS, "ledger_data_keys")
 
 
 class StoreNotEmpty(BackupError):

@@ -38,10 +38,11 @@ UPSERT = (
     "ON CONFLICT (subject) DO UPDATE SET seq = excluded.seq, position = excluded.position, "
     "hash = excluded.hash"
 )
-# Each subject's newest link below a size, from the end of its links (both tables: SQLite keeps
-# the newest links in ledger_links_recent until they are merged).
+# Each subject's newest link below a size, from the end of its links (every links table:
+# SQLite keeps the newest links in ledger_links_recent and ledger_links_mid until they settle).
 _BEFORE = (
     "SELECT seq, position FROM ledger_links_main WHERE subject = ? AND position < ? "
+    "UNION ALL SELECT seq, position FROM ledger_links_mid WHERE subject = ? AND position < ? "
     "UNION ALL SELECT seq, position FROM ledger_links_recent WHERE subject = ? AND position < ? "
     "ORDER BY seq DESC LIMIT 1"
 )
@@ -116,7 +117,7 @@ def heads_at(cursor: Cursor, size: int, rows: Iterable[HeadRow] | None = None) -
     for row in stored_heads(cursor) if rows is None else rows:
         subject, _, position, _ = row
         if position >= size:
-            cursor.execute(_BEFORE, (subject, size, subject, size))
+            cursor.execute(_BEFORE, (subject, size) * 3)
             earlier = cursor.fetchone()
             if earlier is None:
                 continue

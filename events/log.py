@@ -79,7 +79,7 @@ def iter_leaves(cursor: Cursor, start: int, stop: int) -> Iterator[bytes]:
 # filled yet (opened before the writer filled it): the subjects are walked with one index seek
 # each (a "loose index scan" of ledger_links_main's primary key), and each subject's last link
 # below the size is read from the end of its links. Links still waiting in ledger_links_recent
-# (SQLite) are newer than any in main and are read in one scan of that small table.
+# and ledger_links_mid (SQLite) are newer than any in main and are read in one scan of them.
 HEADS_IN_MAIN = (
     "WITH RECURSIVE s(subject) AS ("
     "SELECT MIN(subject) FROM ledger_links_main UNION ALL "
@@ -93,8 +93,9 @@ HEADS_IN_MAIN = (
     "FROM s WHERE s.subject IS NOT NULL"
 )
 HEADS_IN_RECENT = (
-    "SELECT subject, MAX(seq), MAX(position) FROM ledger_links_recent WHERE position < ? "
-    "GROUP BY subject"
+    "SELECT subject, MAX(seq), MAX(position) FROM (SELECT subject, seq, position FROM "
+    "ledger_links_recent UNION ALL SELECT subject, seq, position FROM ledger_links_mid) r "
+    "WHERE position < ? GROUP BY subject"
 )
 
 

@@ -63,11 +63,14 @@ ROWS_AS_VALUES = 16
 # Each subject's last link, found from the end of its index: a subject's links grow with every
 # event about it (a clinician's with every chart read), so reading them all would make each
 # append slower than the last. It is in ledger_links_recent if the subject has any there, else
-# in main: this writer puts none in recent, but a store may hold some (LEDGER_FORMAT.md §11).
+# in mid, else in main: this writer puts none in recent or mid, but a store may hold some
+# (LEDGER_FORMAT.md §11).
 HEADS = (
     "SELECT s.subject, h.seq, h.position FROM unnest(%b::text[]) AS s(subject) "
     "CROSS JOIN LATERAL ("
     "(SELECT seq, position FROM ledger_links_recent WHERE subject = s.subject "
+    "ORDER BY seq DESC LIMIT 1) UNION ALL "
+    "(SELECT seq, position FROM ledger_links_mid WHERE subject = s.subject "
     "ORDER BY seq DESC LIMIT 1) UNION ALL "
     "(SELECT seq, position FROM ledger_links_main WHERE subject = s.subject "
     "ORDER BY seq DESC LIMIT 1) ORDER BY seq DESC LIMIT 1) h"
