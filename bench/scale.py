@@ -75,6 +75,9 @@ from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import completeness_proof, inclusion_proof, tree_size
 from events.tiles import TileReader, consistency_proof
+from legal_hold import holds as lh
+from legal_hold.holds import Scope
+from legal_hold.production import produce
 from projections.audit import audit_report
 from projections.ehi_export import ExportRequest, export
 from projections.reads import Reader, open_chart
@@ -111,6 +114,9 @@ METRICS = (  # (key, label, unit)
     ("backup_rss", "backup peak memory", "MB"),
     ("restore", "restore (its store check included)", "s"),
     ("restore_rss", "restore peak memory", "MB"),
+    ("production", "production of 1% of the patients", "s"),
+    ("production_rss", "production peak memory", "MB"),
+    ("production_events", "events it produced", "events"),
 )
 # How each figure's growth is named from the fitted exponent b of figure ~ size^b (log-log
 # least squares over the sizes measured), the CPU figure where there is one.
@@ -243,6 +249,17 @@ def child_restore(target: StoreConfig, folder: Path, master_key: Path) -> dict[s
     return clock.figures | {"restore_rss": peak_rss_mb()}
 
 
+def child_production(config: StoreConfig, matter: UUID, risk: UUID, out: Path) -> dict[str, float]:
+    clock = Clock()
+    ledger = Ledger(config, **QUIET)
+    try:
+        with clock.step("production"):
+            produced = produce(ledger, matter, out, by=risk)
+    finally:
+        ledger.close()
+    return clock.figures | {"production_rss": peak_rss_mb(), "production_events": produced.events}
+
+
 def in_child(args: list[str]) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, __file__, *args], capture_output=True, text=True, check=False
@@ -322,6 +339,19 @@ def _lab(patient: UUID, i: int) -> LabResult:
     )
 
 
+def production_matter(ledger: Ledger, subjects: list[str]) -> tuple[UUID, UUID]:
+    """(matter, risk manager): a matter whose hold names 1% of the stand-in patients, so that
+    its production holds about 1% of the stand-in events at every size."""
+    risk = uuid4()
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    matter = lh.open_matter(ledger, name="Scale v. Bench", number="CV-SCALE-1", forum="Court",
+                            at=at, by=risk)  # fmt: skip
+    patients = [UUID(s.split(":", 1)[1]) for s in subjects[: len(subjects) // 100]]
+    scope = Scope.of(patients=patients)
+    lh.place_hold(ledger, matter_id=matter.id, name="1%", scope=scope, at=at, by=risk)
+    return matter.id, risk
+
+
 class Grower:
     """The bulk writer: stand-in chart events over a pool of patients, ``PER_SAVE`` a save."""
 
@@ -399,6 +429,7 @@ def run_store(
             patient = tracked_patient(ledger)
             heavy = heavy_patient(ledger)
             grower = Grower(ledger)
+            matter, risk = production_matter(ledger, grower.subjects)
             for size in sizes:
                 began = time.perf_counter()
                 grower.grow_to(size)
@@ -422,6 +453,13 @@ def run_store(
                 figures |= {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 figures |= in_child(["--child", "check", "--location", location])
                 figures |= backup_and_restore(store, home, where, database_url)
+                with tempfile.TemporaryDirectory(dir=OUT) as scratch:
+                    named = ["--matter", str(matter), "--risk", str(risk)]
+                    out = ["--out", f"{scratch}/bundle"]
+                    try:
+                        figures |= in_child(["--child", "production", *where, *named, *out])
+                    except SystemExit as e:  # the other figures of the size are kept
+                        print(f"  production failed: {e}", file=sys.stderr, flush=True)
                 results[size] = figures
                 # Kept as each size is done, so a long run stopped early keeps what it measured.
                 (OUT / f"scale-{store}.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -574,7 +612,7 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
     axes[1].plot(sizes, [results[s]["reads_rss"] for s in sizes], marker="o",
                  label="fresh process: checkpoint, proofs, export")  # fmt: skip
     for key, label in (("rebuild_rss", "rebuild of the views"), ("backup_rss", "backup"),
-                       ("restore_rss", "restore")):  # fmt: skip
+                       ("restore_rss", "restore"), ("production_rss", "production")):  # fmt: skip
         if all(key in results[s] for s in sizes):
             axes[1].plot(sizes, [results[s][key] for s in sizes], marker="o", label=label)
     axes[1].set(xscale="log", xlabel="events in the log", ylabel="MB",
@@ -603,8 +641,12 @@ def main(argv: list[str] | None = None) -> int:
         help="measure --sizes on a new store and add them to the figures kept from a run before",
     )
     parser.add_argument(
-        "--child", choices=["reads", "check", "views", "backup", "restore"], help=argparse.SUPPRESS
+        "--child",
+        choices=["reads", "check", "views", "backup", "restore", "production"],
+        help=argparse.SUPPRESS,
     )
+    parser.add_argument("--matter", help=argparse.SUPPRESS)
+    parser.add_argument("--risk", help=argparse.SUPPRESS)
     parser.add_argument("--heavy", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
@@ -648,6 +690,9 @@ def child_main(args: argparse.Namespace) -> int:
         work = lambda: child_views(config)  # noqa: E731
     elif args.child == "backup":
         work = lambda: child_backup(config, Path(args.out))  # noqa: E731
+    elif args.child == "production":
+        matter, risk, out = UUID(args.matter), UUID(args.risk), Path(args.out)
+        work = lambda: child_production(config, matter, risk, out)  # noqa: E731
     elif args.child == "restore":
         work = lambda: child_restore(config, Path(args.out), Path(args.key))  # noqa: E731
     else:
