@@ -1,13 +1,16 @@
 """The subject-heads tree's leaves kept in the store as the log grows (LEDGER_FORMAT.md §12.2).
 
-``ledger_heads`` holds, per subject, its newest link (seq, position) and the hash of its
-subject-heads leaf (§7), written in the same transaction as the events that move it. Its rows
-in subject order are the leaves of the subject-heads tree at the log's tip; the heads at an
-earlier size are those rows with, for the few subjects whose head moved since, their link
-before it read from ``ledger_links``. So a process that starts signs its first checkpoint from
-one ordered read of this table (O(subjects) rows, no leaf), where it used to seek each
-subject's last link in the links index (O(subjects) index lookups, 70-100 ms at 1,300
-subjects on PostgreSQL).
+``ledger_heads`` holds, per subject, its newest link among the settled links (those in
+``ledger_links_main`` and ``ledger_links_mid``) and the hash of the subject-heads leaf (§7) it
+gives, written in the transaction that puts the links there: every append on PostgreSQL, the
+append that merges the recent links on SQLite (a row per subject written with each append of
+100 events changed 67 pages of SQLite's WAL, a quarter again of what the append wrote). The heads
+at a size are these rows, with the newest of the few recent links (SQLite, at most 4,096
+positions' worth, one scan) laid over them, and, for the subjects whose head moved at or past
+the size, their link before it read from ``ledger_links``. So a process that starts signs its
+first checkpoint from one read of this table (O(subjects) rows, no leaf), where it used to
+seek each subject's last link in the links index (O(subjects) index lookups, 70-100 ms at
+1,300 subjects on PostgreSQL).
 
 Like the tiles, a cache of what the leaves determine, trusted for nothing: the signer compares
 the heads root it builds from these rows with the newest checkpoint's signed one before it
@@ -46,12 +49,17 @@ _BEFORE = (
     "UNION ALL SELECT seq, position FROM ledger_links_recent WHERE subject = ? AND position < ? "
     "ORDER BY seq DESC LIMIT 1"
 )
-# Every subject's newest link: the rows the table must hold (a store made before it).
+# Every subject's newest settled link: the rows the table must hold (a store made before it).
+SETTLED = (
+    "(SELECT subject, seq, position FROM ledger_links_main "
+    "UNION ALL SELECT subject, seq, position FROM ledger_links_mid)"
+)
 LATEST = (
-    "SELECT l.subject, l.seq, l.position FROM ledger_links l JOIN "
-    "(SELECT subject, MAX(seq) AS seq FROM ledger_links GROUP BY subject) m "
+    f"SELECT l.subject, l.seq, l.position FROM {SETTLED} l JOIN "
+    f"(SELECT subject, MAX(seq) AS seq FROM {SETTLED} s GROUP BY subject) m "
     "ON l.subject = m.subject AND l.seq = m.seq"
 )
+RECENT = "SELECT subject, seq, position FROM ledger_links_recent WHERE position < ?"
 
 
 def table_statement(dialect: Dialect) -> str:
@@ -77,6 +85,30 @@ def write_heads(cursor: Cursor, heads: dict[str, tuple[int, int]]) -> None:
     rows = head_rows(heads)
     if rows:
         cursor.executemany(UPSERT, rows)
+
+
+def recent_heads(cursor: Cursor, size: int | None = None) -> dict[str, tuple[int, int]]:
+    """Each subject's newest link in ledger_links_recent (below ``size``): one scan of a
+    table of at most LINKS_MERGE_EVERY positions' links, reduced here."""
+    cursor.execute(RECENT, (2**62 if size is None else size,))
+    found: dict[str, tuple[int, int]] = {}
+    for subject, seq, position in cursor.fetchall():
+        if subject not in found or seq > found[subject][0]:
+            found[subject] = (seq, position)
+    return found
+
+
+def settle_recent_heads(cursor: Cursor) -> None:
+    """Before SQLite's writer merges the recent links: their heads into the table."""
+    write_heads(cursor, recent_heads(cursor))
+
+
+def has_settled_links(cursor: Cursor) -> bool:
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM ledger_links_main) OR EXISTS (SELECT 1 FROM ledger_links_mid)"
+    )
+    row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def ensure_heads(cursor: Cursor) -> bool:
@@ -110,11 +142,15 @@ def stored_heads(cursor: Cursor) -> list[HeadRow]:
 def heads_at(cursor: Cursor, size: int, rows: Iterable[HeadRow] | None = None) -> list[HeadRow]:
     """Every subject's head row below ``size``, sorted by UTF-8 bytes (the tree's leaf order).
 
-    The stored rows are the heads at the tip; a subject whose head is at ``size`` or later
+    The stored rows are the settled heads; the recent links below ``size`` come after them
+    (greater seq) and replace them; a subject whose remaining head is at ``size`` or later
     takes its link before ``size`` instead (one index lookup each: the subjects seen since), or
     drops out if it had none."""
-    found = []
+    recent = recent_heads(cursor, size)
+    found = [head_row(s, seq, position) for s, (seq, position) in recent.items()]
     for row in stored_heads(cursor) if rows is None else rows:
+        if row[0] in recent:
+            continue
         subject, _, position, _ = row
         if position >= size:
             cursor.execute(_BEFORE, (subject, size) * 3)

@@ -103,7 +103,7 @@ def head_rows_at(cursor: Cursor, size: int) -> list[stored_heads.HeadRow]:
     """Every subject's (subject, seq, position, leaf hash) below ``size``, sorted by UTF-8
     bytes: from ledger_heads (events/heads.py), or from the links if it is not filled yet."""
     rows = stored_heads.stored_heads(cursor)
-    if rows or size == 0:
+    if rows or size == 0 or not stored_heads.has_settled_links(cursor):
         return stored_heads.heads_at(cursor, size, rows)
     cursor.execute(HEADS_IN_MAIN, (size, size))
     found = {s: (seq, pos) for s, seq, pos in cursor.fetchall() if seq is not None}

@@ -13,7 +13,7 @@ from typing import Any
 
 from events.db import Cursor
 from events.encoding import LedgerStoredEvent
-from events.heads import write_heads
+from events.heads import settle_recent_heads
 from events.tiles import append_tiles
 from verify.records import Link, leaf_bytes, parse_leaf
 
@@ -209,9 +209,10 @@ def append_leaves(
             "INSERT INTO ledger_links_recent (subject, seq, position) VALUES (?, ?, ?)",
             appended.link_rows,
         )
-    write_heads(cursor, appended.heads)
     settling = merge_due(appended, LINKS_SETTLE_EVERY)
     if settling or merge_due(appended, LINKS_MERGE_EVERY):
+        # ledger_heads follows the settled links (events/heads.py): written once a merge.
+        settle_recent_heads(cursor)
         for statement in MERGE_LINKS + (SETTLE_LINKS if settling else ()):
             cursor.execute(statement)
     return appended

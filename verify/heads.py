@@ -1,11 +1,12 @@
 """Recomputing the stored subject-heads leaves (``ledger_heads``, LEDGER_FORMAT.md §12.2).
 
-``ledger_heads`` holds, per subject, its newest link and the hash of its subject-heads leaf
-(§7). It is a cache the signer builds the heads root from; here it is trusted for nothing:
-each row is recomputed from the links index (which the store check compares with the links
-the leaves carry), and the first row that disagrees is named by its index in the
-subject-heads tree at the log's tip (leaves in UTF-8 order of their subjects) and the column
-that differs. No subject is named: a subject is a patient's or user's identifier.
+``ledger_heads`` holds, per subject, its newest settled link (in ``ledger_links_main`` or
+``ledger_links_mid``; SQLite's writer keeps the newest links in ``ledger_links_recent`` until
+it merges them) and the hash of the subject-heads leaf (§7) it gives. It is a cache the signer
+builds the heads root from; here it is trusted for nothing: each row is recomputed from the
+links index (which the store check compares with the links the leaves carry), and each row
+that disagrees is named by its index among the rows in UTF-8 order of their subjects and what
+differs. No subject is named: a subject is a patient's or user's identifier.
 
 Memory grows with the number of subjects, not of events: one row per subject.
 """
@@ -21,10 +22,14 @@ from verify.merkle import leaf_hash
 from verify.records import head_bytes
 
 Rows = Callable[[str], Sequence[Sequence[Any]]]
-# Each subject's newest link: the row ledger_heads must hold for it.
+# Each subject's newest settled link: the row ledger_heads must hold for it.
+SETTLED = (
+    "(SELECT subject, seq, position FROM ledger_links_main "
+    "UNION ALL SELECT subject, seq, position FROM ledger_links_mid)"
+)
 LATEST = (
-    "SELECT l.subject, l.seq, l.position FROM ledger_links l JOIN "
-    "(SELECT subject, MAX(seq) AS seq FROM ledger_links GROUP BY subject) m "
+    f"SELECT l.subject, l.seq, l.position FROM {SETTLED} l JOIN "
+    f"(SELECT subject, MAX(seq) AS seq FROM {SETTLED} s GROUP BY subject) m "
     "ON l.subject = m.subject AND l.seq = m.seq"
 )
 STORED = "SELECT subject, seq, position, hash FROM ledger_heads"
