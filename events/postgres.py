@@ -327,6 +327,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             conn.cursor(row_factory=tuple_row) as heads_read,
             conn.cursor(row_factory=tuple_row) as inserted,
             conn.cursor(row_factory=tuple_row) as newest_tiles,
+            conn.cursor(row_factory=tuple_row) as heads_written,
         ):
             # The connection is in autocommit mode: BEGIN and COMMIT are ours to send, so
             # nothing commits unless every step below succeeded.
@@ -356,7 +357,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 curs.executemany(UPSERT.replace("?", "%s"), tiles)
                 if appended.link_rows:
                     curs.execute(*insert(LINK_COLUMNS, appended.link_rows), prepare=True)
-                curs.executemany(HEADS_UPSERT.replace("?", "%s"), head_rows(appended.heads))
+                # A cursor of its own: its results are never read, and a checkpoint signed by
+                # after_append below reads through curs.
+                heads_written.executemany(
+                    HEADS_UPSERT.replace("?", "%s"), head_rows(appended.heads)
+                )
                 rows = [
                     (s.originator_id, s.originator_version, s.topic, s.state, position)
                     for s, position in zip(events, appended.positions, strict=True)

@@ -135,6 +135,26 @@ def test_a_fresh_process_reads_one_row_per_subject_and_no_leaf_before_the_checkp
 
 
 @pytest.mark.usefixtures("merging")
+def test_a_checkpoint_due_inside_an_append_signs_the_heads_the_append_wrote(
+    ledger: Ledger,
+) -> None:
+    save(ledger, [0, 1])
+    ledger.checkpointer.every_events = 1  # due at the next append, signed inside it
+    save(ledger, [1, 2, 2])
+    with ledger.db.read() as c:
+        size = tiles.tree_size(c)
+        c.execute("SELECT MAX(size) FROM ledger_checkpoints")
+        (signed,) = c.fetchone()
+    assert signed == size
+    fresh = Ledger(ledger.config, **QUIET)  # and a new process starts from it
+    try:
+        save(fresh, [3])
+        assert fresh.checkpointer.issue().size == size + 1
+    finally:
+        fresh.close()
+
+
+@pytest.mark.usefixtures("merging")
 def test_a_flipped_stored_head_hash_stops_the_signer_and_is_named(ledger: Ledger) -> None:
     grow(ledger)
     subjects = sorted(stored(ledger), key=str.encode)
