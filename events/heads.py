@@ -107,8 +107,7 @@ def has_settled_links(cursor: Cursor) -> bool:
     cursor.execute(
         "SELECT EXISTS (SELECT 1 FROM ledger_links_main) OR EXISTS (SELECT 1 FROM ledger_links_mid)"
     )
-    row = cursor.fetchone()
-    return bool(row and row[0])
+    return bool(cursor.fetchall()[0][0])
 
 
 def ensure_heads(cursor: Cursor) -> bool:
@@ -154,10 +153,10 @@ def heads_at(cursor: Cursor, size: int, rows: Iterable[HeadRow] | None = None) -
         subject, _, position, _ = row
         if position >= size:
             cursor.execute(_BEFORE, (subject, size) * 3)
-            earlier = cursor.fetchone()
-            if earlier is None:
+            earlier = cursor.fetchall()
+            if not earlier:
                 continue
-            row = head_row(subject, earlier[0], earlier[1])
+            row = head_row(subject, earlier[0][0], earlier[0][1])
         found.append(row)
     found.sort(key=lambda h: h[0].encode())
     return found
