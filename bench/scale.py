@@ -121,6 +121,7 @@ METRICS = (  # (key, label, unit)
 # How each figure's growth is named from the fitted exponent b of figure ~ size^b (log-log
 # least squares over the sizes measured), the CPU figure where there is one.
 FLAT, LOGARITHMIC, LINEAR = 0.1, 0.3, 0.8
+FLAT_BYTES = 20
 
 
 # --- the child processes: fresh, so a cost paid once per process is paid here ----------------
@@ -564,6 +565,20 @@ def growth(b: float | None) -> str:
     return f"linear (b={b:.2f})"
 
 
+def memory_growth(results: dict[int, dict[str, float]], key: str) -> str:
+    """A peak memory's growth as bytes per event between the smallest and largest size: the
+    interpreter and libraries take about 85 MB whatever the size, so a fitted exponent would
+    call anything flat. Flat below FLAT_BYTES a event (20 MB a million events)."""
+    sizes = sorted(results)
+    if len(sizes) < 2:
+        return "-"
+    first, last = results[sizes[0]], results[sizes[-1]]
+    per_event = (last[key] - first[key]) * 2**20 / (last["size"] - first["size"])
+    if per_event < FLAT_BYTES:
+        return f"flat ({per_event:+.0f} B/event)"
+    return f"linear in events ({per_event:,.0f} B/event)"
+
+
 def table(store: str, results: dict[int, dict[str, float]]) -> str:
     """Rows of figures, wall-clock (CPU) per size, each size's ratio to the smallest, and the
     growth named from the fitted exponent."""
@@ -580,9 +595,8 @@ def table(store: str, results: dict[int, dict[str, float]]) -> str:
             continue  # figures saved before this one was measured (--replot)
         cells = " | ".join(cell(results[s], key, unit) for s in sizes)
         ratios = " | ".join(ratio(results, key, s, first) for s in sizes[1:])
-        lines.append(
-            f"| {label} | {unit} | {cells} | {ratios} | {growth(exponent(results, key))} |"
-        )
+        named = memory_growth(results, key) if unit == "MB" else growth(exponent(results, key))
+        lines.append(f"| {label} | {unit} | {cells} | {ratios} | {named} |")
     return "\n".join(lines)
 
 
