@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import resource
 import shutil
@@ -68,12 +69,19 @@ from domain.labs import LabResult
 from domain.notes import Note
 from domain.patients import Patient
 from domain.quantities import Quantity
+from events.backup_restore import restore_backup
+from events.backup_write import take_backup
 from events.config import StoreConfig
 from events.ledger import Ledger
 from events.log import completeness_proof, inclusion_proof, tree_size
 from events.tiles import TileReader, consistency_proof
+from legal_hold import holds as lh
+from legal_hold.holds import Scope
+from legal_hold.production import produce
+from projections.audit import audit_report
 from projections.ehi_export import ExportRequest, export
-from projections.reads import Reader
+from projections.reads import Reader, open_chart
+from projections.rebuild import rebuild, runner_for
 from verify.store import check_store, open_store
 
 SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -83,6 +91,8 @@ CHECKPOINT_EVERY = 1_000
 QUIET = {"every_events": 10**9, "every_seconds": 10**9}
 APPEND_REPEAT = 15
 READS_REPEAT = 3  # fresh processes at each size; the median of each figure is shown
+HEAVY_EVENTS = 10_000  # the events of the patient whose chart read is measured
+AUDIT_WINDOW = 1_000  # events in the "day" the audit query asks for (see child_reads)
 METRICS = (  # (key, label, unit)
     ("checkpoint", "first checkpoint, fresh process", "ms"),
     ("inclusion", "one inclusion proof", "ms"),
@@ -95,7 +105,23 @@ METRICS = (  # (key, label, unit)
     ("check_rate", "store check rate", "ev/s"),
     ("append_1", "append 1 event", "ms"),
     ("append_100", "append 100 events", "ms"),
+    ("append_100_mean", "append 100 events, mean over a merge cycle", "ms"),
+    ("chart", "chart read, patient with 10,000 events", "ms"),
+    ("audit", "audit query of one day (1,000 events)", "ms"),
+    ("rebuild", "rebuild of the views", "s"),
+    ("rebuild_rss", "rebuild peak memory", "MB"),
+    ("backup", "backup", "s"),
+    ("backup_rss", "backup peak memory", "MB"),
+    ("restore", "restore (its store check included)", "s"),
+    ("restore_rss", "restore peak memory", "MB"),
+    ("production", "production of 1% of the patients", "s"),
+    ("production_rss", "production peak memory", "MB"),
+    ("production_events", "events it produced", "events"),
 )
+# How each figure's growth is named from the fitted exponent b of figure ~ size^b (log-log
+# least squares over the sizes measured), the CPU figure where there is one.
+FLAT, LOGARITHMIC, LINEAR = 0.1, 0.3, 0.8
+FLAT_BYTES = 20
 
 
 # --- the child processes: fresh, so a cost paid once per process is paid here ----------------
@@ -130,10 +156,25 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
-def child_reads(config: StoreConfig, patient: UUID) -> dict[str, float]:
+def child_reads(config: StoreConfig, patient: UUID, heavy: UUID) -> dict[str, float]:
     clock = Clock()
     ledger = Ledger(config, **QUIET)
     try:
+        runner = runner_for(ledger)
+        runner.catch_up_to()  # the views were rebuilt before; only the newest events remain
+        reader = Reader(uuid4(), "TREAT")
+        with clock.step("chart"):
+            entries = open_chart(ledger, runner, reader, heavy)
+        # "One day": the store is written in bulk within minutes, so a calendar day would
+        # hold the whole log; the window is the time the newest AUDIT_WINDOW events span.
+        with ledger.db.read() as c:
+            c.execute(
+                "SELECT event_time FROM audit_events ORDER BY position DESC LIMIT 1 OFFSET ?",
+                (AUDIT_WINDOW,),
+            )
+            (since,) = c.fetchone()
+        with clock.step("audit"):
+            rows = audit_report(ledger.db, since=since)
         with clock.step("checkpoint"):
             ledger.checkpointer.issue()
         with ledger.db.read() as c:
@@ -153,7 +194,12 @@ def child_reads(config: StoreConfig, patient: UUID) -> dict[str, float]:
                 export(ledger, request, Path(scratch) / "export")
     finally:
         ledger.close()
-    counts = {"consistency_tiles": tiles_read, "patient_events": len(proof.leaves)}
+    counts = {
+        "consistency_tiles": tiles_read,
+        "patient_events": len(proof.leaves),
+        "chart_entries": len(entries),
+        "audit_rows": len(rows),
+    }
     return clock.figures | counts | {"reads_rss": peak_rss_mb()}
 
 
@@ -171,6 +217,48 @@ def child_check(location: str) -> dict[str, float]:
         raise SystemExit(f"the store check failed: {report.problems[0].line()}")
     rate = report.events / clock.figures["check"]
     return clock.figures | {"check_rss": peak_rss_mb(), "check_rate": rate}
+
+
+def child_views(config: StoreConfig) -> dict[str, float]:
+    """Every view dropped and replayed (`chartledger projections rebuild`), in a process of
+    its own and its workers: their time and the largest peak memory of any of them."""
+    clock = Clock()
+    ledger = Ledger(config, **QUIET)
+    try:
+        with clock.step("rebuild"):
+            rebuild(ledger)
+    finally:
+        ledger.close()
+    return clock.figures | {"rebuild_rss": peak_rss_mb()}
+
+
+def child_backup(config: StoreConfig, out: Path) -> dict[str, float]:
+    clock = Clock()
+    ledger = Ledger(config, **QUIET)
+    try:
+        with clock.step("backup"):
+            take_backup(ledger, out)
+    finally:
+        ledger.close()
+    return clock.figures | {"backup_rss": peak_rss_mb()}
+
+
+def child_restore(target: StoreConfig, folder: Path, master_key: Path) -> dict[str, float]:
+    clock = Clock()
+    with clock.step("restore"):
+        restore_backup(target, folder, master_key_file=master_key)
+    return clock.figures | {"restore_rss": peak_rss_mb()}
+
+
+def child_production(config: StoreConfig, matter: UUID, risk: UUID, out: Path) -> dict[str, float]:
+    clock = Clock()
+    ledger = Ledger(config, **QUIET)
+    try:
+        with clock.step("production"):
+            produced = produce(ledger, matter, out, by=risk)
+    finally:
+        ledger.close()
+    return clock.figures | {"production_rss": peak_rss_mb(), "production_events": produced.events}
 
 
 def in_child(args: list[str]) -> dict[str, float]:
@@ -220,6 +308,51 @@ def tracked_patient(ledger: Ledger) -> UUID:
     return patient.id
 
 
+def heavy_patient(ledger: Ledger) -> UUID:
+    """The patient whose chart read is measured: HEAVY_EVENTS lab results of their own."""
+    patient = Patient.register(
+        mrn="SCALE000002",
+        given_name="Heavy",
+        family_name="Family",
+        birth_date=date(1950, 1, 2),
+        sex="male",
+    )
+    ledger.save(patient)
+    for start in range(0, HEAVY_EVENTS - 1, PER_SAVE):
+        ledger.save(
+            *(_lab(patient.id, i) for i in range(start, min(start + PER_SAVE, HEAVY_EVENTS - 1)))
+        )
+    return patient.id
+
+
+def _lab(patient: UUID, i: int) -> LabResult:
+    return LabResult.receive(
+        patient_id=patient,
+        loinc_code="2345-7",
+        test_name="Glucose",
+        quantity=Quantity(f"{70 + i % 50}.0", "mg/dL"),
+        performing_lab="ACME",
+        source_message=b"MSH|^~\\&|LAB|ACME|CLINIC||20261102083000||ORU^R01|1|P|2.5\r",
+        source_format="HL7v2",
+        reference_low="70",
+        reference_high="99",
+        collected_at="20261102083000",
+    )
+
+
+def production_matter(ledger: Ledger, subjects: list[str]) -> tuple[UUID, UUID]:
+    """(matter, risk manager): a matter whose hold names 1% of the stand-in patients, so that
+    its production holds about 1% of the stand-in events at every size."""
+    risk = uuid4()
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    matter = lh.open_matter(ledger, name="Scale v. Bench", number="CV-SCALE-1", forum="Court",
+                            at=at, by=risk)  # fmt: skip
+    patients = [UUID(s.split(":", 1)[1]) for s in subjects[: len(subjects) // 100]]
+    scope = Scope.of(patients=patients)
+    lh.place_hold(ledger, matter_id=matter.id, name="1%", scope=scope, at=at, by=risk)
+    return matter.id, risk
+
+
 class Grower:
     """The bulk writer: stand-in chart events over a pool of patients, ``PER_SAVE`` a save."""
 
@@ -260,6 +393,19 @@ class Grower:
             runs.append(clock.figures)
         return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
+    def append_mean(self, count: int, name: str) -> dict[str, float]:
+        """Mean wall and CPU seconds of one save of ``count`` events over a whole cycle of the
+        links' merges on SQLite (events/store.LINKS_MERGE_EVERY positions, the append that
+        merges included), checkpoints kept off: the cost an append pays on average."""
+        self.ledger.checkpointer.every_events = 10**9
+        saves = max(1, 4096 // count)
+        clock = Clock()
+        with clock.step(name):
+            for _ in range(saves):
+                self.ledger.save(*self.events(count))
+        self.ledger.checkpointer.every_events = CHECKPOINT_EVERY
+        return {k: v / saves for k, v in clock.figures.items()}
+
 
 # --- one store through every size ---------------------------------------------------------------
 
@@ -282,7 +428,9 @@ def run_store(
         results = saved(store) if add else {}
         try:
             patient = tracked_patient(ledger)
+            heavy = heavy_patient(ledger)
             grower = Grower(ledger)
+            matter, risk = production_matter(ledger, grower.subjects)
             for size in sizes:
                 began = time.perf_counter()
                 grower.grow_to(size)
@@ -294,14 +442,25 @@ def run_store(
                 # fresh process signs.
                 figures |= grower.append_times(1, "append_1")
                 figures |= grower.append_times(100, "append_100")
-                reads = ["--child", "reads", "--home", str(home), "--patient", str(patient)]
-                reads += ["--url", url] if url else []
+                figures |= grower.append_mean(100, "append_100_mean")
+                where = ["--home", str(home)] + (["--url", url] if url else [])
+                figures |= in_child(["--child", "views", *where])
+                reads = ["--child", "reads", *where, "--patient", str(patient)]
+                reads += ["--heavy", str(heavy)]
                 runs = []
                 for _ in range(READS_REPEAT):
                     grower.ledger.save(*grower.events(1))
                     runs.append(in_child(reads))
                 figures |= {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 figures |= in_child(["--child", "check", "--location", location])
+                figures |= backup_and_restore(store, home, where, database_url)
+                with tempfile.TemporaryDirectory(dir=OUT) as scratch:
+                    named = ["--matter", str(matter), "--risk", str(risk)]
+                    out = ["--out", f"{scratch}/bundle"]
+                    try:
+                        figures |= in_child(["--child", "production", *where, *named, *out])
+                    except SystemExit as e:  # the other figures of the size are kept
+                        print(f"  production failed: {e}", file=sys.stderr, flush=True)
                 results[size] = figures
                 # Kept as each size is done, so a long run stopped early keeps what it measured.
                 (OUT / f"scale-{store}.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -311,6 +470,32 @@ def run_store(
             ledger.close()
         return results
     finally:
+        if schema is not None:
+            drop_schema(database_url, schema)
+
+
+def backup_and_restore(
+    store: str, home: Path, where: list[str], database_url: str
+) -> dict[str, float]:
+    """A backup of the store, and its restore into a new SQLite file or PostgreSQL schema, each
+    in a process of its own; the copies are removed after."""
+    scratch = Path(tempfile.mkdtemp(prefix="scale-backup-", dir=OUT))
+    schema = None
+    try:
+        folder = scratch / "backup"
+        figures = in_child(["--child", "backup", *where, "--out", str(folder)])
+        target = ["--home", str(scratch / "restored")]
+        if store == "postgres":
+            schema = fresh_schema_name("scalerestore")
+            create_schema(database_url, schema)
+            target += ["--url", with_schema(database_url, schema)]
+        key = home / "keys" / "master.key"
+        figures |= in_child(
+            ["--child", "restore", *target, "--out", str(folder), "--key", str(key)]
+        )
+        return figures
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         if schema is not None:
             drop_schema(database_url, schema)
 
@@ -351,22 +536,67 @@ def ratio(results: dict[int, dict[str, float]], key: str, size: int, first: int)
     return found
 
 
+def exponent(results: dict[int, dict[str, float]], key: str) -> float | None:
+    """b of figure ~ size^b, fitted (least squares on logs) over the sizes measured, from the
+    CPU figure where there is one (the wall clock carries the shared machine's load)."""
+    sizes = sorted(results)
+    cpu = key + "_cpu"
+    pick = cpu if all(results[s].get(cpu) for s in sizes) else key
+    points = [(math.log(s), math.log(results[s][pick])) for s in sizes if results[s].get(pick)]
+    if len(points) < 2:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    spread = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / spread if spread else None
+
+
+def growth(b: float | None) -> str:
+    """A growth's name from its fitted exponent: flat below FLAT, logarithmic up to
+    LOGARITHMIC (log n over 10k..1M fits b of about 0.1-0.2), linear from LINEAR."""
+    if b is None:
+        return "-"
+    if b < FLAT:
+        return f"flat (b={b:.2f})"
+    if b < LOGARITHMIC:
+        return f"logarithmic (b={b:.2f})"
+    if b < LINEAR:
+        return f"sublinear, n^{b:.2f}"
+    return f"linear (b={b:.2f})"
+
+
+def memory_growth(results: dict[int, dict[str, float]], key: str) -> str:
+    """A peak memory's growth as bytes per event between the smallest and largest size: the
+    interpreter and libraries take about 85 MB whatever the size, so a fitted exponent would
+    call anything flat. Flat below FLAT_BYTES a event (20 MB a million events)."""
+    sizes = sorted(results)
+    if len(sizes) < 2:
+        return "-"
+    first, last = results[sizes[0]], results[sizes[-1]]
+    per_event = (last[key] - first[key]) * 2**20 / (last["size"] - first["size"])
+    if per_event < FLAT_BYTES:
+        return f"flat ({per_event:+.0f} B/event)"
+    return f"linear in events ({per_event:,.0f} B/event)"
+
+
 def table(store: str, results: dict[int, dict[str, float]]) -> str:
-    """Rows of figures, wall-clock (CPU) per size, and each size's ratio to the smallest."""
+    """Rows of figures, wall-clock (CPU) per size, each size's ratio to the smallest, and the
+    growth named from the fitted exponent."""
     sizes = sorted(results)
     first = sizes[0]
     columns = " | ".join(f"{s:,}" for s in sizes)
     ratios = " | ".join(f"{s:,} / {first:,}" for s in sizes[1:])
     lines = [
-        f"| {store} | unit | {columns} | {ratios} |",
-        "|---|---|" + "---:|" * (2 * len(sizes) - 1),
+        f"| {store} | unit | {columns} | {ratios} | growth |",
+        "|---|---|" + "---:|" * (2 * len(sizes) - 1) + "---|",
     ]
     for key, label, unit in METRICS:
         if not all(key in results[s] for s in sizes):
             continue  # figures saved before this one was measured (--replot)
         cells = " | ".join(cell(results[s], key, unit) for s in sizes)
-        growth = " | ".join(ratio(results, key, s, first) for s in sizes[1:])
-        lines.append(f"| {label} | {unit} | {cells} | {growth} |")
+        ratios = " | ".join(ratio(results, key, s, first) for s in sizes[1:])
+        named = memory_growth(results, key) if unit == "MB" else growth(exponent(results, key))
+        lines.append(f"| {label} | {unit} | {cells} | {ratios} | {named} |")
     return "\n".join(lines)
 
 
@@ -395,6 +625,10 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
                  label="store check peak RSS")  # fmt: skip
     axes[1].plot(sizes, [results[s]["reads_rss"] for s in sizes], marker="o",
                  label="fresh process: checkpoint, proofs, export")  # fmt: skip
+    for key, label in (("rebuild_rss", "rebuild of the views"), ("backup_rss", "backup"),
+                       ("restore_rss", "restore"), ("production_rss", "production")):  # fmt: skip
+        if all(key in results[s] for s in sizes):
+            axes[1].plot(sizes, [results[s][key] for s in sizes], marker="o", label=label)
     axes[1].set(xscale="log", xlabel="events in the log", ylabel="MB",
                 title=f"{store}: peak memory")  # fmt: skip
     axes[1].set_ylim(bottom=0)
@@ -420,7 +654,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure --sizes on a new store and add them to the figures kept from a run before",
     )
-    parser.add_argument("--child", choices=["reads", "check"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child",
+        choices=["reads", "check", "views", "backup", "restore", "production"],
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument("--matter", help=argparse.SUPPRESS)
+    parser.add_argument("--risk", help=argparse.SUPPRESS)
+    parser.add_argument("--heavy", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--patient", help=argparse.SUPPRESS)
@@ -454,9 +697,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def child_main(args: argparse.Namespace) -> int:
     work: Callable[[], dict[str, float]]
+    config = StoreConfig(home=Path(args.home or "."), database_url=args.url)
     if args.child == "reads":
-        config = StoreConfig(home=Path(args.home), database_url=args.url)
-        work = lambda: child_reads(config, UUID(args.patient))  # noqa: E731
+        work = lambda: child_reads(config, UUID(args.patient), UUID(args.heavy))  # noqa: E731
+    elif args.child == "views":
+        work = lambda: child_views(config)  # noqa: E731
+    elif args.child == "backup":
+        work = lambda: child_backup(config, Path(args.out))  # noqa: E731
+    elif args.child == "production":
+        matter, risk, out = UUID(args.matter), UUID(args.risk), Path(args.out)
+        work = lambda: child_production(config, matter, risk, out)  # noqa: E731
+    elif args.child == "restore":
+        work = lambda: child_restore(config, Path(args.out), Path(args.key))  # noqa: E731
     else:
         work = lambda: child_check(args.location)  # noqa: E731
     print(json.dumps(work()))

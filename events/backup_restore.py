@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg.sql import SQL, Identifier
 
-from events import tiles
+from events import heads, tiles
 from events.backup_check import (
     CheckedBackup,
     check_backup,
@@ -43,14 +43,14 @@ from events.db import Cursor
 from events.keys import read_master_key, write_secret
 from events.ledger import Ledger
 from events.private_files import private_dir
-from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
+from events.schema import APPEND_ONLY_TABLES, MID_LINKS, RECENT_LINKS
 from verify.merkle import leaf_hash
 from verify.records import parse_leaf
 from verify.store import check_store
 
 Progress = Callable[[int, int], None]
 BATCH = 2_000
-LEDGER_TABLES = (*APPEND_ONLY_TABLES, RECENT_LINKS, "ledger_data_keys")
+LEDGER_TABLES = (*APPEND_ONLY_TABLES, RECENT_LINKS, MID_LINKS, "ledger_data_keys")
 
 
 class StoreNotEmpty(BackupError):
@@ -229,6 +229,8 @@ def _insert(
                 raise StoreNotEmpty(f"the store filled up while restoring ({table} has rows)")
         _insert_keys(c, checked)
         _insert_events(c, dialect, checked, progress)
+        # A backup carries no ledger_heads either: filled from the links just inserted.
+        heads.ensure_heads(c)
         report = check_store(
             _InTransaction(c, dialect),  # type: ignore[arg-type]
             checked.practice["genesis_key_id"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from events.db import Cursor, Dialect
 from events.idempotency import TABLE as IDEMPOTENCY_KEYS
 from events.job_rows import TABLE as JOBS
-from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
+from events.schema import APPEND_ONLY_TABLES, MID_LINKS, RECENT_LINKS
 from events.sealing import DESTROY_FUNCTION, DISPOSED_TYPE
 from events.session_clocks import TABLE as SESSION_CLOCKS
 from events.throttle_tables import TABLES as THROTTLE_TABLES
@@ -23,6 +23,9 @@ _TILE_CHANGED = (
     "OR length(NEW.hashes) < length(OLD.hashes) "
     "OR substr(NEW.hashes, 1, length(OLD.hashes)) <> OLD.hashes"
 )
+
+# An UPDATE of a subject's head that is anything but the subject moving to a later link.
+_HEAD_CHANGED = "NEW.subject <> OLD.subject OR NEW.seq <= OLD.seq OR NEW.position <= OLD.position"
 
 
 def _sqlite_statements() -> list[str]:
@@ -46,6 +49,16 @@ def _sqlite_statements() -> list[str]:
         "SELECT RAISE(ABORT, 'chartledger: recent links are never rewritten, UPDATE refused'); END",
         f"CREATE TRIGGER IF NOT EXISTS {RECENT_LINKS}_refuse_delete "
         f"BEFORE DELETE ON {RECENT_LINKS} WHEN NOT EXISTS (SELECT 1 FROM ledger_links_main "
+        "WHERE subject = OLD.subject AND seq = OLD.seq AND position = OLD.position) "
+        f"AND NOT EXISTS (SELECT 1 FROM {MID_LINKS} "
+        "WHERE subject = OLD.subject AND seq = OLD.seq AND position = OLD.position) BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: a recent link leaves only once merged, "
+        "DELETE refused'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {MID_LINKS}_refuse_update "
+        f"BEFORE UPDATE ON {MID_LINKS} BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: links are never rewritten, UPDATE refused'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {MID_LINKS}_refuse_delete "
+        f"BEFORE DELETE ON {MID_LINKS} WHEN NOT EXISTS (SELECT 1 FROM ledger_links_main "
         "WHERE subject = OLD.subject AND seq = OLD.seq AND position = OLD.position) BEGIN "
         "SELECT RAISE(ABORT, 'chartledger: a recent link leaves only once merged, "
         "DELETE refused'); END",
@@ -57,6 +70,13 @@ def _sqlite_statements() -> list[str]:
         "CREATE TRIGGER IF NOT EXISTS ledger_tiles_refuse_update BEFORE UPDATE ON ledger_tiles "
         f"WHEN {_TILE_CHANGED} BEGIN "
         "SELECT RAISE(ABORT, 'chartledger: a tile only grows, UPDATE refused'); END",
+        # A subject's head only moves forward, and no subject leaves.
+        "CREATE TRIGGER IF NOT EXISTS ledger_heads_refuse_delete BEFORE DELETE ON ledger_heads "
+        "BEGIN SELECT RAISE(ABORT, 'chartledger: a head only moves forward, DELETE refused'); "
+        "END",
+        "CREATE TRIGGER IF NOT EXISTS ledger_heads_refuse_update BEFORE UPDATE ON ledger_heads "
+        f"WHEN {_HEAD_CHANGED} BEGIN "
+        "SELECT RAISE(ABORT, 'chartledger: a head only moves forward, UPDATE refused'); END",
     ]
     statements.append(
         "CREATE TRIGGER IF NOT EXISTS stored_events_require_leaf "
@@ -78,7 +98,10 @@ def _postgres_statements(schema: str) -> list[str]:
         f"CREATE OR REPLACE FUNCTION {s}.chartledger_refuse_unmerged() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ BEGIN "
         f"IF NOT EXISTS (SELECT 1 FROM {s}.ledger_links_main WHERE subject = OLD.subject "
-        "AND seq = OLD.seq AND position = OLD.position) THEN RAISE EXCEPTION "
+        "AND seq = OLD.seq AND position = OLD.position) "
+        f"AND (TG_TABLE_NAME <> '{RECENT_LINKS}' OR NOT EXISTS (SELECT 1 FROM {s}.{MID_LINKS} "
+        "WHERE subject = OLD.subject AND seq = OLD.seq AND position = OLD.position)) "
+        "THEN RAISE EXCEPTION "
         "'chartledger: a recent link leaves only once merged, DELETE refused' "
         "USING ERRCODE = 'insufficient_privilege'; END IF; RETURN OLD; END $$",
         f"CREATE OR REPLACE FUNCTION {s}.chartledger_require_leaf() RETURNS trigger "
@@ -92,6 +115,11 @@ def _postgres_statements(schema: str) -> list[str]:
         "LANGUAGE plpgsql AS $$ BEGIN "
         f"IF TG_OP <> 'UPDATE' OR {_TILE_CHANGED} THEN RAISE EXCEPTION "
         "'chartledger: a tile only grows, % refused', TG_OP "
+        "USING ERRCODE = 'insufficient_privilege'; END IF; RETURN NEW; END $$",
+        f"CREATE OR REPLACE FUNCTION {s}.chartledger_head_moves() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'UPDATE' OR {_HEAD_CHANGED} THEN RAISE EXCEPTION "
+        "'chartledger: a head only moves forward, % refused', TG_OP "
         "USING ERRCODE = 'insufficient_privilege'; END IF; RETURN NEW; END $$",
     ]
     for table in APPEND_ONLY_TABLES:
@@ -110,12 +138,22 @@ def _postgres_statements(schema: str) -> list[str]:
         f"ON {s}.{RECENT_LINKS} FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()",
         f"CREATE OR REPLACE TRIGGER {RECENT_LINKS}_refuse_delete BEFORE DELETE "
         f"ON {s}.{RECENT_LINKS} FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse_unmerged()",
+        f"CREATE OR REPLACE TRIGGER {MID_LINKS}_refuse_update BEFORE UPDATE "
+        f"ON {s}.{MID_LINKS} FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse()",
+        f"CREATE OR REPLACE TRIGGER {MID_LINKS}_refuse_truncate BEFORE TRUNCATE "
+        f"ON {s}.{MID_LINKS} FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()",
+        f"CREATE OR REPLACE TRIGGER {MID_LINKS}_refuse_delete BEFORE DELETE "
+        f"ON {s}.{MID_LINKS} FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse_unmerged()",
         f"CREATE OR REPLACE TRIGGER ledger_data_keys_refuse_update BEFORE UPDATE "
         f"ON {s}.ledger_data_keys FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_refuse()",
         f"CREATE OR REPLACE TRIGGER ledger_tiles_grow_only BEFORE UPDATE OR DELETE "
         f"ON {s}.ledger_tiles FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_tile_grows()",
         f"CREATE OR REPLACE TRIGGER ledger_tiles_refuse_truncate BEFORE TRUNCATE "
         f"ON {s}.ledger_tiles FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()",
+        f"CREATE OR REPLACE TRIGGER ledger_heads_move_only BEFORE UPDATE OR DELETE "
+        f"ON {s}.ledger_heads FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_head_moves()",
+        f"CREATE OR REPLACE TRIGGER ledger_heads_refuse_truncate BEFORE TRUNCATE "
+        f"ON {s}.ledger_heads FOR EACH STATEMENT EXECUTE FUNCTION {s}.chartledger_refuse()",
         f"CREATE OR REPLACE TRIGGER stored_events_require_leaf BEFORE INSERT "
         f"ON {s}.stored_events FOR EACH ROW EXECUTE FUNCTION {s}.chartledger_require_leaf()",
     ]
@@ -154,6 +192,7 @@ def writer_role_statements(schema: str) -> list[str]:
         # UPDATE only because LOCK TABLE ... IN EXCLUSIVE MODE demands it; the triggers refuse it.
         f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {s} TO {WRITER_ROLE}",
         f"GRANT DELETE ON {s}.{RECENT_LINKS} TO {WRITER_ROLE}",
+        f"GRANT DELETE ON {s}.{MID_LINKS} TO {WRITER_ROLE}",
         # Idempotency keys are not ledger rows: they expire and are deleted (events/idempotency.py).
         f"GRANT DELETE ON {s}.{IDEMPOTENCY_KEYS} TO {WRITER_ROLE}",
         # Job rows likewise: progress updates them, and old ones are deleted (api/jobs/).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from events import heads as stored_heads
 from events import tiles
 from events.db import Cursor
 from events.per_store import PerDatastore
@@ -74,11 +75,11 @@ def iter_leaves(cursor: Cursor, start: int, stop: int) -> Iterator[bytes]:
         start = end
 
 
-# Each subject's head at a size, found without reading every link: the subjects are walked
-# with one index seek each (a "loose index scan" of ledger_links_main's primary key), and each
-# subject's last link below the size is read from the end of its links. Cost grows with the
-# number of subjects, not of events. Links still waiting in ledger_links_recent (SQLite) are
-# newer than any in main and are read in one scan of that small table.
+# Each subject's head at a size from the links alone, for a store whose ledger_heads is not
+# filled yet (opened before the writer filled it): the subjects are walked with one index seek
+# each (a "loose index scan" of ledger_links_main's primary key), and each subject's last link
+# below the size is read from the end of its links. Links still waiting in ledger_links_recent
+# and ledger_links_mid (SQLite) are newer than any in main and are read in one scan of them.
 HEADS_IN_MAIN = (
     "WITH RECURSIVE s(subject) AS ("
     "SELECT MIN(subject) FROM ledger_links_main UNION ALL "
@@ -92,21 +93,31 @@ HEADS_IN_MAIN = (
     "FROM s WHERE s.subject IS NOT NULL"
 )
 HEADS_IN_RECENT = (
-    "SELECT subject, MAX(seq), MAX(position) FROM ledger_links_recent WHERE position < ? "
-    "GROUP BY subject"
+    "SELECT subject, MAX(seq), MAX(position) FROM (SELECT subject, seq, position FROM "
+    "ledger_links_recent UNION ALL SELECT subject, seq, position FROM ledger_links_mid) r "
+    "WHERE position < ? GROUP BY subject"
 )
 
 
-def subject_heads(cursor: Cursor, size: int) -> list[tuple[str, int, int]]:
-    """Every subject's [subject, seq, position] below ``size``, sorted by UTF-8 bytes."""
+def head_rows_at(cursor: Cursor, size: int) -> list[stored_heads.HeadRow]:
+    """Every subject's (subject, seq, position, leaf hash) below ``size``, sorted by UTF-8
+    bytes: from ledger_heads (events/heads.py), or from the links if it is not filled yet."""
+    rows = stored_heads.stored_heads(cursor)
+    if rows or size == 0 or not stored_heads.has_settled_links(cursor):
+        return stored_heads.heads_at(cursor, size, rows)
     cursor.execute(HEADS_IN_MAIN, (size, size))
     found = {s: (seq, pos) for s, seq, pos in cursor.fetchall() if seq is not None}
     cursor.execute(HEADS_IN_RECENT, (size,))
     for subject, seq, position in cursor.fetchall():
         found[subject] = (seq, position)  # a subject's recent links follow its links in main
-    heads = [(s, seq, pos) for s, (seq, pos) in found.items()]
+    heads = [stored_heads.head_row(s, seq, pos) for s, (seq, pos) in found.items()]
     heads.sort(key=lambda h: h[0].encode())
     return heads
+
+
+def subject_heads(cursor: Cursor, size: int) -> list[tuple[str, int, int]]:
+    """Every subject's [subject, seq, position] below ``size``, sorted by UTF-8 bytes."""
+    return [(s, seq, pos) for s, seq, pos, _ in head_rows_at(cursor, size)]
 
 
 def subject_heads_root(heads: list[tuple[str, int, int]]) -> bytes:
@@ -119,7 +130,8 @@ class LogState:
     Each call reads only the leaves added since the last one: the compact range extends the
     tree, and each leaf's own links advance the subjects' heads. A fresh state (a new process)
     starts from the newest checkpoint at or below the size asked for: its compact range is read
-    from the stored tiles (a few hashes per level) and its heads from the links, and both must
+    from the stored tiles (a few hashes per level) and its heads tree's leaves from ledger_heads
+    (one row per subject, events/heads.py), and both must
     reproduce that checkpoint's signed roots; the leaves after it are read and hashed. The root
     so computed from leaves is then compared with the stored tiles' root at the size, so no
     checkpoint is signed over tiles that disagree with the leaves (TileMismatch).
@@ -193,9 +205,10 @@ class LogState:
                 f"the stored tiles give root {short(seeded.root())} at size {checkpoint.size}, "
                 f"its checkpoint signs {short(checkpoint.root)}"
             )
+        # The heads tree's leaves as stored (events/heads.py): trusted only because the root
+        # they give is the one the checkpoint signs.
         tree = HeadsTree()
-        for subject, seq, last in subject_heads(cursor, checkpoint.size):
-            tree.set(subject, leaf_hash(head_bytes(subject, seq, last)))
+        tree.update({s: h for s, _, _, h in head_rows_at(cursor, checkpoint.size)})
         if tree.root() != checkpoint.subjects_root:
             raise tiles.TileMismatch(
                 f"the links give subject-heads root {short(tree.root())} at size "
@@ -219,14 +232,15 @@ def completeness_proof(cursor: Cursor, subject: str, size: int) -> CompletenessP
 
     The inclusion proofs come from the stored tiles (one reader, so a tile shared by several
     proofs is read once): O(k log n) for a subject with k leaves. The heads tree is built from
-    every subject's head (O(subjects)). A proof built from a damaged tile does not reproduce
-    the checkpoint's root, so the reader's check fails."""
-    heads = subject_heads(cursor, size)
+    every subject's stored head hash (ledger_heads: O(subjects) rows read, no leaf). A proof
+    built from a damaged tile or head does not reproduce the checkpoint's roots, so the
+    reader's check fails."""
+    heads = head_rows_at(cursor, size)
     index = next((i for i, h in enumerate(heads) if h[0] == subject), None)
     if index is None:
         raise LookupError(f"{subject} has no events below size {size}")
-    _, seq, last = heads[index]
-    head_hashes = [leaf_hash(head_bytes(*h)) for h in heads]
+    _, seq, last, _ = heads[index]
+    head_hashes = [h[3] for h in heads]
     cursor.execute(
         "SELECT position FROM ledger_links WHERE subject = ? AND position < ? ORDER BY seq",
         (subject, size),

@@ -31,6 +31,8 @@ from psycopg.sql import SQL, Identifier
 
 from events.db import Database, _PgCursor, drop_lost_connections, settle
 from events.guards import install_guards
+from events.heads import UPSERT as HEADS_UPSERT
+from events.heads import head_rows, open_heads
 from events.log import leaf_feed
 from events.schema import create_tables
 from events.store import (
@@ -61,11 +63,14 @@ ROWS_AS_VALUES = 16
 # Each subject's last link, found from the end of its index: a subject's links grow with every
 # event about it (a clinician's with every chart read), so reading them all would make each
 # append slower than the last. It is in ledger_links_recent if the subject has any there, else
-# in main: this writer puts none in recent, but a store may hold some (LEDGER_FORMAT.md §11).
+# in mid, else in main: this writer puts none in recent or mid, but a store may hold some
+# (LEDGER_FORMAT.md §11).
 HEADS = (
     "SELECT s.subject, h.seq, h.position FROM unnest(%b::text[]) AS s(subject) "
     "CROSS JOIN LATERAL ("
     "(SELECT seq, position FROM ledger_links_recent WHERE subject = s.subject "
+    "ORDER BY seq DESC LIMIT 1) UNION ALL "
+    "(SELECT seq, position FROM ledger_links_mid WHERE subject = s.subject "
     "ORDER BY seq DESC LIMIT 1) UNION ALL "
     "(SELECT seq, position FROM ledger_links_main WHERE subject = s.subject "
     "ORDER BY seq DESC LIMIT 1) ORDER BY seq DESC LIMIT 1) h"
@@ -211,6 +216,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 create_tables(c, "postgres")
                 install_guards(c, "postgres", self.datastore.schema)
             open_tiles(db)  # a store made before tiles gets them, once
+            open_heads(db)  # and a store made before ledger_heads its rows
 
     def insert_events(
         self,
@@ -321,6 +327,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             conn.cursor(row_factory=tuple_row) as heads_read,
             conn.cursor(row_factory=tuple_row) as inserted,
             conn.cursor(row_factory=tuple_row) as newest_tiles,
+            conn.cursor(row_factory=tuple_row) as heads_written,
         ):
             # The connection is in autocommit mode: BEGIN and COMMIT are ours to send, so
             # nothing commits unless every step below succeeded.
@@ -350,6 +357,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 curs.executemany(UPSERT.replace("?", "%s"), tiles)
                 if appended.link_rows:
                     curs.execute(*insert(LINK_COLUMNS, appended.link_rows), prepare=True)
+                # A cursor of its own: its results are never read, and a checkpoint signed by
+                # after_append below reads through curs.
+                heads_written.executemany(
+                    HEADS_UPSERT.replace("?", "%s"), head_rows(appended.heads)
+                )
                 rows = [
                     (s.originator_id, s.originator_version, s.topic, s.state, position)
                     for s, position in zip(events, appended.positions, strict=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events import idempotency, job_rows, session_clocks, throttle_tables, tiles
+from events import heads, idempotency, job_rows, session_clocks, throttle_tables, tiles
 from events.db import Cursor, Dialect
 
 APPEND_ONLY_TABLES = (
@@ -15,13 +15,17 @@ APPEND_ONLY_TABLES = (
     "ledger_timestamps",
 )
 # On SQLite links land here first, and the append that crosses a multiple of
-# events.store.LINKS_MERGE_EVERY positions moves them into ledger_links_main (PostgreSQL's
-# writer puts them straight into main). Rows leave it only once main holds them.
+# events.store.LINKS_MERGE_EVERY positions moves them into ledger_links_mid, and the one that
+# crosses a multiple of events.store.LINKS_SETTLE_EVERY moves those into ledger_links_main
+# (PostgreSQL's writer puts them straight into main). Rows leave recent only once mid or main
+# holds them, and mid only once main does.
 RECENT_LINKS = "ledger_links_recent"
+MID_LINKS = "ledger_links_mid"
 # What every reader reads: each leaf's links, wherever they are kept at the moment.
 LINKS_VIEW = (
     "SELECT subject, seq, position FROM ledger_links_main "
-    "UNION ALL SELECT subject, seq, position FROM ledger_links_recent"
+    f"UNION ALL SELECT subject, seq, position FROM {MID_LINKS} "
+    f"UNION ALL SELECT subject, seq, position FROM {RECENT_LINKS}"
 )
 
 
@@ -42,6 +46,11 @@ def table_statements(dialect: Dialect) -> list[str]:
         f"PRIMARY KEY (subject, seq)){without_rowid}",
         f"CREATE TABLE IF NOT EXISTS {RECENT_LINKS} ("
         f"subject TEXT NOT NULL, seq {big} NOT NULL, position {big} NOT NULL)",
+        # Keyed as main, but small (at most LINKS_SETTLE_EVERY positions' links): a merge of
+        # recent into it changes at most its own pages, however large main has grown.
+        f"CREATE TABLE IF NOT EXISTS {MID_LINKS} ("
+        f"subject TEXT NOT NULL, seq {big} NOT NULL, position {big} NOT NULL, "
+        f"PRIMARY KEY (subject, seq)){without_rowid}",
         _create_view("ledger_links", LINKS_VIEW, dialect),
         f"CREATE TABLE IF NOT EXISTS ledger_checkpoints (size {big} PRIMARY KEY, "
         f"note {blob} NOT NULL)",
@@ -57,6 +66,8 @@ def table_statements(dialect: Dialect) -> list[str]:
         f"subject TEXT NOT NULL UNIQUE, wrapped {blob} NOT NULL)",
         # The Merkle tree's hashes as tiles (LEDGER_FORMAT.md §12): a cache of the leaves.
         tiles.table_statement(dialect),
+        # The subject-heads tree's leaves at the tip (LEDGER_FORMAT.md §12.2): a cache too.
+        heads.table_statement(dialect),
         *idempotency.table_statements(dialect),
         *job_rows.table_statements(dialect),
         *session_clocks.table_statements(dialect),
@@ -77,8 +88,30 @@ def _create_view(name: str, query: str, dialect: Dialect) -> str:
 
 def create_tables(cursor: Cursor, dialect: Dialect) -> None:
     _move_old_links_table(cursor, dialect)
+    _drop_view_without_mid(cursor, dialect)
     for statement in table_statements(dialect):
         cursor.execute(statement)
+
+
+def _drop_view_without_mid(cursor: Cursor, dialect: Dialect) -> None:
+    """A store made before ledger_links_mid has a view over two tables: it goes, to be made
+    again over three, and so does SQLite's trigger that let a recent link leave only for main
+    (events/guards.py makes it again, letting it leave for mid too)."""
+    if dialect == "sqlite":
+        cursor.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = 'ledger_links'"
+        )
+    else:
+        cursor.execute(
+            "SELECT pg_get_viewdef(c.oid) FROM pg_class c WHERE c.relkind = 'v' "
+            "AND c.relname = 'ledger_links' AND c.relnamespace = current_schema()::regnamespace"
+        )
+    row = cursor.fetchone()
+    if row is None or MID_LINKS in str(row[0]):
+        return
+    cursor.execute("DROP VIEW ledger_links")
+    if dialect == "sqlite":
+        cursor.execute(f"DROP TRIGGER IF EXISTS {RECENT_LINKS}_refuse_delete")
 
 
 def _move_old_links_table(cursor: Cursor, dialect: Dialect) -> None:

@@ -19,6 +19,7 @@ from eventsourcing.sqlite import (
 from events.config import pool_size
 from events.db import Database
 from events.guards import install_guards
+from events.heads import open_heads
 from events.log import leaf_feed
 from events.schema import create_tables
 from events.store import AfterAppend, HeadCache, append_leaves, commit_to
@@ -91,6 +92,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             create_tables(c, "sqlite")
             install_guards(c, "sqlite", "main")
         open_tiles(db)  # a store made before tiles gets them, once
+        open_heads(db)  # and a store made before ledger_heads its rows
 
     def insert_events(
         self,

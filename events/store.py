@@ -13,23 +13,41 @@ from typing import Any
 
 from events.db import Cursor
 from events.encoding import LedgerStoredEvent
+from events.heads import settle_recent_heads
 from events.tiles import append_tiles
 from verify.records import Link, leaf_bytes, parse_leaf
 
 # SQLite (append_leaves): links go into ledger_links_recent, which has no index, and an append
-# whose positions reach or cross a multiple of this moves them all into ledger_links_main in
-# (subject, seq) order. Each link put straight into main's index changed a page of its own (the
-# subjects of an append are scattered over the index), and SQLite writes every changed page
-# whole to the WAL at commit: at 100 events per append that was 113 of the append's 241 WAL
-# pages. A merge of this many positions' links changes each page of main about once instead
-# (bench/append.py sqlite-100: ledger / plain 0.67-0.84 -> 0.80-0.83). Readers see both tables
-# through the ledger_links view; scanning the recent rows for a subject takes well under a
-# millisecond.
+# whose positions reach or cross a multiple of LINKS_MERGE_EVERY moves them all into
+# ledger_links_mid in (subject, seq) order; the append that crosses a multiple of
+# LINKS_SETTLE_EVERY then moves mid's into ledger_links_main. Each link put straight into a
+# subject-keyed index changed a page of its own (the subjects of an append are scattered over
+# the index), and SQLite writes every changed page whole to the WAL at commit: at 100 events
+# per append that was 113 of the append's 241 WAL pages. A merge of many positions' links
+# changes each page once instead, but a merge straight into main changes one page per subject
+# of the batch once main is large enough for each subject's newest links to have a page of
+# their own: 53 -> 117 -> 274 ms per merge of 4,096 positions at 10k, 100k and 1M links over
+# 5,000 subjects (bench/links_merge.py). Mid holds at most LINKS_SETTLE_EVERY positions' links,
+# so a merge into it changes at most its own pages whatever the size of main, and each
+# subject's page of main is changed once per LINKS_SETTLE_EVERY positions rather than once per
+# LINKS_MERGE_EVERY: 44 -> 48 -> 93 ms mean per 4,096 positions, the settling included.
+# Readers see the three tables through the ledger_links view.
 LINKS_MERGE_EVERY = 4096
+LINKS_SETTLE_EVERY = 65536
 MERGE_LINKS = (
-    "INSERT INTO ledger_links_main (subject, seq, position) "
+    "INSERT INTO ledger_links_mid (subject, seq, position) "
     "SELECT subject, seq, position FROM ledger_links_recent ORDER BY subject, seq",
     "DELETE FROM ledger_links_recent",
+)
+SETTLE_LINKS = (
+    "INSERT INTO ledger_links_main (subject, seq, position) "
+    "SELECT subject, seq, position FROM ledger_links_mid ORDER BY subject, seq",
+    "DELETE FROM ledger_links_mid",
+)
+# A subject's newest link outside recent (mid's are newer than main's).
+LATEST_SETTLED = (
+    "SELECT seq, position FROM ledger_links_mid WHERE subject = ? UNION ALL "
+    "SELECT seq, position FROM ledger_links_main WHERE subject = ? ORDER BY seq DESC LIMIT 1"
 )
 
 # Work that must commit or fail together with the events (e.g. a key statement), given
@@ -191,19 +209,22 @@ def append_leaves(
             "INSERT INTO ledger_links_recent (subject, seq, position) VALUES (?, ?, ?)",
             appended.link_rows,
         )
-    if merge_due(appended):
-        for statement in MERGE_LINKS:
+    settling = merge_due(appended, LINKS_SETTLE_EVERY)
+    if settling or merge_due(appended, LINKS_MERGE_EVERY):
+        # ledger_heads follows the settled links (events/heads.py): written once a merge.
+        settle_recent_heads(cursor)
+        for statement in MERGE_LINKS + (SETTLE_LINKS if settling else ()):
             cursor.execute(statement)
     return appended
 
 
-def merge_due(appended: Appended) -> bool:
-    """Whether this append's positions reach or cross a multiple of ``LINKS_MERGE_EVERY``: the
-    append that does moves the recent links into main, in the append's transaction."""
+def merge_due(appended: Appended, every: int) -> bool:
+    """Whether this append's positions reach or cross a multiple of ``every``: the append that
+    does moves the links along, in the append's transaction."""
     if not appended.positions:
         return False
     end = appended.positions[-1] + 1
-    return appended.start // LINKS_MERGE_EVERY != end // LINKS_MERGE_EVERY
+    return appended.start // every != end // every
 
 
 def commit_to(cache: HeadCache, appended: Appended) -> None:
@@ -249,7 +270,8 @@ def catch_up(cursor: Cursor, cache: HeadCache, start: int) -> None:
 
 def read_heads(cursor: Cursor, subjects: Iterable[str]) -> Heads:
     """Each subject's latest (seq, position), on SQLite: from the recent links if it has any
-    there (one scan of them for all the subjects), else from the end of its links in main.
+    there (one scan of them for all the subjects), else from the end of its links in mid or
+    main.
 
     One lookup per subject in main rather than one aggregate over all its links: those grow with
     every event about the subject, and an append must not slow down as they do.
@@ -268,11 +290,7 @@ def read_heads(cursor: Cursor, subjects: Iterable[str]) -> Heads:
     for subject in wanted:
         if subject in heads:
             continue
-        cursor.execute(
-            "SELECT seq, position FROM ledger_links_main WHERE subject = ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (subject,),
-        )
+        cursor.execute(LATEST_SETTLED, (subject, subject))
         row = cursor.fetchone()
         if row is not None:
             heads[subject] = (row[0], row[1])

@@ -19,7 +19,7 @@ from events import store
 from events.config import StoreConfig, parse_database_url
 from events.guards import WRITER_ROLE
 from events.ledger import Ledger
-from events.schema import APPEND_ONLY_TABLES, RECENT_LINKS
+from events.schema import APPEND_ONLY_TABLES, MID_LINKS, RECENT_LINKS
 from tests.conftest import pg_connect
 from tests.support import Chart, init_practice, patient, user
 
@@ -48,14 +48,16 @@ def conn(store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator
     init_practice(store_config, monkeypatch)
     ledger = Ledger(store_config, every_events=10**9, every_seconds=10**9)
     try:
-        # On SQLite the first appends' links are merged into main (every append crosses a
-        # multiple of 1) and the last one's stay in recent.
+        # On SQLite the first appends' links are merged and settled into main (every append
+        # crosses a multiple of 1) and the last one's stay in recent.
         monkeypatch.setattr(store, "LINKS_MERGE_EVERY", 1)
+        monkeypatch.setattr(store, "LINKS_SETTLE_EVERY", 1)
         for subjects in [(patient(),), (patient(), user())]:
             chart = Chart(subjects=subjects, text="opened")
             chart.note(subjects=subjects, text="noted")
             ledger.save(chart)
         monkeypatch.setattr(store, "LINKS_MERGE_EVERY", 10**9)
+        monkeypatch.setattr(store, "LINKS_SETTLE_EVERY", 10**9)
         ledger.save(Chart(subjects=(patient(),), text="opened"))
         ledger.checkpointer.issue()
         # What events/witnessing.py keeps of a witness's and a TSA's answers (the guard
@@ -143,6 +145,23 @@ def test_recent_links_are_never_rewritten_and_leave_only_once_merged(conn: Any) 
     assert sorted((tuple(r) for r in left), key=repr) == before[1:]
 
 
+def test_mid_links_are_never_rewritten_and_leave_only_once_settled(conn: Any) -> None:
+    mark = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+    conn.execute(f"INSERT INTO {MID_LINKS} VALUES ({mark}, {mark}, {mark})", ("user:x", 1, 0))
+    before = snapshot(conn, MID_LINKS)
+    with pytest.raises(refusal(conn), match=r"^chartledger: .*UPDATE refused"):
+        conn.execute(f"UPDATE {MID_LINKS} SET seq = seq + 1")
+    assert snapshot(conn, MID_LINKS) == before
+    with pytest.raises(refusal(conn), match=r"^chartledger: a recent link leaves only once merged"):
+        conn.execute(f"DELETE FROM {MID_LINKS}")
+    # A recent link may leave once mid holds it (a merge), and mid's once main does (settling).
+    conn.execute(f"INSERT INTO {RECENT_LINKS} VALUES ({mark}, {mark}, {mark})", ("user:x", 1, 0))
+    conn.execute(f"DELETE FROM {RECENT_LINKS} WHERE subject = 'user:x'")
+    conn.execute(f"INSERT INTO ledger_links_main VALUES ({mark}, {mark}, {mark})", ("user:x", 1, 0))
+    conn.execute(f"DELETE FROM {MID_LINKS} WHERE subject = 'user:x'")
+    assert conn.execute(f"SELECT * FROM {MID_LINKS}").fetchall() == []
+
+
 @POSTGRES_ONLY
 def test_truncate_of_recent_links_is_refused_on_postgresql(conn: Any) -> None:
     conn.execute(f"INSERT INTO {RECENT_LINKS} VALUES ('user:x', 1, 0)")
@@ -187,8 +206,8 @@ def triggers(conn: Any) -> list[tuple[str, str, str]]:
 @POSTGRES_ONLY
 def test_the_writer_role_cannot_drop_or_disable_the_triggers(conn: Any) -> None:
     before = triggers(conn)
-    # and data keys, require-leaf, recent links' three and tiles' two
-    assert len(before) == 2 * len(APPEND_ONLY_TABLES) + 7
+    # and data keys, require-leaf, recent and mid links' three each, tiles' two, heads' two
+    assert len(before) == 2 * len(APPEND_ONLY_TABLES) + 12
     assert all(enabled == "O" for _, _, enabled in before)
     conn.execute(f"SET ROLE {WRITER_ROLE}")
     owner = psycopg.errors.InsufficientPrivilege

@@ -1,8 +1,10 @@
 """Where the store keeps each leaf's links (LEDGER_FORMAT.md §11), on SQLite and PostgreSQL.
 
-On SQLite an append puts its links in ``ledger_links_recent``, and the append whose positions
+On SQLite an append puts its links in ``ledger_links_recent``, the append whose positions
 reach or cross a multiple of ``LINKS_MERGE_EVERY`` moves every recent link into
-``ledger_links_main`` in the same transaction; PostgreSQL's writer puts them into main at once.
+``ledger_links_mid``, and the one that crosses a multiple of ``LINKS_SETTLE_EVERY`` moves mid's
+into ``ledger_links_main``, each in the append's transaction; PostgreSQL's writer puts them into
+main at once.
 Whatever the appends, the ``ledger_links`` view holds exactly the links the leaves carry, recent
 holds those of the appends since the last merge, and a writer whose head cache knows nothing
 (another process) continues every subject's chain from what the tables hold.
@@ -96,7 +98,7 @@ def test_the_links_view_holds_every_leafs_links_whatever_the_appends(
                 assert _table(ledger, "ledger_links_recent") == []
             elif size // EVERY != end // EVERY:  # this append merged
                 assert _table(ledger, "ledger_links_recent") == []
-                assert _table(ledger, "ledger_links_main") == carried
+                assert _table(ledger, "ledger_links_mid") == carried  # none settled yet
             else:
                 assert _table(ledger, "ledger_links_recent") == sorted(recent_before + new)
     finally:
@@ -107,6 +109,7 @@ def test_a_merge_across_many_appends_leaves_a_store_that_verifies(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store, "LINKS_MERGE_EVERY", 16)
+    monkeypatch.setattr(store, "LINKS_SETTLE_EVERY", 32)
     counts: Counter[str] = Counter()
     for n in range(40):
         subjects = (patient(), SUBJECTS[n % 4]) if n % 3 else (SUBJECTS[n % 4],)
@@ -114,11 +117,13 @@ def test_a_merge_across_many_appends_leaves_a_store_that_verifies(
         counts.update(subjects)
     ledger.checkpointer.issue()
     main, recent = _table(ledger, "ledger_links_main"), _table(ledger, "ledger_links_recent")
+    mid = _table(ledger, "ledger_links_mid")
     if ledger.db.dialect == "sqlite":
-        assert main and recent  # both in use at the end
+        assert main and recent  # both in use at the end (41 positions: settled at 32)
+        assert mid == []
     else:
-        assert recent == []
-    assert sorted(main + recent) == _carried(ledger)
+        assert recent == mid == []
+    assert sorted(main + mid + recent) == _carried(ledger)
     heads = _rows(ledger, "SELECT subject, MAX(seq) FROM ledger_links GROUP BY subject")
     assert {s: n for s, n in heads if s in SUBJECTS} == {s: counts[s] for s in SUBJECTS}
     report = check_store(open_store(_where(ledger.config)), workers=1)
@@ -160,8 +165,11 @@ def test_a_store_made_before_the_split_moves_its_links_table_to_main(
 
 def _make_old_layout(c: Any, dialect: str) -> None:
     c.execute("DROP VIEW ledger_links")
-    for statement in store.MERGE_LINKS[:1]:
-        c.execute(statement)
+    c.execute("DROP TABLE ledger_links_mid")  # empty: nothing settled in these few appends
+    c.execute(
+        "INSERT INTO ledger_links_main (subject, seq, position) "
+        "SELECT subject, seq, position FROM ledger_links_recent"
+    )
     if dialect == "sqlite":
         c.execute("DROP TRIGGER ledger_links_recent_refuse_delete")
         c.execute("DELETE FROM ledger_links_recent")
@@ -182,3 +190,29 @@ def _make_old_layout(c: Any, dialect: str) -> None:
             "CREATE TRIGGER ledger_links_refuse_change BEFORE UPDATE OR DELETE ON ledger_links "
             "FOR EACH ROW EXECUTE FUNCTION chartledger_refuse()"
         )
+
+
+def test_a_store_made_before_mid_gets_it_and_its_view_when_opened(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The layout before: a view over main and recent only, no mid (and, on SQLite, recent's
+    guard letting a row leave only for main). Opening makes mid and the view over all three,
+    and a merge moves recent's links into mid past the new guard."""
+    ledger.save(*(Chart(subjects=(s,), text="before") for s in SUBJECTS))
+    with ledger.db.write() as c:
+        c.execute("DROP VIEW ledger_links")
+        c.execute("DROP TABLE ledger_links_mid")
+        c.execute(
+            "CREATE VIEW ledger_links AS SELECT subject, seq, position FROM ledger_links_main "
+            "UNION ALL SELECT subject, seq, position FROM ledger_links_recent"
+        )
+    reopened = Ledger(ledger.config, **QUIET)
+    try:
+        monkeypatch.setattr(store, "LINKS_MERGE_EVERY", 1)
+        reopened.save(Chart(subjects=(SUBJECTS[0],), text="after"))
+        assert _table(reopened, "ledger_links") == _carried(reopened)
+        if reopened.db.dialect == "sqlite":
+            assert _table(reopened, "ledger_links_recent") == []
+            assert _table(reopened, "ledger_links_mid") != []
+    finally:
+        reopened.close()

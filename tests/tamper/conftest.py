@@ -145,10 +145,11 @@ class Attacker:
         """An event, its leaf and its links, gone as if never appended."""
         self.execute("DELETE FROM stored_events WHERE position = ?", (position,))
         self.execute("DELETE FROM ledger_leaves WHERE position = ?", (position,))
-        for table in LINK_TABLES:
+        for table in (*LINK_TABLES, "ledger_links_mid"):
             self.execute(f"DELETE FROM {table} WHERE position = ?", (position,))
-        # and the stored tiles, a cache the application rebuilds from the leaves when opened
+        # and the stored tiles and heads, caches the application rebuilds when opened
         self.execute("DELETE FROM ledger_tiles")
+        self.execute("DELETE FROM ledger_heads")
 
     # -- the verifiers -----------------------------------------------------------------------
 
