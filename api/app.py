@@ -146,6 +146,6 @@ def create_app(settings: Settings | StoreConfig) -> FastAPI:
     app.add_middleware(FhirOutcomes)  # problems under /fhir as OperationOutcomes, 413s too
     readiness.install(app)  # /health and /health/ready (issue 23)
     # After every route: each one's problems declared, the bounds' figures among them.
-    openapi.install(app, settings.limits, store=True)
+    openapi.install(app, settings.limits)
     add_security_headers(app)  # outermost: every response, 413s, 431s and 500s too
     return app

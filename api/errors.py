@@ -162,7 +162,9 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     OutputExists: (409, "export-exists", "Export destination exists"),
     # The store's own conditions (issue 23): never a 500, so a client knows to come back.
     store.StoreUnavailable: (503, "store-unavailable", "Store unavailable: try again shortly"),
-    store.StorageFull: (507, "storage-full", "Storage full: nothing can be written"),
+    # A full disk is 503 with Retry-After too (issue 20): the same answer as any condition of the
+    # store a client waits out; its type, storage-full, says which.
+    store.StorageFull: (503, "storage-full", "Storage full: nothing can be written"),
     store.StoreBusy: (503, "store-busy", "Store busy: try again shortly"),
     # The stored tree disagrees with the leaves (LEDGER_FORMAT.md §12): nothing is signed.
     TileMismatch: (500, "tiles-damaged", "Stored tree damaged: no checkpoint signed"),
@@ -273,7 +275,7 @@ async def _http(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _driver(request: Request, error: Exception) -> JSONResponse:
-    """A driver's error: a store condition (503, 507) if it says one, else unexpected (raised
+    """A driver's error: a store condition (503) if it says one, else unexpected (raised
     on, so it reaches ``_unexpected`` and the server's log as any other)."""
     condition = store.classify(error)
     if condition is None:

@@ -31,7 +31,6 @@ ISSUE_CODE = {
     422: "processing",
     429: "throttled",
     431: "too-costly",
-    507: "exception",
 }
 
 

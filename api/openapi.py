@@ -6,14 +6,12 @@ never sees. Rather than each route listing them by hand (and a new route forgett
 document is finished here, once, from what each operation takes:
 
 - every route: 400 (malformed or too deeply nested input), 431 (headers too large, with the
-  bound's figure) and 503 (the store unavailable or busy); in the app (``install(store=True)``)
-  every route but ``/health``'s: 507 (any request may write: even a read records an access);
-- a route that needs a session (the bearer scheme): 401 and 403, and 507 (every call of one is
-  recorded, so it writes);
+  bound's figure) and 503 (the store unavailable, busy or out of space, with Retry-After);
+- a route that needs a session (the bearer scheme): 401 and 403;
 - a route naming a record (a path parameter, a query parameter ending ``_id``, or a body, whose
   ids are looked up): 404;
 - a route with a body: 413 (with the body limit's figure for its path), 415 and 422;
-- a write (POST, PUT, PATCH, DELETE): 409 and 507.
+- a write (POST, PUT, PATCH, DELETE): 409.
 
 A required body of raw bytes is declared non-empty (FastAPI refuses an empty one as missing).
 
@@ -51,14 +49,19 @@ DESCRIPTIONS = {
     429: "Too many failed attempts: wait Retry-After seconds",
     431: "Request headers too large",
     502: "An outside service (the outbox) refused",
-    503: "The store is unavailable: try again",
-    507: "The store is out of space: nothing was written",
+    503: "The store is unavailable, busy or out of space: nothing was written; try again later",
 }
 
 # Headers the app always sends with a status (api/errors.py).
 HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
     429: {
+        "Retry-After": {
+            "schema": {"type": "integer", "minimum": 0},
+            "description": "seconds to wait before trying again",
+        }
+    },
+    503: {
         "Retry-After": {
             "schema": {"type": "integer", "minimum": 0},
             "description": "seconds to wait before trying again",
@@ -123,23 +126,19 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"description": DESCRIPTIONS[status]} for status in statuses}
 
 
-def install(app: FastAPI, limits: Limits | None = None, *, store: bool = False) -> None:
+def install(app: FastAPI, limits: Limits | None = None) -> None:
     """Finish ``app``'s OpenAPI document (built once, on first use) as the module says, with
-    the figures of the request ``limits`` the app enforces (``api/limits.py``) and, for an app
-    that answers the store's conditions on every route (``store``, ``api/readiness.py``), 507
-    on every operation but ``/health``'s."""
+    the figures of the request ``limits`` the app enforces (``api/limits.py``)."""
 
     def document() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = declare(FastAPI.openapi(app), limits, store)
+            app.openapi_schema = declare(FastAPI.openapi(app), limits)
         return app.openapi_schema
 
     app.openapi = document  # type: ignore[method-assign]
 
 
-def declare(
-    schema: dict[str, Any], limits: Limits | None = None, store: bool = False
-) -> dict[str, Any]:
+def declare(schema: dict[str, Any], limits: Limits | None = None) -> dict[str, Any]:
     """``schema`` with the problems each operation can answer, and the Problem model."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem = Problem.model_json_schema(ref_template=COMPONENTS + "{model}")
@@ -154,8 +153,6 @@ def declare(
             _raw_bodies_not_empty(operation)
             responses = operation.setdefault("responses", {})
             statuses = statuses_of(method, operation)
-            if store and not path.startswith("/health"):
-                statuses.add(507)  # any request may write: even a read records an access event
             for status in sorted(statuses):
                 responses.setdefault(str(status), {"description": DESCRIPTIONS[status]})
             if limits is not None:
@@ -193,7 +190,7 @@ def statuses_of(method: str, operation: dict[str, Any]) -> set[int]:
     body = "requestBody" in operation
     statuses = {400, 431, 503}
     if operation.get("security"):
-        statuses |= {401, 403, 507}
+        statuses |= {401, 403}
     if "path" in where or body or ids:
         statuses.add(404)
     if body:
@@ -201,7 +198,7 @@ def statuses_of(method: str, operation: dict[str, Any]) -> set[int]:
     if where:
         statuses.add(422)
     if method.upper() in WRITES:
-        statuses |= {409, 507}
+        statuses.add(409)
     return statuses
 
 

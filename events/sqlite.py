@@ -129,7 +129,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             raise IntegrityError(e) from e
         except sqlite3.Error as e:
             # A full disk, or the lock still held when the busy timeout ran out: the
-            # transaction rolled back, so nothing of it was kept. Said as such (503, 507).
+            # transaction rolled back, so nothing of it was kept. Said as such (503).
             condition = classify(e)
             if condition is None:
                 raise

@@ -5,7 +5,7 @@ The drivers say these things in their own ways (sqlite3's "database or disk is f
 ``OSError`` with ENOSPC, PostgreSQL's SQLSTATE 53100; a refused or dropped connection; SQLite's
 "database is locked" after its busy timeout, PostgreSQL's 55P03), and eventsourcing wraps some of
 them again. ``classify`` reads a whole chain of causes and names the condition, so the store
-layers can raise one typed error and the HTTP edge (``api/errors.py``) can answer 503 or 507
+layers can raise one typed error and the HTTP edge (``api/errors.py``) can answer 503
 instead of a 500 that leaves the client guessing whether its write was kept.
 """
 

@@ -28,7 +28,8 @@ CANCELLED = {
 
 def problem_of(error: BaseException) -> dict[str, Any]:
     """The problem for ``error``: a known one as the API states it (``api/errors.py``), a store
-    condition (a full disk: 507) as such, anything else an internal error, its type logged."""
+    condition (a full disk: 503 storage-full) as such, anything else an internal error, its
+    type logged."""
     if status_of(error)[0] == 500 and isinstance(error, Exception):
         condition = store.classify(error)
         if condition is None:

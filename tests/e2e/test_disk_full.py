@@ -1,5 +1,6 @@
-"""A SQLite practice whose disk fills up answers 507 storage-full problems, never a 500, and
-stays up; once space is freed, writes resume and nothing acknowledged was lost (issue 23).
+"""A SQLite practice whose disk fills up answers 503 storage-full problems with Retry-After
+(issue 20), never a 500, and stays up; once space is freed, writes resume and nothing
+acknowledged was lost (issue 23).
 
 The practice's home is on a small tmpfs of its own. Mounting one needs root; where the test is
 not root it runs itself again inside ``unshare -rm`` (a user and mount namespace in which it
@@ -82,7 +83,7 @@ def lab(patient_id: UUID, n: int) -> LabIn:
     )
 
 
-def test_a_full_disk_is_507_not_500_and_writes_resume_when_space_is_freed(
+def test_a_full_disk_is_503_not_500_and_writes_resume_when_space_is_freed(
     practice: Practice, capsys: pytest.CaptureFixture[str]
 ) -> None:
     owner = practice.owner()
@@ -103,13 +104,13 @@ def test_a_full_disk_is_507_not_500_and_writes_resume_when_space_is_freed(
         if answer.status_code == 201:
             kept.append(f"LAB-{n}")
             continue
-        assert answer.status_code == 507, answer.text  # never a 500
+        assert answer.status_code == 503, answer.text  # never a 500
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["type"] == "urn:chartledger:problem:storage-full"
         assert int(answer.headers["Retry-After"]) >= 1
-        if statuses.count(507) >= 20:
+        if statuses.count(503) >= 20:
             break
-    assert statuses.count(507) >= 20, statuses  # the disk did fill
+    assert statuses.count(503) >= 20, statuses  # the disk did fill
     assert http.get("/health").json()["store"] == "storage-full"  # the server is up, and says
     assert http.get("/health/ready").status_code == 503
 
@@ -133,7 +134,7 @@ def test_the_full_disk_test_runs_inside_unshare_where_not_root() -> None:
         _neither("no unshare here")
     done = subprocess.run(
         [unshare, "-rm", sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p",
-         "no:cacheprovider", f"{__file__}::test_a_full_disk_is_507_not_500_and_writes_resume"
+         "no:cacheprovider", f"{__file__}::test_a_full_disk_is_503_not_500_and_writes_resume"
          "_when_space_is_freed"],
         env={**os.environ, INSIDE: "1"}, cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip

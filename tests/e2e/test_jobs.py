@@ -202,7 +202,8 @@ def test_a_production_whose_disk_fills_fails_with_a_problem_and_leaves_nothing(
     story: Story,
 ) -> None:
     """The productions folder on a tmpfs of 16 KB (the store elsewhere, on either store): the
-    bundle cannot be written, the job fails 507 and nothing looks produced; freed, it works."""
+    bundle cannot be written, the job fails 503 storage-full and nothing looks produced; freed,
+    it works."""
     folder = story.productions()
     folder.mkdir(mode=0o700, exist_ok=True)
     mounted = subprocess.run(
@@ -217,7 +218,7 @@ def test_a_production_whose_disk_fills_fails_with_a_problem_and_leaves_nothing(
     try:
         with pytest.raises(ServerError) as full:
             rita.produce(story.matter_id)
-        assert full.value.status == 507 and full.value.type.endswith(":storage-full")
+        assert full.value.status == 503 and full.value.type.endswith(":storage-full")
         assert list(folder.iterdir()) == []  # no bundle, no partial one
         assert events_of_type(story.practice, PRODUCED) == []
         [finished] = events_of_type(story.practice, FINISHED)[-1:]

@@ -46,14 +46,14 @@ def test_every_error_an_operation_declares_is_a_problem(practice: Practice) -> N
         for code, response in errors.items():
             assert response["content"] == {media: {"schema": schema}}, (method, path, code)
         if operation.get("security"):
-            assert {"401", "403", "507"} <= set(errors), (method, path)
+            assert {"401", "403", "503"} <= set(errors), (method, path)
             assert "WWW-Authenticate" in responses["401"]["headers"]
         if "{" in path or "requestBody" in operation:
             assert "404" in errors, (method, path)
         if "requestBody" in operation:
             assert {"413", "415", "422"} <= set(errors), (method, path)
         if method in {"POST", "PUT", "DELETE"}:
-            assert {"409", "507"} <= set(errors), (method, path)
+            assert {"409", "503"} <= set(errors), (method, path)
     login = document["paths"]["/auth/login"]["post"]["responses"]
     assert {"401", "429"} <= set(login) and "Retry-After" in login["429"]["headers"]
 
@@ -75,7 +75,7 @@ def test_a_route_added_later_is_declared_as_what_it_takes() -> None:
     paths = app.openapi()["paths"]
     declared = set(paths["/widgets/{widget_id}/polish"]["post"]["responses"])
     assert declared == {
-        *("200", "400", "401", "403", "404", "409", "413", "415", "422", "431", "503", "507")
+        *("200", "400", "401", "403", "404", "409", "413", "415", "422", "431", "503")
     }
     assert set(paths["/widgets"]["get"]["responses"]) == {"200", "400", "431", "503"}
 

@@ -92,7 +92,7 @@ def test_a_failure_is_the_problem_the_request_would_have_had(jobs: Jobs, ledger:
 
     job = ended(jobs, jobs.start("export", USER, full_disk).job_id)
     assert job.state == "failed" and job.error is not None and job.result is None
-    assert (job.error["status"], job.error["type"]) == (507, "urn:chartledger:problem:storage-full")
+    assert (job.error["status"], job.error["type"]) == (503, "urn:chartledger:problem:storage-full")
 
     def broken(progress: JobProgress) -> dict[str, Any]:
         raise RuntimeError("a bug, naming /some/path and a patient")
