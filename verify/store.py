@@ -32,7 +32,6 @@ from verify.errors import (
     VerificationError,
 )
 from verify.hashing import short
-from verify.heads import check_heads
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
 from verify.ranges import (
     MAX_RANGE_SIZE,
@@ -210,11 +209,6 @@ def check_store(
     _check_unleafed_events(store, report, stored, stitch.events)
     if stitch.tiles is not None:
         report.tiles = stitch.tiles.finish(stitch.range.size)
-    if _has_table(store, "ledger_heads"):
-        # The stored subject-heads leaves, recomputed from the links index (verify/heads.py),
-        # which the ranges above compared with the links the leaves carry.
-        for where, error in check_heads(store.rows):
-            report.fail(where, error)
     if stray_links or not stitch.links_agree:
         report.fail(
             "ledger_links",
