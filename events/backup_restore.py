@@ -213,6 +213,13 @@ class _InTransaction:
         self.cursor.execute(sql, tuple(params))
         return self.cursor.fetchall()
 
+    def stream(self, sql: str, batch: int = 4096) -> Iterator[tuple[Any, ...]]:
+        """The rows of a query as tuples (the check hashes them as such; SQLite's cursor here
+        gives ``sqlite3.Row``), read whole first: the check calls ``rows`` while it walks them,
+        and the transaction has the one cursor."""
+        for row in self.rows(sql):
+            yield tuple(row)
+
 
 def _insert(
     ledger: Ledger,

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -23,6 +24,7 @@ from api import auth
 from api.app import create_app
 from api.cli import main as chartledger
 from api.client import Client, TooManyRequests, Unauthorized
+from api.session_clocks import SharedSessionClocks
 from api.settings import Settings
 from domain.throttle import ACCOUNT_LOCK_FAILURES
 from events.config import StoreConfig
@@ -265,3 +267,22 @@ def served(env: dict[str, str]) -> Iterator[str]:
         process.terminate()
         process.wait(20)
         print(process.stdout.read() if process.stdout else "")
+
+
+def backdate_session(services: Any, session_id: str, seen: float) -> None:
+    """Make session ``session_id`` last used at ``seen`` (Unix seconds) as every server reads
+    it: the practice home's shared file on SQLite; on PostgreSQL this server's own clock and the
+    store's ``session_clocks`` row (raw SQL: the upsert only ever moves a clock forward)."""
+    clocks = services.last_seen
+    if not isinstance(clocks, SharedSessionClocks):
+        clocks[session_id] = seen
+        return
+    clocks.flush()
+    with clocks._lock:
+        clocks._known[session_id] = seen
+        clocks._pending.pop(session_id, None)
+    with services.ledger.db.write(lock=False) as c:
+        c.execute(
+            "UPDATE session_clocks SET seen = ? WHERE session_id = ?",
+            (round(seen * 1000), UUID(session_id)),
+        )

@@ -7,7 +7,14 @@ from uuid import UUID
 import pytest
 
 from api.client import Forbidden, TooManyRequests, Unauthorized
-from tests.e2e.conftest import OWNER, OWNER_PASSWORD, Practice, add_member, code_now
+from tests.e2e.conftest import (
+    OWNER,
+    OWNER_PASSWORD,
+    Practice,
+    add_member,
+    backdate_session,
+    code_now,
+)
 
 
 def topics(practice: Practice, stream_prefix: str = "domain.") -> list[str]:
@@ -77,7 +84,7 @@ def test_an_idle_session_ends(practice: Practice) -> None:
     services = practice.http.app.state.services  # type: ignore[attr-defined]
     seen = services.last_seen.get(key, 0.0)
     assert seen > 0
-    services.last_seen[key] = seen - practice.settings.idle_timeout.total_seconds() - 1
+    backdate_session(services, key, seen - practice.settings.idle_timeout.total_seconds() - 1)
     with pytest.raises(Unauthorized):
         client.me()
 

@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     OWNER_PASSWORD,
     Practice,
     add_member,
+    backdate_session,
     code_now,
     events_of_type,
 )
@@ -137,7 +138,7 @@ def test_an_idle_console_session_ends_as_an_api_session_does(practice: Practice)
     session_id = str(events_of_type(practice, LOGGED_IN)[-1].session_id)  # type: ignore[attr-defined]
     idle = practice.settings.idle_timeout.total_seconds()
     # The session was last used longer ago than the idle timeout (as the shared file says).
-    services.last_seen[session_id] = datetime.now(UTC).timestamp() - idle - 5
+    backdate_session(services, session_id, datetime.now(UTC).timestamp() - idle - 5)
     answer = tab.get("/console/")
     assert answer.status_code == 303 and answer.headers["location"].startswith("/console/sign-in")
     assert [e.reason for e in events_of_type(practice, SESSION_ENDED)] == ["idle"]

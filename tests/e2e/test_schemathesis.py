@@ -47,6 +47,7 @@ INAPPLICABLE: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/imports/labs"): {"positive_data_acceptance": _FILE_FORMAT},
     ("POST", "/imports/email"): {"positive_data_acceptance": _FILE_FORMAT},
     ("POST", "/imports/sms"): {"positive_data_acceptance": _FILE_FORMAT},
+    ("POST", "/imports/fhir"): {"positive_data_acceptance": _FILE_FORMAT},
     # Its 404 says the patient's record was never disposed of (a patient just created has no
     # disposal), not that the patient is missing: the check would read it as the created
     # patient lost. Seen in a stateful run following POST /patients to it.
@@ -62,9 +63,10 @@ def _raw_email(ctx: object, value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-@schemathesis.serializer("text/csv", "x-application/hl7-v2+er7")
+@schemathesis.serializer("text/csv", "x-application/hl7-v2+er7", "application/zip")
 def _raw_import(ctx: object, value: object) -> bytes:
-    """An import file is posted as its raw bytes (``POST /imports/patients``, ``/imports/labs``)."""
+    """An import file is posted as its raw bytes (``POST /imports/patients``, ``/imports/labs``,
+    ``/imports/fhir``)."""
     return value if isinstance(value, bytes) else str(value).encode()
 
 
