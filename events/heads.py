@@ -29,6 +29,7 @@ import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from events.db import Cursor, Database, Dialect
+from verify.heads import LATEST  # the rows the table must hold (a store made before it)
 from verify.merkle import leaf_hash
 from verify.records import head_bytes
 
@@ -48,16 +49,6 @@ _BEFORE = (
     "UNION ALL SELECT seq, position FROM ledger_links_mid WHERE subject = ? AND position < ? "
     "UNION ALL SELECT seq, position FROM ledger_links_recent WHERE subject = ? AND position < ? "
     "ORDER BY seq DESC LIMIT 1"
-)
-# Every subject's newest settled link: the rows the table must hold (a store made before it).
-SETTLED = (
-    "(SELECT subject, seq, position FROM ledger_links_main "
-    "UNION ALL SELECT subject, seq, position FROM ledger_links_mid)"
-)
-LATEST = (
-    f"SELECT l.subject, l.seq, l.position FROM {SETTLED} l JOIN "
-    f"(SELECT subject, MAX(seq) AS seq FROM {SETTLED} s GROUP BY subject) m "
-    "ON l.subject = m.subject AND l.seq = m.seq"
 )
 RECENT = "SELECT subject, seq, position FROM ledger_links_recent WHERE position < ?"
 

@@ -94,3 +94,12 @@ def oru_r01(mrn: str, results: int, control_id: str = "BULK0001") -> bytes:
         for n in range(1, results + 1)
     ]
     return ("\r".join(head + obx) + "\r").encode()
+
+
+def leaves(ledger: Ledger) -> int:
+    """How many leaves the log holds."""
+    with ledger.db.read() as c:
+        c.execute("SELECT COUNT(*) FROM ledger_leaves")
+        row = c.fetchone()
+    assert row is not None
+    return int(row[0])

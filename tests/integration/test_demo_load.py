@@ -21,17 +21,9 @@ from domain.errors import DoubleBooking
 from domain.labs import LabResult
 from events.config import StoreConfig
 from events.ledger import Ledger
-from tests.support import set_env
+from tests.support import leaves, set_env
 
 MONDAY = date(2026, 11, 30)
-
-
-def leaves(ledger: Ledger) -> int:
-    with ledger.db.read() as c:
-        c.execute("SELECT COUNT(*) FROM ledger_leaves")
-        row = c.fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def test_a_demo_that_collides_part_way_appends_nothing_and_loads_after(

@@ -265,10 +265,9 @@ def test_lab_value_and_unit_come_out_exactly_as_received(ledger: Ledger, tmp_pat
     assert str(glucose["valueQuantity"]["value"]) == "99.5"
 
 
-def test_an_imported_lab_points_at_its_messages_document_and_segment(
-    ledger: Ledger, tmp_path: Path
-) -> None:
-    story = tell_story(ledger)
+def hl7_imported_lab(story: Story) -> tuple[Document, LabResult]:
+    """A result imported from an HL7 message about the story's patient, and the Document
+    holding the message, which the result names (with its segment)."""
     message = Document.store(
         content=HL7, sha256=hashlib.sha256(HL7).hexdigest(), original_filename="r.hl7",
         media_type="x-application/hl7-v2+er7", uploader_id=story.clinician,
@@ -279,6 +278,14 @@ def test_an_imported_lab_points_at_its_messages_document_and_segment(
         quantity=Quantity("5.2", "mg/dL"), performing_lab="ACME", source_format="HL7v2 ORU^R01",
         source_document_id=message.id, source_segment=2, source_set_id="1",
     )  # fmt: skip
+    return message, imported
+
+
+def test_an_imported_lab_points_at_its_messages_document_and_segment(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    story = tell_story(ledger)
+    message, imported = hl7_imported_lab(story)
     with acting(user_subject(story.clinician), "test"):
         ledger.save(message, imported)
     out = tmp_path / "ehi"

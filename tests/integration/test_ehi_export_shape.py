@@ -16,7 +16,6 @@ against the official FHIR R4 (4.0.1) JSON Schema (tests/fixtures/fhir_r4/README.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -31,16 +30,13 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from domain import appointments as scheduling
 from domain.base import user_subject
-from domain.documents import Document
-from domain.labs import LabResult
 from domain.messages import Thread
-from domain.quantities import Quantity
 from events.context import acting
 from events.ledger import Ledger
 from projections.ehi_export import RESOURCE_TYPES, ExportRequest, export
 from projections.fhir.common import SUBSETTED
 from projections.reads import Reader
-from tests.integration.test_ehi_export import HL7, tell_story
+from tests.integration.test_ehi_export import hl7_imported_lab, tell_story
 
 SCHEMA = Path(__file__).resolve().parent.parent / "fixtures" / "fhir_r4" / "fhir.schema.json"
 ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")  # a URI with a scheme (http:, urn:, ...)
@@ -168,16 +164,7 @@ def test_every_resource_of_every_export_is_valid_r4_and_keeps_the_invariants(
     )  # fmt: skip
     shared.post(sender=f"patient:{story.other_patient}", body="We come together.", at=LATE)
     # A result imported from an HL7 message, which names the message's Document.
-    message = Document.store(
-        content=HL7, sha256=hashlib.sha256(HL7).hexdigest(), original_filename="r.hl7",
-        media_type="x-application/hl7-v2+er7", uploader_id=story.clinician,
-        patient_id=story.patient,
-    )  # fmt: skip
-    imported = LabResult.receive(
-        patient_id=story.patient, loinc_code="2345-7", test_name="Glucose",
-        quantity=Quantity("5.2", "mg/dL"), performing_lab="ACME", source_format="HL7v2 ORU^R01",
-        source_document_id=message.id, source_segment=2, source_set_id="1",
-    )  # fmt: skip
+    message, imported = hl7_imported_lab(story)
     with acting(user_subject(story.clinician), "test"):
         ledger.save(*late, shared, message, imported)
 

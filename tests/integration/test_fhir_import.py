@@ -40,7 +40,7 @@ from projections.rebuild import all_projections
 from projections.runner import Runner
 from tests.conftest import PG_URL, pg_connect
 from tests.integration.test_ehi_export import tell_story
-from tests.support import QUIET, init_practice
+from tests.support import QUIET, init_practice, leaves
 
 US_CORE = Path(__file__).resolve().parent.parent / "fixtures" / "fhir" / "us-core"
 
@@ -241,14 +241,6 @@ def test_a_practice_exported_and_imported_into_a_fresh_one_exports_the_same_cont
         assert clinical_content(third) == clinical_content(first)
     finally:
         fresh.close()
-
-
-def leaves(ledger: Ledger) -> int:
-    with ledger.db.read() as c:
-        c.execute("SELECT COUNT(*) FROM ledger_leaves")
-        row = c.fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def test_a_us_core_export_from_another_system_imports_with_its_ids_times_and_digits(

@@ -16,15 +16,7 @@ from events.config import StoreConfig
 from events.ledger import Ledger
 from projections.rebuild import all_projections
 from projections.runner import Runner
-from tests.support import init_practice
-
-
-def leaves(ledger: Ledger) -> int:
-    with ledger.db.read() as c:
-        c.execute("SELECT COUNT(*) FROM ledger_leaves")
-        row = c.fetchone()
-    assert row is not None
-    return int(row[0])
+from tests.support import init_practice, leaves
 
 
 def patient(mrn: str) -> Patient:
