@@ -328,6 +328,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             conn.cursor(row_factory=tuple_row) as inserted,
             conn.cursor(row_factory=tuple_row) as newest_tiles,
             conn.cursor(row_factory=tuple_row) as heads_written,
+            conn.cursor(row_factory=tuple_row) as signing,
         ):
             # The connection is in autocommit mode: BEGIN and COMMIT are ours to send, so
             # nothing commits unless every step below succeeded.
@@ -357,8 +358,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 curs.executemany(UPSERT.replace("?", "%s"), tiles)
                 if appended.link_rows:
                     curs.execute(*insert(LINK_COLUMNS, appended.link_rows), prepare=True)
-                # A cursor of its own: its results are never read, and a checkpoint signed by
-                # after_append below reads through curs.
+                # A cursor of its own: its results are never read.
                 heads_written.executemany(
                     HEADS_UPSERT.replace("?", "%s"), head_rows(appended.heads)
                 )
@@ -369,7 +369,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 returning = " RETURNING notification_id"
                 inserted.execute(*insert(self.event_columns, rows, returning), prepare=True)
                 if after_append is not None:
-                    after_append(_PgCursor(curs), appended.positions)
+                    # A cursor of its own too: in a pipeline, a read through a cursor that has
+                    # just sent writes (the leaves, tiles and links above) could be handed a
+                    # write's result ("the last operation didn't produce records").
+                    after_append(_PgCursor(signing), appended.positions)
                 # COMMIT is queued only now, after every statement and all the Python work
                 # between them succeeded; the server skips it if any statement before it
                 # failed (a pipeline stops at its first error), leaving the transaction to
