@@ -284,21 +284,7 @@ def tracked_patient(ledger: Ledger) -> UUID:
     )
     records: list[Any] = [patient]
     clinician = uuid4()
-    for i in range(10):
-        records.append(
-            LabResult.receive(
-                patient_id=patient.id,
-                loinc_code="2345-7",
-                test_name="Glucose",
-                quantity=Quantity(f"{90 + i}.0", "mg/dL"),
-                performing_lab="ACME",
-                source_message=b"MSH|^~\\&|LAB|ACME|CLINIC||20261102083000||ORU^R01|1|P|2.5\r",
-                source_format="HL7v2",
-                reference_low="70",
-                reference_high="99",
-                collected_at="20261102083000",
-            )
-        )
+    records += [_lab(patient.id, f"{90 + i}.0") for i in range(10)]
     for _ in range(4):
         note = Note.draft(patient_id=patient.id, author_id=clinician, kind="progress",
                           text=NOTE_TEXT)  # fmt: skip
@@ -320,17 +306,21 @@ def heavy_patient(ledger: Ledger) -> UUID:
     ledger.save(patient)
     for start in range(0, HEAVY_EVENTS - 1, PER_SAVE):
         ledger.save(
-            *(_lab(patient.id, i) for i in range(start, min(start + PER_SAVE, HEAVY_EVENTS - 1)))
+            *(
+                _lab(patient.id, f"{70 + i % 50}.0")
+                for i in range(start, min(start + PER_SAVE, HEAVY_EVENTS - 1))
+            )
         )
     return patient.id
 
 
-def _lab(patient: UUID, i: int) -> LabResult:
+def _lab(patient: UUID, glucose: str) -> LabResult:
+    """One glucose result of ``glucose`` mg/dL, as an HL7 import records it."""
     return LabResult.receive(
         patient_id=patient,
         loinc_code="2345-7",
         test_name="Glucose",
-        quantity=Quantity(f"{70 + i % 50}.0", "mg/dL"),
+        quantity=Quantity(glucose, "mg/dL"),
         performing_lab="ACME",
         source_message=b"MSH|^~\\&|LAB|ACME|CLINIC||20261102083000||ORU^R01|1|P|2.5\r",
         source_format="HL7v2",
