@@ -25,7 +25,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from api.importing import Importer, _Batch, _decide, _summarize, _tick
+from api.importing import Importer, _Batch, _decide, _summarize, _tick, recorded
 from domain.allergies import Allergy
 from domain.documents import Document
 from domain.errors import ChartError, InvalidEntry
@@ -49,7 +49,6 @@ CHARTLEDGER_EXTENSION = "https://chartledger.local/fhir/ehi-export"
 SOURCE_FORMAT = "FHIR R4 Observation"
 LAB_MEDIA_TYPE = "application/fhir+json"
 MAX_FILE_BYTES = 512 * 1024 * 1024  # one NDJSON file read whole; bigger ones are refused
-CHUNK = 500
 URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~]+", re.ASCII)  # an identifier system: a URI
 WHY_STOPPED = "stopped in the source record (FHIR import)"
 
@@ -203,29 +202,12 @@ def import_fhir(
         )
         for a in parsed.accepted
     }
-    done = _recorded(ledger, list(keys.values()))
+    done = recorded(ledger, list(keys.values()))
     batch = _build(importer, parsed, system, keys, done)
     rejections = _decide("fhir", digest, parsed, accept_valid)
     return _summarize(
         importer, "fhir", source_name, digest, parsed, rejections, batch, accept_valid
     )
-
-
-def _recorded(ledger: Ledger, ids: list[UUID]) -> set[UUID]:
-    """The source records among ``ids`` the store holds already."""
-    found: set[UUID] = set()
-    sqlite = ledger.db.dialect == "sqlite"
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        with ledger.db.read() as c:
-            c.execute(
-                f"SELECT originator_id FROM stored_events WHERE originator_id IN ({marks}) "
-                "AND originator_version = 1",
-                [i.hex if sqlite else i for i in chunk],
-            )
-            found.update(UUID(str(row[0])) for row in c.fetchall())
-    return found
 
 
 class _Builder:

@@ -51,6 +51,7 @@ MAX_LAB_RESULTS = 50_000
 # grows by what it keeps and not by a WAL as big again (issue 17). PostgreSQL has no such file:
 # there the follower takes the results in as before, and the request holds no views' fold.
 SETTLE_AFTER = 1_000
+RECORDED_CHUNK = 500  # ids asked for in one query: well under SQLite's 32,766 parameters
 
 
 @dataclass(frozen=True)
@@ -148,19 +149,31 @@ def import_labs(
     links: list[dict[str, Any]] = []
     done, total = 0, sum(len(a.item.results) for a in parsed.accepted)
     for accepted, document in zip(parsed.accepted, documents, strict=True):
-        lab_ids: list[UUID] = []
-        first: list[Aggregate] = [document]  # the source goes with its first results
-        results = accepted.item.results
-        for start in range(0, len(results), LAB_BATCH):
-            labs = [_lab(accepted.item, document.id, r) for r in results[start : start + LAB_BATCH]]
-            with importer.acting():
-                importer.ledger.save(*first, *labs)
+        message = accepted.item
+        lab_ids = [_lab_id(importer.ledger, document.id, r) for r in message.results]
+        # A message stored before (the same bytes for the same patient: an import stopped
+        # part-way, or the file sent twice) is finished, not doubled: what is there is passed over.
+        there = recorded(importer.ledger, [document.id, *lab_ids])
+        first: list[Aggregate] = [] if document.id in there else [document]
+        if first:
+            created.append(document.id)
+        for start in range(0, len(message.results), LAB_BATCH):
+            labs = [
+                _lab(message, document.id, r, lab_id)
+                for r, lab_id in zip(
+                    message.results[start : start + LAB_BATCH],
+                    lab_ids[start : start + LAB_BATCH],
+                    strict=True,
+                )
+                if lab_id not in there
+            ]
+            if first or labs:
+                with importer.acting():
+                    importer.ledger.save(*first, *labs)
             first = []
-            lab_ids.extend(lab.id for lab in labs)
-            done += len(labs)
+            created.extend(lab.id for lab in labs)
+            done += min(LAB_BATCH, len(message.results) - start)
             _tick(importer, done, total)
-        created.append(document.id)
-        created.extend(lab_ids)
         links.append(
             {
                 "location": accepted.location,
@@ -188,10 +201,12 @@ def _lab_sources(
     documents, kept = [], []
     for accepted in parsed.accepted:
         message = accepted.item
+        digest = sha256(message.raw)
         try:
             document = Document.store(
+                id=importer.ledger.private_id("hl7-message", f"{message.patient_id} {digest}"),
                 content=message.raw,
-                sha256=sha256(message.raw),
+                sha256=digest,
                 original_filename=f"{source_name} {message.control_id}.hl7",
                 media_type=hl7_labs.MEDIA_TYPE,
                 uploader_id=importer.by,
@@ -208,8 +223,19 @@ def _lab_sources(
     return documents
 
 
-def _lab(message: hl7_labs.LabMessage, document_id: UUID, r: hl7_labs.LabItem) -> LabResult:
+def _lab_id(ledger: Ledger, document_id: UUID, r: hl7_labs.LabItem) -> UUID:
+    """A result's id: the same whenever its message is imported (and no one else's to guess)."""
+    return ledger.private_id("hl7-result", f"{document_id} {r.index}")
+
+
+def _lab(
+    message: hl7_labs.LabMessage,
+    document_id: UUID,
+    r: hl7_labs.LabItem,
+    lab_id: UUID | None = None,
+) -> LabResult:
     return LabResult.receive(
+        id=lab_id,
         patient_id=message.patient_id,
         loinc_code=r.loinc_code,
         test_name=r.test_name,
@@ -417,6 +443,23 @@ def _summarize(
         import_id=summary.id,
         created=tuple(batch.created),
     )
+
+
+def recorded(ledger: Ledger, ids: list[UUID]) -> set[UUID]:
+    """The aggregates among ``ids`` the store holds already."""
+    found: set[UUID] = set()
+    sqlite = ledger.db.dialect == "sqlite"
+    for start in range(0, len(ids), RECORDED_CHUNK):
+        chunk = ids[start : start + RECORDED_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        with ledger.db.read() as c:
+            c.execute(
+                f"SELECT originator_id FROM stored_events WHERE originator_id IN ({marks}) "
+                "AND originator_version = 1",
+                [i.hex if sqlite else i for i in chunk],
+            )
+            found.update(UUID(str(row[0])) for row in c.fetchall())
+    return found
 
 
 def _order(rejection: Rejection) -> int:

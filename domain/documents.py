@@ -32,8 +32,11 @@ class Document(Record):
         size: int | None = None,
         source_created: str | None = None,
         source_modified: str | None = None,
+        id: UUID | None = None,
     ) -> Document:
-        """Store ``content``; ``sha256`` (and ``size``, if given) must be the content's own."""
+        """Store ``content``; ``sha256`` (and ``size``, if given) must be the content's own.
+        ``id`` is given when the document's id must be the same each time its source is read;
+        else a new one is drawn."""
         raw_bytes(content, "content")
         if type(sha256) is not str or SHA256_HEX.fullmatch(sha256) is None:
             raise InvalidEntry("sha256 must be 64 lowercase hexadecimal digits")
@@ -43,7 +46,9 @@ class Document(Record):
             raise ContentMismatch("size is not the length of the content")
         if type(media_type) is not str or MEDIA_TYPE.fullmatch(media_type) is None:
             raise InvalidEntry("media_type must be a type/subtype media type")
-        return cls(
+        return cls._create(
+            cls.Stored,
+            id=None if id is None else identifier(id, "id"),
             patient_id=optional_identifier(patient_id, "patient_id"),
             sha256=sha256,
             size=len(content),

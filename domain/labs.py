@@ -87,15 +87,20 @@ class LabResult(Record):
         reference_high: str | None = None,
         abnormal_flag: str | None = None,
         collected_at: str | None = None,
+        id: UUID | None = None,
     ) -> LabResult:
         """``source_message`` is the source's bytes; or, when the message is stored once as a
         Document (an import), ``source_document_id`` names that Document, ``source_segment``
-        the result's segment in it (1-based, MSH is 1) and ``source_set_id`` its OBX-1."""
+        the result's segment in it (1-based, MSH is 1) and ``source_set_id`` its OBX-1.
+        ``id`` is given when the result's id must be the same each time its source is read
+        (an import finished by importing its file again); else a new one is drawn."""
         quantity = checked(quantity)
         _check_source(source_message, source_document_id, source_segment, source_set_id)
         low = None if reference_low is None else check_decimal(reference_low, "reference_low")
         high = None if reference_high is None else check_decimal(reference_high, "reference_high")
-        return cls(
+        return cls._create(
+            cls.Received,
+            id=None if id is None else identifier(id, "id"),
             patient_id=identifier(patient_id, "patient_id"),
             loinc_code=text(loinc_code, "loinc_code"),
             test_name=text(test_name, "test_name"),

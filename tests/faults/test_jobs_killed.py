@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 INTERRUPTED = "urn:chartledger:problem:job-interrupted"
 RECEIVED = "domain.labs:LabResult.Received"
+IMPORTED = "domain.imports.summary:ImportRun.Completed"
 ENDED = ("succeeded", "failed", "cancelled")
 KINDS = ("production", "export", "import", "backup")
 ROUNDS = 4  # kills at most: two cover the four kinds unless a job ends before its kill
@@ -118,13 +119,22 @@ def visible(folder: Path) -> list[Path]:
     return [p for p in folder.glob("*") if not p.name.startswith(".")]
 
 
-def only_finished_work_shows(story: Story, home: Path, succeeded: Counter[str], labs: int) -> None:
-    """Exactly the artifacts of the jobs that succeeded: none of an interrupted one."""
+def only_finished_work_shows(
+    story: Story, home: Path, succeeded: Counter[str], labs: int, imports: int
+) -> None:
+    """Exactly the artifacts of the jobs that succeeded: none of an interrupted one. A lab
+    import writes in batches (docs/IMPORTS.md §1): one killed between two leaves the results
+    written so far and no summary, and the file imported again finishes it, never doubling one;
+    so its results are there once after any import of it that succeeded, and at most once before."""
     assert len(bundles(story)) == succeeded["production"]
     assert len(events_of_type(story.practice, PRODUCED)) == succeeded["production"]
     assert len(visible(home / "exports")) == succeeded["export"], visible(home / "exports")
     assert len(visible(home / "backups")) == succeeded["backup"], visible(home / "backups")
-    assert labs_received(story) == labs + RESULTS * succeeded["import"]  # all or nothing
+    assert len(events_of_type(story.practice, IMPORTED)) == imports + succeeded["import"]
+    if succeeded["import"]:
+        assert labs_received(story) == labs + RESULTS
+    else:
+        assert labs <= labs_received(story) <= labs + RESULTS
 
 
 def test_jobs_killed_mid_work_end_failed_leave_nothing_complete_and_run_again(
@@ -133,7 +143,7 @@ def test_jobs_killed_mid_work_end_failed_leave_nothing_complete_and_run_again(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     home = story.practice.settings.store.home
-    labs = labs_received(story)
+    labs, imports = labs_received(story), len(events_of_type(story.practice, IMPORTED))
     pending = list(KINDS)  # kinds not yet caught mid-work by a kill
     succeeded: Counter[str] = Counter()  # jobs that ended before the kill came
     interrupted: Counter[str] = Counter()
@@ -151,7 +161,7 @@ def test_jobs_killed_mid_work_end_failed_leave_nothing_complete_and_run_again(
                 assert after["finished_at"] is not None
                 interrupted[job["kind"]] += 1
                 pending.remove(job["kind"])
-            only_finished_work_shows(story, home, succeeded, labs)
+            only_finished_work_shows(story, home, succeeded, labs, imports)
             if pending:
                 killed = kill_mid(url, story, process, tuple(pending[:2]))
                 continue
@@ -172,7 +182,7 @@ def test_jobs_killed_mid_work_end_failed_leave_nothing_complete_and_run_again(
                     assert job["state"] == "succeeded", job
                     results[job["kind"]] = job["result"]
                     succeeded[job["kind"]] += 1
-            only_finished_work_shows(story, home, succeeded, labs)
+            only_finished_work_shows(story, home, succeeded, labs, imports)
             break
     else:
         pytest.fail(f"no kill landed mid-work in {ROUNDS} rounds for {pending}")
