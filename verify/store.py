@@ -32,6 +32,7 @@ from verify.errors import (
     VerificationError,
 )
 from verify.hashing import short
+from verify.heads import check_heads
 from verify.keyhistory import KeyStatement, key_for_size, verify_key_history
 from verify.ranges import (
     MAX_RANGE_SIZE,
@@ -214,6 +215,11 @@ def check_store(
             "ledger_links",
             ChainBroken("the links index does not hold exactly the links the leaves carry"),
         )
+    if _has_table(store, "ledger_heads"):
+        # The stored subject-heads leaves, recomputed from the links just compared with the
+        # leaves (verify/heads.py).
+        for where, error in check_heads(store.rows):
+            report.fail(where, error)
     report.size = size
     report.root = stitch.range.root()
     report.events = stitch.events

@@ -24,6 +24,7 @@ from domain.notes import Note
 from domain.patients import Patient
 from events.checkpoints import latest_checkpoint
 from events.config import StoreConfig
+from events.heads import head_row
 from events.keys import SigningKey
 from events.ledger import Ledger
 from events.log import inclusion_proof, iter_leaves, subject_heads_root
@@ -36,6 +37,7 @@ from tests.tamper.conftest import CHECKPOINT, EVENTS, LINK_TABLES, Attacker, Ver
 from verify.canonical import decode, encode, format_timestamp
 from verify.checkpoint import format_body, format_note, parse_note
 from verify.errors import ProofInvalid
+from verify.heads import LATEST
 from verify.keyhistory import KeyStatement, parse_statement, statement_bytes
 from verify.merkle import leaf_hash, root_hash, verify_inclusion
 
@@ -550,11 +552,18 @@ def test_one_row_of_the_links_index_changed_is_found(
 
 
 def _move_links(attacker: Attacker, to: str) -> None:
-    """Every link into table ``to``, as a merge would (SQLite) or as a store could hold them;
-    a valid store either way."""
+    """Every link into table ``to``, as a merge would (SQLite) or as a store could hold them,
+    with the stored heads what the writer keeps for that layout (each subject's newest settled
+    link: none when every link is recent); a valid store either way."""
     (away,) = [t for t in LINK_TABLES if t != to]
     attacker.execute(f"INSERT INTO {to} SELECT subject, seq, position FROM {away}")
     attacker.execute(f"DELETE FROM {away}")
+    attacker.execute("DELETE FROM ledger_heads")
+    for row in attacker.rows(LATEST):
+        attacker.execute(
+            "INSERT INTO ledger_heads (subject, seq, position, hash) VALUES (?, ?, ?, ?)",
+            head_row(*row),
+        )
     assert attacker.rows(f"SELECT COUNT(*) FROM {away}") == [(0,)]
     verdict = attacker.store_verify()
     assert verdict.code == 0, verdict.out
@@ -782,3 +791,41 @@ def test_a_stored_tile_cut_short_or_added_is_named(attacker: Attacker) -> None:
     )
     keyless = attacker.store_verify()
     assert_fails(keyless, "tile 0/0", "tile 3/0", because=f"holds {CHECKPOINT - 1} hashes")
+
+
+@pytest.mark.parametrize("edit", ["rolled back", "hash flipped", "dropped", "invented"])
+def test_a_stored_head_changed_is_found_by_both_verifiers(attacker: Attacker, edit: str) -> None:
+    # The heads are a cache the signer builds its heads root from: `python -m verify store`
+    # recomputes them as `chartledger verify` does, so a holder of the database who edits one
+    # is named by the keyless verifier too.
+    _move_links(attacker, to="ledger_links_main")  # settled: the writer keeps their heads
+    latest = sorted(attacker.rows(LATEST), key=lambda r: r[0].encode())
+    index, (subject, seq, position) = next((i, r) for i, r in enumerate(latest) if r[1] >= 2)
+    if edit == "rolled back":  # to the subject's link before, with that link's own hash
+        ((earlier,),) = attacker.rows(
+            "SELECT position FROM ledger_links_main WHERE subject = ? AND seq = ?",
+            (subject, seq - 1),
+        )
+        _, _, _, hash_ = head_row(subject, seq - 1, earlier)
+        attacker.execute(
+            "UPDATE ledger_heads SET seq = ?, position = ?, hash = ? WHERE subject = ?",
+            (seq - 1, earlier, hash_, subject),
+        )
+        because = f"stored head is link {seq - 1} at position {earlier}"
+    elif edit == "hash flipped":
+        flipped = bytearray(head_row(subject, seq, position)[3])
+        flipped[0] ^= 0x01
+        attacker.execute(
+            "UPDATE ledger_heads SET hash = ? WHERE subject = ?", (bytes(flipped), subject)
+        )
+        because = "stored hash"
+    elif edit == "dropped":
+        attacker.execute("DELETE FROM ledger_heads WHERE subject = ?", (subject,))
+        because = "a subject with links has no stored head"
+    else:  # a head for a subject no link names, sorted first
+        attacker.execute(
+            "INSERT INTO ledger_heads (subject, seq, position, hash) VALUES (?, ?, ?, ?)",
+            head_row("patient:", 1, position),
+        )
+        index, because = 0, "a stored head names a subject with no links"
+    assert_both_fail(attacker, f"ledger_heads leaf {index}", because=because)
