@@ -2,8 +2,8 @@
 (docs/WITNESS.md).
 
 Witness side (its folder from --home or CHARTLEDGER_WITNESS_HOME, no practice needed):
-``init --name``, ``follow VKEY``, ``serve``. Practice side: ``log-key``, ``add URL VKEY``,
-``tsa URL --roots PEM``, ``push``, ``checkpoint-file``.
+``init --name``, ``follow VKEY``, ``serve``, ``watch URL``. Practice side: ``log-key``,
+``add URL VKEY``, ``tsa URL --roots PEM``, ``push``, ``checkpoint-file``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from pathlib import Path
+
+import httpx
 
 from api.remote_cli import UsageError
 from api.witness.home import HOME_ENV, WitnessHome, WitnessHomeError
+from api.witness.protocol import Witness
+from api.witness.state import WitnessState
+from api.witness.watch import Watched, WatchError, watch_once
 from events.config import StoreConfig
 from events.ledger import Ledger
+from events.tiles import TileMismatch
 from events.witnessing import Outward, add_witness, cosigned_note, send_all, set_tsa
 from verify.cosignature import NOTE_ED25519_TYPE, format_vkey
 from verify.errors import MalformedInput
@@ -71,6 +79,45 @@ def cmd_serve(config: StoreConfig, options: argparse.Namespace) -> int:
         access_log=False,
     )
     return EXIT_OK
+
+
+def cmd_watch(config: StoreConfig, options: argparse.Namespace) -> int:
+    home = _home(options)
+    headers = {}
+    try:
+        if options.token_file:
+            token = Path(options.token_file).read_text().strip()
+            headers["Authorization"] = f"Bearer {token}"
+        state = WitnessState(home.state_path)
+        witness = Witness(home.name, home.key(), home.logs(), state)
+    except (WitnessHomeError, OSError) as e:
+        raise UsageError(str(e)) from None
+    try:
+        with httpx.Client(base_url=options.url, headers=headers, timeout=30) as client:
+            while True:
+                try:
+                    watched = watch_once(witness, client)
+                except (WatchError, TileMismatch) as e:
+                    print(f"chartledger: {e}", file=sys.stderr)
+                    if options.once:
+                        return EXIT_INVALID
+                else:
+                    print(_watched_line(watched), flush=True)
+                    if options.once:
+                        return EXIT_OK if watched.answer.status == 200 else EXIT_INVALID
+                time.sleep(options.every)
+    finally:
+        state.close()
+
+
+def _watched_line(watched: Watched) -> str:
+    if watched.answer.status == 200:
+        return (
+            f"cosigned {watched.origin} at size {watched.size} (from {watched.old_size}, "
+            f"{watched.tiles_read} tiles read)"
+        )
+    reason = watched.answer.body.strip().splitlines()[0] if watched.answer.body.strip() else ""
+    return f"refused {watched.origin} at size {watched.size}: {reason}"
 
 
 def cmd_log_key(config: StoreConfig, options: argparse.Namespace) -> int:
@@ -157,6 +204,16 @@ def add_commands(commands: argparse._SubParsersAction, parser_class: type) -> No
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8100)
     serve.set_defaults(run=cmd_serve)
+    watch = actions.add_parser(
+        "watch", help="(witness) fetch a log's checkpoints and tiles and cosign them"
+    )
+    watch.add_argument("--home", help=f"the witness's folder (default ${HOME_ENV})")
+    watch.add_argument("url", help="the practice's URL (it serves /checkpoint and /tile/...)")
+    watch.add_argument("--token-file", help="a file holding an auditor's bearer token, if the "
+                       "log is not published")  # fmt: skip
+    watch.add_argument("--every", type=float, default=60.0, help="seconds between looks")
+    watch.add_argument("--once", action="store_true", help="look once; exit 1 unless cosigned")
+    watch.set_defaults(run=cmd_watch)
     log_key = actions.add_parser("log-key", help="print this practice's log verifier key")
     log_key.set_defaults(run=cmd_log_key)
     add = actions.add_parser("add", help="send this practice's checkpoints to a witness")

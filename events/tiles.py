@@ -236,8 +236,8 @@ class TileReader:
     """Tiles read through one cursor, each at most once per reader; ``reads`` counts the
     statements sent and ``hashes`` the hashes they returned."""
 
-    def __init__(self, cursor: Cursor) -> None:
-        self._cursor = cursor
+    def __init__(self, cursor: Cursor | None) -> None:
+        self._cursor = cursor  # None for a reader that overrides _read
         self._tiles: dict[tuple[int, int], list[bytes]] = {}
         # per tile, its complete aligned blocks' roots by height: inner[r][j] covers 2**r entries
         self._inner: dict[tuple[int, int], list[list[bytes]]] = {}
@@ -248,11 +248,7 @@ class TileReader:
         """Tile ``level``/``index``, read once (again only if it must be wider than read)."""
         tile = self._tiles.get((level, index))
         if tile is None or len(tile) < need:
-            self._cursor.execute(
-                "SELECT hashes FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)
-            )
-            row = self._cursor.fetchone()
-            data = b"" if row is None else bytes(row[0])
+            data = self._read(level, index)
             if len(data) % HASH_SIZE:
                 raise TileMismatch(f"tile {level}/{index} is {len(data)} bytes long")
             tile = split(data)
@@ -263,6 +259,15 @@ class TileReader:
         if len(tile) < need:
             raise TileMismatch(f"tile {level}/{index} lacks entries below {need}")
         return tile
+
+    def _read(self, level: int, index: int) -> bytes:
+        """Tile ``level``/``index`` as stored (empty when there is none)."""
+        assert self._cursor is not None, "a reader without a cursor reads its tiles itself"
+        self._cursor.execute(
+            "SELECT hashes FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)
+        )
+        row = self._cursor.fetchone()
+        return b"" if row is None else bytes(row[0])
 
     def entries(self, level: int, start: int, count: int) -> list[bytes]:
         """``count`` consecutive hashes of ``level`` from entry ``start``, all in one tile."""
