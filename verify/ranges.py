@@ -220,9 +220,13 @@ def _sqlite_rows(store: Any, a: int, b: int) -> list[Row]:
 
 # Values that repeat from event to event, checked once per process and kept across ranges:
 # header stream -> (its row's hex form, key, subjects) last found well formed together. Facts
-# about values alone, never about a store.
+# about values alone, never about a store. Emptied when it reaches _CACHE_LIMIT streams: most
+# events start a stream of their own (a read, a lab result), so a cache of every stream grew
+# with the log (some 650 bytes an event: 716 MB for the store check at 1M events on
+# PostgreSQL, bench/scale.py) and saved nothing for them; a stream's events that repeat (a
+# patient's, a session's) mostly come close together, within the last 65,536 streams.
 _STREAMS: dict[str, tuple[str, str, list[str]]] = {}
-_CACHE_LIMIT = 1_000_000
+_CACHE_LIMIT = 1 << 16
 
 
 def _levels(hashes: list[bytes]) -> list[list[bytes]]:
