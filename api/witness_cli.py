@@ -106,6 +106,8 @@ def cmd_watch(config: StoreConfig, options: argparse.Namespace) -> int:
                     if options.once:
                         return EXIT_OK if watched.answer.status == 200 else EXIT_INVALID
                 time.sleep(options.every)
+    except KeyboardInterrupt:  # the way a watch without --once is stopped
+        return EXIT_OK
     finally:
         state.close()
 

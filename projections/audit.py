@@ -118,13 +118,11 @@ class AuditView(Projection):
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {BY_PATIENT} ON audit_events (patient_id)")
         # The audit view asks for a span of time (a day, a week): through this index the query
         # reads that span's rows, where it read the whole table (79 ms for a day of 1,000 rows
-        # at 1M events on PostgreSQL, 6.8 at 10k: bench/scale.py). On PostgreSQL a BRIN index:
-        # rows are appended in about the order of their times, so each 128 pages' least and
-        # greatest time bound a span in a few kilobytes however long the log (a B-tree takes
-        # some 55 bytes a row; a row out of order only widens its block's bounds). SQLite has
-        # B-trees alone: about 50 bytes a row.
-        using = " USING brin" if dialect == "postgres" else ""
-        cursor.execute(f"CREATE INDEX IF NOT EXISTS {BY_TIME} ON audit_events{using} (event_time)")
+        # at 1M events on PostgreSQL, 6.8 at 10k: bench/scale.py). About 50 bytes a row on
+        # either store. (A BRIN index on PostgreSQL would take a few kilobytes, but it only
+        # knows the ranges vacuum has summarized: a table filled since, as a rebuild fills it,
+        # was read whole until then.)
+        cursor.execute(f"CREATE INDEX IF NOT EXISTS {BY_TIME} ON audit_events (event_time)")
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS audit_patients (patient_id TEXT NOT NULL, "
             f"position {big} NOT NULL, PRIMARY KEY (patient_id, position))"

@@ -389,8 +389,8 @@ def _users(db: Database, mapper: Any, size: int, user_ids: list[str]) -> dict[st
         chunk = streams[start : start + 500]
         with db.read() as c:
             c.execute(
-                ROWS + f"WHERE l.stream IN ({', '.join('?' * len(chunk))}) AND l.position < ? "
-                "ORDER BY l.position",
+                USER_ROWS + f"WHERE e.originator_id IN ({', '.join('?' * len(chunk))}) "
+                "AND e.position < ? ORDER BY l.position",
                 [*chunk, size],
             )
             rows = c.fetchall()
@@ -440,6 +440,15 @@ ROWS = (
     "SELECT l.position, l.leaf, e.originator_id, e.originator_version, e.topic, e.state "
     "FROM ledger_leaves l JOIN stored_events e "
     "ON e.originator_id = l.stream AND e.originator_version = l.version "
+)
+# The same rows found from the events' key (a few users' streams): ledger_leaves has no index on
+# its streams, so ROWS with "l.stream IN (...)" read every leaf (138 ms at 1M events on
+# PostgreSQL, growing with the log); here each event is found by its key, and its leaf by the
+# event's position (the leaf's key) and checked to be the event's.
+USER_ROWS = (
+    "SELECT l.position, l.leaf, e.originator_id, e.originator_version, e.topic, e.state "
+    "FROM stored_events e JOIN ledger_leaves l ON l.position = e.position "
+    "AND l.stream = e.originator_id AND l.version = e.originator_version "
 )
 
 
