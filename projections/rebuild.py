@@ -64,10 +64,27 @@ def rebuild(
         many = (os.cpu_count() or 1) > 1 and log_size(ledger.db) > PRELOAD_AFTER
         workers = 2 if many else 1
     if workers < 2 or APART not in chosen or len(chosen) < 2:
-        return runner.rebuild(chosen, progress)
-    runner.reset(chosen)
-    _replay_beside(ledger, [runner.projections[n] for n in chosen if n != APART], progress)
-    return runner.catch_up()  # whatever was appended meanwhile, for every view
+        size = runner.rebuild(chosen, progress)
+    else:
+        runner.reset(chosen)
+        _replay_beside(ledger, [runner.projections[n] for n in chosen if n != APART], progress)
+        size = runner.catch_up()  # whatever was appended meanwhile, for every view
+    _analyze(ledger, [runner.projections[n] for n in chosen])
+    return size
+
+
+def _analyze(ledger: Ledger, projections: list[Projection]) -> None:
+    """On PostgreSQL, gather the replayed views' statistics now. The planner plans from them,
+    and autovacuum gathers them only a while after a table is filled: until then a query that
+    has an index read the whole view (a day's audit rows, 60 ms at 1M events where 0.3 ms
+    after ANALYZE). A role that does not own the tables is told so by PostgreSQL (a warning,
+    not an error), and autovacuum does it later."""
+    if ledger.db.dialect != "postgres":
+        return
+    with ledger.db.write(lock=False) as c:
+        for projection in projections:
+            for table in projection.tables:
+                c.execute(f"ANALYZE {table}")
 
 
 def _replay_beside(ledger: Ledger, here: list[Projection], progress: Progress | None) -> None:
