@@ -19,10 +19,8 @@ import httpx
 
 from api.tile_paths import available, tile_path
 from api.witness.protocol import SIZE_TYPE, Answer, Witness, parse_request
-from events.tiles import TileMismatch, TileReader, consistency_proof
+from events.tiles import HASH_SIZE, TileMismatch, TileReader, consistency_proof
 from verify.errors import MalformedInput
-
-HASH_SIZE = 32
 
 
 class WatchError(RuntimeError):
