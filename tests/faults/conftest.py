@@ -5,6 +5,7 @@ serve`` in a process group of its own, so a test can SIGKILL it whole."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import REQUIRE_PG
-from tests.e2e.conftest import CHARTLEDGER
+from tests.e2e.conftest import CHARTLEDGER, OWNER
 
 PG_VERSIONS = Path("/usr/lib/postgresql")
 
@@ -120,6 +121,16 @@ def make_practice(env: dict[str, str], patients: int = 1) -> None:
     for command in (["init", "--name", "Faults"], ["demo", "--patients", str(patients)]):
         done = cli(env, *command)
         assert done.returncode == 0, done.stderr
+
+
+def init_owned(env: dict[str, str], name: str) -> str:
+    """`chartledger init` of a practice named ``name`` with the e2e owner; the owner's TOTP
+    secret (base32), as init prints it."""
+    made = cli(env, "init", "--name", name, "--owner", OWNER, "--owner-name", "Olive")
+    assert made.returncode == 0, made.stderr
+    secret = re.search(r"totp secret:  ([A-Z2-7]+)", made.stdout)
+    assert secret, made.stdout
+    return secret.group(1)
 
 
 class Served:

@@ -8,7 +8,6 @@ was not repeated); and the store verifies, keyless and with keys."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from api import auth
 from api.client import Client
 from events.config import StoreConfig
 from tests.e2e.conftest import OWNER, OWNER_PASSWORD
-from tests.faults.conftest import cli, practice_env, start, wait_healthy
+from tests.faults.conftest import init_owned, practice_env, start, wait_healthy
 from tests.integration.test_concurrency import rows, verdicts
 from tests.support import set_env
 
@@ -36,17 +35,14 @@ def test_two_servers_started_at_once_on_a_fresh_practice_both_serve_one_store(
     env = practice_env(
         store_config.home, store_config.database_url, CHARTLEDGER_OWNER_PASSWORD=OWNER_PASSWORD
     )
-    made = cli(env, "init", "--name", "Race", "--owner", OWNER, "--owner-name", "Olive")
-    assert made.returncode == 0, made.stderr
-    secret = re.search(r"totp secret:  ([A-Z2-7]+)", made.stdout)
-    assert secret, made.stdout
+    secret = init_owned(env, "Race")
     both = [start(env, tmp_path / f"serve-{n}.log") for n in (1, 2)]  # no wait between them
     try:
         for served in both:
             wait_healthy(served)
         step = int(time.time()) // 30
         owner = Client(both[0].url)
-        owner.login(OWNER, OWNER_PASSWORD, auth.hotp(auth.from_base32(secret.group(1)), step))
+        owner.login(OWNER, OWNER_PASSWORD, auth.hotp(auth.from_base32(secret), step))
         other = Client(both[1].url, token=owner.token)
         made_here = owner.create_user("ann", "Ann", "staff").user_id
         made_there = other.create_user("bob", "Bob", "staff").user_id
