@@ -18,21 +18,13 @@ from projections.audit import COLUMNS, AuditView, audit_report
 from projections.rebuild import runner_for
 from projections.runner import PositionMoved, Runner, follow, read_entries
 from tests.integration.test_ledger_store import QUIET, raw
-from tests.support import Chart, append_charts, patient, user
+from tests.support import Chart, append_charts, leaves, patient, user
 
 
 def table(ledger: Ledger, name: str) -> list[tuple[Any, ...]]:
     with ledger.db.read() as c:
         c.execute(f"SELECT * FROM {name} ORDER BY 1, 2")
         return [tuple(r) for r in c.fetchall()]
-
-
-def size(ledger: Ledger) -> int:
-    with ledger.db.read() as c:
-        c.execute("SELECT COUNT(*) FROM ledger_leaves")
-        row = c.fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def append_some(ledger: Ledger, n: int = 5) -> list[str]:
@@ -48,13 +40,13 @@ def append_some(ledger: Ledger, n: int = 5) -> list[str]:
 def test_catch_up_applies_every_event_once_and_records_where_it_stopped(ledger: Ledger) -> None:
     runner = Runner(ledger, [AuditView()])
     append_some(ledger)
-    assert runner.catch_up() == size(ledger)
-    assert [r[0] for r in table(ledger, "audit_events")] == list(range(size(ledger)))
+    assert runner.catch_up() == leaves(ledger)
+    assert [r[0] for r in table(ledger, "audit_events")] == list(range(leaves(ledger)))
     append_some(ledger, 2)
-    assert runner.catch_up() == size(ledger)
-    assert runner.catch_up() == size(ledger)  # nothing new: nothing applied twice
-    assert [r[0] for r in table(ledger, "audit_events")] == list(range(size(ledger)))
-    assert runner.positions() == {"audit": size(ledger)}
+    assert runner.catch_up() == leaves(ledger)
+    assert runner.catch_up() == leaves(ledger)  # nothing new: nothing applied twice
+    assert [r[0] for r in table(ledger, "audit_events")] == list(range(leaves(ledger)))
+    assert runner.positions() == {"audit": leaves(ledger)}
 
 
 def test_a_reader_catching_up_stops_at_its_target_though_a_writer_keeps_appending(
@@ -65,7 +57,7 @@ def test_a_reader_catching_up_stops_at_its_target_though_a_writer_keeps_appendin
     reader applies is followed by another write, as a busy import's would be."""
     runner = Runner(ledger, [AuditView()])
     append_some(ledger)
-    target = size(ledger)
+    target = leaves(ledger)
     rounds = []
 
     def a_writer_appends_meanwhile(done: int, total: int) -> None:
@@ -74,8 +66,8 @@ def test_a_reader_catching_up_stops_at_its_target_though_a_writer_keeps_appendin
             ledger.save(Chart(subjects=("patient:busy",), text="more"))
 
     reached = runner.catch_up(a_writer_appends_meanwhile, until=target)
-    assert reached == target < size(ledger) and len(rounds) == 1
-    assert runner.catch_up(a_writer_appends_meanwhile) == size(ledger) and len(rounds) == 20
+    assert reached == target < leaves(ledger) and len(rounds) == 1
+    assert runner.catch_up(a_writer_appends_meanwhile) == leaves(ledger) and len(rounds) == 20
 
 
 def test_a_rebuilt_view_equals_the_live_one_row_for_row(ledger: Ledger) -> None:
@@ -84,9 +76,9 @@ def test_a_rebuilt_view_equals_the_live_one_row_for_row(ledger: Ledger) -> None:
         append_some(ledger, 3)
         runner.catch_up()
     live = table(ledger, "audit_events"), table(ledger, "audit_patients")
-    assert runner.rebuild(["audit"]) == size(ledger)
+    assert runner.rebuild(["audit"]) == leaves(ledger)
     assert (table(ledger, "audit_events"), table(ledger, "audit_patients")) == live
-    assert len(live[0]) == size(ledger)
+    assert len(live[0]) == leaves(ledger)
 
 
 def test_runners_racing_on_one_store_apply_each_event_exactly_once(
@@ -112,7 +104,7 @@ def test_runners_racing_on_one_store_apply_each_event_exactly_once(
     Runner(ledger, [AuditView()]).catch_up()
     for other in others:
         other.close()
-    assert [r[0] for r in table(ledger, "audit_events")] == list(range(size(ledger)))
+    assert [r[0] for r in table(ledger, "audit_events")] == list(range(leaves(ledger)))
 
 
 def test_the_audit_row_comes_from_the_header_so_it_outlives_disposal(
@@ -139,7 +131,7 @@ def test_the_audit_report_sorts_by_every_field(
     append_some(ledger, 6)
     Runner(ledger, [AuditView()]).catch_up()
     rows = audit_report(ledger.db, sort_by=column, descending=descending)
-    assert len(rows) == size(ledger)
+    assert len(rows) == leaves(ledger)
 
     def ascending(r: dict[str, Any]) -> tuple[Any, ...]:
         # Empty values first, then by the value (text by its bytes), then by log position.
@@ -178,9 +170,9 @@ def test_a_follower_keeps_the_views_caught_up_until_stopped(ledger: Ledger) -> N
     try:
         append_some(ledger, 3)
         deadline = time.monotonic() + 30
-        while runner.positions()["audit"] < size(ledger) and time.monotonic() < deadline:
+        while runner.positions()["audit"] < leaves(ledger) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert runner.positions() == {"audit": size(ledger)}
+        assert runner.positions() == {"audit": leaves(ledger)}
     finally:
         stop.set()
         follower.join(timeout=30)
@@ -222,7 +214,7 @@ def test_an_audit_view_built_before_rows_named_their_target_is_replayed_with_the
             "data_category TEXT NOT NULL, outcome TEXT NOT NULL, source TEXT NOT NULL, "
             "purpose TEXT, event_type TEXT NOT NULL)"
         )
-    assert runner.positions() == {"audit": size(ledger)}
+    assert runner.positions() == {"audit": leaves(ledger)}
     again = Runner(ledger, [AuditView()])
     assert again.positions() == {"audit": 0}  # dropped, to be replayed
     again.catch_up()
