@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 import psycopg
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # hashes in a full tile
 HASH_SIZE = 32
+CACHED_TILES = 64  # a reader's tiles kept, with their inner nodes: at most about 2 MB
 FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 MAX_LEVELS = 8  # 256**8 = 2**64 leaves
 TABLE = "ledger_tiles"
@@ -238,15 +240,21 @@ class TileReader:
 
     def __init__(self, cursor: Cursor | None) -> None:
         self._cursor = cursor  # None for a reader that overrides _read
-        self._tiles: dict[tuple[int, int], list[bytes]] = {}
+        # The tiles read, least recently used first. Kept to CACHED_TILES: a proof over many
+        # positions walks the log left to right, so a level-0 tile it has passed is not asked
+        # for again, while the few tiles above stay in use; unbounded, a production's reader
+        # held every tile its events touched (about 13 KB an event).
+        self._tiles: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
         # per tile, its complete aligned blocks' roots by height: inner[r][j] covers 2**r entries
         self._inner: dict[tuple[int, int], list[list[bytes]]] = {}
         self.reads = 0
         self.hashes = 0
 
     def _tile(self, level: int, index: int, need: int) -> list[bytes]:
-        """Tile ``level``/``index``, read once (again only if it must be wider than read)."""
-        tile = self._tiles.get((level, index))
+        """Tile ``level``/``index``, read once while cached (again only if it must be wider
+        than read)."""
+        key = (level, index)
+        tile = self._tiles.get(key)
         if tile is None or len(tile) < need:
             data = self._read(level, index)
             if len(data) % HASH_SIZE:
@@ -254,11 +262,20 @@ class TileReader:
             tile = split(data)
             self.reads += 1
             self.hashes += len(tile)
-            self._tiles[level, index] = tile
-            self._inner.pop((level, index), None)
+            self._tiles[key] = tile
+            self._inner.pop(key, None)
+            if len(self._tiles) > CACHED_TILES:
+                evicted, _ = self._tiles.popitem(last=False)
+                self._inner.pop(evicted, None)
+        self._tiles.move_to_end(key)
         if len(tile) < need:
             raise TileMismatch(f"tile {level}/{index} lacks entries below {need}")
         return tile
+
+    @property
+    def cached(self) -> int:
+        """Tiles held now (at most CACHED_TILES)."""
+        return len(self._tiles)
 
     def _read(self, level: int, index: int) -> bytes:
         """Tile ``level``/``index`` as stored (empty when there is none)."""

@@ -17,9 +17,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.tile_paths import parse_index, parse_level, tile_path
-from events.tiles import TileReader, consistency_proof, inclusion_proof
+from events.tiles import (
+    CACHED_TILES,
+    TILE_WIDTH,
+    TileReader,
+    batch_proof,
+    consistency_proof,
+    inclusion_proof,
+)
 from tests import reference_merkle
 from tests.reference_tiles import TiledTree, consistent, path_of, tiles_from_entries
+from verify import bundle_format
+from verify.merkle import leaf_hash
 
 VECTORS = Path(
     os.environ.get("CHARTLEDGER_VECTORS")
@@ -96,6 +105,44 @@ def test_the_servers_tile_proofs_agree_with_the_tests(size: int, salt: int, data
     m = data.draw(st.integers(0, size - 1), label="leaf")
     assert inclusion_proof(TileReader(db.cursor()), m, size) == expected.path(m)
     assert reader.root(0, size) == expected.root()
+
+
+class TilesInMemory(TileReader):
+    """The server's reader over tiles the test made, noting every tile it asks for."""
+
+    def __init__(self, tiles: dict[tuple[int, int], list[bytes]]) -> None:
+        super().__init__(None)
+        self.tiles = tiles
+        self.asked: list[tuple[int, int]] = []
+
+    def _read(self, level: int, index: int) -> bytes:
+        self.asked.append((level, index))
+        return b"".join(self.tiles.get((level, index), []))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    tiles_spanned=st.integers(CACHED_TILES + 1, CACHED_TILES + 60),
+    salt=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_a_batch_proof_over_more_tiles_than_a_reader_keeps_reads_each_tile_once(  # type: ignore[no-untyped-def]
+    tiles_spanned: int, salt: int, data
+) -> None:
+    """A production's batch proof touches a tile for each of its events: the reader keeps no
+    more than CACHED_TILES of them, yet asks for none twice, and the proof is the one the
+    bundle's verifier computes from every leaf."""
+    size = tiles_spanned * TILE_WIDTH - data.draw(st.integers(0, TILE_WIDTH - 1), label="short")
+    entries = entries_of(size, salt)
+    every = st.lists(st.integers(0, size - 1), min_size=1, max_size=400, unique=True)
+    positions = sorted(data.draw(every, label="positions"))
+    spread = [min(t * TILE_WIDTH + salt % TILE_WIDTH, size - 1) for t in range(tiles_spanned)]
+    positions = sorted({*positions, *spread})
+    reader = TilesInMemory(tiles_from_entries(entries, TILE_WIDTH))
+    proof = batch_proof(reader, size, positions)
+    assert proof == bundle_format.batch_proof([leaf_hash(e) for e in entries], positions)
+    assert len(reader.asked) == len(set(reader.asked))  # each tile read once
+    assert 0 < reader.cached <= CACHED_TILES < len(set(reader.asked))
 
 
 @given(level=st.integers(0, 63), index=st.integers(0, 10**12), width=st.integers(1, 256))
