@@ -599,18 +599,24 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
     except ImportError:
         raise SystemExit("matplotlib is needed for the curves: pip install -e '.[bench]'") from None
     sizes = sorted(results)
-    figure, axes = plt.subplots(1, 2, figsize=(12, 5))
-    for key, label, unit in METRICS:
-        if unit not in {"ms", "s"} or not all(key in results[s] for s in sizes):
-            continue
-        line = axes[0].plot(sizes, [results[s][key] * 1000 for s in sizes], marker="o",
-                            label=label)[0]  # fmt: skip
+    figure, axes = plt.subplots(1, 2, figsize=(13, 8))
+    # More series than the default cycle's ten colours: twenty colours, and a marker each, so
+    # no two curves look alike.
+    colours = plt.get_cmap("tab20").colors
+    markers = "osD^vP*Xph<>"
+    timed = [(key, label) for key, label, unit in METRICS
+             if unit in {"ms", "s"} and all(key in results[s] for s in sizes)]  # fmt: skip
+    for n, (key, label) in enumerate(timed):
+        line = axes[0].plot(sizes, [results[s][key] * 1000 for s in sizes], label=label,
+                            color=colours[n % len(colours)],
+                            marker=markers[n % len(markers)])[0]  # fmt: skip
         if all(key + "_cpu" in results[s] for s in sizes):
             axes[0].plot(sizes, [results[s][key + "_cpu"] * 1000 for s in sizes],
                          linestyle="--", color=line.get_color())  # fmt: skip
     axes[0].set(xscale="log", yscale="log", xlabel="events in the log", ylabel="ms",
                 title=f"{store}: time per call (dashed: CPU time)")  # fmt: skip
-    axes[0].legend(fontsize=8)
+    # Below the axes, where it hides no curve.
+    axes[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     axes[1].plot(sizes, [results[s]["check_rss"] for s in sizes], marker="o",
                  label="store check peak RSS")  # fmt: skip
     axes[1].plot(sizes, [results[s]["reads_rss"] for s in sizes], marker="o",
@@ -622,7 +628,7 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
     axes[1].set(xscale="log", xlabel="events in the log", ylabel="MB",
                 title=f"{store}: peak memory")  # fmt: skip
     axes[1].set_ylim(bottom=0)
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     figure.tight_layout()
     path = OUT / f"scale-{store}.png"
     figure.savefig(path, dpi=100)
