@@ -55,6 +55,7 @@ CATEGORIES = {
     "domain.documents": "documents",
     "domain.messages": "messages",
     "domain.appointments": "appointments",
+    "domain.encounters": "appointments",
 }
 PATIENT, USER = "patient:", "user:"
 
