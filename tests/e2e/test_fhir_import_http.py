@@ -33,7 +33,7 @@ def test_an_owner_imports_a_zipped_export_over_http(practice: Practice) -> None:
         clinician.import_fhir(body)
 
     report = owner.import_fhir(body, source_name="us-core.zip")
-    assert (report.written, report.items, report.rejected) == (True, 22, 0)
+    assert (report.written, report.items, report.rejected) == (True, 24, 0)
     assert report.kind == "fhir" and report.import_id is not None
 
     broken = (US_CORE / "Observation.ndjson").read_bytes() + b"not json\n"

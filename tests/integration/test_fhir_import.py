@@ -18,11 +18,15 @@ from typing import Any
 import pytest
 
 from api.cli import main as cli_main
+from api.demo import load_demo
 from api.fhir_importing import import_fhir, read_export
 from api.importing import Importer
+from api.settings import Settings
 from domain.allergies import Allergy
+from domain.appointments import Appointment
 from domain.base import user_subject
 from domain.documents import Document
+from domain.encounters import Encounter
 from domain.imports.report import ImportRejected
 from domain.labs import LabResult
 from domain.medications import Medication
@@ -309,7 +313,7 @@ def test_a_us_core_export_from_another_system_imports_with_its_ids_times_and_dig
     exported = read_export(US_CORE)
     assert exported.source == "https://ehr.example.org/fhir"
     report = import_fhir(importer, exported, None, "us-core")
-    assert report.written and report.rejections == () and report.items == 22
+    assert report.written and report.rejections == () and report.items == 24
     records = {r.id: r for r in (ledger.repository.get(i) for i in report.created)}
     patients = [r for r in records.values() if isinstance(r, Patient)]
     assert sorted(p.mrn for p in patients) == ["1032702", "1032704"]  # Joe matched
@@ -347,14 +351,57 @@ def test_a_us_core_export_from_another_system_imports_with_its_ids_times_and_dig
     assert sorted(d.media_type for d in documents) == ["application/pdf", "text/plain"]
     assert pdf in [d.content for d in documents]
     threads = [t for t in records.values() if isinstance(t, Thread)]
-    assert sorted(t.kind for t in threads) == ["email", "sms"]
+    assert sorted(t.kind for t in threads) == ["email", "imported", "sms"]
+    # The plain Communication: its payload exactly, its times as written, its parties as named.
+    letter = next(t for t in threads if t.kind == "imported")
+    (imported,) = [e for e in ledger.events.get(letter.id) if type(e).__name__.endswith("Imported")]
+    assert (letter.topic, letter.patient_ids) == ("your glucose result", [amy.id])
+    assert (imported.source, imported.resource_id) == ("https://ehr.example.org/fhir", "letter-1")
+    assert (imported.sent, imported.received) == ("2024-04-02T10:15:30.25-04:00", "2024-04-02")
+    assert imported.parts[0] == {
+        "text": "Your fasting glucose was normal.\n  Café ☕ — keep it up.  "
+    }
+    assert (
+        imported.parts[1]["data"]
+        == b"Fasting glucose 95 mg/dL (70-99).\r\nNo change to your plan.\n"
+    )
+    assert imported.sender == {
+        "reference": "Practitioner/practitioner-1",
+        "display": "Ronald Bone, MD",
+    }
+    assert imported.recipients == [
+        {"reference": "Patient/example", "display": "Amy V. Baxter", "patient": str(amy.id)},
+        {
+            "system": "http://hl7.org/fhir/sid/us-npi",
+            "value": "9941339108",
+            "display": "Dr. Carla Lee",
+        },
+    ]
+    # Encounters are history of the chart, never bookings: no appointment is made of them.
+    encounters = {e.resource_id: e for e in records.values() if isinstance(e, Encounter)}
+    assert sorted(encounters) == ["example-1", "example-2", "telehealth-3"]
+    assert not [r for r in records.values() if isinstance(r, Appointment)]
+    visit = encounters["example-1"]
+    assert (visit.status, visit.encounter_class["code"], visit.patient_id) == (
+        "finished",
+        "AMB",
+        amy.id,
+    )
+    assert (visit.period_start, visit.period_end) == (
+        "2024-04-01T08:00:00-04:00",
+        "2024-04-01T08:45:00-04:00",
+    )
+    assert visit.participants == [
+        {"individual": {"reference": "Practitioner/practitioner-1", "display": "Ronald Bone, MD"}}
+    ]
+    assert encounters["example-2"].period_start == "2024-05-02"  # precision as sent
 
     # Every resource has its source record: id, file, line, file digest, bytes and times.
     files = {f.name: f for f in exported.files}
     with ledger.db.read() as c:
         c.execute("SELECT COUNT(*) FROM stored_events WHERE topic LIKE ?", ("%SourceResource%",))
         row = c.fetchone()
-    assert row is not None and row[0] == 22
+    assert row is not None and row[0] == 24
     key = ledger.private_id(
         "fhir-source", "https://ehr.example.org/fhir\nObservation/serum-glucose"
     )
@@ -448,4 +495,78 @@ def test_the_cli_imports_a_folder_and_refuses_a_broken_one_with_exit_2(
     assert cli_main(no_uri) == 2
     assert "must be an absolute URI" in capsys.readouterr().err
     assert cli_main(["import", "fhir", str(US_CORE), "--by", str(owner)]) == 0
-    assert "Imported 22 of 22 fhir item(s), 0 rejected" in capsys.readouterr().out
+    assert "Imported 24 of 24 fhir item(s), 0 rejected" in capsys.readouterr().out
+
+
+def test_chartledger_own_export_of_the_demo_practice_imports_with_no_rejection(
+    ledger: Ledger, fresh_config: StoreConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's case: the demo's secure messages and amendment letters were refused."""
+    settings = Settings(store=ledger.config, pbkdf2_iterations=1000, background=False)
+    assert load_demo(ledger, settings, patients=12)
+    first = tmp_path / "first"
+    export_all(ledger, first)
+    # The demo books appointments but checks no one in: no Encounter; its Appointments are
+    # bookings of that practice's schedule, not imported (docs/IMPORTS.md §9.7).
+    assert "Communication" in {r["resourceType"] for r in resources(first)}
+    init_practice(fresh_config, monkeypatch)
+    fresh = Ledger(fresh_config, **QUIET)
+    try:
+        report = import_fhir(owner_of(fresh), read_export(first), None, "demo")
+        assert report.written and report.rejections == () and report.accepted == report.items
+        second = tmp_path / "second"
+        export_all(fresh, second)
+        assert (second / "Communication.ndjson").exists()
+        assert clinical_content(second) == clinical_content(first)
+    finally:
+        fresh.close()
+
+
+def test_another_systems_messages_and_encounters_are_exported_as_it_wrote_them(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    importer = owner_of(ledger)
+    report = import_fhir(importer, read_export(US_CORE), None, "us-core")
+    assert report.written and report.rejections == ()
+    out = tmp_path / "out"
+    export_all(ledger, out)
+    sent = {r["id"]: r for r in resources(US_CORE / "Communication.ndjson")}["letter-1"]
+    (letter,) = [
+        r
+        for r in resources(out / "Communication.ndjson")
+        if {"system": "https://ehr.example.org/fhir", "value": "Communication/letter-1"}
+        in r["identifier"]
+    ]
+    for element in ("status", "category", "medium", "topic", "sent", "received", "payload"):
+        assert letter[element] == sent[element], element
+    assert letter["sender"] == {
+        "type": "Practitioner",
+        "identifier": {
+            "system": "https://ehr.example.org/fhir",
+            "value": "Practitioner/practitioner-1",
+        },
+        "display": "Ronald Bone, MD",
+    }
+    assert letter["recipient"][1] == sent["recipient"][1]  # an identifier stays as it was
+    patient = letter["recipient"][0]["reference"]
+    assert letter["subject"] == {"reference": patient} and patient != "Patient/example"
+    encounters = {
+        next(i["value"] for i in r["identifier"] if i["system"].startswith("https://ehr")): r
+        for r in resources(out / "Encounter.ndjson")
+    }
+    assert sorted(encounters) == [
+        f"Encounter/{e}" for e in ("example-1", "example-2", "telehealth-3")
+    ]
+    for source in resources(US_CORE / "Encounter.ndjson"):
+        again = encounters[f"Encounter/{source['id']}"]
+        for element in ("status", "class", "type", "period", "reasonCode"):
+            assert again.get(element) == source.get(element), element
+        for before, after in zip(
+            source.get("participant", []), again.get("participant", []), strict=True
+        ):
+            assert after.get("type") == before.get("type")
+            assert after["individual"]["display"] == before["individual"]["display"]
+        fhir_model("Encounter").model_validate(json.loads(json.dumps(again)))
+    fhir_model("Communication").model_validate(json.loads(json.dumps(letter)))
+    # The export's own encounters are unchanged: none is made of an appointment here.
+    assert not (out / "Appointment.ndjson").exists()
