@@ -688,10 +688,11 @@ def _plain_communication(r: dict[str, Any], context: Context, reasons: list[str]
         return _attachment_data(value, context, found, element)
 
     parts = payload_parts(r.get("payload"), attachment, reasons)
+    topic = _text_of(r.get("topic"))
     recipients = [p for p in map(party, r.get("recipient") or ()) if p is not None]
     return {
         "status": r.get("status"),
-        "topic": _text_of(r.get("topic")),
+        "topic": topic if _given(topic) else None,
         **times,
         "sender": party(r.get("sender")),
         "recipients": recipients,
