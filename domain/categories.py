@@ -19,6 +19,4 @@ RECORD_CATEGORIES = {
     "domain.documents": "documents",
     "domain.messages": "messages",
     "domain.appointments": "appointments",
-    # Imported encounters are visits: the appointments' category (retention, holds, audit).
-    "domain.encounters": "appointments",
 }

@@ -55,7 +55,6 @@ CATEGORIES = {
     "domain.documents": "documents",
     "domain.messages": "messages",
     "domain.appointments": "appointments",
-    "domain.encounters": "appointments",
 }
 PATIENT, USER = "patient:", "user:"
 
