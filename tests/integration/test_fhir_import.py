@@ -38,11 +38,13 @@ from domain.vitals import VitalSign
 from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
+from projections.chart import chart
 from projections.ehi_export import ExportRequest, export
 from projections.reads import Reader
-from projections.rebuild import all_projections
+from projections.rebuild import all_projections, rebuild
 from projections.runner import Runner
 from tests.conftest import PG_URL, pg_connect
+from tests.integration.test_clinical_views import snapshot
 from tests.integration.test_ehi_export import fhir_model, tell_story
 from tests.support import QUIET, init_practice, leaves
 
@@ -570,3 +572,21 @@ def test_another_systems_messages_and_encounters_are_exported_as_it_wrote_them(
     fhir_model("Communication").model_validate(json.loads(json.dumps(letter)))
     # The export's own encounters are unchanged: none is made of an appointment here.
     assert not (out / "Appointment.ndjson").exists()
+
+
+def test_imported_encounters_are_in_the_chart_and_the_views_rebuild_the_same(
+    ledger: Ledger,
+) -> None:
+    importer = owner_of(ledger)
+    report = import_fhir(importer, read_export(US_CORE), None, "us-core")
+    assert report.written
+    runner = Runner(ledger, all_projections())
+    size = runner.catch_up()
+    live = snapshot(ledger)
+    amy = next(
+        r for r in (ledger.repository.get(i) for i in report.created) if isinstance(r, Patient)
+    )
+    encounters = [e for e in chart(ledger.db, amy.id) if e.kind == "Encounter"]
+    assert sorted(e.state["resource_id"] for e in encounters) == ["example-1", "telehealth-3"]
+    assert rebuild(ledger, workers=2) == size
+    assert snapshot(ledger) == live
