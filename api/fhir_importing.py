@@ -28,9 +28,11 @@ from eventsourcing.domain import Aggregate
 from api.importing import Importer, _Batch, _decide, _summarize, _tick, recorded
 from domain.allergies import Allergy
 from domain.documents import Document
+from domain.encounters import Encounter
 from domain.errors import ChartError, InvalidEntry
 from domain.identifiers import MrnClaim
 from domain.imports.fhir_bulk import SourceFile, read_bulk
+from domain.imports.fhir_parts import reference_id
 from domain.imports.fhir_records import Item
 from domain.imports.fhir_source import SourceResource, source_key
 from domain.imports.report import ImportReport, Parsed, Rejection
@@ -246,7 +248,7 @@ class _Builder:
                 patient_id=patient.id,
             )
             return [patient, claim]
-        if item.kind in ("practitioner", "encounter"):
+        if item.kind == "practitioner":
             return []
         patient_id = self.patients[item.patient_ref or ""]
         return RECORDS[item.kind](self, item, patient_id)
@@ -346,15 +348,61 @@ class _Builder:
             )
         ]
 
+    def encounter(self, item: Item, patient_id: UUID) -> list[Aggregate]:
+        f = item.fields
+        participants = [
+            {**p, "individual": self.named(p["individual"])} if "individual" in p else p
+            for p in f["participants"]
+        ]
+        return [
+            Encounter.import_record(
+                patient_id=patient_id,
+                source=self.system,
+                resource_id=item.resource_id,
+                status=f["status"],
+                encounter_class=f["encounter_class"],
+                types=f["types"],
+                period_start=f["period_start"],
+                period_end=f["period_end"],
+                participants=participants,
+                reasons=f["reasons"],
+                recorded_by=self.by,
+            )
+        ]
+
+    def named(self, party: dict[str, str]) -> dict[str, str]:
+        """A party as the source named it, and the patient here when it names a patient of
+        the import (so the export can reference them)."""
+        ident = reference_id(party, "Patient")
+        local = self.patients.get(f"Patient/{ident}") if ident is not None else None
+        return party if local is None else {**party, "patient": str(local)}
+
     def message(self, item: Item, patient_id: UUID) -> list[Aggregate]:
         f = item.fields
         key = (item.kind, item.thread or item.resource_id, patient_id)
         thread = self.threads.get(key)
         new = thread is None
         if thread is None:
-            thread = Thread.start(kind=item.kind, topic=f["topic"], patient_ids=[patient_id])
+            topic = f["topic"] or "(no subject)"
+            kind = THREAD_KINDS[item.kind]
+            thread = Thread.start(kind=kind, topic=topic, patient_ids=[patient_id])
             self.threads[key] = thread
-        if item.kind == "email":
+        if item.kind == "communication":
+            thread.import_communication(
+                source=self.system,
+                resource_id=item.resource_id,
+                status=f["status"],
+                topic=f["topic"],
+                sent=f["sent"],
+                received=f["received"],
+                sender=None if f["sender"] is None else self.named(f["sender"]),
+                recipients=[self.named(r) for r in f["recipients"]],
+                payload=f["parts"],
+                category=f["category"],
+                medium=f["medium"],
+                reason=f["reason"],
+            )
+        elif item.kind == "email":
             thread.ingest_email(raw=f["raw"], received_at=f["received_at"] or self.now)
         else:
             thread.ingest_sms(
@@ -376,7 +424,12 @@ RECORDS: dict[str, Callable[[_Builder, Item, UUID], list[Aggregate]]] = {
     "document": _Builder.document,
     "email": _Builder.message,
     "sms": _Builder.message,
+    "communication": _Builder.message,
+    "encounter": _Builder.encounter,
 }
+# The thread each kind of message goes to: a Communication that is neither an email nor an
+# SMS is kept as the source wrote it, in a thread of its own kind.
+THREAD_KINDS = {"email": "email", "sms": "sms", "communication": "imported"}
 
 
 def _build(
@@ -417,7 +470,7 @@ def _build(
             record_id = made[0].id if made else None
             if item.kind == "patient":
                 record_id = builder.patients[item.patient_ref or ""]
-            elif item.kind in ("email", "sms"):
+            elif item.kind in THREAD_KINDS:
                 record_id = builder.threads[
                     (
                         item.kind,

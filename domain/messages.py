@@ -1,4 +1,5 @@
-"""Message threads: secure messages typed in Chartledger, and ingested email and SMS.
+"""Message threads: secure messages typed in Chartledger, ingested email and SMS, and the
+Communications of another system's records (or of another Chartledger) imported as sent.
 
 Ingested messages are evidence (DESIGN.md, rule 5): an email is kept as the exact bytes received,
 next to its RFC 5322 header fields in order as they appear; an SMS keeps its numbers, its sent
@@ -26,7 +27,13 @@ from domain.checks import (
 )
 from domain.errors import InvalidEntry, ThreadStateError
 
-KINDS = ("secure", "email", "sms")
+payload_value = payload  # ``payload`` is also a parameter name below
+
+KINDS = ("secure", "email", "sms", "imported")
+# What names a party of an imported Communication, as the source named it: its reference text,
+# its identifier (system and value), the resource type it is of, its display; and, when the
+# reference names a patient of the import, that patient's id here.
+PARTY_KEYS = ("reference", "system", "value", "type", "display", "patient")
 
 
 def email_headers(raw: bytes) -> list[list[str]]:
@@ -178,6 +185,92 @@ class Thread(Record):
     ) -> None:
         self.messages.append({"message_id": message_id, "kind": "sms", "body": body})
 
+    def import_communication(
+        self,
+        *,
+        source: str,
+        resource_id: str,
+        status: str,
+        topic: str | None,
+        sent: str | None,
+        received: str | None,
+        sender: dict[str, str] | None,
+        recipients: Sequence[dict[str, str]],
+        payload: Sequence[dict[str, Any]],
+        category: Sequence[dict[str, Any]] = (),
+        medium: Sequence[dict[str, Any]] = (),
+        reason: Sequence[dict[str, Any]] = (),
+    ) -> UUID:
+        """A Communication of another record, kept as its source wrote it (docs/IMPORTS.md
+        §9.3): its parts (``{"text"}`` or ``{"media_type", "data", "title"}``) exactly, its
+        sent and received times as text, its sender and recipients as the source named them
+        (no practice user is made of a source's practitioner), its source system and id."""
+        self._check_kind("imported")
+        parts = [_part(p, f"payload[{n}]") for n, p in enumerate(payload)]
+        message_id = uuid4()
+        self._import_communication(
+            message_id=message_id,
+            source=text(source, "source"),
+            resource_id=text(resource_id, "resource_id"),
+            status=text(status, "status"),
+            topic=optional_text(topic, "topic"),
+            sent=optional_text(sent, "sent"),
+            received=optional_text(received, "received"),
+            sender=None if sender is None else _party(sender, "sender"),
+            recipients=[_party(r, f"recipients[{n}]") for n, r in enumerate(recipients)],
+            parts=parts,
+            category=[payload_value(c, "category") for c in category],
+            medium=[payload_value(m, "medium") for m in medium],
+            reason=[payload_value(r, "reason") for r in reason],
+        )
+        return message_id
+
+    @event("CommunicationImported")
+    def _import_communication(
+        self,
+        message_id: UUID,
+        source: str,
+        resource_id: str,
+        status: str,
+        topic: str | None,
+        sent: str | None,
+        received: str | None,
+        sender: dict[str, str] | None,
+        recipients: list[dict[str, str]],
+        parts: list[dict[str, Any]],
+        category: list[dict[str, Any]],
+        medium: list[dict[str, Any]],
+        reason: list[dict[str, Any]],
+    ) -> None:
+        self.messages.append({"message_id": message_id, "kind": "imported"})
+
     def _check_kind(self, kind: str) -> None:
         if self.kind != kind:
             raise ThreadStateError(f"thread {self.id} is a {self.kind} thread, not {kind}")
+
+
+def _party(value: Any, field: str) -> dict[str, str]:
+    if type(value) is not dict or not value:
+        raise InvalidEntry(f"{field} must name the party (reference, identifier or display)")
+    unknown = set(value) - set(PARTY_KEYS)
+    if unknown:
+        raise InvalidEntry(f"{field} has keys other than {', '.join(PARTY_KEYS)}")
+    return {k: text(v, f"{field}.{k}") for k, v in value.items()}
+
+
+def _part(value: Any, field: str) -> dict[str, Any]:
+    """One part of an imported message: its text exactly (blank text too), or an attachment's
+    bytes with their media type and title when the source gave them."""
+    if type(value) is not dict:
+        raise InvalidEntry(f"{field} must be a map")
+    if set(value) == {"text"}:
+        if type(value["text"]) is not str:
+            raise InvalidEntry(f"{field}.text must be text")
+        return {"text": value["text"]}
+    if "data" not in value or set(value) - {"data", "media_type", "title"}:
+        raise InvalidEntry(f"{field} must be a text or an attachment (data, media_type, title)")
+    part: dict[str, Any] = {"data": raw_bytes(value["data"], f"{field}.data")}
+    for key in ("media_type", "title"):
+        if value.get(key) is not None:
+            part[key] = text(value[key], f"{field}.{key}")
+    return part

@@ -49,6 +49,7 @@ SECTION_OF = {
     "domain.notes": "Notes",
     "domain.documents": "Documents",
     "domain.appointments": "Appointments",
+    "domain.encounters": "Appointments",
     "domain.care_team": "Care team",
     "domain.amendments": "Amendment requests",
     "domain.access": "Access and disclosures",

@@ -35,6 +35,7 @@ CHART_MODULES = frozenset(
         "domain.labs",
         "domain.amendments",
         "domain.documents",
+        "domain.encounters",
     }
 )
 TRANSIENT = ("_pending_events",)  # never part of an aggregate's recorded state

@@ -47,7 +47,7 @@ from verify.records import split_record
 # 3: imported labs name their Document. 4: Practitioner and Organization resources, references
 # that resolve within the export, MedicationRequest, subsets under their own ids, US Core;
 # absolute URLs, the docs URL, README, _type, _since; source times read.
-FORMAT = "chartledger-ehi-export/4"
+FORMAT = "chartledger-ehi-export/5"
 DOCUMENTATION = "docs/EHI_EXPORT.md"
 DOC_SOURCE = Path(__file__).resolve().parent.parent / DOCUMENTATION
 MANIFEST = "manifest.json"

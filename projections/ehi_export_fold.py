@@ -16,6 +16,7 @@ from domain.allergies import Allergy
 from domain.amendments import AmendmentRequest
 from domain.appointments import Appointment
 from domain.documents import Document
+from domain.encounters import Encounter
 from domain.labs import LabResult
 from domain.medications import Medication
 from domain.messages import Thread
@@ -31,6 +32,7 @@ from projections.fhir import (
     communications,
     conditions,
     documents,
+    imported,
     medications,
     observations,
     patients,
@@ -182,5 +184,7 @@ class Fold:
             found = appointments.encounter(record, self.context)
             if found is not None:
                 yield found
+        elif isinstance(state, Encounter):
+            yield imported.imported_encounter(record, self.patients)
         elif isinstance(state, AmendmentRequest):
             yield from communications.amendment_letters(record)

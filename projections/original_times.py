@@ -26,8 +26,9 @@ def entry_times(kind: str, state: Mapping[str, Any]) -> dict[str, TimeView]:
 
 
 def message_times(kind: str, fields: Mapping[str, Any]) -> dict[str, TimeView]:
-    """An ingested message's source times: ``sent`` (an email's Date, an SMS's sent time) and,
-    for an email, ``received`` (its topmost Received stamp)."""
+    """An ingested message's source times: ``sent`` (an email's Date, an SMS's sent time, an
+    imported Communication's sent) and ``received`` (an email's topmost Received stamp, an
+    imported Communication's received)."""
     found: dict[str, TimeView] = {}
     if kind == "email":
         headers = fields.get("headers") or []
@@ -39,6 +40,11 @@ def message_times(kind: str, fields: Mapping[str, Any]) -> dict[str, TimeView]:
             found["received"] = received.as_dict()
     elif kind == "sms" and fields.get("sent_at") is not None:
         found["sent"] = _view(fields["sent_at"], sms_time(fields["sent_at"]))
+    elif kind == "imported":
+        # An imported Communication's sent and received, FHIR dateTimes as the source wrote them.
+        for name in ("sent", "received"):
+            if fields.get(name) is not None:
+                found[name] = _view(fields[name], read_time(fields[name]))
     return found
 
 

@@ -39,7 +39,12 @@ from projections.reads import Reader, record_access
 
 router = Router(prefix="/threads", tags=["messages"])
 RawEmail = Annotated[bytes, Body(media_type="message/rfc822")]
-MESSAGE_EVENTS = {"MessagePosted": "secure", "EmailIngested": "email", "SmsIngested": "sms"}
+MESSAGE_EVENTS = {
+    "MessagePosted": "secure",
+    "EmailIngested": "email",
+    "SmsIngested": "sms",
+    "CommunicationImported": "imported",
+}
 
 
 def _out(t: Thread) -> ThreadOut:

@@ -19,6 +19,13 @@ from uuid import UUID
 
 from domain.allergies import SEVERITIES
 from domain.errors import ChartError
+from domain.imports.fhir_parts import (
+    coding,
+    concepts,
+    party,
+    payload_parts,
+    reference_id,
+)
 from domain.imports.fhir_values import (
     FhirTime,
     Number,
@@ -32,6 +39,17 @@ LOINC = "http://loinc.org"
 MR = "MR"  # v2-0203 identifier type: medical record number
 SEXES = ("female", "male", "other", "unknown")
 STOPPED = {"stopped", "completed", "cancelled", "entered-in-error"}
+ENCOUNTER_STATUSES = (  # R4 encounter-status
+    "planned",
+    "arrived",
+    "triaged",
+    "in-progress",
+    "onleave",
+    "finished",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
 # Elements whose text is a time: each is kept exactly as sent in the source record.
 TIME_ELEMENTS = (
     "effectiveDateTime",
@@ -66,7 +84,8 @@ class Context:
 @dataclass
 class Item:
     """What one resource becomes: ``kind`` (patient, lab, vital, problem, medication, allergy,
-    document, email, sms, encounter, practitioner) and the record's ``fields``."""
+    document, email, sms, communication, encounter, practitioner) and the record's
+    ``fields``."""
 
     kind: str
     resource_type: str
@@ -172,18 +191,6 @@ def practitioner_refs(resource: dict[str, Any]) -> list[dict[str, str]]:
 
     walk({k: v for k, v in resource.items() if k not in ("resourceType", "id")})
     return found
-
-
-def reference_id(value: Any, kind: str) -> str | None:
-    """The id a reference names for ``kind``: ``Kind/id``, a URL ending in ``/Kind/id``
-    (a version suffix ``/_history/n`` dropped), else None."""
-    if type(value) is not dict or type(value.get("reference")) is not str:
-        return None
-    ref = value["reference"].split("/_history/")[0]
-    head, _, ident = ref.rpartition("/")
-    if head == kind or head.endswith("/" + kind):
-        return ident
-    return None
 
 
 def _patient_ref(
@@ -353,14 +360,38 @@ def _read_practitioner(r: dict[str, Any], context: Context, reasons: list[str]) 
 
 
 def _read_encounter(r: dict[str, Any], context: Context, reasons: list[str]) -> Fields:
-    if type(r.get("status")) is not str:
-        reasons.append("status is missing")
-    if type(r.get("class")) is not dict:
-        reasons.append("class is missing")
+    """An encounter as history (docs/IMPORTS.md §9.3): its status, class, types, period as
+    sent, participants as named and reasons; never a booking of the practice's schedule."""
+    if r.get("status") not in ENCOUNTER_STATUSES:
+        reasons.append("status is missing or not an R4 Encounter status")
+    klass = coding(r.get("class"))
+    if klass is None:
+        reasons.append("class is missing or has no code")
     period = r.get("period") if type(r.get("period")) is dict else {}
+    ends: dict[str, str | None] = {}
     for end in ("start", "end"):
         _time(period.get(end), f"period.{end}", reasons)
-    return {}, "encounter"
+        ends[end] = period[end] if type(period.get(end)) is str else None
+    participants = []
+    for p in r.get("participant") or ():
+        if type(p) is not dict:
+            continue
+        who = party(p.get("individual"))
+        roles = concepts(p.get("type") or [])
+        if who is not None or roles:
+            participants.append(
+                {**({"individual": who} if who else {}), **({"type": roles} if roles else {})}
+            )
+    fields = {
+        "status": r.get("status"),
+        "encounter_class": klass,
+        "types": concepts(r.get("type") or []),
+        "period_start": ends["start"],
+        "period_end": ends["end"],
+        "participants": participants,
+        "reasons": concepts(r.get("reasonCode") or []),
+    }
+    return fields, "encounter"
 
 
 def _read_observation(r: dict[str, Any], context: Context, reasons: list[str]) -> Fields:
@@ -566,22 +597,25 @@ def _binary(attachment: dict[str, Any], context: Context) -> dict[str, Any] | No
 
 
 def _attachment_data(
-    attachment: dict[str, Any], context: Context, reasons: list[str]
+    attachment: dict[str, Any],
+    context: Context,
+    reasons: list[str],
+    element: str = "content.attachment",
 ) -> bytes | None:
     encoded = attachment.get("data")
     if encoded is None and "url" in attachment:
         binary = _binary(attachment, context)
         if binary is None:
-            reasons.append("content.attachment.url names no Binary of this export")
+            reasons.append(f"{element}.url names no Binary of this export")
             return None
         encoded = binary.get("data")
     if type(encoded) is not str:
-        reasons.append("content.attachment has no data (inline or in a Binary)")
+        reasons.append(f"{element} has no data (inline or in a Binary)")
         return None
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        reasons.append("content.attachment data is not base64")
+        reasons.append(f"{element} data is not base64")
         return None
 
 
@@ -637,11 +671,40 @@ def _read_communication(r: dict[str, Any], context: Context, reasons: list[str])
             "provider_metadata": metadata,
             "topic": topic,
         }, "sms"
-    reasons.append(
-        "is neither an email (a message/rfc822 attachment) nor an SMS (medium SMS): only "
-        "those are imported"
-    )
-    return {}, "communication"
+    return _plain_communication(r, context, reasons), "communication"
+
+
+def _plain_communication(r: dict[str, Any], context: Context, reasons: list[str]) -> dict[str, Any]:
+    """Any other Communication (a secure message, an amendment letter, another system's
+    message): kept as the source wrote it, its payload exactly, its times as text."""
+    if not _given(r.get("status")):
+        reasons.append("status is missing")
+    times = {}
+    for element in ("sent", "received"):
+        _time(r.get(element), element, reasons)
+        times[element] = r[element] if type(r.get(element)) is str else None
+
+    def attachment(value: dict[str, Any], element: str, found: list[str]) -> bytes | None:
+        return _attachment_data(value, context, found, element)
+
+    parts = payload_parts(r.get("payload"), attachment, reasons)
+    topic = _text_of(r.get("topic"))
+    recipients = [p for p in map(party, r.get("recipient") or ()) if p is not None]
+    return {
+        "status": r.get("status"),
+        "topic": topic if _given(topic) else None,
+        **times,
+        "sender": party(r.get("sender")),
+        "recipients": recipients,
+        "parts": parts,
+        "category": concepts(r.get("category") or []),
+        "medium": concepts(r.get("medium") or []),
+        "reason": concepts(r.get("reasonCode") or []),
+    }
+
+
+def _given(value: Any) -> bool:
+    return type(value) is str and bool(value.strip())
 
 
 READERS: dict[str, Callable[[dict[str, Any], Context, list[str]], Fields]] = {

@@ -3,8 +3,8 @@ next to the record it became (docs/IMPORTS.md §9.4).
 
 It keeps the source system, the resource's type and id (the source's identifier of it), the
 file, line and the file's SHA-256, the resource's bytes exactly as the file held them, its
-times as sent, the record made of it (none for a Practitioner or an Encounter, which are kept
-as sources only), and the source practitioners it references (by reference or identifier,
+times as sent, the record made of it (none for a Practitioner, which is kept as a source only),
+and the source practitioners it references (by reference or identifier,
 with their display), since practice users are never made of them. Its id is derived from the
 source system and the resource's type and id, keyed by the practice as an MRN claim's is, so
 importing the same resource again finds it (no duplicate), and two imports racing to record it

@@ -1,6 +1,6 @@
-"""Communication: secure messages, ingested email and SMS, and the letters of a HIPAA amendment
-request (the request, the acceptance or denial, the disagreement, the rebuttal)
-(docs/EHI_EXPORT.md §5.10-§5.11)."""
+"""Communication: secure messages, ingested email and SMS, imported Communications
+(``projections.fhir.imported``), and the letters of a HIPAA amendment request (the request,
+the acceptance or denial, the disagreement, the rebuttal) (docs/EHI_EXPORT.md §5.10-§5.11)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from projections.fhir.common import (
     uri_identifier,
     user_ref,
 )
+from projections.fhir.imported import imported_message
 from projections.fhir.ndjson import JSON_NUMBER, Number, dumps
 
 MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
@@ -87,8 +88,10 @@ def message(
         shown = [p.partition(":")[2] for p in patients]
         resource["id"] = subset_id("Communication", resource["id"], shown)
         subsetted(resource)
+    resource["identifier"] = [{**uri_identifier(thread.id), "type": {"text": "thread"}}]
+    if kind == "imported":
+        return imported_message(resource, thread, event, named(patients[0]), known)
     resource |= {
-        "identifier": [{**uri_identifier(thread.id), "type": {"text": "thread"}}],
         "status": "completed",
         "medium": [coded(MODE, *MEDIUM[kind]) if kind in MEDIUM else {"text": "SMS"}],
         "subject": named(patients[0]),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.client import Forbidden, Unprocessable
+from api.client import Forbidden, NotFound, Unprocessable
 from tests.e2e.conftest import JOB_EVENTS, Practice, add_member
 
 US_CORE = Path(__file__).resolve().parent.parent / "fixtures" / "fhir" / "us-core"
@@ -33,8 +33,21 @@ def test_an_owner_imports_a_zipped_export_over_http(practice: Practice) -> None:
         clinician.import_fhir(body)
 
     report = owner.import_fhir(body, source_name="us-core.zip")
-    assert (report.written, report.items, report.rejected) == (True, 22, 0)
+    assert (report.written, report.items, report.rejected) == (True, 24, 0)
     assert report.kind == "fhir" and report.import_id is not None
+    # The plain letter is a message of an imported thread, shown with its source times.
+    threads = []
+    for created in report.created:
+        try:
+            threads.append(owner.thread(created))
+        except NotFound:
+            continue  # a patient, a lab result, ...: not a thread
+    (letter,) = [t for t in threads if t.kind == "imported"]
+    (entry,) = letter.entries
+    assert entry.kind == "imported" and entry.fields["resource_id"] == "letter-1"
+    assert entry.original_times["sent"]["raw"] == "2024-04-02T10:15:30.25-04:00"
+    assert entry.original_times["sent"]["offset"] == "-04:00"
+    assert entry.original_times["received"]["precision"] == "day"
 
     broken = (US_CORE / "Observation.ndjson").read_bytes() + b"not json\n"
     before = practice.leaves()

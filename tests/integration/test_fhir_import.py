@@ -18,11 +18,15 @@ from typing import Any
 import pytest
 
 from api.cli import main as cli_main
+from api.demo import load_demo
 from api.fhir_importing import import_fhir, read_export
 from api.importing import Importer
+from api.settings import Settings
 from domain.allergies import Allergy
+from domain.appointments import Appointment
 from domain.base import user_subject
 from domain.documents import Document
+from domain.encounters import Encounter
 from domain.imports.report import ImportRejected
 from domain.labs import LabResult
 from domain.medications import Medication
@@ -34,12 +38,14 @@ from domain.vitals import VitalSign
 from events.config import StoreConfig
 from events.context import acting
 from events.ledger import Ledger
+from projections.chart import chart
 from projections.ehi_export import ExportRequest, export
 from projections.reads import Reader
-from projections.rebuild import all_projections
+from projections.rebuild import all_projections, rebuild
 from projections.runner import Runner
 from tests.conftest import PG_URL, pg_connect
-from tests.integration.test_ehi_export import tell_story
+from tests.integration.test_clinical_views import snapshot
+from tests.integration.test_ehi_export import fhir_model, tell_story
 from tests.support import QUIET, init_practice, leaves
 
 US_CORE = Path(__file__).resolve().parent.parent / "fixtures" / "fhir" / "us-core"
@@ -103,10 +109,18 @@ def _text(resource: dict[str, Any], path: str) -> Any:
     return value
 
 
+def _ingested(resource: dict[str, Any]) -> bool:
+    """An email (a message/rfc822 payload) or an SMS (medium SMS), as the import reads them."""
+    medium = json.dumps(resource.get("medium"))
+    payload = json.dumps(resource.get("payload"))
+    return "message/rfc822" in payload or '"SMS"' in medium
+
+
 def clinical_content(folder: Path) -> dict[str, Any]:
     """What must survive a round trip, without ids, ledger times or who recorded it: the
     patients' demographics, each record's codes, values and units as received, clinical times,
-    document and message bytes (and hashes), in a canonical order."""
+    document and message bytes (and hashes), every other Communication (secure messages,
+    amendment letters) as sent, encounters, in a canonical order."""
     everything = resources(folder)
     by_id = {(r["resourceType"], r["id"]): r for r in everything}
     binaries = {r["id"]: r for r in everything if r["resourceType"] == "Binary"}
@@ -122,6 +136,16 @@ def clinical_content(folder: Path) -> dict[str, Any]:
 
     def who(ref: dict[str, Any]) -> str:
         return mrn[ref["reference"].partition("/")[2]]
+
+    def party(ref: dict[str, Any] | None) -> tuple[Any, ...] | None:
+        """A party as the content knows it: a patient by MRN, anyone else by the kind of
+        resource the source named and their display (ids are each system's own)."""
+        if ref is None:
+            return None
+        reference = ref.get("reference", "")
+        if reference.startswith("Patient/"):
+            return ("patient", who(ref), ref.get("display"))
+        return (ref.get("type") or reference.partition("/")[0] or None, ref.get("display"))
 
     content: dict[str, list[Any]] = {"patients": sorted(patients)}
     for r in everything:
@@ -183,10 +207,7 @@ def clinical_content(folder: Path) -> dict[str, Any]:
             content.setdefault("documents", []).append(
                 (who(r["subject"]), base64.b64decode(data), a["hash"], a["contentType"])
             )
-        elif kind == "Communication" and "category" not in r:  # not the amendment letters
-            medium = json.dumps(r["medium"], sort_keys=True)
-            if "ONLINEWRIT" in medium:
-                continue  # secure messages are not imported (docs/IMPORTS.md §9.3)
+        elif kind == "Communication" and _ingested(r):
             payload = json.dumps(r["payload"], sort_keys=True)
             # The source's own times (valueString); the recorded time is this ledger's own.
             original = [e["valueString"] for e in r.get("extension", []) if "valueString" in e]
@@ -197,6 +218,40 @@ def clinical_content(folder: Path) -> dict[str, Any]:
                     payload,
                     original,
                     _text(r, "sender.display"),
+                )
+            )
+        elif kind == "Communication":
+            # Secure messages, amendment letters and any other Communication: kept as sent.
+            content.setdefault("messages", []).append(
+                (
+                    who(r["subject"]),
+                    _text(r, "topic.text"),
+                    r["status"],
+                    json.dumps(r.get("payload"), sort_keys=True),
+                    r.get("sent"),
+                    r.get("received"),
+                    party(r.get("sender")),
+                    sorted(map(repr, map(party, r.get("recipient", [])))),
+                    json.dumps(r.get("category"), sort_keys=True),
+                    json.dumps(r.get("medium"), sort_keys=True),
+                    json.dumps(r.get("reasonCode"), sort_keys=True),
+                )
+            )
+        elif kind == "Encounter":
+            content.setdefault("encounters", []).append(
+                (
+                    who(r["subject"]),
+                    r["status"],
+                    json.dumps(r["class"], sort_keys=True),
+                    json.dumps(r.get("type"), sort_keys=True),
+                    json.dumps(r.get("period"), sort_keys=True),
+                    sorted(
+                        repr(
+                            (json.dumps(p.get("type"), sort_keys=True), party(p.get("individual")))
+                        )
+                        for p in r.get("participant", [])
+                    ),
+                    json.dumps(r.get("reasonCode"), sort_keys=True),
                 )
             )
     del by_id
@@ -214,13 +269,10 @@ def test_a_practice_exported_and_imported_into_a_fresh_one_exports_the_same_cont
     try:
         importer = owner_of(fresh)
         exported = read_export(first)
-        with pytest.raises(ImportRejected) as refused:
-            import_fhir(importer, exported, None, "first")
-        # Only what the record cannot hold is refused: secure messages and amendment letters.
-        lines = refused.value.report.lines()
-        assert lines and all("Communication/" in line for line in lines), lines
-        report = import_fhir(importer, exported, None, "first", accept_valid=True)
-        assert report.written and report.accepted == report.items - len(lines)
+        # Everything the export holds is taken: secure messages, amendment letters and the
+        # encounter too, with no --accept-valid.
+        report = import_fhir(importer, exported, None, "first")
+        assert report.written and report.rejections == () and report.accepted == report.items
         # The source's clinician is named as the source named them (Chartledger's export: a
         # reference to its Practitioner resource), never made a user here.
         (condition,) = resources(first / "Condition.ndjson")
@@ -232,9 +284,15 @@ def test_a_practice_exported_and_imported_into_a_fresh_one_exports_the_same_cont
         ]
         second = tmp_path / "second"
         export_all(fresh, second)
-        assert clinical_content(second) == clinical_content(first)
+        content = clinical_content(first)
+        assert len(content["messages"]) == 7 and len(content["encounters"]) == 1
+        assert clinical_content(second) == content
+        for kind in ("Communication", "Encounter"):
+            model = fhir_model(kind)
+            for resource in resources(second / f"{kind}.ndjson"):
+                model.model_validate(json.loads(json.dumps(resource)))
 
-        again = import_fhir(importer, exported, None, "first", accept_valid=True)
+        again = import_fhir(importer, exported, None, "first")
         assert again.written and again.created == ()
         third = tmp_path / "third"
         export_all(fresh, third)
@@ -257,7 +315,7 @@ def test_a_us_core_export_from_another_system_imports_with_its_ids_times_and_dig
     exported = read_export(US_CORE)
     assert exported.source == "https://ehr.example.org/fhir"
     report = import_fhir(importer, exported, None, "us-core")
-    assert report.written and report.rejections == () and report.items == 22
+    assert report.written and report.rejections == () and report.items == 24
     records = {r.id: r for r in (ledger.repository.get(i) for i in report.created)}
     patients = [r for r in records.values() if isinstance(r, Patient)]
     assert sorted(p.mrn for p in patients) == ["1032702", "1032704"]  # Joe matched
@@ -295,14 +353,57 @@ def test_a_us_core_export_from_another_system_imports_with_its_ids_times_and_dig
     assert sorted(d.media_type for d in documents) == ["application/pdf", "text/plain"]
     assert pdf in [d.content for d in documents]
     threads = [t for t in records.values() if isinstance(t, Thread)]
-    assert sorted(t.kind for t in threads) == ["email", "sms"]
+    assert sorted(t.kind for t in threads) == ["email", "imported", "sms"]
+    # The plain Communication: its payload exactly, its times as written, its parties as named.
+    letter = next(t for t in threads if t.kind == "imported")
+    (imported,) = [e for e in ledger.events.get(letter.id) if type(e).__name__.endswith("Imported")]
+    assert (letter.topic, letter.patient_ids) == ("your glucose result", [amy.id])
+    assert (imported.source, imported.resource_id) == ("https://ehr.example.org/fhir", "letter-1")
+    assert (imported.sent, imported.received) == ("2024-04-02T10:15:30.25-04:00", "2024-04-02")
+    assert imported.parts[0] == {
+        "text": "Your fasting glucose was normal.\n  Café ☕ — keep it up.  "
+    }
+    assert (
+        imported.parts[1]["data"]
+        == b"Fasting glucose 95 mg/dL (70-99).\r\nNo change to your plan.\n"
+    )
+    assert imported.sender == {
+        "reference": "Practitioner/practitioner-1",
+        "display": "Ronald Bone, MD",
+    }
+    assert imported.recipients == [
+        {"reference": "Patient/example", "display": "Amy V. Baxter", "patient": str(amy.id)},
+        {
+            "system": "http://hl7.org/fhir/sid/us-npi",
+            "value": "9941339108",
+            "display": "Dr. Carla Lee",
+        },
+    ]
+    # Encounters are history of the chart, never bookings: no appointment is made of them.
+    encounters = {e.resource_id: e for e in records.values() if isinstance(e, Encounter)}
+    assert sorted(encounters) == ["example-1", "example-2", "telehealth-3"]
+    assert not [r for r in records.values() if isinstance(r, Appointment)]
+    visit = encounters["example-1"]
+    assert (visit.status, visit.encounter_class["code"], visit.patient_id) == (
+        "finished",
+        "AMB",
+        amy.id,
+    )
+    assert (visit.period_start, visit.period_end) == (
+        "2024-04-01T08:00:00-04:00",
+        "2024-04-01T08:45:00-04:00",
+    )
+    assert visit.participants == [
+        {"individual": {"reference": "Practitioner/practitioner-1", "display": "Ronald Bone, MD"}}
+    ]
+    assert encounters["example-2"].period_start == "2024-05-02"  # precision as sent
 
     # Every resource has its source record: id, file, line, file digest, bytes and times.
     files = {f.name: f for f in exported.files}
     with ledger.db.read() as c:
         c.execute("SELECT COUNT(*) FROM stored_events WHERE topic LIKE ?", ("%SourceResource%",))
         row = c.fetchone()
-    assert row is not None and row[0] == 22
+    assert row is not None and row[0] == 24
     key = ledger.private_id(
         "fhir-source", "https://ehr.example.org/fhir\nObservation/serum-glucose"
     )
@@ -396,4 +497,96 @@ def test_the_cli_imports_a_folder_and_refuses_a_broken_one_with_exit_2(
     assert cli_main(no_uri) == 2
     assert "must be an absolute URI" in capsys.readouterr().err
     assert cli_main(["import", "fhir", str(US_CORE), "--by", str(owner)]) == 0
-    assert "Imported 22 of 22 fhir item(s), 0 rejected" in capsys.readouterr().out
+    assert "Imported 24 of 24 fhir item(s), 0 rejected" in capsys.readouterr().out
+
+
+def test_chartledger_own_export_of_the_demo_practice_imports_with_no_rejection(
+    ledger: Ledger, fresh_config: StoreConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's case: the demo's secure messages and amendment letters were refused."""
+    settings = Settings(store=ledger.config, pbkdf2_iterations=1000, background=False)
+    assert load_demo(ledger, settings, patients=12)
+    first = tmp_path / "first"
+    export_all(ledger, first)
+    # The demo books appointments but checks no one in: no Encounter; its Appointments are
+    # bookings of that practice's schedule, not imported (docs/IMPORTS.md §9.7).
+    assert "Communication" in {r["resourceType"] for r in resources(first)}
+    init_practice(fresh_config, monkeypatch)
+    fresh = Ledger(fresh_config, **QUIET)
+    try:
+        report = import_fhir(owner_of(fresh), read_export(first), None, "demo")
+        assert report.written and report.rejections == () and report.accepted == report.items
+        second = tmp_path / "second"
+        export_all(fresh, second)
+        assert (second / "Communication.ndjson").exists()
+        assert clinical_content(second) == clinical_content(first)
+    finally:
+        fresh.close()
+
+
+def test_another_systems_messages_and_encounters_are_exported_as_it_wrote_them(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    importer = owner_of(ledger)
+    report = import_fhir(importer, read_export(US_CORE), None, "us-core")
+    assert report.written and report.rejections == ()
+    out = tmp_path / "out"
+    export_all(ledger, out)
+    sent = {r["id"]: r for r in resources(US_CORE / "Communication.ndjson")}["letter-1"]
+    (letter,) = [
+        r
+        for r in resources(out / "Communication.ndjson")
+        if {"system": "https://ehr.example.org/fhir", "value": "Communication/letter-1"}
+        in r["identifier"]
+    ]
+    for element in ("status", "category", "medium", "topic", "sent", "received", "payload"):
+        assert letter[element] == sent[element], element
+    assert letter["sender"] == {
+        "type": "Practitioner",
+        "identifier": {
+            "system": "https://ehr.example.org/fhir",
+            "value": "Practitioner/practitioner-1",
+        },
+        "display": "Ronald Bone, MD",
+    }
+    assert letter["recipient"][1] == sent["recipient"][1]  # an identifier stays as it was
+    patient = letter["recipient"][0]["reference"]
+    assert letter["subject"] == {"reference": patient} and patient != "Patient/example"
+    encounters = {
+        next(i["value"] for i in r["identifier"] if i["system"].startswith("https://ehr")): r
+        for r in resources(out / "Encounter.ndjson")
+    }
+    assert sorted(encounters) == [
+        f"Encounter/{e}" for e in ("example-1", "example-2", "telehealth-3")
+    ]
+    for source in resources(US_CORE / "Encounter.ndjson"):
+        again = encounters[f"Encounter/{source['id']}"]
+        for element in ("status", "class", "type", "period", "reasonCode"):
+            assert again.get(element) == source.get(element), element
+        for before, after in zip(
+            source.get("participant", []), again.get("participant", []), strict=True
+        ):
+            assert after.get("type") == before.get("type")
+            assert after["individual"]["display"] == before["individual"]["display"]
+        fhir_model("Encounter").model_validate(json.loads(json.dumps(again)))
+    fhir_model("Communication").model_validate(json.loads(json.dumps(letter)))
+    # The export's own encounters are unchanged: none is made of an appointment here.
+    assert not (out / "Appointment.ndjson").exists()
+
+
+def test_imported_encounters_are_in_the_chart_and_the_views_rebuild_the_same(
+    ledger: Ledger,
+) -> None:
+    importer = owner_of(ledger)
+    report = import_fhir(importer, read_export(US_CORE), None, "us-core")
+    assert report.written
+    runner = Runner(ledger, all_projections())
+    size = runner.catch_up()
+    live = snapshot(ledger)
+    amy = next(
+        r for r in (ledger.repository.get(i) for i in report.created) if isinstance(r, Patient)
+    )
+    encounters = [e for e in chart(ledger.db, amy.id) if e.kind == "Encounter"]
+    assert sorted(e.state["resource_id"] for e in encounters) == ["example-1", "telehealth-3"]
+    assert rebuild(ledger, workers=2) == size
+    assert snapshot(ledger) == live
