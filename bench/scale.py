@@ -401,7 +401,11 @@ class Grower:
 
 
 def run_store(
-    store: str, sizes: list[int], database_url: str, add: bool = False
+    store: str,
+    sizes: list[int],
+    database_url: str,
+    add: bool = False,
+    full_up_to: int | None = None,
 ) -> dict[int, dict[str, float]]:
     home = OUT / f"scale-{store}"
     shutil.rmtree(home, ignore_errors=True)
@@ -434,6 +438,10 @@ def run_store(
                 figures |= grower.append_times(100, "append_100")
                 figures |= grower.append_mean(100, "append_100_mean")
                 where = ["--home", str(home)] + (["--url", url] if url else [])
+                # Past --full-up-to the backup, the restore and the production, whose work
+                # grows with the log, are left out (issue 22 asks the largest log for the
+                # rest). The views are rebuilt still: the reads below would catch them up.
+                full = full_up_to is None or size <= full_up_to
                 figures |= in_child(["--child", "views", *where])
                 reads = ["--child", "reads", *where, "--patient", str(patient)]
                 reads += ["--heavy", str(heavy)]
@@ -443,14 +451,10 @@ def run_store(
                     runs.append(in_child(reads))
                 figures |= {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 figures |= in_child(["--child", "check", "--location", location])
-                figures |= backup_and_restore(store, home, where, database_url)
-                with tempfile.TemporaryDirectory(dir=OUT) as scratch:
-                    named = ["--matter", str(matter), "--risk", str(risk)]
-                    out = ["--out", f"{scratch}/bundle"]
-                    try:
-                        figures |= in_child(["--child", "production", *where, *named, *out])
-                    except SystemExit as e:  # the other figures of the size are kept
-                        print(f"  production failed: {e}", file=sys.stderr, flush=True)
+                if full:
+                    figures |= backup_and_restore(store, home, where, database_url)
+                if full:
+                    figures |= production_figures(where, matter, risk)
                 results[size] = figures
                 # Kept as each size is done, so a long run stopped early keeps what it measured.
                 (OUT / f"scale-{store}.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -462,6 +466,19 @@ def run_store(
     finally:
         if schema is not None:
             drop_schema(database_url, schema)
+
+
+def production_figures(where: list[str], matter: UUID, risk: UUID) -> dict[str, float]:
+    """A production of the matter's 1% in a process of its own; nothing if it fails (the
+    size's other figures are kept)."""
+    with tempfile.TemporaryDirectory(dir=OUT) as scratch:
+        named = ["--matter", str(matter), "--risk", str(risk)]
+        out = ["--out", f"{scratch}/bundle"]
+        try:
+            return in_child(["--child", "production", *where, *named, *out])
+        except SystemExit as e:
+            print(f"  production failed: {e}", file=sys.stderr, flush=True)
+            return {}
 
 
 def backup_and_restore(
@@ -581,11 +598,14 @@ def table(store: str, results: dict[int, dict[str, float]]) -> str:
         "|---|---|" + "---:|" * (2 * len(sizes) - 1) + "---|",
     ]
     for key, label, unit in METRICS:
-        if not all(key in results[s] for s in sizes):
-            continue  # figures saved before this one was measured (--replot)
-        cells = " | ".join(cell(results[s], key, unit) for s in sizes)
-        ratios = " | ".join(ratio(results, key, s, first) for s in sizes[1:])
-        named = memory_growth(results, key) if unit == "MB" else growth(exponent(results, key))
+        # A figure not taken at every size (saved before it was measured, or a heavy job left
+        # out past --full-up-to): its growth over the sizes where it was.
+        taken = {s: results[s] for s in sizes if key in results[s]}
+        if first not in taken or len(taken) < 2:
+            continue
+        cells = " | ".join(cell(results[s], key, unit) if s in taken else "-" for s in sizes)
+        ratios = " | ".join(ratio(results, key, s, first) if s in taken else "-" for s in sizes[1:])
+        named = memory_growth(taken, key) if unit == "MB" else growth(exponent(taken, key))
         lines.append(f"| {label} | {unit} | {cells} | {ratios} | {named} |")
     return "\n".join(lines)
 
@@ -605,13 +625,14 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
     colours = plt.get_cmap("tab20").colors
     markers = "osD^vP*Xph<>"
     timed = [(key, label) for key, label, unit in METRICS
-             if unit in {"ms", "s"} and all(key in results[s] for s in sizes)]  # fmt: skip
+             if unit in {"ms", "s"} and sum(key in results[s] for s in sizes) >= 2]  # fmt: skip
     for n, (key, label) in enumerate(timed):
-        line = axes[0].plot(sizes, [results[s][key] * 1000 for s in sizes], label=label,
+        at = [s for s in sizes if key in results[s]]
+        line = axes[0].plot(at, [results[s][key] * 1000 for s in at], label=label,
                             color=colours[n % len(colours)],
                             marker=markers[n % len(markers)])[0]  # fmt: skip
-        if all(key + "_cpu" in results[s] for s in sizes):
-            axes[0].plot(sizes, [results[s][key + "_cpu"] * 1000 for s in sizes],
+        if all(key + "_cpu" in results[s] for s in at):
+            axes[0].plot(at, [results[s][key + "_cpu"] * 1000 for s in at],
                          linestyle="--", color=line.get_color())  # fmt: skip
     axes[0].set(xscale="log", yscale="log", xlabel="events in the log", ylabel="ms",
                 title=f"{store}: time per call (dashed: CPU time)")  # fmt: skip
@@ -623,8 +644,9 @@ def draw(store: str, results: dict[int, dict[str, float]]) -> Path:
                  label="fresh process: checkpoint, proofs, export")  # fmt: skip
     for key, label in (("rebuild_rss", "rebuild of the views"), ("backup_rss", "backup"),
                        ("restore_rss", "restore"), ("production_rss", "production")):  # fmt: skip
-        if all(key in results[s] for s in sizes):
-            axes[1].plot(sizes, [results[s][key] for s in sizes], marker="o", label=label)
+        at = [s for s in sizes if key in results[s]]
+        if len(at) >= 2:
+            axes[1].plot(at, [results[s][key] for s in at], marker="o", label=label)
     axes[1].set(xscale="log", xlabel="events in the log", ylabel="MB",
                 title=f"{store}: peak memory")  # fmt: skip
     axes[1].set_ylim(bottom=0)
@@ -649,6 +671,11 @@ def main(argv: list[str] | None = None) -> int:
         "--add",
         action="store_true",
         help="measure --sizes on a new store and add them to the figures kept from a run before",
+    )
+    parser.add_argument(
+        "--full-up-to",
+        type=int,
+        help="past this size, leave out the backup, the restore and the production",
     )
     parser.add_argument(
         "--child",
@@ -684,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     header("scale: how each cost grows with the log", pg_version)
     out = []
     for store in stores:
-        results = run_store(store, sizes, args.database_url, args.add)
+        results = run_store(store, sizes, args.database_url, args.add, args.full_up_to)
         out.append(table(store, results))
         print(out[-1], flush=True)
         print(f"curves: {draw(store, results)}", flush=True)
