@@ -21,8 +21,6 @@ from projections.fhir.common import (
     uri_identifier,
 )
 
-RESOURCE_TYPE = "[A-Z][A-Za-z]+"
-
 
 def source_identifier(source: str, resource_type: str, resource_id: str) -> dict[str, str]:
     """The source's id of what an import kept: ``<Type>/<id>`` under the source system."""
