@@ -13,6 +13,7 @@ import pytest
 
 from api.client import Forbidden, NotFound, Unprocessable
 from tests.e2e.conftest import JOB_EVENTS, Practice, add_member
+from tests.e2e.test_care_relationships import one_refusal_written
 
 US_CORE = Path(__file__).resolve().parent.parent / "fixtures" / "fhir" / "us-core"
 
@@ -48,6 +49,11 @@ def test_an_owner_imports_a_zipped_export_over_http(practice: Practice) -> None:
     assert entry.original_times["sent"]["raw"] == "2024-04-02T10:15:30.25-04:00"
     assert entry.original_times["sent"]["offset"] == "-04:00"
     assert entry.original_times["received"]["precision"] == "day"
+    # An imported thread is closed like any other to a clinician not in its patient's care:
+    # refused (break-glass required), and the refusal is the one event it writes.
+    one_refusal_written(
+        practice, lambda: clinician.thread(letter.thread_id), "break-glass-required"
+    )
 
     broken = (US_CORE / "Observation.ndjson").read_bytes() + b"not json\n"
     before = practice.leaves()
