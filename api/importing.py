@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from api.care import has_care_relationship
 from domain.access import Refusal
@@ -155,8 +156,6 @@ def import_labs(
         # part-way, or the file sent twice) is finished, not doubled: what is there is passed over.
         there = recorded(importer.ledger, [document.id, *lab_ids])
         first: list[Aggregate] = [] if document.id in there else [document]
-        if first:
-            created.append(document.id)
         for start in range(0, len(message.results), LAB_BATCH):
             labs = [
                 _lab(message, document.id, r, lab_id)
@@ -167,11 +166,8 @@ def import_labs(
                 )
                 if lab_id not in there
             ]
-            if first or labs:
-                with importer.acting():
-                    importer.ledger.save(*first, *labs)
+            created.extend(a.id for a in _save_unrecorded(importer, [*first, *labs]))
             first = []
-            created.extend(lab.id for lab in labs)
             done += min(LAB_BATCH, len(message.results) - start)
             _tick(importer, done, total)
         links.append(
@@ -443,6 +439,24 @@ def _summarize(
         import_id=summary.id,
         created=tuple(batch.created),
     )
+
+
+def _save_unrecorded(importer: Importer, aggregates: list[Aggregate]) -> list[Aggregate]:
+    """Save those of ``aggregates`` the store does not hold; return what was saved. Another
+    import of the same message at the same instant (its ids are the same) may have written
+    some of them since this one looked: the store refuses the batch, and what it holds by then
+    is passed over. A refusal that no id explains is not this race, and is raised."""
+    while aggregates:
+        try:
+            with importer.acting():
+                importer.ledger.save(*aggregates)
+            return aggregates
+        except IntegrityError:
+            there = recorded(importer.ledger, [a.id for a in aggregates])
+            if not there:
+                raise
+            aggregates = [a for a in aggregates if a.id not in there]
+    return []
 
 
 def recorded(ledger: Ledger, ids: list[UUID]) -> set[UUID]:

@@ -119,3 +119,33 @@ def test_the_same_message_twice_is_stored_once_and_another_message_is_not(
     assert len(first.created) == 1 + 4  # the document and its results, once
     assert len(again.created) == 1 + 4  # only the other message's
     assert len(summaries(ledger)) == 2  # each import is recorded, whatever it wrote
+
+
+def test_two_imports_of_one_file_at_once_both_finish_and_store_each_result_once(
+    ledger: Ledger,
+) -> None:
+    """Two users import the same file at the same instant: each reads what is stored before
+    writing, so both may set out to write the same results. Forced here: A is overtaken after
+    its first transaction by B, which finds that batch and writes all the rest; A's next batch
+    is then already stored. Both finish, neither doubles a result, and each says what it wrote."""
+    patient = registered(ledger, "MRN-R3")
+    importer = owner_of(ledger)
+    message = oru_r01("MRN-R3", RESULTS, control_id="RACE01")
+    overtaken: dict[str, Any] = {}
+
+    def b_overtakes_a(done: int, total: int) -> None:
+        if done == LAB_BATCH and not overtaken:
+            overtaken["b"] = import_labs(importer, message, "b.hl7")
+
+    a = import_labs(replace(importer, progress=b_overtakes_a), message, "a.hl7")
+    b = overtaken["b"]
+
+    stored = results_in_log(ledger)
+    (document,) = {doc for doc, _ in stored}
+    assert stored == Counter({(document, segment): 1 for segment in range(4, RESULTS + 4)})
+    assert len(a.created) == 1 + LAB_BATCH  # the document and its first batch
+    assert len(b.created) == RESULTS - LAB_BATCH  # the rest
+    assert len(summaries(ledger)) == 2
+    importer.runner.catch_up_to()
+    labs = [e for e in chart(ledger.db, patient.id) if e.kind == "LabResult"]
+    assert len(labs) == RESULTS
