@@ -50,6 +50,7 @@ from domain.base import user_subject
 from domain.credentials import check_username
 from domain.errors import InvalidEntry
 from domain.practice import Practice
+from events.background import read_shared_at
 from events.config import ConfigError, StoreConfig
 from events.context import acting
 from events.keys import KeyError_
@@ -289,10 +290,12 @@ def cmd_projections_status(config: StoreConfig, options: argparse.Namespace) -> 
 
 def cmd_status_local(config: StoreConfig, options: argparse.Namespace) -> int:
     """``status --local``: the server's background loops, from the heartbeats in the practice
-    home (no server, no store): one line each; exit 1 when one is not ok."""
+    home (no server; on PostgreSQL the group's shared rows too, on a connection of its own,
+    the files alone when the database cannot be reached): one line each; exit 1 when one is
+    not ok."""
     if not config.practice_path.exists():
         raise NotInitialised(f"no practice at {config.home}: run `chartledger init` first")
-    found = background_status(config.home)
+    found = background_status(config.home, shared=lambda: read_shared_at(config.database_url))
     for loop in found.loops:
         print(f"{loop.name}: {loop.state}{_loop_details(loop, found.at)}")
     return EXIT_OK if found.healthy else EXIT_INVALID

@@ -36,7 +36,7 @@ LEADER = "hold-notices-leader"  # the lock file's name in the home (SQLite), or 
 def notice_heartbeat(ledger: Ledger, every: float) -> Heartbeat:
     """Late once a round is missed (two cadences), with room for a slow SMTP server (each
     message may take its 30 s timeout); while rounds fail they come at most 4 cadences apart."""
-    return Heartbeat(ledger.config.home, NOTICES, every, 2 * every + 60.0)
+    return Heartbeat(ledger.config.home, NOTICES, every, 2 * every + 60.0, ledger.db)
 
 
 def send_notices_when_chosen(ledger: Ledger, stop: threading.Event, every: float) -> None:

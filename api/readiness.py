@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from api.errors import problem
 from api.status import health_word
 from events import store_errors as store
+from events.background import read_shared
 
 PROBE_TIMEOUT = 1.0  # seconds the probe waits for a connection: a probe must answer quickly
 RECENT = 10.0  # seconds a condition met by a request keeps the server unready
@@ -86,7 +87,9 @@ def health(request: Request) -> dict[str, Any]:
     held = conditions(services, request.app.state.store_conditions)
     # background: ok, or late when a loop has missed its rounds (details: GET /status).
     settings = services.settings
-    background = health_word(settings.store.home) if settings.background else "off"
+    db = services.ledger.db
+    shared = lambda: read_shared(db)  # noqa: E731  on PostgreSQL: the group's loops
+    background = health_word(settings.store.home, shared) if settings.background else "off"
     return {
         "status": "ok" if not held else "degraded",
         "store": held[0] if held else "ok",

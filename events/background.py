@@ -12,6 +12,12 @@ can read it: ``status/<name>.json`` in the practice home (mode 0600, in a 0700 f
 times and an exception's type, never PHI. Processes writing one file merge what they write
 with what is there under an ``flock``, so a process that keeps failing cannot hide another's
 good round.
+
+On PostgreSQL, whose servers may run on several hosts (each with a home of its own), every
+write also goes, merged the same way, to the loop's row of the ``loop_beats`` table
+(``events/loop_beats.py``), in one short statement. The file stays: a loop failing because
+the database cannot be reached is still seen on its host. A reader takes both (``combine``):
+any host then answers for every loop of the group, and for its own when the database is away.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -32,11 +39,21 @@ from pathlib import Path
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
+
+from events import loop_beats
+from events.config import parse_database_url
+from events.db import Database, settle
 
 log = logging.getLogger(__name__)
 
 STATUS_DIR = "status"
 WRITE_AT_MOST_EVERY = 1.0  # seconds between one process's heartbeats of a loop that runs often
+# Seconds a heartbeat's write or read waits for PostgreSQL (a connection, a lock, the statement)
+# before giving up on the shared row: the file answers meanwhile.
+SHARED_TIMEOUT = 2.0
 # Failures of the store itself (or of the disk under it): expected now and then, logged by type.
 STORE_ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.Error,
@@ -92,6 +109,25 @@ def merge(old: Beat | None, new: Beat) -> Beat:
         last_failure=_later(new.last_failure, old.last_failure),
         failure=failure,
     )
+
+
+def newest(beat: Beat) -> datetime | None:
+    """The latest time a beat holds: when whoever wrote it last wrote."""
+    times = [t for t in (beat.started, beat.last_ok, beat.last_failure) if t is not None]
+    return max(times, default=None)
+
+
+def combine(local: Beat | None, shared: Beat | None) -> Beat | None:
+    """What a reader reports of one loop from this host's file and the group's row: ``merge``
+    of the two, with the cadence of the one written last (the file's on a tie). So each time
+    is the later of the two, and a loop alive by both is alive (with one cadence on every
+    host, late only when both say so)."""
+    if local is None or shared is None:
+        return local if shared is None else shared
+    local_at, shared_at = newest(local), newest(shared)
+    if shared_at is not None and (local_at is None or shared_at > local_at):
+        return merge(local, shared)
+    return merge(shared, local)
 
 
 _FIELDS = {"name", "cadence", "late_after", "started", "last_ok", "last_failure", "failure"}
@@ -164,17 +200,99 @@ def read_beat(home: Path, name: str) -> Beat | None:
     return decode_beat(data)
 
 
-class Heartbeat:
-    """Where one loop of this process records its starts, good rounds and failures."""
+def record_shared(db: Database, beat: Beat) -> None:
+    """Merge ``beat`` into its loop's row of ``loop_beats`` (PostgreSQL only), naming this host
+    and process as the last writer; raise if the database does not take it within
+    ``SHARED_TIMEOUT`` seconds."""
+    datastore = db.datastore
+    assert isinstance(datastore, PostgresDatastore)
+    with datastore.pool.connection(timeout=SHARED_TIMEOUT) as conn:
+        settle(conn, datastore)
+        with conn.transaction():
+            conn.execute(_BRIEFLY)
+            conn.execute(
+                loop_beats.UPSERT,
+                (
+                    beat.name,
+                    beat.cadence,
+                    beat.late_after,
+                    beat.started,
+                    beat.last_ok,
+                    beat.last_failure,
+                    beat.failure,
+                    socket.gethostname(),
+                    os.getpid(),
+                ),
+            )
 
-    def __init__(self, home: Path, name: str, cadence: float, late_after: float) -> None:
+
+_BRIEFLY = (
+    f"SET LOCAL lock_timeout = '{SHARED_TIMEOUT}s'; "
+    f"SET LOCAL statement_timeout = '{SHARED_TIMEOUT}s'"
+)
+
+
+def read_shared(db: Database) -> dict[str, Beat]:
+    """Every loop's row of ``loop_beats`` (none on SQLite); raises what the database raises
+    (``STORE_ERRORS``) when it cannot be read within about ``SHARED_TIMEOUT`` seconds."""
+    if db.dialect == "sqlite":
+        return {}
+    datastore = db.datastore
+    assert isinstance(datastore, PostgresDatastore)
+    with datastore.pool.connection(timeout=SHARED_TIMEOUT) as conn:
+        settle(conn, datastore)
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(_BRIEFLY)
+            return _beats(cursor.execute(loop_beats.SELECT).fetchall())
+
+
+def read_shared_at(database_url: str | None) -> dict[str, Beat]:
+    """As ``read_shared``, on a connection of its own to the store at ``database_url`` (for a
+    command that opens no store); none without one (SQLite)."""
+    if database_url is None:
+        return {}
+    pg = parse_database_url(database_url)
+    timeout = max(1, round(SHARED_TIMEOUT))
+    with psycopg.connect(pg.conninfo(), autocommit=True, connect_timeout=timeout) as conn:
+        conn.execute(SQL("SET search_path TO {0}").format(Identifier(pg.schema)))
+        conn.execute(_BRIEFLY.replace("SET LOCAL", "SET"))
+        return _beats(conn.execute(loop_beats.SELECT).fetchall())
+
+
+def _beats(rows: list[tuple[object, ...]]) -> dict[str, Beat]:
+    def utc(moment: object) -> datetime | None:
+        return moment.astimezone(UTC) if isinstance(moment, datetime) else None
+
+    found = {}
+    for name, cadence, late_after, started, last_ok, last_failure, failure in rows:
+        found[str(name)] = Beat(
+            name=str(name),
+            cadence=float(cadence),  # type: ignore[arg-type]
+            late_after=float(late_after),  # type: ignore[arg-type]
+            started=utc(started),
+            last_ok=utc(last_ok),
+            last_failure=utc(last_failure),
+            failure=None if failure is None else str(failure),
+        )
+    return found
+
+
+class Heartbeat:
+    """Where one loop of this process records its starts, good rounds and failures: its file
+    in the home and, with a PostgreSQL ``db``, its row of ``loop_beats`` too."""
+
+    def __init__(
+        self, home: Path, name: str, cadence: float, late_after: float, db: Database | None = None
+    ) -> None:
         self.home = home
         self.name = name
         self.cadence = cadence
         self.late_after = late_after
+        self.db = db if db is not None and db.dialect == "postgres" else None
         self._written = float("-inf")  # monotonic time of this process's last good-round write
         self._failing = False
         self._unwritable = False
+        self._unshared = False
 
     def started(self) -> None:
         self._write(started=_now())
@@ -210,6 +328,24 @@ class Heartbeat:
             self._unwritable = True
         else:
             self._unwritable = False
+        if self.db is not None:
+            self._share(beat)
+
+    def _share(self, beat: Beat) -> None:
+        assert self.db is not None
+        try:
+            record_shared(self.db, beat)
+        except STORE_ERRORS as e:
+            # The file above holds it; other hosts see this loop late until a write gets through.
+            if not self._unshared:
+                log.warning(
+                    "%s: cannot share its heartbeat through the store (%s)",
+                    self.name,
+                    type(e).__name__,
+                )
+            self._unshared = True
+        else:
+            self._unshared = False
 
 
 def _now() -> datetime:
