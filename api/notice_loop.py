@@ -52,9 +52,9 @@ def send_notices_when_chosen(ledger: Ledger, stop: threading.Event, every: float
             with acting(None, NOTICES):
                 send_due_alone(ledger, outbox, at=at, keep_going=True)
         except NoticesNotDelivered as e:
-            record_round(home, e.failed, at=at)  # for the hold report: who is not reached
+            record_round(ledger, e.failed, at=at)  # for the hold report: who is not reached
             raise
-        record_round(home, [], at=at)
+        record_round(ledger, [], at=at)
 
     def send_while_leading(step_down: threading.Event) -> None:
         keep_running(

@@ -7,6 +7,7 @@ from events import (
     idempotency,
     job_rows,
     loop_beats,
+    notice_failure_rows,
     session_clocks,
     throttle_tables,
     tiles,
@@ -87,6 +88,7 @@ def table_statements(dialect: Dialect) -> list[str]:
         *session_clocks.table_statements(dialect),
         *throttle_tables.table_statements(dialect),
         *loop_beats.table_statements(dialect),
+        *notice_failure_rows.table_statements(dialect),
     ]
 
 
