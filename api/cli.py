@@ -50,7 +50,6 @@ from domain.base import user_subject
 from domain.credentials import check_username
 from domain.errors import InvalidEntry
 from domain.practice import Practice
-from events.background import read_shared_at
 from events.config import ConfigError, StoreConfig
 from events.context import acting
 from events.keys import KeyError_
@@ -63,6 +62,7 @@ from events.ledger import (
     record_genesis_key,
     remove_practice_files,
 )
+from events.loop_beats import read_shared_at
 from events.private_files import private_text
 from events.rotation import rotate_signing_key
 from events.store_errors import DRIVER_ERRORS, classify

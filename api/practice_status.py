@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.status import BackgroundStatus, background_status
-from events.background import read_shared
 from events.checkpoints import latest_checkpoint
 from events.ledger import Ledger
 from events.log import tree_size
+from events.loop_beats import read_shared
 from events.witnessing import Outward, WitnessingError, cosigned_size
 from projections.runner import read_entries
 

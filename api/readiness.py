@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from api.errors import problem
 from api.status import health_word
 from events import store_errors as store
-from events.background import read_shared
+from events.loop_beats import read_shared
 
 PROBE_TIMEOUT = 1.0  # seconds the probe waits for a connection: a probe must answer quickly
 RECENT = 10.0  # seconds a condition met by a request keeps the server unready

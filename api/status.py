@@ -6,7 +6,7 @@ Read from their heartbeat files in the practice home (``events/background.py``),
 the ledger, so the answer comes even while the store is locked or away; ``GET /status`` (owners
 and auditors), ``/health`` (one word) and ``chartledger status`` all give it. On PostgreSQL,
 whose servers may run on several hosts, each loop's row of the shared ``loop_beats`` table is
-read too and combined with the file (``events.background.combine``), so any host answers for
+read too and combined with the file (``events.beats.combine``), so any host answers for
 loops another host leads; a database that cannot be read leaves the files to answer. Nothing
 here is PHI: times, cadences and exception types.
 """
@@ -21,10 +21,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from events.background import STORE_ERRORS, Beat, MalformedBeat, combine, read_beat
+from events.background import STORE_ERRORS, read_beat
+from events.beats import Beat, MalformedBeat, combine
 
 log = logging.getLogger(__name__)
-SharedBeats = Callable[[], Mapping[str, Beat]]  # the group's rows (events.background.read_shared)
+SharedBeats = Callable[[], Mapping[str, Beat]]  # the group's rows (events.loop_beats.read_shared)
 
 SIGNER = "checkpoint-signer"
 FOLLOWER = "views-follower"

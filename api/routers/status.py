@@ -10,7 +10,7 @@ from api.deps import LedgerDep
 from api.roles import require_role
 from api.routing import Router
 from api.status import BackgroundStatus, background_status
-from events.background import read_shared
+from events.loop_beats import read_shared
 
 router = Router(tags=["health"])
 

@@ -27,17 +27,11 @@ from hypothesis import strategies as st
 
 from api.cli import main as chartledger
 from api.status import NOTICES, SIGNER, background_status
-from events.background import (
-    Beat,
-    Heartbeat,
-    encode_beat,
-    merge,
-    read_beat,
-    read_shared,
-    record_shared,
-)
+from events.background import Heartbeat, read_beat
+from events.beats import Beat, encode_beat, merge
 from events.config import StoreConfig, parse_database_url
 from events.ledger import Ledger
+from events.loop_beats import read_shared, record_shared
 from tests.conftest import pg_connect
 from tests.support import QUIET
 

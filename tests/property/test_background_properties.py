@@ -1,8 +1,8 @@
-"""The background loops' heartbeat files and waits (events/background.py): a heartbeat reads
-back as written, anything else is refused as malformed (never another error), merging never
-moves a time back, a host's file combined with the group's row (PostgreSQL) keeps the later of
-each time and is late only when both are, and the wait after failures grows but stays within
-its bounds."""
+"""The background loops' heartbeats and waits (events/beats.py, events/background.py): a
+heartbeat file reads back as written, anything else is refused as malformed (never another
+error), merging never moves a time back, a host's file combined with the group's row
+(PostgreSQL) keeps the later of each time and is alive when both are, and the wait after
+failures grows but stays within its bounds."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.background import (
+from events.background import wait_after
+from events.beats import (
     Beat,
     MalformedBeat,
     combine,
@@ -21,7 +22,6 @@ from events.background import (
     encode_beat,
     merge,
     newest,
-    wait_after,
 )
 
 SETTINGS = settings(max_examples=200, deadline=None)
