@@ -32,7 +32,7 @@ def signer_heartbeat(ledger: Ledger) -> Heartbeat:
     """The signer runs every T seconds; late once it has missed a round (2 T, and a second
     for the round itself); while the store fails it waits up to 4 T between tries."""
     every = ledger.checkpointer.every_seconds
-    return Heartbeat(ledger.config.home, SIGNER, every, 2 * every + 1.0)
+    return Heartbeat(ledger.config.home, SIGNER, every, 2 * every + 1.0, ledger.db)
 
 
 def _checkpoint_every(ledger: Ledger, stop: threading.Event) -> None:
@@ -62,7 +62,7 @@ def _follow_when_chosen(runner: Runner, stop: threading.Event, config: StoreConf
     """Keep the views caught up, from one server process only: the leader (a lock file in the
     home on SQLite, an advisory lock in the store on PostgreSQL). The others look again every
     few seconds, so a successor takes over if it stops."""
-    heartbeat = Heartbeat(config.home, FOLLOWER, FOLLOW_EVERY, FOLLOW_LATE_AFTER)
+    heartbeat = Heartbeat(config.home, FOLLOWER, FOLLOW_EVERY, FOLLOW_LATE_AFTER, runner.ledger.db)
     lead_when_chosen(config, FOLLOWER, stop, lambda down: follow(runner, down, heartbeat=heartbeat))
 
 

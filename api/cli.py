@@ -62,6 +62,7 @@ from events.ledger import (
     record_genesis_key,
     remove_practice_files,
 )
+from events.loop_beats import read_shared_at
 from events.private_files import private_text
 from events.rotation import rotate_signing_key
 from events.store_errors import DRIVER_ERRORS, classify
@@ -289,10 +290,12 @@ def cmd_projections_status(config: StoreConfig, options: argparse.Namespace) -> 
 
 def cmd_status_local(config: StoreConfig, options: argparse.Namespace) -> int:
     """``status --local``: the server's background loops, from the heartbeats in the practice
-    home (no server, no store): one line each; exit 1 when one is not ok."""
+    home (no server; on PostgreSQL the group's shared rows too, on a connection of its own,
+    the files alone when the database cannot be reached): one line each; exit 1 when one is
+    not ok."""
     if not config.practice_path.exists():
         raise NotInitialised(f"no practice at {config.home}: run `chartledger init` first")
-    found = background_status(config.home)
+    found = background_status(config.home, shared=lambda: read_shared_at(config.database_url))
     for loop in found.loops:
         print(f"{loop.name}: {loop.state}{_loop_details(loop, found.at)}")
     return EXIT_OK if found.healthy else EXIT_INVALID

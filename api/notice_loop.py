@@ -36,7 +36,7 @@ LEADER = "hold-notices-leader"  # the lock file's name in the home (SQLite), or 
 def notice_heartbeat(ledger: Ledger, every: float) -> Heartbeat:
     """Late once a round is missed (two cadences), with room for a slow SMTP server (each
     message may take its 30 s timeout); while rounds fail they come at most 4 cadences apart."""
-    return Heartbeat(ledger.config.home, NOTICES, every, 2 * every + 60.0)
+    return Heartbeat(ledger.config.home, NOTICES, every, 2 * every + 60.0, ledger.db)
 
 
 def send_notices_when_chosen(ledger: Ledger, stop: threading.Event, every: float) -> None:
@@ -52,9 +52,9 @@ def send_notices_when_chosen(ledger: Ledger, stop: threading.Event, every: float
             with acting(None, NOTICES):
                 send_due_alone(ledger, outbox, at=at, keep_going=True)
         except NoticesNotDelivered as e:
-            record_round(home, e.failed, at=at)  # for the hold report: who is not reached
+            record_round(ledger, e.failed, at=at)  # for the hold report: who is not reached
             raise
-        record_round(home, [], at=at)
+        record_round(ledger, [], at=at)
 
     def send_while_leading(step_down: threading.Event) -> None:
         keep_running(

@@ -11,6 +11,7 @@ from api.status import BackgroundStatus, background_status
 from events.checkpoints import latest_checkpoint
 from events.ledger import Ledger
 from events.log import tree_size
+from events.loop_beats import read_shared
 from events.witnessing import Outward, WitnessingError, cosigned_size
 from projections.runner import read_entries
 
@@ -69,7 +70,7 @@ def practice_status(ledger: Ledger) -> PracticeStatus:
         timestamped_size=stamped,
         last_backup_position=backup_at,
         last_backup_time=backup_time,
-        background=background_status(home),
+        background=background_status(home, shared=lambda: read_shared(ledger.db)),
     )
 
 

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from api.errors import problem
 from api.status import health_word
 from events import store_errors as store
+from events.loop_beats import read_shared
 
 PROBE_TIMEOUT = 1.0  # seconds the probe waits for a connection: a probe must answer quickly
 RECENT = 10.0  # seconds a condition met by a request keeps the server unready
@@ -86,7 +87,10 @@ def health(request: Request) -> dict[str, Any]:
     held = conditions(services, request.app.state.store_conditions)
     # background: ok, or late when a loop has missed its rounds (details: GET /status).
     settings = services.settings
-    background = health_word(settings.store.home) if settings.background else "off"
+    # On PostgreSQL the group's heartbeats too, unless the probe just found the store away:
+    # then this home's files answer at once, without waiting for a connection.
+    shared = None if "store-unavailable" in held else lambda: read_shared(services.ledger.db)
+    background = health_word(settings.store.home, shared) if settings.background else "off"
     return {
         "status": "ok" if not held else "degraded",
         "store": held[0] if held else "ok",

@@ -11,13 +11,19 @@ Every server process runs the loops (the views' follower in one of them at a tim
 can read it: ``status/<name>.json`` in the practice home (mode 0600, in a 0700 folder), a few
 times and an exception's type, never PHI. Processes writing one file merge what they write
 with what is there under an ``flock``, so a process that keeps failing cannot hide another's
-good round.
+good round. What a heartbeat says, how two merge and a file's bytes are ``events/beats.py``.
+
+On PostgreSQL, whose servers may run on several hosts (each with a home of its own), every
+write also goes, merged the same way, to the loop's row of the ``loop_beats`` table
+(``events/loop_beats.py``), in one short statement. The file stays: a loop failing because
+the database cannot be reached is still seen on its host. A reader takes both
+(``events.beats.combine``): any host then answers for every loop of the group, and for its own
+when the database is away.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import sqlite3
@@ -26,12 +32,15 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
+
+from events.beats import Beat, MalformedBeat, decode_beat, encode_beat, merge
+from events.db import Database
+from events.loop_beats import record_shared
 
 log = logging.getLogger(__name__)
 
@@ -44,111 +53,6 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     PersistenceError,
     OSError,
 )
-
-
-@dataclass(frozen=True)
-class Beat:
-    """What a heartbeat file says of one loop. Times are UTC; ``failure`` is the type of the
-    last failure's exception, never its message."""
-
-    name: str
-    cadence: float  # seconds between rounds
-    late_after: float  # seconds without a good round (or a start) after which it is late
-    started: datetime | None = None  # a process last started the loop
-    last_ok: datetime | None = None  # a round last succeeded
-    last_failure: datetime | None = None
-    failure: str | None = None
-
-    def last_alive(self) -> datetime | None:
-        """The later of the last good round and the last start: a loop just started has had
-        no round yet, and is not late until it has missed one."""
-        times = [t for t in (self.started, self.last_ok) if t is not None]
-        return max(times, default=None)
-
-    def late(self, now: datetime) -> bool:
-        alive = self.last_alive()
-        return alive is None or (now - alive).total_seconds() > self.late_after
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    return a if b is None or (a is not None and a >= b) else b
-
-
-def merge(old: Beat | None, new: Beat) -> Beat:
-    """What a file holds after ``new`` is written over ``old``: each time the later of the two
-    (so no writer moves one back), the failure named with the later failure, and the cadence
-    of the newest writer."""
-    if old is None:
-        return new
-    failure = (
-        new.failure
-        if _later(new.last_failure, old.last_failure) == new.last_failure
-        else old.failure
-    )
-    return replace(
-        new,
-        started=_later(new.started, old.started),
-        last_ok=_later(new.last_ok, old.last_ok),
-        last_failure=_later(new.last_failure, old.last_failure),
-        failure=failure,
-    )
-
-
-_FIELDS = {"name", "cadence", "late_after", "started", "last_ok", "last_failure", "failure"}
-_TIMES = ("started", "last_ok", "last_failure")
-
-
-def encode_beat(beat: Beat) -> bytes:
-    """A heartbeat file's bytes: one JSON object; times as RFC 3339 in UTC."""
-    raw: dict[str, object] = {
-        "name": beat.name,
-        "cadence": beat.cadence,
-        "late_after": beat.late_after,
-        "failure": beat.failure,
-    }
-    for field in _TIMES:
-        moment = getattr(beat, field)
-        raw[field] = None if moment is None else moment.astimezone(UTC).isoformat()
-    return json.dumps(raw, sort_keys=True).encode() + b"\n"
-
-
-class MalformedBeat(ValueError):
-    """A heartbeat file that is not one this module wrote."""
-
-
-def decode_beat(data: bytes) -> Beat:
-    """The ``Beat`` in a heartbeat file's bytes, or ``MalformedBeat`` saying what is wrong."""
-    try:
-        raw = json.loads(data)
-    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the stack
-        raise MalformedBeat("malformed heartbeat: not JSON") from None
-    if not isinstance(raw, dict) or set(raw) != _FIELDS:
-        raise MalformedBeat("malformed heartbeat: not the expected fields")
-    if not isinstance(raw["name"], str) or not (
-        raw["failure"] is None or isinstance(raw["failure"], str)
-    ):
-        raise MalformedBeat("malformed heartbeat: name and failure must be text")
-    seconds = {}
-    for field in ("cadence", "late_after"):
-        value = raw[field]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
-            raise MalformedBeat(f"malformed heartbeat: {field} must be a positive number")
-        seconds[field] = float(value)
-    times = {}
-    for field in _TIMES:
-        value = raw[field]
-        if value is None:
-            times[field] = None
-            continue
-        try:
-            moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-            if moment is None or moment.utcoffset() is None:
-                raise ValueError("no time with its offset")
-            times[field] = moment.astimezone(UTC)
-        except (ValueError, OverflowError):  # not a time, or one past year 1 or 9999 in UTC
-            message = f"malformed heartbeat: {field} must be a time with its offset"
-            raise MalformedBeat(message) from None
-    return Beat(name=raw["name"], failure=raw["failure"], **seconds, **times)
 
 
 def status_dir(home: Path) -> Path:
@@ -165,16 +69,21 @@ def read_beat(home: Path, name: str) -> Beat | None:
 
 
 class Heartbeat:
-    """Where one loop of this process records its starts, good rounds and failures."""
+    """Where one loop of this process records its starts, good rounds and failures: its file
+    in the home and, with a PostgreSQL ``db``, its row of ``loop_beats`` too."""
 
-    def __init__(self, home: Path, name: str, cadence: float, late_after: float) -> None:
+    def __init__(
+        self, home: Path, name: str, cadence: float, late_after: float, db: Database | None = None
+    ) -> None:
         self.home = home
         self.name = name
         self.cadence = cadence
         self.late_after = late_after
+        self.db = db if db is not None and db.dialect == "postgres" else None
         self._written = float("-inf")  # monotonic time of this process's last good-round write
         self._failing = False
         self._unwritable = False
+        self._unshared = False
 
     def started(self) -> None:
         self._write(started=_now())
@@ -210,6 +119,24 @@ class Heartbeat:
             self._unwritable = True
         else:
             self._unwritable = False
+        if self.db is not None:
+            self._share(beat)
+
+    def _share(self, beat: Beat) -> None:
+        assert self.db is not None
+        try:
+            record_shared(self.db, beat)
+        except STORE_ERRORS as e:
+            # The file above holds it; other hosts see this loop late until a write gets through.
+            if not self._unshared:
+                log.warning(
+                    "%s: cannot share its heartbeat through the store (%s)",
+                    self.name,
+                    type(e).__name__,
+                )
+            self._unshared = True
+        else:
+            self._unshared = False
 
 
 def _now() -> datetime:

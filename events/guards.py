@@ -10,6 +10,7 @@ from __future__ import annotations
 from events.db import Cursor, Dialect
 from events.idempotency import TABLE as IDEMPOTENCY_KEYS
 from events.job_rows import TABLE as JOBS
+from events.notice_failure_rows import TABLE as NOTICE_FAILURES
 from events.schema import APPEND_ONLY_TABLES, MID_LINKS, RECENT_LINKS
 from events.sealing import DESTROY_FUNCTION, DISPOSED_TYPE
 from events.session_clocks import TABLE as SESSION_CLOCKS
@@ -201,6 +202,9 @@ def writer_role_statements(schema: str) -> list[str]:
         f"GRANT DELETE ON {s}.{SESSION_CLOCKS} TO {WRITER_ROLE}",
         # The login throttle's counts likewise (events/throttle_tables.py).
         *(f"GRANT DELETE ON {s}.{table} TO {WRITER_ROLE}" for table in THROTTLE_TABLES),
+        # The hold notices' failing deliveries: each round rewrites them
+        # (events/notice_failure_rows.py).
+        f"GRANT DELETE ON {s}.{NOTICE_FAILURES} TO {WRITER_ROLE}",
         # A data key only through the function (stores made before it had DELETE granted).
         f"REVOKE DELETE, TRUNCATE ON {s}.ledger_data_keys FROM {WRITER_ROLE}",
         f"REVOKE ALL ON FUNCTION {s}.{DESTROY_FUNCTION}(text, uuid) FROM PUBLIC",

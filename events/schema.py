@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from events import heads, idempotency, job_rows, session_clocks, throttle_tables, tiles
+from events import (
+    heads,
+    idempotency,
+    job_rows,
+    loop_beats,
+    notice_failure_rows,
+    session_clocks,
+    throttle_tables,
+    tiles,
+)
 from events.db import Cursor, Dialect
 
 APPEND_ONLY_TABLES = (
@@ -78,6 +87,8 @@ def table_statements(dialect: Dialect) -> list[str]:
         *job_rows.table_statements(dialect),
         *session_clocks.table_statements(dialect),
         *throttle_tables.table_statements(dialect),
+        *loop_beats.table_statements(dialect),
+        *notice_failure_rows.table_statements(dialect),
     ]
 
 

@@ -174,7 +174,7 @@ def holds_report(ledger: Ledger, o: argparse.Namespace) -> int:
         seen.hold_id,
         seen.custodians,
         seen.due,
-        failing(ledger.config.home),
+        failing(ledger),
         sends=seen.active and not seen.silent,
     )
     for custodian, state in zip(seen.custodians, states, strict=True):

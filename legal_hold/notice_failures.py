@@ -3,11 +3,13 @@
 The ledger records a notice when it went (``Hold.NoticeSent``), never an attempt that failed:
 the server tries again every round, and a hold event per failed try would fill the log (and
 change the hold streams a production's verifier replays, docs/BUNDLE_FORMAT.md §2.3). So the
-server's sending rounds keep the deliveries failing now in
-``$CHARTLEDGER_HOME/status/hold-notice-failures.json`` (0600 in a 0700 folder; ids, kinds,
-times, tries and an exception type: no PHI), rewritten whole after each round of the schedule
-with that round's failures, each keeping when it first failed. The hold report reads it and
-gives each custodian of the current notice one state:
+server's sending rounds keep the deliveries failing now (ids, kinds, times, tries and an
+exception type: no PHI), rewritten whole after each round of the schedule with that round's
+failures, each keeping when it first failed: on SQLite (one host) in
+``$CHARTLEDGER_HOME/status/hold-notice-failures.json`` (0600 in a 0700 folder); on PostgreSQL,
+whose servers may run on several hosts, in the ``hold_notice_failures`` table
+(``events/notice_failure_rows.py``), so the hold report on any host shows the group's last
+round. The hold report reads it and gives each custodian of the current notice one state:
 
 - ``acknowledged``: they acknowledged the current version;
 - ``failing``: something due for them (notice, reminder or escalation) is failing to go out;
@@ -21,10 +23,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+from events import notice_failure_rows as rows
+from events.db import Cursor
+from events.ledger import Ledger
 from events.private_files import private_dir, write_private
 from legal_hold.custodians import CustodianStatus, Due
 
@@ -61,44 +66,29 @@ def path(home: Path) -> Path:
     return home / "status" / FILE
 
 
-def failing(home: Path) -> list[Failing]:
-    """The deliveries failing as of the last round (none if no round failed, or no file)."""
-    try:
-        raw = json.loads(path(home).read_text())
-    except FileNotFoundError:
-        return []
-    return [
-        Failing(
-            hold_id=UUID(e["hold_id"]),
-            custodian_id=UUID(e["custodian_id"]),
-            version=int(e["version"]),
-            kind=str(e["kind"]),
-            first_failed=datetime.fromisoformat(e["first_failed"]),
-            last_failed=datetime.fromisoformat(e["last_failed"]),
-            tries=int(e["tries"]),
-            failure=str(e["failure"]),
-        )
-        for e in raw["failing"]
-    ]
+def failing(ledger: Ledger) -> list[Failing]:
+    """The deliveries failing as of the last round (none if no round failed, or none yet)."""
+    if ledger.db.dialect == "postgres":
+        with ledger.db.read() as c:
+            return _read_rows(c)
+    return _read_file(ledger.config.home)
 
 
-def record_round(home: Path, failed: list[tuple[Due, str]], *, at: datetime) -> None:
+def record_round(ledger: Ledger, failed: list[tuple[Due, str]], *, at: datetime) -> None:
     """After a round: what failed in it, each counting its tries since it first failed; what
     is not among them went out (or is no longer due) and is dropped."""
-    before = {f.key(): f for f in failing(home)}
-    now = []
-    for item, failure in failed:
-        key = (item.hold_id, item.custodian_id, item.version, item.kind)
-        earlier = before.get(key)
-        now.append(
-            Failing(
-                *key,
-                first_failed=earlier.first_failed if earlier else at,
-                last_failed=at,
-                tries=(earlier.tries if earlier else 0) + 1,
-                failure=failure,
-            )
-        )
+    if ledger.db.dialect == "postgres":
+        with ledger.db.write(lock=False) as c:
+            c.execute(rows.LOCK)
+            before = _read_rows(c)
+            now = _after_round(before, failed, at)
+            if now or before:  # nothing failing, nothing to clear: no write every round
+                c.execute(rows.CLEAR)
+                c.executemany(rows.INSERT, [_row(f) for f in now])
+        return
+    home = ledger.config.home
+    before = _read_file(home)
+    now = _after_round(before, failed, at)
     if not now and not before:
         return  # nothing failing, nothing to clear: no write every round
     entries = [
@@ -119,6 +109,76 @@ def record_round(home: Path, failed: list[tuple[Due, str]], *, at: datetime) -> 
     part = target.with_name(f".{FILE}.{os.getpid()}.part")
     write_private(part, json.dumps({"version": 1, "failing": entries}).encode() + b"\n")
     os.replace(part, target)  # whole or not at all
+
+
+def _after_round(
+    before: list[Failing], failed: list[tuple[Due, str]], at: datetime
+) -> list[Failing]:
+    earlier_of = {f.key(): f for f in before}
+    now = []
+    for item, failure in failed:
+        key = (item.hold_id, item.custodian_id, item.version, item.kind)
+        earlier = earlier_of.get(key)
+        now.append(
+            Failing(
+                *key,
+                first_failed=earlier.first_failed if earlier else at,
+                last_failed=at,
+                tries=(earlier.tries if earlier else 0) + 1,
+                failure=failure,
+            )
+        )
+    return now
+
+
+def _read_file(home: Path) -> list[Failing]:
+    try:
+        raw = json.loads(path(home).read_text())
+    except FileNotFoundError:
+        return []
+    return [
+        Failing(
+            hold_id=UUID(e["hold_id"]),
+            custodian_id=UUID(e["custodian_id"]),
+            version=int(e["version"]),
+            kind=str(e["kind"]),
+            first_failed=datetime.fromisoformat(e["first_failed"]),
+            last_failed=datetime.fromisoformat(e["last_failed"]),
+            tries=int(e["tries"]),
+            failure=str(e["failure"]),
+        )
+        for e in raw["failing"]
+    ]
+
+
+def _read_rows(cursor: Cursor) -> list[Failing]:
+    cursor.execute(rows.SELECT)
+    return [
+        Failing(
+            hold_id=UUID(str(hold)),
+            custodian_id=UUID(str(custodian)),
+            version=int(version),
+            kind=str(kind),
+            first_failed=first.astimezone(UTC),
+            last_failed=last.astimezone(UTC),
+            tries=int(tries),
+            failure=str(failure),
+        )
+        for hold, custodian, version, kind, first, last, tries, failure in cursor.fetchall()
+    ]
+
+
+def _row(f: Failing) -> tuple[object, ...]:
+    return (
+        f.hold_id,
+        f.custodian_id,
+        f.version,
+        f.kind,
+        f.first_failed,
+        f.last_failed,
+        f.tries,
+        f.failure,
+    )
 
 
 def delivery_states(

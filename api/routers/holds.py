@@ -420,7 +420,7 @@ def hold_report(hold_id: UUID, principal: RiskManager, ledger: LedgerDep) -> Hol
             seen.hold_id,
             seen.custodians,
             seen.due,
-            failing(ledger.config.home),
+            failing(ledger),
             sends=seen.active and not seen.silent,
         )
     }

@@ -2,7 +2,8 @@
 the first, as docs/DEPLOYMENT.md says), on one PostgreSQL schema: two hosts of one practice.
 
 A session used on one counts as activity on the other (the idle clocks' table); a logout and a
-revocation through one are refused at the other on the next request; the leader killed with
+revocation through one are refused at the other on the next request; each host's ``GET /status``
+and ``/health`` report ok the loops the other leads (the shared heartbeats); the leader killed with
 SIGKILL, the other takes over the views and the checkpoints within 10 s, and the checkpoints
 have neither a gap nor a duplicate. Both servers run on 127.0.0.1: what tells the hosts apart
 is their homes, the only thing they could share on one machine (their lock files among them).
@@ -28,8 +29,9 @@ import pytest
 from api import auth
 from api.client import Client, Unauthorized
 from api.demo import demo_totp_secret, load_demo
+from api.notice_loop import LEADER as NOTICES_LEADER
 from api.settings import Settings
-from api.status import FOLLOWER, SIGNER
+from api.status import FOLLOWER, NOTICES, SIGNER
 from events.config import StoreConfig
 from events.leadership import lock_key
 from events.ledger import Ledger
@@ -212,6 +214,36 @@ def _leader_pid(pair: Pair, name: str) -> int | None:
 def _log_size(pair: Pair) -> int:
     ((top,),) = pair.sql("SELECT MAX(position) FROM ledger_leaves")
     return 0 if top is None else int(top) + 1  # type: ignore[call-overload]
+
+
+def test_each_host_reports_ok_the_loops_the_other_host_leads(pair: Pair) -> None:
+    """Each loop runs at one host only, and its heartbeat file is in that host's home alone;
+    yet ``GET /status`` and ``/health`` at either host say every loop is ok (read from the
+    ``loop_beats`` table both hosts write)."""
+    homes = {pair.a.process.pid: pair.a.home, pair.b.process.pid: pair.b.home}
+    locks = {SIGNER: SIGNER, FOLLOWER: FOLLOWER, NOTICES: NOTICES_LEADER}
+    leaders = {loop: _leader_pid(pair, lock) for loop, lock in locks.items()}
+    assert set(leaders.values()) <= set(homes), leaders
+    for loop, pid in leaders.items():
+        elsewhere = next(home for p, home in homes.items() if p != pid)
+        assert not (elsewhere / "status" / f"{loop}.json").exists(), loop
+
+    owner = Client(pair.a.url)
+    owner.login(OWNER, OWNER_PASSWORD, code_now(pair.owner_secret))
+    deadline = time.monotonic() + 30
+    while True:
+        seen = {
+            host.url: (
+                {s.name: s.state for s in _on(host.url, owner).status().loops},
+                httpx.get(host.url + "/health").json()["background"],
+            )
+            for host in (pair.a, pair.b)
+        }
+        every_loop_ok = {SIGNER: "ok", FOLLOWER: "ok", NOTICES: "ok"}
+        if all(states == every_loop_ok and word == "ok" for states, word in seen.values()):
+            break
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.2)
 
 
 def test_the_leader_killed_the_other_host_takes_over_views_and_checkpoints(pair: Pair) -> None:

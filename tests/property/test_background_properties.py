@@ -1,6 +1,8 @@
-"""The background loops' heartbeat files and waits (events/background.py): a heartbeat reads
-back as written, anything else is refused as malformed (never another error), merging never
-moves a time back, and the wait after failures grows but stays within its bounds."""
+"""The background loops' heartbeats and waits (events/beats.py, events/background.py): a
+heartbeat file reads back as written, anything else is refused as malformed (never another
+error), merging never moves a time back, a host's file combined with the group's row
+(PostgreSQL) keeps the later of each time and is alive when both are, and the wait after
+failures grows but stays within its bounds."""
 
 from __future__ import annotations
 
@@ -11,7 +13,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.background import Beat, MalformedBeat, decode_beat, encode_beat, merge, wait_after
+from events.background import wait_after
+from events.beats import (
+    Beat,
+    MalformedBeat,
+    combine,
+    decode_beat,
+    encode_beat,
+    merge,
+    newest,
+)
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -128,3 +139,49 @@ def test_the_wait_grows_with_failures_within_its_bounds(
         assert wait == every
     if failures == 1 and longest >= 2 * every:
         assert wait == 2 * every  # the first retry comes after twice the cadence
+
+
+@SETTINGS
+@given(st.none() | beats, st.none() | beats)
+def test_a_file_and_the_group_s_row_combine_into_the_later_of_each_time(
+    local: Beat | None, shared: Beat | None
+) -> None:
+    both = combine(local, shared)
+    if local is None or shared is None:
+        assert both == (local if shared is None else shared)
+        return
+    assert both is not None
+    for field in ("started", "last_ok", "last_failure"):
+        assert getattr(both, field) == latest(getattr(local, field), getattr(shared, field))
+    # The failure is named with the later failure; the cadence is the last writer's.
+    if both.last_failure is not None:
+        named = [b.failure for b in (local, shared) if b.last_failure == both.last_failure]
+        assert both.failure in named
+    last_writer = (
+        shared
+        if newest(shared) is not None
+        and (
+            newest(local) is None or newest(shared) > newest(local)  # type: ignore[operator]
+        )
+        else local
+    )
+    assert (both.cadence, both.late_after) == (last_writer.cadence, last_writer.late_after)
+    # Combining again changes nothing, whichever side it comes from.
+    assert combine(both, shared) == both and combine(local, both).last_ok == both.last_ok
+
+
+@SETTINGS
+@given(beats, beats, moments)
+def test_a_loop_is_late_only_when_neither_the_file_nor_the_row_shows_it_alive(
+    local: Beat, shared: Beat, now: datetime
+) -> None:
+    both = combine(local, shared)
+    assert both is not None
+    last_alive = latest(local.last_alive(), shared.last_alive())
+    assert both.last_alive() == last_alive
+    # Alive by either one within its own lateness is alive, with the later writer's bound.
+    assert both.late(now) == (
+        last_alive is None or (now - last_alive).total_seconds() > both.late_after
+    )
+    if not local.late(now) and not shared.late(now):
+        assert not both.late(now)
