@@ -18,7 +18,6 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from events import heads, tiles
@@ -47,7 +46,7 @@ from events.private_files import private_dir
 from events.schema import APPEND_ONLY_TABLES, MID_LINKS, RECENT_LINKS
 from verify.merkle import leaf_hash
 from verify.records import parse_leaf
-from verify.store import check_store
+from verify.store import check_store, stream_rows
 
 Progress = Callable[[int, int], None]
 BATCH = 2_000
@@ -215,22 +214,13 @@ class _InTransaction:
         return self.cursor.fetchall()
 
     def stream(self, sql: str, batch: int = 4096) -> Iterator[tuple[Any, ...]]:
-        """The rows of a query as tuples, ``batch`` at a time, through a second cursor on the
-        transaction's connection (which sees the rows about to commit): the check may call
-        ``rows`` while it walks them. Read whole, the links of a 1M-event log held about 100 MB
-        (on PostgreSQL a server-side cursor, as psycopg's ordinary one fetches everything)."""
+        """Through a second cursor on the transaction's connection, which sees the rows about
+        to commit: read whole, the links of a 1M-event log held about 100 MB."""
         if self.dialect == "postgres":
-            raw = self.cursor._cursor  # type: ignore[attr-defined]  # events.db._PgCursor
-            cursor = raw.connection.cursor(name="restore_check_stream", row_factory=tuple_row)
+            connection = self.cursor._cursor.connection  # type: ignore[attr-defined]  # _PgCursor
         else:
-            cursor = self.cursor.connection.cursor()  # type: ignore[attr-defined]
-            cursor.row_factory = None  # tuples, which the check hashes as such
-        try:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(batch):
-                yield from rows
-        finally:
-            cursor.close()
+            connection = self.cursor.connection  # type: ignore[attr-defined]
+        return stream_rows(connection, self.dialect, sql, batch)
 
 
 def _insert(

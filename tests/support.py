@@ -12,6 +12,7 @@ from uuid import uuid4
 from eventsourcing.domain import Aggregate, event
 
 from api.cli import main as cli_main
+from domain.imports.fhir_records import Context
 from events.config import StoreConfig
 from events.ledger import Ledger
 
@@ -103,3 +104,15 @@ def leaves(ledger: Ledger) -> int:
         row = c.fetchone()
     assert row is not None
     return int(row[0])
+
+
+FHIR_SOURCE = "https://ehr.example.org/fhir"
+# A FHIR import's context knowing one patient, "p1", and nothing else: for reading resources
+# one at a time (domain.imports.fhir_records.item).
+FHIR_CONTEXT = Context(
+    source=FHIR_SOURCE,
+    binaries={},
+    patients={"p1"},
+    known_patient=lambda pairs: None,
+    mrn_taken=lambda mrn: False,
+)

@@ -97,24 +97,34 @@ class RawStore:
         return self._cursor.fetchall()
 
     def stream(self, sql: str, batch: int = 4096) -> Iterator[tuple[Any, ...]]:
-        """The rows of a query read ``batch`` at a time, never all held at once (on PostgreSQL
-        through a server-side cursor, which psycopg's ordinary cursor is not)."""
-        if self.dialect == "postgres":
-            cursor = self.connection.cursor(name="verify_stream")
-        else:
-            cursor = self.connection.cursor()
-        try:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(batch):
-                yield from rows
-        finally:
-            cursor.close()
+        return stream_rows(self.connection, self.dialect, sql, batch)
 
     def close(self) -> None:
         try:
             self.connection.rollback()
         finally:
             self.connection.close()
+
+
+def stream_rows(
+    connection: Any, dialect: str, sql: str, batch: int = 4096
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of a query as tuples, read ``batch`` at a time and never all held at once,
+    through a cursor of their own on ``connection`` (so other statements may run on it
+    meanwhile; on PostgreSQL a server-side cursor, which psycopg's ordinary one is not)."""
+    if dialect == "postgres":
+        from psycopg.rows import tuple_row  # as _open_postgres: only a PostgreSQL store needs it
+
+        cursor = connection.cursor(name="verify_stream", row_factory=tuple_row)
+    else:
+        cursor = connection.cursor()
+        cursor.row_factory = None  # tuples, whatever the connection's rows are
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+    finally:
+        cursor.close()
 
 
 def open_store(location: str) -> RawStore:

@@ -46,6 +46,21 @@ def a_matter(ledger: Ledger, number: str = "CV-1") -> UUID:
     return lh.open_matter(ledger, name="A v. B", number=number, forum="Court", at=T0, by=RISK).id
 
 
+def a_hold_on_two_custodians(ledger: Ledger) -> tuple[lh.Hold, UUID, UUID]:
+    """A hold with a notice on two custodians: (the hold, one to be reached, one not)."""
+    reached, unreachable = uuid4(), uuid4()
+    hold = lh.place_hold(
+        ledger,
+        matter_id=a_matter(ledger),
+        name="Preserve",
+        scope=Scope.of(custodians=[reached, unreachable]),
+        at=T0,
+        by=RISK,
+        notice="Preserve every record.",
+    )
+    return hold, reached, unreachable
+
+
 def test_notices_reissue_reminders_escalation_and_silent_holds_through_the_outbox(
     ledger: Ledger, tmp_path: Path
 ) -> None:
@@ -121,16 +136,7 @@ class RefusingFor:
 def test_a_failing_delivery_stops_no_other_is_tracked_until_it_goes_and_reaches_the_report(
     ledger: Ledger, tmp_path: Path
 ) -> None:
-    reached, unreachable = uuid4(), uuid4()
-    hold = lh.place_hold(
-        ledger,
-        matter_id=a_matter(ledger),
-        name="Preserve",
-        scope=Scope.of(custodians=[reached, unreachable]),
-        at=T0,
-        by=RISK,
-        notice="Preserve every record.",
-    )
+    hold, reached, unreachable = a_hold_on_two_custodians(ledger)
     home = ledger.config.home
     outbox = RefusingFor(tmp_path / "outbox", {unreachable})
 
@@ -204,16 +210,7 @@ def test_the_failures_of_a_round_sent_at_one_host_are_in_the_other_host_s_hold_r
 ) -> None:  # type: ignore[no-untyped-def]
     """Host A sends the round (its ledger, its home); host B, a home of its own on the same
     store, reads the hold report: the custodian A could not reach is failing there too."""
-    reached, unreachable = uuid4(), uuid4()
-    hold = lh.place_hold(
-        ledger,
-        matter_id=a_matter(ledger),
-        name="Preserve",
-        scope=Scope.of(custodians=[reached, unreachable]),
-        at=T0,
-        by=RISK,
-        notice="Preserve every record.",
-    )
+    hold, reached, unreachable = a_hold_on_two_custodians(ledger)
     with pytest.raises(NoticesNotDelivered) as e:
         send_due_alone(
             ledger, RefusingFor(tmp_path / "outbox", {unreachable}), at=T0, keep_going=True

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.encounters import Encounter
-from domain.imports.fhir_records import Context, item
+from domain.imports.fhir_records import item
 from domain.imports.fhir_values import read_json_line
 from domain.messages import Thread
 from projections.fhir.common import Tracked
@@ -23,15 +23,9 @@ from projections.fhir.communications import message
 from projections.fhir.imported import imported_encounter
 from projections.fhir.ndjson import dumps
 from tests.property.test_fhir_import_properties import moments, written
+from tests.support import FHIR_CONTEXT as CONTEXT
+from tests.support import FHIR_SOURCE as SOURCE
 
-SOURCE = "https://ehr.example.org/fhir"
-CONTEXT = Context(
-    source=SOURCE,
-    binaries={},
-    patients={"p1"},
-    known_patient=lambda pairs: None,
-    mrn_taken=lambda mrn: False,
-)
 texts = st.text(max_size=40)
 shown = st.text(min_size=1, max_size=30).filter(lambda t: t.strip() != "")
 times = st.builds(written, moments, st.integers(min_value=0, max_value=6), st.booleans()) | (

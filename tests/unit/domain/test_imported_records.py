@@ -11,18 +11,11 @@ import pytest
 
 from domain.encounters import Encounter
 from domain.errors import InvalidEntry, ThreadStateError
-from domain.imports.fhir_records import Context, Refused, item
+from domain.imports.fhir_records import Refused, item
 from domain.messages import Thread
+from tests.support import FHIR_CONTEXT as CONTEXT
+from tests.support import FHIR_SOURCE as SOURCE
 from tests.unit.domain.memory import AT, Memory, assert_round_trips, subjects
-
-SOURCE = "https://ehr.example.org/fhir"
-CONTEXT = Context(
-    source=SOURCE,
-    binaries={},
-    patients={"p1"},
-    known_patient=lambda pairs: None,
-    mrn_taken=lambda mrn: False,
-)
 
 
 def letter(**parts: Any) -> dict[str, Any]:
