@@ -66,9 +66,13 @@ def iter_leaves(cursor: Cursor, start: int, stop: int) -> Iterator[bytes]:
     """Leaf bytes for positions [start, stop), in batches to bound memory."""
     while start < stop:
         end = min(stop, start + BATCH)
+        # The LIMIT is what the range holds at most: without it PostgreSQL estimates a range
+        # of positions at 0.5% of the table whatever its width, and at 10M events read one
+        # leaf through a parallel bitmap scan (45 ms) instead of the primary key (0.4 ms).
         cursor.execute(
-            "SELECT leaf FROM ledger_leaves WHERE position >= ? AND position < ? ORDER BY position",
-            (start, end),
+            "SELECT leaf FROM ledger_leaves WHERE position >= ? AND position < ? "
+            "ORDER BY position LIMIT ?",
+            (start, end, end - start),
         )
         for (leaf,) in cursor.fetchall():
             yield bytes(leaf)
